@@ -1,0 +1,85 @@
+# Everyday verbs. Each target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+CDK := node_modules/.bin/cdk
+STACK ?= EcrFleetAuth
+
+# The CDK CLI must never phone home (cdk.json turns the same things off).
+export CDK_DISABLE_CLI_TELEMETRY := 1
+export CDK_DISABLE_VERSION_CHECK := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+CDK_FLAGS := --no-notices --no-version-reporting
+SHELL_SOURCES = $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
+AGENT_SOURCES = $(shell git ls-files 'infra/document/agent/*.py' 2>/dev/null)
+
+.PHONY: help deps system-deps lint format test synth deploy diff demo bench clean
+
+help:
+	@echo "make test    - install everything, lint, run the whole test suite"
+	@echo "make synth   - cdk synth -> cdk.out/$(STACK).template.json (offline)"
+	@echo "make deploy  - cdk deploy with the context in cdk.json (-c overrides via CDK_CONTEXT)"
+	@echo "make demo    - remediate a local simulated fleet end to end and print the reports"
+	@echo "make bench   - benchmarks (not part of make test)"
+	@echo "make format  - ruff format + autofix"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+system-deps:
+	@missing=$$(grep -v '^#' system-packages.txt | xargs -r -n1 sh -c 'dpkg -s "$$0" >/dev/null 2>&1 || echo "$$0"'); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages (install them as root): $$missing" >&2; \
+	  fi; \
+	fi
+
+deps: $(VENV)/.installed node_modules/.installed system-deps
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	shellcheck $(SHELL_SOURCES)
+	$(BIN)/vermin --no-tips --violations --target=3.7- $(AGENT_SOURCES)
+
+format: deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pytest
+
+synth: deps
+	$(CDK) synth $(CDK_FLAGS) --quiet $(CDK_CONTEXT)
+	@test -f cdk.out/$(STACK).template.json && echo "wrote cdk.out/$(STACK).template.json"
+
+deploy: deps
+	$(CDK) deploy $(CDK_FLAGS) --all $(CDK_CONTEXT)
+
+diff: deps
+	$(CDK) diff $(CDK_FLAGS) --all $(CDK_CONTEXT)
+
+demo: deps
+	$(PY) -m demo
+
+bench: deps
+	$(PY) -m bench
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,159 @@
+"""The names, values and patterns that the SSM document, the runner and the agent share.
+
+This module is the single source of truth: the document construct builds the
+document's parameters from ``DOCUMENT_PARAMETERS``, the runner validates events
+with the same patterns, and a test checks the self-contained on-instance agent
+against them. Patterns avoid look-arounds and other engine-specific syntax so
+that SSM's ``allowedPattern`` evaluates them exactly as Python's ``re`` does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+# --- document parameter names (SSM exposes each to the agent as $SSM_<Name>) ---
+ACTION: Final = "Action"
+REGISTRIES: Final = "Registries"
+USERS: Final = "Users"
+HELPER_VERSION: Final = "HelperVersion"
+RELEASE_BASE_URL: Final = "ReleaseBaseUrl"
+
+ACTIONS: Final = ("refresh", "helper", "check")
+AUTO_USERS: Final = "auto"
+LATEST_HELPER: Final = "latest"
+DEFAULT_RELEASE_BASE_URL: Final = (
+    "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
+)
+
+# --- building blocks ---
+# Partition DNS suffixes: aws and aws-us-gov, aws-cn, aws-iso, aws-iso-b,
+# aws-iso-e, aws-iso-f, aws-eusc.
+PARTITION_DOMAINS: Final = (
+    "amazonaws.com",
+    "amazonaws.com.cn",
+    "c2s.ic.gov",
+    "sc2s.sgov.gov",
+    "cloud.adc-e.uk",
+    "csp.hci.ic.gov",
+    "amazonaws.eu",
+)
+REGION_RE: Final = r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}"
+PUBLIC_REGISTRY: Final = "public.ecr.aws"
+PRIVATE_REGISTRY_RE: Final = (
+    r"[0-9]{12}\.dkr\.ecr(?:-fips)?\."
+    + REGION_RE
+    + r"\.(?:"
+    + "|".join(re.escape(domain) for domain in PARTITION_DOMAINS)
+    + ")"
+)
+REGISTRY_RE: Final = r"(?:" + re.escape(PUBLIC_REGISTRY) + "|" + PRIVATE_REGISTRY_RE + ")"
+MAX_REGISTRIES: Final = 20
+# POSIX portable user names (no leading hyphen), as useradd accepts by default.
+USER_NAME_RE: Final = r"[A-Za-z_][A-Za-z0-9._-]{0,31}"
+MAX_USERS: Final = 50
+HELPER_SEMVER_RE: Final = r"[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}"
+INSTANCE_ID_RE: Final = r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})"
+
+
+def _list_of(item: str, most: int) -> str:
+    return rf"{item}(?:,{item}){{0,{most - 1}}}"
+
+
+# --- whole-value patterns (anchored; match with re.fullmatch) ---
+REGISTRIES_PATTERN: Final = rf"^{_list_of(REGISTRY_RE, MAX_REGISTRIES)}$"
+USERS_PATTERN: Final = rf"^(?:{AUTO_USERS}|{_list_of(USER_NAME_RE, MAX_USERS)})$"
+HELPER_VERSION_PATTERN: Final = rf"^(?:{LATEST_HELPER}|{HELPER_SEMVER_RE})$"
+RELEASE_BASE_URL_PATTERN: Final = (
+    r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"(?:/[A-Za-z0-9._~-]+)*/?$"
+)
+REGISTRY_PATTERN: Final = rf"^{REGISTRY_RE}$"
+USER_NAME_PATTERN: Final = rf"^{USER_NAME_RE}$"
+INSTANCE_ID_PATTERN: Final = rf"^{INSTANCE_ID_RE}$"
+# SendCommand's own MaxConcurrency / MaxErrors forms (botocore's service model).
+MAX_CONCURRENCY_PATTERN: Final = r"^(?:[1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"
+MAX_ERRORS_PATTERN: Final = r"^(?:[1-9][0-9]*|0|[1-9][0-9]%|[0-9]%|100%)$"
+
+
+def matches(pattern: str, value: str) -> bool:
+    """Whole-string match, immune to ``$`` accepting a trailing newline."""
+    return re.fullmatch(pattern, value) is not None
+
+
+@dataclass(frozen=True)
+class DocumentParameter:
+    name: str
+    description: str
+    default: str | None = None
+    allowed_values: tuple[str, ...] | None = None
+    allowed_pattern: str | None = None
+    accepted_form: str = ""
+
+    def accepts(self, value: str) -> bool:
+        if self.allowed_values is not None:
+            return value in self.allowed_values
+        assert self.allowed_pattern is not None
+        return matches(self.allowed_pattern, value)
+
+
+DOCUMENT_PARAMETERS: Final = (
+    DocumentParameter(
+        name=ACTION,
+        description=(
+            "refresh: docker login with a fresh ECR token; helper: install and "
+            "configure amazon-ecr-credential-helper; check: read-only report."
+        ),
+        default="check",
+        allowed_values=ACTIONS,
+        accepted_form="one of " + ", ".join(ACTIONS),
+    ),
+    DocumentParameter(
+        name=REGISTRIES,
+        description=(
+            "Comma-separated ECR registry hosts: "
+            "<account>.dkr.ecr[-fips].<region>.<partition domain> or public.ecr.aws."
+        ),
+        allowed_pattern=REGISTRIES_PATTERN,
+        accepted_form=(
+            f"1 to {MAX_REGISTRIES} comma-separated hosts of the form "
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws"
+        ),
+    ),
+    DocumentParameter(
+        name=USERS,
+        description="auto (root and members of the docker group) or comma-separated user names.",
+        default=AUTO_USERS,
+        allowed_pattern=USERS_PATTERN,
+        accepted_form=f"'auto' or 1 to {MAX_USERS} comma-separated POSIX user names",
+    ),
+    DocumentParameter(
+        name=HELPER_VERSION,
+        description="Credential-helper version for the release-binary install.",
+        default=LATEST_HELPER,
+        allowed_pattern=HELPER_VERSION_PATTERN,
+        accepted_form="'latest' or a version X.Y.Z",
+    ),
+    DocumentParameter(
+        name=RELEASE_BASE_URL,
+        description=(
+            "Base URL of the credential-helper release binaries and their .sha256 "
+            "files (<base>/<version>/linux-<arch>/docker-credential-ecr-login)."
+        ),
+        default=DEFAULT_RELEASE_BASE_URL,
+        allowed_pattern=RELEASE_BASE_URL_PATTERN,
+        accepted_form="an https:// URL without query, fragment or credentials",
+    ),
+)
+PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT_PARAMETERS}
+
+# --- agent result line (CONTRACT.md section 5) ---
+RESULT_SCHEMA: Final = 1
+OUTCOMES: Final = ("changed", "unchanged", "skipped", "failed")
+REGISTRY_STATES: Final = ("helper", "logged_in", "stale_auth", "none")
+RESULT_LINE_MAX_BYTES: Final = 2000
+
+# --- runner report (CONTRACT.md section 6) ---
+INSTANCE_STATUSES: Final = ("succeeded", "failed", "unreachable", "skipped", "pending")
+NOTIFY_POLICIES: Final = ("failures", "always", "never")
