@@ -157,3 +157,23 @@ RESULT_LINE_MAX_BYTES: Final = 2000
 # --- runner report (CONTRACT.md section 6) ---
 INSTANCE_STATUSES: Final = ("succeeded", "failed", "unreachable", "skipped", "pending")
 NOTIFY_POLICIES: Final = ("failures", "always", "never")
+
+# --- how the schedule marks its invocations; manual ones carry no source ---
+SOURCE_SCHEDULE: Final = "schedule"
+SOURCE_MANUAL: Final = "manual"
+SCHEDULED_EVENT: Final = {"source": SOURCE_SCHEDULE}
+
+# --- metrics (Powertools EMF; the stack's alarm and dashboard read these) ---
+METRIC_NAMESPACE: Final = "EcrFleetAuth"
+METRIC_SERVICE: Final = "ecr-fleet-auth"
+METRIC_ACTION_DIMENSION: Final = "action"
+
+
+def status_metric_name(status: str) -> str:
+    """Count of instances that ended a run in ``status``, e.g. ``InstancesFailed``."""
+    if status not in INSTANCE_STATUSES:
+        raise ValueError(f"unknown instance status {status!r}")
+    return "Instances" + status.capitalize()
+
+
+RUN_DURATION_METRIC: Final = "RunDurationSeconds"
