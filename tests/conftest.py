@@ -6,7 +6,10 @@ import os
 
 import pytest
 
-from infra.document.script import run_command_lines
+from tests.support.template import Template, run_command_script, synthesize
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
 
 def require(condition: bool, what: str) -> None:
@@ -19,6 +22,12 @@ def require(condition: bool, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def agent_script() -> str:
-    """The document's shell step as SSM writes it to _script.sh (runCommand joined by newlines)."""
-    return "\n".join(run_command_lines()) + "\n"
+def synthesized_template() -> Template:
+    """The default stack's template, synthesized with the context in cdk.json (cdk-nag on)."""
+    return synthesize()["EcrFleetAuth"]
+
+
+@pytest.fixture(scope="session")
+def agent_script(synthesized_template: Template) -> str:
+    """The document's shell step from the synthesized template, as SSM writes it to _script.sh."""
+    return run_command_script(synthesized_template)

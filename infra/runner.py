@@ -1,0 +1,175 @@
+"""The runner Lambda: discovers the tagged fleet, runs the document on it, reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack, aws_iam, aws_lambda, aws_logs, aws_sns, aws_ssm
+from constructs import Construct
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, RunnerSettings
+
+from .config import DeploymentConfig
+from .document.construct import AgentDocument
+from .nag import acknowledge, wildcard_arn_finding
+
+LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_src"
+RUNTIME = aws_lambda.Runtime.PYTHON_3_14
+ARCHITECTURE = aws_lambda.Architecture.ARM_64
+# Powertools publishes its layer ARNs as public SSM parameters in every region.
+POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
+
+
+class RunnerFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        document: AgentDocument,
+        registries: list[str],
+        topic: aws_sns.ITopic,
+        command_output: aws_logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = aws_logs.LogGroup(
+            self,
+            "Logs",
+            retention=config.log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = aws_iam.Role(
+            self,
+            "Role",
+            assumed_by=aws_iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="ecr-fleet-auth runner: discover tagged instances, run the agent document, report",
+        )
+        self.function = aws_lambda.Function(
+            self,
+            "Function",
+            description="ecr-fleet-auth runner: keeps docker's ECR login working across the tagged fleet",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="handler.handler",
+            code=aws_lambda.Code.from_asset(
+                str(LAMBDA_SOURCE), exclude=["**/__pycache__", "**/*.pyc", "**/.mypy_cache"]
+            ),
+            layers=[self._powertools_layer()],
+            role=self.role,
+            memory_size=512,
+            timeout=Duration.seconds(LAMBDA_TIMEOUT_SECONDS),
+            # One run at a time: a scheduled run never overlaps another run.
+            reserved_concurrent_executions=1,
+            # A failed run is reported and alarmed on; the next scheduled run is the retry.
+            retry_attempts=0,
+            tracing=aws_lambda.Tracing.ACTIVE,
+            log_group=self.log_group,
+            environment={
+                **RunnerSettings.environment(
+                    document_name=document.document_name,
+                    document_version=document.document_version,
+                    target_tag_key=config.target_tag_key,
+                    target_tag_values=config.target_tag_values,
+                    action=config.action,
+                    registries=registries,
+                    users=config.users,
+                    helper_version=config.helper_version,
+                    release_base_url=config.release_base_url,
+                    max_concurrency=config.max_concurrency,
+                    max_errors=config.max_errors,
+                    delivery_timeout_seconds=config.delivery_timeout_seconds,
+                    wait_seconds=config.wait_seconds,
+                    output_log_group=command_output.log_group_name,
+                    topic_arn=topic.topic_arn,
+                    notify_policy=config.notify_policy,
+                ),
+                "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,
+                "LOG_LEVEL": "INFO",
+            },
+        )
+        self._grant(config, document, topic)
+
+    def _powertools_layer(self) -> aws_lambda.ILayerVersion:
+        arn = aws_ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER)
+        return aws_lambda.LayerVersion.from_layer_version_arn(self, "Powertools", arn)
+
+    def _grant(self, config: DeploymentConfig, document: AgentDocument, topic: aws_sns.ITopic) -> None:
+        stack = Stack.of(self)
+        instances = stack.format_arn(service="ec2", resource="instance", resource_name="*")
+        statements = [
+            aws_iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            ),
+            aws_iam.PolicyStatement(
+                sid="RunTheAgentDocument",
+                actions=["ssm:SendCommand"],
+                resources=[document.document_arn],
+            ),
+            aws_iam.PolicyStatement(
+                sid="OnlyOnTaggedInstances",
+                actions=["ssm:SendCommand"],
+                resources=[instances],
+                conditions={
+                    "StringEquals": {
+                        f"ssm:resourceTag/{config.target_tag_key}": list(config.target_tag_values)
+                    }
+                },
+            ),
+            aws_iam.PolicyStatement(
+                sid="ReadFleetAndCommandState",
+                actions=[
+                    "ec2:DescribeInstances",
+                    "ssm:DescribeInstanceInformation",
+                    "ssm:ListCommands",
+                    "ssm:ListCommandInvocations",
+                    "ssm:GetCommandInvocation",
+                ],
+                resources=["*"],
+            ),
+            aws_iam.PolicyStatement(
+                sid="CancelOwnCommands",
+                actions=["ssm:CancelCommand"],
+                resources=["*"],
+            ),
+        ]
+        policy = aws_iam.Policy(self, "Policy", statements=statements)
+        policy.attach_to_role(self.role)
+        topic.grant_publish(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            applies_to=["Action::kms:GenerateDataKey*"],
+            reason="Publishing to the KMS-encrypted topic needs GenerateDataKey* on its key (only that key).",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            applies_to=["Resource::*"],
+            reason=(
+                "Active tracing (added by Lambda) needs xray:PutTraceSegments and "
+                "xray:PutTelemetryRecords, which have no resource-level permissions."
+            ),
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=["Resource::*"],
+            reason=(
+                "ec2:DescribeInstances, ssm:DescribeInstanceInformation, ssm:List*/GetCommandInvocation, "
+                "and ssm:CancelCommand do not support resource-level permissions."
+            ),
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=[wildcard_arn_finding(self, service="ec2", resource="instance/*")],
+            reason=(
+                "SendCommand is allowed on instances only where they carry the target tag "
+                "(ssm:resourceTag condition); instance ids are not known at deploy time."
+            ),
+        )

@@ -1,0 +1,67 @@
+"""The ecr-fleet-auth stack: composes the constructs, one per concern."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack, aws_logs
+from constructs import Construct
+
+from .config import DeploymentConfig
+from .document.construct import AgentDocument
+from .instance_access import InstanceAccessPolicy, own_registry
+from .notifications import Notifications
+from .runner import RunnerFunction
+from .schedule import RunnerSchedule
+
+
+class EcrFleetAuthStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        registries = list(config.registries) or [own_registry()]
+
+        document = AgentDocument(
+            self, "AgentDocument", execution_timeout_seconds=config.execution_timeout_seconds
+        )
+        command_output = aws_logs.LogGroup(
+            self,
+            "RunCommandOutput",
+            retention=config.log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        notifications = Notifications(self, "Notifications", email=config.notification_email)
+        runner = RunnerFunction(
+            self,
+            "Runner",
+            config=config,
+            document=document,
+            registries=registries,
+            topic=notifications.topic,
+            command_output=command_output,
+        )
+        notifications.alarm_on_instances_left_broken(self)
+        RunnerSchedule(
+            self,
+            "Schedule",
+            function=runner.function,
+            expression=config.schedule_expression,
+            time_zone=config.schedule_time_zone,
+            enabled=config.schedule_enabled,
+        )
+        access = InstanceAccessPolicy(
+            self, "InstanceAccess", registries=registries, command_output=command_output
+        )
+
+        outputs = {
+            "RunnerFunctionName": (runner.function.function_name, "Invoke this for a manual run"),
+            "DocumentName": (document.document_name, "SSM Command document that runs the agent"),
+            "InstancePolicyArn": (access.policy.managed_policy_arn, "Attach to your instance roles"),
+            "RunCommandOutputLogGroup": (command_output.log_group_name, "Full agent output per command"),
+            "NotificationTopicArn": (notifications.topic.topic_arn, "Run reports and alarms"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(
+                self, name, value=value, description=description, export_name=f"{self.stack_name}-{name}"
+            )
