@@ -23,9 +23,7 @@ RELEASE_BASE_URL: Final = "ReleaseBaseUrl"
 ACTIONS: Final = ("refresh", "helper", "check")
 AUTO_USERS: Final = "auto"
 LATEST_HELPER: Final = "latest"
-DEFAULT_RELEASE_BASE_URL: Final = (
-    "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
-)
+DEFAULT_RELEASE_BASE_URL: Final = "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
 
 # --- building blocks ---
 # Partition DNS suffixes: aws and aws-us-gov, aws-cn, aws-iso, aws-iso-b,
@@ -123,7 +121,10 @@ DOCUMENT_PARAMETERS: Final = (
     ),
     DocumentParameter(
         name=USERS,
-        description="auto (root and members of the docker group) or comma-separated user names.",
+        description=(
+            "auto (root and members of the docker group) or comma-separated user names; "
+            "auto may be listed with names (auto,jenkins)."
+        ),
         default=AUTO_USERS,
         allowed_pattern=USERS_PATTERN,
         accepted_form=f"'auto' or 1 to {MAX_USERS} comma-separated POSIX user names",

@@ -24,7 +24,7 @@ def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = Non
     app = cdk.App(context={**default_context(), **(overrides or {})}, outdir=outdir)
     stacks = build_app(app)
     assembly = app.synth()
-    return {stack.node.id: assembly.get_stack_by_name(stack.stack_name).template for stack in stacks}
+    return {stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template for stack in stacks}
 
 
 def resources(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,97 @@
+"""The real CDK CLI: offline synth, cdk-nag clean, cfn-lint clean, bad config stops synth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.support.template import PROJECT_ROOT
+
+CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
+# W3005: CDK adds DependsOn on the runner's role as well as referencing it; harmless.
+CFN_LINT_ACCEPTED = {"W3005"}
+
+
+def _cdk(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
+    require(CDK.exists(), "the CDK CLI (npm ci)")
+    env = {
+        **os.environ,
+        "CDK_DISABLE_CLI_TELEMETRY": "1",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    # No credentials: synth must not need any.
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        env.pop(name, None)
+    return subprocess.run(
+        [
+            str(CDK),
+            "synth",
+            "--no-notices",
+            "--no-version-reporting",
+            "--quiet",
+            "--output",
+            str(outdir),
+            *args,
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    result = _cdk(outdir=outdir)
+    assert result.returncode == 0, result.stderr
+    return outdir
+
+
+def test_synth_writes_the_template(cli_synth: Path) -> None:
+    template = json.loads((cli_synth / "EcrFleetAuth.template.json").read_text())
+    assert any(r["Type"] == "AWS::SSM::Document" for r in template["Resources"].values())
+
+
+def test_cdk_nag_has_no_unacknowledged_finding(cli_synth: Path) -> None:
+    report = json.loads((cli_synth / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["conclusion"] == "success"
+    assert nag["violations"] == []
+    for suppressed in nag["suppressedViolations"]:
+        assert len(suppressed["reason"]) >= 20, suppressed
+
+
+def test_cfn_lint_finds_no_error(cli_synth: Path) -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(os.sys.executable).parent))
+    require(cfn_lint is not None, "cfn-lint in the virtualenv")
+    assert cfn_lint is not None
+    result = subprocess.run(
+        [cfn_lint, "--format", "json", str(cli_synth / "EcrFleetAuth.template.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    findings = json.loads(result.stdout or "[]")
+    unexpected = [f for f in findings if f["Rule"]["Id"] not in CFN_LINT_ACCEPTED]
+    assert unexpected == [], json.dumps(unexpected, indent=1)
+    assert not [f for f in findings if f["Rule"]["Id"].startswith("E")]
+
+
+def test_bad_configuration_stops_synth_with_its_message(tmp_path: Path) -> None:
+    result = _cdk("-c", "scheduleExpression=every 6 hours", "-c", "maxErrors=lots", outdir=tmp_path)
+    assert result.returncode != 0
+    assert "scheduleExpression='every 6 hours'" in result.stderr
+    assert "rate(N minutes|hours|days)" in result.stderr
+    assert "maxErrors='lots'" in result.stderr
+    assert not (tmp_path / "EcrFleetAuth.template.json").exists()

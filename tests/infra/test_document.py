@@ -1,0 +1,187 @@
+"""The SSM document in the synthesized template: parameters, patterns, the shell step."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ecr_fleet_auth import contract
+from infra.document import script
+from infra.document.construct import MAX_CONTENT_BYTES
+from tests.support.template import Template, document_content, only
+
+VALID_REGISTRIES = [
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+    "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+    "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+    "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+    "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+    "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
+    "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+    "public.ecr.aws",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com,public.ecr.aws",
+    ",".join(f"1234567890{n:02d}.dkr.ecr.eu-west-1.amazonaws.com" for n in range(contract.MAX_REGISTRIES)),
+]
+INVALID_REGISTRIES = [
+    "",
+    "example.com",
+    "docker.io",
+    "12345678901.dkr.ecr.eu-west-1.amazonaws.com",  # 11 digits
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
+    "123456789012.dkr.ecr.eu-west-1.evil.com",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com;reboot",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com$(reboot)",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com`id`",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com\n",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com\nreboot",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com, public.ecr.aws",
+    "public.ecr.aws,",
+    "public.ecr.aws' ; reboot ; '",
+    "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    ",".join(
+        f"1234567890{n:02d}.dkr.ecr.eu-west-1.amazonaws.com" for n in range(contract.MAX_REGISTRIES + 1)
+    ),
+]
+VALID = {
+    "Users": ["auto", "auto,jenkins", "root", "ec2-user", "ubuntu,jenkins", "svc.build", "_ci", "Admin"],
+    "HelperVersion": ["latest", "0.9.0", "0.10.12"],
+    "ReleaseBaseUrl": [
+        contract.DEFAULT_RELEASE_BASE_URL,
+        "https://mirror.example.internal/ecr-helper",
+        "https://127.0.0.1:8443/releases/",
+    ],
+}
+INVALID = {
+    "Users": ["", "-rf", "root;id", "a b", "root\n", "$(id)", "root,", "x" * 33],
+    "HelperVersion": ["", "v0.9.0", "0.9", "latest;id", "0.9.0\n", "../0.9.0"],
+    "ReleaseBaseUrl": [
+        "http://mirror.example.com",
+        "https://mirror.example.com/a b",
+        "https://user:pw@mirror.example.com",
+        "https://mirror.example.com/?x=1",
+        "https://mirror.example.com/$(id)",
+        "https://mirror.example.com\n",
+        "https://mirror.example.com/';id;'",
+        "file:///etc/passwd",
+    ],
+}
+
+
+VALID_VALUES = {
+    "Registries": "public.ecr.aws",
+    "Users": "root",
+    "HelperVersion": "0.9.0",
+    "ReleaseBaseUrl": "https://mirror.example.com/path",
+}
+
+
+def _parameters(template: Template) -> dict[str, dict[str, str]]:
+    parameters: dict[str, dict[str, str]] = document_content(template)["parameters"]
+    return parameters
+
+
+def _accepts(spec: dict[str, object], value: str) -> bool:
+    """Evaluate a parameter spec from the template as SSM does."""
+    if "allowedValues" in spec:
+        allowed = spec["allowedValues"]
+        assert isinstance(allowed, list)
+        return value in allowed
+    pattern = spec["allowedPattern"]
+    assert isinstance(pattern, str)
+    return re.fullmatch(pattern, value) is not None
+
+
+def test_document_shape(synthesized_template: Template) -> None:
+    resource = only(synthesized_template, "AWS::SSM::Document")["Properties"]
+    assert resource["DocumentType"] == "Command"
+    assert "Name" not in resource, "a fixed name makes content updates fail"
+    content = resource["Content"]
+    assert content["schemaVersion"] == "2.2"
+    (step,) = content["mainSteps"]
+    assert step["action"] == "aws:runShellScript"
+    assert step["precondition"] == {"StringEquals": ["platformType", "Linux"]}
+    assert step["inputs"]["timeoutSeconds"] == 600
+    assert len(json.dumps(content).encode()) <= MAX_CONTENT_BYTES
+
+
+def test_every_parameter_is_constrained_and_env_interpolated(synthesized_template: Template) -> None:
+    parameters = _parameters(synthesized_template)
+    assert list(parameters) == ["Action", "Registries", "Users", "HelperVersion", "ReleaseBaseUrl"]
+    for name, spec in parameters.items():
+        assert spec["type"] == "String", name
+        assert spec["interpolationType"] == "ENV_VAR", name
+        assert ("allowedValues" in spec) != ("allowedPattern" in spec), name
+        if "allowedPattern" in spec:
+            assert spec["allowedPattern"].startswith("^") and spec["allowedPattern"].endswith("$"), name
+        if "default" in spec:
+            assert _accepts(spec, spec["default"]), f"{name}'s default is not accepted by its own pattern"
+    assert parameters["Action"]["allowedValues"] == ["refresh", "helper", "check"]
+    assert "default" not in parameters["Registries"], "the runner must always say which registries"
+
+
+def test_patterns_come_from_the_shared_contract(synthesized_template: Template) -> None:
+    parameters = _parameters(synthesized_template)
+    for parameter in contract.DOCUMENT_PARAMETERS:
+        spec = parameters[parameter.name]
+        assert spec.get("allowedPattern") == parameter.allowed_pattern
+        assert spec.get("allowedValues", None) == (
+            list(parameter.allowed_values) if parameter.allowed_values else None
+        )
+
+
+@pytest.mark.parametrize("value", VALID_REGISTRIES)
+def test_registries_accepted(synthesized_template: Template, value: str) -> None:
+    assert _accepts(_parameters(synthesized_template)["Registries"], value)
+
+
+@pytest.mark.parametrize("value", INVALID_REGISTRIES)
+def test_registries_rejected(synthesized_template: Template, value: str) -> None:
+    assert not _accepts(_parameters(synthesized_template)["Registries"], value)
+
+
+@pytest.mark.parametrize(("name", "value"), [(n, v) for n, vs in VALID.items() for v in vs])
+def test_other_parameters_accepted(synthesized_template: Template, name: str, value: str) -> None:
+    assert _accepts(_parameters(synthesized_template)[name], value)
+
+
+@pytest.mark.parametrize(("name", "value"), [(n, v) for n, vs in INVALID.items() for v in vs])
+def test_other_parameters_rejected(synthesized_template: Template, name: str, value: str) -> None:
+    assert not _accepts(_parameters(synthesized_template)[name], value)
+
+
+def test_no_pattern_admits_a_shell_metacharacter() -> None:
+    """The {{ }} fallback splices values into single quotes: no pattern may admit these."""
+    for parameter in contract.DOCUMENT_PARAMETERS:
+        if parameter.allowed_pattern is None:
+            continue
+        valid = VALID_VALUES[parameter.name]
+        assert parameter.accepts(valid)
+        for character in "'\"`$;&|<>(){}\\ \t\n\r*?![]#":
+            for probe in (valid + character, valid + character + "x", character + valid):
+                assert not parameter.accepts(probe), f"{parameter.name} accepts {probe!r}"
+
+
+def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> None:
+    lines = document_content(synthesized_template)["mainSteps"][0]["inputs"]["runCommand"]
+    assert lines[0] == "#!/bin/sh"
+    text = "\n".join(lines)
+    assert script.AGENT_PY.read_text().rstrip("\n") in text
+    entrypoint_body = script.ENTRYPOINT_SH.read_text().split("\n", 1)[1].rstrip("\n")
+    assert text.endswith(entrypoint_body)
+    placeholders = set(re.findall(r"\{\{.*?\}\}", text))
+    assert placeholders == {f"{{{{ {p.name} }}}}" for p in contract.DOCUMENT_PARAMETERS}
+    for name in (p.name for p in contract.DOCUMENT_PARAMETERS):
+        assert f"[ -n \"${{SSM_{name}+x}}\" ] || SSM_{name}='{{{{ {name} }}}}'" in lines
+
+
+def test_script_refuses_an_agent_with_a_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = tmp_path / "agent.py"
+    agent.write_text("print('{{ Action }}')\n")
+    monkeypatch.setattr(script, "AGENT_PY", agent)
+    with pytest.raises(ValueError, match="must not contain"):
+        script.run_command_lines()

@@ -1,0 +1,181 @@
+"""Fine-grained assertions on the synthesized stack: runner, IAM scoping, schedule, alarm."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.settings import RunnerSettings
+from infra.runner import POWERTOOLS_LAYER_PARAMETER
+from tests.support.template import Template, only, resources
+
+
+def _statements(template: Template, logical_id_prefix: str) -> list[dict[str, Any]]:
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy") and logical_id.startswith(
+            logical_id_prefix
+        ):
+            found.extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _function(template: Template) -> dict[str, Any]:
+    (function,) = [
+        r["Properties"]
+        for r in resources(template, "AWS::Lambda::Function").values()
+        if r["Properties"].get("Handler") == "handler.handler"
+    ]
+    return function
+
+
+def test_runner_function_settings(synthesized_template: Template) -> None:
+    function = _function(synthesized_template)
+    assert function["Runtime"] == "python3.14"
+    assert function["Architectures"] == ["arm64"]
+    assert function["ReservedConcurrentExecutions"] == 1
+    assert function["Timeout"] == 900
+    assert function["TracingConfig"] == {"Mode": "Active"}
+    (layer,) = function["Layers"]
+    parameter = synthesized_template["Parameters"][layer["Ref"]]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert parameter["Default"] == POWERTOOLS_LAYER_PARAMETER
+    assert "python3.14" in POWERTOOLS_LAYER_PARAMETER and "/arm64/" in POWERTOOLS_LAYER_PARAMETER
+    log_group_ref = function["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synthesized_template["Resources"][log_group_ref]["Properties"]["RetentionInDays"] == 30
+    invoke_config = only(synthesized_template, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    assert invoke_config["MaximumRetryAttempts"] == 0
+
+
+def test_runner_environment_is_a_valid_settings_set(synthesized_template: Template) -> None:
+    variables = _function(synthesized_template)["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == contract.METRIC_SERVICE
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == contract.METRIC_NAMESPACE
+    setting_names = {name.upper() for name in RunnerSettings.model_fields}
+    assert setting_names <= set(variables), "every runner setting is set by the stack"
+    assert variables["DOCUMENT_NAME"] == {
+        "Ref": next(iter(resources(synthesized_template, "AWS::SSM::Document")))
+    }
+    assert variables["DOCUMENT_VERSION"] == "1"
+    # Deploy-time values (tokens) replaced by examples, the rest must parse as the runner will.
+    concrete = {k: v for k, v in variables.items() if isinstance(v, str)}
+    concrete.update(
+        DOCUMENT_NAME="EcrFleetAuth-AgentDocument-abc",
+        REGISTRIES="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        OUTPUT_LOG_GROUP="group",
+        TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:t",
+    )
+    settings = RunnerSettings.from_environment(concrete)
+    assert settings.target_tag_key == "ecr-fleet-auth"
+    assert settings.target_tag_values == ("enabled",)
+    assert settings.max_concurrency == "10%"
+    registries = json.dumps(variables["REGISTRIES"])
+    assert "AWS::AccountId" in registries and "AWS::Region" in registries and "AWS::URLSuffix" in registries
+
+
+def test_send_command_only_on_this_document_and_tagged_instances(synthesized_template: Template) -> None:
+    statements = _statements(synthesized_template, "Runner")
+    send = [s for s in statements if "ssm:SendCommand" in _actions(s)]
+    assert len(send) == 2
+    for statement in send:
+        assert _actions(statement) == ["ssm:SendCommand"]
+        assert statement["Resource"] != "*"
+    (on_document,) = [s for s in send if "document" in json.dumps(s["Resource"])]
+    document_id = next(iter(resources(synthesized_template, "AWS::SSM::Document")))
+    assert {"Ref": document_id} in on_document["Resource"]["Fn::Join"][1]
+    assert "Condition" not in on_document
+    (on_instances,) = [s for s in send if s is not on_document]
+    assert ":instance/*" in json.dumps(on_instances["Resource"])
+    assert on_instances["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
+
+
+def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesized_template: Template) -> None:
+    statements = _statements(synthesized_template, "Runner")
+    wildcard_actions = {a for s in statements if s["Resource"] == "*" for a in _actions(s)}
+    assert wildcard_actions == {
+        "ec2:DescribeInstances",
+        "ssm:DescribeInstanceInformation",
+        "ssm:ListCommands",
+        "ssm:ListCommandInvocations",
+        "ssm:GetCommandInvocation",
+        "ssm:CancelCommand",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+    (publish,) = [s for s in statements if "sns:Publish" in _actions(s)]
+    topic_id = next(iter(resources(synthesized_template, "AWS::SNS::Topic")))
+    assert publish["Resource"] == {"Ref": topic_id}
+    all_actions = {a for s in statements for a in _actions(s)}
+    assert not any(a.endswith(":*") or a == "*" for a in all_actions)
+    assert not {a for a in all_actions if a.startswith("sns:")} - {"sns:Publish"}
+
+
+def test_schedule_invokes_the_runner_marked_as_scheduled(synthesized_template: Template) -> None:
+    schedule = only(synthesized_template, "AWS::Scheduler::Schedule")["Properties"]
+    assert schedule["ScheduleExpression"] == "rate(6 hours)"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["State"] == "ENABLED"
+    target = schedule["Target"]
+    assert json.loads(target["Input"]) == contract.SCHEDULED_EVENT
+    function_id = next(
+        k for k, r in resources(synthesized_template, "AWS::Lambda::Function").items()
+        if r["Properties"].get("Handler") == "handler.handler"
+    )  # fmt: skip
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+
+
+def test_topic_is_encrypted_and_ssl_only(synthesized_template: Template) -> None:
+    topic_id, topic = next(iter(resources(synthesized_template, "AWS::SNS::Topic").items()))
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synthesized_template["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    principals = json.dumps(key["KeyPolicy"])
+    assert "cloudwatch.amazonaws.com" in principals, "alarms must be able to publish to the encrypted topic"
+    policy = only(synthesized_template, "AWS::SNS::TopicPolicy")["Properties"]["PolicyDocument"]
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert resources(synthesized_template, "AWS::SNS::Subscription") == {}, "no e-mail configured by default"
+    assert topic_id
+
+
+def test_alarm_on_failed_or_unreachable_instances(synthesized_template: Template) -> None:
+    alarm = only(synthesized_template, "AWS::CloudWatch::Alarm")["Properties"]
+    topic_id = next(iter(resources(synthesized_template, "AWS::SNS::Topic")))
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    stats = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+    seen = {
+        (m["MetricName"], next(d["Value"] for d in m["Dimensions"] if d["Name"] == "action")) for m in stats
+    }
+    expected_names = {contract.status_metric_name("failed"), contract.status_metric_name("unreachable")}
+    assert seen == {(name, action) for name in expected_names for action in contract.ACTIONS}
+    for metric in stats:
+        assert metric["Namespace"] == contract.METRIC_NAMESPACE
+        assert {"Name": "service", "Value": contract.METRIC_SERVICE} in metric["Dimensions"]
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"].count("FILL(") == len(stats)
+
+
+def test_instance_policy_grants_token_pull_and_output_logs(synthesized_template: Template) -> None:
+    policy = only(synthesized_template, "AWS::IAM::ManagedPolicy")["Properties"]
+    statements = policy["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert _actions(by_sid["GetEcrToken"]) == ["ecr:GetAuthorizationToken"]
+    assert set(_actions(by_sid["PullImages"])) == {
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchCheckLayerAvailability",
+    }
+    assert ":repository/*" in json.dumps(by_sid["PullImages"]["Resource"])
+    assert "GetEcrPublicToken" not in by_sid
+    output = synthesized_template["Outputs"]["InstancePolicyArn"]
+    assert output["Export"]["Name"] == "EcrFleetAuth-InstancePolicyArn"
