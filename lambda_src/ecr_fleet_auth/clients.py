@@ -1,0 +1,74 @@
+"""The one place that creates AWS clients.
+
+Every call to AWS goes through a boto3 client made here, so the standard
+``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` variables point the whole
+runner at an emulator. Retries are botocore's adaptive mode: throttling errors
+are retried with back-off *and* slow the client's own send rate, which is what a
+run of thousands of paginated calls needs.
+
+Seam for cross-account runs (CONTRACT.md section 8): ``clients_for`` takes an
+(account, region) pair; today only the function's own account exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
+
+# Throttling storms on DescribeInstanceInformation / ListCommandInvocations are
+# normal at 10,000 instances; 8 attempts with adaptive back-off ride them out.
+RETRY_ATTEMPTS = 8
+CLIENT_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": RETRY_ATTEMPTS},
+    connect_timeout=5,
+    read_timeout=30,
+    user_agent_extra="ecr-fleet-auth",
+)
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The clients one run needs, all for the same account and region."""
+
+    ec2: EC2Client
+    ssm: SSMClient
+    sns: SNSClient
+
+
+class ClientFactory:
+    """Creates (and reuses) the clients for an account and region."""
+
+    def __init__(self, session: boto3.Session | None = None, config: Config = CLIENT_CONFIG) -> None:
+        self._session = session
+        self._config = config
+        self._made: dict[tuple[str | None, str | None], AwsClients] = {}
+
+    def clients_for(self, account: str | None = None, region: str | None = None) -> AwsClients:
+        """Clients for ``account`` (None: this function's own) in ``region`` (None: AWS_REGION)."""
+        if account is not None:
+            # Later: assume the StackSet-deployed role in ``account`` and build a session from it.
+            raise NotImplementedError("cross-account runs are not built yet (CONTRACT.md section 8)")
+        key = (account, region)
+        if key not in self._made:
+            session = self._session or boto3.Session()
+            self._made[key] = AwsClients(
+                ec2=session.client("ec2", region_name=region, config=self._config),
+                ssm=session.client("ssm", region_name=region, config=self._config),
+                sns=session.client("sns", region_name=region, config=self._config),
+            )
+        return self._made[key]
+
+
+@cache
+def default_factory() -> ClientFactory:
+    """The process-wide factory, so warm invocations reuse their connections."""
+    return ClientFactory()

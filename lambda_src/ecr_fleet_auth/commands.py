@@ -1,0 +1,110 @@
+"""Run Command adapter: send a dispatch, poll its command, collect its invocations.
+
+Polling is per command (ListCommands), never per instance; results come from
+ListCommandInvocations with ``Details=true`` — the first 2,500 characters of each
+instance's output, enough for the agent's single result line — and
+GetCommandInvocation (24,000 characters of stdout) only for an instance whose
+result line could not be found there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .planning import Dispatch
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_ssm.type_defs import CommandInvocationTypeDef, SendCommandRequestTypeDef
+
+LIST_PAGE_SIZE = 50
+# Command statuses after which nothing changes any more.
+FINISHED_COMMAND_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """What every dispatch of one run sends, apart from its targets and rate budget."""
+
+    document_name: str
+    document_version: str
+    parameters: Mapping[str, str]
+    delivery_timeout_seconds: int
+    comment: str
+    output_log_group: str = ""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One instance's copy of a command, as Run Command reports it."""
+
+    command_id: str
+    instance_id: str
+    instance_name: str
+    status: str
+    status_details: str
+    output: str
+    response_code: int | None
+
+
+class RunCommand:
+    def __init__(self, ssm: SSMClient) -> None:
+        self._ssm = ssm
+
+    def send(self, spec: CommandSpec, dispatch: Dispatch, tag_key: str, tag_values: Sequence[str]) -> str:
+        """Send one dispatch; returns the command id. Errors (after retries) propagate."""
+        request: SendCommandRequestTypeDef = {
+            "DocumentName": spec.document_name,
+            "DocumentVersion": spec.document_version,
+            "Parameters": {name: [value] for name, value in spec.parameters.items()},
+            "TimeoutSeconds": spec.delivery_timeout_seconds,
+            "Comment": spec.comment[:100],
+            "MaxConcurrency": dispatch.max_concurrency,
+            "MaxErrors": dispatch.max_errors,
+        }
+        if dispatch.by_tag:
+            request["Targets"] = [{"Key": f"tag:{tag_key}", "Values": list(tag_values)}]
+        else:
+            request["InstanceIds"] = list(dispatch.instance_ids)
+        if spec.output_log_group:
+            request["CloudWatchOutputConfig"] = {
+                "CloudWatchLogGroupName": spec.output_log_group,
+                "CloudWatchOutputEnabled": True,
+            }
+        response = self._ssm.send_command(**request)
+        return response["Command"].get("CommandId", "")
+
+    def status(self, command_id: str) -> str:
+        """The command's overall status (Pending, InProgress, Success, Failed, ...)."""
+        commands = self._ssm.list_commands(CommandId=command_id).get("Commands", [])
+        return commands[0].get("Status", "") if commands else ""
+
+    def invocations(self, command_id: str) -> list[Invocation]:
+        paginator = self._ssm.get_paginator("list_command_invocations")
+        pages = paginator.paginate(
+            CommandId=command_id, Details=True, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+        )
+        return [
+            _invocation(command_id, item) for page in pages for item in page.get("CommandInvocations", [])
+        ]
+
+    def standard_output(self, command_id: str, instance_id: str) -> str:
+        response = self._ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        return response.get("StandardOutputContent", "")
+
+
+def _invocation(command_id: str, item: CommandInvocationTypeDef) -> Invocation:
+    plugins = item.get("CommandPlugins", [])
+    codes = [plugin["ResponseCode"] for plugin in plugins if "ResponseCode" in plugin]
+    return Invocation(
+        command_id=command_id,
+        instance_id=item.get("InstanceId", ""),
+        instance_name=item.get("InstanceName", ""),
+        status=item.get("Status", ""),
+        status_details=item.get("StatusDetails", ""),
+        output="\n".join(plugin.get("Output", "") for plugin in plugins),
+        # A failing step decides; otherwise any code there is.
+        response_code=next((code for code in codes if code != 0), codes[0] if codes else None),
+    )

@@ -1,0 +1,110 @@
+"""The invocation event: what a schedule or an operator may ask of one run.
+
+Every field is optional; what is omitted comes from the deployed settings. The
+model is strict (no coercion: ``"true"`` is not a boolean, ``"60"`` not a
+number) and closed (unknown fields are errors), and every string is checked
+against the same pattern the SSM document enforces, so a bad event fails here —
+before any AWS call — with a message naming the field and the accepted form.
+
+An event can only narrow the run: ``instance_ids`` selects among the tagged
+fleet (the runner reports, and never commands, an id without the target tag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from . import contract
+from .settings import MAX_WAIT_SECONDS, Action, RegistryHost
+
+# A narrowed run is for a handful of instances (or one new instance); a whole
+# fleet is the tag's job. The cap keeps the event and the report bounded.
+MAX_REQUESTED_INSTANCES = 1000
+
+InstanceId = Annotated[str, StringConstraints(pattern=contract.INSTANCE_ID_PATTERN)]
+UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
+Source = Literal["schedule", "manual"]
+
+ACCEPTED_FORMS: dict[str, str] = {
+    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run)",
+    "action": contract.PARAMETERS_BY_NAME[contract.ACTION].accepted_form,
+    "dry_run": "true or false",
+    "instance_ids": (
+        f'a list of 1 to {MAX_REQUESTED_INSTANCES} EC2 instance ids such as ["i-0123456789abcdef0"]'
+    ),
+    "registries": "a list of "
+    + contract.PARAMETERS_BY_NAME[contract.REGISTRIES].accepted_form.replace("comma-separated ", ""),
+    "users": f'["{contract.AUTO_USERS}"] or a list of 1 to {contract.MAX_USERS} POSIX user names',
+    "wait_seconds": f"a whole number of seconds from 0 to {MAX_WAIT_SECONDS}",
+}
+
+
+class InvalidEvent(ValueError):
+    """The event was rejected; the message names each bad field and what it accepts."""
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    source: Source = "manual"
+    action: Action | None = None
+    dry_run: bool = False
+    instance_ids: tuple[InstanceId, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_REQUESTED_INSTANCES
+    )
+    registries: tuple[RegistryHost, ...] | None = Field(
+        default=None, min_length=1, max_length=contract.MAX_REGISTRIES
+    )
+    users: tuple[UserName, ...] | None = Field(default=None, min_length=1, max_length=contract.MAX_USERS)
+    wait_seconds: int | None = Field(default=None, ge=0, le=MAX_WAIT_SECONDS)
+
+    @field_validator("instance_ids")
+    @classmethod
+    def _drop_repeats(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Asking twice for one instance must not command it twice.
+        return None if value is None else tuple(dict.fromkeys(value))
+
+    @field_validator("users")
+    @classmethod
+    def _users_match_document(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not contract.matches(contract.USERS_PATTERN, ",".join(value)):
+            raise ValueError(f"'{contract.AUTO_USERS}' cannot be combined with user names")
+        return value
+
+    @classmethod
+    def from_event(cls, event: object) -> RunRequest:
+        """Parse a Lambda event, raising ``InvalidEvent`` with a message a person can act on."""
+        if not isinstance(event, Mapping):
+            raise InvalidEvent(f"invalid event: expected a JSON object, got {type(event).__name__}")
+        # JSON arrays arrive as lists; strict mode wants the model's tuples, so
+        # convert only that, leaving every other type check strict.
+        data = {key: tuple(value) if isinstance(value, list) else value for key, value in event.items()}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise InvalidEvent(_describe(error)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors(include_url=False):
+        field = str(detail["loc"][0]) if detail["loc"] else "event"
+        where = ".".join(str(part) for part in detail["loc"])
+        if detail["type"] == "extra_forbidden":
+            accepted = ", ".join(ACCEPTED_FORMS)
+            problems.append(f"{field}: unknown field (accepted fields: {accepted})")
+            continue
+        problem = _problem(detail)
+        problems.append(f"{where}: {problem}; expected {ACCEPTED_FORMS.get(field, 'a valid value')}")
+    return "invalid event: " + " | ".join(problems)
+
+
+def _problem(detail: Any) -> str:
+    given = detail.get("input")
+    if detail["type"] == "string_pattern_mismatch":
+        shown = repr(given)
+        return f"{shown[:80]}{'...' if len(shown) > 80 else ''} is not accepted"
+    return str(detail["msg"]).lower()

@@ -1,0 +1,23 @@
+"""The runner's Logger, Metrics and Tracer, created once per process.
+
+The stack sets POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE to the
+contract's names; the defaults here are the same names, so a local run or a test
+without that environment still emits metrics where the stack's alarm looks.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+from . import contract
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRIC_SERVICE)
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", contract.METRIC_NAMESPACE),
+    service=SERVICE,
+)
+tracer = Tracer(service=SERVICE)

@@ -1,0 +1,123 @@
+"""Plain decisions: who is commanded, who is reported without a command, in which dispatches.
+
+Rate control — the contract's fleet-wide promise. The configured MaxConcurrency
+and MaxErrors bound the whole run, never each batch:
+
+* A whole-fleet run is ONE SendCommand whose ``Targets`` is the target tag.
+  SSM itself then applies MaxConcurrency and MaxErrors across every matched
+  instance, exactly as an operator reading "10%" expects, for any fleet size.
+* A narrowed run (``instance_ids``) of at most 50 targetable instances is one
+  SendCommand with ``InstanceIds`` and the configured values unchanged.
+* A narrowed run of more than 50 instances is split into batches of at most 50
+  (the API's limit). The budgets are first turned into instance counts for the
+  whole narrowed set (percentages rounded down; concurrency at least 1), then
+  divided: the batches run in ``lanes``, at most ``concurrency`` lanes, each
+  lane sending its next batch only when the previous one has finished, and the
+  lanes' MaxConcurrency values add up to the total. Every batch gets its own
+  share of the error budget (possibly 0) and the shares add up to the total.
+  So at no moment do more instances run than the promise allows, and the whole
+  run never tolerates more errors than it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .fleet import FleetMember
+
+# SendCommand accepts at most 50 InstanceIds per call.
+MAX_IDS_PER_COMMAND = 50
+SUPPORTED_PLATFORM = "Linux"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why an instance is reported without being commanded."""
+
+    status: str
+    reason: str
+    detail: dict[str, str]
+
+
+def exclusion(member: FleetMember) -> Exclusion | None:  # noqa: PLR0911 - one return per reason
+    """None when the instance can be commanded; otherwise the status and reason to report."""
+    if not member.exists:
+        return Exclusion("skipped", "instance_not_found", {})
+    if not member.tagged:
+        return Exclusion("skipped", "not_target_tagged", {})
+    if member.state != "running":
+        return Exclusion("unreachable", "instance_not_running", {"state": member.state})
+    managed = member.managed
+    if managed is None:
+        return Exclusion("unreachable", "not_ssm_managed", {})
+    if managed.ping_status == "ConnectionLost":
+        return Exclusion("unreachable", "ssm_connection_lost", {"ping_status": managed.ping_status})
+    if managed.ping_status != "Online":
+        return Exclusion("unreachable", "ssm_inactive", {"ping_status": managed.ping_status})
+    if managed.platform_type != SUPPORTED_PLATFORM:
+        return Exclusion(
+            "skipped",
+            "unsupported_platform",
+            {"platform_type": managed.platform_type, "platform_name": managed.platform_name},
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One SendCommand: by the target tag (whole fleet) or by instance ids."""
+
+    instance_ids: tuple[str, ...]
+    by_tag: bool
+    max_concurrency: str
+    max_errors: str
+    lane: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    lanes: tuple[tuple[Dispatch, ...], ...]
+
+    @property
+    def dispatches(self) -> list[Dispatch]:
+        return [dispatch for lane in self.lanes for dispatch in lane]
+
+
+def plan_dispatches(
+    targetable: Sequence[str], *, narrowed: bool, max_concurrency: str, max_errors: str
+) -> Plan:
+    """Lay out the SendCommand calls for ``targetable`` instances (see the module docstring)."""
+    ids = tuple(targetable)
+    if not ids:
+        return Plan(lanes=())
+    if not narrowed:
+        return Plan(lanes=((Dispatch(ids, True, max_concurrency, max_errors),),))
+    if len(ids) <= MAX_IDS_PER_COMMAND:
+        return Plan(lanes=((Dispatch(ids, False, max_concurrency, max_errors),),))
+    batches = [ids[start : start + MAX_IDS_PER_COMMAND] for start in range(0, len(ids), MAX_IDS_PER_COMMAND)]
+    concurrency = max(1, budget(max_concurrency, len(ids)))
+    errors = budget(max_errors, len(ids))
+    lane_count = min(len(batches), concurrency)
+    lane_concurrency = split(concurrency, lane_count)
+    batch_errors = split(errors, len(batches))
+    lanes: list[list[Dispatch]] = [[] for _ in range(lane_count)]
+    for index, batch in enumerate(batches):
+        lane = index % lane_count
+        lanes[lane].append(
+            Dispatch(batch, False, str(lane_concurrency[lane]), str(batch_errors[index]), lane=lane)
+        )
+    return Plan(lanes=tuple(tuple(lane) for lane in lanes))
+
+
+def budget(value: str, total: int) -> int:
+    """An SSM rate value ("10", "10%") as an instance count over ``total``, rounded down."""
+    if value.endswith("%"):
+        return int(value[:-1]) * total // 100
+    return min(int(value), total)
+
+
+def split(amount: int, parts: int) -> list[int]:
+    """``amount`` divided into ``parts`` whole shares that add up to ``amount``."""
+    share, remainder = divmod(amount, parts)
+    return [share + (1 if index < remainder else 0) for index in range(parts)]

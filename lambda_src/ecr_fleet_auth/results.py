@@ -1,0 +1,101 @@
+"""From what Run Command reports for one instance to the contract's per-instance result.
+
+The agent prints exactly one compact JSON line on stdout; the plugin output may
+also carry stderr after it, so the result is the *last* line that parses as a
+JSON object with the contract's schema number. Run Command's own status decides
+whenever the agent did not get to speak (not delivered, timed out, cancelled).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import contract
+from .commands import Invocation
+from .report import InstanceResult
+
+# StatusDetails → (status, reason) when the agent's result line is not the answer.
+# StatusDetails is more precise than Status ("Delivery Timed Out" vs
+# "Execution Timed Out" are both Status TimedOut), so it is looked up first.
+SSM_STATUS_DETAILS: dict[str, tuple[str, str]] = {
+    "Pending": ("pending", "not_yet_delivered"),
+    "In Progress": ("pending", "in_progress"),
+    "Delayed": ("pending", "delivery_delayed"),
+    "Cancelling": ("pending", "cancelling"),
+    "Success": ("failed", "output_unparseable"),
+    "Failed": ("failed", "command_failed"),
+    "Delivery Timed Out": ("unreachable", "delivery_timed_out"),
+    "Undeliverable": ("unreachable", "undeliverable"),
+    "Execution Timed Out": ("failed", "execution_timed_out"),
+    "Cancelled": ("failed", "cancelled"),
+    "Terminated": ("failed", "stopped_by_max_errors"),
+    "Access Denied": ("failed", "access_denied"),
+    "Invalid Platform": ("skipped", "unsupported_platform"),
+}
+SSM_STATUSES: dict[str, tuple[str, str]] = {
+    "Pending": ("pending", "not_yet_delivered"),
+    "InProgress": ("pending", "in_progress"),
+    "Delayed": ("pending", "delivery_delayed"),
+    "Cancelling": ("pending", "cancelling"),
+    "Success": ("failed", "output_unparseable"),
+    "Failed": ("failed", "command_failed"),
+    "TimedOut": ("failed", "timed_out"),
+    "Cancelled": ("failed", "cancelled"),
+}
+# Invocations whose output can hold a result line: the agent ran to the end.
+AGENT_FINISHED = frozenset({"Success", "Failed"})
+OUTCOME_STATUS = {"changed": "succeeded", "unchanged": "succeeded", "skipped": "skipped", "failed": "failed"}
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    outcome: str
+    reason: str
+    message: str
+
+    @classmethod
+    def parse(cls, output: str) -> AgentResult | None:
+        """The agent's result line in ``output`` (stdout, possibly followed by stderr), if any."""
+        for raw_line in reversed(output.splitlines()):
+            line = raw_line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                data: Any = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(data, dict) or data.get("schema") != contract.RESULT_SCHEMA:
+                continue
+            outcome, reason = data.get("outcome"), data.get("reason")
+            if outcome not in contract.OUTCOMES or not isinstance(reason, str) or not reason:
+                continue
+            message = data.get("message")
+            return cls(outcome, reason, message if isinstance(message, str) else "")
+        return None
+
+
+def needs_full_output(invocation: Invocation) -> bool:
+    """True when the agent finished but its line is not in the (truncated) listing output."""
+    return invocation.status in AGENT_FINISHED and AgentResult.parse(invocation.output) is None
+
+
+def instance_result(invocation: Invocation, agent: AgentResult | None, name: str = "") -> InstanceResult:
+    detail: dict[str, Any] = {
+        "command_id": invocation.command_id,
+        "ssm_status": invocation.status_details or invocation.status,
+    }
+    if invocation.response_code is not None:
+        detail["response_code"] = invocation.response_code
+    label = name or invocation.instance_name
+    if agent is not None and invocation.status in AGENT_FINISHED:
+        if agent.message:
+            detail["message"] = agent.message
+        return InstanceResult(
+            invocation.instance_id, label, OUTCOME_STATUS[agent.outcome], agent.outcome, agent.reason, detail
+        )
+    status, reason = SSM_STATUS_DETAILS.get(invocation.status_details) or SSM_STATUSES.get(
+        invocation.status, ("failed", "unknown_ssm_status")
+    )
+    return InstanceResult(invocation.instance_id, label, status, None, reason, detail)

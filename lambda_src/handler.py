@@ -1,0 +1,30 @@
+"""Lambda entry point: parse the settings and the event, run, return the report.
+
+Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ecr_fleet_auth import clients, runner
+from ecr_fleet_auth.events import RunRequest
+from ecr_fleet_auth.observability import logger, metrics, tracer
+from ecr_fleet_auth.settings import RunnerSettings
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = RunnerSettings.from_environment()
+    request = RunRequest.from_event(event)  # raises InvalidEvent before any AWS call
+    report = runner.run(
+        request,
+        settings,
+        factory=clients.default_factory(),
+        remaining_millis=context.get_remaining_time_in_millis(),
+    )
+    return report.to_dict()

@@ -1,0 +1,171 @@
+"""A simulated account for the runner: EC2 and SNS from moto, Run Command from ``FakeRunCommand``.
+
+The runner is invoked through ``handler.handler`` with its real client factory
+configuration; only the session underneath gets the Run Command emulator, and
+only time (the runner's clock and botocore's retry sleeps) is simulated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import botocore.endpoint
+import pytest
+from moto import mock_aws
+
+from ecr_fleet_auth import clients, runner
+from ecr_fleet_auth.observability import metrics
+from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node
+
+EVENTS = Path(__file__).parent.parent / "events"
+REGION = "eu-west-1"
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+DOCUMENT = "EcrFleetAuth-Agent"
+TAG_KEY, TAG_VALUE = "ecr-fleet-auth", "enabled"
+LAMBDA_TIMEOUT_SECONDS = 900
+
+
+def load_event(name: str) -> Any:
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class LambdaContextStub:
+    clock: FakeClock
+    deadline: float
+    function_name: str = "ecr-fleet-auth-runner"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:ecr-fleet-auth-runner"
+    aws_request_id: str = "00000000-0000-4000-8000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - self.clock.monotonic()) * 1000)
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    ssm: FakeRunCommand
+    monkeypatch: pytest.MonkeyPatch
+    retry_sleeps: list[float] = field(default_factory=list)
+    image_id: str = ""
+    queue_url: str = ""
+
+    def __post_init__(self) -> None:
+        self.ec2 = boto3.client("ec2", region_name=REGION)
+        self.image_id = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
+        self.queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+        self.sqs = sqs
+        self.configure(TOPIC_ARN=topic)
+
+    def configure(self, **environment: str) -> None:
+        for name, value in environment.items():
+            self.monkeypatch.setenv(name, value)
+
+    def launch(
+        self,
+        count: int = 1,
+        *,
+        name: str = "web",
+        tagged: bool = True,
+        running: bool = True,
+        managed: bool = True,
+        ping_status: str = "Online",
+        platform_type: str = "Linux",
+        behaviour: Behaviour | None = None,
+    ) -> list[str]:
+        tags = [{"Key": "Name", "Value": name}]
+        if tagged:
+            tags.append({"Key": TAG_KEY, "Value": TAG_VALUE})
+        reservation = self.ec2.run_instances(
+            ImageId=self.image_id,
+            MinCount=count,
+            MaxCount=count,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        ids = [instance["InstanceId"] for instance in reservation["Instances"]]
+        if not running:
+            self.ec2.stop_instances(InstanceIds=ids)
+        if managed:
+            for instance_id in ids:
+                self.ssm.add(
+                    Node(
+                        instance_id,
+                        name=name,
+                        tags={tag["Key"]: tag["Value"] for tag in tags},
+                        ping_status=ping_status,
+                        platform_type=platform_type,
+                        behaviour=behaviour or Behaviour(),
+                    )
+                )
+        return ids
+
+    def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
+        from handler import handler
+
+        context = LambdaContextStub(self.clock, self.clock.monotonic() + timeout_seconds)
+        result: dict[str, Any] = handler(event, context)
+        return result
+
+    def notifications(self) -> list[dict[str, str]]:
+        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "POWERTOOLS_")):
+            monkeypatch.delenv(name)
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        # Loopback only, and never dialled: the emulator answers before anything is sent.
+        "AWS_ENDPOINT_URL_SSM": "http://127.0.0.1:9",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "DOCUMENT_NAME": DOCUMENT,
+        "TARGET_TAG_KEY": TAG_KEY,
+        "TARGET_TAG_VALUES": TAG_VALUE,
+        "REGISTRIES": REGISTRY,
+        "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    clock = FakeClock()
+    fake = FakeRunCommand(clock, DOCUMENT)
+    session = boto3.Session(region_name=REGION)
+    session.events.register("before-send.ssm", fake)
+    factory = clients.ClientFactory(session=session)
+    monkeypatch.setattr(clients, "default_factory", lambda: factory)
+    start = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+    monkeypatch.setattr(
+        runner,
+        "SYSTEM_CLOCK",
+        runner.Clock(
+            monotonic=clock.monotonic,
+            sleep=clock.sleep,
+            now=lambda: datetime.fromtimestamp(start.timestamp() + clock.time - 1_800_000_000.0, UTC),
+        ),
+    )
+    with mock_aws():
+        built = World(clock, fake, monkeypatch)
+        # botocore's retry back-off: recorded, not slept (the storm tests read it).
+        monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=built.retry_sleeps.append))
+        yield built
+    metrics.clear_metrics()

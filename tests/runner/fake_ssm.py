@@ -1,0 +1,384 @@
+"""An emulator of SSM Run Command served at botocore's HTTP layer.
+
+moto has no Run Command (FACTS.md), and botocore's Stubber answers before the
+retry logic runs, so neither can show a throttling storm ridden out by the
+runner's real clients. This fake is registered as a ``before-send`` handler:
+the real boto3 client serialises and validates each request against botocore's
+service model, the fake answers with the JSON the service would send (including
+error responses such as ThrottlingException), and the real client parses it
+and applies its retry policy.
+
+It also enforces what the model does not: SendCommand's 50-id and Targets
+limits, MaxConcurrency/MaxErrors forms, page-size limits, the document's name,
+version and parameter patterns (from ``contract``, as the real document does).
+
+Time comes from a ``FakeClock`` shared with the runner. Each invocation starts
+when one of the command's MaxConcurrency slots is free and finishes after its
+node's ``duration``; unreachable nodes time out after the delivery timeout.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+
+from ecr_fleet_auth import contract
+
+LISTING_OUTPUT_CHARS = 2500
+STDOUT_CHARS = 24000
+TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+
+
+class FakeClock:
+    """Monotonic time that only moves when someone sleeps."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.time = start
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.time += max(0.0, seconds)
+
+
+def agent_line(outcome: str = "changed", reason: str = "ok", message: str = "", **extra: Any) -> str:
+    return json.dumps(
+        {
+            "schema": contract.RESULT_SCHEMA,
+            "action": "refresh",
+            "outcome": outcome,
+            "reason": reason,
+            "message": message,
+            **extra,
+        },
+        separators=(",", ":"),
+    )
+
+
+@dataclass
+class Behaviour:
+    """How a node answers a command: Run Command's statuses and the agent's output."""
+
+    status: str = "Success"
+    status_details: str = "Success"
+    stdout: str = field(default_factory=agent_line)
+    stderr: str = ""
+    response_code: int = 0
+    duration: float = 20.0
+
+
+@dataclass
+class Node:
+    instance_id: str
+    name: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    ping_status: str = "Online"
+    platform_type: str = "Linux"
+    platform_name: str = "Amazon Linux"
+    behaviour: Behaviour = field(default_factory=Behaviour)
+
+
+@dataclass
+class Invocation:
+    node: Node
+    start: float
+    finish: float
+
+
+@dataclass
+class Command:
+    command_id: str
+    sent_at: float
+    request: dict[str, Any]
+    invocations: list[Invocation]
+
+
+class FakeServiceError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class FakeRunCommand:
+    def __init__(self, clock: FakeClock, document_name: str, document_version: str = "1") -> None:
+        self.clock = clock
+        self.document_name = document_name
+        self.document_version = document_version
+        self.nodes: dict[str, Node] = {}
+        self.commands: dict[str, Command] = {}
+        self.calls: Counter[str] = Counter()  # requests received, retries included
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        # operation -> how many of its next requests to answer with an error code
+        self.failures: dict[str, list[str]] = {}
+        # (operation, request number) -> throttle?; a storm is a predicate on the running count
+        self.throttle: Callable[[str, int], bool] = lambda operation, number: False
+
+    # --- registration --------------------------------------------------------------------
+    def add(self, node: Node) -> Node:
+        self.nodes[node.instance_id] = node
+        return node
+
+    def sent(self, operation: str = "SendCommand") -> list[dict[str, Any]]:
+        return [params for name, params in self.requests if name == operation]
+
+    def peak_concurrency(self) -> int:
+        """Most invocations running at one moment, over all commands of the run."""
+        edges = sorted(
+            (moment, step)
+            for command in self.commands.values()
+            for invocation in command.invocations
+            if invocation.node.ping_status == "Online"
+            for moment, step in ((invocation.start, 1), (invocation.finish, -1))
+        )
+        running = peak = 0
+        for _, step in edges:
+            running += step
+            peak = max(peak, running)
+        return peak
+
+    # --- HTTP layer ------------------------------------------------------------------------
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        target = request.headers.get("X-Amz-Target", b"")
+        target = target.decode() if isinstance(target, bytes) else target
+        if not target.startswith("AmazonSSM."):
+            return None
+        operation = target.split(".", 1)[1]
+        body = request.body or b"{}"
+        params = json.loads(body.decode() if isinstance(body, bytes) else body)
+        self.calls[operation] += 1
+        self.requests.append((operation, params))
+        try:
+            if self.throttle(operation, self.calls[operation]):
+                raise FakeServiceError("ThrottlingException", "Rate exceeded")
+            queued = self.failures.get(operation)
+            if queued:
+                raise FakeServiceError(queued.pop(0), "injected failure")
+            handler = getattr(self, "_" + operation, None)
+            if handler is None:
+                raise FakeServiceError("InvalidAction", f"{operation} is not emulated")
+            status, payload = 200, handler(params)
+        except FakeServiceError as error:
+            status, payload = error.status, {"__type": error.code, "message": error.message}
+        return AWSResponse(
+            request.url,
+            status,
+            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "fake"},
+            _Raw(json.dumps(payload).encode()),
+        )
+
+    # --- operations ------------------------------------------------------------------------
+    def _DescribeInstanceInformation(self, params: dict[str, Any]) -> dict[str, Any]:
+        size = params.get("MaxResults", 10)
+        _require(5 <= size <= 50, "MaxResults must be between 5 and 50")
+        wanted: set[str] | None = None
+        for item in params.get("Filters", []):
+            _require(item["Key"] == "InstanceIds", f"filter {item['Key']} is not emulated")
+            _require(len(item["Values"]) <= 100, "at most 100 filter values")
+            wanted = set(item["Values"])
+        nodes = [n for n in self.nodes.values() if wanted is None or n.instance_id in wanted]
+        page, token = _page(sorted(nodes, key=lambda n: n.instance_id), params, size)
+        return _with_token(
+            {
+                "InstanceInformationList": [
+                    {
+                        "InstanceId": n.instance_id,
+                        "PingStatus": n.ping_status,
+                        "PlatformType": n.platform_type,
+                        "PlatformName": n.platform_name,
+                        "AgentVersion": "3.3.0.0",
+                        "ResourceType": "EC2Instance",
+                    }
+                    for n in page
+                ]
+            },
+            token,
+        )
+
+    def _SendCommand(self, params: dict[str, Any]) -> dict[str, Any]:
+        ids, targets = params.get("InstanceIds"), params.get("Targets")
+        _require((ids is None) != (targets is None), "exactly one of InstanceIds and Targets")
+        _require(params["DocumentName"] == self.document_name, "InvalidDocument", code="InvalidDocument")
+        _require(
+            params.get("DocumentVersion") == self.document_version, "bad version", "InvalidDocumentVersion"
+        )
+        _require(len(params.get("Comment", "")) <= 100, "Comment longer than 100 characters")
+        _require(30 <= params.get("TimeoutSeconds", 3600) <= 2_592_000, "TimeoutSeconds out of range")
+        concurrency, errors = params.get("MaxConcurrency", "50"), params.get("MaxErrors", "0")
+        _require(contract.matches(contract.MAX_CONCURRENCY_PATTERN, concurrency), "MaxConcurrency")
+        _require(contract.matches(contract.MAX_ERRORS_PATTERN, errors), "MaxErrors")
+        for name, values in params.get("Parameters", {}).items():
+            parameter = contract.PARAMETERS_BY_NAME.get(name)
+            _require(parameter is not None, f"unknown parameter {name}", "InvalidParameters")
+            assert parameter is not None
+            _require(len(values) == 1 and parameter.accepts(values[0]), name, "InvalidParameters")
+        if ids is not None:
+            _require(1 <= len(ids) <= 50, "1 to 50 InstanceIds")
+            unknown = [i for i in ids if i not in self.nodes]
+            _require(not unknown, f"not managed: {unknown}", "InvalidInstanceId")
+            nodes = [self.nodes[i] for i in ids]
+        else:
+            _require(len(targets) <= 5, "at most 5 Targets")
+            nodes = []
+            for target in targets:
+                _require(target["Key"].startswith("tag:"), "only tag targets are emulated")
+                _require(len(target["Values"]) <= 50, "at most 50 target values")
+                key = target["Key"][4:]
+                nodes += [n for n in self.nodes.values() if n.tags.get(key) in target["Values"]]
+            nodes = sorted({n.instance_id: n for n in nodes}.values(), key=lambda n: n.instance_id)
+        command_id = f"{len(self.commands) + 1:08d}-0000-4000-8000-000000000000"
+        now = self.clock.monotonic()
+        slots = [now] * _budget(concurrency, len(nodes))
+        invocations = []
+        for node in nodes:
+            start = heapq.heappop(slots)
+            finish = start + node.behaviour.duration
+            if node.ping_status != "Online":
+                start = finish = now + params.get("TimeoutSeconds", 3600)
+            else:
+                heapq.heappush(slots, finish)
+            invocations.append(Invocation(node, start, finish))
+        self.commands[command_id] = Command(command_id, now, params, invocations)
+        return {"Command": self._command(self.commands[command_id])}
+
+    def _ListCommands(self, params: dict[str, Any]) -> dict[str, Any]:
+        command = self.commands.get(params.get("CommandId", ""))
+        _require(command is not None, "no such command", "InvalidCommandId")
+        assert command is not None
+        return {"Commands": [self._command(command)]}
+
+    def _ListCommandInvocations(self, params: dict[str, Any]) -> dict[str, Any]:
+        size = params.get("MaxResults", 50)
+        _require(1 <= size <= 50, "MaxResults must be between 1 and 50")
+        command = self.commands.get(params["CommandId"])
+        _require(command is not None, "no such command", "InvalidCommandId")
+        assert command is not None
+        page, token = _page(command.invocations, params, size)
+        return _with_token(
+            {
+                "CommandInvocations": [
+                    self._invocation(command, i, params.get("Details", False)) for i in page
+                ]
+            },
+            token,
+        )
+
+    def _GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:
+        command = self.commands.get(params["CommandId"])
+        found = (
+            [i for i in command.invocations if i.node.instance_id == params["InstanceId"]] if command else []
+        )
+        _require(bool(found), "no such invocation", "InvocationDoesNotExist")
+        status, details = self._state(found[0])
+        behaviour = found[0].node.behaviour
+        finished = status in TERMINAL
+        return {
+            "CommandId": params["CommandId"],
+            "InstanceId": params["InstanceId"],
+            "Status": status,
+            "StatusDetails": details,
+            "StandardOutputContent": behaviour.stdout[:STDOUT_CHARS] if finished else "",
+            "StandardErrorContent": behaviour.stderr[:8000] if finished else "",
+            "ResponseCode": behaviour.response_code if finished else -1,
+        }
+
+    # --- state -----------------------------------------------------------------------------
+    def _state(self, invocation: Invocation) -> tuple[str, str]:
+        now = self.clock.monotonic()
+        if invocation.node.ping_status != "Online":
+            return ("TimedOut", "Delivery Timed Out") if now >= invocation.finish else ("Pending", "Pending")
+        if now < invocation.start:
+            return "Pending", "Pending"
+        if now < invocation.finish:
+            return "InProgress", "In Progress"
+        return invocation.node.behaviour.status, invocation.node.behaviour.status_details
+
+    def _command(self, command: Command) -> dict[str, Any]:
+        states = [self._state(i)[0] for i in command.invocations]
+        if all(state in TERMINAL for state in states):
+            status = "Success" if all(state == "Success" for state in states) else "Failed"
+        else:
+            status = "InProgress"
+        request = command.request
+        return {
+            "CommandId": command.command_id,
+            "DocumentName": request["DocumentName"],
+            "DocumentVersion": request.get("DocumentVersion", "$DEFAULT"),
+            "Comment": request.get("Comment", ""),
+            "Parameters": request.get("Parameters", {}),
+            "InstanceIds": request.get("InstanceIds", []),
+            "Targets": request.get("Targets", []),
+            "RequestedDateTime": command.sent_at,
+            "Status": status,
+            "StatusDetails": status,
+            "MaxConcurrency": request.get("MaxConcurrency", "50"),
+            "MaxErrors": request.get("MaxErrors", "0"),
+            "TargetCount": len(states),
+            "CompletedCount": sum(state in TERMINAL for state in states),
+            "ErrorCount": sum(state in {"Failed", "TimedOut"} for state in states),
+        }
+
+    def _invocation(self, command: Command, invocation: Invocation, details: bool) -> dict[str, Any]:
+        status, status_details = self._state(invocation)
+        item: dict[str, Any] = {
+            "CommandId": command.command_id,
+            "InstanceId": invocation.node.instance_id,
+            "InstanceName": invocation.node.name,
+            "DocumentName": command.request["DocumentName"],
+            "Status": status,
+            "StatusDetails": status_details,
+        }
+        if details:
+            behaviour = invocation.node.behaviour
+            plugin: dict[str, Any] = {
+                "Name": "ecrFleetAuth",
+                "Status": status,
+                "StatusDetails": status_details,
+            }
+            if status in TERMINAL and invocation.node.ping_status == "Online":
+                output = behaviour.stdout
+                if behaviour.stderr:
+                    output += "\n----------ERROR-------\n" + behaviour.stderr
+                plugin.update(ResponseCode=behaviour.response_code, Output=output[:LISTING_OUTPUT_CHARS])
+            item["CommandPlugins"] = [plugin]
+        return item
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def _require(condition: bool, message: str, code: str = "ValidationException") -> None:
+    if not condition:
+        raise FakeServiceError(code, message)
+
+
+def _budget(value: str, total: int) -> int:
+    if value.endswith("%"):
+        return max(1, math.ceil(int(value[:-1]) * total / 100))
+    return max(1, int(value))
+
+
+def _page(items: list[Any], params: dict[str, Any], size: int) -> tuple[list[Any], str | None]:
+    offset = int(params.get("NextToken") or 0)
+    end = offset + size
+    return items[offset:end], (str(end) if end < len(items) else None)
+
+
+def _with_token(payload: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token is not None:
+        payload["NextToken"] = token
+    return payload
