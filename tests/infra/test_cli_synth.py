@@ -95,3 +95,24 @@ def test_bad_configuration_stops_synth_with_its_message(tmp_path: Path) -> None:
     assert "rate(N minutes|hours|days)" in result.stderr
     assert "maxErrors='lots'" in result.stderr
     assert not (tmp_path / "EcrFleetAuth.template.json").exists()
+
+
+def test_synth_opens_no_network_connection(tmp_path: Path) -> None:
+    """Telemetry, notices and version checks off: the CLI and the app connect nowhere."""
+    strace = shutil.which("strace")
+    require(strace is not None, "strace (Debian package strace)")
+    assert strace is not None
+    trace = tmp_path / "connect.trace"
+    result = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), str(CDK), "synth",
+         "--no-notices", "--no-version-reporting", "--quiet", "--output", str(tmp_path / "out")],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    attempts = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
+    assert attempts == [], "\n".join(attempts)
