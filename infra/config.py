@@ -148,8 +148,7 @@ def _list(pattern: str, *, least: int, most: int) -> Callable[[Any], tuple[str, 
 
 def _users(raw: Any) -> tuple[str, ...]:
     items = _items(raw)
-    if not contract.matches(contract.USERS_PATTERN, ",".join(items)):
-        raise ValueError("not accepted")
+    contract.check_users(items)
     return items
 
 

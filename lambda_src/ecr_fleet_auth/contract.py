@@ -80,6 +80,18 @@ def matches(pattern: str, value: str) -> bool:
     return re.fullmatch(pattern, value) is not None
 
 
+def check_users(users: tuple[str, ...] | list[str]) -> None:
+    """Raise ValueError unless ``users`` is ["auto"] or a list of user names.
+
+    The document's pattern alone would take "auto,ubuntu" ("auto" is a valid user
+    name too); whoever writes that means something else, so it is refused.
+    """
+    if AUTO_USERS in users and len(users) > 1:
+        raise ValueError(f"'{AUTO_USERS}' cannot be combined with user names")
+    if not matches(USERS_PATTERN, ",".join(users)):
+        raise ValueError("not accepted")
+
+
 @dataclass(frozen=True)
 class DocumentParameter:
     name: str
@@ -121,10 +133,7 @@ DOCUMENT_PARAMETERS: Final = (
     ),
     DocumentParameter(
         name=USERS,
-        description=(
-            "auto (root and members of the docker group) or comma-separated user names; "
-            "auto may be listed with names (auto,jenkins)."
-        ),
+        description="auto (root and members of the docker group) or comma-separated user names.",
         default=AUTO_USERS,
         allowed_pattern=USERS_PATTERN,
         accepted_form=f"'auto' or 1 to {MAX_USERS} comma-separated POSIX user names",

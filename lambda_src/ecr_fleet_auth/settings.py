@@ -57,8 +57,7 @@ class RunnerSettings(BaseModel):
     @field_validator("users")
     @classmethod
     def _users_match_document(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not contract.matches(contract.USERS_PATTERN, ",".join(value)):
-            raise ValueError(contract.PARAMETERS_BY_NAME[contract.USERS].accepted_form)
+        contract.check_users(value)
         return value
 
     @classmethod

@@ -77,6 +77,7 @@ def test_command_line_strings_are_parsed() -> None:
         ("notifyPolicy", "sometimes", "one of failures, always, never"),
         ("action", "reboot", "one of refresh, helper, check"),
         ("users", "root;id", "POSIX user names"),
+        ("users", "auto,jenkins", "cannot be combined"),
         ("waitSeconds", 10_000, "a whole number from 0 to 840"),
         ("deliveryTimeoutSeconds", "ten", "a whole number from 30"),
         ("logRetentionDays", 29, "one of 1, 3, 5"),
@@ -92,6 +93,7 @@ def test_bad_value_names_the_setting_and_the_accepted_form(key: str, value: Any,
     message = str(error.value)
     assert f"{key}=" in message
     assert expected in message
+    assert len(message.splitlines()) == 2, "only the bad setting is reported"
 
 
 def test_all_problems_are_reported_together() -> None:

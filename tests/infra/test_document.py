@@ -48,6 +48,7 @@ INVALID_REGISTRIES = [
     ),
 ]
 VALID = {
+    # "auto,jenkins" passes the pattern; contract.check_users refuses it before any command.
     "Users": ["auto", "auto,jenkins", "root", "ec2-user", "ubuntu,jenkins", "svc.build", "_ci", "Admin"],
     "HelperVersion": ["latest", "0.9.0", "0.10.12"],
     "ReleaseBaseUrl": [
