@@ -12,6 +12,8 @@ started; the namespace and all its mounts die with the holder.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -145,6 +147,25 @@ mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
         target.write_bytes(data)
         os.chmod(target, mode)
 
+    def changed_files(self) -> dict[str, tuple[bytes, int, int, int]]:
+        """Every file the instance wrote since its root was mounted: path -> (content, mode, uid, mtime)."""
+        upper = Path(f"/proc/{self._holder.pid}/root{self.rw}/upper")
+        files = {}
+        for path in upper.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                info = path.lstat()
+                files["/" + str(path.relative_to(upper))] = (
+                    path.read_bytes(),
+                    info.st_mode,
+                    info.st_uid,
+                    info.st_mtime_ns,
+                )
+        return files
+
+    def shell_in_namespace(self, script: str) -> None:
+        """Root shell in the namespace on the host's file view (e.g. to mount something into the instance)."""
+        self._ns(["sh", "-c", script])
+
     # --- processes
     def run(
         self,
@@ -185,18 +206,7 @@ mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
         return server
 
     def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
-        code = (
-            "import socket,sys,time\n"
-            "ports=[int(p) for p in sys.argv[1:]]; deadline=time.time()+%s\n"
-            "for port in ports:\n"
-            "    while True:\n"
-            "        try:\n"
-            "            socket.create_connection(('127.0.0.1', port), 0.5).close(); break\n"
-            "        except OSError:\n"
-            "            if time.time() > deadline: sys.exit('port %%d never opened' %% port)\n"
-            "            time.sleep(0.05)\n" % timeout
-        )
-        self._ns([sys.executable, "-c", code, *map(str, ports)])
+        self._ns([sys.executable, str(FIXTURES / "wait_for_ports.py"), str(timeout), *map(str, ports)])
 
     def free_ports(self, count: int) -> list[int]:
         """Ports the kernel picks (bind to port 0) inside the namespace."""
@@ -226,24 +236,17 @@ def make_certificates(directory: Path, names: list[str]) -> tuple[Path, Path, Pa
         f"subjectAltName={alt}\nbasicConstraints=CA:FALSE\n"
         "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
     )
-    openssl = ["openssl"]
-    quiet = {"check": True, "capture_output": True}
-    subprocess.run(
-        [*openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", ca_key]
-        + ["-out", ca_crt, "-subj", "/CN=ecr-fleet-auth test CA"]
-        + ["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-        **quiet,
-    )
-    subprocess.run(
-        [*openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr]
-        + ["-subj", "/CN=ecr-fleet-auth test server"],
-        **quiet,
-    )
-    subprocess.run(
-        [*openssl, "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial"]
-        + ["-days", "2", "-out", crt, "-extfile", ext],
-        **quiet,
-    )
+
+    def openssl(*args: str | Path) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", ca_key, "-out", ca_crt,
+            "-subj", "/CN=ecr-fleet-auth test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", "/CN=ecr-fleet-auth test server")  # fmt: skip
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-days", "2", "-out", crt, "-extfile", ext)  # fmt: skip
     return ca_crt, crt, key
 
 
@@ -282,8 +285,6 @@ class World:
         return f"https://{MIRROR_HOST}:{self.mirror_port}"
 
     def publish_release(self, version: str, arch: str, binary: bytes, checksum: str | None = None) -> None:
-        import hashlib
-
         folder = self.mirror_dir / version / f"linux-{arch}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "docker-credential-ecr-login").write_bytes(binary)
@@ -294,6 +295,8 @@ class World:
     def prepare_instance(self, users: dict[str, bool]) -> None:
         """Users ({name: in docker group}), the AWS CLI on PATH, the test CA trusted, ECR names mapped."""
         sandbox = self.sandbox
+        # The overlay starts as a copy of this machine: drop its root's docker config.
+        sandbox.run(["rm", "-rf", "/root/.docker"]).check_returncode()
         sandbox.run(["groupadd", "-f", "docker"]).check_returncode()
         for name, in_docker in users.items():
             groups = ["-G", "docker"] if in_docker else []
@@ -331,7 +334,7 @@ class World:
     def run_document(
         self, script: str, parameters: dict[str, str], env: dict[str, str] | None = None
     ) -> AgentRun:
-        """Run the document's shell step exactly as the SSM agent does: `sh -c _script.sh`, as root, no HOME."""
+        """Run the document's step as the SSM agent does: `sh -c _script.sh`, as root, without HOME."""
         orchestration = (
             f"/var/lib/amazon/ssm/{INSTANCE_ID}/document/orchestration/{uuid.uuid4()}"
             "/awsrunShellScript/0.awsrunShellScript"
@@ -344,7 +347,9 @@ class World:
         ssm_env.update(self.instance_env() if env is None else env)
         started = time.monotonic()
         done = self.sandbox.run(["sh", "-c", f"{orchestration}/_script.sh"], env=ssm_env, cwd=orchestration)
-        return AgentRun(done.returncode, done.stdout.decode(), done.stderr.decode(), time.monotonic() - started)
+        return AgentRun(
+            done.returncode, done.stdout.decode(), done.stderr.decode(), time.monotonic() - started
+        )
 
 
 @dataclass
@@ -356,8 +361,6 @@ class AgentRun:
 
     @property
     def result(self) -> dict[str, object]:
-        import json
-
         lines = self.stdout.splitlines()
         assert len(lines) == 1, f"expected one result line, got {self.stdout!r}; stderr: {self.stderr}"
         value = json.loads(lines[0])
@@ -377,7 +380,8 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     """Certificates, moto (plain, second account, TLS), the CONNECT proxy, the registry, the mirror."""
     ca, cert, key = make_certificates(
         workdir / "tls",
-        [*REGISTRIES, MIRROR_HOST, "localhost"] + [f"api.ecr.{r}.amazonaws.com" for r in ("eu-west-1", "us-east-2")],
+        [*REGISTRIES, MIRROR_HOST, "localhost"]
+        + [f"api.ecr.{r}.amazonaws.com" for r in ("eu-west-1", "us-east-2")],
     )
     world = World(sandbox, ca, cert, key)
     ports = sandbox.free_ports(5)
@@ -398,7 +402,14 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     world.mirror_dir = workdir / "mirror"
     world.mirror_dir.mkdir()
     sandbox.start_server(
-        [python, str(FIXTURES / "https_mirror.py"), str(world.mirror_port), str(world.mirror_dir), str(cert), str(key)]
+        [
+            python,
+            str(FIXTURES / "https_mirror.py"),
+            str(world.mirror_port),
+            str(world.mirror_dir),
+            str(cert),
+            str(key),
+        ]
     )
     world.htpasswd = workdir / "registry" / "htpasswd"
     world.htpasswd.parent.mkdir()
@@ -421,11 +432,23 @@ def push_probe_image(world: World) -> None:
     """The image every probe asks for, pushed with the registry's current password."""
     sandbox = world.sandbox
     done = subprocess.run(
-        [*sandbox._nsenter(), sys.executable, str(FIXTURES / "push_image.py")]
-        + ["127.0.0.1", PROBE_REPOSITORY, PROBE_TAG, str(world.ca)],
+        [
+            *sandbox._nsenter(),
+            sys.executable,
+            str(FIXTURES / "push_image.py"),
+            "127.0.0.1",
+            PROBE_REPOSITORY,
+            PROBE_TAG,
+            str(world.ca),
+        ],
         input=moto_token(ACCOUNT_A).encode(),
         capture_output=True,
         check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"pushing the probe image failed: {done.stderr.decode()}")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a sandbox work dir; mounts inside it died with the namespace."""
+    shutil.rmtree(path, ignore_errors=True)

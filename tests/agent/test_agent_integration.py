@@ -1,0 +1,395 @@
+"""The agent run exactly as SSM runs it, on a throwaway instance, against real parts.
+
+Real: the document's shell step (`sh -c _script.sh`, root, no HOME, SSM_* env),
+the docker CLI, a TLS registry with htpasswd auth under an ECR host name, the
+AWS CLI against moto_server, Debian's docker-credential-ecr-login (through a
+CONNECT proxy to a TLS moto). Stubbed: only dnf/yum/apt-get, which cannot run here.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.agent import sandbox as sb
+
+pytestmark = pytest.mark.integration
+
+TOKEN_A = sb.moto_token(sb.ACCOUNT_A)
+
+
+def home(user: str) -> str:
+    return "/root" if user == "root" else f"/home/{user}"
+
+
+def parameters(
+    action: str, registries: str = sb.REGISTRY_A, users: str = "auto", **extra: str
+) -> dict[str, str]:
+    values = {
+        "Action": action,
+        "Registries": registries,
+        "Users": users,
+        "HelperVersion": "latest",
+        "ReleaseBaseUrl": "https://helper-mirror.test",
+    }
+    values.update(extra)
+    return values
+
+
+def config_of(world: sb.World, user: str) -> dict[str, object]:
+    data = json.loads(world.sandbox.path(f"{home(user)}/.docker/config.json").read_bytes())
+    assert isinstance(data, dict)
+    return data
+
+
+def write_config(world: sb.World, user: str, content: str | bytes, mode: int = 0o600) -> Path:
+    """A pre-existing docker config owned by the user."""
+    uid = world.sandbox.path(home(user)).stat().st_uid
+    folder = world.sandbox.path(f"{home(user)}/.docker")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chown(folder, uid, uid)
+    path = folder / "config.json"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    os.chmod(path, mode)
+    os.chown(path, uid, uid)
+    return path
+
+
+def assert_token_confined(run: sb.AgentRun, world: sb.World, token: str) -> None:
+    """The token (raw or as docker's base64 auth) is in no output and in no file but users' config.json."""
+    forms = [token, base64.b64encode(f"AWS:{token}".encode()).decode()]
+    for form in forms:
+        assert form not in run.stdout
+        assert form not in run.stderr
+    for path, (content, *_rest) in world.sandbox.changed_files().items():
+        if any(form.encode() in content for form in forms):
+            assert path.endswith("/.docker/config.json"), f"token found in {path}"
+
+
+def test_refresh_logs_every_managed_user_in_and_a_rerun_changes_nothing(
+    instance: sb.World, agent_script: str
+) -> None:
+    for user in ("root", "alice", "bob"):
+        assert instance.probe(user, home(user)).returncode != 0, "probe must fail before refresh"
+
+    run = instance.run_document(agent_script, parameters("refresh"))
+
+    assert run.returncode == 0, run.stderr
+    result = run.result
+    assert (result["outcome"], result["reason"], result["action"]) == ("changed", "ok", "refresh")
+    assert [entry["user"] for entry in result["users"]] == [
+        "root",
+        "alice",
+        "bob",
+    ]  # carol: not in docker group
+    for user in ("root", "alice", "bob"):
+        assert instance.probe(user, home(user)).returncode == 0, f"{user} cannot pull after refresh"
+        path = instance.sandbox.path(f"{home(user)}/.docker/config.json")
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.stat().st_uid == instance.sandbox.path(home(user)).stat().st_uid
+    assert not instance.sandbox.path("/home/carol/.docker").exists()
+    assert_token_confined(run, instance, TOKEN_A)
+    assert len(run.stdout.encode()) <= 2000
+
+    before = instance.sandbox.changed_files()
+    again = instance.run_document(agent_script, parameters("refresh"))
+    assert (again.result["outcome"], again.result["reason"]) == ("unchanged", "ok")
+    after = instance.sandbox.changed_files()
+    for user in ("root", "alice", "bob"):
+        path = f"{home(user)}/.docker/config.json"
+        assert after[path] == before[path], f"{path} was rewritten by an unchanged run"
+
+
+def test_check_reports_states_and_leaves_every_file_byte_identical(
+    instance: sb.World, agent_script: str
+) -> None:
+    instance.run_document(agent_script, parameters("refresh", users="alice"))
+    write_config(
+        instance,
+        "bob",
+        json.dumps(
+            {"auths": {sb.REGISTRY_A: {"auth": "c3RhbGU="}}, "credHelpers": {sb.REGISTRY_A: "ecr-login"}}
+        ),
+    )
+    before = instance.sandbox.changed_files()
+
+    run = instance.run_document(
+        agent_script, parameters("check", registries=f"{sb.REGISTRY_A},public.ecr.aws")
+    )
+
+    assert run.returncode == 0, run.stderr
+    result = run.result
+    assert (result["outcome"], result["reason"]) == ("unchanged", "ok")
+    states = {entry["user"]: entry["registries"] for entry in result["users"]}
+    assert states["alice"][sb.REGISTRY_A]["state"] == "logged_in"
+    assert states["alice"][sb.REGISTRY_A]["expires_at"] == "2015-01-01T00:00:00Z"  # what moto hands out
+    assert states["bob"][sb.REGISTRY_A] == {"state": "stale_auth"}
+    assert states["root"][sb.REGISTRY_A] == {"state": "none"}
+    assert states["alice"]["public.ecr.aws"] == {"state": "none"}
+    host = result["host"]
+    assert host["docker"] and host["aws_cli"] and host["helper"] and host["os"] == "debian-12"
+    after = instance.sandbox.changed_files()
+    # The only new files may be the script SSM wrote and the agent it unpacked; nothing else changed.
+    assert {path: after[path] for path in before} == before
+    assert all(
+        "/orchestration/" in path or path == "/run/ecr-fleet-auth.lock" for path in set(after) - set(before)
+    )
+
+
+def test_rotated_registry_password_fails_until_the_next_refresh(
+    instance: sb.World, agent_script: str
+) -> None:
+    instance.run_document(agent_script, parameters("refresh", users="alice"))
+    assert instance.probe("alice", home("alice")).returncode == 0
+
+    # The registry moves on to the token of a later moment (moto's second account stands in for it).
+    token_b = sb.moto_token(sb.ACCOUNT_B)
+    instance.set_registry_password(token_b)
+    assert instance.probe("alice", home("alice")).returncode != 0, "stale credentials must stop working"
+
+    env = instance.instance_env(moto_port=instance.moto_b_port)
+    run = instance.run_document(agent_script, parameters("refresh", users="alice"), env=env)
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    assert instance.probe("alice", home("alice")).returncode == 0
+    assert_token_confined(run, instance, token_b)
+    backup = instance.sandbox.path("/home/alice/.docker/config.json.ecr-fleet-auth.bak").read_bytes()
+    assert base64.b64encode(f"AWS:{TOKEN_A}".encode()) in backup, (
+        "the backup holds the config before the change"
+    )
+
+
+def test_helper_configures_credhelpers_keeping_everything_else(instance: sb.World, agent_script: str) -> None:
+    original = {
+        "auths": {
+            sb.REGISTRY_A: {"auth": base64.b64encode(b"AWS:expired-token").decode()},
+            "ghcr.io": {"auth": "Z2g6dG9rZW4="},
+        },
+        "credHelpers": {"gcr.io": "gcloud"},
+        "detachKeys": "ctrl-e,e",
+        "proxies": {"default": {"noProxy": "localhost"}},
+    }
+    old_bytes = json.dumps(original, indent=2).encode()
+    write_config(instance, "alice", old_bytes, mode=0o640)
+    assert instance.probe("alice", home("alice")).returncode != 0, "the expired static auth must fail"
+
+    run = instance.run_document(agent_script, parameters("helper", users="alice,bob"))
+
+    assert run.returncode == 0, run.stderr
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    config = config_of(instance, "alice")
+    assert config["credHelpers"] == {"gcr.io": "gcloud", sb.REGISTRY_A: "ecr-login"}
+    assert config["auths"] == {"ghcr.io": {"auth": "Z2g6dG9rZW4="}}
+    assert config["detachKeys"] == "ctrl-e,e" and config["proxies"] == original["proxies"]
+    path = instance.sandbox.path("/home/alice/.docker/config.json")
+    assert path.stat().st_mode & 0o777 == 0o640, "the file's mode is kept"
+    assert path.read_bytes() != old_bytes
+    assert (
+        instance.sandbox.path("/home/alice/.docker/config.json.ecr-fleet-auth.bak").read_bytes() == old_bytes
+    )
+    assert config_of(instance, "bob") == {"credHelpers": {sb.REGISTRY_A: "ecr-login"}}
+    for user in ("alice", "bob"):
+        assert instance.probe(user, home(user)).returncode == 0, f"{user} cannot pull through the helper"
+    assert_token_confined(run, instance, TOKEN_A)  # the verification left no helper cache holding it
+
+    before = instance.sandbox.changed_files()
+    again = instance.run_document(agent_script, parameters("helper", users="alice,bob"))
+    assert (again.result["outcome"], again.result["reason"]) == ("unchanged", "ok")
+    after = instance.sandbox.changed_files()
+    assert {path: after[path] for path in before if "/.docker/" in path} == {
+        path: before[path] for path in before if "/.docker/" in path
+    }
+    check = instance.run_document(agent_script, parameters("check", users="alice"))
+    assert check.result["users"][0]["registries"][sb.REGISTRY_A] == {"state": "helper"}
+
+
+def test_unsafe_and_corrupt_configs_are_left_untouched_and_reported(
+    instance: sb.World, agent_script: str
+) -> None:
+    extra_users = {"dave": True, "erin": True, "frank": True}
+    for name in extra_users:
+        instance.sandbox.run(["useradd", "-m", "-G", "docker", name]).check_returncode()
+    corrupt = write_config(instance, "alice", b'{"auths": {')  # truncated JSON
+    secret = instance.sandbox.path("/etc/ecr-fleet-auth-test/secret.json")
+    secret.write_text('{"root": "only"}')
+    link_target_before = secret.read_bytes()
+    bob_dir = instance.sandbox.path("/home/bob/.docker")
+    bob_dir.mkdir()
+    os.chown(bob_dir, bob_dir.parent.stat().st_uid, bob_dir.parent.stat().st_uid)
+    (bob_dir / "config.json").symlink_to("/etc/ecr-fleet-auth-test/secret.json")
+    instance.sandbox.path("/home/dave/.docker").symlink_to("/etc/ecr-fleet-auth-test")
+    foreign = write_config(instance, "erin", "{}")
+    os.chown(foreign, 0, 0)  # owned by root, not by erin
+    snapshot = {path: path.read_bytes() for path in (corrupt, foreign)}
+
+    run = instance.run_document(
+        agent_script, parameters("refresh", users="alice,bob,dave,erin,frank,nobody9")
+    )
+
+    assert run.returncode == 1
+    result = run.result
+    assert result["outcome"] == "failed"
+    reasons = {entry["user"]: entry.get("reason") for entry in result["users"]}
+    assert reasons == {
+        "nobody9": "no_such_user",
+        "alice": "config_corrupt",
+        "bob": "config_unsafe",
+        "dave": "config_unsafe",
+        "erin": "config_unsafe",
+        "frank": None,
+    }
+    assert result["reason"] == "no_such_user"
+    assert {path: path.read_bytes() for path in snapshot} == snapshot
+    assert secret.read_bytes() == link_target_before
+    assert not instance.sandbox.path("/etc/ecr-fleet-auth-test/config.json").exists()
+    assert instance.probe("frank", "/home/frank").returncode == 0, "the healthy user is still served"
+
+
+def test_read_only_docker_config_is_reported_not_half_written(instance: sb.World, agent_script: str) -> None:
+    path = write_config(instance, "alice", json.dumps({"auths": {}}))
+    before = path.read_bytes()
+    folder = f"{instance.sandbox.root}/home/alice/.docker"
+    instance.sandbox.shell_in_namespace(
+        f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}"
+    )
+
+    run = instance.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "config_unwritable")
+    assert path.read_bytes() == before
+
+
+def test_a_second_run_while_one_holds_the_lock_is_skipped(instance: sb.World, agent_script: str) -> None:
+    lock = instance.sandbox.path("/run/ecr-fleet-auth.lock")
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        run = instance.run_document(agent_script, parameters("refresh"))
+    assert run.returncode == 0
+    assert (run.result["outcome"], run.result["reason"]) == ("skipped", "locked")
+    assert not instance.sandbox.path("/home/alice/.docker").exists()
+
+
+@pytest.mark.parametrize(
+    ("remove", "env_change", "reason"),
+    [
+        ("/usr/local/bin/docker", {}, "docker_missing"),
+        ("/usr/local/bin/aws", {}, "aws_cli_missing"),
+        (None, {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}, "no_credentials"),
+    ],
+)
+def test_missing_tools_and_credentials_fail_with_their_reason(
+    instance: sb.World, agent_script: str, remove: str | None, env_change: dict[str, None], reason: str
+) -> None:
+    if remove:
+        instance.sandbox.run(["rm", "-f", remove]).check_returncode()
+    env = {key: value for key, value in instance.instance_env().items() if key not in env_change}
+
+    run = instance.run_document(agent_script, parameters("refresh"), env=env)
+
+    assert run.returncode == 1
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", reason)
+    assert not instance.sandbox.path("/home/alice/.docker").exists()
+
+
+def test_without_python_the_shim_still_prints_the_result_line(instance: sb.World, agent_script: str) -> None:
+    instance.sandbox.run(["sh", "-c", "rm -f /usr/bin/python3* /usr/local/bin/python3*"]).check_returncode()
+
+    run = instance.run_document(agent_script, parameters("check"))
+
+    assert run.returncode == 1
+    assert (run.result["outcome"], run.result["reason"], run.result["action"]) == (
+        "failed",
+        "no_python",
+        "check",
+    )
+
+
+# ---------------------------------------------------------------- installing the helper
+
+REAL_HELPER = Path(sb.HELPER_BIN).read_bytes() if Path(sb.HELPER_BIN).exists() else b""
+RHEL_OS_RELEASE = 'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
+
+
+def without_helper(world: sb.World, os_release: str) -> None:
+    world.sandbox.run(["rm", "-f", sb.HELPER_BIN]).check_returncode()
+    world.sandbox.path("/etc/os-release").unlink()
+    world.sandbox.write("/etc/os-release", os_release)
+
+
+def test_release_binary_is_installed_from_the_mirror_after_its_checksum_matches(
+    instance: sb.World, agent_script: str
+) -> None:
+    without_helper(instance, RHEL_OS_RELEASE)
+    instance.publish_release("latest", "amd64", REAL_HELPER)
+
+    run = instance.run_document(
+        agent_script, parameters("helper", users="alice", ReleaseBaseUrl=instance.mirror_url())
+    )
+
+    assert run.returncode == 0, run.stderr
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    installed = instance.sandbox.path("/usr/local/bin/docker-credential-ecr-login")
+    assert installed.read_bytes() == REAL_HELPER
+    assert installed.stat().st_mode & 0o777 == 0o755
+    assert run.result["host"]["helper"] == "0.6.0"
+    assert instance.probe("alice", home("alice")).returncode == 0
+
+
+def test_release_binary_with_a_wrong_checksum_is_never_installed(
+    instance: sb.World, agent_script: str
+) -> None:
+    without_helper(instance, RHEL_OS_RELEASE)
+    tampered = REAL_HELPER + b"\x00tampered"
+    instance.publish_release("9.9.9", "amd64", tampered, checksum=hashlib.sha256(REAL_HELPER).hexdigest())
+    write_config(instance, "alice", "{}")
+
+    run = instance.run_document(
+        agent_script,
+        parameters("helper", users="alice", HelperVersion="9.9.9", ReleaseBaseUrl=instance.mirror_url()),
+    )
+
+    assert run.returncode == 1
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "checksum_mismatch")
+    bin_dir = instance.sandbox.path("/usr/local/bin")
+    assert not [name for name in os.listdir(bin_dir) if "docker-credential-ecr-login" in name]
+    assert config_of(instance, "alice") == {}, "no config is changed when the install fails"
+
+
+@pytest.mark.parametrize(
+    ("os_release", "manager", "expected_call"),
+    [
+        ('ID="amzn"\nVERSION_ID="2023"\n', "dnf", "dnf install -y amazon-ecr-credential-helper"),
+        ('ID="amzn"\nVERSION_ID="2"\n', "yum", "yum install -y amazon-ecr-credential-helper"),
+        (
+            'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n',
+            "apt-get",
+            "apt-get install -y --no-install-recommends amazon-ecr-credential-helper",
+        ),
+    ],
+)
+def test_package_manager_install_paths(
+    instance: sb.World, agent_script: str, os_release: str, manager: str, expected_call: str
+) -> None:
+    without_helper(instance, os_release)
+    instance.sandbox.write("/opt/stub/real-helper", REAL_HELPER, 0o755)
+    # A recording stub: logs its argv, and "installs" the package by copying the real binary into place.
+    instance.sandbox.write(
+        f"/usr/local/sbin/{manager}",
+        f'#!/bin/sh\necho "{manager} $*" >> /opt/stub/calls.log\n'
+        'case "$*" in *install*) cp /opt/stub/real-helper /usr/bin/docker-credential-ecr-login ;; esac\n',
+        0o755,
+    )
+
+    run = instance.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert run.returncode == 0, run.stderr
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    calls = instance.sandbox.path("/opt/stub/calls.log").read_text().splitlines()
+    assert calls == [expected_call]
+    assert instance.probe("alice", home("alice")).returncode == 0
