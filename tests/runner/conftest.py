@@ -8,6 +8,8 @@ only time (the runner's clock and botocore's retry sleeps) is simulated.
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +24,7 @@ from moto import mock_aws
 
 from ecr_fleet_auth import clients, runner
 from ecr_fleet_auth.observability import metrics
+from handler import handler
 from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node
 
 EVENTS = Path(__file__).parent.parent / "events"
@@ -56,12 +59,14 @@ class World:
     ssm: FakeRunCommand
     monkeypatch: pytest.MonkeyPatch
     retry_sleeps: list[float] = field(default_factory=list)
-    image_id: str = ""
+    # Calls the runner's clients made, by "service.Operation" (retries not counted).
+    api_calls: Counter[str] = field(default_factory=Counter)
+    # One of moto's built-in images (looking one up costs a second per test).
+    image_id: str = "ami-03cf127a"
     queue_url: str = ""
 
     def __post_init__(self) -> None:
         self.ec2 = boto3.client("ec2", region_name=REGION)
-        self.image_id = self.ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
         topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
         self.queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
@@ -113,8 +118,6 @@ class World:
         return ids
 
     def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
-        from handler import handler
-
         context = LambdaContextStub(self.clock, self.clock.monotonic() + timeout_seconds)
         result: dict[str, Any] = handler(event, context)
         return result
@@ -126,8 +129,6 @@ class World:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    import os
-
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
             monkeypatch.delenv(name)
@@ -139,6 +140,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         # Loopback only, and never dialled: the emulator answers before anything is sent.
         "AWS_ENDPOINT_URL_SSM": "http://127.0.0.1:9",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # moto loads hundreds of AMIs per region otherwise: a second per test.
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
         "DOCUMENT_NAME": DOCUMENT,
         "TARGET_TAG_KEY": TAG_KEY,
         "TARGET_TAG_VALUES": TAG_VALUE,
@@ -151,6 +154,12 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     fake = FakeRunCommand(clock, DOCUMENT)
     session = boto3.Session(region_name=REGION)
     session.events.register("before-send.ssm", fake)
+    api_calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    session.events.register("before-call", count)
     factory = clients.ClientFactory(session=session)
     monkeypatch.setattr(clients, "default_factory", lambda: factory)
     start = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
@@ -164,7 +173,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         ),
     )
     with mock_aws():
-        built = World(clock, fake, monkeypatch)
+        built = World(clock, fake, monkeypatch, api_calls=api_calls)
         # botocore's retry back-off: recorded, not slept (the storm tests read it).
         monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=built.retry_sleeps.append))
         yield built

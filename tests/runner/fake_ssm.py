@@ -118,10 +118,9 @@ class FakeRunCommand:
         self.commands: dict[str, Command] = {}
         self.calls: Counter[str] = Counter()  # requests received, retries included
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        # operation -> how many of its next requests to answer with an error code
-        self.failures: dict[str, list[str]] = {}
-        # (operation, request number) -> throttle?; a storm is a predicate on the running count
-        self.throttle: Callable[[str, int], bool] = lambda operation, number: False
+        # (operation, its request number, params) -> an error code to answer with, or None.
+        # A throttling storm is ``lambda op, n, p: "ThrottlingException" if n % 3 else None``.
+        self.fault: Callable[[str, int, dict[str, Any]], str | None] = lambda operation, number, params: None
 
     # --- registration --------------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -158,11 +157,9 @@ class FakeRunCommand:
         self.calls[operation] += 1
         self.requests.append((operation, params))
         try:
-            if self.throttle(operation, self.calls[operation]):
-                raise FakeServiceError("ThrottlingException", "Rate exceeded")
-            queued = self.failures.get(operation)
-            if queued:
-                raise FakeServiceError(queued.pop(0), "injected failure")
+            code = self.fault(operation, self.calls[operation], params)
+            if code is not None:
+                raise FakeServiceError(code, "injected fault", 500 if code == "InternalServerError" else 400)
             handler = getattr(self, "_" + operation, None)
             if handler is None:
                 raise FakeServiceError("InvalidAction", f"{operation} is not emulated")

@@ -1,0 +1,104 @@
+"""The report's shape and summary, the notify policy, and the SNS text."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.report import (
+    MAX_LISTED_PER_STATUS,
+    MAX_MESSAGE_CHARS,
+    MAX_SUBJECT_CHARS,
+    InstanceResult,
+    Report,
+    message,
+    should_notify,
+    subject,
+)
+
+
+def result(
+    number: int, status: str, outcome: str | None = None, reason: str = "ok", **detail: str
+) -> InstanceResult:
+    return InstanceResult(f"i-{number:017x}", f"web-{number}", status, outcome, reason, dict(detail))
+
+
+def report(*instances: InstanceResult, dry_run: bool = False) -> Report:
+    return Report(
+        run_id="run-1",
+        action="refresh",
+        dry_run=dry_run,
+        source="schedule",
+        started_at="2026-11-27T06:00:00Z",
+        finished_at="2026-11-27T06:02:00Z",
+        instances=instances,
+        command_ids=("cmd-1",),
+    )
+
+
+MIXED = report(
+    result(1, "succeeded", "changed"),
+    result(2, "succeeded", "unchanged"),
+    result(3, "failed", "failed", "login_failed", message="401 from registry"),
+    result(4, "unreachable", None, "ssm_connection_lost"),
+    result(5, "skipped", "skipped", "unsupported_os"),
+    result(6, "pending", None, "in_progress"),
+)
+
+
+def test_report_has_exactly_the_contract_shape() -> None:
+    data = MIXED.to_dict()
+    assert list(data) == [
+        "run_id", "action", "dry_run", "source", "started_at", "finished_at",
+        "summary", "instances", "command_ids",
+    ]  # fmt: skip
+    assert list(data["instances"][0]) == ["instance_id", "name", "status", "outcome", "reason", "detail"]
+    assert data["summary"] == {
+        "total": 6, "succeeded": 2, "changed": 1, "unchanged": 1,
+        "failed": 1, "unreachable": 1, "skipped": 1, "pending": 1,
+    }  # fmt: skip
+    assert data["summary"]["total"] == len(data["instances"])
+    assert sum(data["summary"][status] for status in contract.INSTANCE_STATUSES) == data["summary"]["total"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "the_report", "expected"),
+    [
+        ("failures", MIXED, True),
+        ("failures", report(result(1, "succeeded", "changed"), result(2, "pending")), False),
+        ("failures", report(result(1, "unreachable", reason="not_ssm_managed")), True),
+        ("always", report(result(1, "succeeded", "changed")), True),
+        ("always", report(), True),
+        ("never", MIXED, False),
+        ("always", report(result(1, "failed"), dry_run=True), False),
+    ],
+)
+def test_notify_policy(policy: str, the_report: Report, expected: bool) -> None:
+    assert should_notify(the_report, policy) is expected
+
+
+def test_subject_says_what_went_wrong_or_that_all_is_well() -> None:
+    assert subject(MIXED) == "ecr-fleet-auth refresh: 1 failed, 1 unreachable, 1 pending of 6"
+    assert subject(report(result(1, "succeeded", "changed"))) == "ecr-fleet-auth refresh: 1 of 1 succeeded"
+
+
+def test_message_gives_counts_then_the_instances_that_need_attention() -> None:
+    text = message(MIXED)
+    assert text.startswith(subject(MIXED) + "\n")
+    assert "succeeded:   2 (1 changed, 1 unchanged)" in text
+    assert "failed:      1" in text
+    failed_section = text.split("Failed (1):\n", 1)[1]
+    assert failed_section.startswith(f"  i-{3:017x} (web-3): login_failed - 401 from registry\n")
+    assert f"  i-{4:017x} (web-4): ssm_connection_lost" in text.split("Unreachable (1):\n", 1)[1]
+    assert "web-1" not in text, "successes are counted, not listed"
+    assert "Run Command ids: cmd-1" in text
+
+
+def test_message_stays_bounded_for_a_fleet_of_failures() -> None:
+    many = report(*(result(n, "failed", "failed", "login_failed", message="x" * 500) for n in range(5000)))
+    text = message(many)
+    assert len(text) <= MAX_MESSAGE_CHARS
+    assert text.count("login_failed") == MAX_LISTED_PER_STATUS
+    assert f"... and {5000 - MAX_LISTED_PER_STATUS} more" in text
+    assert "failed:      5000" in text
+    assert len(subject(many)) <= MAX_SUBJECT_CHARS
