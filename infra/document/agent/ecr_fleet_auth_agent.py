@@ -65,6 +65,7 @@ CONFIG_CORRUPT = "config_corrupt"
 CONFIG_UNSAFE = "config_unsafe"
 CONFIG_UNWRITABLE = "config_unwritable"
 NO_SUCH_USER = "no_such_user"
+NO_HOME = "no_home"
 INTERNAL_ERROR = "internal_error"
 # no_python is emitted by entrypoint.sh, never by this file.
 
@@ -440,9 +441,8 @@ def open_config_dir(account):
     try:
         home_fd = os.open(account.home, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
-        raise AgentError(
-            CONFIG_UNSAFE, "home %s of %s unusable: %s" % (account.home, account.name, error)
-        ) from None
+        reason = NO_HOME if error.errno == errno.ENOENT else CONFIG_UNSAFE
+        raise AgentError(reason, "home %s of %s unusable: %s" % (account.home, account.name, error)) from None
     try:
         try:
             dir_fd = os.open(CONFIG_DIR_NAME, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=home_fd)
@@ -957,6 +957,10 @@ class Run(object):
             self.report.problem(NO_SUCH_USER, "no such user: %s" % name, self.report.user(name))
         for account in self.accounts:
             user = self.report.user(account.name)
+            if not os.path.isdir(account.home) and self.params.users == AUTO_USERS:
+                # A service account in the docker group without a home has no docker config to manage.
+                user.reason = NO_HOME
+                continue
             try:
                 config = read_config(account)
             except AgentError as error:
@@ -1029,13 +1033,13 @@ def action_refresh(run):
         login.user.registries[login.registry] = logged_in_state(token.expires_at)
     if pending:
         save_records(run.state_dir, records)
-    report.message_parts.append(
-        "logged in %s to %s"
-        % (
-            plural(len(logged_in), "user", "users"),
-            plural(len(run.params.registries), "registry", "registries"),
+    registries = plural(len(run.params.registries), "registry", "registries")
+    if logged_in:
+        report.message_parts.append(
+            "logged in %s to %s" % (plural(len(logged_in), "user", "users"), registries)
         )
-    )
+    else:
+        report.message_parts.append("no login needed for %s" % registries)
     return report.result()
 
 

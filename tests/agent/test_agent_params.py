@@ -1,0 +1,170 @@
+"""The agent's own copies of the parameter patterns accept and reject exactly what contract.py does."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from ecr_fleet_auth import contract
+
+PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+REGISTRY_VALUES = [
+    PRIVATE,
+    "public.ecr.aws",
+    "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+    "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+    "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+    "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+    f"{PRIVATE},public.ecr.aws",
+    ",".join([PRIVATE] * 20),
+    ",".join([PRIVATE] * 21),
+    "",
+    "12345678901.dkr.ecr.eu-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com\n",
+    f"{PRIVATE},",
+    f"{PRIVATE};touch /tmp/x",
+    "public.ecr.aws/",
+    "docker.io",
+    "123456789012.dkr.ecr.EU-WEST-1.amazonaws.com",
+    "$(id).dkr.ecr.eu-west-1.amazonaws.com",
+]
+USERS_VALUES = [
+    "auto",
+    "ec2-user",
+    "ec2-user,ubuntu,_svc,a.b",
+    ",".join(f"u{i}" for i in range(50)),
+    ",".join(f"u{i}" for i in range(51)),
+    "",
+    "auto,root",
+    "-rf",
+    "root ",
+    "a" * 32,
+    "a" * 33,
+    "bob'",
+    "root\n",
+    "ünicode",
+]
+HELPER_VERSION_VALUES = ["latest", "0.6.0", "0.10.1", "1.2", "1.2.3.4", "v0.6.0", "", "latest\n", "12345.0.0"]
+RELEASE_URL_VALUES = [
+    contract.DEFAULT_RELEASE_BASE_URL,
+    "https://mirror.example.com",
+    "https://mirror.example.com:8443/ecr/helper/",
+    "http://mirror.example.com",
+    "https://user:pw@mirror.example.com",
+    "https://mirror.example.com/?q=1",
+    "https://mirror.example.com/#x",
+    "https://mirror.example.com/$(id)",
+    "https://-bad.example.com",
+    "https://mirror.example.com/a b",
+    "",
+]
+
+
+@pytest.mark.parametrize(
+    ("agent_pattern", "contract_pattern", "values"),
+    [
+        ("REGISTRIES_PATTERN", contract.REGISTRIES_PATTERN, REGISTRY_VALUES),
+        ("USERS_PATTERN", contract.USERS_PATTERN, USERS_VALUES),
+        ("HELPER_VERSION_PATTERN", contract.HELPER_VERSION_PATTERN, HELPER_VERSION_VALUES),
+        ("RELEASE_BASE_URL_PATTERN", contract.RELEASE_BASE_URL_PATTERN, RELEASE_URL_VALUES),
+    ],
+)
+def test_agent_patterns_decide_like_the_contract(
+    agent: ModuleType, agent_pattern: str, contract_pattern: str, values: list[str]
+) -> None:
+    agent_regex = getattr(agent, agent_pattern)
+    decisions = [(value, agent.fullmatch(agent_regex, value)) for value in values]
+    assert decisions == [(value, contract.matches(contract_pattern, value)) for value in values]
+    # The corpus exercises both sides of every pattern.
+    assert {accepted for _, accepted in decisions} == {True, False}
+
+
+def test_agent_building_blocks_equal_the_contract(agent: ModuleType) -> None:
+    assert agent.ACTIONS == contract.ACTIONS
+    assert agent.PARTITION_DOMAINS == contract.PARTITION_DOMAINS
+    assert (agent.MAX_REGISTRIES, agent.MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
+    assert (agent.AUTO_USERS, agent.LATEST_HELPER) == (contract.AUTO_USERS, contract.LATEST_HELPER)
+    assert agent.RESULT_SCHEMA == contract.RESULT_SCHEMA
+    assert agent.RESULT_LINE_MAX_BYTES == contract.RESULT_LINE_MAX_BYTES
+    assert (agent.CHANGED, agent.UNCHANGED, agent.SKIPPED, agent.FAILED) == contract.OUTCOMES
+    states = (agent.STATE_HELPER, agent.STATE_LOGGED_IN, agent.STATE_STALE_AUTH, agent.STATE_NONE)
+    assert states == contract.REGISTRY_STATES
+
+
+def test_contract_reason_codes_are_all_defined(agent: ModuleType) -> None:
+    required = {
+        "ok",
+        "docker_missing",
+        "aws_cli_missing",
+        "no_credentials",
+        "login_failed",
+        "helper_install_failed",
+        "checksum_mismatch",
+        "config_corrupt",
+        "config_unsafe",
+        "locked",
+        "unsupported_os",
+    }
+    defined = {value for name, value in vars(agent).items() if name.isupper() and isinstance(value, str)}
+    assert required <= defined
+
+
+def environ(**overrides: str) -> dict[str, str]:
+    values = {
+        "SSM_Action": "refresh",
+        "SSM_Registries": f"{PRIVATE},public.ecr.aws,{PRIVATE}",
+        "SSM_Users": "alice,bob,alice",
+        "SSM_HelperVersion": "latest",
+        "SSM_ReleaseBaseUrl": contract.DEFAULT_RELEASE_BASE_URL,
+    }
+    values.update(overrides)
+    return values
+
+
+def test_read_params_splits_and_deduplicates(agent: ModuleType) -> None:
+    params = agent.read_params(environ())
+    assert params.registries == [PRIVATE, "public.ecr.aws"]
+    assert params.users == ["alice", "bob"]
+    assert agent.read_params(environ(SSM_Users="auto")).users == "auto"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"SSM_Action": "delete"},
+        {"SSM_Registries": "docker.io"},
+        {"SSM_Users": "root;reboot"},
+        {"SSM_HelperVersion": "latest\n"},
+        {"SSM_ReleaseBaseUrl": "http://plain.example.com"},
+        {"SSM_Registries": ""},
+    ],
+)
+def test_read_params_rejects_what_the_document_would(agent: ModuleType, bad: dict[str, str]) -> None:
+    with pytest.raises(agent.AgentError) as raised:
+        agent.read_params(environ(**bad))
+    assert raised.value.reason == "invalid_parameter"
+
+
+def test_read_params_rejects_a_missing_parameter(agent: ModuleType) -> None:
+    values = environ()
+    del values["SSM_Registries"]
+    with pytest.raises(agent.AgentError, match="Registries"):
+        agent.read_params(values)
+
+
+@pytest.mark.parametrize(
+    ("registry", "source"),
+    [
+        (PRIVATE, ("ecr", "eu-west-1")),
+        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", ("ecr", "us-gov-west-1")),
+        ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", ("ecr", "cn-north-1")),
+        ("public.ecr.aws", ("ecr-public", "us-east-1")),
+    ],
+)
+def test_token_source_is_the_registry_region(
+    agent: ModuleType, registry: str, source: tuple[str, str]
+) -> None:
+    assert agent.token_source(registry) == source
