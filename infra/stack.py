@@ -8,6 +8,8 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack, aws_logs
 from constructs import Construct
 
 from .config import DeploymentConfig
+from .console_events import ConsoleTestEvents
+from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
 from .notifications import Notifications
@@ -50,6 +52,8 @@ class EcrFleetAuthStack(Stack):
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
         )
+        ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
+        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group)
         access = InstanceAccessPolicy(
             self, "InstanceAccess", registries=registries, command_output=command_output
         )
@@ -60,6 +64,7 @@ class EcrFleetAuthStack(Stack):
             "InstancePolicyArn": (access.policy.managed_policy_arn, "Attach to your instance roles"),
             "RunCommandOutputLogGroup": (command_output.log_group_name, "Full agent output per command"),
             "NotificationTopicArn": (notifications.topic.topic_arn, "Run reports and alarms"),
+            "DashboardName": (dashboard.dashboard.dashboard_name, "Outcomes, durations, latest failures"),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(
