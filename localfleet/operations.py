@@ -1,0 +1,400 @@
+"""The emulated SSM operations: request dict in (already model-validated), result dict out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .commands import (
+    STDERR_CONTENT_CHARS,
+    STDOUT_CONTENT_CHARS,
+    TERMINAL_DETAILS,
+    Command,
+    CommandEngine,
+    Invocation,
+    PluginResult,
+    iso_time,
+)
+from .documents import Document
+from .fleet import ManagedInstance, TagResolver, filter_instances, filters_from_request
+from .protocol import SsmError
+
+ACCOUNT_ID = "123456789012"
+DEFAULT_PAGE_SIZE = 50
+COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
+
+
+class RunCommandService:
+    """Documents, managed instances and commands, behind the operations boto3 calls."""
+
+    def __init__(self, engine: CommandEngine, resolve_tags: TagResolver) -> None:
+        self.engine = engine
+        self.resolve_tags = resolve_tags
+        self.documents: dict[str, Document] = {}
+        self.instances: dict[str, ManagedInstance] = {}
+        self.lock = threading.RLock()
+
+    def handler(self, operation: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+            "CreateDocument": self.create_document,
+            "DescribeDocument": self.describe_document,
+            "DescribeInstanceInformation": self.describe_instance_information,
+            "SendCommand": self.send_command,
+            "ListCommands": self.list_commands,
+            "ListCommandInvocations": self.list_command_invocations,
+            "GetCommandInvocation": self.get_command_invocation,
+            "CancelCommand": self.cancel_command,
+        }
+        if operation not in handlers:
+            raise SsmError("UnknownOperationException", f"{operation} is not emulated")
+        return handlers[operation]
+
+    # --- documents -------------------------------------------------------------------
+    def add_document(self, document: Document) -> None:
+        with self.lock:
+            if document.name in self.documents:
+                raise SsmError("DocumentAlreadyExists", "The specified document already exists.")
+            self.documents[document.name] = document
+
+    def create_document(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if params.get("DocumentType", "Command") != "Command":
+            raise SsmError("InvalidDocumentContent", "the emulator stores Command documents only")
+        if params.get("DocumentFormat", "JSON") != "JSON":
+            raise SsmError("InvalidDocumentContent", "the emulator reads JSON documents only")
+        document = Document.from_content(params["Name"], params["Content"])
+        self.add_document(document)
+        return {"DocumentDescription": self._describe_document(document)}
+
+    def describe_document(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        document = self._document(params["Name"], params.get("DocumentVersion"))
+        return {"Document": self._describe_document(document)}
+
+    def _document(self, name: str, version: str | None) -> Document:
+        # DocumentName may be an ARN: arn:aws:ssm:<region>:<account>:document/<name>.
+        short_name = name.rsplit("document/", 1)[-1]
+        with self.lock:
+            document = self.documents.get(short_name)
+        if document is None:
+            raise SsmError("InvalidDocument", f"Document with name {name} does not exist.")
+        if not document.accepts_version(version):
+            raise SsmError("InvalidDocumentVersion", f"Document {name} has no version {version}.")
+        return document
+
+    @staticmethod
+    def _describe_document(document: Document) -> dict[str, Any]:
+        return {
+            "Name": document.name,
+            "Hash": document.hash,
+            "HashType": "Sha256",
+            "Owner": ACCOUNT_ID,
+            "CreatedDate": document.created,
+            "Status": "Active",
+            "DocumentVersion": document.version,
+            "Description": document.content.get("description"),
+            "Parameters": [
+                {
+                    "Name": p.name,
+                    "Type": p.type,
+                    "Description": p.description,
+                    "DefaultValue": None if p.default is None else ",".join(p.default_values()),
+                }
+                for p in document.parameters().values()
+            ],
+            "PlatformTypes": document.platform_types(),
+            "DocumentType": "Command",
+            "SchemaVersion": document.content["schemaVersion"],
+            "LatestVersion": document.version,
+            "DefaultVersion": document.version,
+            "DocumentFormat": "JSON",
+        }
+
+    # --- instances -------------------------------------------------------------------
+    def add_instance(self, instance: ManagedInstance) -> None:
+        with self.lock:
+            self.instances[instance.instance_id] = instance
+
+    def instance(self, instance_id: str) -> ManagedInstance | None:
+        with self.lock:
+            return self.instances.get(instance_id)
+
+    def all_instances(self) -> list[ManagedInstance]:
+        with self.lock:
+            return list(self.instances.values())
+
+    def describe_instance_information(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        selected = filter_instances(self.all_instances(), filters_from_request(params), self.resolve_tags)
+        page, token = paginate([i.describe() for i in selected], params, "DescribeInstanceInformation")
+        return {"InstanceInformationList": page, "NextToken": token}
+
+    # --- commands --------------------------------------------------------------------
+    def send_command(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if bool(params.get("InstanceIds")) == bool(params.get("Targets")):
+            # CHOICE: the reference says to specify one or the other; the error code is not documented.
+            raise SsmError(
+                "ValidationException", "Specify either InstanceIds or Targets, not both or neither."
+            )
+        document = self._document(params["DocumentName"], params.get("DocumentVersion"))
+        values = document.resolve_parameters(params.get("Parameters", {}))
+        if params.get("InstanceIds"):
+            targets = self._managed(list(dict.fromkeys(params["InstanceIds"])))
+        else:
+            targets = self._resolve_targets(params["Targets"])
+        command = self.engine.create(document, params, values, list(targets), self.instance)
+        return {"Command": self._describe_command(command)}
+
+    def _managed(self, instance_ids: list[str]) -> list[ManagedInstance]:
+        with self.lock:
+            unknown = [i for i in instance_ids if i not in self.instances]
+            if unknown:
+                # What the service answers for ids that are not managed nodes (not registered,
+                # terminated, or another account's): the whole call fails.
+                raise SsmError(
+                    "InvalidInstanceId",
+                    f"Instances [[{', '.join(unknown)}]] not in a valid state for account {ACCOUNT_ID}",
+                )
+            return [self.instances[i] for i in instance_ids]
+
+    def _resolve_targets(self, targets: Sequence[Mapping[str, Any]]) -> list[ManagedInstance]:
+        """Managed instances matching every Target (CHOICE: AND across keys, OR across values)."""
+        chosen: set[str] | None = None
+        for target in targets:
+            key, values = target.get("Key", ""), list(target.get("Values", []))
+            if key == "InstanceIds":
+                matched = {i.instance_id for i in self._managed(values)}
+            elif key.startswith("tag:"):
+                matched = set(self.resolve_tags(key[len("tag:") :], values))
+            elif key == "tag-key":
+                matched = {i for tag_key in values for i in self.resolve_tags(tag_key, [])}
+            else:
+                raise SsmError("ValidationException", f"Target key {key!r} is not supported by the emulator")
+            chosen = matched if chosen is None else chosen & matched
+        # Only managed nodes are targets: a tagged EC2 instance without the agent gets no invocation.
+        return [i for i in self.all_instances() if chosen is not None and i.instance_id in chosen]
+
+    def _command(self, command_id: str) -> Command:
+        with self.engine.changed:
+            command = self.engine.commands.get(command_id)
+        if command is None:
+            raise SsmError("InvalidCommandId", f"Command {command_id} does not exist")
+        return command
+
+    def _commands_newest_first(self) -> list[Command]:
+        with self.engine.changed:
+            return list(reversed(self.engine.commands.values()))
+
+    def list_commands(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        commands = (
+            [self._command(params["CommandId"])] if "CommandId" in params else self._commands_newest_first()
+        )
+        if "InstanceId" in params:
+            commands = [c for c in commands if params["InstanceId"] in c.invocations]
+        with self.engine.changed:
+            commands = [c for c in commands if _matches_filters(params.get("Filters", []), c, c.status())]
+            described = [self._describe_command(c) for c in commands]
+        page, token = paginate(described, params, "ListCommands")
+        return {"Commands": page, "NextToken": token}
+
+    def list_command_invocations(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        commands = (
+            [self._command(params["CommandId"])] if "CommandId" in params else self._commands_newest_first()
+        )
+        details = bool(params.get("Details", False))
+        items: list[dict[str, Any]] = []
+        with self.engine.changed:
+            for command in commands:
+                for invocation in command.invocations.values():
+                    if "InstanceId" in params and invocation.instance_id != params["InstanceId"]:
+                        continue
+                    if _matches_filters(params.get("Filters", []), command, invocation.status):
+                        items.append(self._describe_invocation(invocation, details))
+        page, token = paginate(items, params, "ListCommandInvocations")
+        return {"CommandInvocations": page, "NextToken": token}
+
+    def get_command_invocation(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        with self.engine.changed:
+            command = self.engine.commands.get(params["CommandId"])
+            invocation = command.invocations.get(params["InstanceId"]) if command else None
+            if command is None or invocation is None:
+                raise SsmError(
+                    "InvocationDoesNotExist", "An invocation with that command and instance does not exist"
+                )
+            return self._invocation_detail(command, invocation, params.get("PluginName"))
+
+    def cancel_command(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        command = self._command(params["CommandId"])
+        instance_ids = list(params.get("InstanceIds", []))
+        unknown = [i for i in instance_ids if i not in command.invocations]
+        if unknown:
+            raise SsmError(
+                "InvalidInstanceId", f"Instances [[{', '.join(unknown)}]] are not targets of the command"
+            )
+        self.engine.cancel(command, instance_ids or None)
+        return {}
+
+    # --- shapes ----------------------------------------------------------------------
+    @staticmethod
+    def _describe_command(command: Command) -> dict[str, Any]:
+        request = command.request
+        invocations = list(command.invocations.values())
+        return {
+            "CommandId": command.command_id,
+            "DocumentName": request["DocumentName"],
+            "DocumentVersion": request.get("DocumentVersion", "$DEFAULT"),
+            "Comment": request.get("Comment", ""),
+            "ExpiresAfter": command.requested + command.timeout_seconds,
+            "Parameters": request.get("Parameters", {}),
+            "InstanceIds": list(request.get("InstanceIds", [])),
+            "Targets": list(request.get("Targets", [])),
+            "RequestedDateTime": command.requested,
+            "Status": command.status(),
+            "StatusDetails": command.status_details(),
+            "OutputS3Region": request.get("OutputS3Region"),
+            "OutputS3BucketName": request.get("OutputS3BucketName"),
+            "OutputS3KeyPrefix": request.get("OutputS3KeyPrefix"),
+            "MaxConcurrency": request.get("MaxConcurrency", "50"),
+            "MaxErrors": request.get("MaxErrors", "0"),
+            "TargetCount": len(invocations),
+            "CompletedCount": sum(i.terminal for i in invocations),
+            "ErrorCount": command.error_count(),
+            "DeliveryTimedOutCount": sum(i.details == "Delivery Timed Out" for i in invocations),
+            "ServiceRole": request.get("ServiceRoleArn"),
+            "NotificationConfig": request.get("NotificationConfig"),
+            "CloudWatchOutputConfig": request.get("CloudWatchOutputConfig"),
+            "TimeoutSeconds": command.timeout_seconds,
+        }
+
+    @staticmethod
+    def _describe_invocation(invocation: Invocation, details: bool) -> dict[str, Any]:
+        command, request = invocation.command, invocation.command.request
+        item: dict[str, Any] = {
+            "CommandId": command.command_id,
+            "InstanceId": invocation.instance_id,
+            "InstanceName": invocation.instance_name,
+            "Comment": request.get("Comment", ""),
+            "DocumentName": request["DocumentName"],
+            "DocumentVersion": request.get("DocumentVersion", "$DEFAULT"),
+            "RequestedDateTime": command.requested,
+            "Status": invocation.status,
+            "StatusDetails": invocation.details,
+            "TraceOutput": "",
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "CommandPlugins": [],
+            "ServiceRole": request.get("ServiceRoleArn"),
+            "NotificationConfig": request.get("NotificationConfig"),
+            "CloudWatchOutputConfig": request.get("CloudWatchOutputConfig"),
+        }
+        if details:
+            item["CommandPlugins"] = [_describe_plugin(p) for p in invocation.plugins]
+        return item
+
+    @staticmethod
+    def _invocation_detail(
+        command: Command, invocation: Invocation, plugin_name: str | None
+    ) -> dict[str, Any]:
+        if plugin_name is not None:
+            plugins = [p for p in invocation.plugins if p.name == plugin_name]
+            if not plugins:
+                raise SsmError("InvalidPluginName", f"The plugin name {plugin_name} is not valid")
+            plugin: PluginResult | None = plugins[0]
+        else:
+            # Without PluginName only a single-step document's output is returned.
+            plugin = invocation.plugins[0] if len(invocation.plugins) == 1 else None
+        finished = plugin is not None and plugin.details in TERMINAL_DETAILS
+        source: PluginResult | Invocation = plugin if plugin is not None else invocation
+        elapsed = (
+            (source.finished or 0) - (source.started or 0) if source.started and source.finished else None
+        )
+        request = command.request
+        return {
+            "CommandId": command.command_id,
+            "InstanceId": invocation.instance_id,
+            "Comment": request.get("Comment", ""),
+            "DocumentName": request["DocumentName"],
+            "DocumentVersion": request.get("DocumentVersion", "$DEFAULT"),
+            "PluginName": plugin.name if plugin is not None else None,
+            "ResponseCode": source.response_code,
+            "ExecutionStartDateTime": iso_time(source.started) or "",
+            "ExecutionElapsedTime": f"PT{elapsed:.3f}S" if elapsed is not None else "",
+            "ExecutionEndDateTime": iso_time(source.finished) or "",
+            "Status": source.status,
+            "StatusDetails": source.details,
+            # "If the command hasn't finished running ... then this string is empty."
+            "StandardOutputContent": plugin.stdout[:STDOUT_CONTENT_CHARS] if plugin and finished else "",
+            "StandardOutputUrl": "",
+            "StandardErrorContent": plugin.stderr[:STDERR_CONTENT_CHARS] if plugin and finished else "",
+            "StandardErrorUrl": "",
+            "CloudWatchOutputConfig": request.get("CloudWatchOutputConfig"),
+        }
+
+
+def _describe_plugin(plugin: PluginResult) -> dict[str, Any]:
+    return {
+        "Name": plugin.name,
+        "Status": plugin.status,
+        "StatusDetails": plugin.details,
+        "ResponseCode": plugin.response_code,
+        "ResponseStartDateTime": plugin.started,
+        "ResponseFinishDateTime": plugin.finished,
+        "Output": plugin.output,
+        "StandardOutputUrl": "",
+        "StandardErrorUrl": "",
+    }
+
+
+def _matches_filters(filters: Sequence[Mapping[str, str]], command: Command, status: str) -> bool:
+    """ListCommands / ListCommandInvocations filters (key, value); all must hold."""
+    for item in filters:
+        key, value = item["key"], item["value"]
+        if key in ("InvokedAfter", "InvokedBefore"):
+            try:
+                moment = dt.datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                raise SsmError("InvalidFilterKey", f"{key} needs an ISO 8601 time, got {value!r}") from None
+            if (key == "InvokedAfter") != (command.requested >= moment):
+                return False
+        elif key == "Status":
+            if value not in COMMAND_STATUSES:
+                raise SsmError(
+                    "InvalidFilterKey", f"Status filter value must be one of {', '.join(COMMAND_STATUSES)}"
+                )
+            if status != value:
+                return False
+        elif key == "ExecutionStage":
+            stage = "Complete" if all(i.terminal for i in command.invocations.values()) else "Executing"
+            if value not in ("Executing", "Complete"):
+                raise SsmError(
+                    "InvalidFilterKey", "ExecutionStage filter value must be Executing or Complete"
+                )
+            if stage != value:
+                return False
+        elif key == "DocumentName" and command.request["DocumentName"] != value:
+            return False
+    return True
+
+
+def paginate(
+    items: list[dict[str, Any]], params: Mapping[str, Any], operation: str
+) -> tuple[list[Any], str | None]:
+    """A page of ``items`` from ``NextToken`` (an opaque offset) and ``MaxResults``."""
+    start = 0
+    if params.get("NextToken"):
+        start = _token_offset(params["NextToken"], operation)
+    size = int(params.get("MaxResults", DEFAULT_PAGE_SIZE))
+    end = start + size
+    token = base64.urlsafe_b64encode(f"{operation}:{end}".encode()).decode() if end < len(items) else None
+    return items[start:end], token
+
+
+def _token_offset(token: str, operation: str) -> int:
+    try:
+        name, offset = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        if name == operation:
+            return int(offset)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise SsmError("InvalidNextToken", "The specified token isn't valid.")
