@@ -19,7 +19,7 @@ CDK_FLAGS := --no-notices --no-version-reporting
 SHELL_SOURCES = $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
 AGENT_SOURCES = $(shell git ls-files 'infra/document/agent/*.py' 2>/dev/null)
 
-.PHONY: help deps system-deps lint format test synth deploy diff demo bench clean
+.PHONY: help deps system-deps lint format test synth deploy diff demo bench clean invoke
 
 help:
 	@echo "make test    - install everything, lint, run the whole test suite"
@@ -83,3 +83,9 @@ bench: deps
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+# make invoke ACTION=check DRY_RUN=1 INSTANCES=i-0123456789abcdef0 (uses your AWS credentials)
+invoke: $(VENV)/.installed
+	$(PY) -m tools.invoke_runner --stack $(STACK) $(if $(ACTION),--action $(ACTION)) \
+	  $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run) $(if $(INSTANCES),--instances $(INSTANCES)) \
+	  $(if $(REGION),--region $(REGION))

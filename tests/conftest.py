@@ -10,6 +10,13 @@ from tests.support.template import Template, run_command_script, synthesize
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+# No test may reach real AWS: no instance metadata lookups, and fake credentials so that
+# nothing on this machine (a profile, a role) is ever used.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+    os.environ[_name] = _value
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
 
 
 def require(condition: bool, what: str) -> None:

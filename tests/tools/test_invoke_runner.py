@@ -1,0 +1,118 @@
+"""`make invoke` against stubbed CloudFormation and Lambda (real boto3 clients, Stubber)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
+
+from tools import invoke_runner
+
+REPORT = {
+    "run_id": "r-1",
+    "action": "check",
+    "dry_run": False,
+    "source": "manual",
+    "started_at": "2026-11-27T10:00:00Z",
+    "finished_at": "2026-11-27T10:01:00Z",
+    "summary": {"total": 2, "succeeded": 1, "changed": 0, "unchanged": 1, "failed": 0, "unreachable": 1,
+                "skipped": 0, "pending": 0},
+    "instances": [
+        {"instance_id": "i-0123456789abcdef0", "name": "web-1", "status": "succeeded", "outcome": "unchanged",
+         "reason": "ok", "detail": {}},
+        {"instance_id": "i-0123456789abcdef1", "name": None, "status": "unreachable", "outcome": None,
+         "reason": "connection_lost", "detail": {}},
+    ],
+    "command_ids": ["c-1"],
+}  # fmt: skip
+
+
+def _body(payload: Any) -> StreamingBody:
+    raw = json.dumps(payload).encode()
+    return StreamingBody(io.BytesIO(raw), len(raw))
+
+
+class FakeSession:
+    def __init__(self) -> None:
+        self.cloudformation = boto3.client("cloudformation", region_name="eu-west-1")
+        self.lambda_ = boto3.client("lambda", region_name="eu-west-1")
+
+    def client(self, name: str, config: object = None) -> Any:
+        return self.cloudformation if name == "cloudformation" else self.lambda_
+
+
+def _stub(session: FakeSession, payload: Any, *, function_error: bool = False) -> tuple[Stubber, Stubber]:
+    cloudformation, lambda_ = Stubber(session.cloudformation), Stubber(session.lambda_)
+    cloudformation.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
+                     "StackStatus": "CREATE_COMPLETE",
+                     "Outputs": [{"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"}]}]},
+        {"StackName": "EcrFleetAuth"},
+    )  # fmt: skip
+    response: dict[str, Any] = {"StatusCode": 200, "Payload": _body(payload)}
+    if function_error:
+        response["FunctionError"] = "Unhandled"
+    lambda_.add_response(
+        "invoke",
+        response,
+        {
+            "FunctionName": "runner-fn",
+            "InvocationType": "RequestResponse",
+            "Payload": json.dumps({"action": "check", "instance_ids": ["i-0123456789abcdef0"]}).encode(),
+        },
+    )
+    cloudformation.activate()
+    lambda_.activate()
+    return cloudformation, lambda_
+
+
+def test_prints_a_table_and_fails_when_an_instance_is_unreachable(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    stubs = _stub(session, REPORT)
+    status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    out = capsys.readouterr().out
+    assert status == 1
+    lines = out.splitlines()
+    assert "total=2" in lines[1] and "unreachable=1" in lines[1]
+    header = next(line for line in lines if line.startswith("INSTANCE_ID"))
+    row = next(line for line in lines if line.startswith("i-0123456789abcdef1"))
+    assert header.index("STATUS") == row.index("unreachable")
+    assert "connection_lost" in row
+    for stub in stubs:
+        stub.assert_no_pending_responses()
+
+
+def test_runner_rejection_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    _stub(session, {"errorMessage": "invalid event: action: not one of ...", "errorType": "InvalidEvent"},
+          function_error=True)  # fmt: skip
+    status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    assert status == 1
+    assert "the runner rejected the run: invalid event: action" in capsys.readouterr().err
+
+
+def test_missing_output_names_the_stack() -> None:
+    client = boto3.client("cloudformation", region_name="eu-west-1")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_stacks",
+            {"Stacks": [{"StackName": "Other", "CreationTime": "2026-11-27T00:00:00Z",
+                         "StackStatus": "CREATE_COMPLETE", "Outputs": []}]},
+        )  # fmt: skip
+        with pytest.raises(invoke_runner.InvokeError, match="stack Other has no output RunnerFunctionName"):
+            invoke_runner.runner_function_name(client, "Other")
+
+
+def test_event_from_arguments() -> None:
+    assert invoke_runner.build_event("check", True, "i-1, i-2,") == {
+        "action": "check",
+        "dry_run": True,
+        "instance_ids": ["i-1", "i-2"],
+    }
+    assert invoke_runner.build_event(None, False, None) == {}

@@ -1,0 +1,117 @@
+"""`make invoke`: run the deployed runner once and print its report as a table.
+
+    make invoke ACTION=check DRY_RUN=1 [INSTANCES=i-...,i-...] [STACK=EcrFleetAuth] [REGION=eu-west-1]
+
+Finds the function through the stack's `RunnerFunctionName` output, invokes it
+synchronously with an event built from the arguments (the runner validates it),
+and prints the summary and one row per instance. Exit status 1 when the runner
+failed or any instance did not succeed, so it also serves in scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+FUNCTION_OUTPUT = "RunnerFunctionName"
+# The runner may wait up to its 15-minute timeout; the SDK must wait a little longer.
+INVOKE_CONFIG = Config(read_timeout=960, retries={"max_attempts": 0})
+COLUMNS = ("instance_id", "name", "status", "outcome", "reason")
+
+
+class InvokeError(RuntimeError):
+    pass
+
+
+def build_event(action: str | None, dry_run: bool, instances: str | None) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    if action:
+        event["action"] = action
+    if dry_run:
+        event["dry_run"] = True
+    if instances:
+        event["instance_ids"] = [i.strip() for i in instances.split(",") if i.strip()]
+    return event
+
+
+def runner_function_name(cloudformation: Any, stack_name: str) -> str:
+    stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    for output in stacks[0].get("Outputs", []):
+        if output["OutputKey"] == FUNCTION_OUTPUT:
+            return str(output["OutputValue"])
+    raise InvokeError(f"stack {stack_name} has no output {FUNCTION_OUTPUT}; is it an ecr-fleet-auth stack?")
+
+
+def invoke(lambda_client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+    response = lambda_client.invoke(
+        FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+    )
+    payload = json.loads(response["Payload"].read() or b"null")
+    if "FunctionError" in response:
+        message = payload.get("errorMessage", payload) if isinstance(payload, dict) else payload
+        raise InvokeError(f"the runner rejected the run: {message}")
+    if not isinstance(payload, dict):
+        raise InvokeError(f"unexpected runner response: {payload!r}")
+    return payload
+
+
+def render(report: dict[str, Any]) -> str:
+    summary = report.get("summary", {})
+    lines = [
+        f"run {report.get('run_id')}  action={report.get('action')}  dry_run={report.get('dry_run')}"
+        f"  {report.get('started_at')} -> {report.get('finished_at')}",
+        "  ".join(f"{key}={value}" for key, value in summary.items()),
+        "",
+    ]
+    rows = [
+        [str(instance.get(column) or "-") for column in COLUMNS] for instance in report.get("instances", [])
+    ]
+    widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(COLUMNS)]
+    lines.append(
+        "  ".join(column.upper().ljust(width) for column, width in zip(COLUMNS, widths, strict=True))
+    )
+    lines.extend(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+    )
+    if report.get("command_ids"):
+        lines += ["", "commands: " + ", ".join(report["command_ids"])]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stack", default="EcrFleetAuth")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--action", choices=("refresh", "helper", "check"), default=None)
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--instances", default=None, help="comma-separated instance ids (narrows the run)")
+    parser.add_argument("--json", action="store_true", help="print the raw report")
+    args = parser.parse_args(argv)
+    session = session or boto3.session.Session(region_name=args.region)
+    try:
+        name = runner_function_name(session.client("cloudformation"), args.stack)
+        report = invoke(
+            session.client("lambda", config=INVOKE_CONFIG),
+            name,
+            build_event(args.action, args.dry_run, args.instances),
+        )
+    except InvokeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    if report.get("dry_run"):
+        return 0
+    summary = report.get("summary", {})
+    return 0 if summary.get("succeeded", 0) + summary.get("skipped", 0) == summary.get("total", 0) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
