@@ -341,9 +341,14 @@ class Host(object):
         self.machine = platform.machine()
         self.docker = shutil.which("docker", path=self.path)
         self.aws = shutil.which("aws", path=self.path)
-        self.docker_version = self.version_of(self.docker, ["--version"], DOCKER_VERSION_RE)
-        self.aws_version = self.version_of(self.aws, ["--version"], AWS_VERSION_RE)
-        self.find_helper()
+        self.helper = shutil.which(HELPER_NAME, path=self.path)
+        # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            docker = pool.submit(self.version_of, self.docker, ["--version"], DOCKER_VERSION_RE)
+            aws = pool.submit(self.version_of, self.aws, ["--version"], AWS_VERSION_RE)
+            helper = pool.submit(self.version_of, self.helper, ["-v"], HELPER_VERSION_RE)
+            self.docker_version, self.aws_version = docker.result(), aws.result()
+            self.helper_version = helper.result()
 
     def version_of(self, program, args, pattern):
         return tool_version([program] + args, pattern, self.env) if program else None
