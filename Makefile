@@ -65,8 +65,12 @@ format: deps
 test: lint
 	$(BIN)/pytest
 
+# Offline by construction: without credentials the CLI looks up no account (no STS call).
+OFFLINE := env -u AWS_PROFILE -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
+	AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+
 synth: deps
-	$(CDK) synth $(CDK_FLAGS) --quiet $(CDK_CONTEXT)
+	$(OFFLINE) $(CDK) synth $(CDK_FLAGS) --quiet $(CDK_CONTEXT)
 	@test -f cdk.out/$(STACK).template.json && echo "wrote cdk.out/$(STACK).template.json"
 
 deploy: deps

@@ -18,17 +18,25 @@ CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 CFN_LINT_ACCEPTED = {"W3005"}
 
 
-def _cdk(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
-    require(CDK.exists(), "the CDK CLI (npm ci)")
+def offline_env() -> dict[str, str]:
+    """The environment `make synth` gives the CLI: no credentials, so no account lookup."""
     env = {
         **os.environ,
         "CDK_DISABLE_CLI_TELEMETRY": "1",
         "CDK_DISABLE_VERSION_CHECK": "1",
         "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }
-    # No credentials: synth must not need any.
     for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         env.pop(name, None)
+    return env
+
+
+def _cdk(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
+    require(CDK.exists(), "the CDK CLI (npm ci)")
+    env = offline_env()
     return subprocess.run(
         [
             str(CDK),
@@ -107,7 +115,7 @@ def test_synth_opens_no_network_connection(tmp_path: Path) -> None:
         [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), str(CDK), "synth",
          "--no-notices", "--no-version-reporting", "--quiet", "--output", str(tmp_path / "out")],
         cwd=PROJECT_ROOT,
-        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"},
+        env=offline_env(),
         capture_output=True,
         text=True,
         timeout=180,
