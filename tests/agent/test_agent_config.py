@@ -292,3 +292,42 @@ def test_parse_token_rejects_a_malformed_response(agent: ModuleType) -> None:
     with pytest.raises(agent.AgentError) as raised:
         agent.parse_token(b'{"authorizationData": []}', "ecr", "eu-west-1")
     assert raised.value.reason == "token_failed"
+
+
+# ---------------------------------------------------------------- token fetch failures
+
+
+class FakeHost:
+    """Just what fetch_token uses: the aws path and root's environment."""
+
+    def __init__(self, aws: Path) -> None:
+        self.aws = str(aws)
+
+    def root_env(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (
+            "Unable to locate credentials. You can configure credentials by running aws configure.",
+            "no_credentials",
+        ),
+        (
+            "An error occurred (AccessDeniedException) when calling the GetAuthorizationToken operation: "
+            "User is not authorized to perform: ecr:GetAuthorizationToken",
+            "no_credentials",
+        ),
+        ("Could not connect to the endpoint URL", "token_failed"),
+    ],
+)
+def test_token_fetch_failures_get_their_reason(
+    agent: ModuleType, tmp_path: Path, stderr: str, reason: str
+) -> None:
+    fake_aws = tmp_path / "aws"
+    fake_aws.write_text(f"#!/bin/sh\necho '{stderr}' >&2\nexit 255\n")
+    fake_aws.chmod(0o755)
+    with pytest.raises(agent.AgentError) as raised:
+        agent.fetch_token(FakeHost(fake_aws), ("ecr", "eu-west-1"))
+    assert raised.value.reason == reason

@@ -393,3 +393,33 @@ def test_package_manager_install_paths(
     calls = instance.sandbox.path("/opt/stub/calls.log").read_text().splitlines()
     assert calls == [expected_call]
     assert instance.probe("alice", home("alice")).returncode == 0
+
+
+def record_invocations(world: sb.World, program: str) -> None:
+    """Replace program with a wrapper that logs who ran it and with which argv, then runs the real one."""
+    real = f"{program}.real"
+    world.sandbox.run(["mv", program, real]).check_returncode()
+    world.sandbox.write(
+        program,
+        f'#!/bin/sh\necho "$(id -un) $(basename "$0") $*" >> /tmp/invocations.log\nexec {real} "$@"\n',
+        0o755,
+    )
+
+
+def test_token_never_in_argv_and_user_steps_run_as_the_user(instance: sb.World, agent_script: str) -> None:
+    instance.sandbox.write("/tmp/invocations.log", "", 0o666)
+    for program in ("/usr/local/bin/docker", "/usr/local/bin/aws", sb.HELPER_BIN):
+        record_invocations(instance, program)
+
+    refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
+    helper = instance.run_document(agent_script, parameters("helper", users="bob"))
+
+    assert refresh.result["outcome"] == "changed" and helper.result["outcome"] == "changed"
+    calls = instance.sandbox.path("/tmp/invocations.log").read_text().splitlines()
+    assert "root aws ecr get-authorization-token --region eu-west-1 --output json" in calls
+    assert f"alice docker login --username AWS --password-stdin {sb.REGISTRY_A}" in calls
+    assert "bob docker-credential-ecr-login get" in calls
+    assert not [call for call in calls if " login " in call and not call.startswith("alice ")]
+    token_forms = (TOKEN_A, base64.b64encode(f"AWS:{TOKEN_A}".encode()).decode())
+    assert not [call for call in calls if any(form in call for form in token_forms)]
+    assert_token_confined(refresh, instance, TOKEN_A)

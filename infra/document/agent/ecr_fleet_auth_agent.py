@@ -577,12 +577,20 @@ def render_config(data):
 # ---------------------------------------------------------------- acting as the user
 
 
-def drop_privileges(account):
-    """preexec/child step: become the user, so the kernel, not our checks, bounds every write."""
-    os.setgroups(os.getgrouplist(account.name, account.gid))
-    os.setgid(account.gid)
-    os.setuid(account.uid)
-    os.umask(0o077)
+def privilege_dropper(account):
+    """A function for a forked child: become the user, so the kernel, not our checks, bounds every write.
+
+    The group list is looked up here, before the fork: NSS lookups are not safe between fork and exec.
+    """
+    groups = os.getgrouplist(account.name, account.gid)
+
+    def drop():
+        os.setgroups(groups)
+        os.setgid(account.gid)
+        os.setuid(account.uid)
+        os.umask(0o077)
+
+    return drop
 
 
 def user_env(host, account):
@@ -600,13 +608,14 @@ def user_env(host, account):
 
 def run_as_user(account, func, *args):
     """Run func(*args) in a child process with the user's uid/gids; raise AgentError on failure."""
+    drop_privileges = privilege_dropper(account)
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
         os.close(read_end)
         status = 0
         try:
-            drop_privileges(account)
+            drop_privileges()
             func(*args)
         except AgentError as error:
             os.write(write_end, ("%s\n%s" % (error.reason, error.message)).encode("utf-8", "replace"))
@@ -713,7 +722,7 @@ def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, 
             stderr=subprocess.PIPE,
             env=env,
             cwd="/",
-            preexec_fn=lambda: drop_privileges(account),
+            preexec_fn=privilege_dropper(account),
             timeout=COMMAND_TIMEOUT,
         )
     except subprocess.TimeoutExpired:

@@ -7,12 +7,13 @@ set -u
 
 agent=${ECR_FLEET_AUTH_AGENT_PY:-$(dirname -- "$0")/ecr_fleet_auth_agent.py}
 
-# python3 first; RHEL 8 keeps its system Python out of PATH; then versioned names.
+# python3 first; RHEL 8 keeps its system Python (3.6) out of PATH; then versioned names.
+# The agent needs 3.6+ (vermin finds nothing newer than 3.5; the lint gate holds it to 3.7 syntax).
 find_python() {
   for candidate in python3 /usr/libexec/platform-python \
-    python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 python3.7; do
+    python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 python3.7 python3.6; do
     if command -v "$candidate" >/dev/null 2>&1 &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 7))' >/dev/null 2>&1; then
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 6))' >/dev/null 2>&1; then
       command -v "$candidate"
       return 0
     fi
@@ -30,6 +31,6 @@ case "${SSM_Action:-}" in
   refresh | helper | check) action="\"$SSM_Action\"" ;;
   *) action=null ;;
 esac
-echo "ecr-fleet-auth: no Python 3.7+ found (python3, /usr/libexec/platform-python)" >&2
-printf '{"schema":1,"action":%s,"outcome":"failed","reason":"no_python","message":"no Python 3.7+ found","host":null,"users":[]}\n' "$action"
+echo "ecr-fleet-auth: no Python 3.6+ found (python3, /usr/libexec/platform-python)" >&2
+printf '{"schema":1,"action":%s,"outcome":"failed","reason":"no_python","message":"no Python 3.6+ found","host":null,"users":[]}\n' "$action"
 exit 1
