@@ -83,7 +83,7 @@ demo: deps
 	$(PY) -m demo
 
 bench: deps
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
