@@ -1,0 +1,60 @@
+"""What to do about each reason code: the README's troubleshooting table and the e-mail's next steps.
+
+Keys are the reason codes the agent prints and the runner assigns; a test keeps
+this table, the agent's codes, the runner's codes and the README's table in step.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NEXT_STEPS: Final[dict[str, str]] = {
+    # --- from the agent on the instance
+    "ok": "Nothing to do.",
+    "invalid_parameter": "Run the stack's document, not a copy: a parameter failed the agent's own check.",
+    "not_root": "Run Command runs the agent as root; check that the document was not run through sudo rules.",
+    "locked": "Another run is still working on this instance; the next run will retry.",
+    "docker_missing": "Install the docker CLI on the instance, or remove the target tag from it.",
+    "aws_cli_missing": "Install the AWS CLI (v2 or v1) for refresh, or use the helper action.",
+    "no_credentials": "Attach an instance role with the stack's InstancePolicyArn policy.",
+    "token_failed": "The instance role may not call ecr:GetAuthorizationToken: attach InstancePolicyArn.",
+    "login_failed": "docker login was refused: check the registry host and the role's access to it.",
+    "helper_install_failed": "Install amazon-ecr-credential-helper by hand, or set releaseBaseUrl to a reachable mirror.",
+    "helper_verify_failed": "The helper could not get a token as this user: check the instance role and its network.",
+    "checksum_mismatch": "The downloaded helper did not match its .sha256: check the mirror at releaseBaseUrl.",
+    "unsupported_os": "This OS is not supported by the agent; manage it by hand or remove the target tag.",
+    "config_corrupt": "Fix or remove the user's ~/.docker/config.json (it is not valid JSON); it was left untouched.",
+    "config_unsafe": "The docker config is a symlink or owned by someone else: fix ownership, then re-run.",
+    "config_unwritable": "The user's docker config directory is read-only or full: make it writable, then re-run.",
+    "no_such_user": "A configured user does not exist on this instance: fix `users` or the event's users.",
+    "no_home": "The user has no home directory for a docker config: create it or drop the user.",
+    "no_python": "Install python3 on the instance (the agent needs Python 3.7 or newer).",
+    "internal_error": "An agent bug: see the Run Command output log group and open an issue.",
+    # --- from the runner
+    "not_target_tagged": "The instance lacks the target tag: tag it to manage it (events cannot widen the set).",
+    "instance_not_found": "No such instance in this account and region: check the instance id.",
+    "instance_not_running": "The instance is stopped: start it; it is handled on the next run.",
+    "not_ssm_managed": "The SSM agent is not registered: attach AmazonSSMManagedInstanceCore and check its network.",
+    "ssm_connection_lost": "The SSM agent stopped reporting: check the instance is up and can reach SSM.",
+    "ssm_inactive": "The managed instance is inactive (terminated or deregistered): remove its tag.",
+    "unsupported_platform": "The document runs on Linux only.",
+    "delivery_timed_out": "The command never reached the instance: check the SSM agent, or raise deliveryTimeoutSeconds.",
+    "execution_timed_out": "The agent ran past executionTimeoutSeconds: see its output log, or raise the timeout.",
+    "stopped_by_max_errors": "Run Command stopped sending after maxErrors failures: fix those first.",
+    "output_unparseable": "The agent printed no result line: see the Run Command output log group.",
+    "send_failed": "SendCommand failed for this batch: see the runner's log for the error.",
+    "not_sent_before_deadline": "The run ran out of time before sending here: lower the fleet size per run.",
+    "results_unavailable": "The run's results could not be read: see Run Command history for the command.",
+    "access_denied": "The runner's role was denied: check that the stack is up to date.",
+    "command_failed": "The command failed on the instance: see the Run Command output log group.",
+    "timed_out": "The command timed out: see the Run Command output log group.",
+    "in_progress": "Still running when the run returned: see Run Command history for the outcome.",
+    "not_yet_delivered": "Not yet delivered when the run returned: the instance may be busy or offline.",
+    "unknown_ssm_status": "Run Command returned a status this version does not know: see its history.",
+}
+
+DEFAULT_NEXT_STEP: Final = "See the Run Command output log group for this instance's full output."
+
+
+def next_step(reason: str | None) -> str:
+    return NEXT_STEPS.get(reason or "", DEFAULT_NEXT_STEP)
