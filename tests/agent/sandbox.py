@@ -332,7 +332,12 @@ class World:
         )
 
     def run_document(
-        self, script: str, parameters: dict[str, str], env: dict[str, str] | None = None
+        self,
+        script: str,
+        parameters: dict[str, str],
+        env: dict[str, str] | None = None,
+        *,
+        parameter_env: bool = True,
     ) -> AgentRun:
         """Run the document's step as the SSM agent does: `sh -c _script.sh`, as root, without HOME."""
         orchestration = (
@@ -343,7 +348,9 @@ class World:
             self.sandbox.path("/".join(orchestration.split("/")[:depth])).mkdir(mode=0o700, exist_ok=True)
         rendered = substitute_parameters(script, parameters)
         self.sandbox.write(f"{orchestration}/_script.sh", rendered, 0o700)
-        ssm_env = {"PATH": INSTANCE_PATH, **{f"SSM_{name}": value for name, value in parameters.items()}}
+        ssm_env = {"PATH": INSTANCE_PATH}
+        if parameter_env:  # SSM agents before 3.3.2746.0 only substitute {{ Name }}
+            ssm_env.update({f"SSM_{name}": value for name, value in parameters.items()})
         ssm_env.update(self.instance_env() if env is None else env)
         started = time.monotonic()
         done = self.sandbox.run(["sh", "-c", f"{orchestration}/_script.sh"], env=ssm_env, cwd=orchestration)

@@ -423,3 +423,12 @@ def test_token_never_in_argv_and_user_steps_run_as_the_user(instance: sb.World, 
     token_forms = (TOKEN_A, base64.b64encode(f"AWS:{TOKEN_A}".encode()).decode())
     assert not [call for call in calls if any(form in call for form in token_forms)]
     assert_token_confined(refresh, instance, TOKEN_A)
+
+
+def test_older_ssm_agents_without_parameter_env_vars_still_pass_the_parameters(
+    instance: sb.World, agent_script: str
+) -> None:
+    run = instance.run_document(agent_script, parameters("refresh", users="bob"), parameter_env=False)
+
+    assert (run.result["action"], run.result["outcome"]) == ("refresh", "changed")
+    assert [entry["user"] for entry in run.result["users"]] == ["bob"]

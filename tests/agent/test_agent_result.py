@@ -55,6 +55,19 @@ def test_result_line_stays_within_the_limit_and_says_what_it_dropped(
         assert parsed["users"] == result["users"][:kept], "the users kept are whole and in order"
 
 
+def test_truncation_keeps_the_users_with_problems(agent: ModuleType) -> None:
+    result = big_result(agent, users=50, registries=3)
+    users = result["users"]
+    assert isinstance(users, list)
+    users[40]["reason"] = "config_corrupt"
+    next(iter(users[45]["registries"].values()))["error"] = "login_failed"
+    parsed = json.loads(agent.result_line(result))
+    names = [user["user"] for user in parsed["users"]]
+    assert "user40" in names and "user45" in names
+    assert names == sorted(names), "the original order is kept"
+    assert len(names) + parsed["users_truncated"] == 50
+
+
 def test_outcome_follows_changes_and_problems(agent: ModuleType) -> None:
     report = agent.Report("refresh")
     assert (report.result()["outcome"], report.result()["reason"]) == ("unchanged", "ok")

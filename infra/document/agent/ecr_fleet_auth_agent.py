@@ -621,11 +621,9 @@ def run_as_user(account, func, *args):
             os.write(write_end, ("%s\n%s" % (error.reason, error.message)).encode("utf-8", "replace"))
             status = 1
         except OSError as error:
-            reason = (
-                CONFIG_UNWRITABLE
-                if error.errno in (errno.EROFS, errno.EACCES, errno.ENOSPC)
-                else (CONFIG_UNSAFE if error.errno in (errno.ELOOP, errno.ENOTDIR) else CONFIG_UNWRITABLE)
-            )
+            # ELOOP/ENOTDIR: a symlink where ~/.docker should be; anything else (EROFS, EACCES, ENOSPC...)
+            # means the user's config cannot be written.
+            reason = CONFIG_UNSAFE if error.errno in (errno.ELOOP, errno.ENOTDIR) else CONFIG_UNWRITABLE
             os.write(write_end, ("%s\n%s" % (reason, error)).encode("utf-8", "replace"))
             status = 1
         except BaseException as error:  # never let the child return into the parent's code
@@ -932,19 +930,31 @@ class Report(object):
 
 
 def result_line(result, limit=RESULT_LINE_MAX_BYTES):
-    """Compact JSON within the byte limit: users that do not fit are dropped and counted."""
+    """Compact JSON within the byte limit: users that do not fit are dropped and counted.
+
+    Users with nothing to report go first, so the ones with a problem stay visible.
+    """
     users = list(result.get("users") or [])
     line = compact(result)
-    dropped = 0
-    while len(line.encode("utf-8")) > limit and users:
-        users.pop()
-        dropped += 1
-        trimmed = dict(result, users=users, users_truncated=dropped)
-        line = compact(trimmed)
+    drop_order = [i for i in reversed(range(len(users))) if is_quiet(users[i])]
+    drop_order += [i for i in reversed(range(len(users))) if not is_quiet(users[i])]
+    dropped = set()
+    while len(line.encode("utf-8")) > limit and len(dropped) < len(users):
+        dropped.add(drop_order[len(dropped)])
+        kept = [user for index, user in enumerate(users) if index not in dropped]
+        line = compact(dict(result, users=kept, users_truncated=len(dropped)))
     if len(line.encode("utf-8")) > limit:
-        trimmed = dict(result, users=[], users_truncated=dropped, host=None, message=result["message"][:80])
+        trimmed = dict(
+            result, users=[], users_truncated=len(users), host=None, message=result["message"][:80]
+        )
         line = compact(trimmed)
     return line
+
+
+def is_quiet(user):
+    """A user entry without a problem: neither a user-level reason nor a per-registry error."""
+    registries = user.get("registries") or {}
+    return not user.get("reason") and not any("error" in state for state in registries.values())
 
 
 def compact(value):
