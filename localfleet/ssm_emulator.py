@@ -70,7 +70,12 @@ class SsmEmulator:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="ssm-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits for one poll; keep it short for tests
+            name="ssm-emulator",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
