@@ -432,3 +432,45 @@ def test_older_ssm_agents_without_parameter_env_vars_still_pass_the_parameters(
 
     assert (run.result["action"], run.result["outcome"]) == ("refresh", "changed")
     assert [entry["user"] for entry in run.result["users"]] == ["bob"]
+
+
+def test_refresh_leaves_helper_managed_registries_alone_without_needing_the_aws_cli(
+    instance: sb.World, agent_script: str
+) -> None:
+    config = write_config(instance, "alice", json.dumps({"credHelpers": {sb.REGISTRY_A: "ecr-login"}}))
+    before = config.read_bytes()
+    instance.sandbox.run(["rm", "-f", "/usr/local/bin/aws"]).check_returncode()
+
+    run = instance.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("unchanged", "ok")
+    assert run.result["users"][0]["registries"][sb.REGISTRY_A] == {"state": "helper"}
+    assert config.read_bytes() == before
+
+
+def test_amazon_linux_2_enables_the_docker_extras_topic_when_yum_cannot_find_the_package(
+    instance: sb.World, agent_script: str
+) -> None:
+    without_helper(instance, 'ID="amzn"\nVERSION_ID="2"\n')
+    instance.sandbox.write("/opt/stub/real-helper", REAL_HELPER, 0o755)
+    instance.sandbox.write(
+        "/usr/local/sbin/yum",
+        '#!/bin/sh\necho "yum $*" >> /opt/stub/calls.log\n'
+        "[ -e /opt/stub/extras-enabled ] || exit 1\n"
+        "cp /opt/stub/real-helper /usr/bin/docker-credential-ecr-login\n",
+        0o755,
+    )
+    instance.sandbox.write(
+        "/usr/local/sbin/amazon-linux-extras",
+        '#!/bin/sh\necho "amazon-linux-extras $*" >> /opt/stub/calls.log\ntouch /opt/stub/extras-enabled\n',
+        0o755,
+    )
+
+    run = instance.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    assert instance.sandbox.path("/opt/stub/calls.log").read_text().splitlines() == [
+        "yum install -y amazon-ecr-credential-helper",
+        "amazon-linux-extras enable docker",
+        "yum install -y amazon-ecr-credential-helper",
+    ]
