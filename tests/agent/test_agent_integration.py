@@ -369,7 +369,8 @@ def test_release_binary_with_a_wrong_checksum_is_never_installed(
         (
             'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n',
             "apt-get",
-            "apt-get install -y --no-install-recommends amazon-ecr-credential-helper",
+            "apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=120"
+            " amazon-ecr-credential-helper",
         ),
     ],
 )

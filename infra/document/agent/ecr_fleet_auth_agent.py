@@ -1184,11 +1184,9 @@ def package_commands(manager):
             ["amazon-linux-extras", "enable", "docker"],
             ["yum", "install", "-y", HELPER_PACKAGE],
         ]
-    return [
-        ["apt-get", "install", "-y", "--no-install-recommends", HELPER_PACKAGE],
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", HELPER_PACKAGE],
-    ]
+    # Freshly booted Ubuntu often holds the dpkg lock (unattended-upgrades): wait for it a while.
+    apt_install = ["apt-get", "install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=120"]
+    return [apt_install + [HELPER_PACKAGE], ["apt-get", "update"], apt_install + [HELPER_PACKAGE]]
 
 
 def install_with_package_manager(host, manager):
