@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent import sandbox as sb
+from tests.conftest import require
 
 pytestmark = pytest.mark.integration
 
@@ -475,3 +476,39 @@ def test_amazon_linux_2_enables_the_docker_extras_topic_when_yum_cannot_find_the
         "amazon-linux-extras enable docker",
         "yum install -y amazon-ecr-credential-helper",
     ]
+
+
+# ---------------------------------------------------------------- old interpreters
+
+PYENV_VERSIONS = Path("/root/.pyenv/versions")
+
+
+def old_python(version: str) -> str | None:
+    found = sorted(PYENV_VERSIONS.glob(f"{version}.*/bin/python{version}"))
+    return str(found[-1]) if found else None
+
+
+@pytest.mark.parametrize(
+    ("version", "platform"), [("3.7", "Amazon Linux 2's python3"), ("3.6", "RHEL 8's platform-python")]
+)
+def test_agent_runs_on_the_oldest_pythons_it_meets(
+    instance: sb.World, agent_script: str, version: str, platform: str
+) -> None:
+    interpreter = old_python(version)
+    require(interpreter is not None, f"a Python {version} interpreter (pyenv) standing in for {platform}")
+    instance.sandbox.run(["ln", "-sf", str(interpreter), "/usr/local/bin/python3"]).check_returncode()
+
+    refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
+    helper = instance.run_document(agent_script, parameters("helper", users="bob"))
+    check = instance.run_document(agent_script, parameters("check", users="alice,bob"))
+
+    assert f"Python {version}" in instance.sandbox.run(["python3", "--version"]).stdout.decode()
+    assert [run.result["outcome"] for run in (refresh, helper, check)] == [
+        "changed",
+        "changed",
+        "unchanged",
+    ], refresh.stderr + helper.stderr
+    states = {entry["user"]: entry["registries"][sb.REGISTRY_A]["state"] for entry in check.result["users"]}
+    assert states == {"alice": "logged_in", "bob": "helper"}
+    assert instance.probe("alice", home("alice")).returncode == 0
+    assert instance.probe("bob", home("bob")).returncode == 0

@@ -710,18 +710,19 @@ def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, 
     """Run argv with the user's privileges; a secret goes only to stdin. Returns (rc, diagnostics)."""
     env = user_env(host, account)
     env.update(extra_env or {})
+    # Python 3.6 refuses `stdin` next to `input` even when it is None: pass exactly one of them.
+    feed = {"input": secret.encode("utf-8")} if secret is not None else {"stdin": subprocess.DEVNULL}
     try:
         completed = subprocess.run(
             argv,
             check=False,
-            input=secret.encode("utf-8") if secret is not None else None,
-            stdin=None if secret is not None else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL if discard_stdout else subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             cwd="/",
             preexec_fn=privilege_dropper(account),
             timeout=COMMAND_TIMEOUT,
+            **feed,
         )
     except subprocess.TimeoutExpired:
         return 124, "timed out"
