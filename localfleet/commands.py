@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,7 @@ class Invocation:
     started: float | None = None
     finished: float | None = None
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    sent: bool = False  # taken by a worker: delivering or running
 
     @property
     def status(self) -> str:
@@ -102,10 +103,16 @@ class Invocation:
     def terminal(self) -> bool:
         return self.details in TERMINAL_DETAILS
 
-    def end(self, details: str, response_code: int | None = None) -> None:
-        """Finish without running (never delivered, stopped): the plugins share the outcome."""
+    def finish(self, details: str) -> None:
+        """Enter a terminal status (lock held); the command keeps its error count current."""
         self.details = details
         self.finished = time.time()
+        if details in ERROR_DETAILS:
+            self.command.errors += 1
+
+    def end(self, details: str, response_code: int | None = None) -> None:
+        """Finish without running (never delivered, stopped): the plugins share the outcome."""
+        self.finish(details)
         if response_code is not None:
             self.response_code = response_code
         for plugin in self.plugins:
@@ -126,13 +133,16 @@ class Command:
     error_limit: int
     invocations: dict[str, Invocation] = field(default_factory=dict)
     cancel_requested: bool = False
+    errors: int = 0  # invocations Failed or Execution Timed Out, kept by Invocation.finish
+    workers: int = 0  # worker threads still sending this command
+    deadline_timer: threading.Timer | None = None
 
     @property
     def timeout_seconds(self) -> int:
         return int(self.request.get("TimeoutSeconds", DEFAULT_DELIVERY_TIMEOUT_SECONDS))
 
     def error_count(self) -> int:
-        return sum(i.details in ERROR_DETAILS for i in self.invocations.values())
+        return self.errors
 
     def status_details(self) -> str:
         invocations = list(self.invocations.values())
@@ -184,25 +194,30 @@ def truncate_output(stdout: str, stderr: str, capacity: int) -> str:
 
 
 class CommandEngine:
-    """Runs commands in background threads; every state change happens under one condition."""
+    """Runs commands in background threads; every state change happens under one lock.
+
+    Each command gets as many worker threads as its MaxConcurrency allows
+    (capped by ``worker_limit``). A worker takes the next invocation not yet
+    sent, decides whether it may still be sent, and delivers and runs it; so
+    no more than MaxConcurrency invocations of the command are ever in flight,
+    fleet-wide, whatever their number.
+    """
 
     def __init__(self, worker_limit: int = 256, delivery_time_scale: float = 1.0) -> None:
         self.worker_limit = worker_limit
         self.delivery_time_scale = delivery_time_scale
         self.changed = threading.Condition(threading.RLock())
         self.commands: dict[str, Command] = {}
-        self._busy = 0  # dispatchers and workers alive
+        self._busy = 0  # worker threads alive
 
     def create(
         self,
         document: Document,
         request: Mapping[str, Any],
         parameter_values: dict[str, list[str]],
-        targets: list[ManagedInstance | str],
-        instance_lookup: Callable[[str], ManagedInstance | None],
+        targets: list[ManagedInstance],
     ) -> Command:
-        """Record a command for ``targets`` (instances, or ids of unknown ones) and start sending it."""
-        now = time.time()
+        """Record a command for ``targets``; ``start`` sends it."""
         count = len(targets)
         timeout = int(request.get("TimeoutSeconds", DEFAULT_DELIVERY_TIMEOUT_SECONDS))
         command = Command(
@@ -210,40 +225,60 @@ class CommandEngine:
             document=document,
             request=dict(request),
             parameter_values=parameter_values,
-            requested=now,
+            requested=time.time(),
             delivery_deadline=time.monotonic() + timeout * self.delivery_time_scale,
-            concurrency=min(
-                rate_limit(request.get("MaxConcurrency", DEFAULT_MAX_CONCURRENCY), count, at_least_one=True),
-                self.worker_limit,
+            concurrency=rate_limit(
+                request.get("MaxConcurrency", DEFAULT_MAX_CONCURRENCY), count, at_least_one=True
             ),
             error_limit=rate_limit(request.get("MaxErrors", DEFAULT_MAX_ERRORS), count, at_least_one=False),
         )
+        step_names = [str(step.get("name", step.get("action"))) for step in document.steps()]
         for target in targets:
-            instance_id = target if isinstance(target, str) else target.instance_id
-            name = "" if isinstance(target, str) else target.computer_name
-            plugins = [PluginResult(str(step.get("name", step.get("action")))) for step in document.steps()]
-            command.invocations[instance_id] = Invocation(command, instance_id, name, plugins)
+            plugins = [PluginResult(name) for name in step_names]
+            command.invocations[target.instance_id] = Invocation(
+                command, target.instance_id, target.computer_name, plugins
+            )
         with self.changed:
             self.commands[command.command_id] = command
-            self._busy += 1
-        threading.Thread(
-            target=self._dispatch,
-            args=(command, instance_lookup),
-            name=f"dispatch-{command.command_id[:8]}",
-            daemon=True,
-        ).start()
         return command
 
-    def cancel(self, command: Command, instance_ids: list[str] | None) -> None:
+    def start(self, command: Command, instance_lookup: Callable[[str], ManagedInstance | None]) -> None:
+        unsent = iter(list(command.invocations.values()))
+        workers = min(command.concurrency, self.worker_limit, len(command.invocations))
         with self.changed:
-            chosen = instance_ids or list(command.invocations)
+            self._busy += workers
+            command.workers = workers
+            if workers:
+                # Invocations still queued behind MaxConcurrency when the delivery timeout passes
+                # will not run; they show Delivery Timed Out then, not when a worker gets to them.
+                delay = max(0.0, command.delivery_deadline - time.monotonic())
+                command.deadline_timer = threading.Timer(delay, self._expire_unsent, args=(command,))
+                command.deadline_timer.daemon = True
+                command.deadline_timer.start()
+        for number in range(workers):
+            threading.Thread(
+                target=self._work,
+                args=(command, unsent, instance_lookup),
+                name=f"command-{command.command_id[:8]}-{number}",
+                daemon=True,
+            ).start()
+
+    def cancel(self, command: Command, instance_ids: list[str] | None) -> None:
+        """Cancel the invocations not yet running: queued ones at once, delivering ones when they wake.
+
+        An invocation already running is left to finish: executors cannot be
+        interrupted (the real agent would kill the script).
+        """
+        with self.changed:
             if not instance_ids:
                 command.cancel_requested = True
-            for instance_id in chosen:
+            for instance_id in instance_ids or list(command.invocations):
                 invocation = command.invocations.get(instance_id)
-                if invocation is not None:
-                    invocation.cancel_requested.set()
-            self.changed.notify_all()
+                if invocation is None:
+                    continue
+                invocation.cancel_requested.set()
+                if not invocation.sent and not invocation.terminal:
+                    invocation.end("Cancelled")
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until no command has work left; False on timeout."""
@@ -254,43 +289,37 @@ class CommandEngine:
         """Stop sending: every invocation not yet started is cancelled."""
         with self.changed:
             for command in self.commands.values():
-                for invocation in command.invocations.values():
-                    invocation.cancel_requested.set()
-            self.changed.notify_all()
+                self.cancel(command, None)
 
     # --- sending -----------------------------------------------------------------------
-    def _dispatch(self, command: Command, instance_lookup: Callable[[str], ManagedInstance | None]) -> None:
-        running: list[int] = [0]  # this command's invocations being delivered or run
+    def _work(
+        self,
+        command: Command,
+        unsent: Iterator[Invocation],
+        instance_lookup: Callable[[str], ManagedInstance | None],
+    ) -> None:
         try:
-            for invocation in list(command.invocations.values()):
+            while True:
                 with self.changed:
-                    self._wait_for_slot(command, invocation, running)
+                    invocation = next(unsent, None)
+                    if invocation is None:
+                        return
                     instance = self._send_or_end(command, invocation, instance_lookup)
-                    if instance is not None:
-                        running[0] += 1
-                        self._busy += 1
-                        threading.Thread(
-                            target=self._deliver_and_run,
-                            args=(command, invocation, instance, running),
-                            name=f"invocation-{invocation.instance_id}",
-                            daemon=True,
-                        ).start()
-                    self.changed.notify_all()
+                if instance is not None and self._delivered(command, invocation, instance):
+                    self._run(command, invocation, instance)
         finally:
             with self.changed:
                 self._busy -= 1
+                command.workers -= 1
+                if command.workers == 0 and command.deadline_timer is not None:
+                    command.deadline_timer.cancel()
                 self.changed.notify_all()
 
-    def _wait_for_slot(self, command: Command, invocation: Invocation, running: list[int]) -> None:
-        """Block (lock held, released while waiting) until MaxConcurrency leaves room or nothing will run."""
-        self.changed.wait_for(
-            lambda: (
-                running[0] < command.concurrency
-                or invocation.cancel_requested.is_set()
-                or command.error_count() > command.error_limit
-            ),
-            max(0.0, command.delivery_deadline - time.monotonic()),
-        )
+    def _expire_unsent(self, command: Command) -> None:
+        with self.changed:
+            for invocation in command.invocations.values():
+                if not invocation.sent and not invocation.terminal:
+                    invocation.end("Delivery Timed Out")
 
     def _send_or_end(
         self,
@@ -299,33 +328,25 @@ class CommandEngine:
         instance_lookup: Callable[[str], ManagedInstance | None],
     ) -> ManagedInstance | None:
         """The instance to send ``invocation`` to, or None after giving it its terminal status."""
-        if invocation.cancel_requested.is_set():
+        if invocation.terminal:
+            pass  # expired while queued
+        elif invocation.cancel_requested.is_set():
             invocation.end("Cancelled")
         elif command.error_count() > command.error_limit:
             # "When the command fails one more time beyond the value of MaxErrors, the system stops
             # sending the command to additional targets" — those get StatusDetails Terminated.
             invocation.end("Terminated")
         elif time.monotonic() >= command.delivery_deadline:
+            # "If this time is reached and the command hasn't already started running, it won't run."
             invocation.end("Delivery Timed Out")
         else:
             instance = instance_lookup(invocation.instance_id)
             if instance is not None and instance.ping_status == "Online":
+                invocation.sent = True
                 return instance
             # "Undeliverable: The managed node might not exist or might not be responding."
             invocation.end("Undeliverable")
         return None
-
-    def _deliver_and_run(
-        self, command: Command, invocation: Invocation, instance: ManagedInstance, running: list[int]
-    ) -> None:
-        try:
-            if self._delivered(command, invocation, instance):
-                self._run(command, invocation, instance)
-        finally:
-            with self.changed:
-                running[0] -= 1
-                self._busy -= 1
-                self.changed.notify_all()
 
     def _delivered(self, command: Command, invocation: Invocation, instance: ManagedInstance) -> bool:
         """Wait out the instance's delivery delay; False when the invocation ended instead."""
@@ -354,8 +375,7 @@ class CommandEngine:
             failing = [p for p in invocation.plugins if p.details != "Success"]
             deciding = failing[0] if failing else invocation.plugins[-1] if invocation.plugins else None
             invocation.response_code = deciding.response_code if deciding else 0
-            invocation.details = _aggregate([p.details for p in invocation.plugins])
-            invocation.finished = time.time()
+            invocation.finish(_aggregate([p.details for p in invocation.plugins]))
 
     def _run_step(self, plugin: PluginResult, step: StepPlan, instance: ManagedInstance) -> None:
         with self.changed:

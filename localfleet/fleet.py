@@ -69,13 +69,13 @@ def tags_resolver(instances: Callable[[], Iterable[ManagedInstance]]) -> TagReso
     return resolve
 
 
-# DescribeInstanceInformation filter key → the InstanceInformation field it compares.
-FILTER_FIELDS = {
-    "InstanceIds": "InstanceId",
-    "AgentVersion": "AgentVersion",
-    "PingStatus": "PingStatus",
-    "PlatformTypes": "PlatformType",
-    "ResourceType": "ResourceType",
+# DescribeInstanceInformation filter key → the instance's value it compares.
+FILTER_FIELDS: dict[str, Callable[[ManagedInstance], str]] = {
+    "InstanceIds": lambda i: i.instance_id,
+    "AgentVersion": lambda i: i.agent_version,
+    "PingStatus": lambda i: i.ping_status,
+    "PlatformTypes": lambda i: i.platform_type,
+    "ResourceType": lambda _: "EC2Instance",
 }
 UNSUPPORTED_FILTER_KEYS = ("ActivationIds", "IamRole", "AssociationStatus")
 ENUM_FILTER_VALUES = {"PingStatus": PING_STATUSES, "PlatformTypes": PLATFORM_TYPES}
@@ -118,8 +118,9 @@ def _apply_filter(
             "InvalidInstanceInformationFilterValue",
             f"The filter value for {key} must be among [{', '.join(allowed)}]",
         )
-    field_name = FILTER_FIELDS[key]
-    return [i for i in instances if str(i.describe()[field_name]) in values]
+    field_of = FILTER_FIELDS[key]
+    wanted = set(values)
+    return [i for i in instances if field_of(i) in wanted]
 
 
 def filters_from_request(params: Mapping[str, Any]) -> list[tuple[str, list[str]]]:

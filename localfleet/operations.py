@@ -7,7 +7,7 @@ import binascii
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .commands import (
     STDERR_CONTENT_CHARS,
@@ -25,6 +25,7 @@ from .protocol import SsmError
 
 ACCOUNT_ID = "123456789012"
 DEFAULT_PAGE_SIZE = 50
+T = TypeVar("T")
 COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
 
 
@@ -127,8 +128,8 @@ class RunCommandService:
 
     def describe_instance_information(self, params: Mapping[str, Any]) -> dict[str, Any]:
         selected = filter_instances(self.all_instances(), filters_from_request(params), self.resolve_tags)
-        page, token = paginate([i.describe() for i in selected], params, "DescribeInstanceInformation")
-        return {"InstanceInformationList": page, "NextToken": token}
+        page, token = paginate(selected, params, "DescribeInstanceInformation")
+        return {"InstanceInformationList": [i.describe() for i in page], "NextToken": token}
 
     # --- commands --------------------------------------------------------------------
     def send_command(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,8 +144,10 @@ class RunCommandService:
             targets = self._managed(list(dict.fromkeys(params["InstanceIds"])))
         else:
             targets = self._resolve_targets(params["Targets"])
-        command = self.engine.create(document, params, values, list(targets), self.instance)
-        return {"Command": self._describe_command(command)}
+        command = self.engine.create(document, params, values, targets)
+        described = self._describe_command(command)  # as sent: Pending, like the service's answer
+        self.engine.start(command, self.instance)
+        return {"Command": described}
 
     def _managed(self, instance_ids: list[str]) -> list[ManagedInstance]:
         with self.lock:
@@ -194,25 +197,33 @@ class RunCommandService:
             commands = [c for c in commands if params["InstanceId"] in c.invocations]
         with self.engine.changed:
             commands = [c for c in commands if _matches_filters(params.get("Filters", []), c, c.status())]
-            described = [self._describe_command(c) for c in commands]
-        page, token = paginate(described, params, "ListCommands")
-        return {"Commands": page, "NextToken": token}
+            page, token = paginate(commands, params, "ListCommands")
+            return {"Commands": [self._describe_command(c) for c in page], "NextToken": token}
 
     def list_command_invocations(self, params: Mapping[str, Any]) -> dict[str, Any]:
         commands = (
             [self._command(params["CommandId"])] if "CommandId" in params else self._commands_newest_first()
         )
         details = bool(params.get("Details", False))
-        items: list[dict[str, Any]] = []
         with self.engine.changed:
-            for command in commands:
-                for invocation in command.invocations.values():
-                    if "InstanceId" in params and invocation.instance_id != params["InstanceId"]:
-                        continue
-                    if _matches_filters(params.get("Filters", []), command, invocation.status):
-                        items.append(self._describe_invocation(invocation, details))
-        page, token = paginate(items, params, "ListCommandInvocations")
-        return {"CommandInvocations": page, "NextToken": token}
+            selected = [
+                invocation
+                for command in commands
+                for invocation in self._invocations_of(command, params.get("InstanceId"))
+                if _matches_filters(params.get("Filters", []), command, invocation.status)
+            ]
+            page, token = paginate(selected, params, "ListCommandInvocations")
+            return {
+                "CommandInvocations": [self._describe_invocation(i, details) for i in page],
+                "NextToken": token,
+            }
+
+    @staticmethod
+    def _invocations_of(command: Command, instance_id: str | None) -> list[Invocation]:
+        if instance_id is None:
+            return list(command.invocations.values())
+        found = command.invocations.get(instance_id)
+        return [found] if found is not None else []
 
     def get_command_invocation(self, params: Mapping[str, Any]) -> dict[str, Any]:
         with self.engine.changed:
@@ -377,9 +388,7 @@ def _matches_filters(filters: Sequence[Mapping[str, str]], command: Command, sta
     return True
 
 
-def paginate(
-    items: list[dict[str, Any]], params: Mapping[str, Any], operation: str
-) -> tuple[list[Any], str | None]:
+def paginate(items: list[T], params: Mapping[str, Any], operation: str) -> tuple[list[T], str | None]:
     """A page of ``items`` from ``NextToken`` (an opaque offset) and ``MaxResults``."""
     start = 0
     if params.get("NextToken"):

@@ -67,8 +67,7 @@ class SsmEmulator:
     def start(self) -> SsmEmulator:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -172,9 +171,17 @@ class SsmEmulator:
             return error.status, {"__type": error.code, "message": error.message}
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a benchmark's burst of connections must not be refused
+    daemon_threads = True
+
+
 def _handler_for(emulator: SsmEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
+        # Headers and body go out in two writes; with Nagle on, keep-alive requests wait ~40 ms
+        # for the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

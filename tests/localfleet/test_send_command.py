@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -487,3 +488,54 @@ def test_list_command_invocations_pages_by_at_most_50(ssm: Any, emulator: SsmEmu
     assert first["CommandInvocations"][0]["CommandPlugins"] == []  # no plugin details without Details=true
     (only,) = one["CommandInvocations"]
     assert (only["InstanceId"], only["CommandPlugins"][0]["Output"]) == (fleet[7], "x")
+
+
+def wait_for_details(ssm: Any, command_id: str, instance: str, details: str, timeout: float = 5) -> bool:
+    """Poll until an invocation shows ``details`` (the service offers nothing better to wait on)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if invocations(ssm, command_id)[instance]["StatusDetails"] == details:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_invocations_queued_past_the_delivery_timeout_never_run() -> None:
+    with SsmEmulator(delivery_time_scale=0.01) as emulator:
+        emulator.register_document(DOCUMENT, shell_document(["true"]))
+        gate = GatedExecutor()
+        emulator.register_instance(instance_id(1), gate)
+        emulator.register_instance(instance_id(2), gate)
+        ssm = client_for(emulator)
+
+        command_id = send(
+            ssm, InstanceIds=[instance_id(1), instance_id(2)], MaxConcurrency="1", TimeoutSeconds=30
+        )
+        assert gate.wait_running(1)
+        # The second waits behind MaxConcurrency=1 until the (scaled) 30 s pass, while the first still runs.
+        assert wait_for_details(ssm, command_id, instance_id(2), "Delivery Timed Out")
+        gate.release.set()
+        assert emulator.wait_idle(5)
+
+        assert invocations(ssm, command_id)[instance_id(1)]["StatusDetails"] == "Success"
+        assert gate.started == 1
+
+
+def test_cancel_command_cancels_queued_invocations_at_once(ssm: Any, emulator: SsmEmulator) -> None:
+    gate = GatedExecutor()
+    fleet = [instance_id(n) for n in range(3)]
+    for one in fleet:
+        emulator.register_instance(one, gate)
+
+    command_id = send(ssm, InstanceIds=fleet, MaxConcurrency="1")
+    assert gate.wait_running(1)
+    ssm.cancel_command(CommandId=command_id)
+    during = invocations(ssm, command_id)
+    while_running = command(ssm, command_id)["Status"]
+    gate.release.set()
+    assert emulator.wait_idle(5)
+
+    assert [during[one]["StatusDetails"] for one in fleet] == ["In Progress", "Cancelled", "Cancelled"]
+    assert while_running == "Cancelling"
+    assert command(ssm, command_id)["Status"] == "Cancelled"
+    assert gate.started == 1
