@@ -189,6 +189,17 @@ def parse_time(value):
     return (moment - sign * delta).replace(tzinfo=datetime.timezone.utc)
 
 
+def run_command(argv, env, **options):
+    """subprocess.run with the agent's defaults: no stdin, output captured, cwd / (the script's dir is
+    root-only, and user steps must not start there), a timeout so one stuck tool cannot hang the run."""
+    if "input" not in options:  # Python 3.6 refuses stdin next to input, even None
+        options.setdefault("stdin", subprocess.DEVNULL)
+    options.setdefault("stdout", subprocess.PIPE)
+    options.setdefault("stderr", subprocess.PIPE)
+    options.setdefault("timeout", COMMAND_TIMEOUT)
+    return subprocess.run(argv, check=False, env=env, cwd="/", **options)
+
+
 def auth_digest(auth):
     """Short fingerprint of a stored auth value: ties a recorded expiry to the login it belongs to."""
     return hashlib.sha256(auth.encode("utf-8")).hexdigest()[:16]
@@ -309,16 +320,7 @@ def release_arch(machine):
 
 def tool_version(argv, pattern, env):
     try:
-        completed = subprocess.run(
-            argv,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            timeout=COMMAND_TIMEOUT,
-            cwd="/",
-        )
+        completed = run_command(argv, env, stderr=subprocess.STDOUT)
     except (OSError, subprocess.SubprocessError):
         return None
     match = re.search(pattern, completed.stdout.decode("utf-8", "replace"))
@@ -710,20 +712,10 @@ def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, 
     """Run argv with the user's privileges; a secret goes only to stdin. Returns (rc, diagnostics)."""
     env = user_env(host, account)
     env.update(extra_env or {})
-    # Python 3.6 refuses `stdin` next to `input` even when it is None: pass exactly one of them.
-    feed = {"input": secret.encode("utf-8")} if secret is not None else {"stdin": subprocess.DEVNULL}
+    feed = {"input": secret.encode("utf-8")} if secret is not None else {}
     try:
-        completed = subprocess.run(
-            argv,
-            check=False,
-            stdout=subprocess.DEVNULL if discard_stdout else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd="/",
-            preexec_fn=privilege_dropper(account),
-            timeout=COMMAND_TIMEOUT,
-            **feed,
-        )
+        stdout = subprocess.DEVNULL if discard_stdout else subprocess.PIPE
+        completed = run_command(argv, env, stdout=stdout, preexec_fn=privilege_dropper(account), **feed)
     except subprocess.TimeoutExpired:
         return 124, "timed out"
     except OSError as error:
@@ -812,16 +804,7 @@ def fetch_token(host, source):
     service, region = source
     argv = [host.aws, service, "get-authorization-token", "--region", region, "--output", "json"]
     try:
-        completed = subprocess.run(
-            argv,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=host.root_env(),
-            cwd="/",
-            timeout=COMMAND_TIMEOUT,
-        )
+        completed = run_command(argv, host.root_env())
     except subprocess.TimeoutExpired:
         raise AgentError(TOKEN_FAILED, "%s token for %s timed out" % (service, region)) from None
     except OSError as error:
@@ -1199,15 +1182,8 @@ def install_with_package_manager(host, manager):
         if program is None:
             continue
         try:
-            completed = subprocess.run(
-                [program] + argv[1:],
-                check=False,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd="/",
-                timeout=INSTALL_TIMEOUT,
+            completed = run_command(
+                [program] + argv[1:], env, stderr=subprocess.STDOUT, timeout=INSTALL_TIMEOUT
             )
         except (OSError, subprocess.SubprocessError) as error:
             log("%s failed: %s" % (" ".join(argv), error))
