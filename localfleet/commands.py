@@ -82,9 +82,9 @@ class PluginResult:
         return truncate_output(self.stdout, self.stderr, PLUGIN_OUTPUT_CHARS)
 
 
-@dataclass
+@dataclass(eq=False)
 class Invocation:
-    command: Command
+    command: Command = field(repr=False)
     instance_id: str
     instance_name: str
     plugins: list[PluginResult]
@@ -110,18 +110,16 @@ class Invocation:
         if details in ERROR_DETAILS:
             self.command.errors += 1
 
-    def end(self, details: str, response_code: int | None = None) -> None:
+    def end(self, details: str) -> None:
         """Finish without running (never delivered, stopped): the plugins share the outcome."""
         self.finish(details)
-        if response_code is not None:
-            self.response_code = response_code
         for plugin in self.plugins:
             if plugin.details in ("Pending", "In Progress"):
                 plugin.details = details
                 plugin.finished = self.finished
 
 
-@dataclass
+@dataclass(eq=False)
 class Command:
     command_id: str
     document: Document

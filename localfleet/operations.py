@@ -24,7 +24,7 @@ from .fleet import ManagedInstance, TagResolver, filter_instances, filters_from_
 from .protocol import SsmError
 
 ACCOUNT_ID = "123456789012"
-DEFAULT_PAGE_SIZE = 50
+DEFAULT_PAGE_SIZE = 50  # CHOICE: ListCommands / ListCommandInvocations document no default; 50 is the max
 T = TypeVar("T")
 COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
 
@@ -128,7 +128,8 @@ class RunCommandService:
 
     def describe_instance_information(self, params: Mapping[str, Any]) -> dict[str, Any]:
         selected = filter_instances(self.all_instances(), filters_from_request(params), self.resolve_tags)
-        page, token = paginate(selected, params, "DescribeInstanceInformation")
+        # MaxResults: "The default value is 10 items."
+        page, token = paginate(selected, params, "DescribeInstanceInformation", default_size=10)
         return {"InstanceInformationList": [i.describe() for i in page], "NextToken": token}
 
     # --- commands --------------------------------------------------------------------
@@ -388,12 +389,14 @@ def _matches_filters(filters: Sequence[Mapping[str, str]], command: Command, sta
     return True
 
 
-def paginate(items: list[T], params: Mapping[str, Any], operation: str) -> tuple[list[T], str | None]:
+def paginate(
+    items: list[T], params: Mapping[str, Any], operation: str, default_size: int = DEFAULT_PAGE_SIZE
+) -> tuple[list[T], str | None]:
     """A page of ``items`` from ``NextToken`` (an opaque offset) and ``MaxResults``."""
     start = 0
     if params.get("NextToken"):
         start = _token_offset(params["NextToken"], operation)
-    size = int(params.get("MaxResults", DEFAULT_PAGE_SIZE))
+    size = int(params.get("MaxResults", default_size))
     end = start + size
     token = base64.urlsafe_b64encode(f"{operation}:{end}".encode()).decode() if end < len(items) else None
     return items[start:end], token

@@ -68,6 +68,13 @@ def test_pages_of_max_results_with_next_token(ssm: Any, fleet: SsmEmulator) -> N
     assert ids(first) + ids(second) + ids(third) == [instance_id(n) for n in range(1, 13)]
 
 
+def test_a_page_holds_10_by_default(ssm: Any, fleet: SsmEmulator) -> None:
+    first = ssm.describe_instance_information()
+
+    assert len(ids(first)) == 10
+    assert len(ids(ssm.describe_instance_information(NextToken=first["NextToken"]))) == 2
+
+
 def test_the_sdk_paginator_walks_every_page(ssm: Any, fleet: SsmEmulator, emulator: SsmEmulator) -> None:
     pages = list(
         ssm.get_paginator("describe_instance_information").paginate(PaginationConfig={"PageSize": 5})
