@@ -73,11 +73,23 @@ def assert_token_confined(run: sb.AgentRun, world: sb.World, token: str) -> None
             assert path.endswith("/.docker/config.json"), f"token found in {path}"
 
 
+# The lock lives on /run, a tmpfs of its own (as on a real instance), so it is not among the files seen.
+AGENT_OWN_FILES = ("/var/lib/ecr-fleet-auth/logins.json",)
+
+
+def files_written_during(world: sb.World, before: dict[str, tuple[bytes, int, int, int]]) -> set[str]:
+    """Paths created or changed since the snapshot, except the script SSM itself wrote."""
+    after = world.sandbox.changed_files()
+    changed = {path for path, state in after.items() if before.get(path) != state}
+    return {path for path in changed if "/document/orchestration/" not in path}
+
+
 def test_refresh_logs_every_managed_user_in_and_a_rerun_changes_nothing(
     instance: sb.World, agent_script: str
 ) -> None:
     for user in ("root", "alice", "bob"):
         assert instance.probe(user, home(user)).returncode != 0, "probe must fail before refresh"
+    untouched = instance.sandbox.changed_files()
 
     run = instance.run_document(agent_script, parameters("refresh"))
 
@@ -97,6 +109,10 @@ def test_refresh_logs_every_managed_user_in_and_a_rerun_changes_nothing(
     assert not instance.sandbox.path("/home/carol/.docker").exists()
     assert_token_confined(run, instance, TOKEN_A)
     assert len(run.stdout.encode()) <= 2000
+    written = files_written_during(instance, untouched)
+    assert written == {f"{home(user)}/.docker/config.json" for user in ("root", "alice", "bob")} | set(
+        AGENT_OWN_FILES
+    ), "the run wrote only the users' docker configs and the agent's own state"
 
     before = instance.sandbox.changed_files()
     again = instance.run_document(agent_script, parameters("refresh"))
@@ -179,8 +195,10 @@ def test_helper_configures_credhelpers_keeping_everything_else(instance: sb.Worl
     old_bytes = json.dumps(original, indent=2).encode()
     write_config(instance, "alice", old_bytes, mode=0o640)
     assert instance.probe("alice", home("alice")).returncode != 0, "the expired static auth must fail"
+    untouched = instance.sandbox.changed_files()
 
     run = instance.run_document(agent_script, parameters("helper", users="alice,bob"))
+    written = files_written_during(instance, untouched)
 
     assert run.returncode == 0, run.stderr
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
@@ -195,6 +213,13 @@ def test_helper_configures_credhelpers_keeping_everything_else(instance: sb.Worl
         instance.sandbox.path("/home/alice/.docker/config.json.ecr-fleet-auth.bak").read_bytes() == old_bytes
     )
     assert config_of(instance, "bob") == {"credHelpers": {sb.REGISTRY_A: "ecr-login"}}
+    # Only the docker configs (and alice's backup) change; the helper's own log (~/.ecr) is written
+    # by the verification running as the user, never by root.
+    assert {path for path in written if "/.ecr/" not in path} == {
+        "/home/alice/.docker/config.json",
+        "/home/alice/.docker/config.json.ecr-fleet-auth.bak",
+        "/home/bob/.docker/config.json",
+    }
     for user in ("alice", "bob"):
         assert instance.probe(user, home(user)).returncode == 0, f"{user} cannot pull through the helper"
     assert_token_confined(run, instance, TOKEN_A)  # the verification left no helper cache holding it
