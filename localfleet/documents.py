@@ -132,15 +132,12 @@ class Document:
         resolved: dict[str, list[str]] = {}
         for name, parameter in declared.items():
             if name in given:
-                values = list(given[name])
+                resolved[name] = list(given[name])
+                _check_values(parameter, resolved[name])
             elif parameter.required:
                 raise SsmError("InvalidParameters", f"Parameter {name} is required")
             else:
-                values = parameter.default_values()
-                resolved[name] = values
-                continue  # defaults are the author's; the service does not re-check them
-            _check_values(parameter, values)
-            resolved[name] = values
+                resolved[name] = parameter.default_values()  # CHOICE: defaults are not re-checked
         return resolved
 
 
@@ -154,7 +151,7 @@ def _check_values(parameter: DocumentParameter, values: list[str]) -> None:
                 f"Parameter {parameter.name} value {value!r} is not one of the allowed values "
                 f"[{', '.join(parameter.allowed_values)}]",
             )
-        # Like the service, an unanchored search: documents anchor their patterns with ^...$.
+        # CHOICE: an unanchored search; the stack's patterns carry their own ^...$.
         if parameter.allowed_pattern is not None and not re.search(parameter.allowed_pattern, value):
             raise SsmError(
                 "InvalidParameters",
