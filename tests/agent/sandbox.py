@@ -66,6 +66,10 @@ def prerequisites() -> list[tuple[bool, str]]:
     ]
 
 
+# Prefix for long-lived children: the kernel kills them if the test process dies without cleaning up.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"]
+
+
 class Sandbox:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -75,7 +79,7 @@ class Sandbox:
         self.rw.mkdir(exist_ok=True)
         self._servers: list[subprocess.Popen[bytes]] = []
         self._holder = subprocess.Popen(
-            ["unshare", "--mount", "--net", "--propagation", "private", "sleep", "infinity"]
+            [*DIE_WITH_PARENT, "unshare", "--mount", "--net", "--propagation", "private", "sleep", "infinity"]
         )
         try:
             self._wait_for_namespace()
@@ -196,7 +200,7 @@ mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
         """A long-running process in the namespace (host file view); stopped by close()."""
         log = open(self.workdir / f"server-{len(self._servers)}.log", "wb")  # noqa: SIM115
         server = subprocess.Popen(
-            self._nsenter() + argv,
+            [*DIE_WITH_PARENT, *self._nsenter(), *argv],
             env=env or {"PATH": os.environ.get("PATH", INSTANCE_PATH)},
             stdout=log,
             stderr=subprocess.STDOUT,
