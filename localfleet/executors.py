@@ -9,6 +9,7 @@ the step's execution timeout. Executors differ only in where the script runs.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -108,7 +109,7 @@ class SubprocessExecutor:
     @staticmethod
     def _run_script(script_path: Path, env: dict[str, str], timeout_seconds: float) -> ExecutionResult:
         process = subprocess.Popen(
-            ["sh", "-c", str(script_path)],
+            ["sh", "-c", shlex.quote(str(script_path))],
             cwd=script_path.parent,
             env=env,
             stdin=subprocess.DEVNULL,

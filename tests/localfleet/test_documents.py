@@ -148,3 +148,12 @@ def test_the_stacks_document_accepts_its_own_parameters(
             Parameters={"Registries": [registry + ";id"]},
         )
     assert error_code(caught) == "InvalidParameters"
+
+
+def test_only_schema_2_2_documents_are_accepted(ssm: Any) -> None:
+    old = {**shell_document(["true"]), "schemaVersion": "1.2"}
+
+    with pytest.raises(ClientError) as caught:
+        ssm.create_document(Name="Old-Doc", Content=json.dumps(old))
+
+    assert error_code(caught) == "InvalidDocumentSchemaVersion"

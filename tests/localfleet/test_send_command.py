@@ -539,3 +539,31 @@ def test_cancel_command_cancels_queued_invocations_at_once(ssm: Any, emulator: S
     assert while_running == "Cancelling"
     assert command(ssm, command_id)["Status"] == "Cancelled"
     assert gate.started == 1
+
+
+def test_a_multi_platform_document_runs_the_matching_step_and_skips_the_other(
+    ssm: Any, emulator: SsmEmulator
+) -> None:
+    linux_step = shell_document(["echo linux"])["mainSteps"][0]
+    windows_step = {
+        "action": "aws:runPowerShellScript",
+        "name": "windowsStep",
+        "precondition": {"StringEquals": ["platformType", "Windows"]},
+        "inputs": {"runCommand": ["Write-Output windows"]},
+    }
+    emulator.register_document("Both-Doc", {**shell_document([]), "mainSteps": [windows_step, linux_step]})
+    emulator.register_instance(instance_id(1), CannedExecutor(stdout="linux\n"))
+
+    command_id = send(ssm, InstanceIds=[instance_id(1)], DocumentName="Both-Doc")
+    assert emulator.wait_idle(5)
+
+    item = invocations(ssm, command_id)[instance_id(1)]
+    skipped, ran = item["CommandPlugins"]
+    assert (item["Status"], skipped["Name"], ran["Name"]) == ("Success", "windowsStep", "linuxStep")
+    assert skipped["Output"].startswith("Step execution skipped due to unsatisfied preconditions")
+    assert ran["Output"] == "linux\n"
+    # Without PluginName a multi-step invocation carries no output; with it, the step's.
+    whole = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id(1))
+    step = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id(1), PluginName="linuxStep")
+    assert (whole["Status"], whole["StandardOutputContent"]) == ("Success", "")
+    assert (step["PluginName"], step["StandardOutputContent"]) == ("linuxStep", "linux\n")
