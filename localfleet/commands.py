@@ -11,6 +11,7 @@ marked "CHOICE" below.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -20,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .documents import Document, StepPlan, plan_steps
-from .executors import STOPPED_PREEMPTIVELY_EXIT_CODE
+from .executors import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
 from .fleet import ManagedInstance
+
+_log = logging.getLogger(__name__)
 
 # StatusDetails → Status.
 STATUS_OF_DETAILS = {
@@ -384,7 +387,11 @@ class CommandEngine:
         elif step.fail_message is not None:
             outcome = ("Failed", 1, "", step.fail_message)
         else:
-            result = instance.executor.run(step.script, step.env, step.timeout_seconds)
+            try:
+                result = instance.executor.run(step.script, step.env, step.timeout_seconds)
+            except Exception as error:  # a broken executor fails its step, never hangs the command
+                _log.exception("executor of %s failed", instance.instance_id)
+                result = ExecutionResult(1, "", f"executor error: {error!r}")
             if result.timed_out:
                 details = "Execution Timed Out"
                 code = STOPPED_PREEMPTIVELY_EXIT_CODE

@@ -16,6 +16,7 @@ service model and answered in the model's output shapes, errors as HTTP 400
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections import Counter
@@ -36,6 +37,8 @@ from .protocol import (
     shape_output,
     validate_input,
 )
+
+_log = logging.getLogger(__name__)
 
 
 class SsmEmulator:
@@ -169,6 +172,9 @@ class SsmEmulator:
             return 200, shape_output(operation, result)
         except SsmError as error:
             return error.status, {"__type": error.code, "message": error.message}
+        except Exception as error:  # an emulator bug: answer as the service would, and say where
+            _log.exception("SSM emulator failed on %s", target)
+            return 500, {"__type": "InternalServerError", "message": f"emulator error: {error!r}"}
 
 
 class _Server(ThreadingHTTPServer):

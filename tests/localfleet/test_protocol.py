@@ -109,3 +109,16 @@ def test_endpoint_is_unavailable_after_stop() -> None:
 
     with pytest.raises(RuntimeError):
         _ = emulator.endpoint_url
+
+
+def test_an_emulator_bug_is_an_internal_server_error_not_a_dropped_connection(
+    emulator: SsmEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(operation: str) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(emulator.service, "handler", broken)
+
+    status, _, payload = post(emulator, "AmazonSSM.DescribeDocument", {"Name": DOCUMENT})
+
+    assert (status, payload["__type"]) == (500, "InternalServerError")

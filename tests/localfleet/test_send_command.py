@@ -567,3 +567,21 @@ def test_a_multi_platform_document_runs_the_matching_step_and_skips_the_other(
     step = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id(1), PluginName="linuxStep")
     assert (whole["Status"], whole["StandardOutputContent"]) == ("Success", "")
     assert (step["PluginName"], step["StandardOutputContent"]) == ("linuxStep", "linux\n")
+
+
+class _BrokenExecutor:
+    def run(self, script: str, env: Any, timeout_seconds: float) -> Any:
+        raise OSError("sandbox vanished")
+
+
+def test_an_executor_that_raises_fails_its_invocation_instead_of_hanging(
+    ssm: Any, emulator: SsmEmulator
+) -> None:
+    emulator.register_instance(instance_id(1), _BrokenExecutor())
+
+    command_id = send(ssm, InstanceIds=[instance_id(1)])
+    assert emulator.wait_idle(5)
+
+    result = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id(1))
+    assert (result["Status"], result["ResponseCode"]) == ("Failed", 1)
+    assert "sandbox vanished" in result["StandardErrorContent"]
