@@ -10,12 +10,8 @@ from botocore.exceptions import ClientError
 
 from localfleet import CannedExecutor, SsmEmulator
 from tests.localfleet.conftest import CHECKED_PARAMETERS, DOCUMENT, instance_id, shell_document
+from tests.localfleet.ssm_calls import error_code
 from tests.support.template import Template, document_content
-
-
-def error_code(caught: pytest.ExceptionInfo[ClientError]) -> str:
-    code: str = caught.value.response["Error"]["Code"]
-    return code
 
 
 @pytest.fixture
