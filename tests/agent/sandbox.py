@@ -357,7 +357,14 @@ class World:
             ssm_env.update({f"SSM_{name}": value for name, value in parameters.items()})
         ssm_env.update(self.instance_env() if env is None else env)
         started = time.monotonic()
-        done = self.sandbox.run(["sh", "-c", f"{orchestration}/_script.sh"], env=ssm_env, cwd=orchestration)
+        try:
+            # Longer than any one command the agent waits for, so its own timeouts report first.
+            done = self.sandbox.run(
+                ["sh", "-c", f"{orchestration}/_script.sh"], env=ssm_env, cwd=orchestration, timeout=300
+            )
+        except subprocess.TimeoutExpired as stuck:
+            log = (stuck.stderr or b"").decode(errors="replace")
+            raise AssertionError(f"the agent did not finish; its log so far:\n{log}") from None
         return AgentRun(
             done.returncode, done.stdout.decode(), done.stderr.decode(), time.monotonic() - started
         )
