@@ -1104,7 +1104,8 @@ def action_helper(run):
         report.message_parts.append("installed %s via %s" % (HELPER_NAME, how))
         report.host = host.summary()
     configured = 0
-    for account, user, config in run.load_user_configs():
+    loaded = run.load_user_configs()
+    for account, user, config in loaded:
         desired = with_helper(config.data, run.params.registries)
         if desired != config.data or not config.exists:
             try:
@@ -1119,7 +1120,10 @@ def action_helper(run):
         for registry in run.params.registries:
             user.registries[registry] = registry_state(desired, registry, None)
             verify_helper(host, account, user, registry, report)
-    report.message_parts.append("helper configured for %s" % plural(configured, "user", "users"))
+    if configured:
+        report.message_parts.append("helper configured for %s" % plural(configured, "user", "users"))
+    else:
+        report.message_parts.append("helper already configured for %s" % plural(len(loaded), "user", "users"))
     return report.result()
 
 
