@@ -10,7 +10,8 @@ Actions:
   check    read-only report.
 stdout carries exactly one compact JSON result line; logs go to stderr.
 
-Standard library only, and Python 3.7 compatible (Amazon Linux 2).
+Standard library only. Runs on Python 3.6+ (RHEL 8's platform-python; Amazon Linux 2 has 3.7);
+the lint gate (vermin) holds it to what 3.7 accepts.
 Safety: a user's docker config is read by root only through O_NOFOLLOW opens and
 ownership checks, and every change to it (docker login, our own edits, the
 backup) is made by a process running with that user's privileges, so nothing
