@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from ecr_fleet_auth import contract
 from infra.document import script
 from infra.document.construct import MAX_CONTENT_BYTES
+from tests.conftest import require
 from tests.support.template import Template, document_content, only
 
 VALID_REGISTRIES = [
@@ -170,8 +174,10 @@ def test_no_pattern_admits_a_shell_metacharacter() -> None:
 def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> None:
     lines = document_content(synthesized_template)["mainSteps"][0]["inputs"]["runCommand"]
     assert lines[0] == "#!/bin/sh"
+    start = next(i for i, line in enumerate(lines) if line.startswith("base64 -d <<'")) + 1
+    end = lines.index("ECR_FLEET_AUTH_AGENT_EOF", start)
+    assert script.unpack_agent(lines[start:end]) == script.AGENT_PY.read_bytes()
     text = "\n".join(lines)
-    assert script.AGENT_PY.read_text().rstrip("\n") in text
     entrypoint_body = script.ENTRYPOINT_SH.read_text().split("\n", 1)[1].rstrip("\n")
     assert text.endswith(entrypoint_body)
     placeholders = set(re.findall(r"\{\{.*?\}\}", text))
@@ -180,9 +186,48 @@ def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> Non
         assert f"[ -n \"${{SSM_{name}+x}}\" ] || SSM_{name}='{{{{ {name} }}}}'" in lines
 
 
+def test_document_leaves_room_under_the_64_kb_limit(synthesized_template: Template) -> None:
+    size = len(json.dumps(document_content(synthesized_template)).encode())
+    assert size < MAX_CONTENT_BYTES // 2, f"{size} bytes: a second (Windows) step would not fit"
+
+
+def test_packing_is_deterministic() -> None:
+    assert script.run_command_lines() == script.run_command_lines()
+
+
 def test_script_refuses_an_agent_with_a_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     agent = tmp_path / "agent.py"
     agent.write_text("print('{{ Action }}')\n")
     monkeypatch.setattr(script, "AGENT_PY", agent)
     with pytest.raises(ValueError, match="must not contain"):
         script.run_command_lines()
+
+
+def test_assembled_script_passes_shellcheck(agent_script: str, tmp_path: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    require(shellcheck is not None, "shellcheck (Debian package shellcheck)")
+    assert shellcheck is not None
+    path = tmp_path / "_script.sh"
+    path.write_text(agent_script)
+    done = subprocess.run([shellcheck, "-s", "sh", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
+
+
+def test_unpack_failure_still_prints_one_result_line(agent_script: str, tmp_path: Path) -> None:
+    """Without gzip on PATH the script reports agent_unpack_failed in the contract's shape."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "dirname", "base64", "cat"):
+        source = Path("/usr/bin", tool) if Path("/usr/bin", tool).exists() else Path("/bin", tool)
+        os.symlink(source, bin_dir / tool)
+    path = tmp_path / "_script.sh"
+    path.write_text(agent_script)
+    path.chmod(0o700)
+    done = subprocess.run(
+        ["/bin/sh", "-c", str(path)], env={"PATH": str(bin_dir)}, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    (line,) = done.stdout.splitlines()
+    result = json.loads(line)
+    assert result["outcome"] == "failed"
+    assert result["reason"] == "agent_unpack_failed"
