@@ -11,7 +11,6 @@ started; the namespace and all its mounts die with the holder.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,13 +23,20 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
-DOCKER_CLI = "/usr/local/bin/docker"
-HELPER_BIN = "/usr/bin/docker-credential-ecr-login"
-REGISTRY_BIN = "/usr/bin/docker-registry"
-INSTANCE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from localfleet.sandbox import (
+    DOCKER_CLI,
+    HELPER_BIN,
+    INSTANCE_PATH,
+    PROBE_REPOSITORY,
+    PROBE_TAG,
+    REGISTRY_BIN,
+    SERVERS,
+    VENV_BIN,
+    Sandbox,
+    make_certificates,
+    moto_token,
+)
+
 INSTANCE_ID = "i-0123456789abcdef0"
 SANDBOX_CA = "/etc/ecr-fleet-auth-test/ca.crt"
 
@@ -41,13 +47,6 @@ REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
 MIRROR_HOST = "helper-mirror.test"
-PROBE_REPOSITORY = "probe/app"
-PROBE_TAG = "v1"
-
-
-def moto_token(account: str) -> str:
-    """The password moto's GetAuthorizationToken hands out for an account (deterministic)."""
-    return f"{account}-auth-token"
 
 
 def prerequisites() -> list[tuple[bool, str]]:
@@ -64,194 +63,6 @@ def prerequisites() -> list[tuple[bool, str]]:
         (shutil.which("ip") is not None, "ip (iproute2)"),
         ((VENV_BIN / "moto_server").exists() and (VENV_BIN / "aws").exists(), "moto_server and aws in .venv"),
     ]
-
-
-# Prefix for long-lived children: the kernel kills them if the test process dies without cleaning up.
-DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"]
-
-
-class Sandbox:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.root = workdir / "root"
-        self.rw = workdir / "rw"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.rw.mkdir(exist_ok=True)
-        self._servers: list[subprocess.Popen[bytes]] = []
-        self._holder = subprocess.Popen(
-            [*DIE_WITH_PARENT, "unshare", "--mount", "--net", "--propagation", "private", "sleep", "infinity"]
-        )
-        try:
-            self._wait_for_namespace()
-            self._ns(["ip", "link", "set", "lo", "up"])
-            self.mount_root()
-        except BaseException:
-            self.close()
-            raise
-
-    # --- namespace plumbing
-    def _wait_for_namespace(self) -> None:
-        ours = os.readlink("/proc/self/ns/net")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{self._holder.pid}/ns/net") != ours:
-                    return
-            time.sleep(0.01)
-        raise RuntimeError("unshare did not create the namespaces")
-
-    def _nsenter(self) -> list[str]:
-        return ["nsenter", "-t", str(self._holder.pid), "-m", "-n"]
-
-    def _ns(self, argv: list[str]) -> None:
-        subprocess.run(self._nsenter() + argv, check=True, capture_output=True, timeout=30)
-
-    def mount_root(self) -> None:
-        """A fresh overlay over the host's / as the instance root, with its own /proc, /dev, /run, /tmp."""
-        root, rw = self.root, self.rw
-        script = f"""set -e
-mount -t tmpfs -o mode=0755 tmpfs {rw}
-mkdir {rw}/upper {rw}/work
-mount -t overlay overlay -o lowerdir=/,upperdir={rw}/upper,workdir={rw}/work {root}
-mount --rbind /dev {root}/dev
-mount -t proc proc {root}/proc
-mount -t tmpfs -o mode=0755 tmpfs {root}/run
-mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
-"""
-        self._ns(["sh", "-c", script])
-
-    def reset_root(self) -> None:
-        """Throw the instance's changes away (servers keep running)."""
-        self._ns(["sh", "-c", f"umount -R {self.root} && umount {self.rw}"])
-        self.mount_root()
-
-    def close(self) -> None:
-        for server in self._servers:
-            with contextlib.suppress(OSError):
-                server.terminate()
-        for server in self._servers:
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        self._servers.clear()
-        if self._holder.poll() is None:
-            self._holder.kill()
-            self._holder.wait()
-
-    # --- files inside the instance, seen from the test
-    def path(self, inside: str) -> Path:
-        return Path(f"/proc/{self._holder.pid}/root{self.root}{inside}")
-
-    def write(self, inside: str, text: str | bytes, mode: int = 0o644) -> None:
-        target = self.path(inside)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = text.encode() if isinstance(text, str) else text
-        target.write_bytes(data)
-        os.chmod(target, mode)
-
-    def changed_files(self) -> dict[str, tuple[bytes, int, int, int]]:
-        """Every file the instance wrote since its root was mounted: path -> (content, mode, uid, mtime)."""
-        upper = Path(f"/proc/{self._holder.pid}/root{self.rw}/upper")
-        files = {}
-        for path in upper.rglob("*"):
-            if path.is_file() and not path.is_symlink():
-                info = path.lstat()
-                files["/" + str(path.relative_to(upper))] = (
-                    path.read_bytes(),
-                    info.st_mode,
-                    info.st_uid,
-                    info.st_mtime_ns,
-                )
-        return files
-
-    def shell_in_namespace(self, script: str) -> None:
-        """Root shell in the namespace on the host's file view (e.g. to mount something into the instance)."""
-        self._ns(["sh", "-c", script])
-
-    # --- processes
-    def run(
-        self,
-        argv: list[str],
-        *,
-        env: dict[str, str] | None = None,
-        user: str | None = None,
-        stdin: bytes | None = None,
-        cwd: str = "/",
-        timeout: float = 120,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run argv chrooted in the instance, as root or (with the user's groups) as `user`."""
-        # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
-        inside = f"/proc/{self._holder.pid}/root{self.root}"
-        prefix = [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
-        if user is not None:
-            prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
-        return subprocess.run(
-            prefix + argv,
-            env=env if env is not None else {"PATH": INSTANCE_PATH},
-            input=stdin,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def start_server(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """A long-running process in the namespace (host file view); stopped by close()."""
-        log = open(self.workdir / f"server-{len(self._servers)}.log", "wb")  # noqa: SIM115
-        server = subprocess.Popen(
-            [*DIE_WITH_PARENT, *self._nsenter(), *argv],
-            env=env or {"PATH": os.environ.get("PATH", INSTANCE_PATH)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self._servers.append(server)
-        return server
-
-    def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
-        self._ns([sys.executable, str(FIXTURES / "wait_for_ports.py"), str(timeout), *map(str, ports)])
-
-    def free_ports(self, count: int) -> list[int]:
-        """Ports the kernel picks (bind to port 0) inside the namespace."""
-        code = (
-            "import socket,sys\n"
-            "socks=[socket.socket() for _ in range(int(sys.argv[1]))]\n"
-            "[s.bind(('127.0.0.1', 0)) for s in socks]\n"
-            "print(' '.join(str(s.getsockname()[1]) for s in socks))\n"
-        )
-        done = subprocess.run(
-            [*self._nsenter(), sys.executable, "-c", code, str(count)], capture_output=True, check=True
-        )
-        return [int(port) for port in done.stdout.split()]
-
-
-# ---------------------------------------------------------------- certificates
-
-
-def make_certificates(directory: Path, names: list[str]) -> tuple[Path, Path, Path]:
-    """(ca.crt, server.crt, server.key): a throwaway CA and one server certificate for all names."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
-    key, csr, crt = directory / "server.key", directory / "server.csr", directory / "server.crt"
-    ext = directory / "server.ext"
-    alt = ",".join([f"DNS:{name}" for name in names] + ["IP:127.0.0.1"])
-    ext.write_text(
-        f"subjectAltName={alt}\nbasicConstraints=CA:FALSE\n"
-        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-    )
-
-    def openssl(*args: str | Path) -> None:
-        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", ca_key, "-out", ca_crt,
-            "-subj", "/CN=ecr-fleet-auth test CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-            "-subj", "/CN=ecr-fleet-auth test server")  # fmt: skip
-    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-            "-days", "2", "-out", crt, "-extfile", ext)  # fmt: skip
-    return ca_crt, crt, key
 
 
 # ---------------------------------------------------------------- the world around the instance
@@ -415,14 +226,14 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     )
     python = sys.executable
     sandbox.start_server(
-        [python, str(FIXTURES / "connect_proxy.py"), str(world.proxy_port), str(world.moto_tls_port)]
+        [python, str(SERVERS / "connect_proxy.py"), str(world.proxy_port), str(world.moto_tls_port)]
     )
     world.mirror_dir = workdir / "mirror"
     world.mirror_dir.mkdir()
     sandbox.start_server(
         [
             python,
-            str(FIXTURES / "https_mirror.py"),
+            str(SERVERS / "https_mirror.py"),
             str(world.mirror_port),
             str(world.mirror_dir),
             str(cert),
@@ -453,7 +264,7 @@ def push_probe_image(world: World) -> None:
         [
             *sandbox._nsenter(),
             sys.executable,
-            str(FIXTURES / "push_image.py"),
+            str(SERVERS / "push_image.py"),
             "127.0.0.1",
             PROBE_REPOSITORY,
             PROBE_TAG,
