@@ -1,0 +1,66 @@
+"""The stack as the local fleet needs it: synthesized in-process from cdk.json's context."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LAMBDA_SOURCE = PROJECT_ROOT / "lambda_src"
+Template = dict[str, Any]
+
+
+def use_lambda_source() -> None:
+    """Make the runner importable as the Lambda runtime would (its asset root on sys.path)."""
+    if str(LAMBDA_SOURCE) not in sys.path:
+        sys.path.insert(0, str(LAMBDA_SOURCE))
+
+
+def default_context() -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = None) -> dict[str, Template]:
+    """Synthesize the app in-process, cdk-nag included; returns the templates by stack id."""
+    use_lambda_source()
+    import aws_cdk as cdk  # noqa: PLC0415 - jsii starts a node process: only when synthesizing
+
+    from app import build_app  # noqa: PLC0415
+
+    app = cdk.App(context={**default_context(), **(overrides or {})}, outdir=outdir)
+    stacks = build_app(app)
+    assembly = app.synth()
+    return {stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template for stack in stacks}
+
+
+def resources(template: Template, resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def only(template: Template, resource_type: str) -> dict[str, Any]:
+    found = list(resources(template, resource_type).values())
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return found[0]
+
+
+def document_content(template: Template) -> dict[str, Any]:
+    content: dict[str, Any] = only(template, "AWS::SSM::Document")["Properties"]["Content"]
+    return content
+
+
+def runner_environment(template: Template) -> dict[str, Any]:
+    """The runner function's environment variables as the template sets them (tokens unresolved)."""
+    (function,) = [
+        resource["Properties"]
+        for resource in resources(template, "AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler") == "handler.handler"
+    ]
+    variables: dict[str, Any] = function["Environment"]["Variables"]
+    return variables
