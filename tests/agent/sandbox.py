@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,8 +32,13 @@ from localfleet.sandbox import (
     SERVERS,
     VENV_BIN,
     Sandbox,
+    add_users,
+    install_aws_cli,
     make_certificates,
+    map_hosts,
     moto_token,
+    run_ssm_step,
+    trust_ca,
 )
 
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -109,20 +113,10 @@ class World:
     # --- the instance
     def prepare_instance(self, users: dict[str, bool]) -> None:
         """Users ({name: in docker group}), the AWS CLI on PATH, the test CA trusted, ECR names mapped."""
-        sandbox = self.sandbox
-        # The overlay starts as a copy of this machine: drop its root's docker config.
-        sandbox.run(["rm", "-rf", "/root/.docker"]).check_returncode()
-        sandbox.run(["groupadd", "-f", "docker"]).check_returncode()
-        for name, in_docker in users.items():
-            groups = ["-G", "docker"] if in_docker else []
-            sandbox.run(["useradd", "-m", "-s", "/bin/sh", *groups, name]).check_returncode()
-        sandbox.write("/usr/local/bin/aws", f'#!/bin/sh\nexec {VENV_BIN}/aws "$@"\n', 0o755)
-        sandbox.write(SANDBOX_CA, self.ca.read_bytes())
-        bundle = sandbox.path("/etc/ssl/certs/ca-certificates.crt")
-        bundle.write_bytes(bundle.read_bytes() + b"\n" + self.ca.read_bytes())
-        hosts = ["127.0.0.1 localhost", f"127.0.0.1 {MIRROR_HOST}"]
-        hosts += [f"127.0.0.1 {registry}" for registry in REGISTRIES]
-        sandbox.write("/etc/hosts", "\n".join(hosts) + "\n")
+        add_users(self.sandbox, users)
+        install_aws_cli(self.sandbox)
+        trust_ca(self.sandbox, self.ca, SANDBOX_CA)
+        map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRIES), "127.0.0.1"))
 
     def instance_env(self, moto_port: int | None = None) -> dict[str, str]:
         """What the instance's tools see: the 'instance role' (env keys), moto, the proxy for the helper."""
@@ -155,24 +149,15 @@ class World:
         parameter_env: bool = True,
     ) -> AgentRun:
         """Run the document's step as the SSM agent does: `sh -c _script.sh`, as root, without HOME."""
-        orchestration = (
-            f"/var/lib/amazon/ssm/{INSTANCE_ID}/document/orchestration/{uuid.uuid4()}"
-            "/awsrunShellScript/0.awsrunShellScript"
-        )
-        for depth in range(4, len(orchestration.split("/")) + 1):
-            self.sandbox.path("/".join(orchestration.split("/")[:depth])).mkdir(mode=0o700, exist_ok=True)
         rendered = substitute_parameters(script, parameters)
-        self.sandbox.write(f"{orchestration}/_script.sh", rendered, 0o700)
-        ssm_env = {"PATH": INSTANCE_PATH}
+        ssm_env: dict[str, str] = {}
         if parameter_env:  # SSM agents before 3.3.2746.0 only substitute {{ Name }}
             ssm_env.update({f"SSM_{name}": value for name, value in parameters.items()})
         ssm_env.update(self.instance_env() if env is None else env)
         started = time.monotonic()
         try:
             # Longer than any one command the agent waits for, so its own timeouts report first.
-            done = self.sandbox.run(
-                ["sh", "-c", f"{orchestration}/_script.sh"], env=ssm_env, cwd=orchestration, timeout=300
-            )
+            done = run_ssm_step(self.sandbox, INSTANCE_ID, rendered, ssm_env, timeout=300)
         except subprocess.TimeoutExpired as stuck:
             log = (stuck.stderr or b"").decode(errors="replace")
             raise AssertionError(f"the agent did not finish; its log so far:\n{log}") from None
