@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ def default_context() -> dict[str, Any]:
 def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = None) -> dict[str, Template]:
     """Synthesize the app in-process, cdk-nag included; returns the templates by stack id."""
     use_lambda_source()
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import aws_cdk as cdk  # noqa: PLC0415 - jsii starts a node process: only when synthesizing
 
     from app import build_app  # noqa: PLC0415

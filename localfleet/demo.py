@@ -1,0 +1,95 @@
+"""`make demo`: the whole system on a local simulated fleet, no AWS account needed.
+
+Synthesizes the stack, starts the simulated AWS (moto, the SSM emulator, a real
+registry) and five instances, then runs the real runner three times — check,
+refresh, helper — printing each report and, per instance and user, whether a
+pull works. Everything started is stopped on exit, on Ctrl-C and on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from types import FrameType
+
+from tools.invoke_runner import render
+
+from .instances import User
+from .local_fleet import LocalFleet
+from .services import prerequisites
+from .stack import synthesize
+
+# The report is printed as a table; the runner's JSON logs and metrics would bury it.
+QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+CORRUPT_CONFIG = '{"auths": {'
+EXISTING_CONFIG = json.dumps(
+    {"auths": {"ghcr.io": {"auth": "b2N0b2NhdDpub3QtYS1yZWFsLXRva2Vu"}}, "detachKeys": "ctrl-e,e"},
+    indent="\t",
+)
+
+
+def build_fleet(fleet: LocalFleet) -> None:
+    fleet.add_instance(
+        "web-1", [User("root"), User("ec2-user", config=EXISTING_CONFIG), User("analyst", docker_group=False)]
+    )
+    fleet.add_instance("web-2", [User("root"), User("ubuntu")])
+    fleet.add_instance("web-3-offline", [User("root")], ping_status="ConnectionLost")
+    fleet.add_instance("build-untagged", [User("root"), User("jenkins")], tagged=False)
+    fleet.add_instance("web-4-corrupt", [User("root"), User("ec2-user", config=CORRUPT_CONFIG)])
+
+
+def pull_matrix(fleet: LocalFleet) -> str:
+    lines = []
+    for instance in fleet.instances:
+        if instance.ping_status != "Online":
+            lines.append(f"  {instance.name:<16} (offline)")
+            continue
+        cells = [
+            f"{u.name}={'yes' if instance.sandbox.can_pull(u.name) else 'no'}" for u in instance.sandbox.users
+        ]
+        lines.append(f"  {instance.name:<16} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
+    print(f"\n=== {title}: {json.dumps(event)}", flush=True)
+    started = time.monotonic()
+    report = fleet.invoke(event, extra_env=QUIET)
+    print(render(report))
+    for note in fleet.notifications():
+        print(f"\nnotification: {note['subject']}")
+    print(f"\n(run took {time.monotonic() - started:.1f}s) can each user pull the probe image now?")
+    print(pull_matrix(fleet), flush=True)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    missing = [what for present, what in prerequisites() if not present]
+    if missing:
+        print("make demo needs: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    print("synthesizing the stack (cdk-nag included)...", flush=True)
+    template = synthesize()["EcrFleetAuth"]
+    try:
+        with LocalFleet(template) as fleet:
+            print("starting moto, the SSM emulator, the registry and five instances...", flush=True)
+            build_fleet(fleet)
+            print("before any run:")
+            print(pull_matrix(fleet))
+            run_step(fleet, "check (read-only)", {"action": "check"})
+            run_step(fleet, "refresh (docker login with a fresh token)", {"action": "refresh"})
+            run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything started has been stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

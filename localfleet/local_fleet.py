@@ -1,0 +1,230 @@
+"""A whole local deployment: the simulated AWS, the stack's document in the SSM emulator,
+instances in sandboxes, and the real runner handler configured as the stack configures it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from .instances import SandboxInstance, User
+from .services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
+from .ssm_emulator import SsmEmulator
+from .stack import Template, document_content, runner_environment, use_lambda_source
+
+DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
+OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
+TARGET_TAG_KEY = "ecr-fleet-auth"
+TARGET_TAG_VALUE = "enabled"
+# Lambda's 15 minutes; the runner returns before its deadline with `pending` instances.
+LAMBDA_TIMEOUT_SECONDS = 900
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context the runner and Powertools read."""
+
+    deadline: float
+    function_name: str = "ecr-fleet-auth-local-runner"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: f"local-{time.time_ns()}")
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class FleetInstance:
+    name: str
+    instance_id: str
+    tagged: bool
+    ping_status: str
+    sandbox: SandboxInstance
+
+
+class LocalFleet:
+    """Use as a context manager: everything it starts stops on exit, also on errors."""
+
+    def __init__(self, template: Template, workdir: Path | None = None) -> None:
+        self.template = template
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-local-"))
+        self.services = LocalServices(self.workdir)
+        self.emulator = SsmEmulator(tag_resolver=self._tagged_instance_ids)
+        self.instances: list[FleetInstance] = []
+        self.topic_arn = ""
+        self._queue_url = ""
+        self.last_stdout = ""  # what the last invocation printed to stdout (metrics, as EMF)
+
+    # --- lifecycle
+    def __enter__(self) -> LocalFleet:
+        try:
+            self.services.start()
+            self.emulator.start()
+            self.emulator.register_document(DOCUMENT_NAME, document_content(self.template))
+            self._subscribe_to_notifications()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for instance in self.instances:
+            with contextlib.suppress(Exception):
+                instance.sandbox.close()
+        with contextlib.suppress(Exception):
+            self.emulator.stop()
+        self.services.close()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # --- AWS clients against the simulated services
+    def client(self, service: str) -> Any:
+        endpoint = self.emulator.endpoint_url if service == "ssm" else self.services.moto_url
+        session = boto3.session.Session(
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        return session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+    def _subscribe_to_notifications(self) -> None:
+        sns, sqs = self.client("sns"), self.client("sqs")
+        self.topic_arn = sns.create_topic(Name="ecr-fleet-auth-local")["TopicArn"]
+        self._queue_url = sqs.create_queue(QueueName="ecr-fleet-auth-local-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+
+    def notifications(self) -> list[dict[str, str]]:
+        """SNS messages the runner published since the last call ({"subject", "message"})."""
+        sqs = self.client("sqs")
+        received: list[dict[str, str]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return received
+            for message in batch:
+                body = json.loads(message["Body"])
+                received.append({"subject": body.get("Subject", ""), "message": body["Message"]})
+                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    # --- the fleet
+    def add_instance(
+        self, name: str, users: Sequence[User], *, tagged: bool = True, ping_status: str = "Online"
+    ) -> FleetInstance:
+        ec2 = self.client("ec2")
+        image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        tags = [{"Key": "Name", "Value": name}]
+        if tagged:
+            tags.append({"Key": TARGET_TAG_KEY, "Value": TARGET_TAG_VALUE})
+        reservation = ec2.run_instances(
+            ImageId=image,
+            MinCount=1,
+            MaxCount=1,
+            InstanceType="t3.micro",
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )
+        instance_id = reservation["Instances"][0]["InstanceId"]
+        sandbox = SandboxInstance(instance_id, self.workdir / instance_id, self.services, list(users))
+        self.emulator.register_instance(
+            instance_id,
+            sandbox,
+            ping_status=ping_status,
+            computer_name=name,
+            tags={t["Key"]: t["Value"] for t in tags},
+        )
+        instance = FleetInstance(name, instance_id, tagged, ping_status, sandbox)
+        self.instances.append(instance)
+        return instance
+
+    def _tagged_instance_ids(self, key: str, values: Sequence[str]) -> list[str]:
+        """SendCommand tag targets resolve against EC2, the fleet's one source of tags."""
+        tag_key = key.removeprefix("tag:")
+        filters = [
+            {"Name": f"tag:{tag_key}", "Values": list(values)}
+            if values
+            else {"Name": "tag-key", "Values": [tag_key]}
+        ]
+        pages = self.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
+        return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    # --- the runner
+    def runner_env(self) -> dict[str, str]:
+        """The runner's environment as the stack sets it, deploy-time values replaced by local ones."""
+        deploy_time = {
+            "DOCUMENT_NAME": DOCUMENT_NAME,
+            "REGISTRIES": REGISTRY,
+            "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+            "TOPIC_ARN": self.topic_arn,
+        }
+        env = {}
+        for name, value in runner_environment(self.template).items():
+            if isinstance(value, str):
+                env[name] = value
+            elif name in deploy_time:
+                env[name] = deploy_time[name]
+            else:
+                raise ValueError(f"the runner's {name} is a deploy-time value the local fleet cannot fill")
+        return {
+            **env,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.services.moto_url,
+            "AWS_ENDPOINT_URL_SSM": self.emulator.endpoint_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    def invoke(self, event: dict[str, Any], *, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+        """Call the real handler in this process, with the runner's environment, as Lambda would."""
+        use_lambda_source()
+        with _environment({**self.runner_env(), **(extra_env or {})}):
+            from ecr_fleet_auth import clients  # noqa: PLC0415 - the runner's code, on its own path
+            from handler import handler  # noqa: PLC0415
+
+            clients.default_factory.cache_clear()  # clients read the endpoints when they are made
+            context = LocalContext(time.monotonic() + LAMBDA_TIMEOUT_SECONDS)
+            try:
+                # Lambda sends stdout to CloudWatch Logs, where the EMF lines become metrics.
+                with contextlib.redirect_stdout(io.StringIO()) as stdout:
+                    report: dict[str, Any] = handler(event, context)
+                self.last_stdout = stdout.getvalue()
+            finally:
+                clients.default_factory.cache_clear()
+        return report
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
