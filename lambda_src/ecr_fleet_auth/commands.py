@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm.type_defs import CommandInvocationTypeDef, SendCommandRequestTypeDef
 
 LIST_PAGE_SIZE = 50
-# Command statuses after which nothing changes any more.
-FINISHED_COMMAND_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
+# Command and invocation statuses after which nothing changes any more.
+FINISHED_STATUSES = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,21 @@ class Invocation:
     status_details: str
     output: str
     response_code: int | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class CommandProgress:
+    status: str
+    target_count: int
+    completed_count: int
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
 
 
 class RunCommand:
@@ -76,10 +91,15 @@ class RunCommand:
         response = self._ssm.send_command(**request)
         return response["Command"].get("CommandId", "")
 
-    def status(self, command_id: str) -> str:
-        """The command's overall status (Pending, InProgress, Success, Failed, ...)."""
+    def progress(self, command_id: str) -> CommandProgress:
+        """The command's overall status and how many of its invocations have finished."""
         commands = self._ssm.list_commands(CommandId=command_id).get("Commands", [])
-        return commands[0].get("Status", "") if commands else ""
+        command = commands[0] if commands else {}
+        return CommandProgress(
+            status=command.get("Status", ""),
+            target_count=command.get("TargetCount", 0),
+            completed_count=command.get("CompletedCount", 0),
+        )
 
     def invocations(self, command_id: str) -> list[Invocation]:
         paginator = self._ssm.get_paginator("list_command_invocations")

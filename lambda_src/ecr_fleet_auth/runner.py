@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract
 from .clients import ClientFactory
-from .commands import FINISHED_COMMAND_STATUSES, CommandSpec, RunCommand
+from .commands import CommandSpec, Invocation, RunCommand
 from .events import RunRequest
 from .fleet import Fleet, FleetMember, TargetTag
 from .observability import logger, metrics
@@ -157,6 +157,7 @@ class Execution:
         self._clock = clock
         self._queued: list[deque[Dispatch]] = []
         self._running: dict[str, Dispatch] = {}
+        self._completed_seen: dict[str, int] = {}
         self._fallbacks_left = MAX_OUTPUT_FALLBACKS
         self.results: dict[str, InstanceResult] = {}
         self.command_ids: list[str] = []
@@ -173,9 +174,10 @@ class Execution:
             self._clock.sleep(min(interval, remaining))
             interval = min(interval * 2, MAX_POLL_SECONDS)
             for command_id, dispatch in list(self._running.items()):
-                if self._finished(command_id):
+                invocations = self._settled(command_id, dispatch)
+                if invocations is not None:
                     del self._running[command_id]
-                    self._collect(command_id, dispatch, finished=True)
+                    self._record(command_id, dispatch, invocations, finished=True)
                     self._send_next(dispatch.lane)
         for command_id, dispatch in self._running.items():
             self._collect(command_id, dispatch, finished=False)
@@ -199,22 +201,52 @@ class Execution:
             self.command_ids.append(command_id)
             return
 
-    def _finished(self, command_id: str) -> bool:
+    def _settled(self, command_id: str, dispatch: Dispatch) -> list[Invocation] | None:
+        """The command's invocations once every instance we sent it for has finished, else None.
+
+        A tag-targeted command also reaches tagged instances that cannot run it
+        (stopped, connection lost): SSM keeps it InProgress until their delivery
+        timeout. So once enough invocations have completed to cover ours, look
+        at the invocations themselves rather than wait for the command.
+        """
         try:
-            return self._commands.status(command_id) in FINISHED_COMMAND_STATUSES
+            progress = self._commands.progress(command_id)
         except AWS_ERRORS as error:
             # A failed poll is only a missed look; the next one (or the final collection) catches up.
             logger.warning("ListCommands failed", extra={"command_id": command_id, "error": str(error)})
-            return False
+            return None
+        if progress.finished:
+            return self._invocations(command_id)
+        ours = len(dispatch.instance_ids)
+        if not dispatch.by_tag or progress.completed_count < ours:
+            return None
+        if progress.completed_count <= self._completed_seen.get(command_id, -1):
+            return None  # nothing new since the last look
+        self._completed_seen[command_id] = progress.completed_count
+        invocations = self._invocations(command_id)
+        if invocations is None:
+            return None
+        done = {invocation.instance_id for invocation in invocations if invocation.finished}
+        return invocations if done.issuperset(dispatch.instance_ids) else None
+
+    def _invocations(self, command_id: str) -> list[Invocation] | None:
+        try:
+            return self._commands.invocations(command_id)
+        except AWS_ERRORS as error:
+            logger.warning(
+                "ListCommandInvocations failed", extra={"command_id": command_id, "error": str(error)}
+            )
+            return None
 
     def _collect(self, command_id: str, dispatch: Dispatch, *, finished: bool) -> None:
-        try:
-            invocations = self._commands.invocations(command_id)
-        except AWS_ERRORS as error:
-            logger.warning("ListCommandInvocations failed", extra={"command_id": command_id})
+        self._record(command_id, dispatch, self._invocations(command_id), finished=finished)
+
+    def _record(
+        self, command_id: str, dispatch: Dispatch, invocations: list[Invocation] | None, *, finished: bool
+    ) -> None:
+        if invocations is None:
             status = "failed" if finished else "pending"
-            detail = {"command_id": command_id, "error": _error_code(error)}
-            self._set(dispatch.instance_ids, status, "results_unavailable", detail)
+            self._set(dispatch.instance_ids, status, "results_unavailable", {"command_id": command_id})
             return
         for invocation in invocations:
             agent = AgentResult.parse(invocation.output)
@@ -278,9 +310,12 @@ def _merge(
         if result is None:  # never reached: every targetable id is in a dispatch
             result = InstanceResult(member.instance_id, "", "failed", None, "not_dispatched", {})
         merged[member.instance_id] = _named(result, member.name)
-    # Instances the tag matched at send time that discovery had not seen.
+    # Instances the tag matched at send time that discovery had not seen: one
+    # launched meanwhile ran the agent and is reported; one that cannot run it
+    # (stopped, so not in the running fleet) is not part of this run.
     for instance_id, result in commanded.items():
-        merged.setdefault(instance_id, result)
+        if instance_id not in merged and result.outcome is not None:
+            merged[instance_id] = result
     return [merged[instance_id] for instance_id in sorted(merged)]
 
 

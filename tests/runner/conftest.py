@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import boto3
 import botocore.endpoint
+import botocore.retries.bucket
 import pytest
 from moto import mock_aws
 
@@ -103,6 +105,8 @@ class World:
         ids = [instance["InstanceId"] for instance in reservation["Instances"]]
         if not running:
             self.ec2.stop_instances(InstanceIds=ids)
+        if not running:
+            ping_status = "ConnectionLost"  # what SSM says of a stopped instance
         if managed:
             for instance_id in ids:
                 self.ssm.add(
@@ -125,6 +129,31 @@ class World:
     def notifications(self) -> list[dict[str, str]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
         return [json.loads(message["Body"]) for message in received.get("Messages", [])]
+
+
+def simulate_botocore_time(monkeypatch: pytest.MonkeyPatch, clock: FakeClock, sleeps: list[float]) -> None:
+    """Run botocore's retry back-off and adaptive rate limiter on the simulated clock.
+
+    The real policies still decide how long to wait; the waits are recorded
+    (the storm tests read them) and pass in simulated time, not wall time.
+    """
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    class Condition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            # Real time always moves on; a simulated wait must too, or a bucket
+            # short of a token by a rounding error would wait forever.
+            sleep(max(timeout or 0.0, 0.001))
+            return True
+
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(botocore.retries.bucket, "time", SimpleNamespace(time=clock.monotonic, sleep=sleep))
+    monkeypatch.setattr(
+        botocore.retries.bucket, "threading", SimpleNamespace(Condition=Condition, Lock=threading.Lock)
+    )
 
 
 @pytest.fixture
@@ -169,12 +198,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         runner.Clock(
             monotonic=clock.monotonic,
             sleep=clock.sleep,
-            now=lambda: datetime.fromtimestamp(start.timestamp() + clock.time - 1_800_000_000.0, UTC),
+            now=lambda: datetime.fromtimestamp(start.timestamp() + clock.time - 1000.0, UTC),
         ),
     )
     with mock_aws():
         built = World(clock, fake, monkeypatch, api_calls=api_calls)
-        # botocore's retry back-off: recorded, not slept (the storm tests read it).
-        monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=built.retry_sleeps.append))
+        simulate_botocore_time(monkeypatch, clock, built.retry_sleeps)
         yield built
     metrics.clear_metrics()

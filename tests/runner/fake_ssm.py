@@ -39,7 +39,7 @@ TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
 class FakeClock:
     """Monotonic time that only moves when someone sleeps."""
 
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
+    def __init__(self, start: float = 1000.0) -> None:
         self.time = start
         self.slept: list[float] = []
 
@@ -237,12 +237,13 @@ class FakeRunCommand:
         slots = [now] * _budget(concurrency, len(nodes))
         invocations = []
         for node in nodes:
+            if node.ping_status != "Online":  # never delivered: times out, holds no slot
+                deadline = now + params.get("TimeoutSeconds", 3600)
+                invocations.append(Invocation(node, deadline, deadline))
+                continue
             start = heapq.heappop(slots)
             finish = start + node.behaviour.duration
-            if node.ping_status != "Online":
-                start = finish = now + params.get("TimeoutSeconds", 3600)
-            else:
-                heapq.heappush(slots, finish)
+            heapq.heappush(slots, finish)
             invocations.append(Invocation(node, start, finish))
         self.commands[command_id] = Command(command_id, now, params, invocations)
         return {"Command": self._command(self.commands[command_id])}
@@ -283,7 +284,7 @@ class FakeRunCommand:
             "InstanceId": params["InstanceId"],
             "Status": status,
             "StatusDetails": details,
-            "StandardOutputContent": behaviour.stdout[:STDOUT_CHARS] if finished else "",
+            "StandardOutputContent": _stdout(found[0])[:STDOUT_CHARS] if finished else "",
             "StandardErrorContent": behaviour.stderr[:8000] if finished else "",
             "ResponseCode": behaviour.response_code if finished else -1,
         }
@@ -297,6 +298,8 @@ class FakeRunCommand:
             return "Pending", "Pending"
         if now < invocation.finish:
             return "InProgress", "In Progress"
+        if invocation.node.platform_type != "Linux":
+            return "Success", "Success"  # the document's precondition skips the step
         return invocation.node.behaviour.status, invocation.node.behaviour.status_details
 
     def _command(self, command: Command) -> dict[str, Any]:
@@ -342,12 +345,18 @@ class FakeRunCommand:
                 "StatusDetails": status_details,
             }
             if status in TERMINAL and invocation.node.ping_status == "Online":
-                output = behaviour.stdout
+                output = _stdout(invocation)
                 if behaviour.stderr:
                     output += "\n----------ERROR-------\n" + behaviour.stderr
                 plugin.update(ResponseCode=behaviour.response_code, Output=output[:LISTING_OUTPUT_CHARS])
             item["CommandPlugins"] = [plugin]
         return item
+
+
+def _stdout(invocation: Invocation) -> str:
+    if invocation.node.platform_type != "Linux":
+        return "Step execution skipped due to unsatisfied preconditions"
+    return invocation.node.behaviour.stdout
 
 
 class _Raw:

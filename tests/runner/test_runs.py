@@ -1,0 +1,333 @@
+"""Whole runs through ``handler.handler``: moto for EC2 and SNS, the Run Command emulator for SSM."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth import contract, fleet, runner
+from tests.runner.conftest import REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
+from tests.runner.fake_ssm import Behaviour, agent_line
+
+
+def by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {instance["instance_id"]: instance for instance in report["instances"]}
+
+
+def status_and_reason(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {i["instance_id"]: (i["status"], i["reason"]) for i in report["instances"]}
+
+
+def emitted_metrics(stdout: str) -> dict[str, Any]:
+    """The EMF document Powertools printed (one per invocation)."""
+    (document,) = [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+    return document  # type: ignore[no-any-return]
+
+
+def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    def launch(behaviour: Behaviour | None = None, **options: Any) -> str:
+        return world.launch(behaviour=behaviour, **options)[0]
+
+    expected = {
+        launch(): ("succeeded", "ok"),
+        launch(Behaviour(stdout=agent_line("unchanged", "ok"))): ("succeeded", "ok"),
+        launch(Behaviour(stdout=agent_line("skipped", "docker_missing"))): ("skipped", "docker_missing"),
+        launch(Behaviour("Failed", "Failed", agent_line("failed", "login_failed", "401"), response_code=1)): (
+            "failed",
+            "login_failed",
+        ),
+        launch(Behaviour("Failed", "Failed", "", "Traceback ...", response_code=2)): (
+            "failed",
+            "command_failed",
+        ),
+        launch(Behaviour("TimedOut", "Execution Timed Out", "")): ("failed", "execution_timed_out"),
+        launch(Behaviour("Failed", "Undeliverable", "")): ("unreachable", "undeliverable"),
+        launch(Behaviour("Cancelled", "Terminated", "")): ("failed", "stopped_by_max_errors"),
+        launch(Behaviour("Cancelled", "Cancelled", "")): ("failed", "cancelled"),
+        launch(Behaviour("Failed", "Access Denied", "")): ("failed", "access_denied"),
+        launch(ping_status="ConnectionLost"): ("unreachable", "ssm_connection_lost"),
+        launch(ping_status="Inactive"): ("unreachable", "ssm_inactive"),
+        launch(managed=False): ("unreachable", "not_ssm_managed"),
+        launch(platform_type="Windows"): ("skipped", "unsupported_platform"),
+        launch(Behaviour(duration=3600)): ("pending", "in_progress"),
+    }
+    world.launch(tagged=False)  # not part of a whole-fleet run at all
+    world.launch(running=False)  # stopped: EC2 does not list it as running
+
+    report = world.invoke({"action": "check"})
+
+    assert status_and_reason(report) == expected
+    assert report["summary"] == {
+        "total": 15, "succeeded": 2, "changed": 1, "unchanged": 1,
+        "failed": 6, "unreachable": 4, "skipped": 2, "pending": 1,
+    }  # fmt: skip
+    assert report["action"] == "check"
+    assert report["source"] == "manual"
+    assert report["dry_run"] is False
+    assert report["command_ids"] == list(world.ssm.commands)
+    failed = by_id(report)[next(i for i, v in expected.items() if v[1] == "login_failed")]
+    assert failed["outcome"] == "failed"
+    assert failed["detail"]["message"] == "401"
+    assert failed["detail"]["response_code"] == 1
+    assert failed["name"] == "web"
+
+    # The alarm's metrics: one count per status, dimension action, in the contract's namespace.
+    document = emitted_metrics(capsys.readouterr().out)
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == contract.METRIC_NAMESPACE
+    assert sorted(directive["Dimensions"][0]) == sorted([contract.METRIC_ACTION_DIMENSION, "service"])
+    assert document[contract.METRIC_ACTION_DIMENSION] == "check"
+    assert document["service"] == contract.METRIC_SERVICE
+    for status in contract.INSTANCE_STATUSES:
+        assert document[contract.status_metric_name(status)] == [float(report["summary"][status])]
+    assert document[contract.RUN_DURATION_METRIC][0] > 0
+
+
+def test_whole_fleet_run_sends_one_tag_targeted_command_with_the_configured_budget(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="10%", MAX_ERRORS="2", HELPER_VERSION="0.9.1")
+    world.launch(40)
+    report = world.invoke(load_event("schedule"))
+
+    (sent,) = world.ssm.sent()
+    assert sent["Targets"] == [{"Key": f"tag:{TAG_KEY}", "Values": [TAG_VALUE]}]
+    assert "InstanceIds" not in sent
+    assert (sent["MaxConcurrency"], sent["MaxErrors"]) == ("10%", "2")
+    assert sent["DocumentName"] == "EcrFleetAuth-Agent"
+    assert sent["DocumentVersion"] == "1"
+    assert sent["Parameters"] == {
+        contract.ACTION: ["refresh"],
+        contract.REGISTRIES: [REGISTRY],
+        contract.USERS: [contract.AUTO_USERS],
+        contract.HELPER_VERSION: ["0.9.1"],
+        contract.RELEASE_BASE_URL: [contract.DEFAULT_RELEASE_BASE_URL],
+    }
+    assert sent["CloudWatchOutputConfig"]["CloudWatchLogGroupName"] == "/ecr-fleet-auth/run-command"
+    assert report["run_id"] in sent["Comment"]
+    assert report["source"] == "schedule"
+    assert world.ssm.peak_concurrency() == 4  # SSM applied 10% to the whole fleet of 40
+    assert report["summary"]["succeeded"] == 40
+
+
+def test_event_overrides_reach_the_command(world: World) -> None:
+    world.launch(2)
+    world.invoke(
+        {"action": "helper", "registries": ["public.ecr.aws", REGISTRY], "users": ["ubuntu", "ec2-user"]}
+    )
+    parameters = world.ssm.sent()[0]["Parameters"]
+    assert parameters[contract.ACTION] == ["helper"]
+    assert parameters[contract.REGISTRIES] == [f"public.ecr.aws,{REGISTRY}"]
+    assert parameters[contract.USERS] == ["ubuntu,ec2-user"]
+
+
+def test_every_list_call_is_paginated(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # EC2 pages hold up to 1,000 instances (moto counts reservations): shrink them, not the test.
+    monkeypatch.setattr(fleet, "EC2_PAGE_SIZE", 5)
+    ids = [i for _ in range(12) for i in world.launch(10)]
+    report = world.invoke({})
+
+    assert sorted(by_id(report)) == sorted(ids)
+    assert report["summary"]["succeeded"] == 120
+    assert world.api_calls["ec2.DescribeInstances"] == 3
+    info_requests = world.ssm.sent("DescribeInstanceInformation")
+    assert len(info_requests) == math.ceil(120 / 50)
+    assert sorted(i for r in info_requests for i in r["Filters"][0]["Values"]) == sorted(ids)
+    listing = world.ssm.sent("ListCommandInvocations")
+    assert len(listing) == 3
+    assert [("NextToken" in r) for r in listing] == [False, True, True]
+    assert all(r["Details"] is True and r["MaxResults"] == 50 for r in listing)
+
+
+def test_a_throttling_storm_is_ridden_out_with_back_off(world: World) -> None:
+    ids = world.launch(120)
+    # Two of every three requests to each operation are throttled.
+    world.ssm.fault = lambda operation, number, params: "ThrottlingException" if number % 3 else None
+    report = world.invoke({})
+
+    assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
+    received = sum(world.ssm.calls.values())
+    made = sum(n for name, n in world.api_calls.items() if name.startswith("ssm."))
+    assert received == 3 * made, "every SSM call needed three attempts"
+    assert len(world.retry_sleeps) >= 2 * made
+    assert len(world.ssm.commands) == 1, "a throttled SendCommand is not a second command"
+
+
+def test_throttling_beyond_the_retries_fails_the_send_not_the_run(world: World) -> None:
+    ids = world.launch(3)
+    world.ssm.fault = lambda operation, number, params: (
+        "ThrottlingException" if operation == "SendCommand" else None
+    )
+    report = world.invoke({})
+
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
+    assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
+    assert world.ssm.commands == {}
+    assert world.ssm.calls["ListCommands"] == 0
+
+
+def test_a_failing_batch_loses_only_its_own_instances(world: World) -> None:
+    ids = sorted(world.launch(120))
+    doomed = ids[60]  # in the second batch of 50
+    world.ssm.fault = lambda operation, number, params: (
+        "InternalServerError" if doomed in params.get("InstanceIds", []) else None
+    )
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    second_batch = set(ids[50:100])
+    assert {results[i] for i in second_batch} == {("failed", "send_failed")}
+    assert {results[i] for i in set(ids) - second_batch} == {("succeeded", "ok")}
+    commanded = [i for c in world.ssm.commands.values() for i in c.request["InstanceIds"]]
+    assert sorted(commanded) == sorted(set(ids) - second_batch), "no instance commanded twice"
+    assert len(report["command_ids"]) == 2
+
+
+def test_narrowed_runs_of_many_ids_keep_concurrency_fleet_wide(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="10%", MAX_ERRORS="5%")
+    ids = world.launch(300)
+    report = world.invoke({"instance_ids": ids})
+
+    sent = world.ssm.sent()
+    assert len(sent) == 6
+    assert sum(int(s["MaxConcurrency"]) for s in sent) == 30
+    assert sum(int(s["MaxErrors"]) for s in sent) == 15
+    assert world.ssm.peak_concurrency() <= 30
+    assert report["summary"]["succeeded"] == 300
+
+
+def test_a_small_absolute_budget_sends_batches_one_after_another(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="1")
+    ids = world.launch(120, behaviour=Behaviour(duration=2))
+    report = world.invoke({"instance_ids": ids})
+
+    commands = list(world.ssm.commands.values())
+    assert len(commands) == 3
+    for earlier, later in itertools.pairwise(commands):
+        assert later.sent_at >= max(i.finish for i in earlier.invocations)
+    assert world.ssm.peak_concurrency() == 1
+    assert report["summary"]["succeeded"] == 120
+
+
+def test_the_lambda_deadline_returns_pending_instead_of_being_killed(world: World) -> None:
+    quick = world.launch(2)
+    slow = world.launch(2, behaviour=Behaviour(duration=5000))
+    world.configure(MAX_CONCURRENCY="100%")
+    start = world.clock.monotonic()
+    report = world.invoke({"wait_seconds": 840}, timeout_seconds=300)
+
+    assert world.clock.monotonic() - start < 300 - runner.RESERVE_SECONDS + 1
+    results = status_and_reason(report)
+    assert {results[i] for i in quick} == {("succeeded", "ok")}
+    assert {results[i] for i in slow} == {("pending", "in_progress")}
+    assert all(by_id(report)[i]["detail"]["command_id"] == report["command_ids"][0] for i in slow)
+    assert world.ssm.calls["CancelCommand"] == 0, "running commands are left to finish"
+
+
+def test_wait_seconds_zero_sends_and_reports_pending_without_polling(world: World) -> None:
+    ids = world.launch(3)
+    report = world.invoke({"wait_seconds": 0})
+    assert {status for status, _ in status_and_reason(report).values()} == {"pending"}
+    assert len(world.ssm.sent()) == 1
+    assert world.ssm.calls["ListCommands"] == 0
+    assert sorted(by_id(report)) == sorted(ids)
+
+
+def test_unparseable_output_falls_back_to_the_full_output_once_per_instance(world: World) -> None:
+    noisy = agent_line("changed", "ok")
+    noisy = "\n".join(
+        ["progress " + "." * 100] * 30 + [noisy]
+    )  # the line is past the 2,500 listed characters
+    (late_line,) = world.launch(behaviour=Behaviour(stdout=noisy))
+    (garbage,) = world.launch(behaviour=Behaviour(stdout="Segmentation fault"))
+    fine = world.launch(3)
+    report = world.invoke({})
+
+    results = status_and_reason(report)
+    assert results[late_line] == ("succeeded", "ok")
+    assert results[garbage] == ("failed", "output_unparseable")
+    assert {results[i] for i in fine} == {("succeeded", "ok")}
+    fetched = sorted(r["InstanceId"] for r in world.ssm.sent("GetCommandInvocation"))
+    assert fetched == sorted([late_line, garbage])
+
+
+def test_fallback_calls_are_capped(world: World) -> None:
+    world.launch(runner.MAX_OUTPUT_FALLBACKS + 5, behaviour=Behaviour(stdout="no result here"))
+    report = world.invoke({})
+    assert report["summary"]["failed"] == runner.MAX_OUTPUT_FALLBACKS + 5
+    assert world.ssm.calls["GetCommandInvocation"] == runner.MAX_OUTPUT_FALLBACKS
+
+
+def test_requested_instances_without_the_tag_are_reported_not_commanded(world: World) -> None:
+    (tagged,) = world.launch()
+    (untagged,) = world.launch(tagged=False)
+    (stopped,) = world.launch(running=False)
+    missing = "i-0fedcba9876543210"
+    report = world.invoke({"instance_ids": [untagged, tagged, stopped, missing]})
+
+    assert status_and_reason(report) == {
+        tagged: ("succeeded", "ok"),
+        untagged: ("skipped", "not_target_tagged"),
+        stopped: ("unreachable", "instance_not_running"),
+        missing: ("skipped", "instance_not_found"),
+    }
+    (sent,) = world.ssm.sent()
+    assert sent["InstanceIds"] == [tagged]
+    assert "Targets" not in sent
+
+
+def test_dry_run_plans_and_sends_nothing(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.configure(NOTIFY_POLICY="always")
+    ids = world.launch(3)
+    (offline,) = world.launch(ping_status="ConnectionLost")
+    report = world.invoke(load_event("dry_run"))
+
+    assert report["dry_run"] is True
+    assert report["command_ids"] == []
+    results = status_and_reason(report)
+    assert {results[i] for i in ids} == {("skipped", "dry_run")}
+    assert results[offline] == ("unreachable", "ssm_connection_lost")
+    assert by_id(report)[ids[0]]["detail"]["dispatch"] == "target tag"
+    assert world.ssm.sent() == []
+    assert world.notifications() == []
+    assert '"_aws"' not in capsys.readouterr().out, "a dry run feeds no alarm"
+
+
+def test_failures_are_published_per_policy(world: World) -> None:
+    (good,) = world.launch()
+    (bad,) = world.launch(
+        name="api-7",
+        behaviour=Behaviour(
+            "Failed", "Failed", agent_line("failed", "no_credentials", "no role"), response_code=1
+        ),
+    )
+    report = world.invoke({})
+
+    (notification,) = world.notifications()
+    assert notification["Subject"] == "ecr-fleet-auth refresh: 1 failed of 2"
+    text = notification["Message"]
+    assert f"Run {report['run_id']} (manual)" in text
+    assert f"  {bad} (api-7): no_credentials - no role" in text
+    assert good not in text
+
+
+@pytest.mark.parametrize(
+    ("policy", "fleet_fails", "published"),
+    [("failures", False, 0), ("always", False, 1), ("never", True, 0), ("failures", True, 1)],
+)
+def test_notify_policy_decides_whether_sns_is_called(
+    world: World, policy: str, fleet_fails: bool, published: int
+) -> None:
+    world.configure(NOTIFY_POLICY=policy)
+    world.launch(behaviour=Behaviour("Failed", "Failed", "") if fleet_fails else None)
+    world.invoke({})
+    assert len(world.notifications()) == published
+
+
+def test_a_lost_notification_does_not_lose_the_report(world: World) -> None:
+    world.configure(TOPIC_ARN=f"arn:aws:sns:eu-west-1:123456789012:{'missing'}")
+    world.launch(behaviour=Behaviour("Failed", "Failed", ""))
+    report = world.invoke({})
+    assert report["summary"]["failed"] == 1
