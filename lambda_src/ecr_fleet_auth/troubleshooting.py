@@ -28,7 +28,8 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "config_unwritable": "The user's docker config directory is read-only or full: make it writable, then re-run.",
     "no_such_user": "A configured user does not exist on this instance: fix `users` or the event's users.",
     "no_home": "The user has no home directory for a docker config: create it or drop the user.",
-    "no_python": "Install python3 on the instance (the agent needs Python 3.7 or newer).",
+    "no_python": "Install python3 on the instance (the agent needs Python 3.6 or newer).",
+    "agent_unpack_failed": "The instance lacks base64 or gzip (coreutils, gzip): install them.",
     "internal_error": "An agent bug: see the Run Command output log group and open an issue.",
     # --- from the runner
     "not_target_tagged": "The instance lacks the target tag: tag it to manage it (events cannot widen the set).",
