@@ -25,6 +25,7 @@ for entry in (str(REPO), str(REPO / "lambda_src")):
         sys.path.insert(0, entry)
 
 from infra.document.script import run_command_lines  # noqa: E402
+from localfleet.sandbox import INSTANCE_VENV  # noqa: E402
 from tests.agent import sandbox as sb  # noqa: E402
 
 USERS = {"alice": True, "bob": True, "dave": True}  # plus root: 4 users
@@ -39,7 +40,9 @@ TWELVE_HOURS = 12 * 3600
 def recording_aws_wrapper() -> str:
     # The venv's interpreter lives under /root (0700); the naive loop runs the CLI as each user,
     # so the wrapper runs the same awscli package with the system Python 3.11.
-    site_packages = next((sb.VENV_BIN.parent / "lib").glob("python3*/site-packages"))
+    venv = sb.VENV_BIN.parent
+    on_host = next((venv / "lib").glob("python3*/site-packages"))
+    site_packages = f"{INSTANCE_VENV}/{on_host.relative_to(venv)}"  # as the instance sees the venv
     return (
         "#!/bin/sh\n"
         f'echo "$*" >> {CALL_LOG}\n'

@@ -26,6 +26,7 @@ from pathlib import Path
 SERVERS = Path(__file__).parent / "servers"
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
+INSTANCE_VENV = "/opt/ecr-fleet-auth/venv"  # where instances see the project's virtualenv
 DOCKER_CLI = "/usr/local/bin/docker"
 HELPER_BIN = "/usr/bin/docker-credential-ecr-login"
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -84,7 +85,8 @@ class Sandbox:
         subprocess.run(self._nsenter() + argv, check=True, capture_output=True, timeout=30)
 
     def mount_root(self) -> None:
-        """A fresh overlay over the host's / as the instance root, with its own /proc, /dev, /run, /tmp."""
+        """A fresh overlay over the host's / as the instance root, with its own /proc, /dev, /run, /tmp,
+        and the project's virtualenv at a fixed path (the checkout may live under the hidden /tmp)."""
         root, rw = self.root, self.rw
         script = f"""set -e
 mount -t tmpfs -o mode=0755 tmpfs {rw}
@@ -94,6 +96,9 @@ mount --rbind /dev {root}/dev
 mount -t proc proc {root}/proc
 mount -t tmpfs -o mode=0755 tmpfs {root}/run
 mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
+mkdir -p {root}{INSTANCE_VENV}
+mount --bind {VENV_BIN.parent} {root}{INSTANCE_VENV}
+mount -o remount,bind,ro {root}{INSTANCE_VENV}
 """
         self._ns(["sh", "-c", script])
 
@@ -260,8 +265,14 @@ def map_hosts(sandbox: Sandbox, addresses: dict[str, str]) -> None:
 
 
 def install_aws_cli(sandbox: Sandbox) -> None:
-    """The project's AWS CLI as the instance's `aws` (instances have one; this machine's is in .venv)."""
-    sandbox.write("/usr/local/bin/aws", f'#!/bin/sh\nexec {VENV_BIN}/aws "$@"\n', 0o755)
+    """The project's AWS CLI as the instance's `aws` (instances have one; this machine's is in .venv).
+
+    Through the venv's own python: the script's shebang names the checkout's path."""
+    sandbox.write(
+        "/usr/local/bin/aws",
+        f'#!/bin/sh\nexec {INSTANCE_VENV}/bin/python {INSTANCE_VENV}/bin/aws "$@"\n',
+        0o755,
+    )
 
 
 def run_ssm_step(
