@@ -9,25 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
-import botocore.endpoint
-import botocore.retries.bucket
 import pytest
 from moto import mock_aws
 
 from ecr_fleet_auth import clients, runner
 from ecr_fleet_auth.observability import metrics
 from handler import handler
-from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node
+from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node, simulate_botocore_time
 
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "eu-west-1"
@@ -129,31 +125,6 @@ class World:
     def notifications(self) -> list[dict[str, str]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
         return [json.loads(message["Body"]) for message in received.get("Messages", [])]
-
-
-def simulate_botocore_time(monkeypatch: pytest.MonkeyPatch, clock: FakeClock, sleeps: list[float]) -> None:
-    """Run botocore's retry back-off and adaptive rate limiter on the simulated clock.
-
-    The real policies still decide how long to wait; the waits are recorded
-    (the storm tests read them) and pass in simulated time, not wall time.
-    """
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock.sleep(seconds)
-
-    class Condition(threading.Condition):
-        def wait(self, timeout: float | None = None) -> bool:
-            # Real time always moves on; a simulated wait must too, or a bucket
-            # short of a token by a rounding error would wait forever.
-            sleep(max(timeout or 0.0, 0.001))
-            return True
-
-    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sleep))
-    monkeypatch.setattr(botocore.retries.bucket, "time", SimpleNamespace(time=clock.monotonic, sleep=sleep))
-    monkeypatch.setattr(
-        botocore.retries.bucket, "threading", SimpleNamespace(Condition=Condition, Lock=threading.Lock)
-    )
 
 
 @pytest.fixture

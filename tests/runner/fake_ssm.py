@@ -22,11 +22,17 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+import botocore.endpoint
+import botocore.retries.bucket
+import botocore.waiter
+import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from ecr_fleet_auth import contract
@@ -49,6 +55,32 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.time += max(0.0, seconds)
+
+
+def simulate_botocore_time(monkeypatch: pytest.MonkeyPatch, clock: FakeClock, sleeps: list[float]) -> None:
+    """Run botocore's retry back-off, adaptive rate limiter and waiters on the simulated clock.
+
+    The real policies still decide how long to wait; the waits are recorded
+    (the storm tests read them) and pass in simulated time, not wall time.
+    """
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    class Condition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            # Real time always moves on; a simulated wait must too, or a bucket
+            # short of a token by a rounding error would wait forever.
+            sleep(max(timeout or 0.0, 0.001))
+            return True
+
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sleep))
+    monkeypatch.setattr(botocore.retries.bucket, "time", SimpleNamespace(time=clock.monotonic, sleep=sleep))
+    monkeypatch.setattr(
+        botocore.retries.bucket, "threading", SimpleNamespace(Condition=Condition, Lock=threading.Lock)
+    )
+    monkeypatch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=sleep))
 
 
 def agent_line(outcome: str = "changed", reason: str = "ok", message: str = "", **extra: Any) -> str:

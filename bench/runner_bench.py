@@ -1,0 +1,274 @@
+"""Runner benchmark (issue 4): API calls and wall time over emulated fleets.
+
+For fleets of 100, 1,000 and 10,000 tagged instances the real handler runs
+against ``FakeEc2`` and ``FakeRunCommand`` (the test suite's emulators, reached
+through real boto3 clients) on a simulated clock: each agent run takes 5-15
+simulated seconds, the configured rate is 10% at a time. Next to it, measured
+on the same emulated fleet, a naive baseline: one SendCommand per instance,
+then boto3's ``command_executed`` waiter per instance (GetCommandInvocation
+every 5 s). API calls are counted per operation as the clients make them
+(retries excluded); wall time is real time spent in the process. Finally the
+handler's cold import time, in fresh interpreters as Lambda would start it.
+
+Targets: <= 3*ceil(N/50) + 10 calls per run; >= 20x fewer calls than the
+baseline at 1,000; 10,000 instances in one invocation; import < 300 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import WaiterError
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT / "lambda_src") not in sys.path:
+    sys.path.insert(0, str(ROOT / "lambda_src"))
+
+from ecr_fleet_auth import clients  # noqa: E402 - needs lambda_src on the path
+from tests.runner.fake_ec2 import Ec2Instance, FakeEc2  # noqa: E402
+from tests.runner.fake_ssm import (  # noqa: E402
+    Behaviour,
+    FakeClock,
+    FakeRunCommand,
+    Node,
+    simulate_botocore_time,
+)
+
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": "eu-west-1",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    # Loopback only, and never dialled: the emulators answer before anything is sent.
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "DOCUMENT_NAME": "EcrFleetAuth-Agent",
+    "TARGET_TAG_KEY": "ecr-fleet-auth",
+    "TARGET_TAG_VALUES": "enabled",
+    "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "MAX_CONCURRENCY": "10%",
+    "MAX_ERRORS": "10%",
+    "WAIT_SECONDS": "840",
+    "NOTIFY_POLICY": "never",
+}
+SIZES = (100, 1_000, 10_000)
+# The baseline makes ~N*(1 + polls) calls; at 10,000 that is minutes of emulation for a known answer.
+BASELINE_SIZES = (100, 1_000)
+LAMBDA_TIMEOUT_SECONDS = 900
+IMPORT_RUNS = 5
+
+
+@dataclass
+class Measurement:
+    calls: Counter[str]
+    wall_seconds: float
+    simulated_seconds: float
+    summary: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+class Simulation:
+    """One emulated account holding ``size`` tagged, online Linux instances."""
+
+    def __init__(self, size: int) -> None:
+        self.clock = FakeClock()
+        self.ssm = FakeRunCommand(self.clock, ENVIRONMENT["DOCUMENT_NAME"])
+        self.ec2 = FakeEc2()
+        self.calls: Counter[str] = Counter()
+        for number in range(size):
+            instance_id = f"i-{number:017x}"
+            tags = {"Name": f"node-{number}", "ecr-fleet-auth": "enabled"}
+            self.ec2.add(Ec2Instance(instance_id, tags))
+            self.ssm.add(
+                Node(instance_id, f"node-{number}", tags, behaviour=Behaviour(duration=5 + number % 11))
+            )
+        session = boto3.Session(region_name=ENVIRONMENT["AWS_REGION"])
+        session.events.register("before-send.ssm", self.ssm)
+        session.events.register("before-send.ec2", self.ec2)
+        session.events.register("before-call", self._count)
+        self.factory = clients.ClientFactory(session=session)
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+
+class _Context:
+    function_name = "ecr-fleet-auth-runner"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:ecr-fleet-auth-runner"
+    aws_request_id = "bench"
+
+    def __init__(self, remaining: Any) -> None:
+        self.get_remaining_time_in_millis = remaining
+
+
+def run_handler(size: int) -> Measurement:
+    # Imported once main() has set the environment their Logger and Metrics read.
+    from ecr_fleet_auth import runner  # noqa: PLC0415
+    from handler import handler  # noqa: PLC0415
+
+    simulation = Simulation(size)
+    start = simulation.clock.monotonic()
+    deadline = start + LAMBDA_TIMEOUT_SECONDS
+    context = _Context(lambda: int((deadline - simulation.clock.monotonic()) * 1000))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clients, "default_factory", lambda: simulation.factory)
+        patch.setattr(
+            runner,
+            "SYSTEM_CLOCK",
+            runner.Clock(monotonic=simulation.clock.monotonic, sleep=simulation.clock.sleep),
+        )
+        simulate_botocore_time(patch, simulation.clock, [])
+        began = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics and logs
+            report = handler({"source": "schedule"}, context)
+        wall = time.perf_counter() - began
+    return Measurement(simulation.calls, wall, simulation.clock.monotonic() - start, report["summary"])
+
+
+def run_baseline(size: int) -> Measurement:
+    """One SendCommand per instance, then a per-instance waiter polling every 5 s."""
+    simulation = Simulation(size)
+    ssm = simulation.factory.clients_for().ssm
+    ec2 = simulation.factory.clients_for().ec2
+    start = simulation.clock.monotonic()
+    with pytest.MonkeyPatch.context() as patch:
+        simulate_botocore_time(patch, simulation.clock, [])
+        began = time.perf_counter()
+        pages = ec2.get_paginator("describe_instances").paginate(
+            Filters=[{"Name": "tag:ecr-fleet-auth", "Values": ["enabled"]}]
+        )
+        ids = [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
+        commands = {}
+        for instance_id in ids:
+            response = ssm.send_command(
+                InstanceIds=[instance_id],
+                DocumentName=ENVIRONMENT["DOCUMENT_NAME"],
+                DocumentVersion="1",
+                Parameters={"Action": ["refresh"], "Registries": [ENVIRONMENT["REGISTRIES"]]},
+            )
+            commands[instance_id] = response["Command"]["CommandId"]
+        waiter = ssm.get_waiter("command_executed")
+        succeeded = 0
+        for instance_id, command_id in commands.items():
+            try:
+                waiter.wait(
+                    CommandId=command_id,
+                    InstanceId=instance_id,
+                    WaiterConfig={"Delay": 5, "MaxAttempts": 200},
+                )
+                succeeded += 1
+            except WaiterError:
+                pass
+        wall = time.perf_counter() - began
+    summary = {"total": len(ids), "succeeded": succeeded}
+    return Measurement(simulation.calls, wall, simulation.clock.monotonic() - start, summary)
+
+
+def cold_import_seconds() -> list[float]:
+    """Import ``handler`` in fresh interpreters, with tracing on as in Lambda."""
+    code = "import time; t = time.perf_counter(); import handler; print(time.perf_counter() - t)"
+    environment = {
+        **os.environ,
+        **ENVIRONMENT,
+        "AWS_LAMBDA_FUNCTION_NAME": "ecr-fleet-auth-runner",
+        "PYTHONPATH": str(ROOT / "lambda_src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    environment.pop("POWERTOOLS_TRACE_DISABLED")
+    timings = []
+    for _ in range(IMPORT_RUNS):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=environment,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        timings.append(float(done.stdout.strip().splitlines()[-1]))
+    return timings
+
+
+def _budget(size: int) -> int:
+    return 3 * math.ceil(size / 50) + 10
+
+
+def _calls(calls: Counter[str]) -> str:
+    return ", ".join(f"{name.split('.', 1)[1]} {count}" for name, count in sorted(calls.items()))
+
+
+def main() -> None:
+    os.environ.update(ENVIRONMENT)
+    print("ecr-fleet-auth runner benchmark (emulated EC2 + Run Command, simulated clock)")
+    rate = ENVIRONMENT["MAX_CONCURRENCY"]
+    print(f"fleet: tagged online Linux instances, agent run 5-15 s, MaxConcurrency {rate}")
+    print()
+    header = (
+        f"{'instances':>9} | {'runner calls':>12} | {'budget':>6} | {'baseline calls':>14} | {'ratio':>6} | "
+    )
+    header += f"{'runner wall':>11} | {'baseline wall':>13} | {'simulated':>9} | result"
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    details = []
+    for size in SIZES:
+        measured = run_handler(size)
+        baseline = run_baseline(size) if size in BASELINE_SIZES else None
+        ratio = f"{baseline.total / measured.total:.0f}x" if baseline else "-"
+        baseline_calls = str(baseline.total) if baseline else "not run"
+        baseline_wall = f"{baseline.wall_seconds:.2f} s" if baseline else "-"
+        outcome = f"{measured.summary['succeeded']}/{measured.summary['total']} succeeded"
+        if measured.summary["pending"]:
+            outcome += f", {measured.summary['pending']} pending"
+        print(
+            f"{size:>9} | {measured.total:>12} | {_budget(size):>6} | {baseline_calls:>14} | {ratio:>6} | "
+            f"{measured.wall_seconds:>9.2f} s | {baseline_wall:>13} | "
+            f"{measured.simulated_seconds:>7.0f} s | {outcome}"
+        )
+        details.append(f"  runner   {size:>6}: {_calls(measured.calls)}")
+        if baseline:
+            details.append(f"  baseline {size:>6}: {_calls(baseline.calls)}")
+        verdicts.append((f"calls <= 3*ceil(N/50)+10 at {size}", measured.total <= _budget(size)))
+        if size == 1_000 and baseline:
+            verdicts.append(
+                ("at least 20x fewer calls than the baseline at 1,000", baseline.total >= 20 * measured.total)
+            )
+        if size == 10_000:
+            complete = (
+                measured.summary["succeeded"] == size and measured.simulated_seconds < LAMBDA_TIMEOUT_SECONDS
+            )
+            verdicts.append(("10,000 instances in one invocation", complete))
+    print()
+    print("API calls per operation:")
+    print("\n".join(details))
+    imports = cold_import_seconds()
+    median = statistics.median(imports)
+    print()
+    print(
+        f"cold import of handler (tracing on, no .pyc, {IMPORT_RUNS} fresh interpreters): "
+        f"median {median * 1000:.0f} ms, first {imports[0] * 1000:.0f} ms, "
+        f"range {min(imports) * 1000:.0f}-{max(imports) * 1000:.0f} ms"
+    )
+    verdicts.append(("cold import under 300 ms (median)", median < 0.3))
+    print()
+    for name, met in verdicts:
+        print(f"  [{'met' if met else 'MISSED'}] {name}")
