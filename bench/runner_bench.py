@@ -183,8 +183,12 @@ def run_baseline(size: int) -> Measurement:
     return Measurement(simulation.calls, wall, simulation.clock.monotonic() - start, summary)
 
 
-def cold_import_seconds() -> list[float]:
-    """Import ``handler`` in fresh interpreters, with tracing on as in Lambda."""
+def cold_import_seconds(*, tracing: bool) -> list[float]:
+    """Import ``handler`` in fresh interpreters (no .pyc, as the deployed asset has none).
+
+    With tracing on, Powertools loads the X-Ray SDK, whose recorder builds its
+    own botocore client for sampling rules at import: most of the difference.
+    """
     code = "import time; t = time.perf_counter(); import handler; print(time.perf_counter() - t)"
     environment = {
         **os.environ,
@@ -193,7 +197,8 @@ def cold_import_seconds() -> list[float]:
         "PYTHONPATH": str(ROOT / "lambda_src"),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    environment.pop("POWERTOOLS_TRACE_DISABLED")
+    if tracing:
+        environment.pop("POWERTOOLS_TRACE_DISABLED")
     timings = []
     for _ in range(IMPORT_RUNS):
         done = subprocess.run(
@@ -260,15 +265,16 @@ def main() -> None:
     print()
     print("API calls per operation:")
     print("\n".join(details))
-    imports = cold_import_seconds()
-    median = statistics.median(imports)
     print()
-    print(
-        f"cold import of handler (tracing on, no .pyc, {IMPORT_RUNS} fresh interpreters): "
-        f"median {median * 1000:.0f} ms, first {imports[0] * 1000:.0f} ms, "
-        f"range {min(imports) * 1000:.0f}-{max(imports) * 1000:.0f} ms"
-    )
-    verdicts.append(("cold import under 300 ms (median)", median < 0.3))
+    for tracing in (False, True):
+        imports = cold_import_seconds(tracing=tracing)
+        median = statistics.median(imports)
+        label = "tracing on (X-Ray SDK loaded)" if tracing else "tracing off"
+        print(
+            f"cold import of handler, {label}, {IMPORT_RUNS} fresh interpreters: "
+            f"median {median * 1000:.0f} ms, range {min(imports) * 1000:.0f}-{max(imports) * 1000:.0f} ms"
+        )
+        verdicts.append((f"cold import under 300 ms (median, {label})", median < 0.3))
     print()
     for name, met in verdicts:
         print(f"  [{'met' if met else 'MISSED'}] {name}")

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
 
 # EC2 accepts up to 200 values per filter and pages of up to 1,000 instances;
-# SSM pages of at most 50 and at most 100 values per InstanceIds filter.
+# SSM pages of at most 50 and at most 100 values per InstanceIds filter (50 ids
+# per filter, one page each).
 EC2_FILTER_VALUES = 200
 EC2_PAGE_SIZE = 1000
+SSM_FILTER_VALUES = 50
 SSM_PAGE_SIZE = 50
 
 T = TypeVar("T")
@@ -113,7 +115,7 @@ class Fleet:
         # however many other managed nodes the account has.
         info: dict[str, ManagedInfo] = {}
         paginator = self._ssm.get_paginator("describe_instance_information")
-        for chunk in chunks(instance_ids, SSM_PAGE_SIZE):
+        for chunk in chunks(instance_ids, SSM_FILTER_VALUES):
             pages = paginator.paginate(
                 Filters=[{"Key": "InstanceIds", "Values": list(chunk)}],
                 PaginationConfig={"PageSize": SSM_PAGE_SIZE},

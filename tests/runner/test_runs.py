@@ -126,6 +126,7 @@ def test_event_overrides_reach_the_command(world: World) -> None:
 def test_every_list_call_is_paginated(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # EC2 pages hold up to 1,000 instances (moto counts reservations): shrink them, not the test.
     monkeypatch.setattr(fleet, "EC2_PAGE_SIZE", 5)
+    monkeypatch.setattr(fleet, "SSM_PAGE_SIZE", 20)  # filters of 50, 50, 20 ids: 3 + 3 + 1 pages
     ids = [i for _ in range(12) for i in world.launch(10)]
     report = world.invoke({})
 
@@ -133,8 +134,10 @@ def test_every_list_call_is_paginated(world: World, monkeypatch: pytest.MonkeyPa
     assert report["summary"]["succeeded"] == 120
     assert world.api_calls["ec2.DescribeInstances"] == 3
     info_requests = world.ssm.sent("DescribeInstanceInformation")
-    assert len(info_requests) == math.ceil(120 / 50)
-    assert sorted(i for r in info_requests for i in r["Filters"][0]["Values"]) == sorted(ids)
+    filters = [r["Filters"][0]["Values"] for r in info_requests if "NextToken" not in r]
+    assert len(filters) == math.ceil(120 / 50)
+    assert sorted(i for values in filters for i in values) == sorted(ids)
+    assert len(info_requests) == 3 + 3 + 1, "every chunk paged through with NextToken"
     listing = world.ssm.sent("ListCommandInvocations")
     assert len(listing) == 3
     assert [("NextToken" in r) for r in listing] == [False, True, True]
