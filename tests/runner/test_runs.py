@@ -334,3 +334,21 @@ def test_a_lost_notification_does_not_lose_the_report(world: World) -> None:
     world.launch(behaviour=Behaviour("Failed", "Failed", ""))
     report = world.invoke({})
     assert report["summary"]["failed"] == 1
+
+
+def test_offline_tagged_instances_do_not_hold_the_run_until_their_delivery_timeout(world: World) -> None:
+    # SSM's tag target includes them, so the command stays InProgress for the
+    # delivery timeout (600 s); the runner stops once its own instances are done.
+    online = world.launch(3)
+    (offline,) = world.launch(ping_status="ConnectionLost")
+    (stopped,) = world.launch(running=False)
+    start = world.clock.monotonic()
+    report = world.invoke({})
+
+    assert world.clock.monotonic() - start < 120
+    assert world.ssm.sent()[0]["TimeoutSeconds"] == 600
+    assert status_and_reason(report) == {
+        **dict.fromkeys(online, ("succeeded", "ok")),
+        offline: ("unreachable", "ssm_connection_lost"),
+    }
+    assert stopped not in by_id(report), "a stopped instance is not part of the running fleet"
