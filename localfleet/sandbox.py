@@ -108,16 +108,7 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         self.mount_root()
 
     def close(self) -> None:
-        for server in self._servers:
-            with contextlib.suppress(OSError):
-                server.terminate()
-        for server in self._servers:
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-        self._servers.clear()
+        stop_processes(self._servers)
         if self._holder.poll() is None:
             self._holder.kill()
             self._holder.wait()
@@ -236,6 +227,36 @@ def make_certificates(
     openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
             "-days", "2", "-out", crt, "-extfile", ext)  # fmt: skip
     return ca_crt, crt, key
+
+
+# ---------------------------------------------------------------- processes and registry passwords
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate, give each 5 s, then kill; the list is emptied."""
+    for process in processes:
+        with contextlib.suppress(OSError):
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    processes.clear()
+
+
+def write_htpasswd(path: Path, password: str) -> None:
+    """The registry's only user, AWS, with ``password``; the registry re-reads the file when it changes."""
+    line = subprocess.run(
+        ["htpasswd", "-niB", "AWS"], input=password.encode(), capture_output=True, check=True
+    )
+    temp = path.with_suffix(".new")
+    temp.write_bytes(line.stdout)
+    os.replace(temp, path)
+    # The registry notices a changed file by its modification time; make the change visible now.
+    later = time.time() + 1
+    os.utime(path, (later, later))
 
 
 # ---------------------------------------------------------------- making a sandbox an instance

@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from .sandbox import (
@@ -30,6 +28,8 @@ from .sandbox import (
     VENV_BIN,
     make_certificates,
     moto_token,
+    stop_processes,
+    write_htpasswd,
 )
 
 REGION = "eu-west-1"
@@ -118,27 +118,11 @@ class LocalServices:
         self._push_probe_image()
 
     def close(self) -> None:
-        for process in self._processes:
-            with contextlib.suppress(OSError):
-                process.terminate()
-        for process in self._processes:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._processes.clear()
+        stop_processes(self._processes)
 
     def set_registry_password(self, password: str) -> None:
-        """Rotate the registry's password (it re-reads htpasswd when the file's mtime changes)."""
-        line = subprocess.run(
-            ["htpasswd", "-niB", "AWS"], input=password.encode(), capture_output=True, check=True
-        ).stdout
-        temp = self.htpasswd.with_suffix(".new")
-        temp.write_bytes(line)
-        os.replace(temp, self.htpasswd)
-        later = time.time() + 1
-        os.utime(self.htpasswd, (later, later))
+        """Rotate the registry's password: logins made with the old one stop working."""
+        write_htpasswd(self.htpasswd, password)
 
     def instance_env(self) -> dict[str, str]:
         """What an instance's tools see: role credentials, moto as AWS, the proxy for the helper."""

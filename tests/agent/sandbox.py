@@ -39,6 +39,7 @@ from localfleet.sandbox import (
     moto_token,
     run_ssm_step,
     trust_ca,
+    write_htpasswd,
 )
 
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -90,15 +91,7 @@ class World:
 
     # --- registry password (the registry reloads htpasswd when it changes)
     def set_registry_password(self, password: str) -> None:
-        line = subprocess.run(
-            ["htpasswd", "-niB", "AWS"], input=password.encode(), capture_output=True, check=True
-        ).stdout
-        temp = self.htpasswd.with_suffix(".new")
-        temp.write_bytes(line)
-        os.replace(temp, self.htpasswd)
-        # The registry notices a changed file by its modification time; make the change visible now.
-        later = time.time() + 1
-        os.utime(self.htpasswd, (later, later))
+        write_htpasswd(self.htpasswd, password)
 
     def mirror_url(self) -> str:
         return f"https://{MIRROR_HOST}:{self.mirror_port}"
