@@ -174,8 +174,8 @@ class Execution:
             self._clock.sleep(min(interval, remaining))
             interval = min(interval * 2, MAX_POLL_SECONDS)
             for command_id, dispatch in list(self._running.items()):
-                invocations = self._settled(command_id, dispatch)
-                if invocations is not None:
+                settled, invocations = self._settled(command_id, dispatch)
+                if settled:
                     del self._running[command_id]
                     self._record(command_id, dispatch, invocations, finished=True)
                     self._send_next(dispatch.lane)
@@ -201,8 +201,8 @@ class Execution:
             self.command_ids.append(command_id)
             return
 
-    def _settled(self, command_id: str, dispatch: Dispatch) -> list[Invocation] | None:
-        """The command's invocations once every instance we sent it for has finished, else None.
+    def _settled(self, command_id: str, dispatch: Dispatch) -> tuple[bool, list[Invocation] | None]:
+        """Whether every instance we sent the command to has finished, and its invocations if readable.
 
         A tag-targeted command also reaches tagged instances that cannot run it
         (stopped, connection lost): SSM keeps it InProgress until their delivery
@@ -214,20 +214,20 @@ class Execution:
         except AWS_ERRORS as error:
             # A failed poll is only a missed look; the next one (or the final collection) catches up.
             logger.warning("ListCommands failed", extra={"command_id": command_id, "error": str(error)})
-            return None
+            return False, None
         if progress.finished:
-            return self._invocations(command_id)
+            return True, self._invocations(command_id)
         ours = len(dispatch.instance_ids)
         if not dispatch.by_tag or progress.completed_count < ours:
-            return None
+            return False, None
         if progress.completed_count <= self._completed_seen.get(command_id, -1):
-            return None  # nothing new since the last look
+            return False, None  # nothing new since the last look
         self._completed_seen[command_id] = progress.completed_count
         invocations = self._invocations(command_id)
         if invocations is None:
-            return None
+            return False, None
         done = {invocation.instance_id for invocation in invocations if invocation.finished}
-        return invocations if done.issuperset(dispatch.instance_ids) else None
+        return done.issuperset(dispatch.instance_ids), invocations
 
     def _invocations(self, command_id: str) -> list[Invocation] | None:
         try:

@@ -352,3 +352,26 @@ def test_offline_tagged_instances_do_not_hold_the_run_until_their_delivery_timeo
         offline: ("unreachable", "ssm_connection_lost"),
     }
     assert stopped not in by_id(report), "a stopped instance is not part of the running fleet"
+
+
+def test_a_failed_poll_is_only_a_missed_look(world: World) -> None:
+    ids = world.launch(3)
+    # The first poll fails through every retry; the next one succeeds.
+    world.ssm.fault = lambda operation, number, params: (
+        "InternalServerError" if operation == "ListCommands" and number <= 8 else None
+    )
+    report = world.invoke({})
+    assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
+    assert world.ssm.calls["ListCommands"] > 8
+
+
+def test_unreadable_results_are_reported_not_guessed(world: World) -> None:
+    ids = world.launch(2)
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if operation == "ListCommandInvocations" else None
+    )
+    start = world.clock.monotonic()
+    report = world.invoke({})
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "results_unavailable"))
+    assert world.clock.monotonic() - start < 120, "a finished command is not waited on to the deadline"
+    assert {i["detail"]["command_id"] for i in report["instances"]} == set(report["command_ids"])
