@@ -94,8 +94,13 @@ class RunRequest(BaseModel):
 
 def _describe(error: ValidationError) -> str:
     problems = []
-    for detail in error.errors(include_url=False):
+    details = error.errors(include_url=False)
+    # A rejected item also empties the list, which pydantic reports as "too short": say it once.
+    items_rejected = {detail["loc"][0] for detail in details if len(detail["loc"]) > 1}
+    for detail in details:
         field = str(detail["loc"][0]) if detail["loc"] else "event"
+        if detail["type"] == "too_short" and len(detail["loc"]) == 1 and field in items_rejected:
+            continue
         where = ".".join(str(part) for part in detail["loc"])
         if detail["type"] == "extra_forbidden":
             accepted = ", ".join(ACCEPTED_FORMS)
@@ -111,4 +116,5 @@ def _problem(detail: Any) -> str:
     if detail["type"] == "string_pattern_mismatch":
         shown = repr(given)
         return f"{shown[:80]}{'...' if len(shown) > 80 else ''} is not accepted"
-    return str(detail["msg"]).lower()
+    # Events are JSON: what the model holds as a tuple arrived as a list.
+    return str(detail["msg"]).lower().replace("tuple", "list")

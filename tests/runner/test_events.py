@@ -84,3 +84,11 @@ def test_the_valid_twin_of_an_invalid_event_is_accepted(world: World) -> None:
     report = world.invoke({"instance_ids": [instance_id], "users": ["ec2-user"], "wait_seconds": 60})
     assert [i["status"] for i in report["instances"]] == ["succeeded"]
     assert world.ssm.sent()[0]["Parameters"][contract.USERS] == ["ec2-user"]
+
+
+def test_a_rejected_item_is_reported_once_in_the_words_of_json() -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        RunRequest.from_event(load_event("invalid")["registry_not_ecr"])
+    message = str(raised.value)
+    assert message.count("registries") == 1, message
+    assert "tuple" not in message
