@@ -131,11 +131,6 @@ class RunnerFunction(Construct):
                 ],
                 resources=["*"],
             ),
-            aws_iam.PolicyStatement(
-                sid="CancelOwnCommands",
-                actions=["ssm:CancelCommand"],
-                resources=["*"],
-            ),
         ]
         policy = aws_iam.Policy(self, "Policy", statements=statements)
         policy.attach_to_role(self.role)
@@ -161,7 +156,7 @@ class RunnerFunction(Construct):
             applies_to=["Resource::*"],
             reason=(
                 "ec2:DescribeInstances, ssm:DescribeInstanceInformation, ssm:List*/GetCommandInvocation, "
-                "and ssm:CancelCommand do not support resource-level permissions."
+                "do not support resource-level permissions."
             ),
         )
         acknowledge(

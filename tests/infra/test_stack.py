@@ -104,7 +104,6 @@ def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesize
         "ssm:ListCommands",
         "ssm:ListCommandInvocations",
         "ssm:GetCommandInvocation",
-        "ssm:CancelCommand",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
