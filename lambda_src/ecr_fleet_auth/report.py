@@ -10,8 +10,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from . import contract
+from .troubleshooting import next_step
 
 FAILURE_STATUSES = ("failed", "unreachable")
 # SNS e-mail is read by a person: a screenful per status, not the whole fleet.
@@ -100,8 +102,19 @@ def subject(report: Report) -> str:
     return f"ecr-fleet-auth {report.action}: {state}"[:MAX_SUBJECT_CHARS]
 
 
-def message(report: Report) -> str:
-    """A plain-text summary a person can read at a glance: counts, then what needs attention."""
+def output_log_link(log_group: str, region: str) -> str:
+    """The CloudWatch console page of the Run Command output log group.
+
+    The console's fragment escapes '/' as '$252F' (URL-encoded twice, '%' written '$')."""
+    domain = {"cn-": "console.amazonaws.cn", "us-gov-": "console.amazonaws-us-gov.com"}
+    host = next((d for prefix, d in domain.items() if region.startswith(prefix)), "console.aws.amazon.com")
+    escaped = quote(quote(log_group, safe=""), safe="").replace("%", "$")
+    return f"https://{region}.{host}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{escaped}"
+
+
+def message(report: Report, *, output_log_group: str = "", region: str = "") -> str:
+    """A plain-text summary a person can read at a glance: counts, then what needs attention,
+    each with its next step, then where the full agent output is."""
     counts = report.summary()
     lines = [
         subject(report),
@@ -118,11 +131,14 @@ def message(report: Report) -> str:
         listed = [instance for instance in report.instances if instance.status == status]
         if listed:
             lines += ["", f"{status.capitalize()} ({len(listed)}):"]
-            lines += [_line(instance) for instance in listed[:MAX_LISTED_PER_STATUS]]
+            for instance in listed[:MAX_LISTED_PER_STATUS]:
+                lines += [_line(instance), f"      next step: {next_step(instance.reason)}"]
             if len(listed) > MAX_LISTED_PER_STATUS:
                 lines.append(f"  ... and {len(listed) - MAX_LISTED_PER_STATUS} more (see the run's log)")
     if report.command_ids:
         lines += ["", "Run Command ids: " + ", ".join(_bounded(report.command_ids, 10))]
+    if output_log_group and region:
+        lines += ["", "Full agent output per instance:", f"  {output_log_link(output_log_group, region)}"]
     text = "\n".join(lines) + "\n"
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 40].rsplit("\n", 1)[0] + "\n... (truncated)\n"

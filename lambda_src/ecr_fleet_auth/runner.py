@@ -358,7 +358,8 @@ def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:
         logger.warning("notification due but no topic configured")
         return
     try:
-        sns.publish(TopicArn=settings.topic_arn, Subject=subject(report), Message=message(report))
+        text = message(report, output_log_group=settings.output_log_group, region=sns.meta.region_name)
+        sns.publish(TopicArn=settings.topic_arn, Subject=subject(report), Message=text)
     except AWS_ERRORS:
         # The report is still returned and logged; a lost e-mail must not fail the run.
         logger.exception("could not publish the report to SNS")

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
+from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from infra.dashboard import SHOWN_STATUSES
 from localfleet.demo import CORRUPT_CONFIG, build_fleet
-from localfleet.local_fleet import FleetInstance, LocalFleet
+from localfleet.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.services import REGISTRY, prerequisites
 from tests.conftest import require
 from tests.support.template import Template
@@ -118,6 +119,8 @@ def test_remediation_end_to_end(fleet: LocalFleet) -> None:
     (notification,) = fleet.notifications()
     assert "1 failed" in notification["subject"] and "1 unreachable" in notification["subject"]
     assert corrupt.instance_id in notification["message"] and "config_corrupt" in notification["message"]
+    assert f"next step: {NEXT_STEPS['config_corrupt']}" in notification["message"]
+    assert f"log-group/{OUTPUT_LOG_GROUP.replace('/', '$252F')}" in notification["message"]
 
     # helper: credHelpers instead of the stored login, and pulls still work
     report = reported(fleet.invoke({"action": "helper"}))

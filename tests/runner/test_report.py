@@ -15,6 +15,7 @@ from ecr_fleet_auth.report import (
     should_notify,
     subject,
 )
+from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 
 
 def result(
@@ -88,7 +89,10 @@ def test_message_gives_counts_then_the_instances_that_need_attention() -> None:
     assert "succeeded:   2 (1 changed, 1 unchanged)" in text
     assert "failed:      1" in text
     failed_section = text.split("Failed (1):\n", 1)[1]
-    assert failed_section.startswith(f"  i-{3:017x} (web-3): login_failed - 401 from registry\n")
+    assert failed_section.startswith(
+        f"  i-{3:017x} (web-3): login_failed - 401 from registry\n"
+        f"      next step: {NEXT_STEPS['login_failed']}\n"
+    )
     assert f"  i-{4:017x} (web-4): ssm_connection_lost" in text.split("Unreachable (1):\n", 1)[1]
     assert "web-1" not in text, "successes are counted, not listed"
     assert "Run Command ids: cmd-1" in text
@@ -102,3 +106,13 @@ def test_message_stays_bounded_for_a_fleet_of_failures() -> None:
     assert f"... and {5000 - MAX_LISTED_PER_STATUS} more" in text
     assert "failed:      5000" in text
     assert len(subject(many)) <= MAX_SUBJECT_CHARS
+
+
+def test_message_links_the_run_command_output_log_group() -> None:
+    text = message(MIXED, output_log_group="/ecr-fleet-auth/run-command", region="eu-west-1")
+    assert text.rstrip().endswith(
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
+        "#logsV2:log-groups/log-group/$252Fecr-fleet-auth$252Frun-command"
+    )
+    assert "console.amazonaws.cn" in message(MIXED, output_log_group="g", region="cn-north-1")
+    assert "Full agent output" not in message(MIXED)
