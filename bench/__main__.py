@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = {
     "agent": "bench.agent_bench",
     "runner": "bench.runner_bench",
+    "emulator": "bench.emulator_bench",
 }
 
 
