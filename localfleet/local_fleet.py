@@ -25,8 +25,6 @@ from .stack import Template, document_content, runner_environment, use_lambda_so
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
-TARGET_TAG_KEY = "ecr-fleet-auth"
-TARGET_TAG_VALUE = "enabled"
 # Lambda's 15 minutes; the runner returns before its deadline with `pending` instances.
 LAMBDA_TIMEOUT_SECONDS = 900
 
@@ -136,8 +134,10 @@ class LocalFleet:
         ec2 = self.client("ec2")
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         tags = [{"Key": "Name", "Value": name}]
-        if tagged:
-            tags.append({"Key": TARGET_TAG_KEY, "Value": TARGET_TAG_VALUE})
+        if tagged:  # with the tag the stack's configuration selects
+            settings = runner_environment(self.template)
+            value = settings["TARGET_TAG_VALUES"].split(",")[0]
+            tags.append({"Key": settings["TARGET_TAG_KEY"], "Value": value})
         reservation = ec2.run_instances(
             ImageId=image,
             MinCount=1,
