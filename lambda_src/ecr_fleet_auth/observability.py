@@ -8,6 +8,7 @@ without that environment still emits metrics where the stack's alarm looks.
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -21,3 +22,7 @@ metrics = Metrics(
     service=SERVICE,
 )
 tracer = Tracer(service=SERVICE)
+
+# Dry runs and rejected events emit no metrics on purpose (they would skew the alarm);
+# Powertools would warn about that on every such invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
