@@ -678,20 +678,12 @@ def replace_file_at(dir_fd, name, content, mode):
     os.fsync(dir_fd)
 
 
-def write_backup_as_user(account, raw, mode):
-    dir_fd = user_config_dir_fd(account, create=False)
+def write_as_user(account, name, content, mode, create_dir):
+    """Replace ``name`` in the user's docker config dir (run as the user, see run_as_user)."""
+    dir_fd = user_config_dir_fd(account, create=create_dir)
     try:
         remove_stale_temps(dir_fd)
-        replace_file_at(dir_fd, BACKUP_NAME, raw, mode)
-    finally:
-        os.close(dir_fd)
-
-
-def write_config_as_user(account, content, mode):
-    dir_fd = user_config_dir_fd(account, create=True)
-    try:
-        remove_stale_temps(dir_fd)
-        replace_file_at(dir_fd, CONFIG_NAME, content, mode)
+        replace_file_at(dir_fd, name, content, mode)
     finally:
         os.close(dir_fd)
 
@@ -699,14 +691,14 @@ def write_config_as_user(account, content, mode):
 def backup_config(account, config):
     """Keep the pre-change config beside it (same mode) before anything rewrites it."""
     if config.exists:
-        run_as_user(account, write_backup_as_user, account, config.raw, config.mode)
+        run_as_user(account, write_as_user, account, BACKUP_NAME, config.raw, config.mode, False)
 
 
 def save_config(account, config, data):
     """Back up, then atomically replace the user's config, as the user; owner and mode kept."""
     backup_config(account, config)
     mode = config.mode if config.exists else NEW_CONFIG_MODE
-    run_as_user(account, write_config_as_user, account, render_config(data), mode)
+    run_as_user(account, write_as_user, account, CONFIG_NAME, render_config(data), mode, True)
 
 
 def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, extra_env=None):
