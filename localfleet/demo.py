@@ -18,7 +18,7 @@ from tools.invoke_runner import render
 
 from .instances import User
 from .local_fleet import LocalFleet
-from .services import prerequisites
+from .services import REGISTRY, prerequisites
 from .stack import synthesize
 
 # The report is printed as a table; the runner's JSON logs and metrics would bury it.
@@ -40,14 +40,28 @@ def build_fleet(fleet: LocalFleet) -> None:
     fleet.add_instance("web-4-corrupt", [User("root"), User("ec2-user", config=CORRUPT_CONFIG)])
 
 
+def how_configured(config: bytes | None) -> str:
+    """What the user's docker config holds for the registry: the helper, a stored login, or nothing."""
+    try:
+        data = json.loads(config or b"{}")
+    except ValueError:
+        return "corrupt config"
+    if REGISTRY in (data.get("credHelpers") or {}):
+        return "helper"
+    return "login" if REGISTRY in (data.get("auths") or {}) else "nothing"
+
+
 def pull_matrix(fleet: LocalFleet) -> str:
     lines = []
     for instance in fleet.instances:
         if instance.ping_status != "Online":
             lines.append(f"  {instance.name:<16} (offline)")
             continue
+        sandbox = instance.sandbox
         cells = [
-            f"{u.name}={'yes' if instance.sandbox.can_pull(u.name) else 'no'}" for u in instance.sandbox.users
+            f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}"
+            f" ({how_configured(sandbox.config_bytes(user.name))})"
+            for user in sandbox.users
         ]
         lines.append(f"  {instance.name:<16} " + "  ".join(cells))
     return "\n".join(lines)
