@@ -205,11 +205,13 @@ def _plan_step(
         return StepPlan(name, "", {}, 0, fail_message=message)
     inputs = step.get("inputs", {})
     script = "\n".join(_substitute_lines(inputs.get("runCommand", []), values))
-    timeout = _substitute(str(inputs.get("timeoutSeconds", DEFAULT_STEP_TIMEOUT_SECONDS)), values)
+    timeout = substitute(str(inputs.get("timeoutSeconds", DEFAULT_STEP_TIMEOUT_SECONDS)), values)
     return StepPlan(name, script, dict(env), float(timeout))
 
 
-def _substitute(text: str, values: Mapping[str, list[str]]) -> str:
+def substitute(text: str, values: Mapping[str, list[str]]) -> str:
+    """What the SSM agent does with `{{ Name }}`: the value (a list joined by commas)."""
+
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         return ",".join(values[name]) if name in values else match.group(0)
@@ -227,5 +229,5 @@ def _substitute_lines(run_command: str | list[str], values: Mapping[str, list[st
         if whole and whole.group(1) in values:
             out.extend(values[whole.group(1)])
         else:
-            out.append(_substitute(line, values))
+            out.append(substitute(line, values))
     return out

@@ -259,6 +259,19 @@ def write_htpasswd(path: Path, password: str) -> None:
     os.utime(path, (later, later))
 
 
+def write_registry_config(directory: Path, address: str, cert: Path, key: Path, htpasswd: Path) -> Path:
+    """docker-registry's config: TLS on ``address``:443, htpasswd auth, storage beside it."""
+    config = directory / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {directory / 'data'}\n"
+        f"http:\n  addr: {address}:443\n  tls:\n    certificate: {cert}\n    key: {key}\n"
+        f"auth:\n  htpasswd:\n    realm: ecr-fleet-auth\n    path: {htpasswd}\n"
+    )
+    return config
+
+
 # ---------------------------------------------------------------- making a sandbox an instance
 
 

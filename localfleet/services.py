@@ -20,6 +20,8 @@ from pathlib import Path
 
 from .sandbox import (
     DIE_WITH_PARENT,
+    DOCKER_CLI,
+    HELPER_BIN,
     INSTANCE_PATH,
     PROBE_REPOSITORY,
     PROBE_TAG,
@@ -30,6 +32,7 @@ from .sandbox import (
     moto_token,
     stop_processes,
     write_htpasswd,
+    write_registry_config,
 )
 
 REGION = "eu-west-1"
@@ -48,9 +51,9 @@ def prerequisites() -> list[tuple[bool, str]]:
         (os.geteuid() == 0, "root (mount namespaces, port 443)"),
         (shutil.which("unshare") is not None and shutil.which("nsenter") is not None, "unshare/nsenter"),
         (shutil.which("setpriv") is not None, "setpriv (util-linux)"),
-        (os.access("/usr/local/bin/docker", os.X_OK), "docker CLI at /usr/local/bin/docker"),
+        (os.access(DOCKER_CLI, os.X_OK), f"docker CLI at {DOCKER_CLI}"),
         (os.access(REGISTRY_BIN, os.X_OK), "docker-registry (Debian package)"),
-        (shutil.which("docker-credential-ecr-login") is not None, "amazon-ecr-credential-helper"),
+        (os.access(HELPER_BIN, os.X_OK), "amazon-ecr-credential-helper (Debian package)"),
         (shutil.which("htpasswd") is not None, "htpasswd (apache2-utils)"),
         (shutil.which("openssl") is not None, "openssl"),
         ((VENV_BIN / "moto_server").exists() and (VENV_BIN / "aws").exists(), "moto_server and aws in .venv"),
@@ -147,14 +150,8 @@ class LocalServices:
     def _start_registry(self) -> None:
         self.htpasswd.parent.mkdir(parents=True, exist_ok=True)
         self.set_registry_password(moto_token(ACCOUNT))
-        config = self.htpasswd.parent / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.htpasswd.parent / 'data'}\n"
-            f"http:\n  addr: {REGISTRY_ADDRESS}:443\n  tls:\n"
-            f"    certificate: {self.cert}\n    key: {self.key}\n"
-            f"auth:\n  htpasswd:\n    realm: ecr-fleet-auth-local\n    path: {self.htpasswd}\n"
+        config = write_registry_config(
+            self.htpasswd.parent, REGISTRY_ADDRESS, self.cert, self.key, self.htpasswd
         )
         self._spawn("registry", [REGISTRY_BIN, "serve", str(config)])
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,9 +21,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from localfleet import services
+from localfleet.documents import substitute
 from localfleet.sandbox import (
     DOCKER_CLI,
-    HELPER_BIN,
     INSTANCE_PATH,
     PROBE_REPOSITORY,
     PROBE_TAG,
@@ -40,6 +40,7 @@ from localfleet.sandbox import (
     run_ssm_step,
     trust_ca,
     write_htpasswd,
+    write_registry_config,
 )
 
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -56,18 +57,7 @@ MIRROR_HOST = "helper-mirror.test"
 
 def prerequisites() -> list[tuple[bool, str]]:
     """(present, what) for every external part the integration tests use."""
-    return [
-        (os.geteuid() == 0, "root"),
-        (shutil.which("unshare") is not None and shutil.which("nsenter") is not None, "unshare/nsenter"),
-        (shutil.which("setpriv") is not None, "setpriv (util-linux)"),
-        (os.access(DOCKER_CLI, os.X_OK), f"docker CLI at {DOCKER_CLI}"),
-        (os.access(REGISTRY_BIN, os.X_OK), "docker-registry (Debian package)"),
-        (os.access(HELPER_BIN, os.X_OK), "amazon-ecr-credential-helper (Debian package)"),
-        (shutil.which("htpasswd") is not None, "htpasswd (apache2-utils)"),
-        (shutil.which("openssl") is not None, "openssl"),
-        (shutil.which("ip") is not None, "ip (iproute2)"),
-        ((VENV_BIN / "moto_server").exists() and (VENV_BIN / "aws").exists(), "moto_server and aws in .venv"),
-    ]
+    return [*services.prerequisites(), (shutil.which("ip") is not None, "ip (iproute2)")]
 
 
 # ---------------------------------------------------------------- the world around the instance
@@ -142,7 +132,7 @@ class World:
         parameter_env: bool = True,
     ) -> AgentRun:
         """Run the document's step as the SSM agent does: `sh -c _script.sh`, as root, without HOME."""
-        rendered = substitute_parameters(script, parameters)
+        rendered = substitute(script, {name: [value] for name, value in parameters.items()})
         ssm_env: dict[str, str] = {}
         if parameter_env:  # SSM agents before 3.3.2746.0 only substitute {{ Name }}
             ssm_env.update({f"SSM_{name}": value for name, value in parameters.items()})
@@ -173,14 +163,6 @@ class AgentRun:
         value = json.loads(lines[0])
         assert isinstance(value, dict)
         return value
-
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9]+)\s*\}\}")
-
-
-def substitute_parameters(script: str, parameters: dict[str, str]) -> str:
-    """What the SSM agent does with `{{ Name }}` before it writes _script.sh."""
-    return _PLACEHOLDER.sub(lambda match: parameters[match.group(1)], script)
 
 
 def start_world(sandbox: Sandbox, workdir: Path) -> World:
@@ -221,14 +203,7 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     world.htpasswd = workdir / "registry" / "htpasswd"
     world.htpasswd.parent.mkdir()
     world.set_registry_password(moto_token(ACCOUNT_A))
-    config = workdir / "registry" / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'registry' / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:443\n  tls:\n    certificate: {cert}\n    key: {key}\n"
-        f"auth:\n  htpasswd:\n    realm: ecr-fleet-auth-test\n    path: {world.htpasswd}\n"
-    )
+    config = write_registry_config(workdir / "registry", "127.0.0.1", cert, key, world.htpasswd)
     sandbox.start_server([REGISTRY_BIN, "serve", str(config)])
     sandbox.wait_for_ports(443, *ports)
     push_probe_image(world)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from localfleet.sandbox import HELPER_BIN
 from tests.agent import sandbox as sb
 from tests.conftest import require
 
@@ -338,12 +339,12 @@ def test_without_python_the_shim_still_prints_the_result_line(instance: sb.World
 
 # ---------------------------------------------------------------- installing the helper
 
-REAL_HELPER = Path(sb.HELPER_BIN).read_bytes() if Path(sb.HELPER_BIN).exists() else b""
+REAL_HELPER = Path(HELPER_BIN).read_bytes() if Path(HELPER_BIN).exists() else b""
 RHEL_OS_RELEASE = 'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
 
 
 def without_helper(world: sb.World, os_release: str) -> None:
-    world.sandbox.run(["rm", "-f", sb.HELPER_BIN]).check_returncode()
+    world.sandbox.run(["rm", "-f", HELPER_BIN]).check_returncode()
     world.sandbox.path("/etc/os-release").unlink()
     world.sandbox.write("/etc/os-release", os_release)
 
@@ -435,7 +436,7 @@ def record_invocations(world: sb.World, program: str) -> None:
 
 def test_token_never_in_argv_and_user_steps_run_as_the_user(instance: sb.World, agent_script: str) -> None:
     instance.sandbox.write("/tmp/invocations.log", "", 0o666)
-    for program in ("/usr/local/bin/docker", "/usr/local/bin/aws", sb.HELPER_BIN):
+    for program in ("/usr/local/bin/docker", "/usr/local/bin/aws", HELPER_BIN):
         record_invocations(instance, program)
 
     refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
