@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,4 +253,3 @@ SETTINGS: tuple[Setting, ...] = (
             "one of " + ", ".join(map(str, LOG_RETENTION)), _retention,
             "Retention of the runner's and Run Command output log groups."),
 )  # fmt: skip
-SETTINGS_BY_KEY: Mapping[str, Setting] = {setting.key: setting for setting in SETTINGS}

@@ -9,7 +9,6 @@ from ecr_fleet_auth import contract
 
 # Statuses shown on the outcomes graph, in reading order.
 SHOWN_STATUSES = ("succeeded", "failed", "unreachable", "pending", "skipped")
-RUN_REPORT_MESSAGE = "run report"
 PERIOD = Duration.minutes(5)
 
 
@@ -64,7 +63,7 @@ class RunnerDashboard(Construct):
             log_group_names=[runner_logs.log_group_name],
             query_lines=[
                 "fields @timestamp, report.run_id as run, report.action as action, report.source as source",
-                f'filter message = "{RUN_REPORT_MESSAGE}"',
+                f'filter message = "{contract.RUN_REPORT_LOG_MESSAGE}"',
                 "filter report.summary.failed > 0 or report.summary.unreachable > 0"
                 " or report.summary.pending > 0",
                 "display @timestamp, run, action, source, report.summary.failed,"

@@ -187,3 +187,5 @@ def status_metric_name(status: str) -> str:
 
 
 RUN_DURATION_METRIC: Final = "RunDurationSeconds"
+# The message of the runner's one structured log record per run (the dashboard's query reads it).
+RUN_REPORT_LOG_MESSAGE: Final = "run report"

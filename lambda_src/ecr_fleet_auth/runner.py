@@ -332,7 +332,7 @@ def _record(report: Report, duration_seconds: float) -> None:
     summary = report.summary()
     attention = [i.to_dict() for i in report.instances if i.status != "succeeded"]
     logger.info(
-        "run report",
+        contract.RUN_REPORT_LOG_MESSAGE,
         extra={
             "report": {
                 **{key: value for key, value in report.to_dict().items() if key != "instances"},

@@ -10,7 +10,7 @@ import pytest
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.events import RunRequest
 from infra.console_events import REGISTRY_NAME, console_events
-from infra.dashboard import RUN_REPORT_MESSAGE, SHOWN_STATUSES
+from infra.dashboard import SHOWN_STATUSES
 from tests.support.template import Template, only, resources
 
 
@@ -65,4 +65,6 @@ def test_dashboard_reads_the_metrics_and_log_record_the_runner_emits(synthesized
             assert dimensions[contract.METRIC_ACTION_DIMENSION] in contract.ACTIONS
             assert set(dimensions) == {"service", contract.METRIC_ACTION_DIMENSION}
     (query_widget,) = [w for w in body["widgets"] if w["type"] == "log"]
-    assert f'filter message = \\"{RUN_REPORT_MESSAGE}\\"' in json.dumps(query_widget["properties"]["query"])
+    assert f'filter message = \\"{contract.RUN_REPORT_LOG_MESSAGE}\\"' in json.dumps(
+        query_widget["properties"]["query"]
+    )
