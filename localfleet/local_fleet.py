@@ -21,7 +21,13 @@ import boto3
 from .instances import SandboxInstance, User
 from .services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .ssm_emulator import SsmEmulator
-from .stack import Template, document_content, runner_environment, use_lambda_source
+from .stack import (
+    Template,
+    document_content,
+    resolved_runner_environment,
+    runner_environment,
+    use_lambda_source,
+)
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
@@ -178,16 +184,8 @@ class LocalFleet:
             "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
             "TOPIC_ARN": self.topic_arn,
         }
-        env = {}
-        for name, value in runner_environment(self.template).items():
-            if isinstance(value, str):
-                env[name] = value
-            elif name in deploy_time:
-                env[name] = deploy_time[name]
-            else:
-                raise ValueError(f"the runner's {name} is a deploy-time value the local fleet cannot fill")
         return {
-            **env,
+            **resolved_runner_environment(self.template, deploy_time),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             **LOCAL_CREDENTIALS,

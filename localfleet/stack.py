@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = Non
 
     from app import build_app  # noqa: PLC0415
 
-    app = cdk.App(context={**default_context(), **(overrides or {})}, outdir=outdir)
+    # The CLI turns asset metadata on; it tells where each asset was staged in `outdir`.
+    context = {**default_context(), "aws:cdk:enable-asset-metadata": True, **(overrides or {})}
+    app = cdk.App(context=context, outdir=outdir)
     stacks = build_app(app)
     assembly = app.synth()
     return {stack.node.id: assembly.get_stack_artifact(stack.artifact_id).template for stack in stacks}
@@ -57,12 +60,33 @@ def document_content(template: Template) -> dict[str, Any]:
     return content
 
 
-def runner_environment(template: Template) -> dict[str, Any]:
-    """The runner function's environment variables as the template sets them (tokens unresolved)."""
+def runner_function(template: Template) -> dict[str, Any]:
+    """The runner function's resource (the one whose handler is the runner's)."""
     (function,) = [
-        resource["Properties"]
+        resource
         for resource in resources(template, "AWS::Lambda::Function").values()
         if resource["Properties"].get("Handler") == "handler.handler"
     ]
-    variables: dict[str, Any] = function["Environment"]["Variables"]
+    return function
+
+
+def runner_environment(template: Template) -> dict[str, Any]:
+    """The runner function's environment variables as the template sets them (tokens unresolved)."""
+    variables: dict[str, Any] = runner_function(template)["Properties"]["Environment"]["Variables"]
     return variables
+
+
+def resolved_runner_environment(template: Template, deploy_time: Mapping[str, str]) -> dict[str, str]:
+    """The runner's environment with each deploy-time value (a reference) taken from `deploy_time`.
+
+    A value CloudFormation would compute that `deploy_time` lacks is an error, not a guess.
+    """
+    resolved = {}
+    for name, value in runner_environment(template).items():
+        if isinstance(value, str):
+            resolved[name] = value
+        elif name in deploy_time:
+            resolved[name] = deploy_time[name]
+        else:
+            raise ValueError(f"the runner's {name} is a deploy-time value ({value}) with no local value")
+    return resolved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -29,9 +30,15 @@ def require(condition: bool, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def synthesized_template() -> Template:
+def synthesized_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the default stack was synthesized: its assets are staged there."""
+    return tmp_path_factory.mktemp("cdk.out")
+
+
+@pytest.fixture(scope="session")
+def synthesized_template(synthesized_outdir: Path) -> Template:
     """The default stack's template, synthesized with the context in cdk.json (cdk-nag on)."""
-    return synthesize()["EcrFleetAuth"]
+    return synthesize(outdir=str(synthesized_outdir))["EcrFleetAuth"]
 
 
 @pytest.fixture(scope="session")

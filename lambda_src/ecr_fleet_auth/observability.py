@@ -21,7 +21,9 @@ metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", contract.METRIC_NAMESPACE),
     service=SERVICE,
 )
-tracer = Tracer(service=SERVICE)
+# botocore is the only traced library the runner uses; patching all of them would import
+# every one installed (requests, sqlite3, ...) at cold start.
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 # Dry runs and rejected events emit no metrics on purpose (they would skew the alarm);
 # Powertools would warn about that on every such invocation.

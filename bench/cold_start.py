@@ -1,0 +1,64 @@
+"""The runner's cold import, measured as Lambda starts it.
+
+The handler is imported in fresh interpreters that see what the function sees: the
+synthesized asset as task root (no compiled files: /var/task is read-only), the
+Powertools layer's packages, the runtime's boto3, and the variables the template and
+Lambda set, tracing included. Importing it inside the development virtualenv measures
+something else: more packages to patch, and an X-Ray SDK that, outside Lambda, builds
+botocore clients for its sampler at import.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from localfleet.lambda_runtime import LambdaEnvironment, asset_directory, lambda_environment
+from localfleet.stack import synthesize
+
+IMPORT = "import time; began = time.perf_counter(); import handler; print(time.perf_counter() - began)"
+TARGET_SECONDS = 0.3
+
+
+@dataclass
+class ColdImports:
+    seconds: list[float]
+    tracing: bool
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def met(self) -> bool:
+        return self.median < TARGET_SECONDS
+
+    def summary(self) -> str:
+        tracing = "tracing active" if self.tracing else "tracing off"
+        low, high = (round(value * 1000) for value in (min(self.seconds), max(self.seconds)))
+        return (
+            f"cold import of handler as Lambda starts it ({tracing}), "
+            f"{len(self.seconds)} fresh interpreters: median {self.median * 1000:.0f} ms, "
+            f"range {low}-{high} ms (target < {TARGET_SECONDS * 1000:.0f} ms)"
+        )
+
+
+def import_seconds(environment: LambdaEnvironment) -> float:
+    done = environment.run(IMPORT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the handler failed to import in the Lambda environment:\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def measure(runs: int) -> ColdImports:
+    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-cold-start-") as workdir:
+        outdir = Path(workdir) / "cdk.out"
+        (template,) = synthesize(outdir=str(outdir)).values()
+        environment = lambda_environment(
+            template, asset_directory(template, outdir), Path(workdir) / "lambda"
+        )
+        import_seconds(environment)  # reads the files into the page cache, as a warm host has them
+        seconds = [import_seconds(environment) for _ in range(runs)]
+    return ColdImports(seconds, tracing="POWERTOOLS_TRACE_DISABLED" not in environment.variables)

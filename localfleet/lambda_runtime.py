@@ -1,0 +1,192 @@
+"""The runner's Lambda execution environment, rebuilt from the synthesized stack.
+
+Lambda starts the handler with the asset as its task root, the layer's packages and the
+runtime's SDK on the path and nothing else, and a set of variables that libraries read
+at import (the X-Ray SDK, for one, samples locally only when LAMBDA_TASK_ROOT is set).
+A measurement or a check run in the development virtualenv sees none of that, so the
+cold-start benchmark and the asset test start the handler in this environment instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from .stack import Template, resolved_runner_environment, runner_function
+
+# The stack's layer is Powertools for this architecture and Python (infra/runner.py); the
+# runtime bundles boto3. The venv holds the same releases (constraints.txt).
+RUNTIME_PACKAGES = ("boto3",)
+LAYER_PACKAGES = ("aws-lambda-powertools[tracer,parser]",)
+RUNTIME_REGION = "eu-west-1"
+FUNCTION_NAME = "EcrFleetAuth-RunnerFunction"
+# What CloudFormation resolves at deploy time, in the shapes it would have.
+DEPLOY_TIME_PLACEHOLDERS = {
+    "DOCUMENT_NAME": "EcrFleetAuth-AgentDocument-ABCDEF123456",
+    "REGISTRIES": f"123456789012.dkr.ecr.{RUNTIME_REGION}.amazonaws.com",
+    "OUTPUT_LOG_GROUP": "EcrFleetAuth-RunCommandOutput-ABCDEF123456",
+    "TOPIC_ARN": f"arn:aws:sns:{RUNTIME_REGION}:123456789012:EcrFleetAuth-Topic-ABCDEF123456",
+}
+# Lambda's own session credentials; never sent anywhere by an import.
+SESSION_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "ASIALAMBDARUNTIME000",
+    "AWS_SECRET_ACCESS_KEY": "lambda-runtime-session-secret",
+    "AWS_SESSION_TOKEN": "lambda-runtime-session-token",
+}
+
+
+def distributions(requirements: Iterable[str]) -> list[metadata.Distribution]:
+    """The installed distributions these requirements pull in, extras and markers honoured."""
+    found: dict[str, metadata.Distribution] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    pending = [Requirement(text) for text in requirements]
+    while pending:
+        requirement = pending.pop()
+        name = canonicalize_name(requirement.name)
+        if (name, frozenset(requirement.extras)) in seen:
+            continue
+        seen.add((name, frozenset(requirement.extras)))
+        try:
+            distribution = found.get(name) or metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError as missing:
+            raise LookupError(f"{requirement.name} is not installed: run `make venv`") from missing
+        found[name] = distribution
+        extras = requirement.extras or {""}
+        for text in distribution.requires or []:
+            dependency = Requirement(text)
+            marker = dependency.marker
+            if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+                pending.append(dependency)
+    return sorted(found.values(), key=lambda d: canonicalize_name(d.metadata["Name"]))
+
+
+def top_level_entries(distribution: metadata.Distribution) -> set[str]:
+    """The names a distribution installs at the top of site-packages (packages, modules, its metadata)."""
+    entries = set()
+    for file in distribution.files or []:
+        head = file.parts[0]
+        if head in ("..", "__pycache__") or head.endswith(".data"):
+            continue
+        entries.add(head)
+    return entries
+
+
+def import_names(requirements: Iterable[str]) -> set[str]:
+    """The top-level module names the requirements make importable."""
+    names = set()
+    for distribution in distributions(requirements):
+        for entry in top_level_entries(distribution):
+            if entry.endswith(".dist-info"):
+                continue
+            names.add(entry.split(".", 1)[0])
+    return names
+
+
+def package_directory(installed: Iterable[metadata.Distribution], directory: Path) -> Path:
+    """A directory holding exactly these distributions, as links into the virtualenv."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for distribution in installed:
+        entries = top_level_entries(distribution)
+        # A top-level module's compiled file sits in site-packages' own __pycache__.
+        entries.update(str(f) for f in distribution.files or [] if f.parts[0] == "__pycache__")
+        for entry in entries:
+            link = directory / entry
+            link.parent.mkdir(exist_ok=True)
+            if not link.exists():
+                link.symlink_to(Path(str(distribution.locate_file(entry))))
+    return directory
+
+
+@dataclass(frozen=True)
+class LambdaEnvironment:
+    """How Lambda would start the runner: interpreter arguments, path and variables."""
+
+    task_root: Path
+    paths: tuple[Path, ...]
+    variables: dict[str, str]
+
+    def run(self, code: str, *, extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run Python code in a fresh interpreter that sees only this environment.
+
+        -S leaves the virtualenv's site-packages off the path; PYTHONPATH then holds the
+        task root, the layer and the runtime, in Lambda's order.
+        """
+        variables = {**self.variables, **(extra or {})}
+        variables["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.paths)
+        return subprocess.run(
+            [sys.executable, "-S", "-c", code],
+            env=variables,
+            cwd=self.task_root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+
+def lambda_environment(
+    template: Template,
+    task_root: Path,
+    workdir: Path,
+    *,
+    deploy_time: Mapping[str, str] = DEPLOY_TIME_PLACEHOLDERS,
+) -> LambdaEnvironment:
+    """The runner's environment as the template configures it, with the variables Lambda adds.
+
+    References to other resources take their values from `deploy_time`.
+    """
+    properties = runner_function(template)["Properties"]
+    configured = resolved_runner_environment(template, deploy_time)
+    runtime = properties["Runtime"]
+    handler = properties["Handler"]
+    variables = {
+        **configured,
+        **SESSION_CREDENTIALS,
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDA_RUNTIME_DIR": str(workdir / "runtime"),
+        "_HANDLER": handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}",
+        "AWS_REGION": RUNTIME_REGION,
+        "AWS_DEFAULT_REGION": RUNTIME_REGION,
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 128)),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        # The X-Ray daemon's address; nothing is sent during an import.
+        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if properties.get("TracingConfig", {}).get("Mode") != "Active":
+        variables["POWERTOOLS_TRACE_DISABLED"] = "true"
+    runtime_sdk = distributions(RUNTIME_PACKAGES)
+    bundled = {canonicalize_name(d.metadata["Name"]) for d in runtime_sdk}
+    # The layer leaves out what the runtime already bundles (botocore, which the X-Ray SDK requires).
+    layer = [d for d in distributions(LAYER_PACKAGES) if canonicalize_name(d.metadata["Name"]) not in bundled]
+    paths = (
+        task_root,
+        package_directory(layer, workdir / "opt" / "python"),
+        package_directory(runtime_sdk, workdir / "runtime"),
+    )
+    return LambdaEnvironment(task_root, paths, variables)
+
+
+def asset_directory(template: Template, outdir: Path) -> Path:
+    """The runner's code asset as synthesized (the stack's excludes applied)."""
+    function = runner_function(template)
+    path = function.get("Metadata", {}).get("aws:asset:path")
+    if not isinstance(path, str):
+        raise LookupError("the template has no asset metadata: synthesize with aws:cdk:enable-asset-metadata")
+    return outdir / path
