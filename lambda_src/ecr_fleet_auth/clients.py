@@ -34,6 +34,11 @@ CLIENT_CONFIG = Config(
     user_agent_extra="ecr-fleet-auth",
 )
 
+# SendCommand has no idempotency token: retrying it after a lost answer (a 5xx, a read
+# timeout) could start a second command on the same instances. Its client retries
+# nothing; ``RunCommand.send`` retries only what cannot have started a command.
+NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
 
 @dataclass(frozen=True)
 class AwsClients:
@@ -42,6 +47,7 @@ class AwsClients:
     ec2: EC2Client
     ssm: SSMClient
     sns: SNSClient
+    ssm_send: SSMClient  # for SendCommand only: no retries (NO_RETRIES)
 
 
 class ClientFactory:
@@ -64,6 +70,7 @@ class ClientFactory:
                 ec2=session.client("ec2", region_name=region, config=self._config),
                 ssm=session.client("ssm", region_name=region, config=self._config),
                 sns=session.client("sns", region_name=region, config=self._config),
+                ssm_send=session.client("ssm", region_name=region, config=self._config.merge(NO_RETRIES)),
             )
         return self._made[key]
 

@@ -2,7 +2,7 @@
 
 The only module that sequences the others. AWS is reached through the adapters
 (``Fleet``, ``RunCommand``) built on clients from the factory; time through a
-``Clock`` so tests and the benchmark can run a ten-minute wait in milliseconds.
+``Clock`` (``clock.py``) so tests and the benchmark can run a ten-minute wait in milliseconds.
 
 Waiting is bounded twice: by the run's ``wait_seconds`` and by the Lambda's own
 deadline minus a reserve for collecting, logging and publishing. Whatever is
@@ -12,11 +12,10 @@ lost to a killed invocation; commands are not cancelled, so they finish anyway.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract
 from .clients import ClientFactory
+from .clock import SYSTEM_CLOCK, Clock
 from .commands import CommandSpec, Invocation, RunCommand
 from .events import RunRequest
 from .fleet import Fleet, FleetMember, TargetTag
@@ -48,16 +48,6 @@ RESERVE_SECONDS_PER_PAGE = 0.25
 # from costing one call per instance.
 MAX_OUTPUT_FALLBACKS = 20
 LOGGED_INSTANCES = 200
-
-
-@dataclass(frozen=True)
-class Clock:
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-
-
-SYSTEM_CLOCK = Clock()
 
 
 @dataclass(frozen=True)
@@ -128,7 +118,8 @@ def run(
     else:
         reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (len(targetable) / 50)
         stop_at = started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
-        execution = Execution(RunCommand(aws.ssm), options.command_spec(settings, run_id), tag, clock)
+        commands = RunCommand(aws.ssm, aws.ssm_send, clock)
+        execution = Execution(commands, options.command_spec(settings, run_id), tag, clock)
         commanded = execution.run(plan, stop_at)
         command_ids = tuple(execution.command_ids)
 

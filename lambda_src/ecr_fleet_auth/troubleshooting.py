@@ -43,7 +43,7 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "execution_timed_out": "The agent ran past executionTimeoutSeconds: see its output log, or raise the timeout.",
     "stopped_by_max_errors": "Run Command stopped sending after maxErrors failures: fix those first.",
     "output_unparseable": "The agent printed no result line: see the Run Command output log group.",
-    "send_failed": "SendCommand failed for this batch: see the runner's log for the error.",
+    "send_failed": "SendCommand failed for this batch (detail.error): see the runner's log. After a 5xx or a timeout the command may still have started: search Run Command history for the run id.",
     "not_sent_before_deadline": "The run ran out of time before sending here: lower the fleet size per run.",
     "results_unavailable": "The run's results could not be read: see Run Command history for the command.",
     "access_denied": "The runner's role was denied: check that the stack is up to date.",

@@ -12,7 +12,6 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -162,15 +161,8 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     session.events.register("before-call", count)
     factory = clients.ClientFactory(session=session)
     monkeypatch.setattr(clients, "default_factory", lambda: factory)
-    start = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
     monkeypatch.setattr(
-        runner,
-        "SYSTEM_CLOCK",
-        runner.Clock(
-            monotonic=clock.monotonic,
-            sleep=clock.sleep,
-            now=lambda: datetime.fromtimestamp(start.timestamp() + clock.time - 1000.0, UTC),
-        ),
+        runner, "SYSTEM_CLOCK", runner.Clock(monotonic=clock.monotonic, sleep=clock.sleep, now=clock.wall)
     )
     with mock_aws():
         built = World(clock, fake, monkeypatch, api_calls=api_calls)

@@ -26,10 +26,12 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import botocore.endpoint
+import botocore.exceptions
 import botocore.retries.bucket
 import botocore.waiter
 import pytest
@@ -37,20 +39,28 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from ecr_fleet_auth import contract
 
+WALL_START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 LISTING_OUTPUT_CHARS = 2500
 STDOUT_CHARS = 24000
 TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+# Error codes answered with a 5xx status; every other injected code is a 400.
+SERVER_ERRORS = {"InternalServerError": 500, "ServiceUnavailable": 503}
 
 
 class FakeClock:
-    """Monotonic time that only moves when someone sleeps."""
+    """Monotonic time that only moves when someone sleeps; wall time moves with it."""
 
-    def __init__(self, start: float = 1000.0) -> None:
-        self.time = start
+    def __init__(self, start: float = 1000.0, wall_start: datetime = WALL_START) -> None:
+        self.start = self.time = start
+        self.wall_start = wall_start
         self.slept: list[float] = []
 
     def monotonic(self) -> float:
         return self.time
+
+    def wall(self, moment: float | None = None) -> datetime:
+        """Wall-clock time at a monotonic moment (default: now)."""
+        return self.wall_start + timedelta(seconds=(self.time if moment is None else moment) - self.start)
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
@@ -135,6 +145,10 @@ class Command:
     invocations: list[Invocation]
 
 
+# (operation, its request number, params) -> an error code or a TRANSPORT_ERRORS name, or None.
+FaultRule = Callable[[str, int, dict[str, Any]], str | None]
+
+
 class FakeServiceError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(f"{code}: {message}")
@@ -150,9 +164,11 @@ class FakeRunCommand:
         self.commands: dict[str, Command] = {}
         self.calls: Counter[str] = Counter()  # requests received, retries included
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        # (operation, its request number, params) -> an error code to answer with, or None.
         # A throttling storm is ``lambda op, n, p: "ThrottlingException" if n % 3 else None``.
-        self.fault: Callable[[str, int, dict[str, Any]], str | None] = lambda operation, number, params: None
+        self.fault: FaultRule = lambda operation, number, params: None
+        # The same, but the request is carried out first and only its answer is an error:
+        # what the client sees when the service's response is lost.
+        self.lost_answer: FaultRule = lambda operation, number, params: None
 
     # --- registration --------------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -191,11 +207,16 @@ class FakeRunCommand:
         try:
             code = self.fault(operation, self.calls[operation], params)
             if code is not None:
-                raise FakeServiceError(code, "injected fault", 500 if code == "InternalServerError" else 400)
+                _raise_transport_error(code, request.url)  # the request never arrived
+                raise FakeServiceError(code, "injected fault", SERVER_ERRORS.get(code, 400))
             handler = getattr(self, "_" + operation, None)
             if handler is None:
                 raise FakeServiceError("InvalidAction", f"{operation} is not emulated")
             status, payload = 200, handler(params)
+            lost = self.lost_answer(operation, self.calls[operation], params)
+            if lost is not None:
+                _raise_transport_error(lost, request.url)  # carried out, answer never arrived
+                raise FakeServiceError(lost, "carried out, then the answer was lost", SERVER_ERRORS[lost])
         except FakeServiceError as error:
             status, payload = error.status, {"__type": error.code, "message": error.message}
         return AWSResponse(
@@ -281,10 +302,29 @@ class FakeRunCommand:
         return {"Command": self._command(self.commands[command_id])}
 
     def _ListCommands(self, params: dict[str, Any]) -> dict[str, Any]:
-        command = self.commands.get(params.get("CommandId", ""))
-        _require(command is not None, "no such command", "InvalidCommandId")
-        assert command is not None
-        return {"Commands": [self._command(command)]}
+        if "CommandId" in params:
+            command = self.commands.get(params["CommandId"])
+            _require(command is not None, "no such command", "InvalidCommandId")
+            assert command is not None
+            return {"Commands": [self._command(command)]}
+        size = params.get("MaxResults", 50)
+        _require(1 <= size <= 50, "MaxResults must be between 1 and 50")
+        commands = list(self.commands.values())
+        for item in params.get("Filters", []):
+            key, value = item["key"], item["value"]
+            if key in ("InvokedAfter", "InvokedBefore"):
+                _require(len(value) == 20 and value.endswith("Z"), f"{key} wants YYYY-MM-DDTHH:MM:SSZ")
+                moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                after = key == "InvokedAfter"
+                commands = [c for c in commands if (self.clock.wall(c.sent_at) >= moment) == after]
+            elif key == "DocumentName":
+                commands = [c for c in commands if c.request["DocumentName"] == value]
+            else:
+                _require(False, f"filter {key} is not emulated")
+        # Newest first, as the service lists them.
+        commands.sort(key=lambda c: c.sent_at, reverse=True)
+        page, token = _page(commands, params, size)
+        return _with_token({"Commands": [self._command(c) for c in page]}, token)
 
     def _ListCommandInvocations(self, params: dict[str, Any]) -> dict[str, Any]:
         size = params.get("MaxResults", 50)
@@ -349,7 +389,7 @@ class FakeRunCommand:
             "Parameters": request.get("Parameters", {}),
             "InstanceIds": request.get("InstanceIds", []),
             "Targets": request.get("Targets", []),
-            "RequestedDateTime": command.sent_at,
+            "RequestedDateTime": self.clock.wall(command.sent_at).timestamp(),
             "Status": status,
             "StatusDetails": status,
             "MaxConcurrency": request.get("MaxConcurrency", "50"),
@@ -389,6 +429,21 @@ def _stdout(invocation: Invocation) -> str:
     if invocation.node.platform_type != "Linux":
         return "Step execution skipped due to unsatisfied preconditions"
     return invocation.node.behaviour.stdout
+
+
+# What botocore raises when a connection fails, by name; a fault rule may answer with these.
+TRANSPORT_ERRORS: dict[str, type[botocore.exceptions.BotoCoreError]] = {
+    "EndpointConnectionError": botocore.exceptions.EndpointConnectionError,
+    "ConnectTimeoutError": botocore.exceptions.ConnectTimeoutError,
+    "ReadTimeoutError": botocore.exceptions.ReadTimeoutError,
+    "ConnectionClosedError": botocore.exceptions.ConnectionClosedError,
+}
+
+
+def _raise_transport_error(name: str, url: str) -> None:
+    error = TRANSPORT_ERRORS.get(name)
+    if error is not None:
+        raise error(endpoint_url=url)
 
 
 class _Raw:

@@ -151,11 +151,18 @@ def test_a_throttling_storm_is_ridden_out_with_back_off(world: World) -> None:
     report = world.invoke({})
 
     assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
-    received = sum(world.ssm.calls.values())
-    made = sum(n for name, n in world.api_calls.items() if name.startswith("ssm."))
-    assert received == 3 * made, "every SSM call needed three attempts"
+    received = sum(n for name, n in world.ssm.calls.items() if name != "SendCommand")
+    made = sum(
+        n for name, n in world.api_calls.items() if name.startswith("ssm.") and name != "ssm.SendCommand"
+    )
+    assert received == 3 * made, "every SSM call needed three attempts (botocore's retries)"
     assert len(world.retry_sleeps) >= 2 * made
+    # SendCommand is retried by the runner itself, after back-off, as three calls.
+    assert world.ssm.calls["SendCommand"] == world.api_calls["ssm.SendCommand"] == 3
+    assert {1.0, 2.0} <= set(world.clock.slept), "the runner backs off 1 s, then 2 s"
     assert len(world.ssm.commands) == 1, "a throttled SendCommand is not a second command"
+    assert world.ssm.calls["ListCommands"] == len(world.ssm.sent("ListCommands"))
+    assert all("CommandId" in r for r in world.ssm.sent("ListCommands")), "throttling is no doubt"
 
 
 def test_throttling_beyond_the_retries_fails_the_send_not_the_run(world: World) -> None:
