@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ if str(ROOT / "lambda_src") not in sys.path:
 
 from ecr_fleet_auth import clients  # noqa: E402 - needs lambda_src on the path
 from localfleet import CannedExecutor, SsmEmulator  # noqa: E402
-from localfleet.local_fleet import DOCUMENT_NAME, LocalContext  # noqa: E402
+from localfleet.local_fleet import DOCUMENT_NAME  # noqa: E402
+from localfleet.services import ACCOUNT, REGION  # noqa: E402
 from localfleet.stack import document_content, synthesize  # noqa: E402
 from tests.runner.fake_ec2 import Ec2Instance, FakeEc2  # noqa: E402
 
@@ -65,6 +67,25 @@ CANNED_RESULT = json.dumps(
         "users": [],
     }
 )
+
+
+@dataclass
+class LocalContext:
+    """The parts of the Lambda context the runner and Powertools read (the handler runs in-process
+    here, because the emulated EC2 answers at botocore's level in this process)."""
+
+    deadline: float
+    function_name: str = "ecr-fleet-auth-local-runner"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: f"local-{time.time_ns()}")
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def run(size: int, document: dict[str, Any]) -> tuple[Counter[str], Counter[str], float, dict[str, int]]:

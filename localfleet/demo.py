@@ -1,7 +1,8 @@
 """`make demo`: the whole system on a local simulated fleet, no AWS account needed.
 
 Synthesizes the stack, starts the simulated AWS (moto, the SSM emulator, a real
-registry) and five instances, then runs the real runner three times — check,
+registry) and five instances, then runs the real runner three times, each a cold start of its synthesized
+asset as Lambda would start it, — check,
 refresh, helper — printing each report and, per instance and user, whether a
 pull works. Everything started is stopped on exit, on Ctrl-C and on failure.
 """
@@ -9,14 +10,18 @@ pull works. Everything started is stopped on exit, on Ctrl-C and on failure.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
+import tempfile
 import time
+from pathlib import Path
 from types import FrameType
 
 from tools.invoke_runner import render
 
 from .instances import User
+from .lambda_runtime import asset_directory
 from .local_fleet import LocalFleet
 from .services import REGISTRY, prerequisites
 from .stack import synthesize
@@ -89,9 +94,10 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop_on_signal)
     print("synthesizing the stack (cdk-nag included)...", flush=True)
-    template = synthesize()["EcrFleetAuth"]
+    outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-demo-cdk.out-"))
+    template = synthesize(outdir=str(outdir))["EcrFleetAuth"]
     try:
-        with LocalFleet(template) as fleet:
+        with LocalFleet(template, asset=asset_directory(template, outdir)) as fleet:
             print("starting moto, the SSM emulator, the registry and five instances...", flush=True)
             build_fleet(fleet)
             print("before any run:")
@@ -102,6 +108,8 @@ def main() -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: everything started has been stopped", file=sys.stderr)
         return 130
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
     return 0
 
 

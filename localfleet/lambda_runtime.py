@@ -9,13 +9,16 @@ cold-start benchmark and the asset test start the handler in this environment in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -105,6 +108,59 @@ def package_directory(installed: Iterable[metadata.Distribution], directory: Pat
     return directory
 
 
+# Lambda's runtime interface client, reduced to one invocation: import the handler
+# named by _HANDLER from the task root, build the context, call it, hand back the
+# result or the error as the Invoke API would.
+BOOTSTRAP = """
+import importlib, json, os, sys, time, uuid
+
+result_path, settings = sys.argv[1], json.loads(sys.argv[2])
+deadline = time.monotonic() + settings["timeout_seconds"]
+
+
+class LambdaContext:
+    function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+    function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+    memory_limit_in_mb = int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+    invoked_function_arn = settings["function_arn"]
+    log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+    aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((deadline - time.monotonic()) * 1000))
+
+
+module_name, function_name = os.environ["_HANDLER"].rsplit(".", 1)
+event = json.load(sys.stdin)
+try:
+    function = getattr(importlib.import_module(module_name), function_name)
+    outcome = {"payload": function(event, LambdaContext())}
+except Exception as error:
+    outcome = {"errorType": type(error).__name__, "errorMessage": str(error)}
+with open(result_path, "w") as result:
+    json.dump(outcome, result)
+"""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation's outcome: the payload, or the error Lambda would return instead."""
+
+    payload: Any
+    error_type: str | None
+    error_message: str | None
+    stdout: str
+    stderr: str
+
+
+class FunctionError(Exception):
+    """The handler raised: Lambda's ``FunctionError: Unhandled`` with errorType and errorMessage."""
+
+    def __init__(self, invocation: Invocation) -> None:
+        super().__init__(f"{invocation.error_type}: {invocation.error_message}")
+        self.invocation = invocation
+
+
 @dataclass(frozen=True)
 class LambdaEnvironment:
     """How Lambda would start the runner: interpreter arguments, path and variables."""
@@ -112,8 +168,20 @@ class LambdaEnvironment:
     task_root: Path
     paths: tuple[Path, ...]
     variables: dict[str, str]
+    timeout_seconds: float
 
-    def run(self, code: str, *, extra: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def function_arn(self, account: str) -> str:
+        region, name = self.variables["AWS_REGION"], self.variables["AWS_LAMBDA_FUNCTION_NAME"]
+        return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+    def run(
+        self,
+        code: str,
+        *arguments: str,
+        stdin: str | None = None,
+        extra: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run Python code in a fresh interpreter that sees only this environment.
 
         -S leaves the virtualenv's site-packages off the path; PYTHONPATH then holds the
@@ -122,12 +190,38 @@ class LambdaEnvironment:
         variables = {**self.variables, **(extra or {})}
         variables["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.paths)
         return subprocess.run(
-            [sys.executable, "-S", "-c", code],
+            [sys.executable, "-S", "-c", code, *arguments],
+            input=stdin,
             env=variables,
             cwd=self.task_root,
             capture_output=True,
             text=True,
             check=False,
+            timeout=timeout,
+        )
+
+    def invoke(self, event: Any, *, function_arn: str, extra: Mapping[str, str] | None = None) -> Invocation:
+        """Invoke the handler once, in a fresh interpreter (a cold start), as Lambda would."""
+        with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-invoke-") as scratch:
+            result_path = Path(scratch) / "result.json"
+            settings = json.dumps({"function_arn": function_arn, "timeout_seconds": self.timeout_seconds})
+            done = self.run(
+                BOOTSTRAP,
+                str(result_path),
+                settings,
+                stdin=json.dumps(event),
+                extra=extra,
+                timeout=self.timeout_seconds + 30,  # the runner returns before its deadline
+            )
+            if done.returncode != 0 or not result_path.exists():
+                raise RuntimeError(f"the runtime itself failed (exit {done.returncode}):\n{done.stderr}")
+            outcome = json.loads(result_path.read_text())
+        return Invocation(
+            payload=outcome.get("payload"),
+            error_type=outcome.get("errorType"),
+            error_message=outcome.get("errorMessage"),
+            stdout=done.stdout,
+            stderr=done.stderr,
         )
 
 
@@ -180,7 +274,7 @@ def lambda_environment(
         package_directory(layer, workdir / "opt" / "python"),
         package_directory(runtime_sdk, workdir / "runtime"),
     )
-    return LambdaEnvironment(task_root, paths, variables)
+    return LambdaEnvironment(task_root, paths, variables, float(properties.get("Timeout", 3)))
 
 
 def asset_directory(template: Template, outdir: Path) -> Path:

@@ -5,52 +5,24 @@ instances in sandboxes, and the real runner handler configured as the stack conf
 from __future__ import annotations
 
 import contextlib
-import io
 import json
-import os
 import shutil
 import tempfile
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from .instances import SandboxInstance, User
+from .lambda_runtime import FunctionError, LambdaEnvironment, lambda_environment
 from .services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .ssm_emulator import SsmEmulator
-from .stack import (
-    Template,
-    document_content,
-    resolved_runner_environment,
-    runner_environment,
-    use_lambda_source,
-)
+from .stack import LAMBDA_SOURCE, Template, document_content, runner_environment
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
-# Lambda's 15 minutes; the runner returns before its deadline with `pending` instances.
-LAMBDA_TIMEOUT_SECONDS = 900
-
-
-@dataclass
-class LocalContext:
-    """The parts of the Lambda context the runner and Powertools read."""
-
-    deadline: float
-    function_name: str = "ecr-fleet-auth-local-runner"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: f"local-{time.time_ns()}")
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass
@@ -65,8 +37,10 @@ class FleetInstance:
 class LocalFleet:
     """Use as a context manager: everything it starts stops on exit, also on errors."""
 
-    def __init__(self, template: Template, workdir: Path | None = None) -> None:
+    def __init__(self, template: Template, workdir: Path | None = None, asset: Path | None = None) -> None:
+        """`asset`: the runner's code as synthesis staged it (default: its source directory)."""
         self.template = template
+        self.asset = asset or LAMBDA_SOURCE
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-local-"))
         self.services = LocalServices(self.workdir)
@@ -176,53 +150,39 @@ class LocalFleet:
         return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
     # --- the runner
-    def runner_env(self) -> dict[str, str]:
-        """The runner's environment as the stack sets it, deploy-time values replaced by local ones."""
+    def runner(self) -> LambdaEnvironment:
+        """The runner as Lambda starts it: its asset, the layer, the runtime, the stack's environment."""
         deploy_time = {
             "DOCUMENT_NAME": DOCUMENT_NAME,
             "REGISTRIES": REGISTRY,
             "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
             "TOPIC_ARN": self.topic_arn,
         }
+        return lambda_environment(self.template, self.asset, self.workdir / "lambda", deploy_time=deploy_time)
+
+    def local_services_env(self) -> dict[str, str]:
+        """What points the runner at the simulated AWS instead of the real one."""
         return {
-            **resolved_runner_environment(self.template, deploy_time),
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.services.moto_url,
             "AWS_ENDPOINT_URL_SSM": self.emulator.endpoint_url,
-            "AWS_EC2_METADATA_DISABLED": "true",
+            # No X-Ray daemon runs here to receive the segments.
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
 
     def invoke(self, event: dict[str, Any], *, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
-        """Call the real handler in this process, with the runner's environment, as Lambda would."""
-        use_lambda_source()
-        with _environment({**self.runner_env(), **(extra_env or {})}):
-            from ecr_fleet_auth import clients  # noqa: PLC0415 - the runner's code, on its own path
-            from handler import handler  # noqa: PLC0415
-
-            clients.default_factory.cache_clear()  # clients read the endpoints when they are made
-            context = LocalContext(time.monotonic() + LAMBDA_TIMEOUT_SECONDS)
-            try:
-                # Lambda sends stdout to CloudWatch Logs, where the EMF lines become metrics.
-                with contextlib.redirect_stdout(io.StringIO()) as stdout:
-                    report: dict[str, Any] = handler(event, context)
-                self.last_stdout = stdout.getvalue()
-            finally:
-                clients.default_factory.cache_clear()
+        """Invoke the runner once, in a fresh Lambda-shaped process; its report, or FunctionError."""
+        runner = self.runner()
+        invocation = runner.invoke(
+            event,
+            function_arn=runner.function_arn(ACCOUNT),
+            extra={**self.local_services_env(), **(extra_env or {})},
+        )
+        # Lambda sends stdout to CloudWatch Logs, where the EMF lines become metrics.
+        self.last_stdout = invocation.stdout
+        if invocation.error_type is not None:
+            raise FunctionError(invocation)
+        report: dict[str, Any] = invocation.payload
         return report
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from ecr_fleet_auth import contract
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from infra.dashboard import SHOWN_STATUSES
 from localfleet.demo import CORRUPT_CONFIG, build_fleet
+from localfleet.lambda_runtime import FunctionError, asset_directory
 from localfleet.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.services import REGISTRY, prerequisites
 from tests.conftest import require
@@ -22,10 +24,11 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def fleet(synthesized_template: Template) -> Iterator[LocalFleet]:
+def fleet(synthesized_template: Template, synthesized_outdir: Path) -> Iterator[LocalFleet]:
     for present, what in prerequisites():
         require(present, what)
-    with LocalFleet(synthesized_template) as local:
+    asset = asset_directory(synthesized_template, synthesized_outdir)
+    with LocalFleet(synthesized_template, asset=asset) as local:
         build_fleet(local)
         yield local
 
@@ -161,3 +164,14 @@ def test_dry_run_sends_nothing(fleet: LocalFleet) -> None:
     assert report["dry_run"] is True
     assert fleet.emulator.calls["SendCommand"] == sent
     assert report["command_ids"] == []
+
+
+def test_an_invalid_event_fails_the_invocation_and_sends_nothing(fleet: LocalFleet) -> None:
+    sent = fleet.emulator.calls["SendCommand"]
+    fleet.notifications()  # what earlier runs published
+    with pytest.raises(FunctionError) as rejected:
+        fleet.invoke({"action": "check", "instance_ids": ["i-123; reboot"]})
+    assert rejected.value.invocation.error_type == "InvalidEvent"
+    assert "instance_ids" in str(rejected.value)
+    assert fleet.emulator.calls["SendCommand"] == sent
+    assert fleet.notifications() == []
