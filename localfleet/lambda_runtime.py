@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -116,6 +118,8 @@ import importlib, json, os, sys, time, uuid
 
 result_path, settings = sys.argv[1], json.loads(sys.argv[2])
 deadline = time.monotonic() + settings["timeout_seconds"]
+if settings["trace_header"]:  # set per invocation, from the Lambda-Runtime-Trace-Id header
+    os.environ["_X_AMZN_TRACE_ID"] = settings["trace_header"]
 
 
 class LambdaContext:
@@ -147,6 +151,7 @@ class Invocation:
     """One invocation's outcome: the payload, or the error Lambda would return instead."""
 
     payload: Any
+    trace_id: str | None  # the X-Ray trace the invocation ran in, when tracing is active
     error_type: str | None
     error_message: str | None
     stdout: str
@@ -204,7 +209,18 @@ class LambdaEnvironment:
         """Invoke the handler once, in a fresh interpreter (a cold start), as Lambda would."""
         with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-invoke-") as scratch:
             result_path = Path(scratch) / "result.json"
-            settings = json.dumps({"function_arn": function_arn, "timeout_seconds": self.timeout_seconds})
+            variables = {**self.variables, **(extra or {})}
+            tracing = variables.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("true", "1")
+            trace_id = _new_trace_id() if tracing else None
+            # Sampled=1: an invocation the sampling rule picked, so its trace can be read back.
+            header = f"Root={trace_id};Parent={secrets.token_hex(8)};Sampled=1" if trace_id else ""
+            settings = json.dumps(
+                {
+                    "function_arn": function_arn,
+                    "timeout_seconds": self.timeout_seconds,
+                    "trace_header": header,
+                }
+            )
             done = self.run(
                 BOOTSTRAP,
                 str(result_path),
@@ -218,11 +234,17 @@ class LambdaEnvironment:
             outcome = json.loads(result_path.read_text())
         return Invocation(
             payload=outcome.get("payload"),
+            trace_id=trace_id,
             error_type=outcome.get("errorType"),
             error_message=outcome.get("errorMessage"),
             stdout=done.stdout,
             stderr=done.stderr,
         )
+
+
+def _new_trace_id() -> str:
+    """An X-Ray trace id: version 1, the epoch second in hex, 96 random bits."""
+    return f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
 
 def lambda_environment(

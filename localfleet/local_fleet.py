@@ -20,6 +20,7 @@ from .lambda_runtime import FunctionError, LambdaEnvironment, lambda_environment
 from .services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .ssm_emulator import SsmEmulator
 from .stack import LAMBDA_SOURCE, Template, document_content, runner_environment
+from .xray_daemon import XRayDaemon
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
@@ -45,16 +46,19 @@ class LocalFleet:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-local-"))
         self.services = LocalServices(self.workdir)
         self.emulator = SsmEmulator(tag_resolver=self._tagged_instance_ids)
+        self.xray = XRayDaemon()
         self.instances: list[FleetInstance] = []
         self.topic_arn = ""
         self._queue_url = ""
         self.last_stdout = ""  # what the last invocation printed to stdout (metrics, as EMF)
+        self.last_trace_id: str | None = None  # its X-Ray trace, in self.xray
 
     # --- lifecycle
     def __enter__(self) -> LocalFleet:
         try:
             self.services.start()
             self.emulator.start()
+            self.xray.start()
             self.emulator.register_document(DOCUMENT_NAME, document_content(self.template))
             self._subscribe_to_notifications()
         except BaseException:
@@ -71,6 +75,8 @@ class LocalFleet:
                 instance.sandbox.close()
         with contextlib.suppress(Exception):
             self.emulator.stop()
+        with contextlib.suppress(Exception):
+            self.xray.stop()
         self.services.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -168,8 +174,7 @@ class LocalFleet:
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.services.moto_url,
             "AWS_ENDPOINT_URL_SSM": self.emulator.endpoint_url,
-            # No X-Ray daemon runs here to receive the segments.
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
         }
 
     def invoke(self, event: dict[str, Any], *, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -182,6 +187,7 @@ class LocalFleet:
         )
         # Lambda sends stdout to CloudWatch Logs, where the EMF lines become metrics.
         self.last_stdout = invocation.stdout
+        self.last_trace_id = invocation.trace_id
         if invocation.error_type is not None:
             raise FunctionError(invocation)
         report: dict[str, Any] = invocation.payload

@@ -4,6 +4,7 @@ sandboxed instances -> docker login / credential helper -> a real registry; pull
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,29 @@ def test_an_invalid_event_fails_the_invocation_and_sends_nothing(fleet: LocalFle
     assert "instance_ids" in str(rejected.value)
     assert fleet.emulator.calls["SendCommand"] == sent
     assert fleet.notifications() == []
+
+
+def test_a_run_is_traced_as_deployed(fleet: LocalFleet) -> None:
+    """Tracing is active as in the stack: the handler and every AWS call it makes are segments
+    of the invocation's trace, sent to the X-Ray daemon address."""
+    fleet.invoke({"action": "check"})
+    assert fleet.last_trace_id is not None
+
+    def handler_segment() -> list[dict[str, Any]]:
+        return [d for d in fleet.xray.documents(fleet.last_trace_id) if d["name"] == "## handler"]
+
+    deadline = time.monotonic() + 5  # UDP: the last datagrams may still be on their way
+    while not handler_segment() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (handler,) = handler_segment()
+    assert handler["annotations"] == {"ColdStart": True, "Service": contract.METRIC_SERVICE}
+    trace = fleet.xray.documents(fleet.last_trace_id)
+    calls = {(d["name"], d["aws"]["operation"]) for d in trace if "aws" in d}
+    assert {
+        ("ec2", "DescribeInstances"),
+        ("ssm", "DescribeInstanceInformation"),
+        ("ssm", "SendCommand"),
+        ("ssm", "ListCommandInvocations"),
+    } <= calls
+    assert all(d["parent_id"] == handler["id"] for d in trace if "aws" in d)
+    assert fleet.xray.rejected == []
