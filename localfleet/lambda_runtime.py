@@ -28,7 +28,8 @@ from packaging.utils import canonicalize_name
 from .stack import Template, resolved_runner_environment, runner_function
 
 # The stack's layer is Powertools for this architecture and Python (infra/runner.py); the
-# runtime bundles boto3. The venv holds the same releases (constraints.txt).
+# runtime bundles boto3. The venv holds the same releases (constraints.txt). The published
+# layer is built with every extra; the runner needs these two, and the rest it never imports.
 RUNTIME_PACKAGES = ("boto3",)
 LAYER_PACKAGES = ("aws-lambda-powertools[tracer,parser]",)
 RUNTIME_REGION = "eu-west-1"
@@ -62,7 +63,7 @@ def distributions(requirements: Iterable[str]) -> list[metadata.Distribution]:
         try:
             distribution = found.get(name) or metadata.distribution(requirement.name)
         except metadata.PackageNotFoundError as missing:
-            raise LookupError(f"{requirement.name} is not installed: run `make venv`") from missing
+            raise LookupError(f"{requirement.name} is not installed: run `make deps`") from missing
         found[name] = distribution
         extras = requirement.extras or {""}
         for text in distribution.requires or []:
