@@ -118,8 +118,9 @@ class RunCommand:
                 return self._send_client.send_command(**request)["Command"].get("CommandId", "")
             except (ClientError, BotoCoreError) as error:
                 doubt = _send_doubt(error)
-                if doubt is None:
+                if doubt is None or (doubt == "not_started" and attempt == SEND_ATTEMPTS):
                     raise
+                # Back off; before a lookup this also gives a command that did start time to be listed.
                 self._clock.sleep(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1))
                 if doubt == "maybe_started":
                     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract, fleet, runner
+from ecr_fleet_auth import commands, contract, fleet, runner
 from tests.runner.conftest import REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
 from tests.runner.fake_ssm import Behaviour, agent_line
 
@@ -176,6 +176,8 @@ def test_throttling_beyond_the_retries_fails_the_send_not_the_run(world: World) 
     assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
     assert world.ssm.commands == {}
     assert world.ssm.calls["ListCommands"] == 0
+    assert world.ssm.calls["SendCommand"] == commands.SEND_ATTEMPTS
+    assert sum(world.clock.slept) == 1 + 2 + 4 + 8, "no wait after the last attempt"
 
 
 def test_a_failing_batch_loses_only_its_own_instances(world: World) -> None:
