@@ -180,6 +180,11 @@ class LambdaEnvironment:
         region, name = self.variables["AWS_REGION"], self.variables["AWS_LAMBDA_FUNCTION_NAME"]
         return f"arn:aws:lambda:{region}:{account}:function:{name}"
 
+    def _variables(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        variables = {**self.variables, **(extra or {})}
+        variables["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.paths)
+        return variables
+
     def run(
         self,
         code: str,
@@ -193,12 +198,10 @@ class LambdaEnvironment:
         -S leaves the virtualenv's site-packages off the path; PYTHONPATH then holds the
         task root, the layer and the runtime, in Lambda's order.
         """
-        variables = {**self.variables, **(extra or {})}
-        variables["PYTHONPATH"] = os.pathsep.join(str(path) for path in self.paths)
         return subprocess.run(
             [sys.executable, "-S", "-c", code, *arguments],
             input=stdin,
-            env=variables,
+            env=self._variables(extra),
             cwd=self.task_root,
             capture_output=True,
             text=True,
@@ -210,8 +213,7 @@ class LambdaEnvironment:
         """Invoke the handler once, in a fresh interpreter (a cold start), as Lambda would."""
         with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-invoke-") as scratch:
             result_path = Path(scratch) / "result.json"
-            variables = {**self.variables, **(extra or {})}
-            tracing = variables.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("true", "1")
+            tracing = self._variables(extra).get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("true", "1")
             trace_id = _new_trace_id() if tracing else None
             # Sampled=1: an invocation the sampling rule picked, so its trace can be read back.
             header = f"Root={trace_id};Parent={secrets.token_hex(8)};Sampled=1" if trace_id else ""

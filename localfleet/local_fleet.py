@@ -52,6 +52,7 @@ class LocalFleet:
         self._queue_url = ""
         self.last_stdout = ""  # what the last invocation printed to stdout (metrics, as EMF)
         self.last_trace_id: str | None = None  # its X-Ray trace, in self.xray
+        self.runner: LambdaEnvironment  # set on entry, once the topic it publishes to exists
 
     # --- lifecycle
     def __enter__(self) -> LocalFleet:
@@ -61,6 +62,7 @@ class LocalFleet:
             self.xray.start()
             self.emulator.register_document(DOCUMENT_NAME, document_content(self.template))
             self._subscribe_to_notifications()
+            self.runner = self._lambda_environment()  # built once; every invocation starts from it
         except BaseException:
             self.close()
             raise
@@ -156,7 +158,7 @@ class LocalFleet:
         return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
     # --- the runner
-    def runner(self) -> LambdaEnvironment:
+    def _lambda_environment(self) -> LambdaEnvironment:
         """The runner as Lambda starts it: its asset, the layer, the runtime, the stack's environment."""
         deploy_time = {
             "DOCUMENT_NAME": DOCUMENT_NAME,
@@ -179,10 +181,9 @@ class LocalFleet:
 
     def invoke(self, event: dict[str, Any], *, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
         """Invoke the runner once, in a fresh Lambda-shaped process; its report, or FunctionError."""
-        runner = self.runner()
-        invocation = runner.invoke(
+        invocation = self.runner.invoke(
             event,
-            function_arn=runner.function_arn(ACCOUNT),
+            function_arn=self.runner.function_arn(ACCOUNT),
             extra={**self.local_services_env(), **(extra_env or {})},
         )
         # Lambda sends stdout to CloudWatch Logs, where the EMF lines become metrics.
