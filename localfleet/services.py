@@ -38,8 +38,9 @@ from .sandbox import (
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-# Its own loopback address, so port 443 is free whatever else runs on 127.0.0.1.
-REGISTRY_ADDRESS = "127.77.0.1"
+# Its own loopback address per process, so port 443 is free whatever else runs on
+# 127.0.0.1, and two checkouts can run their local fleets side by side.
+REGISTRY_ADDRESS = f"127.77.{os.getpid() // 254 % 256}.{os.getpid() % 254 + 1}"
 INSTANCE_CA = "/etc/ecr-fleet-auth-local/ca.crt"
 # moto accepts any credentials; these stand in for the instance role and the runner's role.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
