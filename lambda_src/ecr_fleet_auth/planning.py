@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .fleet import FleetMember
+from .reasons import Reason
 
 # SendCommand accepts at most 50 InstanceIds per call.
 MAX_IDS_PER_COMMAND = 50
@@ -36,29 +37,29 @@ class Exclusion:
     """Why an instance is reported without being commanded."""
 
     status: str
-    reason: str
+    reason: Reason
     detail: dict[str, str]
 
 
 def exclusion(member: FleetMember) -> Exclusion | None:  # noqa: PLR0911 - one return per reason
     """None when the instance can be commanded; otherwise the status and reason to report."""
     if not member.exists:
-        return Exclusion("skipped", "instance_not_found", {})
+        return Exclusion("skipped", Reason.INSTANCE_NOT_FOUND, {})
     if not member.tagged:
-        return Exclusion("skipped", "not_target_tagged", {})
+        return Exclusion("skipped", Reason.NOT_TARGET_TAGGED, {})
     if member.state != "running":
-        return Exclusion("unreachable", "instance_not_running", {"state": member.state})
+        return Exclusion("unreachable", Reason.INSTANCE_NOT_RUNNING, {"state": member.state})
     managed = member.managed
     if managed is None:
-        return Exclusion("unreachable", "not_ssm_managed", {})
+        return Exclusion("unreachable", Reason.NOT_SSM_MANAGED, {})
     if managed.ping_status == "ConnectionLost":
-        return Exclusion("unreachable", "ssm_connection_lost", {"ping_status": managed.ping_status})
+        return Exclusion("unreachable", Reason.SSM_CONNECTION_LOST, {"ping_status": managed.ping_status})
     if managed.ping_status != "Online":
-        return Exclusion("unreachable", "ssm_inactive", {"ping_status": managed.ping_status})
+        return Exclusion("unreachable", Reason.SSM_INACTIVE, {"ping_status": managed.ping_status})
     if managed.platform_type != SUPPORTED_PLATFORM:
         return Exclusion(
             "skipped",
-            "unsupported_platform",
+            Reason.UNSUPPORTED_PLATFORM,
             {"platform_type": managed.platform_type, "platform_name": managed.platform_name},
         )
     return None
