@@ -22,7 +22,7 @@ and MaxErrors bound the whole run, never each batch:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .fleet import FleetMember
 from .reasons import Reason
@@ -74,6 +74,8 @@ class Dispatch:
     max_concurrency: str
     max_errors: str
     lane: int = 0
+    # Its instances' states were looked up again after SSM refused one of them.
+    rechecked: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,30 @@ def plan_dispatches(
             Dispatch(batch, False, str(lane_concurrency[lane]), str(batch_errors[index]), lane=lane)
         )
     return Plan(lanes=tuple(tuple(lane) for lane in lanes))
+
+
+def without(dispatch: Dispatch, dropped: set[str]) -> Dispatch:
+    """The same dispatch for its other instances (SSM refused some of them; nothing was started)."""
+    kept = tuple(i for i in dispatch.instance_ids if i not in dropped)
+    return replace(dispatch, instance_ids=kept, rechecked=True)
+
+
+def halves(dispatch: Dispatch) -> tuple[Dispatch, Dispatch]:
+    """Two dispatches, sent one after the other, so that one refused id cannot hold back the rest.
+
+    Concurrency stays (the halves run in turn on the same lane); an absolute error
+    budget is shared between them, a percentage applies to each half as to the whole.
+    """
+    middle = len(dispatch.instance_ids) // 2
+    first, second = dispatch.instance_ids[:middle], dispatch.instance_ids[middle:]
+    if dispatch.max_errors.endswith("%"):
+        first_errors = second_errors = dispatch.max_errors
+    else:
+        first_errors, second_errors = (str(share) for share in split(int(dispatch.max_errors), 2))
+    return (
+        replace(dispatch, instance_ids=first, max_errors=first_errors, rechecked=True),
+        replace(dispatch, instance_ids=second, max_errors=second_errors, rechecked=True),
+    )
 
 
 def budget(value: str, total: int) -> int:
