@@ -51,6 +51,7 @@ the fake takes the harsher one and says so (HARSHER):
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import threading
@@ -242,6 +243,21 @@ class FakeRunCommand:
             peak = max(peak, running)
         return peak
 
+    def agent_runs_overlap(self) -> bool:
+        """Whether the agent ever worked on one node for two commands at once (locked runs do not work)."""
+        runs: dict[str, list[tuple[float, float]]] = {}
+        for command in self.commands.values():
+            for invocation in command.invocations:
+                if invocation.delivered and not invocation.locked:
+                    runs.setdefault(invocation.node.instance_id, []).append(
+                        (invocation.start, invocation.finish)
+                    )
+        return any(
+            later_start < earlier_finish
+            for spans in runs.values()
+            for (_, earlier_finish), (later_start, _) in itertools.pairwise(sorted(spans))
+        )
+
     def commanded(self, instance_id: str) -> int:
         """How many commands reached ``instance_id`` (an invocation was created for it)."""
         return sum(
@@ -369,14 +385,20 @@ class FakeRunCommand:
                 invocations.append(Invocation(node, never_delivered, never_delivered, delivered=False))
                 continue
             start = heapq.heappop(slots)
-            locked = any(
-                other.delivered and other.start <= start < other.finish
+            others = [
+                other
                 for earlier in self.commands.values()
                 if earlier is not command
                 for other in earlier.invocations
-                if other.node is node and not other.locked
-            )
+                if other.node is node and other.delivered and not other.locked
+            ]
+            # Whoever starts first holds the agent's lock; the other finds it held.
+            locked = any(other.start <= start < other.finish for other in others)
             finish = start + (LOCK_HELD_SECONDS if locked else node.behaviour.duration)
+            if not locked:
+                for other in others:
+                    if start < other.start < finish:
+                        other.locked, other.finish = True, other.start + LOCK_HELD_SECONDS
             heapq.heappush(slots, finish)
             invocations.append(Invocation(node, start, finish, locked=locked))
         return invocations
