@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Duration, RemovalPolicy, aws_cloudwatch, aws_iam, aws_kms, aws_lambda, aws_sns
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -109,11 +111,12 @@ class Notifications(Construct):
         )
 
     def _alarm(
-        self, scope: Construct, construct_id: str, metric: aws_cloudwatch.IMetric, description: str
+        self, scope: Construct, construct_id: str, metric: aws_cloudwatch.MathExpression, description: str
     ) -> aws_cloudwatch.Alarm:
-        alarm = metric.create_alarm(
+        alarm = aws_cloudwatch.Alarm(
             scope,
             construct_id,
+            metric=metric,
             alarm_description=description,
             threshold=1,
             evaluation_periods=1,
@@ -137,7 +140,7 @@ def _runner_metric(metric_name: str, action: str) -> aws_cloudwatch.Metric:
 
 
 def _sum(
-    metrics: dict[str, aws_cloudwatch.IMetric], label: str, period: Duration
+    metrics: Mapping[str, aws_cloudwatch.IMetric], label: str, period: Duration
 ) -> aws_cloudwatch.MathExpression:
     """The sum of ``metrics``, a missing one counting 0."""
     return aws_cloudwatch.MathExpression(
