@@ -58,6 +58,10 @@ LOOKBACK = timedelta(minutes=5)
 COMMENT_LIMIT = 100
 # SendCommand errors that concern particular instances of an InstanceIds call; nothing started.
 INSTANCE_ERRORS = frozenset({"InvalidInstanceId", "UnsupportedPlatformType"})
+# Errors that may concern particular instances or not: IAM refuses the whole call when one
+# instance no longer carries the target tag (the ssm:resourceTag condition), but also when
+# the role itself is wrong. Worth one look at the instances' states, not a search by halving.
+MAYBE_INSTANCE_ERRORS = frozenset({"AccessDeniedException"})
 
 
 class SendUnconfirmed(Exception):

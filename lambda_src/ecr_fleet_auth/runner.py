@@ -40,7 +40,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from . import contract
 from .clients import AwsClients, ClientFactory
 from .clock import SYSTEM_CLOCK, Clock
-from .commands import INSTANCE_ERRORS, CommandSpec, Invocation, RunCommand, SendUnconfirmed
+from .commands import (
+    INSTANCE_ERRORS,
+    MAYBE_INSTANCE_ERRORS,
+    CommandSpec,
+    Invocation,
+    RunCommand,
+    SendUnconfirmed,
+)
 from .events import RunRequest
 from .fleet import Fleet, FleetMember, TargetTag
 from .observability import logger, metrics
@@ -335,7 +342,11 @@ class Execution:
                 self._unconfirmed.append(_Unconfirmed(dispatch, doubt))
                 return
             except AWS_ERRORS as error:
-                if _error_code(error) in INSTANCE_ERRORS and not dispatch.by_tag:
+                code = _error_code(error)
+                about_instances = code in INSTANCE_ERRORS or (
+                    code in MAYBE_INSTANCE_ERRORS and not dispatch.rechecked
+                )
+                if about_instances and not dispatch.by_tag:
                     # Nothing started: send the others again, without the instances SSM refused.
                     queue.extendleft(reversed(self._without_refused(dispatch, error)))
                     continue
@@ -354,10 +365,12 @@ class Execution:
         """What to send instead of a dispatch SSM refused because of some of its instances.
 
         The error does not reliably say which: first the instances' states are looked up
-        again (one terminated since discovery is reported as such and dropped); if that
-        explains nothing, the dispatch is halved, until the refused instance stands alone
-        and is reported with SSM's refusal. Costs one SendCommand per halving, and two
-        lookups, only when SSM refuses; one refused id never holds back the others.
+        again (one terminated or untagged since discovery is reported as such and dropped);
+        if that explains nothing, an ``INSTANCE_ERRORS`` refusal halves the dispatch, until
+        the refused instance stands alone and is reported with SSM's refusal (any other
+        refusal, such as AccessDenied for the role itself, fails the batch). Costs one
+        SendCommand per halving, and two lookups, only when SSM refuses; one refused id
+        never holds back the others.
         """
         code = _error_code(error)
         logger.warning(
@@ -377,6 +390,9 @@ class Execution:
             if dropped:
                 rest = without(dispatch, dropped)
                 return [rest] if rest.instance_ids else []
+        if code not in INSTANCE_ERRORS:  # not explained by the instances: the batch is lost
+            self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
+            return []
         if len(dispatch.instance_ids) > 1:
             return list(halves(dispatch))
         if code == "UnsupportedPlatformType":

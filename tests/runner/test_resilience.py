@@ -19,7 +19,7 @@ from botocore.awsrequest import AWSResponse
 from ecr_fleet_auth import clients, contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
-from tests.runner.conftest import World
+from tests.runner.conftest import TAG_KEY, World
 from tests.runner.fake_ssm import Behaviour, _Raw
 from tests.runner.test_runs import by_id, emitted_metrics, lookups, status_and_reason
 from tests.runner.test_send import on_send
@@ -92,6 +92,33 @@ def test_any_send_error_about_some_instances_spares_the_others(world: World) -> 
     assert results[odd] == ("skipped", "unsupported_platform")
     assert {results[i] for i in ids if i != odd} == {("succeeded", "ok")}
     assert sorted(commanded_ids(world)) == sorted(set(ids) - {odd})
+
+
+def test_an_instance_untagged_before_the_send_is_reported_and_the_others_commanded(world: World) -> None:
+    # IAM refuses the whole SendCommand when one instance lost the target tag (the role
+    # may command only tagged instances); the fake has no IAM, so the refusal is injected.
+    ids = sorted(world.launch(3))
+    untagged = ids[0]
+    world.before_first(
+        "SendCommand", lambda: world.ec2.delete_tags(Resources=[untagged], Tags=[{"Key": TAG_KEY}])
+    )
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if untagged in params.get("InstanceIds", []) else None
+    )
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[untagged] == ("skipped", "not_target_tagged")
+    assert {results[i] for i in ids if i != untagged} == {("succeeded", "ok")}
+    assert world.ssm.calls["SendCommand"] == 2
+
+
+def test_a_role_that_may_not_send_fails_the_batch_after_one_look(world: World) -> None:
+    ids = world.launch(4)
+    world.ssm.fault = on_send("AccessDeniedException", times=100)
+    report = world.invoke({"instance_ids": ids})
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
+    assert world.ssm.calls["SendCommand"] == 1, "no search by halving for the role's own refusal"
 
 
 def test_the_common_path_makes_no_extra_call(world: World) -> None:
