@@ -1,8 +1,9 @@
 """Every setting once: ``SETTINGS``, one row per setting — its name, default, accepted form and doc line.
 
-A row's ``key`` is the cdk.json context key (``deliveryTimeoutSeconds``); the same name in
-snake_case is its Python field (``delivery_timeout_seconds``) and, for the settings the runner
-reads, in UPPER_CASE its Lambda environment variable (``DELIVERY_TIMEOUT_SECONDS``). One
+A row's ``key`` is the cdk.json context key (``action``); the same name in snake_case is
+its Python field and, for the settings the runner reads, in UPPER_CASE its Lambda environment
+variable (``ACTION``); ``parameter`` names the document parameter it fills (``Action``, which
+the agent reads as ``$SSM_Action``). So one row is the whole path of one value. One
 ``parse`` accepts the value from cdk.json, from ``-c key=value`` and from the environment, so
 the synth and the runner accept exactly the same values. Derived from this table:
 
@@ -63,6 +64,7 @@ class Setting:
     doc: str  # the README's one-line meaning
     runner: bool = False  # the runner reads it from its environment
     context: bool = True  # False: not in cdk.json; the stack sets it from a resource it creates
+    parameter: str | None = None  # the document parameter the runner fills with it (an event may override)
 
     @property
     def field(self) -> str:
@@ -200,7 +202,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _list(TAG_VALUE_PATTERN, least=1, most=5), "Accepted values of the target tag.", runner=True),
     Setting("action", "refresh", "one of " + ", ".join(contract.ACTIONS), _choice(contract.ACTIONS),
             "What scheduled runs do (the document's own default is `check`: see "
-            "[The document's own defaults](#the-documents-own-defaults)).", runner=True),
+            "[The document's own defaults](#the-documents-own-defaults)).", runner=True,
+            parameter=contract.ACTION),
     Setting("scheduleExpression", "rate(6 hours)",
             "rate(N minutes|hours|days), cron(<6 fields>) or at(yyyy-mm-ddThh:mm:ss)",
             _text(SCHEDULE_PATTERN), "When scheduled runs happen (EventBridge Scheduler)."),
@@ -208,22 +211,25 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Time zone of `cron()` and `at()` expressions."),
     Setting("scheduleEnabled", True, "true or false", _boolean,
             "`false` deploys the schedule disabled (manual runs only)."),
-    Setting("registries", [], f"a list of {_form(contract.REGISTRIES)}",
+    Setting("registries", [],
+            f"a list of up to {contract.MAX_REGISTRIES} hosts of the form 123456789012.dkr.ecr.eu-west-1"
+            ".amazonaws.com or public.ecr.aws (empty: the account's own registry)",
             _list(contract.REGISTRY_PATTERN, least=0, most=contract.MAX_REGISTRIES),
             "ECR registries to authenticate; empty means the account's own registry in each stack's region.",
-            runner=True),
+            runner=True, parameter=contract.REGISTRIES),
     Setting("users", [contract.AUTO_USERS], _form(contract.USERS), _users,
-            "Whose docker config to manage: `auto` = root plus members of the `docker` group.", runner=True),
+            "Whose docker config to manage: `auto` = root plus members of the `docker` group.", runner=True,
+            parameter=contract.USERS),
     Setting("helperVersion", contract.LATEST_HELPER, _form(contract.HELPER_VERSION),
             _text(contract.HELPER_VERSION_PATTERN),
             "Credential-helper version for the release-binary install (used only where no package manager "
             "provides it); `latest` fetches `<releaseBaseUrl>/latest/...`, pin a version to be certain of "
-            "what installs.", runner=True),
+            "what installs.", runner=True, parameter=contract.HELPER_VERSION),
     Setting("releaseBaseUrl", contract.DEFAULT_RELEASE_BASE_URL, _form(contract.RELEASE_BASE_URL),
             _text(contract.RELEASE_BASE_URL_PATTERN),
             "Where release binaries and their `.sha256` files are fetched "
             "(`<base>/<version>/linux-<arch>/docker-credential-ecr-login`); point it at a mirror.",
-            runner=True),
+            runner=True, parameter=contract.RELEASE_BASE_URL),
     Setting("maxConcurrency", "10%", "a number of instances or a percentage (1%-100%)",
             _text(contract.MAX_CONCURRENCY_PATTERN),
             "Run Command rate control, promised for the whole run (not per batch).", runner=True),
