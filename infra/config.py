@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_cdk import aws_logs
 
-from ecr_fleet_auth import settings
+from ecr_fleet_auth import contract, settings
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class DeploymentConfig:
     regions: tuple[str, ...]
     target_tag_key: str
     target_tag_values: tuple[str, ...]
-    action: str
+    action: contract.Action
     schedule_expression: str
     schedule_time_zone: str
     schedule_enabled: bool
@@ -40,7 +40,7 @@ class DeploymentConfig:
     execution_timeout_seconds: int
     wait_seconds: int
     notification_email: str
-    notify_policy: str
+    notify_policy: contract.NotifyPolicy
     log_retention_days: int
     reserved_concurrency: int
 
