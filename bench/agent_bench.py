@@ -24,6 +24,7 @@ for entry in (str(REPO), str(REPO / "lambda_src")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
+from ecr_fleet_auth import contract  # noqa: E402
 from infra.document.script import run_command_lines  # noqa: E402
 from localfleet.sandbox import INSTANCE_VENV  # noqa: E402
 from tests.agent import sandbox as sb  # noqa: E402
@@ -71,7 +72,7 @@ def agent_parameters(action: str) -> dict[str, str]:
         "Action": action,
         "Registries": ",".join(sb.REGISTRIES),
         "Users": ",".join(MANAGED),
-        "HelperVersion": "latest",
+        "HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "ReleaseBaseUrl": "https://helper-mirror.test",
     }
 

@@ -229,7 +229,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("users", "users", [contract.AUTO_USERS],
             contract.PARAMETERS_BY_NAME[contract.USERS].accepted_form, _users,
             "Whose docker config to manage: auto = root plus members of the docker group."),
-    Setting("helperVersion", "helper_version", contract.LATEST_HELPER,
+    Setting("helperVersion", "helper_version", contract.DEFAULT_HELPER_VERSION,
             contract.PARAMETERS_BY_NAME[contract.HELPER_VERSION].accepted_form,
             _text(contract.HELPER_VERSION_PATTERN), "Helper version for the release-binary install."),
     Setting("releaseBaseUrl", "release_base_url", contract.DEFAULT_RELEASE_BASE_URL,

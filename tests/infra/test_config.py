@@ -84,7 +84,7 @@ def test_command_line_strings_are_parsed() -> None:
         ("scheduleEnabled", "yes", "true or false"),
         ("regions", "mars-1", "region names"),
         ("releaseBaseUrl", "http://mirror.example.com", "an https:// URL"),
-        ("helperVersion", "v1", "'latest' or a version X.Y.Z"),
+        ("helperVersion", "latest", "a release version X.Y.Z such as 0.12.0"),
     ],
 )
 def test_bad_value_names_the_setting_and_the_accepted_form(key: str, value: Any, expected: str) -> None:
