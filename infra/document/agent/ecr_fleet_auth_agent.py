@@ -2013,6 +2013,9 @@ def erase_from_stores(run, account, user, stale):
     """`erase` what those stores still hold (as docker logout would), once the config names the helper."""
     stores = run.stores_for(account)
     for name, server in stale:
+        if not stores.usable(name):  # not installed: docker cannot reach anything it might hold
+            log("%s: docker-credential-%s is not installed; nothing to erase from it" % (account.name, name))
+            continue
         try:
             if stores.credential(name, server) is None:
                 continue
