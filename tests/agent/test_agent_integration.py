@@ -478,3 +478,21 @@ def test_agent_runs_on_the_oldest_pythons_it_meets(
     assert states == {"alice": "logged_in", "bob": "helper"}
     assert instance.probe("alice", home("alice")).returncode == 0
     assert instance.probe("bob", home("bob")).returncode == 0
+
+
+def test_a_token_the_registry_refuses_is_written_nowhere(instance: sb.World, agent_script: str) -> None:
+    """docker login (as root, with a scratch config it cannot store to) is how the agent checks a new
+    token: cli/command/registry/login.go reaches storeCredentials only after the registry accepted
+    the login, so a refusal never gets as far as any user's file."""
+    write_config(instance, "alice", json.dumps({"auths": {"ghcr.io": {"auth": b64("gh:token")}}}))
+    before = instance.sandbox.path("/home/alice/.docker/config.json").read_bytes()
+    instance.set_registry_password("a-password-moto-never-hands-out")
+
+    run = instance.run_document(agent_script, parameters("refresh", users="alice,bob"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "login_failed")
+    assert "401" in str(run.result["message"]) or "unauthorized" in str(run.result["message"]).lower()
+    assert instance.sandbox.path("/home/alice/.docker/config.json").read_bytes() == before
+    assert not instance.sandbox.path("/home/bob/.docker").exists()
+    assert_token_confined(run, instance, TOKEN_A)
+    assert not [name for name in os.listdir(instance.sandbox.path("/run")) if "ecr-fleet-auth-login" in name]

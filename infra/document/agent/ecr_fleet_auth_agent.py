@@ -1908,9 +1908,10 @@ def verify_login(host, registry, token):
     (through the daemon, or client-side without one) and only then fails to store. So docker
     verifies the token and writes it nowhere; the agent writes it where each user's docker keeps it.
     """
-    scratch = tempfile.mkdtemp(
-        prefix="ecr-fleet-auth-login.", dir=SCRATCH_DIR if os.path.isdir(SCRATCH_DIR) else None
-    )
+    try:
+        scratch = scratch_dir()
+    except OSError as error:
+        return AgentError(LOGIN_FAILED, "no scratch directory for docker login: %s" % error)
     try:
         with open(os.path.join(scratch, CONFIG_NAME), "w") as handle:
             json.dump({"credHelpers": {registry: NO_STORE_HELPER}}, handle)
@@ -1929,7 +1930,26 @@ def verify_login(host, registry, token):
     if completed.returncode == 0 or LOGIN_ACCEPTED_STORE_FAILED in diagnostics:
         log("registry %s accepted the token" % registry)
         return None
-    return AgentError(LOGIN_FAILED, "docker login to %s failed: %s" % (registry, diagnostics[-200:]))
+    return AgentError(LOGIN_FAILED, "docker login to %s failed: %s" % (registry, login_failure(diagnostics)))
+
+
+def login_failure(diagnostics):
+    """The telling line of a failed docker login: the registry's refusal if any endpoint gave one
+    (docker tries https, then http, and prints the last endpoint's error at the end)."""
+    lines = [line.strip() for line in diagnostics.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"\b(401|403)\b|unauthori[sz]ed|denied|forbidden", line, re.IGNORECASE):
+            match = re.search(r'error="(.*)"$', line)
+            return (match.group(1) if match else line)[-200:]
+    return (lines[-1] if lines else "no output")[-200:]
+
+
+def scratch_dir():
+    """A new root-only directory on /run (memory, never persisted), else in the temp directory."""
+    try:
+        return tempfile.mkdtemp(prefix="ecr-fleet-auth-login.", dir=SCRATCH_DIR)
+    except OSError:
+        return tempfile.mkdtemp(prefix="ecr-fleet-auth-login.")
 
 
 def action_helper(run):
