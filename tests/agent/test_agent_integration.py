@@ -496,3 +496,30 @@ def test_a_token_the_registry_refuses_is_written_nowhere(instance: sb.World, age
     assert not instance.sandbox.path("/home/bob/.docker").exists()
     assert_token_confined(run, instance, TOKEN_A)
     assert not [name for name in os.listdir(instance.sandbox.path("/run")) if "ecr-fleet-auth-login" in name]
+
+
+@pytest.mark.parametrize(
+    ("switch", "expected_calls"),
+    [
+        ("fail-apt-get", 3),  # apt-get fails: install, update, install again
+        ("already-installed", 1),  # apt-get "succeeds" for a package whose binary was deleted by hand
+    ],
+)
+def test_the_release_binary_stands_in_when_the_package_manager_cannot_deliver_a_runnable_helper(
+    instance: sb.World, agent_script: str, switch: str, expected_calls: int
+) -> None:
+    write_config(instance, "alice", json.dumps({"credHelpers": {sb.REGISTRY_A: "ecr-login"}}))
+    without_helper(instance)
+    install_package_managers(instance)
+    instance.sandbox.write(f"/opt/stub/{switch}", "")
+    instance.publish_release(contract.DEFAULT_HELPER_VERSION, "amd64", REAL_HELPER)
+
+    run = instance.run_document(
+        agent_script, parameters("helper", users="alice", ReleaseBaseUrl=instance.mirror_url())
+    )
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok"), run.stderr
+    assert "via release binary" in str(run.result["message"])
+    assert [call.split()[0] for call in package_manager_calls(instance)] == ["apt-get"] * expected_calls
+    assert instance.sandbox.path("/usr/local/bin/docker-credential-ecr-login").read_bytes() == REAL_HELPER
+    assert instance.probe("alice", home("alice")).returncode == 0

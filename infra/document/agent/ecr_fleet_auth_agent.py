@@ -923,8 +923,6 @@ class DockerAuthFile(object):
     containers-auth.json) would be a sibling with the same questions and edits.
     """
 
-    CLIENT = "docker"
-
     def __init__(self, model, raw=None, mode=None, backup_mode=None):
         self.model = model
         self.raw = raw
@@ -2129,8 +2127,16 @@ def install_helper(params, host):
         raise AgentError(UNSUPPORTED_OS, "not Linux")
     manager = package_manager(host.os_info)
     if manager and install_with_package_manager(host, manager):
-        return manager
-    if manager:
+        host.find_helper()
+        if host.helper_runs:
+            return manager
+        # The package is "installed" but its binary is gone or broken (deleted by hand, say):
+        # installing it again is a no-op for the package manager.
+        log(
+            "%s has %s but %s does not run; trying the release binary"
+            % (manager, HELPER_PACKAGE, HELPER_NAME)
+        )
+    elif manager:
         log("%s could not install %s; trying the release binary" % (manager, HELPER_PACKAGE))
     arch = release_arch(host.machine)
     if arch is None:

@@ -8,6 +8,8 @@
 #   $ECR_FLEET_AUTH_STUB_FAIL (space-separated).
 # - "<name> install ... amazon-ecr-credential-helper" installs $STUB_DIR/payload (the real
 #   helper binary) as /usr/bin/docker-credential-ecr-login, as the package would.
+# - While $STUB_DIR/already-installed exists, install succeeds without installing anything, as
+#   a package manager does for a package it believes installed (its binary deleted by hand).
 # - Amazon Linux 2: while $STUB_DIR/needs-extras exists, yum cannot find the package until
 #   "amazon-linux-extras enable docker" has created $STUB_DIR/extras-enabled.
 set -u
@@ -33,6 +35,7 @@ case "$name $*" in
       echo "No package amazon-ecr-credential-helper available." >&2
       exit 1
     fi
+    [ -e "$dir/already-installed" ] && exit 0
     install -m 0755 "$dir/payload" /usr/bin/docker-credential-ecr-login
     ;;
 esac
