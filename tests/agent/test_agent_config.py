@@ -427,3 +427,99 @@ def test_token_fetch_failures_get_their_reason(
     with pytest.raises(agent.AgentError) as raised:
         agent.fetch_token(FakeHost(fake_aws), ("ecr", "eu-west-1"))
     assert raised.value.reason == reason
+
+
+# ---------------------------------------------------------------- credential stores (the helper protocol)
+
+
+class StoreHost:
+    """What CredentialStores uses of the host: the search path and the environment."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.path = f"{bin_dir}:/usr/bin:/bin"
+        self.env = {"PATH": self.path}
+        self.helper = None
+        self.helper_runs = False
+
+
+def fake_helper(bin_dir: Path, name: str, body: str) -> None:
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, home: Path) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir(mode=0o755)
+    return folder
+
+
+def test_store_answers_are_read_as_docker_reads_them(agent: ModuleType, account: Any, bin_dir: Path) -> None:
+    """docker-credential-helpers client.go Get: "credentials not found in native keychain" is no
+    error; native_store.go: the user name "<token>" marks an identity token."""
+    fake_helper(
+        bin_dir,
+        "fake",
+        'server=$(cat)\ncase "$server" in\n'
+        '  known) echo \'{"ServerURL":"known","Username":"AWS","Secret":"s3cret"}\' ;;\n'
+        '  token) echo \'{"ServerURL":"token","Username":"<token>","Secret":"id-token"}\' ;;\n'
+        '  *) echo "credentials not found in native keychain"; exit 1 ;;\nesac\n',
+    )
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    known = stores.credential("fake", "known")
+    assert (known.username, known.password, known.identity_token) == ("AWS", "s3cret", "")
+    assert stores.credential("fake", "token").identity_token == "id-token"
+    assert stores.credential("fake", "other") is None
+    assert stores.usable("fake")
+    assert "s3cret" not in repr(known)
+
+
+def test_a_store_that_fails_or_is_missing_is_unusable(agent: ModuleType, account: Any, bin_dir: Path) -> None:
+    fake_helper(bin_dir, "locked", "echo 'gpg: decryption failed: No secret key'; exit 1\n")
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(agent.AgentError, match="No secret key") as raised:
+        stores.credential("locked", "known")
+    assert raised.value.reason == "helper_unavailable"
+    assert not stores.usable("locked")
+    assert not stores.usable("missing")
+    assert not stores.usable("../../bin/sh"), "a name that is a path is never run"
+    with pytest.raises(agent.AgentError, match="not installed"):
+        stores.credential("missing", "known")
+
+
+def test_store_runs_as_the_user_and_gets_the_secret_on_stdin_only(
+    agent: ModuleType, account: Any, bin_dir: Path, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir(mode=0o777)
+    seen.chmod(0o777)
+    fake_helper(bin_dir, "rec", f'echo "$(id -u) $*" > {seen}/argv\ncat > {seen}/stdin\n')
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    stores.store("rec", REGISTRY, "AWS", "s3cret")
+    assert (seen / "argv").read_text() == f"{NOBODY} store\n"
+    assert json.loads((seen / "stdin").read_text()) == {
+        "ServerURL": REGISTRY,
+        "Username": "AWS",
+        "Secret": "s3cret",
+    }
+    assert stat.S_IMODE((seen / "stdin").stat().st_mode) & 0o077 == 0, "written under the agent's umask 077"
+
+
+def test_a_refused_login_is_named_by_the_registrys_refusal(agent: ModuleType) -> None:
+    """docker tries https, then http, and ends with the last endpoint's error."""
+    diagnostics = (
+        'level=info msg="Error logging in to endpoint, trying next endpoint" error="login attempt to '
+        'https://r/v2/ failed with status: 401 Unauthorized"\n'
+        'level=info msg="Error logging in to endpoint, trying next endpoint" '
+        'error="Get http://r/v2/: refused"\n'
+        "Get http://r/v2/: connection refused\n"
+    )
+    assert (
+        agent.login_failure(diagnostics)
+        == "login attempt to https://r/v2/ failed with status: 401 Unauthorized"
+    )
+    assert (
+        agent.login_failure("Get http://r/v2/: connection refused\n")
+        == "Get http://r/v2/: connection refused"
+    )

@@ -349,6 +349,27 @@ def test_after_helper_a_users_own_docker_login_fails_and_the_report_says_so(
     assert can_pull(instance, ("alice",)) == {"alice": True}
 
 
+def test_after_helper_a_users_own_docker_login_to_another_registry_still_works(
+    instance: sb.World, agent_script: str
+) -> None:
+    """Only the managed registries go to the helper (credHelpers is per host; no credsStore is set),
+    so login.go stores any other registry's login in the file as before."""
+    instance.run_document(agent_script, parameters("helper", users="alice"))
+
+    own_login = instance.sandbox.run(
+        [DOCKER_CLI, "login", "--username", "AWS", "--password-stdin", sb.REGISTRY_B],
+        env={"PATH": INSTANCE_PATH, "HOME": home("alice"), **instance.instance_env()},
+        user="alice",
+        stdin=TOKEN_A.encode(),
+    )
+
+    assert own_login.returncode == 0, own_login.stderr
+    config = config_of(instance, "alice")
+    assert config["credHelpers"] == {R: "ecr-login"}
+    assert config["auths"] == {sb.REGISTRY_B: {"auth": b64(f"AWS:{TOKEN_A}")}}
+    assert can_pull(instance, ("alice",)) == {"alice": True}
+
+
 # ---------------------------------------------------------------- which AWS identity the agent uses
 
 
