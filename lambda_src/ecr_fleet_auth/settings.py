@@ -35,7 +35,9 @@ class RunnerSettings(BaseModel):
     action: Action = "refresh"
     registries: tuple[RegistryHost, ...] = Field(min_length=1, max_length=contract.MAX_REGISTRIES)
     users: tuple[str, ...] = (contract.AUTO_USERS,)
-    helper_version: str = Field(default=contract.DEFAULT_HELPER_VERSION, pattern=contract.HELPER_VERSION_PATTERN)
+    helper_version: str = Field(
+        default=contract.DEFAULT_HELPER_VERSION, pattern=contract.HELPER_VERSION_PATTERN
+    )
     release_base_url: str = Field(
         default=contract.DEFAULT_RELEASE_BASE_URL, pattern=contract.RELEASE_BASE_URL_PATTERN
     )

@@ -159,6 +159,7 @@ MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # A login whose token still has this long to live is left alone (tokens last 12 hours).
 REFRESH_MARGIN = datetime.timedelta(hours=6)
 COMMAND_TIMEOUT = 120
+IDENTITY_TIMEOUT = 20
 INSTALL_TIMEOUT = 600
 MESSAGE_MAX_CHARS = 300
 
@@ -1528,9 +1529,14 @@ def caller_identity(host, region):
     """
     if not host.aws:
         return None, "AWS CLI not found"
+    # Short timeouts, one attempt: many private subnets reach ECR but have no STS endpoint, and the
+    # report must not wait minutes for an answer it can do without. Regional STS, as VPC endpoints are.
     argv = [host.aws, "sts", "get-caller-identity", "--region", region, "--output", "json"]
+    argv += ["--cli-connect-timeout", "5", "--cli-read-timeout", "10"]
+    env = host.root_env()
+    env.update(AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard", AWS_STS_REGIONAL_ENDPOINTS="regional")
     try:
-        completed = run_command(argv, host.root_env())
+        completed = run_command(argv, env, timeout=IDENTITY_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as error:
         return None, str(error)[-120:]
     if completed.returncode != 0:
