@@ -29,7 +29,7 @@ help:
 	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator)"
 	@echo "make format  - ruff format + autofix"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml setup.cfg
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@

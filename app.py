@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-
-# The stack shares the runner's contract (patterns, names) from the Lambda's own source.
-sys.path.insert(0, str(Path(__file__).resolve().parent / "lambda_src"))
 
 import aws_cdk as cdk
 

@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-for entry in (str(REPO), str(REPO / "lambda_src")):
-    if entry not in sys.path:
-        sys.path.insert(0, entry)
+from ecr_fleet_auth import contract
+from infra.document.script import run_command_lines
+from localfleet.sandbox import INSTANCE_VENV
+from tests.agent import sandbox as sb
 
-from ecr_fleet_auth import contract  # noqa: E402
-from infra.document.script import run_command_lines  # noqa: E402
-from localfleet.sandbox import INSTANCE_VENV  # noqa: E402
-from tests.agent import sandbox as sb  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 USERS = {"alice": True, "bob": True, "dave": True}  # plus root: 4 users
 MANAGED = ["root", *USERS]

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,16 +25,12 @@ from typing import Any
 import boto3
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "lambda_src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "lambda_src"))
-
-from ecr_fleet_auth import clients  # noqa: E402 - needs lambda_src on the path
-from localfleet import CannedExecutor, SsmEmulator  # noqa: E402
-from localfleet.local_fleet import DOCUMENT_NAME  # noqa: E402
-from localfleet.services import ACCOUNT, REGION  # noqa: E402
-from localfleet.stack import document_content, synthesize  # noqa: E402
-from tests.runner.fake_ec2 import Ec2Instance, FakeEc2  # noqa: E402
+from ecr_fleet_auth import clients
+from localfleet import CannedExecutor, SsmEmulator
+from localfleet.local_fleet import DOCUMENT_NAME
+from localfleet.services import ACCOUNT, REGION
+from localfleet.stack import document_content, synthesize
+from tests.runner.fake_ec2 import Ec2Instance, FakeEc2
 
 SIZES = (100, 1_000, 10_000)
 LAMBDA_TIMEOUT_SECONDS = 900
@@ -67,6 +62,8 @@ CANNED_RESULT = json.dumps(
         "users": [],
     }
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass

@@ -21,7 +21,6 @@ import contextlib
 import io
 import math
 import os
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,20 +31,18 @@ import boto3
 import pytest
 from botocore.exceptions import WaiterError
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "lambda_src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "lambda_src"))
-
-from bench import cold_start  # noqa: E402
-from ecr_fleet_auth import clients  # noqa: E402 - needs lambda_src on the path
-from tests.runner.fake_ec2 import Ec2Instance, FakeEc2  # noqa: E402
-from tests.runner.fake_ssm import (  # noqa: E402
+from bench import cold_start
+from ecr_fleet_auth import clients
+from tests.runner.fake_ec2 import Ec2Instance, FakeEc2
+from tests.runner.fake_ssm import (
     Behaviour,
     FakeClock,
     FakeRunCommand,
     Node,
     simulate_botocore_time,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "bench",

@@ -69,6 +69,7 @@ class DeploymentConfig:
     notification_email: str
     notify_policy: str
     log_retention_days: int
+    reserved_concurrency: int
 
     @property
     def log_retention(self) -> aws_logs.RetentionDays:
@@ -252,4 +253,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("logRetentionDays", "log_retention_days", 30,
             "one of " + ", ".join(map(str, LOG_RETENTION)), _retention,
             "Retention of the runner's and Run Command output log groups."),
+    Setting("reservedConcurrency", "reserved_concurrency", 0, "a whole number from 0 (none) to 1000",
+            _integer(0, 1000),
+            "Concurrency reserved for the runner; 0 reserves none, so the stack deploys on any account."),
 )  # fmt: skip

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, aws_cloudwatch, aws_iam, aws_kms, aws_sns
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy, aws_cloudwatch, aws_iam, aws_kms, aws_lambda, aws_sns
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -11,6 +13,7 @@ from ecr_fleet_auth import contract
 
 # Statuses that mean an instance still cannot pull after a run.
 ALARMING_STATUSES = ("failed", "unreachable")
+FUNCTION_ERRORS_PERIOD = Duration.minutes(5)
 
 
 class Notifications(Construct):
@@ -45,32 +48,76 @@ class Notifications(Construct):
     def alarm_on_instances_left_broken(self, scope: Construct) -> aws_cloudwatch.Alarm:
         """Alarm when any run, of any action, ends with failed or unreachable instances."""
         metrics = {
-            f"{status}_{action}": aws_cloudwatch.Metric(
-                namespace=contract.METRIC_NAMESPACE,
-                metric_name=contract.status_metric_name(status),
-                dimensions_map={
-                    "service": contract.METRIC_SERVICE,
-                    contract.METRIC_ACTION_DIMENSION: action,
-                },
-                statistic="Sum",
-                period=Duration.hours(1),
-            )
+            f"{status}_{action}": _runner_metric(contract.status_metric_name(status), action)
             for status in ALARMING_STATUSES
             for action in contract.ACTIONS
         }
-        broken = aws_cloudwatch.MathExpression(
-            expression=" + ".join(f"FILL({name}, 0)" for name in metrics),
-            using_metrics=metrics,
-            label="Instances failed or unreachable",
-            period=Duration.hours(1),
-        )
-        alarm = broken.create_alarm(
+        return self._alarm(
             scope,
             "InstancesLeftBroken",
-            alarm_description=(
-                "ecr-fleet-auth: a run ended with failed or unreachable instances; "
-                "see the runner's report and the Run Command output log group."
+            _sum(metrics, "Instances failed or unreachable", Duration.hours(1)),
+            "ecr-fleet-auth: a run ended with failed or unreachable instances; "
+            "see the runner's report and the Run Command output log group.",
+        )
+
+    def alarm_on_failed_runs(self, scope: Construct) -> aws_cloudwatch.Alarm:
+        """Alarm when a run stops before it can report per instance (RunsFailed, any action)."""
+        metrics = {
+            f"failed_{action}": _runner_metric(contract.RUNS_FAILED_METRIC, action)
+            for action in contract.ACTIONS
+        }
+        return self._alarm(
+            scope,
+            "RunsFailed",
+            _sum(metrics, "Runs that failed", Duration.hours(1)),
+            "ecr-fleet-auth: a run failed before it could report on every instance "
+            "(discovery throttled or refused, or a runner error); its report's error says why.",
+        )
+
+    def alarm_on_runner_errors(
+        self, scope: Construct, function: aws_lambda.IFunction
+    ) -> aws_cloudwatch.Alarm:
+        """Alarm when the function itself fails or a scheduled run is dropped.
+
+        Function errors are what the runner could not report itself: a crash, a timeout,
+        settings it cannot read. Events it rejected also count as function errors (the
+        caller sees the message); they are subtracted, so a mistyped console event pages
+        nobody. AsyncEventsDropped: a scheduled invocation throttled past its event age.
+        """
+        period = FUNCTION_ERRORS_PERIOD
+        metrics = {
+            "errors": function.metric_errors(period=period, statistic="Sum"),
+            "rejected": aws_cloudwatch.Metric(
+                namespace=contract.METRIC_NAMESPACE,
+                metric_name=contract.EVENTS_REJECTED_METRIC,
+                dimensions_map={"service": contract.METRIC_SERVICE},
+                statistic="Sum",
+                period=period,
             ),
+            "dropped": function.metric("AsyncEventsDropped", period=period, statistic="Sum"),
+        }
+        expression = aws_cloudwatch.MathExpression(
+            expression="FILL(errors, 0) - FILL(rejected, 0) + FILL(dropped, 0)",
+            using_metrics=metrics,
+            label="Runner invocations that failed or were dropped",
+            period=period,
+        )
+        return self._alarm(
+            scope,
+            "RunnerErrors",
+            expression,
+            "ecr-fleet-auth: the runner function failed (error, timeout, bad settings) or a scheduled "
+            "run was dropped after being throttled; see the runner's log group.",
+        )
+
+    def _alarm(
+        self, scope: Construct, construct_id: str, metric: aws_cloudwatch.MathExpression, description: str
+    ) -> aws_cloudwatch.Alarm:
+        alarm = aws_cloudwatch.Alarm(
+            scope,
+            construct_id,
+            metric=metric,
+            alarm_description=description,
             threshold=1,
             evaluation_periods=1,
             comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -80,3 +127,25 @@ class Notifications(Construct):
         alarm.add_alarm_action(action)
         alarm.add_ok_action(action)
         return alarm
+
+
+def _runner_metric(metric_name: str, action: str) -> aws_cloudwatch.Metric:
+    return aws_cloudwatch.Metric(
+        namespace=contract.METRIC_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map={"service": contract.METRIC_SERVICE, contract.METRIC_ACTION_DIMENSION: action},
+        statistic="Sum",
+        period=Duration.hours(1),
+    )
+
+
+def _sum(
+    metrics: Mapping[str, aws_cloudwatch.IMetric], label: str, period: Duration
+) -> aws_cloudwatch.MathExpression:
+    """The sum of ``metrics``, a missing one counting 0."""
+    return aws_cloudwatch.MathExpression(
+        expression=" + ".join(f"FILL({name}, 0)" for name in metrics),
+        using_metrics=metrics,
+        label=label,
+        period=period,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack, aws_iam, aws_lambda, aws_logs, aws_sns, aws_ssm
@@ -14,11 +15,42 @@ from .config import DeploymentConfig
 from .document.construct import AgentDocument
 from .nag import acknowledge, wildcard_arn_finding
 
-LAMBDA_SOURCE = Path(__file__).resolve().parent.parent / "lambda_src"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LAMBDA_SOURCE = PROJECT_ROOT / "lambda_src"
+# Every package the tests, the demo and the benchmarks install is pinned here.
+CONSTRAINTS = PROJECT_ROOT / "constraints.txt"
 RUNTIME = aws_lambda.Runtime.PYTHON_3_14
 ARCHITECTURE = aws_lambda.Architecture.ARM_64
-# Powertools publishes its layer ARNs as public SSM parameters in every region.
-POWERTOOLS_LAYER_PARAMETER = "/aws/service/powertools/python/arm64/python3.14/latest"
+POWERTOOLS_DISTRIBUTION = "aws-lambda-powertools"
+# Scheduled runs are asynchronous invocations. A throttled one (account concurrency used
+# up, or reservedConcurrency reached) is kept by Lambda and retried with back-off until
+# it is this old — retry attempts count only function errors — then dropped, which the
+# function alarm counts (AsyncEventsDropped). So a scheduled run starts at most this
+# late; a run that would start later is left to the next slot.
+MAX_EVENT_AGE = Duration.hours(1)
+# A run reports its own failures (RunsFailed); retrying it would notify twice and could
+# command instances again. The next scheduled run is the retry.
+RETRY_ATTEMPTS = 0
+
+
+def pinned_version(distribution: str, constraints: Path = CONSTRAINTS) -> str:
+    """The version ``constraints.txt`` pins for ``distribution`` (names compared as pip does)."""
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        name, separator, version = line.split("#", 1)[0].partition("==")
+        if separator and canonical(name.strip()) == canonical(distribution):
+            return version.strip()
+    raise LookupError(f"{constraints.name} pins no {distribution}")
+
+
+# Powertools publishes its layer ARNs as public SSM parameters in every region, one per
+# release (and a floating .../latest, which is not used: a deploy would run a release
+# nothing here tested). The layer is the release the tests ran: constraints.txt's pin.
+POWERTOOLS_VERSION = pinned_version(POWERTOOLS_DISTRIBUTION)
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.14/{POWERTOOLS_VERSION}"
 
 
 class RunnerFunction(Construct):
@@ -60,10 +92,12 @@ class RunnerFunction(Construct):
             role=self.role,
             memory_size=512,
             timeout=Duration.seconds(LAMBDA_TIMEOUT_SECONDS),
-            # One run at a time: a scheduled run never overlaps another run.
-            reserved_concurrent_executions=1,
-            # A failed run is reported and alarmed on; the next scheduled run is the retry.
-            retry_attempts=0,
+            # None by default: Lambda refuses a reservation that leaves the account less than its
+            # minimum unreserved concurrency (new accounts may have 10 in all). Runs do not need
+            # it to stay apart: each leaves out instances another run is working on.
+            reserved_concurrent_executions=config.reserved_concurrency or None,
+            retry_attempts=RETRY_ATTEMPTS,
+            max_event_age=MAX_EVENT_AGE,
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnElement, TimeZone, aws_iam, aws_lambda, aws_scheduler, aws_scheduler_targets
+from aws_cdk import CfnElement, Duration, TimeZone, aws_iam, aws_lambda, aws_scheduler, aws_scheduler_targets
 from constructs import Construct
 
 from ecr_fleet_auth import contract
 
 from .nag import acknowledge, attribute_finding
+
+SCHEDULER_RETRY_ATTEMPTS = 3
+SCHEDULER_MAX_EVENT_AGE = Duration.hours(1)
 
 
 class RunnerSchedule(Construct):
@@ -36,8 +39,12 @@ class RunnerSchedule(Construct):
             target=aws_scheduler_targets.LambdaInvoke(
                 function,
                 input=aws_scheduler.ScheduleTargetInput.from_object(dict(contract.SCHEDULED_EVENT)),
-                # The runner allows one run at a time; a missed run waits for the next slot.
-                retry_attempts=0,
+                # Retries of the *delivery* to Lambda (the Invoke call failing). Once Lambda has
+                # accepted the event, the function's own event age (infra/runner.py) decides how
+                # late a throttled run may start. A duplicate delivery is a second run at the same
+                # time, which leaves out the instances the first one is working on.
+                retry_attempts=SCHEDULER_RETRY_ATTEMPTS,
+                max_event_age=SCHEDULER_MAX_EVENT_AGE,
                 role=self.role,
             ),
             enabled=enabled,

@@ -44,6 +44,8 @@ class EcrFleetAuthStack(Stack):
             command_output=command_output,
         )
         notifications.alarm_on_instances_left_broken(self)
+        notifications.alarm_on_failed_runs(self)
+        notifications.alarm_on_runner_errors(self, runner.function)
         RunnerSchedule(
             self,
             "Schedule",

@@ -1,16 +1,19 @@
 """Lambda entry point: parse the settings and the event, run, return the report.
 
 Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence.
+A rejected event is raised (the caller's error, before anything is sent) and counted
+as ``EventsRejected``; a run that fails after that is returned as a report with ``error``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecr_fleet_auth import clients, runner
-from ecr_fleet_auth.events import RunRequest
+from ecr_fleet_auth import clients, contract, runner
+from ecr_fleet_auth.events import InvalidEvent, RunRequest
 from ecr_fleet_auth.observability import logger, metrics, tracer
 from ecr_fleet_auth.settings import RunnerSettings
 
@@ -20,7 +23,11 @@ from ecr_fleet_auth.settings import RunnerSettings
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = RunnerSettings.from_environment()
-    request = RunRequest.from_event(event)  # raises InvalidEvent before any AWS call
+    try:
+        request = RunRequest.from_event(event)  # before any AWS call
+    except InvalidEvent:
+        metrics.add_metric(name=contract.EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=1)
+        raise
     report = runner.run(
         request,
         settings,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,6 @@ LAMBDA_SOURCE = PROJECT_ROOT / "lambda_src"
 Template = dict[str, Any]
 
 
-def use_lambda_source() -> None:
-    """Make the runner importable as the Lambda runtime would (its asset root on sys.path)."""
-    if str(LAMBDA_SOURCE) not in sys.path:
-        sys.path.insert(0, str(LAMBDA_SOURCE))
-
-
 def default_context() -> dict[str, Any]:
     context: dict[str, Any] = json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
     return context
@@ -27,7 +20,6 @@ def default_context() -> dict[str, Any]:
 
 def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = None) -> dict[str, Template]:
     """Synthesize the app in-process, cdk-nag included; returns the templates by stack id."""
-    use_lambda_source()
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     import aws_cdk as cdk  # noqa: PLC0415 - jsii starts a node process: only when synthesizing
 

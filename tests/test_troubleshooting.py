@@ -1,13 +1,27 @@
-"""Every reason code an instance can end with has a next step, in the code and in the README."""
+"""Every reason code an instance (or a run) can end with has a next step, in the code and in the README.
+
+The codes are found in the code, not in a list kept here: the runner's are the members
+of ``Reason`` (and no runner module may give a reason as a bare string, so there is no
+other), the agent's are the string constants of its "reason codes" section, the shim's
+are the ``"reason":"..."`` its result lines print.
+"""
 
 from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
+import pytest
+
+from ecr_fleet_auth.reasons import Reason
 from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
 from infra.document.script import AGENT_PY, ENTRYPOINT_SH, run_command_lines
 from tests.support.template import PROJECT_ROOT
+
+RUNNER_PACKAGE = PROJECT_ROOT / "lambda_src" / "ecr_fleet_auth"
+# Where the runner builds a per-instance result, and which argument is its reason.
+REASON_ARGUMENT = {"InstanceResult": (4, "reason"), "Exclusion": (1, "reason"), "_set": (2, "reason")}
 
 
 def agent_reason_codes() -> set[str]:
@@ -26,14 +40,68 @@ def agent_reason_codes() -> set[str]:
     return set(constants[constants.index("ok") :])
 
 
-def test_every_agent_reason_has_a_next_step() -> None:
-    codes = agent_reason_codes()
-    assert {"ok", "config_corrupt", "locked", "internal_error"} <= codes
-    shim_codes = set(
-        re.findall(r'"reason":"([a-z_]+)"', ENTRYPOINT_SH.read_text() + "\n".join(run_command_lines()))
-    )
-    assert shim_codes == {"no_python", "agent_unpack_failed"}
-    assert codes | shim_codes <= set(NEXT_STEPS)
+def shim_reason_codes() -> set[str]:
+    """What the entrypoint shim and the document's unpacking step print before the agent runs."""
+    text = ENTRYPOINT_SH.read_text() + "\n".join(run_command_lines())
+    return set(re.findall(r'"reason":"([a-z_]+)"', text))
+
+
+def runner_reason_codes() -> set[str]:
+    return {reason.value for reason in Reason}
+
+
+def every_reason_code() -> set[str]:
+    return agent_reason_codes() | shim_reason_codes() | runner_reason_codes()
+
+
+def _literal_reasons(path: Path) -> list[str]:
+    """Places in ``path`` that give a per-instance result a reason as a string literal."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name not in REASON_ARGUMENT:
+            continue
+        index, keyword = REASON_ARGUMENT[name]
+        arguments = [k.value for k in node.keywords if k.arg == keyword]
+        if len(node.args) > index:
+            arguments.append(node.args[index])
+        found += [
+            f"{path.name}:{node.lineno} {name}(... {argument.value!r} ...)"
+            for argument in arguments
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str)
+        ]
+    return found
+
+
+def test_the_runner_gives_reasons_only_from_reason() -> None:
+    modules = sorted(RUNNER_PACKAGE.glob("*.py"))
+    assert len(modules) > 5
+    assert [place for path in modules for place in _literal_reasons(path)] == []
+
+
+def test_status_tables_map_to_reason_members() -> None:
+    from ecr_fleet_auth.results import SSM_STATUS_DETAILS, SSM_STATUSES  # noqa: PLC0415
+
+    for status, reason in [*SSM_STATUS_DETAILS.values(), *SSM_STATUSES.values()]:
+        assert isinstance(reason, Reason), (status, reason)
+
+
+def test_codes_are_found_on_every_side() -> None:
+    assert {"ok", "config_corrupt", "locked", "internal_error"} <= agent_reason_codes()
+    assert {"no_python", "agent_unpack_failed"} <= shim_reason_codes()
+    assert {"send_failed", "no_invocation", "instance_busy", "run_failed"} <= runner_reason_codes()
+
+
+@pytest.mark.parametrize("code", sorted(every_reason_code()))
+def test_every_reason_has_a_next_step(code: str) -> None:
+    assert code in NEXT_STEPS
+    assert NEXT_STEPS[code] != DEFAULT_NEXT_STEP
+
+
+def test_no_next_step_for_a_reason_nothing_gives() -> None:
+    assert set(NEXT_STEPS) - every_reason_code() == set()
 
 
 def test_readme_table_matches_the_code() -> None:

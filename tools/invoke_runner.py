@@ -4,8 +4,13 @@
 
 Finds the function through the stack's `RunnerFunctionName` output, invokes it
 synchronously with an event built from the arguments (the runner validates it),
-and prints the summary and one row per instance. Exit status 1 when the runner
-failed or any instance did not succeed, so it also serves in scripts.
+and prints the summary and one row per instance. So that it serves in scripts:
+
+  exit 0  every instance succeeded (or was skipped), or a dry run planned
+  exit 1  an instance did not succeed, the run failed, or the runner rejected the event
+  exit 2  bad arguments
+  exit 3  Lambda throttled the invocation: a run is in progress (reservedConcurrency
+          reached) or the account's concurrency is used up; try again later
 """
 
 from __future__ import annotations
@@ -18,15 +23,31 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 FUNCTION_OUTPUT = "RunnerFunctionName"
 # The runner may wait up to its 15-minute timeout; the SDK must wait a little longer.
 INVOKE_CONFIG = Config(read_timeout=960, retries={"max_attempts": 0})
 COLUMNS = ("instance_id", "name", "status", "outcome", "reason")
+EXIT_NOT_ALL_SUCCEEDED = 1
+EXIT_THROTTLED = 3
+# Lambda's TooManyRequestsException says why in Reason; this one means our own reservation.
+RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 
 
 class InvokeError(RuntimeError):
     pass
+
+
+class Throttled(InvokeError):
+    """Lambda refused to start the runner now (TooManyRequestsException)."""
+
+    @classmethod
+    def from_error(cls, error: ClientError) -> Throttled:
+        reason = str(error.response.get("Reason") or error.response.get("Error", {}).get("Reason") or "")
+        if reason in ("", RESERVED_LIMIT):
+            return cls("a run is in progress; try again when it ends")
+        return cls(f"Lambda is throttling the runner ({reason}); try again in a few minutes")
 
 
 def build_event(action: str | None, dry_run: bool, instances: str | None) -> dict[str, Any]:
@@ -49,9 +70,14 @@ def runner_function_name(cloudformation: Any, stack_name: str) -> str:
 
 
 def invoke(lambda_client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
-    response = lambda_client.invoke(
-        FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
-    )
+    try:
+        response = lambda_client.invoke(
+            FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "TooManyRequestsException":
+            raise Throttled.from_error(error) from None
+        raise
     payload = json.loads(response["Payload"].read() or b"null")
     if "FunctionError" in response:
         message = payload.get("errorMessage", payload) if isinstance(payload, dict) else payload
@@ -81,6 +107,9 @@ def render(report: dict[str, Any]) -> str:
     )
     if report.get("command_ids"):
         lines += ["", "commands: " + ", ".join(report["command_ids"])]
+    error = report.get("error")
+    if isinstance(error, dict):
+        lines += ["", f"run failed: {error.get('code')}: {error.get('message')}"]
     return "\n".join(lines)
 
 
@@ -103,14 +132,20 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
             name,
             build_event(args.action, args.dry_run, args.instances),
         )
+    except Throttled as busy:
+        print(busy, file=sys.stderr)
+        return EXIT_THROTTLED
     except InvokeError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_ALL_SUCCEEDED
     print(json.dumps(report, indent=2) if args.json else render(report))
+    if report.get("error"):
+        return EXIT_NOT_ALL_SUCCEEDED
     if report.get("dry_run"):
         return 0
     summary = report.get("summary", {})
-    return 0 if summary.get("succeeded", 0) + summary.get("skipped", 0) == summary.get("total", 0) else 1
+    all_done = summary.get("succeeded", 0) + summary.get("skipped", 0) == summary.get("total", 0)
+    return 0 if all_done else EXIT_NOT_ALL_SUCCEEDED
 
 
 if __name__ == "__main__":

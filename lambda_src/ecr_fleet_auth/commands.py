@@ -6,11 +6,26 @@ instance's output, enough for the agent's single result line — and
 GetCommandInvocation (24,000 characters of stdout) only for an instance whose
 result line could not be found there.
 
-SendCommand has no idempotency token, so a send is retried here, not by botocore:
-at once when the request cannot have started a command (throttled, no connection),
-and after an answer that leaves it unknown (a 5xx, a lost response) only once
-ListCommands shows that no command carries this send's comment, unique per send.
-Nothing is ever commanded twice; if that cannot be known, the send fails.
+SendCommand has no idempotency token, so a send is retried here, not by botocore,
+and only when the request cannot have started a command (throttled, no connection).
+After an answer that leaves it unknown (a 5xx, a lost response) it is never sent
+again: the command is looked for in ListCommands by this send's comment, unique per
+send. ListCommands is eventually consistent — a command that did start may be missing
+from it for a while — so not finding it proves nothing: ``SendUnconfirmed`` tells the
+caller to keep looking (the runner looks at every poll until its deadline) and, if it
+never shows up, to report the instances ``send_unconfirmed``. Two commands for one
+send would run the agent twice; an unconfirmed send at worst leaves a run's outcome
+unknown until the next run.
+
+SendCommand with ``InstanceIds`` refuses the whole call when one id is not a valid
+target (``InvalidInstanceId``: shutting-down, terminated, agent not registered;
+``UnsupportedPlatformType``). Such a refusal started nothing, and the error does not
+reliably say which id; ``INSTANCE_ERRORS`` lets the caller recognise it and resend
+the others (see ``runner.Execution``).
+
+Before a run sends anything, ``busy_instances`` lists this document's commands that
+are still executing and the instances they are still working on, so that two runs
+never work on one instance at the same time (the agent's own lock is the last line).
 """
 
 from __future__ import annotations
@@ -41,6 +56,20 @@ THROTTLING_CODES = frozenset(
 # Looking for a command of this send reaches back this far, for clock skew's sake.
 LOOKBACK = timedelta(minutes=5)
 COMMENT_LIMIT = 100
+# SendCommand errors that concern particular instances of an InstanceIds call; nothing started.
+INSTANCE_ERRORS = frozenset({"InvalidInstanceId", "UnsupportedPlatformType"})
+# Errors that may concern particular instances or not: IAM refuses the whole call when one
+# instance no longer carries the target tag (the ssm:resourceTag condition), but also when
+# the role itself is wrong. Worth one look at the instances' states, not a search by halving.
+MAYBE_INSTANCE_ERRORS = frozenset({"AccessDeniedException"})
+
+
+class SendUnconfirmed(Exception):
+    """SendCommand's answer was lost and its command has not (yet) been seen: never send it again."""
+
+    def __init__(self, error: ClientError | BotoCoreError, comment: str, since: datetime) -> None:
+        super().__init__(str(error))
+        self.error, self.comment, self.since = error, comment, since
 
 
 @dataclass(frozen=True)
@@ -123,15 +152,18 @@ class RunCommand:
                 # Back off; before a lookup this also gives a command that did start time to be listed.
                 self._clock.sleep(SEND_BACKOFF_SECONDS * 2 ** (attempt - 1))
                 if doubt == "maybe_started":
-                    try:
-                        started = self._sent_command(spec.document_name, request["Comment"], since)
-                    except (ClientError, BotoCoreError):
-                        raise error from None  # unknown whether it started: never risk a second one
-                    if started:
-                        return started
-                if attempt == SEND_ATTEMPTS:
-                    raise
+                    found = self.find_sent(spec.document_name, request["Comment"], since)
+                    if found:
+                        return found
+                    raise SendUnconfirmed(error, request["Comment"], since) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def find_sent(self, document_name: str, comment: str, since: datetime) -> str | None:
+        """The id of the command a send with ``comment`` started, if ListCommands shows it yet."""
+        try:
+            return self._sent_command(document_name, comment, since)
+        except (ClientError, BotoCoreError):
+            return None  # not a "no": look again later
 
     def _sent_command(self, document_name: str, comment: str, since: datetime) -> str | None:
         """The id of the command this send started, if it did."""
@@ -149,6 +181,35 @@ class RunCommand:
                     return command.get("CommandId", "")
         return None
 
+    def busy_instances(self, document_name: str, candidates: Sequence[str]) -> dict[str, str]:
+        """Which of ``candidates`` a still-executing command of this document is (or will be) on.
+
+        Instance id -> command id. A tag-targeted command whose targets are not resolved yet
+        lists no invocation: it is about to reach every tagged instance, so all are busy.
+        """
+        wanted = set(candidates)
+        busy: dict[str, str] = {}
+        pages = self._ssm.get_paginator("list_commands").paginate(
+            Filters=[
+                {"key": "DocumentName", "value": document_name},
+                {"key": "ExecutionStage", "value": "Executing"},
+            ],
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+        )
+        for page in pages:
+            for command in page.get("Commands", []):
+                command_id = command.get("CommandId", "")
+                invocations = self.invocations(command_id, details=False)
+                if invocations:
+                    working = {i.instance_id for i in invocations if not i.finished}
+                elif command.get("Targets"):
+                    working = wanted
+                else:
+                    working = set(command.get("InstanceIds", []))
+                for instance_id in working & wanted:
+                    busy.setdefault(instance_id, command_id)
+        return busy
+
     def progress(self, command_id: str) -> CommandProgress:
         """The command's overall status and how many of its invocations have finished."""
         commands = self._ssm.list_commands(CommandId=command_id).get("Commands", [])
@@ -159,10 +220,10 @@ class RunCommand:
             completed_count=command.get("CompletedCount", 0),
         )
 
-    def invocations(self, command_id: str) -> list[Invocation]:
+    def invocations(self, command_id: str, *, details: bool = True) -> list[Invocation]:
         paginator = self._ssm.get_paginator("list_command_invocations")
         pages = paginator.paginate(
-            CommandId=command_id, Details=True, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+            CommandId=command_id, Details=details, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
         )
         return [
             _invocation(command_id, item) for page in pages for item in page.get("CommandInvocations", [])

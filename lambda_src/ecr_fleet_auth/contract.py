@@ -190,5 +190,10 @@ def status_metric_name(status: str) -> str:
 
 
 RUN_DURATION_METRIC: Final = "RunDurationSeconds"
+# 1 for a run that stopped before it could report per instance (``error`` in its report), else 0.
+RUNS_FAILED_METRIC: Final = "RunsFailed"
+# Events the runner rejected (the caller's error; dimension service only). The stack's
+# function-error alarm subtracts them, so a mistyped console event does not page anyone.
+EVENTS_REJECTED_METRIC: Final = "EventsRejected"
 # The message of the runner's one structured log record per run (the dashboard's query reads it).
 RUN_REPORT_LOG_MESSAGE: Final = "run report"

@@ -42,6 +42,12 @@ ACCEPTED_FORMS: dict[str, str] = {
 }
 
 
+MESSAGE_PREFIX = "invalid event: "
+SEPARATOR = " | "
+# Whatever the event, the rejection stays a readable message.
+MAX_MESSAGE_CHARS = 1500
+
+
 class InvalidEvent(ValueError):
     """The event was rejected; the message names each bad field and what it accepts."""
 
@@ -79,16 +85,38 @@ class RunRequest(BaseModel):
         """Parse a Lambda event, raising ``InvalidEvent`` with a message a person can act on."""
         if not isinstance(event, Mapping):
             raise InvalidEvent(f"invalid event: expected a JSON object, got {type(event).__name__}")
+        # null is never a value (CONTRACT.md section 8): a field is given or omitted. The
+        # model's None means "omitted", so a null must be refused before the model sees it.
+        nulls = [str(key) for key, value in event.items() if value is None]
         # JSON arrays arrive as lists; strict mode wants the model's tuples, so
         # convert only that, leaving every other type check strict.
-        data = {key: tuple(value) if isinstance(value, list) else value for key, value in event.items()}
+        data = {
+            key: tuple(value) if isinstance(value, list) else value
+            for key, value in event.items()
+            if value is not None
+        }
+        problems = [_null_problem(field) for field in nulls]
         try:
-            return cls.model_validate(data)
+            request = cls.model_validate(data)
         except ValidationError as error:
-            raise InvalidEvent(_describe(error)) from None
+            problems += _problems(error)
+        if problems:
+            raise InvalidEvent(_message(problems))
+        return request
 
 
-def _describe(error: ValidationError) -> str:
+def _null_problem(field: str) -> str:
+    if field not in ACCEPTED_FORMS:
+        return f"{_shown(field)}: unknown field (accepted fields: {', '.join(ACCEPTED_FORMS)})"
+    return f"{field}: null is not accepted, omit the field instead; expected {ACCEPTED_FORMS[field]}"
+
+
+def _shown(value: object, most: int = 80) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def _problems(error: ValidationError) -> list[str]:
     problems = []
     details = error.errors(include_url=False)
     # A rejected item also empties the list, which pydantic reports as "too short": say it once.
@@ -100,11 +128,32 @@ def _describe(error: ValidationError) -> str:
         where = ".".join(str(part) for part in detail["loc"])
         if detail["type"] == "extra_forbidden":
             accepted = ", ".join(ACCEPTED_FORMS)
-            problems.append(f"{field}: unknown field (accepted fields: {accepted})")
+            problems.append(f"{_shown(field)}: unknown field (accepted fields: {accepted})")
             continue
         problem = _problem(detail)
         problems.append(f"{where}: {problem}; expected {ACCEPTED_FORMS.get(field, 'a valid value')}")
-    return "invalid event: " + " | ".join(problems)
+    return problems
+
+
+def _message(problems: list[str]) -> str:
+    """All the problems while they fit in MAX_MESSAGE_CHARS, then how many more there were.
+
+    A thousand bad instance ids are a thousand problems; a person reads the first few
+    and the count (a Lambda error message is also shown whole in the console)."""
+    shown: list[str] = []
+    length = len(MESSAGE_PREFIX)
+    for index, problem in enumerate(problems):
+        left = len(problems) - index - 1
+        tail = len(f" | ... and {left} more problems") if left else 0
+        if length + len(SEPARATOR) + len(problem) + tail > MAX_MESSAGE_CHARS:
+            break
+        shown.append(problem)
+        length += len(SEPARATOR) + len(problem)
+    text = MESSAGE_PREFIX + SEPARATOR.join(shown)
+    if len(shown) < len(problems):
+        more = len(problems) - len(shown)
+        text += f"{SEPARATOR if shown else ''}... and {more} more problem{'s' if more > 1 else ''}"
+    return text
 
 
 def _problem(detail: Any) -> str:

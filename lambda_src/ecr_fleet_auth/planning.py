@@ -22,9 +22,10 @@ and MaxErrors bound the whole run, never each batch:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .fleet import FleetMember
+from .reasons import Reason
 
 # SendCommand accepts at most 50 InstanceIds per call.
 MAX_IDS_PER_COMMAND = 50
@@ -36,29 +37,29 @@ class Exclusion:
     """Why an instance is reported without being commanded."""
 
     status: str
-    reason: str
+    reason: Reason
     detail: dict[str, str]
 
 
 def exclusion(member: FleetMember) -> Exclusion | None:  # noqa: PLR0911 - one return per reason
     """None when the instance can be commanded; otherwise the status and reason to report."""
     if not member.exists:
-        return Exclusion("skipped", "instance_not_found", {})
+        return Exclusion("skipped", Reason.INSTANCE_NOT_FOUND, {})
     if not member.tagged:
-        return Exclusion("skipped", "not_target_tagged", {})
+        return Exclusion("skipped", Reason.NOT_TARGET_TAGGED, {})
     if member.state != "running":
-        return Exclusion("unreachable", "instance_not_running", {"state": member.state})
+        return Exclusion("unreachable", Reason.INSTANCE_NOT_RUNNING, {"state": member.state})
     managed = member.managed
     if managed is None:
-        return Exclusion("unreachable", "not_ssm_managed", {})
+        return Exclusion("unreachable", Reason.NOT_SSM_MANAGED, {})
     if managed.ping_status == "ConnectionLost":
-        return Exclusion("unreachable", "ssm_connection_lost", {"ping_status": managed.ping_status})
+        return Exclusion("unreachable", Reason.SSM_CONNECTION_LOST, {"ping_status": managed.ping_status})
     if managed.ping_status != "Online":
-        return Exclusion("unreachable", "ssm_inactive", {"ping_status": managed.ping_status})
+        return Exclusion("unreachable", Reason.SSM_INACTIVE, {"ping_status": managed.ping_status})
     if managed.platform_type != SUPPORTED_PLATFORM:
         return Exclusion(
             "skipped",
-            "unsupported_platform",
+            Reason.UNSUPPORTED_PLATFORM,
             {"platform_type": managed.platform_type, "platform_name": managed.platform_name},
         )
     return None
@@ -73,6 +74,8 @@ class Dispatch:
     max_concurrency: str
     max_errors: str
     lane: int = 0
+    # Its instances' states were looked up again after SSM refused one of them.
+    rechecked: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,30 @@ def plan_dispatches(
             Dispatch(batch, False, str(lane_concurrency[lane]), str(batch_errors[index]), lane=lane)
         )
     return Plan(lanes=tuple(tuple(lane) for lane in lanes))
+
+
+def without(dispatch: Dispatch, dropped: set[str]) -> Dispatch:
+    """The same dispatch for its other instances (SSM refused some of them; nothing was started)."""
+    kept = tuple(i for i in dispatch.instance_ids if i not in dropped)
+    return replace(dispatch, instance_ids=kept, rechecked=True)
+
+
+def halves(dispatch: Dispatch) -> tuple[Dispatch, Dispatch]:
+    """Two dispatches, sent one after the other, so that one refused id cannot hold back the rest.
+
+    Concurrency stays (the halves run in turn on the same lane); an absolute error
+    budget is shared between them, a percentage applies to each half as to the whole.
+    """
+    middle = len(dispatch.instance_ids) // 2
+    first, second = dispatch.instance_ids[:middle], dispatch.instance_ids[middle:]
+    if dispatch.max_errors.endswith("%"):
+        first_errors = second_errors = dispatch.max_errors
+    else:
+        first_errors, second_errors = (str(share) for share in split(int(dispatch.max_errors), 2))
+    return (
+        replace(dispatch, instance_ids=first, max_errors=first_errors, rechecked=True),
+        replace(dispatch, instance_ids=second, max_errors=second_errors, rechecked=True),
+    )
 
 
 def budget(value: str, total: int) -> int:

@@ -37,7 +37,7 @@ class InstanceResult:
             "name": self.name,
             "status": self.status,
             "outcome": self.outcome,
-            "reason": self.reason,
+            "reason": str(self.reason),
             "detail": dict(self.detail),
         }
 
@@ -52,6 +52,8 @@ class Report:
     finished_at: str
     instances: tuple[InstanceResult, ...]
     command_ids: tuple[str, ...]
+    # A run that stopped before it could report per instance: reason run_failed, code, message.
+    error: dict[str, str] | None = None
 
     def summary(self) -> dict[str, int]:
         statuses = Counter(instance.status for instance in self.instances)
@@ -69,10 +71,10 @@ class Report:
 
     @property
     def has_failures(self) -> bool:
-        return any(instance.status in FAILURE_STATUSES for instance in self.instances)
+        return self.error is not None or any(i.status in FAILURE_STATUSES for i in self.instances)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "run_id": self.run_id,
             "action": self.action,
             "dry_run": self.dry_run,
@@ -83,6 +85,9 @@ class Report:
             "instances": [instance.to_dict() for instance in self.instances],
             "command_ids": list(self.command_ids),
         }
+        if self.error is not None:
+            data["error"] = dict(self.error)
+        return data
 
 
 def should_notify(report: Report, policy: str) -> bool:
@@ -93,6 +98,8 @@ def should_notify(report: Report, policy: str) -> bool:
 
 
 def subject(report: Report) -> str:
+    if report.error is not None:
+        return f"ecr-fleet-auth {report.action}: run failed ({report.error['code']})"[:MAX_SUBJECT_CHARS]
     counts = report.summary()
     problems = [f"{counts[status]} {status}" for status in (*FAILURE_STATUSES, "pending") if counts[status]]
     if problems:
@@ -127,6 +134,13 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
         f" ({counts['changed']} changed, {counts['unchanged']} unchanged)",
         *(f"  {status + ':':<12} {counts[status]}" for status in contract.INSTANCE_STATUSES[1:]),
     ]
+    if report.error is not None:
+        lines[2:2] = [
+            f"The run failed before it could report on every instance: {report.error['code']}",
+            f"  {report.error['message']}",
+            f"  next step: {next_step(report.error['reason'])}",
+            "",
+        ]
     for status in (*FAILURE_STATUSES, "pending"):
         listed = [instance for instance in report.instances if instance.status == status]
         if listed:

@@ -14,35 +14,36 @@ from typing import Any
 
 from . import contract
 from .commands import Invocation
+from .reasons import Reason
 from .report import InstanceResult
 
 # StatusDetails → (status, reason) when the agent's result line is not the answer.
 # StatusDetails is more precise than Status ("Delivery Timed Out" vs
 # "Execution Timed Out" are both Status TimedOut), so it is looked up first.
-SSM_STATUS_DETAILS: dict[str, tuple[str, str]] = {
-    "Pending": ("pending", "not_yet_delivered"),
-    "In Progress": ("pending", "in_progress"),
-    "Delayed": ("pending", "delivery_delayed"),
-    "Cancelling": ("pending", "cancelling"),
-    "Success": ("failed", "output_unparseable"),
-    "Failed": ("failed", "command_failed"),
-    "Delivery Timed Out": ("unreachable", "delivery_timed_out"),
-    "Undeliverable": ("unreachable", "undeliverable"),
-    "Execution Timed Out": ("failed", "execution_timed_out"),
-    "Cancelled": ("failed", "cancelled"),
-    "Terminated": ("failed", "stopped_by_max_errors"),
-    "Access Denied": ("failed", "access_denied"),
-    "Invalid Platform": ("skipped", "unsupported_platform"),
+SSM_STATUS_DETAILS: dict[str, tuple[str, Reason]] = {
+    "Pending": ("pending", Reason.NOT_YET_DELIVERED),
+    "In Progress": ("pending", Reason.IN_PROGRESS),
+    "Delayed": ("pending", Reason.DELIVERY_DELAYED),
+    "Cancelling": ("pending", Reason.CANCELLING),
+    "Success": ("failed", Reason.OUTPUT_UNPARSEABLE),
+    "Failed": ("failed", Reason.COMMAND_FAILED),
+    "Delivery Timed Out": ("unreachable", Reason.DELIVERY_TIMED_OUT),
+    "Undeliverable": ("unreachable", Reason.UNDELIVERABLE),
+    "Execution Timed Out": ("failed", Reason.EXECUTION_TIMED_OUT),
+    "Cancelled": ("failed", Reason.CANCELLED),
+    "Terminated": ("failed", Reason.STOPPED_BY_MAX_ERRORS),
+    "Access Denied": ("failed", Reason.ACCESS_DENIED),
+    "Invalid Platform": ("skipped", Reason.UNSUPPORTED_PLATFORM),
 }
-SSM_STATUSES: dict[str, tuple[str, str]] = {
-    "Pending": ("pending", "not_yet_delivered"),
-    "InProgress": ("pending", "in_progress"),
-    "Delayed": ("pending", "delivery_delayed"),
-    "Cancelling": ("pending", "cancelling"),
-    "Success": ("failed", "output_unparseable"),
-    "Failed": ("failed", "command_failed"),
-    "TimedOut": ("failed", "timed_out"),
-    "Cancelled": ("failed", "cancelled"),
+SSM_STATUSES: dict[str, tuple[str, Reason]] = {
+    "Pending": ("pending", Reason.NOT_YET_DELIVERED),
+    "InProgress": ("pending", Reason.IN_PROGRESS),
+    "Delayed": ("pending", Reason.DELIVERY_DELAYED),
+    "Cancelling": ("pending", Reason.CANCELLING),
+    "Success": ("failed", Reason.OUTPUT_UNPARSEABLE),
+    "Failed": ("failed", Reason.COMMAND_FAILED),
+    "TimedOut": ("failed", Reason.TIMED_OUT),
+    "Cancelled": ("failed", Reason.CANCELLED),
 }
 # Invocations whose output can hold a result line: the agent ran to the end.
 AGENT_FINISHED = frozenset({"Success", "Failed"})
@@ -96,6 +97,6 @@ def instance_result(invocation: Invocation, agent: AgentResult | None, name: str
             invocation.instance_id, label, OUTCOME_STATUS[agent.outcome], agent.outcome, agent.reason, detail
         )
     status, reason = SSM_STATUS_DETAILS.get(invocation.status_details) or SSM_STATUSES.get(
-        invocation.status, ("failed", "unknown_ssm_status")
+        invocation.status, ("failed", Reason.UNKNOWN_SSM_STATUS)
     )
     return InstanceResult(invocation.instance_id, label, status, None, reason, detail)

@@ -8,14 +8,29 @@ Waiting is bounded twice: by the run's ``wait_seconds`` and by the Lambda's own
 deadline minus a reserve for collecting, logging and publishing. Whatever is
 still running then is reported ``pending`` (with its command id) rather than
 lost to a killed invocation; commands are not cancelled, so they finish anyway.
+
+Runs never overlap on an instance: before sending, the run asks Run Command which
+instances a still-executing command of this document is working on (another run's)
+and leaves them out, reported ``pending`` / ``instance_busy``. Two runs starting
+within ListCommands' consistency lag of each other can both miss the other; then the
+agent's per-instance lock (``locked``) is the last line. Reserved concurrency is
+not needed for this (and cannot be had on accounts with little concurrency).
+
+A run that cannot complete — discovery throttled past its retries, an access
+error, a bug — still ends in a report: ``error`` says why (``run_failed``), every
+instance known so far is listed, the ``RunsFailed`` metric feeds the stack's alarm
+and the topic hears of it per ``notifyPolicy`` (a failed run is a failure). The
+report is returned, not raised: the invocation itself succeeded in reporting, so
+Lambda neither retries it (which would notify again) nor counts it as a function
+error; the function-error alarm is for what cannot report at all.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +38,21 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import contract
-from .clients import ClientFactory
+from .clients import AwsClients, ClientFactory
 from .clock import SYSTEM_CLOCK, Clock
-from .commands import CommandSpec, Invocation, RunCommand
+from .commands import (
+    INSTANCE_ERRORS,
+    MAYBE_INSTANCE_ERRORS,
+    CommandSpec,
+    Invocation,
+    RunCommand,
+    SendUnconfirmed,
+)
 from .events import RunRequest
 from .fleet import Fleet, FleetMember, TargetTag
 from .observability import logger, metrics
-from .planning import Dispatch, Exclusion, Plan, exclusion, plan_dispatches
+from .planning import Dispatch, Exclusion, Plan, exclusion, halves, plan_dispatches, without
+from .reasons import Reason
 from .report import InstanceResult, Report, message, should_notify, subject
 from .results import AgentResult, instance_result, needs_full_output
 from .settings import RunnerSettings
@@ -48,6 +71,11 @@ RESERVE_SECONDS_PER_PAGE = 0.25
 # from costing one call per instance.
 MAX_OUTPUT_FALLBACKS = 20
 LOGGED_INSTANCES = 200
+# A failed run's error message in the report, the log and the e-mail.
+ERROR_MESSAGE_CHARS = 300
+
+# instance id -> why it cannot be commanded now (None: it can), looked up again.
+Recheck = Callable[[Sequence[str]], dict[str, Exclusion | None]]
 
 
 @dataclass(frozen=True)
@@ -101,27 +129,24 @@ def run(
     aws = factory.clients_for()
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
 
-    members = Fleet(aws.ec2, aws.ssm).discover(tag, request.instance_ids)
-    exclusions = {member.instance_id: exclusion(member) for member in members}
-    targetable = [instance_id for instance_id, excluded in exclusions.items() if excluded is None]
-    plan = plan_dispatches(
-        targetable,
-        narrowed=request.instance_ids is not None,
-        max_concurrency=settings.max_concurrency,
-        max_errors=settings.max_errors,
-    )
-    logger.info("plan", extra={"targetable": len(targetable), "dispatches": _describe(plan)})
-
-    command_ids: tuple[str, ...] = ()
-    if request.dry_run:
-        commanded = _dry_run_results(plan)
-    else:
-        reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (len(targetable) / 50)
-        stop_at = started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
-        commands = RunCommand(aws.ssm, aws.ssm_send, clock)
-        execution = Execution(commands, options.command_spec(settings, run_id), tag, clock)
-        commanded = execution.run(plan, stop_at)
-        command_ids = tuple(execution.command_ids)
+    progress = _Progress()
+    error: dict[str, str] | None = None
+    try:
+        stop_at = _stop_at(options, started, remaining_millis, progress)
+        _remediate(
+            request,
+            settings=settings,
+            options=options,
+            run_id=run_id,
+            tag=tag,
+            aws=aws,
+            clock=clock,
+            progress=progress,
+            stop_at=stop_at,
+        )
+    except Exception as failure:  # whatever stops a run, the operator hears of it
+        logger.exception("the run failed before it could report per instance")
+        error = _run_error(failure)
 
     report = Report(
         run_id=run_id,
@@ -130,24 +155,138 @@ def run(
         source=request.source,
         started_at=_iso(started_at),
         finished_at=_iso(clock.now()),
-        instances=tuple(_merge(members, exclusions, commanded)),
-        command_ids=command_ids,
+        instances=tuple(progress.instances(failed=error is not None)),
+        command_ids=progress.command_ids(),
+        error=error,
     )
     _record(report, clock.monotonic() - started)
     _notify(report, settings, aws.sns)
     return report
 
 
+@dataclass
+class _Progress:
+    """What a run has learnt so far: enough for a report even if it stops half-way."""
+
+    members: list[FleetMember] | None = None
+    exclusions: dict[str, Exclusion | None] = field(default_factory=dict)
+    commanded: dict[str, InstanceResult] | None = None
+    execution: Execution | None = None
+    targetable: int = 0
+
+    def command_ids(self) -> tuple[str, ...]:
+        return tuple(self.execution.command_ids) if self.execution else ()
+
+    def instances(self, *, failed: bool) -> list[InstanceResult]:
+        commanded = dict(self.commanded or {})
+        if self.commanded is None and self.execution is not None:
+            commanded = self.execution.interrupted()
+        if self.members is None:
+            return [commanded[instance_id] for instance_id in sorted(commanded)]
+        return _merge(self.members, self.exclusions, commanded, never_reached=failed)
+
+
+def _stop_at(
+    options: RunOptions, started: float, remaining_millis: int, progress: _Progress
+) -> Callable[[], float]:
+    """When waiting must end, once the number of instances (pages to collect) is known."""
+
+    def stop_at() -> float:
+        reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (progress.targetable / 50)
+        return started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
+
+    return stop_at
+
+
+def _remediate(
+    request: RunRequest,
+    *,
+    settings: RunnerSettings,
+    options: RunOptions,
+    run_id: str,
+    tag: TargetTag,
+    aws: AwsClients,
+    clock: Clock,
+    progress: _Progress,
+    stop_at: Callable[[], float],
+) -> None:
+    """Discover, leave out busy instances, plan, then send and follow (or only plan: dry run)."""
+    fleet = Fleet(aws.ec2, aws.ssm)
+    commands = RunCommand(aws.ssm, aws.ssm_send, clock)
+    members = fleet.discover(tag, request.instance_ids)
+    progress.members = members
+    progress.exclusions = exclusions = {member.instance_id: exclusion(member) for member in members}
+    candidates = [instance_id for instance_id, excluded in exclusions.items() if excluded is None]
+    busy = _busy(commands, settings.document_name, candidates)
+    for instance_id, command_id in busy.items():
+        exclusions[instance_id] = Exclusion("pending", Reason.INSTANCE_BUSY, {"command_id": command_id})
+    targetable = [instance_id for instance_id in candidates if instance_id not in busy]
+    progress.targetable = len(targetable)
+    plan = plan_dispatches(
+        targetable,
+        # A tag command would reach the busy instances too: send to the others by id.
+        narrowed=request.instance_ids is not None or bool(busy),
+        max_concurrency=settings.max_concurrency,
+        max_errors=settings.max_errors,
+    )
+    logger.info(
+        "plan", extra={"targetable": len(targetable), "busy": len(busy), "dispatches": _describe(plan)}
+    )
+    if request.dry_run:
+        progress.commanded = _dry_run_results(plan)
+        return
+
+    def recheck(instance_ids: Sequence[str]) -> dict[str, Exclusion | None]:
+        return {member.instance_id: exclusion(member) for member in fleet.discover(tag, instance_ids)}
+
+    execution = Execution(commands, options.command_spec(settings, run_id), tag, clock, recheck)
+    progress.execution = execution
+    progress.commanded = execution.run(plan, stop_at())
+
+
+def _busy(commands: RunCommand, document_name: str, candidates: list[str]) -> dict[str, str]:
+    """The candidates another run's command is still working on; none if that cannot be read.
+
+    Not knowing is no reason to fail the run: the agent's own lock still keeps two
+    runs from working on one instance at once (it reports ``locked``)."""
+    if not candidates:
+        return {}
+    try:
+        return commands.busy_instances(document_name, candidates)
+    except AWS_ERRORS as error:
+        logger.warning(
+            "could not list commands still running; relying on the agent's lock", extra={"error": str(error)}
+        )
+        return {}
+
+
+def _run_error(failure: Exception) -> dict[str, str]:
+    text = _short(str(failure)) or type(failure).__name__
+    return {"reason": Reason.RUN_FAILED.value, "code": _error_code(failure), "message": text}
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """A send whose answer was lost: its command may exist; it is looked for, never sent again."""
+
+    dispatch: Dispatch
+    doubt: SendUnconfirmed
+
+
 class Execution:
     """Sends a plan's dispatches lane by lane and follows their commands to the end or the deadline."""
 
-    def __init__(self, commands: RunCommand, spec: CommandSpec, tag: TargetTag, clock: Clock) -> None:
+    def __init__(
+        self, commands: RunCommand, spec: CommandSpec, tag: TargetTag, clock: Clock, recheck: Recheck
+    ) -> None:
         self._commands = commands
         self._spec = spec
         self._tag = tag
         self._clock = clock
+        self._recheck = recheck
         self._queued: list[deque[Dispatch]] = []
         self._running: dict[str, Dispatch] = {}
+        self._unconfirmed: list[_Unconfirmed] = []
         self._completed_seen: dict[str, int] = {}
         self._fallbacks_left = MAX_OUTPUT_FALLBACKS
         self.results: dict[str, InstanceResult] = {}
@@ -158,12 +297,13 @@ class Execution:
         for lane in range(len(self._queued)):
             self._send_next(lane)
         interval = FIRST_POLL_SECONDS
-        while self._running:
+        while self._running or self._unconfirmed:
             remaining = stop_at - self._clock.monotonic()
             if remaining <= 0:
                 break
             self._clock.sleep(min(interval, remaining))
             interval = min(interval * 2, MAX_POLL_SECONDS)
+            self._look_for_unconfirmed()
             for command_id, dispatch in list(self._running.items()):
                 settled, invocations = self._settled(command_id, dispatch)
                 if settled:
@@ -172,10 +312,23 @@ class Execution:
                     self._send_next(dispatch.lane)
         for command_id, dispatch in self._running.items():
             self._collect(command_id, dispatch, finished=False)
+        self._give_up_unconfirmed()
         for queue in self._queued:
             for dispatch in queue:
-                self._set(dispatch.instance_ids, "pending", "not_sent_before_deadline", {})
+                self._set(dispatch.instance_ids, "pending", Reason.NOT_SENT_BEFORE_DEADLINE, {})
         return self.results
+
+    def interrupted(self) -> dict[str, InstanceResult]:
+        """What is known if the run stops now: results so far, running commands as pending."""
+        self._give_up_unconfirmed()
+        known = dict(self.results)
+        for command_id, dispatch in self._running.items():
+            for instance_id in dispatch.instance_ids:
+                detail = {"command_id": command_id}
+                known.setdefault(
+                    instance_id, InstanceResult(instance_id, "", "pending", None, Reason.IN_PROGRESS, detail)
+                )
+        return known
 
     def _send_next(self, lane: int) -> None:
         queue = self._queued[lane]
@@ -183,14 +336,86 @@ class Execution:
             dispatch = queue.popleft()
             try:
                 command_id = self._commands.send(self._spec, dispatch, self._tag.key, self._tag.values)
+            except SendUnconfirmed as doubt:
+                # Perhaps sent: the lane waits for it to show up (or for the deadline), as for a command.
+                logger.warning("SendCommand answer lost", extra={"error": str(doubt), "lane": lane})
+                self._unconfirmed.append(_Unconfirmed(dispatch, doubt))
+                return
             except AWS_ERRORS as error:
+                code = _error_code(error)
+                about_instances = code in INSTANCE_ERRORS or (
+                    code in MAYBE_INSTANCE_ERRORS and not dispatch.rechecked
+                )
+                if about_instances and not dispatch.by_tag:
+                    # Nothing started: send the others again, without the instances SSM refused.
+                    queue.extendleft(reversed(self._without_refused(dispatch, error)))
+                    continue
                 # This batch is lost, the others are not; nothing is re-sent.
                 logger.warning("SendCommand failed", extra={"error": str(error), "lane": lane})
-                self._set(dispatch.instance_ids, "failed", "send_failed", {"error": _error_code(error)})
+                self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": _error_code(error)})
                 continue
-            self._running[command_id] = dispatch
-            self.command_ids.append(command_id)
+            self._follow(command_id, dispatch)
             return
+
+    def _follow(self, command_id: str, dispatch: Dispatch) -> None:
+        self._running[command_id] = dispatch
+        self.command_ids.append(command_id)
+
+    def _without_refused(self, dispatch: Dispatch, error: ClientError | BotoCoreError) -> list[Dispatch]:
+        """What to send instead of a dispatch SSM refused because of some of its instances.
+
+        The error does not reliably say which: first the instances' states are looked up
+        again (one terminated or untagged since discovery is reported as such and dropped);
+        if that explains nothing, an ``INSTANCE_ERRORS`` refusal halves the dispatch, until
+        the refused instance stands alone and is reported with SSM's refusal (any other
+        refusal, such as AccessDenied for the role itself, fails the batch). Costs one
+        SendCommand per halving, and two lookups, only when SSM refuses; one refused id
+        never holds back the others.
+        """
+        code = _error_code(error)
+        logger.warning(
+            "SendCommand refused instances", extra={"error": code, "instances": len(dispatch.instance_ids)}
+        )
+        if not dispatch.rechecked:
+            try:
+                states = self._recheck(dispatch.instance_ids)
+            except AWS_ERRORS as failure:
+                logger.warning("could not look the instances up again", extra={"error": str(failure)})
+                states = {}
+            dropped = {instance_id for instance_id, excluded in states.items() if excluded is not None}
+            for instance_id in dropped:
+                excluded = states[instance_id]
+                assert excluded is not None
+                self._set([instance_id], excluded.status, excluded.reason, {**excluded.detail, "error": code})
+            if dropped:
+                rest = without(dispatch, dropped)
+                return [rest] if rest.instance_ids else []
+        if code not in INSTANCE_ERRORS:  # not explained by the instances: the batch is lost
+            self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
+            return []
+        if len(dispatch.instance_ids) > 1:
+            return list(halves(dispatch))
+        if code == "UnsupportedPlatformType":
+            self._set(dispatch.instance_ids, "skipped", Reason.UNSUPPORTED_PLATFORM, {"error": code})
+        else:
+            detail = {"error": code, "message": _short(str(error))}
+            self._set(dispatch.instance_ids, "unreachable", Reason.INVALID_INSTANCE_ID, detail)
+        return []
+
+    def _look_for_unconfirmed(self) -> None:
+        for unsure in list(self._unconfirmed):
+            doubt = unsure.doubt
+            found = self._commands.find_sent(self._spec.document_name, doubt.comment, doubt.since)
+            if found:
+                logger.info("found the command of a lost SendCommand answer", extra={"command_id": found})
+                self._unconfirmed.remove(unsure)
+                self._follow(found, unsure.dispatch)
+
+    def _give_up_unconfirmed(self) -> None:
+        for unsure in self._unconfirmed:
+            detail = {"error": _error_code(unsure.doubt.error), "comment": unsure.doubt.comment}
+            self._set(unsure.dispatch.instance_ids, "failed", Reason.SEND_UNCONFIRMED, detail)
+        self._unconfirmed = []
 
     def _settled(self, command_id: str, dispatch: Dispatch) -> tuple[bool, list[Invocation] | None]:
         """Whether every instance we sent the command to has finished, and its invocations if readable.
@@ -237,7 +462,7 @@ class Execution:
     ) -> None:
         if invocations is None:
             status = "failed" if finished else "pending"
-            self._set(dispatch.instance_ids, status, "results_unavailable", {"command_id": command_id})
+            self._set(dispatch.instance_ids, status, Reason.RESULTS_UNAVAILABLE, {"command_id": command_id})
             return
         for invocation in invocations:
             agent = AgentResult.parse(invocation.output)
@@ -247,9 +472,9 @@ class Execution:
             self.results[invocation.instance_id] = instance_result(invocation, agent)
         missing = [i for i in dispatch.instance_ids if i not in self.results]
         if finished:
-            self._set(missing, "failed", "no_invocation", {"command_id": command_id})
+            self._set(missing, "failed", Reason.NO_INVOCATION, {"command_id": command_id})
         else:
-            self._set(missing, "pending", "not_yet_delivered", {"command_id": command_id})
+            self._set(missing, "pending", Reason.NOT_YET_DELIVERED, {"command_id": command_id})
 
     def _full_output_result(self, command_id: str, instance_id: str) -> AgentResult | None:
         try:
@@ -260,7 +485,7 @@ class Execution:
             )
             return None
 
-    def _set(self, instance_ids: Iterable[str], status: str, reason: str, detail: dict[str, Any]) -> None:
+    def _set(self, instance_ids: Iterable[str], status: str, reason: Reason, detail: dict[str, Any]) -> None:
         for instance_id in instance_ids:
             self.results[instance_id] = InstanceResult(instance_id, "", status, None, reason, dict(detail))
 
@@ -275,7 +500,7 @@ def _dry_run_results(plan: Plan) -> dict[str, InstanceResult]:
             "max_errors": dispatch.max_errors,
         }
         for instance_id in dispatch.instance_ids:
-            results[instance_id] = InstanceResult(instance_id, "", "skipped", None, "dry_run", detail)
+            results[instance_id] = InstanceResult(instance_id, "", "skipped", None, Reason.DRY_RUN, detail)
     return results
 
 
@@ -283,23 +508,28 @@ def _merge(
     members: list[FleetMember],
     exclusions: dict[str, Exclusion | None],
     commanded: dict[str, InstanceResult],
+    *,
+    never_reached: bool = False,
 ) -> list[InstanceResult]:
     """One result per instance: what its command said, else why it was not commanded.
 
     A tag-targeted command also reaches tagged instances that discovery set
     aside (e.g. connection lost): their own agent result wins if they produced
-    one, otherwise the discovery reason stands.
+    one, otherwise the discovery reason stands. ``never_reached``: the run failed
+    before it got to some targetable instances; they are reported ``run_failed``.
     """
     merged: dict[str, InstanceResult] = {}
     for member in members:
         result = commanded.get(member.instance_id)
-        excluded = exclusions[member.instance_id]
+        excluded = exclusions.get(member.instance_id)
         if excluded is not None and (result is None or result.outcome is None):
             result = InstanceResult(
                 member.instance_id, "", excluded.status, None, excluded.reason, dict(excluded.detail)
             )
+        if result is None and never_reached:
+            result = InstanceResult(member.instance_id, "", "failed", None, Reason.RUN_FAILED, {})
         if result is None:  # never reached: every targetable id is in a dispatch
-            result = InstanceResult(member.instance_id, "", "failed", None, "not_dispatched", {})
+            result = InstanceResult(member.instance_id, "", "failed", None, Reason.NOT_DISPATCHED, {})
         merged[member.instance_id] = _named(result, member.name)
     # Instances the tag matched at send time that discovery had not seen: one
     # launched meanwhile ran the agent and is reported; one that cannot run it
@@ -340,6 +570,9 @@ def _record(report: Report, duration_seconds: float) -> None:
             name=contract.status_metric_name(status), unit=MetricUnit.Count, value=summary[status]
         )
     metrics.add_metric(name=contract.RUN_DURATION_METRIC, unit=MetricUnit.Seconds, value=duration_seconds)
+    metrics.add_metric(
+        name=contract.RUNS_FAILED_METRIC, unit=MetricUnit.Count, value=1 if report.error is not None else 0
+    )
 
 
 def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:
@@ -354,6 +587,11 @@ def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:
     except AWS_ERRORS:
         # The report is still returned and logged; a lost e-mail must not fail the run.
         logger.exception("could not publish the report to SNS")
+
+
+def _short(text: str, most: int = ERROR_MESSAGE_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _describe(plan: Plan) -> list[dict[str, Any]]:

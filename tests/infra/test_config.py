@@ -36,6 +36,7 @@ def test_defaults_without_any_context() -> None:
     assert config.registries == ()
     assert config.users == ("auto",)
     assert config.notify_policy == "failures"
+    assert config.reserved_concurrency == 0, "deployable on an account with little concurrency"
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -85,6 +86,9 @@ def test_command_line_strings_are_parsed() -> None:
         ("regions", "mars-1", "region names"),
         ("releaseBaseUrl", "http://mirror.example.com", "an https:// URL"),
         ("helperVersion", "latest", "a release version X.Y.Z such as 0.12.0"),
+        ("reservedConcurrency", "-1", "a whole number from 0 (none) to 1000"),
+        ("reservedConcurrency", "one", "a whole number from 0 (none) to 1000"),
+        ("reservedConcurrency", True, "a whole number from 0 (none) to 1000"),
     ],
 )
 def test_bad_value_names_the_setting_and_the_accepted_form(key: str, value: Any, expected: str) -> None:

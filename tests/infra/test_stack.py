@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from importlib import metadata
 from typing import Any
+
+import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import RunnerSettings
 from infra.runner import POWERTOOLS_LAYER_PARAMETER
-from tests.support.template import Template, only, resources
+from tests.support.template import PROJECT_ROOT, Template, only, resources, synthesize
 
 
 def _statements(template: Template, logical_id_prefix: str) -> list[dict[str, Any]]:
@@ -39,18 +43,47 @@ def test_runner_function_settings(synthesized_template: Template) -> None:
     function = _function(synthesized_template)
     assert function["Runtime"] == "python3.14"
     assert function["Architectures"] == ["arm64"]
-    assert function["ReservedConcurrentExecutions"] == 1
     assert function["Timeout"] == 900
     assert function["TracingConfig"] == {"Mode": "Active"}
-    (layer,) = function["Layers"]
+    log_group_ref = function["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synthesized_template["Resources"][log_group_ref]["Properties"]["RetentionInDays"] == 30
+
+
+def test_default_stack_reserves_no_concurrency(synthesized_template: Template) -> None:
+    # Lambda refuses a reservation that leaves the account under its minimum unreserved
+    # concurrency; accounts with a quota of 10 cannot reserve even 1.
+    for function in resources(synthesized_template, "AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in function["Properties"]
+
+
+def test_reserved_concurrency_is_a_setting() -> None:
+    template = synthesize({"reservedConcurrency": "1"})["EcrFleetAuth"]
+    assert _function(template)["ReservedConcurrentExecutions"] == 1
+
+
+def _pin(text: str, name: str) -> str:
+    (version,) = re.findall(rf"^{name}(?:\[[a-z,]+\])?==([0-9.]+)$", text, flags=re.MULTILINE | re.IGNORECASE)
+    return version
+
+
+def test_the_deployed_powertools_layer_is_the_release_the_tests_ran(synthesized_template: Template) -> None:
+    pinned = _pin((PROJECT_ROOT / "constraints.txt").read_text(), "aws[-_]lambda[-_]powertools")
+    assert _pin((PROJECT_ROOT / "requirements-dev.txt").read_text(), "aws-lambda-powertools") == pinned
+    assert metadata.version("aws-lambda-powertools") == pinned, "the tests ran this release"
+    (layer,) = _function(synthesized_template)["Layers"]
     parameter = synthesized_template["Parameters"][layer["Ref"]]
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
     assert parameter["Default"] == POWERTOOLS_LAYER_PARAMETER
-    assert "python3.14" in POWERTOOLS_LAYER_PARAMETER and "/arm64/" in POWERTOOLS_LAYER_PARAMETER
-    log_group_ref = function["LoggingConfig"]["LogGroup"]["Ref"]
-    assert synthesized_template["Resources"][log_group_ref]["Properties"]["RetentionInDays"] == 30
+    assert parameter["Default"] == f"/aws/service/powertools/python/arm64/python3.14/{pinned}"
+    assert "latest" not in json.dumps(synthesized_template["Parameters"])
+
+
+def test_asynchronous_invocations_are_configured_on_purpose(synthesized_template: Template) -> None:
     invoke_config = only(synthesized_template, "AWS::Lambda::EventInvokeConfig")["Properties"]
+    # Function errors are not retried (a run reports its own failure); a throttled event
+    # is kept for an hour, not the default six: a scheduled run starts at most 1 h late.
     assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumEventAgeInSeconds"] == 3600
 
 
 def test_runner_environment_is_a_valid_settings_set(synthesized_template: Template) -> None:
@@ -127,7 +160,8 @@ def test_schedule_invokes_the_runner_marked_as_scheduled(synthesized_template: T
         if r["Properties"].get("Handler") == "handler.handler"
     )  # fmt: skip
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    # Retries of the delivery to Lambda only, within the same hour as the function's event age.
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
 
 
 def test_topic_is_encrypted_and_ssl_only(synthesized_template: Template) -> None:
@@ -144,14 +178,31 @@ def test_topic_is_encrypted_and_ssl_only(synthesized_template: Template) -> None
     assert topic_id
 
 
-def test_alarm_on_failed_or_unreachable_instances(synthesized_template: Template) -> None:
-    alarm = only(synthesized_template, "AWS::CloudWatch::Alarm")["Properties"]
+def _alarms(template: Template) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id[:-8]: resource["Properties"]  # CDK appends an 8-character hash
+        for logical_id, resource in resources(template, "AWS::CloudWatch::Alarm").items()
+    }
+
+
+def _metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
+@pytest.mark.parametrize("name", ["InstancesLeftBroken", "RunsFailed", "RunnerErrors"])
+def test_every_alarm_publishes_to_the_topic(synthesized_template: Template, name: str) -> None:
+    alarm = _alarms(synthesized_template)[name]
     topic_id = next(iter(resources(synthesized_template, "AWS::SNS::Topic")))
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarm["OKActions"] == [{"Ref": topic_id}]
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
-    stats = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
+def test_alarm_on_failed_or_unreachable_instances(synthesized_template: Template) -> None:
+    alarm = _alarms(synthesized_template)["InstancesLeftBroken"]
+    stats = _metric_stats(alarm)
     seen = {
         (m["MetricName"], next(d["Value"] for d in m["Dimensions"] if d["Name"] == "action")) for m in stats
     }
@@ -162,6 +213,37 @@ def test_alarm_on_failed_or_unreachable_instances(synthesized_template: Template
         assert {"Name": "service", "Value": contract.METRIC_SERVICE} in metric["Dimensions"]
     (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
     assert expression["Expression"].count("FILL(") == len(stats)
+
+
+def test_alarm_on_failed_runs_reads_the_runners_metric_for_every_action(
+    synthesized_template: Template,
+) -> None:
+    stats = _metric_stats(_alarms(synthesized_template)["RunsFailed"])
+    assert {m["MetricName"] for m in stats} == {contract.RUNS_FAILED_METRIC}
+    assert {d["Value"] for m in stats for d in m["Dimensions"] if d["Name"] == "action"} == set(
+        contract.ACTIONS
+    )
+    assert all(m["Namespace"] == contract.METRIC_NAMESPACE for m in stats)
+
+
+def test_alarm_on_the_functions_own_errors(synthesized_template: Template) -> None:
+    alarm = _alarms(synthesized_template)["RunnerErrors"]
+    by_id = {m["Id"]: m for m in alarm["Metrics"]}
+    function_id = next(
+        k for k, r in resources(synthesized_template, "AWS::Lambda::Function").items()
+        if r["Properties"].get("Handler") == "handler.handler"
+    )  # fmt: skip
+    for metric_id, name in (("errors", "Errors"), ("dropped", "AsyncEventsDropped")):
+        metric = by_id[metric_id]["MetricStat"]["Metric"]
+        assert (metric["Namespace"], metric["MetricName"]) == ("AWS/Lambda", name)
+        assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function_id}}]
+    rejected = by_id["rejected"]["MetricStat"]["Metric"]
+    assert (rejected["Namespace"], rejected["MetricName"]) == (
+        contract.METRIC_NAMESPACE,
+        contract.EVENTS_REJECTED_METRIC,
+    )
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "FILL(errors, 0) - FILL(rejected, 0) + FILL(dropped, 0)"
 
 
 def test_instance_policy_grants_token_pull_and_output_logs(synthesized_template: Template) -> None:

@@ -1,8 +1,10 @@
 """A simulated account for the runner: EC2 and SNS from moto, Run Command from ``FakeRunCommand``.
 
 The runner is invoked through ``handler.handler`` with its real client factory
-configuration; only the session underneath gets the Run Command emulator, and
-only time (the runner's clock and botocore's retry sleeps) is simulated.
+configuration and the environment the synthesized template gives the function
+(deploy-time references replaced by this world's names); only the session
+underneath gets the Run Command emulator, and only time (the runner's clock and
+botocore's retry sleeps) is simulated.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from ecr_fleet_auth import clients, runner
 from ecr_fleet_auth.observability import metrics
 from handler import handler
 from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node, simulate_botocore_time
+from tests.support.template import Template, resolved_runner_environment
 
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "eu-west-1"
@@ -30,6 +33,14 @@ REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 DOCUMENT = "EcrFleetAuth-Agent"
 TAG_KEY, TAG_VALUE = "ecr-fleet-auth", "enabled"
 LAMBDA_TIMEOUT_SECONDS = 900
+OUTPUT_LOG_GROUP = "/ecr-fleet-auth/run-command"
+# What CloudFormation fills in at deploy time, as this world names it (TOPIC_ARN: World sets it).
+DEPLOY_TIME = {
+    "DOCUMENT_NAME": DOCUMENT,
+    "REGISTRIES": REGISTRY,
+    "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+    "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:replaced-by-the-world",
+}
 
 
 def load_event(name: str) -> Any:
@@ -116,6 +127,27 @@ class World:
                 )
         return ids
 
+    def terminate(self, instance_id: str, state: str = "terminated") -> None:
+        """EC2 terminates it; SendCommand refuses it from now on, SSM's ping status lags."""
+        if state == "terminated":
+            self.ec2.terminate_instances(InstanceIds=[instance_id])
+        self.ssm.nodes[instance_id].state = state
+
+    def before_first(
+        self,
+        operation: str,
+        happening: Callable[[], None],
+        when: Callable[[dict[str, Any]], bool] = lambda params: True,
+    ) -> None:
+        """Let ``happening`` take place just before the first ``operation`` request (``when`` it holds)."""
+        pending = [happening]
+
+        def before(name: str, params: dict[str, Any]) -> None:
+            if name == operation and when(params) and pending:
+                pending.pop()()
+
+        self.ssm.before = before
+
     def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
         context = LambdaContextStub(self.clock, self.clock.monotonic() + timeout_seconds)
         result: dict[str, Any] = handler(event, context)
@@ -126,12 +158,19 @@ class World:
         return [json.loads(message["Body"]) for message in received.get("Messages", [])]
 
 
+@pytest.fixture(scope="session")
+def template_environment(synthesized_template: Template) -> dict[str, str]:
+    """The runner's environment exactly as the default stack sets it."""
+    return resolved_runner_environment(synthesized_template, DEPLOY_TIME)
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str]) -> Iterator[World]:
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
             monkeypatch.delenv(name)
     environment = {
+        **template_environment,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
@@ -141,11 +180,6 @@ def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         "POWERTOOLS_TRACE_DISABLED": "true",
         # moto loads hundreds of AMIs per region otherwise: a second per test.
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
-        "DOCUMENT_NAME": DOCUMENT,
-        "TARGET_TAG_KEY": TAG_KEY,
-        "TARGET_TAG_VALUES": TAG_VALUE,
-        "REGISTRIES": REGISTRY,
-        "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -14,12 +14,44 @@ version and parameter patterns (from ``contract``, as the real document does).
 
 Time comes from a ``FakeClock`` shared with the runner. Each invocation starts
 when one of the command's MaxConcurrency slots is free and finishes after its
-node's ``duration``; unreachable nodes time out after the delivery timeout.
+node's ``duration``.
+
+What the service does that a runner must survive, from AWS's documentation
+(SSM user guide, "Understanding command statuses",
+https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html,
+and botocore's SSM service model). Where the documentation leaves a choice open,
+the fake takes the harsher one and says so (HARSHER):
+
+* ``InvalidInstanceId``: SendCommand with ``InstanceIds`` fails *as a whole* when any
+  id is not a valid target; the model's error documentation lists shutting-down and
+  terminated instances and unregistered agents. Nothing is started. HARSHER: the
+  message names no instance id, so a caller cannot learn which one from it.
+  A terminated node's ping status is not updated at once (``Node.state`` changes,
+  ``ping_status`` stays): SSM's ping lags the EC2 state.
+* Targets resolve after SendCommand returns: "Right after SendCommand,
+  ListCommandInvocations may list nothing" (``target_resolution_seconds``; until
+  then the command is Pending with TargetCount 0 and lists no invocation).
+* A tag matching no managed node ends the command with StatusDetails
+  ``No Instances In Tag`` and no invocation. HARSHER: its Status is ``Failed``
+  (the guide gives the detail, not the Status).
+* ``Delayed``: "The system attempted to send the command to the managed node but
+  wasn't successful. The system retries again." A node that is not Online when the
+  command reaches it is Delayed (HARSHER than Pending: it looks like progress).
+* "If the agent doesn't receive the command before the time that equals the sum of
+  the Timeout (seconds) parameter and the Execution timeout parameter, the status
+  changes to Delivery Timed Out": undelivered invocations time out only after the
+  delivery timeout *plus* the document's execution timeout (``execution_timeout``).
+* ListCommands is eventually consistent: a new command appears in it only after
+  ``list_commands_lag`` seconds. HARSHER: also when asked by CommandId (an empty
+  list, as for a command that does not exist yet), not only in searches.
+* The agent's own lock: an invocation that starts on a node while another command's
+  invocation runs there prints the agent's ``locked`` result (skipped) at once.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 import threading
@@ -43,6 +75,10 @@ WALL_START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
 LISTING_OUTPUT_CHARS = 2500
 STDOUT_CHARS = 24000
 TERMINAL = {"Success", "Failed", "TimedOut", "Cancelled"}
+# EC2 states in which SendCommand refuses an instance id (botocore's InvalidInstanceId documentation).
+INVALID_TARGET_STATES = {"shutting-down", "terminated"}
+NO_INSTANCES_IN_TAG = "No Instances In Tag"
+LOCK_HELD_SECONDS = 1.0
 # Error codes answered with a 5xx status; every other injected code is a 400.
 SERVER_ERRORS = {"InternalServerError": 500, "ServiceUnavailable": 503}
 
@@ -128,6 +164,7 @@ class Node:
     platform_type: str = "Linux"
     platform_name: str = "Amazon Linux"
     behaviour: Behaviour = field(default_factory=Behaviour)
+    state: str = "running"  # the EC2 state, as SendCommand checks it
 
 
 @dataclass
@@ -135,6 +172,8 @@ class Invocation:
     node: Node
     start: float
     finish: float
+    delivered: bool = True  # False: the node was not Online; Delayed, then Delivery Timed Out
+    locked: bool = False  # the agent found another run's lock: skipped, reason locked
 
 
 @dataclass
@@ -143,6 +182,11 @@ class Command:
     sent_at: float
     request: dict[str, Any]
     invocations: list[Invocation]
+    resolved_at: float = 0.0  # Targets are resolved (invocations listed) from this moment
+
+    @property
+    def by_tag(self) -> bool:
+        return "Targets" in self.request
 
 
 # (operation, its request number, params) -> an error code or a TRANSPORT_ERRORS name, or None.
@@ -169,6 +213,12 @@ class FakeRunCommand:
         # The same, but the request is carried out first and only its answer is an error:
         # what the client sees when the service's response is lost.
         self.lost_answer: FaultRule = lambda operation, number, params: None
+        # Called with (operation, params) before each request is handled: the world moving
+        # on between two calls (an instance terminating just before a SendCommand).
+        self.before: Callable[[str, dict[str, Any]], None] = lambda operation, params: None
+        self.execution_timeout = 600.0  # the document's executionTimeout
+        self.target_resolution_seconds = 0.0
+        self.list_commands_lag = 0.0
 
     # --- registration --------------------------------------------------------------------
     def add(self, node: Node) -> Node:
@@ -184,7 +234,7 @@ class FakeRunCommand:
             (moment, step)
             for command in self.commands.values()
             for invocation in command.invocations
-            if invocation.node.ping_status == "Online"
+            if invocation.delivered and not invocation.locked
             for moment, step in ((invocation.start, 1), (invocation.finish, -1))
         )
         running = peak = 0
@@ -192,6 +242,28 @@ class FakeRunCommand:
             running += step
             peak = max(peak, running)
         return peak
+
+    def agent_runs_overlap(self) -> bool:
+        """Whether the agent ever worked on one node for two commands at once (locked runs do not work)."""
+        runs: dict[str, list[tuple[float, float]]] = {}
+        for command in self.commands.values():
+            for invocation in command.invocations:
+                if invocation.delivered and not invocation.locked:
+                    runs.setdefault(invocation.node.instance_id, []).append(
+                        (invocation.start, invocation.finish)
+                    )
+        return any(
+            later_start < earlier_finish
+            for spans in runs.values()
+            for (_, earlier_finish), (later_start, _) in itertools.pairwise(sorted(spans))
+        )
+
+    def commanded(self, instance_id: str) -> int:
+        """How many commands reached ``instance_id`` (an invocation was created for it)."""
+        return sum(
+            any(i.node.instance_id == instance_id for i in command.invocations)
+            for command in self.commands.values()
+        )
 
     # --- HTTP layer ------------------------------------------------------------------------
     def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
@@ -204,6 +276,7 @@ class FakeRunCommand:
         params = json.loads(body.decode() if isinstance(body, bytes) else body)
         self.calls[operation] += 1
         self.requests.append((operation, params))
+        self.before(operation, params)
         try:
             code = self.fault(operation, self.calls[operation], params)
             if code is not None:
@@ -273,43 +346,73 @@ class FakeRunCommand:
             _require(len(values) == 1 and parameter.accepts(values[0]), name, "InvalidParameters")
         if ids is not None:
             _require(1 <= len(ids) <= 50, "1 to 50 InstanceIds")
-            unknown = [i for i in ids if i not in self.nodes]
-            _require(not unknown, f"not managed: {unknown}", "InvalidInstanceId")
-            nodes = [self.nodes[i] for i in ids]
+            invalid = [i for i in ids if i not in self.nodes or self.nodes[i].state in INVALID_TARGET_STATES]
+            # HARSHER: the message does not say which ids (see the module docstring).
+            _require(not invalid, "Instances not in a valid state for account", "InvalidInstanceId")
+            resolve_after = 0.0
         else:
             _require(len(targets) <= 5, "at most 5 Targets")
-            nodes = []
             for target in targets:
                 _require(target["Key"].startswith("tag:"), "only tag targets are emulated")
                 _require(len(target["Values"]) <= 50, "at most 50 target values")
-                key = target["Key"][4:]
-                nodes += [n for n in self.nodes.values() if n.tags.get(key) in target["Values"]]
-            nodes = sorted({n.instance_id: n for n in nodes}.values(), key=lambda n: n.instance_id)
+            resolve_after = self.target_resolution_seconds
         command_id = f"{len(self.commands) + 1:08d}-0000-4000-8000-000000000000"
         now = self.clock.monotonic()
-        slots = [now] * _budget(concurrency, len(nodes))
+        command = Command(command_id, now, params, [], resolved_at=now + resolve_after)
+        self.commands[command_id] = command
+        command.invocations = self._schedule(command, [self.nodes[i] for i in ids] if ids else None)
+        answer = self._command(command)
+        answer.update(Status="Pending", StatusDetails="Pending")  # as SendCommand answers
+        return {"Command": answer}
+
+    def _schedule(self, command: Command, nodes: list[Node] | None) -> list[Invocation]:
+        """The invocations' timeline, from the moment the targets are resolved."""
+        params = command.request
+        if nodes is None:  # tag targets: the managed nodes carrying the tag when resolved
+            matched: dict[str, Node] = {}
+            for target in params["Targets"]:
+                key = target["Key"][4:]
+                matched.update(
+                    (n.instance_id, n) for n in self.nodes.values() if n.tags.get(key) in target["Values"]
+                )
+            nodes = [matched[i] for i in sorted(matched)]
+        begin = command.resolved_at
+        slots = [begin] * _budget(params.get("MaxConcurrency", "50"), len(nodes))
+        never_delivered = begin + params.get("TimeoutSeconds", 3600) + self.execution_timeout
         invocations = []
         for node in nodes:
-            if node.ping_status != "Online":  # never delivered: times out, holds no slot
-                deadline = now + params.get("TimeoutSeconds", 3600)
-                invocations.append(Invocation(node, deadline, deadline))
+            if node.ping_status != "Online":  # Delayed until delivery + execution timeout; holds no slot
+                invocations.append(Invocation(node, never_delivered, never_delivered, delivered=False))
                 continue
             start = heapq.heappop(slots)
-            finish = start + node.behaviour.duration
+            others = [
+                other
+                for earlier in self.commands.values()
+                if earlier is not command
+                for other in earlier.invocations
+                if other.node is node and other.delivered and not other.locked
+            ]
+            # Whoever starts first holds the agent's lock; the other finds it held.
+            locked = any(other.start <= start < other.finish for other in others)
+            finish = start + (LOCK_HELD_SECONDS if locked else node.behaviour.duration)
+            if not locked:
+                for other in others:
+                    if start < other.start < finish:
+                        other.locked, other.finish = True, other.start + LOCK_HELD_SECONDS
             heapq.heappush(slots, finish)
-            invocations.append(Invocation(node, start, finish))
-        self.commands[command_id] = Command(command_id, now, params, invocations)
-        return {"Command": self._command(self.commands[command_id])}
+            invocations.append(Invocation(node, start, finish, locked=locked))
+        return invocations
 
     def _ListCommands(self, params: dict[str, Any]) -> dict[str, Any]:
+        now = self.clock.monotonic()
+        visible = [c for c in self.commands.values() if now >= c.sent_at + self.list_commands_lag]
         if "CommandId" in params:
             command = self.commands.get(params["CommandId"])
             _require(command is not None, "no such command", "InvalidCommandId")
-            assert command is not None
-            return {"Commands": [self._command(command)]}
+            return {"Commands": [self._command(c) for c in visible if c is command]}
         size = params.get("MaxResults", 50)
         _require(1 <= size <= 50, "MaxResults must be between 1 and 50")
-        commands = list(self.commands.values())
+        commands = visible
         for item in params.get("Filters", []):
             key, value = item["key"], item["value"]
             if key in ("InvokedAfter", "InvokedBefore"):
@@ -319,6 +422,12 @@ class FakeRunCommand:
                 commands = [c for c in commands if (self.clock.wall(c.sent_at) >= moment) == after]
             elif key == "DocumentName":
                 commands = [c for c in commands if c.request["DocumentName"] == value]
+            elif key == "Status":
+                commands = [c for c in commands if self._command(c)["Status"] == value]
+            elif key == "ExecutionStage":
+                _require(value in ("Executing", "Complete"), "ExecutionStage is Executing or Complete")
+                complete = value == "Complete"
+                commands = [c for c in commands if (self._command(c)["Status"] in TERMINAL) == complete]
             else:
                 _require(False, f"filter {key} is not emulated")
         # Newest first, as the service lists them.
@@ -332,7 +441,7 @@ class FakeRunCommand:
         command = self.commands.get(params["CommandId"])
         _require(command is not None, "no such command", "InvalidCommandId")
         assert command is not None
-        page, token = _page(command.invocations, params, size)
+        page, token = _page(self._listed(command), params, size)
         return _with_token(
             {
                 "CommandInvocations": [
@@ -344,9 +453,8 @@ class FakeRunCommand:
 
     def _GetCommandInvocation(self, params: dict[str, Any]) -> dict[str, Any]:
         command = self.commands.get(params["CommandId"])
-        found = (
-            [i for i in command.invocations if i.node.instance_id == params["InstanceId"]] if command else []
-        )
+        listed = self._listed(command) if command else []
+        found = [i for i in listed if i.node.instance_id == params["InstanceId"]]
         _require(bool(found), "no such invocation", "InvocationDoesNotExist")
         status, details = self._state(found[0])
         behaviour = found[0].node.behaviour
@@ -362,21 +470,30 @@ class FakeRunCommand:
         }
 
     # --- state -----------------------------------------------------------------------------
+    def _listed(self, command: Command) -> list[Invocation]:
+        return command.invocations if self.clock.monotonic() >= command.resolved_at else []
+
     def _state(self, invocation: Invocation) -> tuple[str, str]:
         now = self.clock.monotonic()
-        if invocation.node.ping_status != "Online":
-            return ("TimedOut", "Delivery Timed Out") if now >= invocation.finish else ("Pending", "Pending")
+        if not invocation.delivered:
+            return ("TimedOut", "Delivery Timed Out") if now >= invocation.finish else ("Delayed", "Delayed")
         if now < invocation.start:
             return "Pending", "Pending"
         if now < invocation.finish:
             return "InProgress", "In Progress"
-        if invocation.node.platform_type != "Linux":
-            return "Success", "Success"  # the document's precondition skips the step
+        if invocation.node.platform_type != "Linux" or invocation.locked:
+            return "Success", "Success"  # the precondition skipped the step, or the agent said skipped
         return invocation.node.behaviour.status, invocation.node.behaviour.status_details
 
     def _command(self, command: Command) -> dict[str, Any]:
-        states = [self._state(i)[0] for i in command.invocations]
-        if all(state in TERMINAL for state in states):
+        listed = self._listed(command)
+        states = [self._state(i)[0] for i in listed]
+        details = None
+        if self.clock.monotonic() < command.resolved_at:
+            status = "Pending"
+        elif not states and command.by_tag:
+            status, details = "Failed", NO_INSTANCES_IN_TAG  # HARSHER: see the module docstring
+        elif all(state in TERMINAL for state in states):
             status = "Success" if all(state == "Success" for state in states) else "Failed"
         else:
             status = "InProgress"
@@ -391,7 +508,7 @@ class FakeRunCommand:
             "Targets": request.get("Targets", []),
             "RequestedDateTime": self.clock.wall(command.sent_at).timestamp(),
             "Status": status,
-            "StatusDetails": status,
+            "StatusDetails": details or status,
             "MaxConcurrency": request.get("MaxConcurrency", "50"),
             "MaxErrors": request.get("MaxErrors", "0"),
             "TargetCount": len(states),
@@ -416,11 +533,12 @@ class FakeRunCommand:
                 "Status": status,
                 "StatusDetails": status_details,
             }
-            if status in TERMINAL and invocation.node.ping_status == "Online":
+            if status in TERMINAL and invocation.delivered:
                 output = _stdout(invocation)
-                if behaviour.stderr:
+                if behaviour.stderr and not invocation.locked:
                     output += "\n----------ERROR-------\n" + behaviour.stderr
-                plugin.update(ResponseCode=behaviour.response_code, Output=output[:LISTING_OUTPUT_CHARS])
+                code = 0 if invocation.locked else behaviour.response_code
+                plugin.update(ResponseCode=code, Output=output[:LISTING_OUTPUT_CHARS])
             item["CommandPlugins"] = [plugin]
         return item
 
@@ -428,6 +546,8 @@ class FakeRunCommand:
 def _stdout(invocation: Invocation) -> str:
     if invocation.node.platform_type != "Linux":
         return "Step execution skipped due to unsatisfied preconditions"
+    if invocation.locked:
+        return agent_line("skipped", "locked", "another ecr-fleet-auth run is in progress")
     return invocation.node.behaviour.stdout
 
 

@@ -116,3 +116,26 @@ def test_message_links_the_run_command_output_log_group() -> None:
     )
     assert "console.amazonaws.cn" in message(MIXED, output_log_group="g", region="cn-north-1")
     assert "Full agent output" not in message(MIXED)
+
+
+def test_a_failed_run_is_a_failure_that_says_why_and_what_to_do() -> None:
+    error = {"reason": "run_failed", "code": "ThrottlingException", "message": "Rate exceeded"}
+    failed = Report(
+        run_id="run-2",
+        action="refresh",
+        dry_run=False,
+        source="schedule",
+        started_at="2026-11-27T06:00:00Z",
+        finished_at="2026-11-27T06:01:00Z",
+        instances=(),
+        command_ids=(),
+        error=error,
+    )
+    assert should_notify(failed, "failures") and should_notify(failed, "always")
+    assert not should_notify(failed, "never")
+    assert subject(failed) == "ecr-fleet-auth refresh: run failed (ThrottlingException)"
+    text = message(failed)
+    assert "ThrottlingException" in text and "Rate exceeded" in text
+    assert f"next step: {NEXT_STEPS['run_failed']}" in text
+    assert failed.to_dict()["error"] == error
+    assert "error" not in MIXED.to_dict(), "a run that completed keeps the contract's shape"

@@ -97,6 +97,52 @@ def test_runner_rejection_is_reported(capsys: pytest.CaptureFixture[str]) -> Non
     assert "the runner rejected the run: invalid event: action" in capsys.readouterr().err
 
 
+def _stub_throttled(session: FakeSession, reason: str | None) -> None:
+    cloudformation, lambda_ = Stubber(session.cloudformation), Stubber(session.lambda_)
+    cloudformation.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
+                     "StackStatus": "CREATE_COMPLETE",
+                     "Outputs": [{"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"}]}]},
+    )  # fmt: skip
+    modeled = {"Type": "User", **({"Reason": reason} if reason else {})}
+    lambda_.add_client_error(
+        "invoke", "TooManyRequestsException", "Rate Exceeded.", 429, modeled_fields=modeled
+    )
+    cloudformation.activate()
+    lambda_.activate()
+
+
+def test_a_throttled_invocation_says_a_run_is_in_progress_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    session = FakeSession()
+    _stub_throttled(session, "ReservedFunctionConcurrentInvocationLimitExceeded")
+    status = invoke_runner.main(["--action", "check"], session=session)
+    captured = capsys.readouterr()
+    assert status == invoke_runner.EXIT_THROTTLED == 3
+    assert captured.err == "a run is in progress; try again when it ends\n"
+    assert captured.out == ""
+
+
+def test_account_wide_throttling_is_told_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    _stub_throttled(session, "ConcurrentInvocationLimitExceeded")
+    assert invoke_runner.main([], session=session) == invoke_runner.EXIT_THROTTLED
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "ConcurrentInvocationLimitExceeded" in line
+
+
+def test_a_failed_run_prints_its_error_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    failed = {**REPORT, "instances": [], "error": {"reason": "run_failed", "code": "ThrottlingException",
+                                                   "message": "Rate exceeded"}}  # fmt: skip
+    _stub(session, failed)
+    status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    assert status == 1
+    assert "run failed: ThrottlingException: Rate exceeded" in capsys.readouterr().out
+
+
 def test_missing_output_names_the_stack() -> None:
     client = boto3.client("cloudformation", region_name="eu-west-1")
     with Stubber(client) as stub:

@@ -1,0 +1,56 @@
+"""Every reason code the runner itself can give an instance (or a run), defined once.
+
+The agent's codes are its own (``infra/document/agent/``: the instance reports them);
+these are the ones the runner assigns when the agent did not speak — not commanded,
+not delivered, not readable. Code that reports a reason takes it from here, and a
+test (``tests/test_troubleshooting.py``) finds these members, the agent's constants
+and the shim's codes, and requires a next step for each in ``troubleshooting.py``
+and in the README's table.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum, unique
+
+
+@unique
+class Reason(StrEnum):
+    # --- discovery: reported, never commanded
+    INSTANCE_NOT_FOUND = "instance_not_found"
+    NOT_TARGET_TAGGED = "not_target_tagged"
+    INSTANCE_NOT_RUNNING = "instance_not_running"
+    NOT_SSM_MANAGED = "not_ssm_managed"
+    SSM_CONNECTION_LOST = "ssm_connection_lost"
+    SSM_INACTIVE = "ssm_inactive"
+    UNSUPPORTED_PLATFORM = "unsupported_platform"
+    # Another command of this document is still running there (another run's): left out.
+    INSTANCE_BUSY = "instance_busy"
+    DRY_RUN = "dry_run"
+    # --- sending
+    SEND_FAILED = "send_failed"
+    # SendCommand's answer was lost and no command with this send's comment was ever listed.
+    SEND_UNCONFIRMED = "send_unconfirmed"
+    # SSM refused this id in SendCommand (InvalidInstanceId) although it looked running.
+    INVALID_INSTANCE_ID = "invalid_instance_id"
+    NOT_SENT_BEFORE_DEADLINE = "not_sent_before_deadline"
+    NOT_DISPATCHED = "not_dispatched"
+    # --- following the command
+    RESULTS_UNAVAILABLE = "results_unavailable"
+    NO_INVOCATION = "no_invocation"
+    NOT_YET_DELIVERED = "not_yet_delivered"
+    IN_PROGRESS = "in_progress"
+    DELIVERY_DELAYED = "delivery_delayed"
+    CANCELLING = "cancelling"
+    # --- Run Command's own verdict when the agent's result line is not the answer
+    OUTPUT_UNPARSEABLE = "output_unparseable"
+    COMMAND_FAILED = "command_failed"
+    DELIVERY_TIMED_OUT = "delivery_timed_out"
+    UNDELIVERABLE = "undeliverable"
+    EXECUTION_TIMED_OUT = "execution_timed_out"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    STOPPED_BY_MAX_ERRORS = "stopped_by_max_errors"
+    ACCESS_DENIED = "access_denied"
+    UNKNOWN_SSM_STATUS = "unknown_ssm_status"
+    # --- the run as a whole stopped before it could report per instance
+    RUN_FAILED = "run_failed"

@@ -1,0 +1,387 @@
+"""What SSM Run Command, Lambda and a real account do to a run, through ``handler.handler``.
+
+Each case is one the runner once did not survive (issue 11): an instance terminating
+between discovery and send, discovery failing, null fields, a thousand bad ids,
+ListCommands lagging, reasons without a next step, two runs at once. The world is
+tests/runner/conftest.py's: the template's environment, moto for EC2 and SNS, the
+Run Command fake (tests/runner/fake_ssm.py) on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from ecr_fleet_auth import clients, contract, runner
+from ecr_fleet_auth.events import InvalidEvent
+from ecr_fleet_auth.troubleshooting import NEXT_STEPS
+from tests.runner.conftest import TAG_KEY, World
+from tests.runner.fake_ssm import Behaviour, _Raw
+from tests.runner.test_runs import by_id, emitted_metrics, lookups, status_and_reason
+from tests.runner.test_send import on_send
+
+
+def commanded_ids(world: World) -> list[str]:
+    return [i for command in world.ssm.commands.values() for i in command.request.get("InstanceIds", [])]
+
+
+# --- an instance terminates between discovery and send -------------------------------------------
+
+
+def test_an_instance_terminated_before_the_send_is_reported_and_the_others_are_commanded(
+    world: World,
+) -> None:
+    ids = sorted(world.launch(3))
+    doomed = ids[1]
+    world.before_first("SendCommand", lambda: world.terminate(doomed))
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[doomed] == ("unreachable", "instance_not_running")
+    assert by_id(report)[doomed]["detail"] == {"state": "terminated", "error": "InvalidInstanceId"}
+    assert {results[i] for i in ids if i != doomed} == {("succeeded", "ok")}
+    assert sorted(commanded_ids(world)) == sorted(set(ids) - {doomed})
+    assert world.ssm.calls["SendCommand"] == 2, "the refused call started nothing; one resend"
+    assert world.api_calls["ec2.DescribeInstances"] == 2, "one look again at the batch's states"
+
+
+def test_one_terminated_instance_in_the_second_batch_costs_only_itself(world: World) -> None:
+    ids = sorted(world.launch(60))
+    doomed = ids[55]  # the second batch is ids[50:60]
+    world.before_first("SendCommand", lambda: world.terminate(doomed))
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[doomed] == ("unreachable", "instance_not_running")
+    assert {results[i] for i in ids if i != doomed} == {("succeeded", "ok")}
+    assert sorted(commanded_ids(world)) == sorted(set(ids) - {doomed}), "each commanded once"
+    assert len(report["command_ids"]) == 2
+
+
+def test_a_refused_id_that_still_looks_running_is_isolated_by_halving(world: World) -> None:
+    # EC2 and SSM both still call it running and online (their state lags), yet
+    # SendCommand refuses it: halving finds it without losing the others.
+    ids = sorted(world.launch(7))
+    doomed = ids[4]
+    world.before_first("SendCommand", lambda: world.terminate(doomed, state="shutting-down"))
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[doomed] == ("unreachable", "invalid_instance_id")
+    assert by_id(report)[doomed]["detail"]["error"] == "InvalidInstanceId"
+    assert {results[i] for i in ids if i != doomed} == {("succeeded", "ok")}
+    assert sorted(commanded_ids(world)) == sorted(set(ids) - {doomed}), "each commanded once"
+    assert world.ssm.calls["SendCommand"] <= 1 + 2 * math.ceil(math.log2(len(ids)))
+
+
+def test_any_send_error_about_some_instances_spares_the_others(world: World) -> None:
+    ids = sorted(world.launch(4))
+    odd = ids[2]
+    world.ssm.fault = lambda operation, number, params: (
+        "UnsupportedPlatformType"
+        if operation == "SendCommand" and odd in params.get("InstanceIds", [])
+        else None
+    )
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[odd] == ("skipped", "unsupported_platform")
+    assert {results[i] for i in ids if i != odd} == {("succeeded", "ok")}
+    assert sorted(commanded_ids(world)) == sorted(set(ids) - {odd})
+
+
+def test_an_instance_untagged_before_the_send_is_reported_and_the_others_commanded(world: World) -> None:
+    # IAM refuses the whole SendCommand when one instance lost the target tag (the role
+    # may command only tagged instances); the fake has no IAM, so the refusal is injected.
+    ids = sorted(world.launch(3))
+    untagged = ids[0]
+    world.before_first(
+        "SendCommand", lambda: world.ec2.delete_tags(Resources=[untagged], Tags=[{"Key": TAG_KEY}])
+    )
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if untagged in params.get("InstanceIds", []) else None
+    )
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[untagged] == ("skipped", "not_target_tagged")
+    assert {results[i] for i in ids if i != untagged} == {("succeeded", "ok")}
+    assert world.ssm.calls["SendCommand"] == 2
+
+
+def test_a_role_that_may_not_send_fails_the_batch_after_one_look(world: World) -> None:
+    ids = world.launch(4)
+    world.ssm.fault = on_send("AccessDeniedException", times=100)
+    report = world.invoke({"instance_ids": ids})
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
+    assert world.ssm.calls["SendCommand"] == 1, "no search by halving for the role's own refusal"
+
+
+def test_the_common_path_makes_no_extra_call(world: World) -> None:
+    ids = world.launch(3)
+    world.invoke({"instance_ids": ids})
+    assert world.api_calls["ssm.SendCommand"] == 1
+    assert world.api_calls["ec2.DescribeInstances"] == 1
+    assert len(world.ssm.sent("ListCommands")) == 1 + len(
+        [r for r in world.ssm.sent("ListCommands") if "CommandId" in r]
+    ), "one look for other runs' commands, then the polls"
+
+
+# --- a run that cannot complete still tells the operator -----------------------------------------
+
+
+def _ec2_answers(world: World, code: str, status: int = 503) -> None:
+    """Every DescribeInstances request is answered with EC2 error ``code``."""
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors>"
+        "<RequestID>fake</RequestID></Response>"
+    ).encode()
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, _Raw(body))
+
+    ec2 = clients.default_factory().clients_for().ec2
+    ec2.meta.events.register_first("before-send.ec2.DescribeInstances", answer)
+
+
+def test_discovery_throttled_past_its_retries_still_reports_notifies_and_counts(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.launch(3)
+    world.ssm.fault = lambda operation, number, params: (
+        "ThrottlingException" if operation == "DescribeInstanceInformation" else None
+    )
+    report = world.invoke({"source": "schedule"})
+
+    assert report["error"]["reason"] == "run_failed"
+    assert report["error"]["code"] == "ThrottlingException"
+    assert 0 < len(report["error"]["message"]) <= runner.ERROR_MESSAGE_CHARS
+    assert report["instances"] == [] and report["summary"]["total"] == 0
+    assert world.ssm.sent() == [], "nothing is sent by a run that could not discover"
+    (notification,) = world.notifications()
+    assert notification["Subject"] == "ecr-fleet-auth refresh: run failed (ThrottlingException)"
+    assert NEXT_STEPS["run_failed"] in notification["Message"]
+    document = emitted_metrics(capsys.readouterr().out)
+    assert document[contract.RUNS_FAILED_METRIC] == [1.0]
+
+
+def test_discovery_refused_by_ec2_still_reports(world: World) -> None:
+    world.launch(2)
+    _ec2_answers(world, "UnauthorizedOperation", status=403)
+    report = world.invoke({})
+    assert report["error"]["code"] == "UnauthorizedOperation"
+    assert len(world.notifications()) == 1
+
+
+def test_any_failure_after_sending_reports_what_is_known(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = world.launch(3, behaviour=Behaviour(duration=100))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug while following the command")
+
+    monkeypatch.setattr(runner.Execution, "_settled", broken)
+    report = world.invoke({})
+
+    assert report["error"] == {
+        "reason": "run_failed",
+        "code": "RuntimeError",
+        "message": "a bug while following the command",
+    }
+    assert report["command_ids"] == list(world.ssm.commands)
+    assert status_and_reason(report) == dict.fromkeys(ids, ("pending", "in_progress"))
+    assert len(world.notifications()) == 1
+
+
+@pytest.mark.parametrize(("policy", "published"), [("failures", 1), ("always", 1), ("never", 0)])
+def test_a_failed_run_is_a_failure_for_the_notify_policy(world: World, policy: str, published: int) -> None:
+    world.configure(NOTIFY_POLICY=policy)
+    world.launch(1)
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if operation == "DescribeInstanceInformation" else None
+    )
+    report = world.invoke({})
+    assert report["error"]["code"] == "AccessDeniedException"
+    assert len(world.notifications()) == published
+
+
+def test_a_successful_run_counts_zero_failed_runs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world.launch(1)
+    report = world.invoke({})
+    assert "error" not in report
+    assert emitted_metrics(capsys.readouterr().out)[contract.RUNS_FAILED_METRIC] == [0.0]
+
+
+def test_a_rejected_event_is_counted_for_the_alarm_to_leave_out(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(InvalidEvent):
+        world.invoke({"action": "logout"})
+    document = emitted_metrics(capsys.readouterr().out)
+    assert document[contract.EVENTS_REJECTED_METRIC] == [1.0]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert world.notifications() == []
+
+
+# --- null is never a value -------------------------------------------------------------------------
+
+EVERY_FIELD = ("source", "action", "dry_run", "instance_ids", "registries", "users", "wait_seconds")
+
+
+@pytest.mark.parametrize("field", EVERY_FIELD)
+def test_null_is_rejected_naming_the_field_before_anything_is_sent(world: World, field: str) -> None:
+    world.launch(2)
+    with pytest.raises(InvalidEvent) as raised:
+        world.invoke({"action": "helper", field: None} if field != "action" else {field: None})
+    assert f"{field}: null is not accepted" in str(raised.value)
+    assert world.api_calls == {}
+    assert world.ssm.sent() == []
+
+
+# --- long error lists stay readable ------------------------------------------------------------------
+
+
+def test_a_thousand_bad_instance_ids_give_a_short_message_with_the_count_left_out(world: World) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        world.invoke({"instance_ids": [f"i-bad{n}" for n in range(1000)]})
+    message = str(raised.value)
+    assert len(message) < 2000
+    shown = message.count("instance_ids.")
+    (more,) = re.findall(r"\.\.\. and (\d+) more problems$", message)
+    assert shown >= 3
+    assert shown + int(more) == 1000
+    assert "i-bad0" in message
+
+
+# --- ListCommands lags ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lag", [3, 30, 300])
+def test_a_lost_send_answer_never_becomes_two_commands_whatever_the_lag(world: World, lag: float) -> None:
+    ids = world.launch(3)
+    world.ssm.list_commands_lag = lag
+    world.ssm.lost_answer = on_send("InternalServerError")
+    report = world.invoke({"instance_ids": ids})
+
+    assert world.ssm.calls["SendCommand"] == 1
+    assert len(world.ssm.commands) == 1
+    assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
+    assert report["command_ids"] == list(world.ssm.commands)
+
+
+def test_a_command_listed_only_after_the_run_is_reported_unconfirmed_not_resent(world: World) -> None:
+    ids = world.launch(2)
+    world.ssm.list_commands_lag = 5000
+    world.ssm.lost_answer = on_send("ReadTimeoutError")
+    report = world.invoke({})
+
+    assert world.ssm.calls["SendCommand"] == 1
+    assert len(world.ssm.commands) == 1
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_unconfirmed"))
+    assert len(lookups(world)) > 5, "looked again at every poll until the deadline"
+
+
+def polling(params: dict[str, Any]) -> bool:
+    """A run's first poll of its own command (so the run is waiting for it)."""
+    return "CommandId" in params
+
+
+# --- runs never overlap on an instance --------------------------------------------------------------
+
+
+def test_a_second_run_leaves_out_the_instances_the_first_is_working_on(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="100%")
+    ids = world.launch(4, behaviour=Behaviour(duration=300))
+    second: dict[str, Any] = {}
+    # The second run starts while the first waits for its command (its first poll).
+    world.before_first("ListCommands", lambda: second.update(world.invoke({"wait_seconds": 0})), polling)
+    first = world.invoke({})
+
+    assert status_and_reason(first) == dict.fromkeys(ids, ("succeeded", "ok"))
+    assert status_and_reason(second) == dict.fromkeys(ids, ("pending", "instance_busy"))
+    assert {i["detail"]["command_id"] for i in second["instances"]} == set(first["command_ids"])
+    assert second["command_ids"] == [] and len(world.ssm.commands) == 1
+    assert not world.ssm.agent_runs_overlap()
+
+
+def test_a_second_run_that_cannot_see_the_first_meets_the_agents_lock(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="100%")
+    ids = world.launch(3, behaviour=Behaviour(duration=300))
+    world.ssm.list_commands_lag = 120  # the first run's command is not listed yet
+    second: dict[str, Any] = {}
+    world.before_first("ListCommands", lambda: second.update(world.invoke({"wait_seconds": 60})), polling)
+    first = world.invoke({})
+
+    assert status_and_reason(first) == dict.fromkeys(ids, ("succeeded", "ok"))
+    assert status_and_reason(second) == dict.fromkeys(ids, ("skipped", "locked"))
+    assert not world.ssm.agent_runs_overlap(), "never two agent runs on one instance at once"
+
+
+def test_busy_instances_narrow_a_whole_fleet_run_to_the_others(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="100%")
+    (busy,) = world.launch(1, behaviour=Behaviour(duration=300))
+    world.invoke({"instance_ids": [busy], "wait_seconds": 0})
+    free = world.launch(3)
+    report = world.invoke({})
+
+    assert status_and_reason(report) == {
+        busy: ("pending", "instance_busy"),
+        **dict.fromkeys(free, ("succeeded", "ok")),
+    }
+    last = world.ssm.sent()[-1]
+    assert "Targets" not in last and sorted(last["InstanceIds"]) == sorted(free)
+
+
+# --- the fake's Run Command behaviours, as the runner meets them -----------------------------------
+
+
+def test_targets_resolved_late_are_waited_for_not_reported_missing(world: World) -> None:
+    world.ssm.target_resolution_seconds = 40
+    ids = world.launch(3)
+    assert status_and_reason(world.invoke({})) == dict.fromkeys(ids, ("succeeded", "ok"))
+
+
+def test_targets_not_yet_resolved_at_the_deadline_are_pending(world: World) -> None:
+    world.ssm.target_resolution_seconds = 40
+    ids = world.launch(2)
+    report = world.invoke({"wait_seconds": 20})
+    assert status_and_reason(report) == dict.fromkeys(ids, ("pending", "not_yet_delivered"))
+
+
+def test_a_tag_ssm_has_not_seen_ends_the_command_and_says_what_to_do(world: World) -> None:
+    (instance,) = world.launch()
+    world.ssm.nodes[instance].tags = {}  # EC2 has the tag; Run Command's target resolution does not
+    report = world.invoke({})
+
+    assert status_and_reason(report) == {instance: ("failed", "no_invocation")}
+    (command,) = world.ssm.commands.values()
+    assert world.ssm._command(command)["StatusDetails"] == "No Instances In Tag"
+    (notification,) = world.notifications()
+    assert NEXT_STEPS["no_invocation"] in notification["Message"]
+
+
+def test_an_instance_gone_offline_after_discovery_is_delayed_then_times_out_late(world: World) -> None:
+    world.configure(DELIVERY_TIMEOUT_SECONDS="30")
+    (instance,) = world.launch()
+    world.before_first(
+        "SendCommand", lambda: setattr(world.ssm.nodes[instance], "ping_status", "ConnectionLost")
+    )
+    report = world.invoke({"instance_ids": [instance], "wait_seconds": 300})
+    assert status_and_reason(report) == {instance: ("pending", "delivery_delayed")}
+
+    # Delivery times out after the delivery timeout plus the document's execution timeout.
+    (command,) = world.ssm.commands.values()
+    timeout = 30 + world.ssm.execution_timeout
+
+    def details() -> str:
+        return str(world.ssm._invocation(command, command.invocations[0], details=False)["StatusDetails"])
+
+    world.clock.sleep(command.sent_at + timeout - 1 - world.clock.monotonic())
+    assert details() == "Delayed"
+    world.clock.sleep(1)
+    assert details() == "Delivery Timed Out"
