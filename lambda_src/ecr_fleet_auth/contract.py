@@ -25,7 +25,10 @@ RELEASE_BASE_URL: Final = "ReleaseBaseUrl"
 Action = Literal["refresh", "helper", "check"]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 AUTO_USERS: Final = "auto"
-LATEST_HELPER: Final = "latest"
+# The credential-helper release the release-binary install fetches by default. The release bucket
+# publishes versioned paths only (<base>/<X.Y.Z>/linux-<amd64|arm64>/docker-credential-ecr-login and
+# its .sha256); there is no `latest` path, so the default is a pinned release (0.12.0, February 2026).
+DEFAULT_HELPER_VERSION: Final = "0.12.0"
 DEFAULT_RELEASE_BASE_URL: Final = "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
 
 # --- building blocks ---
@@ -65,7 +68,7 @@ def _list_of(item: str, most: int) -> str:
 # --- whole-value patterns (anchored; match with re.fullmatch) ---
 REGISTRIES_PATTERN: Final = rf"^{_list_of(REGISTRY_RE, MAX_REGISTRIES)}$"
 USERS_PATTERN: Final = rf"^(?:{AUTO_USERS}|{_list_of(USER_NAME_RE, MAX_USERS)})$"
-HELPER_VERSION_PATTERN: Final = rf"^(?:{LATEST_HELPER}|{HELPER_SEMVER_RE})$"
+HELPER_VERSION_PATTERN: Final = rf"^{HELPER_SEMVER_RE}$"
 RELEASE_BASE_URL_PATTERN: Final = (
     r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
     r"(?:/[A-Za-z0-9._~-]+)*/?$"
@@ -152,9 +155,9 @@ DOCUMENT_PARAMETERS: Final = (
     DocumentParameter(
         name=HELPER_VERSION,
         description="Credential-helper version for the release-binary install.",
-        default=LATEST_HELPER,
+        default=DEFAULT_HELPER_VERSION,
         allowed_pattern=HELPER_VERSION_PATTERN,
-        accepted_form="'latest' or a version X.Y.Z",
+        accepted_form="a release version X.Y.Z such as " + DEFAULT_HELPER_VERSION,
     ),
     DocumentParameter(
         name=RELEASE_BASE_URL,
@@ -173,7 +176,7 @@ PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT
 RESULT_SCHEMA: Final = 1
 Outcome = Literal["changed", "unchanged", "skipped", "failed"]
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
-RegistryState = Literal["helper", "logged_in", "stale_auth", "none"]
+RegistryState = Literal["helper", "logged_in", "stale_auth", "none", "helper_unavailable"]
 REGISTRY_STATES: Final[tuple[RegistryState, ...]] = get_args(RegistryState)
 RESULT_LINE_MAX_BYTES: Final = 2000
 

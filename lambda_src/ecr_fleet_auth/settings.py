@@ -220,11 +220,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("users", [contract.AUTO_USERS], _form(contract.USERS), _users,
             "Whose docker config to manage: `auto` = root plus members of the `docker` group.", runner=True,
             parameter=contract.USERS),
-    Setting("helperVersion", contract.LATEST_HELPER, _form(contract.HELPER_VERSION),
+    Setting("helperVersion", contract.DEFAULT_HELPER_VERSION, _form(contract.HELPER_VERSION),
             _text(contract.HELPER_VERSION_PATTERN),
             "Credential-helper version for the release-binary install (used only where no package manager "
-            "provides it); `latest` fetches `<releaseBaseUrl>/latest/...`, pin a version to be certain of "
-            "what installs.", runner=True, parameter=contract.HELPER_VERSION),
+            "provides it): the agent fetches `<releaseBaseUrl>/<version>/linux-<amd64\\|arm64>/"
+            "docker-credential-ecr-login` and installs it only if it matches `<same URL>.sha256`. The "
+            "release bucket publishes versioned paths only, so there is no `latest`; the default is the "
+            "newest release (February 2026).", runner=True, parameter=contract.HELPER_VERSION),
     Setting("releaseBaseUrl", contract.DEFAULT_RELEASE_BASE_URL, _form(contract.RELEASE_BASE_URL),
             _text(contract.RELEASE_BASE_URL_PATTERN),
             "Where release binaries and their `.sha256` files are fetched "

@@ -88,7 +88,7 @@ def test_command_line_strings_are_parsed() -> None:
         ("scheduleEnabled", "yes", "true or false"),
         ("regions", "mars-1", "region names"),
         ("releaseBaseUrl", "http://mirror.example.com", "an https:// URL"),
-        ("helperVersion", "v1", "'latest' or a version X.Y.Z"),
+        ("helperVersion", "latest", "a release version X.Y.Z such as 0.12.0"),
         ("reservedConcurrency", "-1", "a whole number from 0 (none) to 1000"),
         ("reservedConcurrency", "one", "a whole number from 0 (none) to 1000"),
         ("reservedConcurrency", True, "a whole number from 0 (none) to 1000"),

@@ -61,7 +61,7 @@ DOCUMENT_DEFAULTS = {
     contract.ACTION: "check",
     contract.REGISTRIES: None,
     contract.USERS: contract.AUTO_USERS,
-    contract.HELPER_VERSION: contract.LATEST_HELPER,
+    contract.HELPER_VERSION: contract.DEFAULT_HELPER_VERSION,
     contract.RELEASE_BASE_URL: contract.DEFAULT_RELEASE_BASE_URL,
 }
 
