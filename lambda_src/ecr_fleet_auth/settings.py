@@ -10,7 +10,8 @@ the synth and the runner accept exactly the same values. Derived from this table
 * ``infra/config.py``: ``DeploymentConfig.from_context`` validates the context (synth errors
   name the key and the ``form``);
 * the runner's environment: the stack writes it with ``runner_environment`` and the runner
-  reads it back with ``RunnerSettings.from_environment`` (the runner has no defaults of its own);
+  reads it back with ``RunnerSettings.from_environment`` (a variable left out takes the row's
+  default: the runner has no defaults of its own);
 * tests/infra/test_settings.py checks cdk.json's context, the README's configuration table,
   ``DeploymentConfig``'s and ``RunnerSettings``' fields and the console events against it.
 
