@@ -82,7 +82,7 @@ class AgentDocument(Construct):
                 name="ecrFleetAuthLinux",
                 action="aws:runShellScript",
                 platform="Linux",
-                lines=run_command_lines(),
+                lines=run_command_lines(execution_timeout_seconds),
             )
         ]
         # No fixed Name: a content change replaces the document under a new generated name,

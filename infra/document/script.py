@@ -29,6 +29,8 @@ AGENT_DIR = Path(__file__).parent / "agent"
 AGENT_PY = AGENT_DIR / "ecr_fleet_auth_agent.py"
 ENTRYPOINT_SH = AGENT_DIR / "entrypoint.sh"
 AGENT_PY_ENV = "ECR_FLEET_AUTH_AGENT_PY"
+# The agent's TIMEOUT_ENV: the step's execution timeout, which the agent keeps its run inside.
+AGENT_TIMEOUT_ENV = "ECR_FLEET_AUTH_TIMEOUT"
 _HEREDOC_END = "ECR_FLEET_AUTH_AGENT_EOF"
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 # The one result line the contract promises, should the agent not unpack (no base64 or gzip).
@@ -89,7 +91,15 @@ def parameter_fallback_lines() -> list[str]:
     return lines
 
 
-def run_command_lines() -> list[str]:
+def timeout_lines(seconds: int | None) -> list[str]:
+    if seconds is None:
+        return []
+    return [f"{AGENT_TIMEOUT_ENV}={int(seconds)}", f"export {AGENT_TIMEOUT_ENV}"]
+
+
+def run_command_lines(execution_timeout_seconds: int | None = None) -> list[str]:
+    """The step's lines; with the step's timeout, exported as $ECR_FLEET_AUTH_TIMEOUT so that the agent
+    stops short of it and still prints its result line (without it the agent assumes the default)."""
     agent = AGENT_PY.read_bytes()
     entrypoint = ENTRYPOINT_SH.read_text(encoding="utf-8").splitlines()
     for name, text in (("agent", agent.decode()), ("entrypoint", "\n".join(entrypoint))):
@@ -109,5 +119,6 @@ def run_command_lines() -> list[str]:
         *packed_agent(shipped_agent(agent)),
         _HEREDOC_END,
         *parameter_fallback_lines(),
+        *timeout_lines(execution_timeout_seconds),
         *entrypoint,
     ]

@@ -53,6 +53,13 @@ REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
 MIRROR_HOST = "helper-mirror.test"
+# A non-root login shell's PATH on Debian (/etc/profile): no sbin directories. Root's is INSTANCE_PATH.
+USER_LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+# The instance role as users' own AWS SDKs find it. A real instance serves it from IMDS to every user;
+# here (IMDS off) each user's ~/.aws/credentials stands in. The agent's own calls get it from the SSM
+# step's environment (instance_env), which the agent never hands to a user's credential helper.
+INSTANCE_ROLE_FILE = "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+AGENT_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def prerequisites() -> list[tuple[bool, str]]:
@@ -97,9 +104,23 @@ class World:
     def prepare_instance(self, users: dict[str, bool]) -> None:
         """Users ({name: in docker group}), the AWS CLI on PATH, the test CA trusted, ECR names mapped."""
         add_users(self.sandbox, users)
+        for user in ("root", *users):
+            self.give_instance_role(user)
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.ca, SANDBOX_CA)
         map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRIES), "127.0.0.1"))
+
+    def give_instance_role(self, user: str) -> None:
+        """~/.aws/credentials (0600, the user's) with the 'instance role', as IMDS would serve it."""
+        home = "/root" if user == "root" else f"/home/{user}"
+        self.sandbox.write(f"{home}/.aws/credentials", INSTANCE_ROLE_FILE, 0o600)
+        self.sandbox.run(["chown", "-R", f"{user}:", f"{home}/.aws"]).check_returncode()
+
+    def user_env(self, user: str, home: str) -> dict[str, str]:
+        """What a user's own docker sees: a login PATH, the instance's network settings (proxy, CA),
+        and no AWS credentials but those the user's own files hold."""
+        env = {k: v for k, v in self.instance_env().items() if k not in AGENT_CREDENTIAL_VARIABLES}
+        return {**env, "PATH": INSTANCE_PATH if user == "root" else USER_LOGIN_PATH, "HOME": home}
 
     def instance_env(self, moto_port: int | None = None) -> dict[str, str]:
         """What the instance's tools see: the 'instance role' (env keys), moto, the proxy for the helper."""
@@ -115,8 +136,9 @@ class World:
         }
 
     def probe(self, user: str, home: str, registry: str = REGISTRY_A) -> subprocess.CompletedProcess[bytes]:
-        """Can this user pull? `docker manifest inspect` with the user's own config (no daemon needed)."""
-        env = {"PATH": INSTANCE_PATH, "HOME": home, **self.instance_env()}
+        """Can this user pull? `docker manifest inspect` with the user's own config and environment
+        (user_env; no daemon needed)."""
+        env = self.user_env(user, home)
         return self.sandbox.run(
             [DOCKER_CLI, "manifest", "inspect", "--insecure", f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"],
             env=env,

@@ -273,18 +273,22 @@ class FakeStores:
     def __init__(self, agent: ModuleType, usable: set[str], held: dict[tuple[str, str], Any]) -> None:
         self.agent, self.usable_names, self.held = agent, usable, held
 
-    def usable(self, name: str) -> bool:
-        return name in self.usable_names
-
     def credential(self, name: str, server: str) -> Any:
         if name not in self.usable_names:
             raise self.agent.AgentError("helper_unavailable", f"docker-credential-{name} is not installed")
         return self.held.get((name, server))
 
+    def verify(self, server: str) -> None:
+        self.credential("ecr-login", server)
+
 
 def state(agent: ModuleType, config: dict[str, Any], record: Any = None, stores: Any = None) -> Any:
+    """registry_state, with the problem it carries (if any) as its reason code."""
     auth_file = agent.DockerAuthFile(agent.DockerModel((28, 2)), json.dumps(config).encode(), 0o600)
-    return agent.registry_state(auth_file, REGISTRY, record, stores or FakeStores(agent, {"ecr-login"}, {}))
+    result = agent.registry_state(auth_file, REGISTRY, record, stores or FakeStores(agent, {"ecr-login"}, {}))
+    if "problem" in result:
+        result["problem"] = result["problem"].reason
+    return result
 
 
 def test_registry_states(agent: ModuleType) -> None:
@@ -295,7 +299,7 @@ def test_registry_states(agent: ModuleType) -> None:
     assert state(agent, {"credHelpers": {REGISTRY: "ecr-login"}}) == {"state": "helper"}
     assert state(agent, {"credsStore": "ecr-login"}) == {"state": "helper"}
     stale = {"auths": {f"https://{REGISTRY}": {"auth": auth}}, "credHelpers": {REGISTRY: "ecr-login"}}
-    assert state(agent, stale) == {"state": "stale_auth"}
+    assert state(agent, stale) == {"state": "stale_auth", "problem": "stale_credentials"}
     assert state(agent, logged_in) == {"state": "logged_in"}
     assert state(agent, logged_in, record_for(agent, auth, future)) == {
         "state": "logged_in",
@@ -326,24 +330,44 @@ def test_a_credential_store_decides_the_state(agent: ModuleType) -> None:
     assert state(agent, config, None, FakeStores(agent, {"pass"}, {})) == {"state": "none"}
 
 
+def test_a_token_left_in_the_store_beside_the_helper_is_stale(agent: ModuleType) -> None:
+    """docker logout (logout.go) erases host, http://host and https://host from the store docker used;
+    whatever of those a store still holds once credHelpers names ecr-login is a stale token."""
+    config = {"credsStore": "pass", "credHelpers": {REGISTRY: "ecr-login"}}
+    held = {("pass", f"https://{REGISTRY}"): agent.Credential("AWS", "old")}
+    assert state(agent, config, None, FakeStores(agent, {"pass", "ecr-login"}, held)) == {
+        "state": "stale_auth",
+        "problem": "stale_credentials",
+    }
+    assert state(agent, config, None, FakeStores(agent, {"pass", "ecr-login"}, {})) == {"state": "helper"}
+    locked = FakeStores(agent, {"ecr-login"}, held)  # a store that cannot run hands nothing out
+    assert state(agent, config, None, locked) == {"state": "helper"}
+
+
 def test_a_helper_that_cannot_run_is_never_health(agent: ModuleType) -> None:
     nothing = FakeStores(agent, set(), {})
     assert state(agent, {"credHelpers": {REGISTRY: "ecr-login"}}, None, nothing) == {
         "state": "helper_unavailable",
         "helper": "ecr-login",
+        "problem": "helper_unavailable",
     }
     assert state(agent, {"credsStore": "pass"}, None, nothing) == {
         "state": "helper_unavailable",
         "helper": "pass",
+        "problem": "helper_unavailable",
     }
 
 
 def test_freshness_uses_the_margin(agent: ModuleType) -> None:
+    """A token with 10 hours or less left is renewed: tokens last 12 hours, so a re-run within 2 hours
+    of a good run is unchanged, and runs less than 10 hours apart always renew before expiry."""
     digest = agent.auth_digest(b64("AWS:token"))
     now = datetime.datetime(2026, 11, 27, 12, tzinfo=datetime.UTC)
-    record = {"auth_sha256": digest, "expires_at": "2026-11-27T19:00:00Z"}
+    record = {"auth_sha256": digest, "expires_at": "2026-11-27T22:00:01Z"}
+    assert datetime.timedelta(hours=10) == agent.REFRESH_MARGIN
     assert agent.is_fresh(record, digest, now)
-    assert not agent.is_fresh(dict(record, expires_at="2026-11-27T17:00:00Z"), digest, now)
+    assert not agent.is_fresh(dict(record, expires_at="2026-11-27T22:00:00Z"), digest, now)
+    assert not agent.is_fresh(dict(record, expires_at="2026-11-27T18:00:30Z"), digest, now)
     assert not agent.is_fresh(record, agent.auth_digest(b64("AWS:other")), now)
     assert not agent.is_fresh(None, digest, now)
     assert not agent.is_fresh(record, None, now)
@@ -433,13 +457,10 @@ def test_token_fetch_failures_get_their_reason(
 
 
 class StoreHost:
-    """What CredentialStores uses of the host: the search path and the environment."""
+    """What CredentialStores uses of the host: its environment (the user's PATH is the agent's model)."""
 
     def __init__(self, bin_dir: Path) -> None:
-        self.path = f"{bin_dir}:/usr/bin:/bin"
-        self.env = {"PATH": self.path}
-        self.helper = None
-        self.helper_runs = False
+        self.env = {"PATH": "/nowhere", "AWS_ACCESS_KEY_ID": "agent-key", "HTTPS_PROXY": "http://proxy:3128"}
 
 
 def fake_helper(bin_dir: Path, name: str, body: str) -> None:
@@ -449,9 +470,11 @@ def fake_helper(bin_dir: Path, name: str, body: str) -> None:
 
 
 @pytest.fixture
-def bin_dir(tmp_path: Path, home: Path) -> Path:
+def bin_dir(tmp_path: Path, home: Path, agent: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory standing in for the user's PATH (agent.USER_PATH)."""
     folder = tmp_path / "bin"
     folder.mkdir(mode=0o755)
+    monkeypatch.setattr(agent, "USER_PATH", f"{folder}:/usr/bin:/bin")
     return folder
 
 
@@ -471,7 +494,6 @@ def test_store_answers_are_read_as_docker_reads_them(agent: ModuleType, account:
     assert (known.username, known.password, known.identity_token) == ("AWS", "s3cret", "")
     assert stores.credential("fake", "token").identity_token == "id-token"
     assert stores.credential("fake", "other") is None
-    assert stores.usable("fake")
     assert "s3cret" not in repr(known)
 
 
@@ -481,11 +503,77 @@ def test_a_store_that_fails_or_is_missing_is_unusable(agent: ModuleType, account
     with pytest.raises(agent.AgentError, match="No secret key") as raised:
         stores.credential("locked", "known")
     assert raised.value.reason == "helper_unavailable"
-    assert not stores.usable("locked")
-    assert not stores.usable("missing")
-    assert not stores.usable("../../bin/sh"), "a name that is a path is never run"
-    with pytest.raises(agent.AgentError, match="not installed"):
+    with pytest.raises(agent.AgentError, match="No such file or directory") as raised:
         stores.credential("missing", "known")
+    assert raised.value.reason == "helper_unavailable"
+    with pytest.raises(agent.AgentError, match="not a helper name"):
+        stores.credential("../../bin/sh", "known")
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [(0o700, "Permission denied"), (0o755, None)],
+)
+def test_a_helper_is_judged_as_the_user_would_run_it(
+    agent: ModuleType, account: Any, bin_dir: Path, mode: int, why: str | None
+) -> None:
+    """docker runs docker-credential-<name> as the user (exec.Command, the user's PATH): a binary only
+    root may execute is unavailable to the user, though root runs it fine."""
+    fake_helper(bin_dir, "rootonly", 'echo \'{"Username":"AWS","Secret":"t"}\'\n')
+    (bin_dir / "docker-credential-rootonly").chmod(mode)
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    if why is None:
+        assert stores.credential("rootonly", REGISTRY).password == "t"
+        return
+    with pytest.raises(agent.AgentError, match=why) as raised:
+        stores.credential("rootonly", REGISTRY)
+    assert raised.value.reason == "helper_unavailable"
+
+
+def test_a_helper_that_runs_but_cannot_get_a_token_fails_verification(
+    agent: ModuleType, account: Any, bin_dir: Path
+) -> None:
+    fake_helper(bin_dir, "ecr-login", "echo 'credentials not found in native keychain'; exit 1\n")
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(agent.AgentError, match="credentials not found") as raised:
+        stores.verify(REGISTRY)
+    assert raised.value.reason == "helper_verify_failed"
+
+
+def test_a_helper_runs_with_the_users_environment_not_the_agents_credentials(
+    agent: ModuleType, account: Any, bin_dir: Path, tmp_path: Path
+) -> None:
+    """Under DHMC the agent's AWS credentials are the DHMC role (amazon-ssm-agent #610), not what the
+    user's own docker gets: the user's helper runs without them, with the instance's proxy settings,
+    the user's HOME and PATH, and with the helper's cache and log off."""
+    seen = tmp_path / "seen"
+    seen.mkdir(mode=0o777)
+    seen.chmod(0o777)
+    fake_helper(bin_dir, "ecr-login", f"env > {seen}/env\necho '{{}}'\n")
+    agent.CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
+    env = dict(line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line)
+    assert "AWS_ACCESS_KEY_ID" not in env
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert (env["HOME"], env["USER"], env["PATH"]) == (account.home, "nobody", agent.USER_PATH)
+    assert (env["AWS_ECR_DISABLE_CACHE"], env["AWS_ECR_CACHE_DIR"]) == ("true", "/dev/null")
+
+
+def test_a_helper_that_hangs_is_given_up_on_and_not_called_again(
+    agent: ModuleType, account: Any, bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent, "HELPER_TIMEOUT", 1)
+    fake_helper(bin_dir, "slow", "sleep 30\n")
+    stores = agent.CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(agent.AgentError, match="no answer in 1 s"):
+        stores.credential("slow", "a")
+    with pytest.raises(agent.AgentError, match="no answer in 1 s"):
+        stores.credential("slow", "b")  # at once: the same helper is not waited for twice
+
+
+def test_the_run_deadline_bounds_every_command(agent: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent, "DEADLINE", [agent.time.monotonic() - 1])
+    with pytest.raises(agent.subprocess.TimeoutExpired):
+        agent.run_command(["true"], {})
 
 
 def test_store_runs_as_the_user_and_gets_the_secret_on_stdin_only(

@@ -388,6 +388,7 @@ def test_check_names_the_agents_aws_identity_and_failed_token_calls_name_it(
 
     no_role = {k: v for k, v in instance.instance_env().items() if not k.startswith("AWS_SECRET")}
     no_role.pop("AWS_ACCESS_KEY_ID")
+    no_role["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"  # nor root's ~/.aws/credentials
     denied = instance.run_document(agent_script, parameters("refresh", users="alice"), env=no_role)
     assert (denied.result["outcome"], denied.result["reason"]) == ("failed", "no_credentials")
     assert "no AWS identity" in str(denied.result["message"])

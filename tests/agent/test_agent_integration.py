@@ -102,7 +102,8 @@ def test_check_reports_states_and_leaves_every_file_byte_identical(
 
     assert run.returncode == 0, run.stderr
     result = run.result
-    assert (result["outcome"], result["reason"]) == ("unchanged", "ok")
+    # bob's static auth beside the helper is a stale token: not a failure, but no longer "ok" either.
+    assert (result["outcome"], result["reason"]) == ("unchanged", "stale_credentials")
     states = {entry["user"]: entry["registries"] for entry in result["users"]}
     assert states["alice"][sb.REGISTRY_A]["state"] == "logged_in"
     assert states["alice"][sb.REGISTRY_A]["expires_at"] == "2015-01-01T00:00:00Z"  # what moto hands out
@@ -275,6 +276,8 @@ def test_missing_tools_and_credentials_fail_with_their_reason(
     if remove:
         instance.sandbox.run(["rm", "-f", remove]).check_returncode()
     env = {key: value for key, value in instance.instance_env().items() if key not in env_change}
+    if env_change:  # and no root ~/.aws/credentials either: the instance has no role at all
+        env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
 
     run = instance.run_document(agent_script, parameters("refresh"), env=env)
 

@@ -89,7 +89,15 @@ def model_loads(agent: ModuleType, version: tuple[int, int] | None, config: byte
 # ---------------------------------------------------------------- what docker 28 loads and rejects
 
 AUTH = b64("user:pw")
-# (config, docker loads it) for docker 27.0 and later (the `features` field exists since 27.0).
+
+
+def nested(depth: int) -> bytes:
+    """A config whose unknown key holds arrays nested so that the whole file is `depth` levels deep."""
+    arrays = b"[" * (depth - 1) + b"]" * (depth - 1)
+    return b'{"x":' + arrays + b',"auths":{"r":{"auth":"%s"}}}' % AUTH.encode()
+
+
+# (config, docker loads it) for docker 26.1 and later (the `features` field exists since 26.1).
 SHAPES_SINCE_27: list[tuple[bytes, bool]] = [
     # --- the issue's case and its kind: a wrong JSON type for any typed field
     (
@@ -136,6 +144,13 @@ SHAPES_SINCE_27: list[tuple[bytes, bool]] = [
     (b'{"auths":{"r":null},"credHelpers":null,"credsStore":null,"features":{"a":null}}', True),
     # --- auth must be base64 (padded; CR/LF skipped) of user:password with a user
     (b'{"auths":{"r":{"auth":"%s"}}}' % AUTH.encode(), True),
+    # --- nesting: Go's decoder allows 10000 levels (encoding/json scanner.go maxNestingDepth), deeper
+    # is "exceeded max depth"; Python's own decoder would give up far earlier
+    (nested(600), True),
+    (nested(2000), True),
+    (nested(10000), True),
+    (nested(10001), False),
+    (b'{"auths":{"r":{"x":' + b"[" * 3000 + b"]" * 3000 + b"}}}", True),
     (b'{"auths":{"r":{"auth":""}}}', True),
     (b'{"auths":{"r":{"auth":"%s"}}}' % b64("user:").encode(), True),
     (b'{"auths":{"r":{"auth":"%s"}}}' % b64("user").encode(), False),
@@ -190,41 +205,162 @@ def test_every_shape_is_what_the_real_docker_cli_does(agent: ModuleType, real_do
 # ---------------------------------------------------------------- docker versions differ
 
 
+# ---------------------------------------------------------------- which docker types which field
+#
+# Every field the model types, and the docker versions that type it, from docker/cli's git history
+# (`git log -G '<Field> +<type>'` on cli/config/configfile/file.go and cli/config/types/authconfig.go;
+# the first release tag containing the commit, `git tag --contains`), checked against the struct at
+# every x.y.0 tag. Before 18.06, docker/cli's releases are docker-ce tags (components/cli/...): there
+# the struct at each tag is the evidence. docker/cli begins at 17.06: older docker is read as 17.06.
+FIELD_HISTORY: list[tuple[str, tuple[int, int] | None, tuple[int, int] | None, str]] = [
+    # ConfigFile fields in docker/cli's first release (v17.06.0-ce), still typed today
+    *(
+        (name, None, None, "v17.06.0-ce and every tag since")
+        for name in [
+            *("auths", "HttpHeaders", "psFormat", "imagesFormat", "networksFormat", "pluginsFormat"),
+            *("volumesFormat", "statsFormat", "detachKeys", "credsStore", "credHelpers"),
+            *("serviceInspectFormat", "servicesFormat", "tasksFormat", "secretFormat", "configFormat"),
+            *("nodesFormat", "pruneFilters"),
+        ]
+    ),
+    ("proxies", (17, 7), None, "35f1e301b5 Allow Proxy Configuration in config.json: v17.07.0-ce"),
+    (
+        "experimental",
+        (18, 1),
+        (29, 0),
+        "84fe1a1b5b Add support for experimental Cli configuration: v18.01.0-ce; "
+        "a53e83a3d4 remove deprecated ConfigFile.Experimental field: v29.0.0",
+    ),
+    (
+        "orchestrator",
+        (18, 1),
+        (18, 6),
+        "v18.01.0-ce to v18.05.0-ce; 71272dd203 Scope orchestration selection to stack commands only "
+        "renamed it stackOrchestrator: v18.06.0-ce",
+    ),
+    (
+        "stackOrchestrator",
+        (18, 6),
+        (24, 0),
+        "71272dd203: v18.06.0-ce; 66a1c3bab9 remove deprecated StackOrchestrator field: v24.0.0",
+    ),
+    (
+        "kubernetes",
+        (18, 6),
+        (23, 0),
+        '1c1300bef6 Add "kubernetes" struct in config file (and fb34ffc327, its allNamespaces check): '
+        "v18.06.0-ce; 7b9580df51 Drop support for (archived) Compose-on-Kubernetes: v23.0.0",
+    ),
+    ("currentContext", (19, 3), None, "b34f340346 Introduce docker context store: v19.03.0"),
+    ("cliPluginsExtraDirs", (19, 3), None, "f1f31abbe5 Add support for running a CLI plugin: v19.03.0"),
+    ("plugins", (19, 3), None, "4eb642be46 Add a field to the config file for plugin use: v19.03.0"),
+    ("aliases", (19, 3), None, "1ed02c40fe cli-plugins: alias an existing allowed command: v19.03.0"),
+    ("features", (26, 1), None, "c5016c6d5b cli-plugins: Introduce support for hooks: v26.1.0 (not v26.0.0)"),
+    # ProxyConfig (cli/config/configfile/file.go)
+    *(
+        ("proxies.*." + name, None, None, "v17.07.0-ce, with proxies")
+        for name in ("httpProxy", "httpsProxy", "noProxy", "ftpProxy")
+    ),
+    ("proxies.*.allProxy", (23, 0), None, "7a0dc924f9 Add support for ALL_PROXY: v23.0.0"),
+    ("kubernetes.allNamespaces", None, None, "with kubernetes"),
+    # AuthConfig (docker/docker api/types until 27b2797f7d, then cli/config/types/authconfig.go)
+    *(
+        ("auths.*." + name, None, None, "v17.06.0-ce and every tag since")
+        for name in ("username", "password", "auth", "serveraddress", "identitytoken", "registrytoken")
+    ),
+    (
+        "auths.*.email",
+        None,
+        (29, 0),
+        "e9664b9f34 cli/config/types: remove deprecated AuthConfig.Email field: v29.0.0",
+    ),
+]
+
+
+def model_fields(agent: ModuleType) -> list[tuple[str, Any, Any]]:
+    """(path, since, until) of every field in the agent's schema of docker's ConfigFile."""
+    found = []
+
+    def walk(kind: Any, prefix: str) -> None:
+        while isinstance(kind, tuple) and kind[0] in ("map", "pointer", "list"):
+            if kind[0] == "map":
+                prefix += "*."
+            kind = kind[1]
+        if isinstance(kind, tuple) and kind[0] == "struct":
+            for name, field_kind, since, until in kind[2]:
+                found.append((prefix + name, since, until))
+                walk(field_kind, prefix + name + ".")
+
+    walk(agent.CONFIG_FILE, "")
+    return found
+
+
+def test_every_typed_field_and_its_versions_are_docker_clis_history(agent: ModuleType) -> None:
+    history = [(path, since, until) for path, since, until, _ in FIELD_HISTORY]
+    assert sorted(model_fields(agent)) == sorted(history)
+
+
+def version_examples() -> list[tuple[tuple[int, int] | None, bytes, bool]]:
+    """For every field with a history: a wrong type for it, just before, at and after each bound."""
+    cases = []
+    for path, since, until, _ in FIELD_HISTORY:
+        if since is None and until is None:
+            continue
+        parts = path.split(".")
+        value: Any = {"bad": 5} if parts[-1] in ("features", "aliases", "plugins", "proxies") else 5
+        if parts[-1] == "kubernetes":
+            value = {"allNamespaces": "maybe"}  # what file.go checkKubernetesConfiguration refused
+        for part in reversed(parts):
+            value = {"r" if part == "*" else part: value}
+        config = json.dumps(value).encode()
+        if since:
+            cases += [(previous(since), config, True), (since, config, False)]
+        if until:
+            cases += [(previous(until), config, False), (until, config, True)]
+    return cases
+
+
+def previous(version: tuple[int, int]) -> tuple[int, int]:
+    """The docker release before x.y (docker's minor versions: 17.03..18.09 monthly, then 19.03, 20.10,
+    23.0 onwards)."""
+    releases = [(17, m) for m in range(6, 13)] + [(18, m) for m in (1, 2, 3, 4, 5, 6, 9)]
+    releases += [(19, 3), (20, 10), (23, 0), (24, 0), (25, 0), (26, 0), (26, 1)]
+    releases += [(27, m) for m in range(6)] + [(28, m) for m in range(6)] + [(29, 0)]
+    return releases[releases.index(version) - 1]
+
+
+@pytest.mark.parametrize(("version", "config", "loads"), version_examples())
+def test_each_field_is_typed_exactly_in_its_versions(
+    agent: ModuleType, version: tuple[int, int], config: bytes, loads: bool
+) -> None:
+    assert model_loads(agent, version, config) is loads
+
+
 @pytest.mark.parametrize(
     ("version", "config", "loads"),
     [
-        # `features` is typed since 27.0 (file.go history); docker 25 (Amazon Linux 2023) ignores it.
-        ((25, 0), b'{"features":{"buildkit":true}}', True),
-        ((26, 1), b'{"features":{"buildkit":true}}', True),
+        # The acceptance case: docker 26.1.x types `features` (c5016c6d5b is in v26.1.0); 26.0 does not.
+        ((26, 0), b'{"features":{"buildkit":true}}', True),
+        ((26, 1), b'{"features":{"buildkit":true}}', False),
         ((27, 0), b'{"features":{"buildkit":true}}', False),
-        # `experimental` and AuthConfig `email` are gone in 29.0.
-        ((28, 5), b'{"experimental":5}', False),
-        ((29, 0), b'{"experimental":5}', True),
-        ((29, 0), b'{"auths":{"r":{"email":5}}}', True),
-        # `stackOrchestrator` until 23.x, `kubernetes` until 20.10 (with its value checked).
-        ((23, 0), b'{"stackOrchestrator":5}', False),
-        ((24, 0), b'{"stackOrchestrator":5}', True),
-        ((20, 10), b'{"kubernetes":{"allNamespaces":"maybe"}}', False),
-        ((20, 10), b'{"kubernetes":{"allNamespaces":"enabled"}}', True),
-        ((23, 0), b'{"kubernetes":{"allNamespaces":"maybe"}}', True),
-        # ProxyConfig `allProxy` since 23.0; currentContext, plugins, aliases since 19.03.
-        ((20, 10), b'{"proxies":{"default":{"allProxy":5}}}', True),
-        ((23, 0), b'{"proxies":{"default":{"allProxy":5}}}', False),
-        ((18, 9), b'{"aliases":5}', True),
-        ((19, 3), b'{"aliases":5}', False),
-        # An empty file is an error before 20.10 (io.EOF not yet ignored).
+        # An empty file is an error before 20.10 (io.EOF ignored since 969580a887, v20.10.0).
         ((19, 3), b"", False),
         ((20, 10), b"", True),
-        # `null` made docker before 23.0 crash (Decode(&configFile) set the receiver to nil).
+        # `null` made docker before 23.0 crash (Decode(&configFile); ee97fe95bc Fix incorrect pointer
+        # inputs to json.Unmarshal, v23.0.0).
         ((20, 10), b"null", False),
         ((23, 0), b"null", True),
-        # An empty user name in `auth` is refused since 23.0 (strings.Cut, userName == "").
+        # An empty user name in `auth` is refused since 23.0 (c8bd8932a1 cli/config: use strings.Cut).
         ((20, 10), b'{"auths":{"r":{"auth":"%s"}}}' % b64(":pw").encode(), True),
         ((23, 0), b'{"auths":{"r":{"auth":"%s"}}}' % b64(":pw").encode(), False),
-        # An unknown docker version: every field any version typed.
+        # A docker version that cannot be read: the newest docker the model knows. Fields typed today
+        # are enforced (features), fields only older docker typed are not (stackOrchestrator,
+        # experimental): never config_corrupt for what today's docker ignores.
         (None, b'{"features":{"buildkit":true}}', False),
-        (None, b'{"stackOrchestrator":5}', False),
-        (None, b'{"experimental":5}', False),
+        (None, b'{"stackOrchestrator":5}', True),
+        (None, b'{"experimental":5}', True),
+        (None, b'{"kubernetes":{"allNamespaces":"maybe"}}', True),
+        (None, b'{"proxies":{"default":{"allProxy":5}}}', False),
     ],
 )
 def test_model_follows_the_docker_version(
@@ -245,10 +381,12 @@ def test_docker_before_20_10_reads_an_empty_auth_as_no_user_at_all(agent: Module
 
 def test_docker_version_is_read_from_its_version_line(agent: ModuleType) -> None:
     assert agent.docker_version_tuple("28.2.2") == (28, 2)
+    assert agent.docker_version_tuple("26.1.5+dfsg1") == (26, 1)
     assert agent.docker_version_tuple("20.10.25") == (20, 10)
     assert agent.docker_version_tuple("17.06.0-ce") == (17, 6)
     assert agent.docker_version_tuple(None) is None
     assert agent.docker_version_tuple("unknown") is None
+    assert agent.DockerModel(None).version == agent.NEWEST_DOCKER
 
 
 # ---------------------------------------------------------------- where docker looks for a registry

@@ -35,6 +35,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import urllib.error
 import urllib.request
@@ -69,6 +70,14 @@ UNSUPPORTED_OS = "unsupported_os"
 CONFIG_CORRUPT = "config_corrupt"
 CONFIG_UNSAFE = "config_unsafe"
 CONFIG_UNWRITABLE = "config_unwritable"
+# Larger than the agent reads (MAX_CONFIG_BYTES); docker itself sets no limit.
+CONFIG_TOO_LARGE = "config_too_large"
+# A config or backup holding credentials that other users can read (`check` reports, the others fix).
+SECRET_READABLE = "secret_readable"  # noqa: S105 - a reason code, not a secret
+# A token left beside the helper (the file's auths, or the user's credential store) for a managed registry.
+STALE_CREDENTIALS = "stale_credentials"
+# The run stopped short of the document's execution timeout (see TIMEOUT_ENV) so it could still report.
+OUT_OF_TIME = "out_of_time"
 NO_SUCH_USER = "no_such_user"
 NO_HOME = "no_home"
 INTERNAL_ERROR = "internal_error"
@@ -144,6 +153,17 @@ NEW_CONFIG_MODE = 0o600
 # A file holding a credential (a config with tokens, any backup) is readable by its owner only.
 SECRET_FILE_MODE = 0o600
 NEW_CONFIG_DIR_MODE = 0o700
+# What docker, run by a user, searches for docker-credential-<name>: the directories every supported
+# distribution's login PATH has (/etc/profile, login.defs); root's adds the sbin ones. ~/bin and other
+# per-user additions are not modelled (cron and systemd units do not see them either).
+USER_PATH = "/usr/local/bin:/usr/bin:/bin"
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The agent's own AWS credentials (the instance profile, or DHMC's role) are not the user's: a user's
+# helper runs without them, as the user's docker would.
+AGENT_CREDENTIALS = re.compile(
+    r"AWS_(ACCESS_KEY|SECRET|SESSION_TOKEN|SECURITY_TOKEN|SHARED_CRED|CONFIG_FILE|PROFILE|DEFAULT_PROFILE"
+    r"|ROLE|WEB_IDENTITY|CONTAINER_)"
+)
 # Search path added to SSM's PATH: the AWS CLI v2 installer and release binaries live here.
 EXTRA_PATH = (
     "/usr/local/sbin",
@@ -155,10 +175,19 @@ EXTRA_PATH = (
     "/usr/local/aws-cli/v2/current/bin",
 )
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Go's encoding/json refuses deeper nesting ("exceeded max depth", scanner.go maxNestingDepth).
+MAX_JSON_DEPTH = 10000
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
-# A login whose token still has this long to live is left alone (tokens last 12 hours).
-REFRESH_MARGIN = datetime.timedelta(hours=6)
+# A login with less than this left is renewed (tokens last 12 hours): a re-run within 2 hours of a good
+# run changes nothing, and runs that reach the instance less than 10 hours apart renew every token in time.
+REFRESH_MARGIN = datetime.timedelta(hours=10)
 COMMAND_TIMEOUT = 120
+# One call of a credential helper or store (docker waits forever; a hung one must not stall the run).
+HELPER_TIMEOUT = 15
+# The document's step timeout (executionTimeoutSeconds), exported by the document's script; without it
+# (the agent run by hand) the document's default. The agent stops TIME_MARGIN short of it to report.
+TIMEOUT_ENV = "ECR_FLEET_AUTH_TIMEOUT"
+DEFAULT_TIMEOUT = 600
 IDENTITY_TIMEOUT = 20
 INSTALL_TIMEOUT = 600
 MESSAGE_MAX_CHARS = 300
@@ -199,15 +228,26 @@ def parse_time(value):
     return (moment - sign * delta).replace(tzinfo=datetime.timezone.utc)
 
 
+# When the run must wrap up (time.monotonic()); set by run() from the document's timeout.
+DEADLINE = [time.monotonic() + DEFAULT_TIMEOUT]
+
+
+def time_left():
+    return DEADLINE[0] - time.monotonic()
+
+
 def run_command(argv, env, **options):
     """subprocess.run with the agent's defaults: no stdin, output captured, cwd / (the script's dir is
-    root-only, and user steps must not start there), a timeout so one stuck tool cannot hang the run."""
+    root-only, and user steps must not start there), a timeout so one stuck tool cannot hang the run,
+    and never past the run's deadline (TimeoutExpired at once when it has passed)."""
     if "input" not in options:  # Python 3.6 refuses stdin next to input, even None
         options.setdefault("stdin", subprocess.DEVNULL)
     options.setdefault("stdout", subprocess.PIPE)
     options.setdefault("stderr", subprocess.PIPE)
-    options.setdefault("timeout", COMMAND_TIMEOUT)
-    return subprocess.run(argv, check=False, env=env, cwd="/", **options)
+    timeout = min(options.pop("timeout", COMMAND_TIMEOUT), time_left())
+    if timeout <= 0:
+        raise subprocess.TimeoutExpired(argv, 0)
+    return subprocess.run(argv, check=False, env=env, cwd="/", timeout=timeout, **options)
 
 
 def auth_digest(auth):
@@ -356,7 +396,7 @@ class Host(object):
         self.machine = platform.machine()
         self.docker = shutil.which("docker", path=self.path)
         self.aws = shutil.which("aws", path=self.path)
-        self.helper = shutil.which(HELPER_NAME, path=self.path)
+        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)  # where users' docker finds it
         # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
         with ThreadPoolExecutor(max_workers=3) as pool:
             docker = pool.submit(self.probe, self.docker, ["--version"], DOCKER_VERSION_RE)
@@ -369,7 +409,7 @@ class Host(object):
         return tool_probe([program] + args, pattern, self.env) if program else (False, None)
 
     def find_helper(self):
-        self.helper = shutil.which(HELPER_NAME, path=self.path)
+        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
         self.helper_runs, self.helper_version = self.probe(self.helper, ["-v"], HELPER_VERSION_RE)
 
     def summary(self):
@@ -453,9 +493,13 @@ def auto_accounts():
 # - unknown keys are ignored, `null` is accepted anywhere, object keys match field names
 #   case-insensitively (Go's fold: also U+017F and U+212A), repeated map fields merge;
 # - only the first JSON value is read (what follows it is never looked at); an empty file is fine;
+#   nesting deeper than 10000 levels is an error (Go's maxNestingDepth);
 # - every `auth` must be standard base64 (padded; CR and LF ignored) of `user:password`.
 # Which fields docker types depends on its version: the schema below carries the versions in which
-# each field exists, and the host's docker version picks them (all of them when it is unknown).
+# each field exists (docker/cli's git history, tests/agent/test_docker_model.py), and the host's docker
+# version picks them. A version that cannot be read counts as the newest the schema knows: the likeliest
+# reading (distribution builds print odd versions, not old ones), and one that never calls a config
+# corrupt for a field today's docker no longer types.
 
 
 class ConfigRejected(Exception):
@@ -463,7 +507,16 @@ class ConfigRejected(Exception):
 
 
 class JsonObject(list):
-    """A JSON object as its (key, value) pairs: order and repeated keys kept, as Go's decoder sees them."""
+    """A JSON object as its (key, value) pairs: order and repeated keys kept, as Go's decoder sees them.
+
+    `span` is where it stands in the file's text, so that a rewrite copies what it does not edit
+    byte for byte (None once edited, or for a new one)."""
+
+    span = None
+
+
+class JsonArray(list):
+    span = None
 
 
 class JsonNumber(object):
@@ -473,29 +526,88 @@ class JsonNumber(object):
         self.text = text
 
 
-def _no_constant(name):
-    raise ValueError("%s is not JSON" % name)  # Python accepts NaN and Infinity; Go does not
-
-
-JSON_DECODER = json.JSONDecoder(
-    object_pairs_hook=JsonObject, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant
-)
-JSON_WHITESPACE = " \t\n\r"
+JSON_SPACE = re.compile(r"[ \t\n\r]*")
+JSON_SCALAR = re.compile(r"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)|true|false|null")
+JSON_LITERALS = {"true": True, "false": False, "null": None}
 EMPTY_DOCUMENT = object()
 
 
-def parse_json_document(raw):
-    """The first JSON value of raw, as Go's json.Decoder reads it; EMPTY_DOCUMENT for whitespace only."""
-    # Go replaces invalid UTF-8 in strings by U+FFFD; outside strings it is a syntax error either way.
-    text = raw.decode("utf-8", "replace")
-    start = len(text) - len(text.lstrip(JSON_WHITESPACE))
+def skip_space(text, pos):
+    return JSON_SPACE.match(text, pos).end()
+
+
+def json_key(text, pos):
+    """(key, position after its colon) of an object member starting at pos."""
+    pos = skip_space(text, pos)
+    if text[pos : pos + 1] != '"':
+        raise ValueError("object key expected at %d" % pos)
+    key, pos = json.decoder.scanstring(text, pos + 1, True)
+    pos = skip_space(text, pos)
+    if text[pos : pos + 1] != ":":
+        raise ValueError("colon expected at %d" % pos)
+    return key, pos + 1
+
+
+def parse_json(text, pos):
+    """(value, end) of the JSON value at text[pos:], as Go's encoding/json reads it: strict syntax
+    (no NaN, no trailing comma, no control character in a string), nesting up to Go's limit. Iterative:
+    Python's own decoder recurses, and Python 3.12 stops it near 1,500 levels whatever the limit."""
+    stack = []  # [container, start, pending key] of each open array or object
+    while True:  # here a value is due
+        pos = skip_space(text, pos)
+        char = text[pos : pos + 1]
+        if char in ("{", "["):
+            if len(stack) == MAX_JSON_DEPTH:
+                raise ValueError("exceeded max depth")
+            entry = [JsonObject() if char == "{" else JsonArray(), pos, None]
+            stack.append(entry)
+            pos = skip_space(text, pos + 1)
+            if text[pos : pos + 1] != ("}" if char == "{" else "]"):
+                if char == "{":
+                    entry[2], pos = json_key(text, pos)
+                continue
+            pos += 1
+            value = stack.pop()[0]
+            value.span = (entry[1], pos)
+        elif char == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1, True)
+        else:
+            match = JSON_SCALAR.match(text, pos)
+            if not match:
+                raise ValueError("value expected at %d" % pos)
+            pos = match.end()
+            value = JsonNumber(match.group()) if match.group(1) else JSON_LITERALS[match.group()]
+        while stack:  # the value goes into the innermost open container; close those that end here
+            entry = stack[-1]
+            container = entry[0]
+            is_object = isinstance(container, JsonObject)
+            container.append((entry[2], value) if is_object else value)
+            pos = skip_space(text, pos)
+            char = text[pos : pos + 1]
+            if char == ",":
+                pos += 1
+                if is_object:
+                    entry[2], pos = json_key(text, pos)
+                break
+            if char != ("}" if is_object else "]"):
+                raise ValueError("comma or end expected at %d" % pos)
+            pos += 1
+            value = stack.pop()[0]
+            value.span = (entry[1], pos)
+        else:
+            return value, pos
+
+
+def parse_json_document(text):
+    """(first JSON value, where it ends) of text as Go's json.Decoder reads it; EMPTY_DOCUMENT for
+    whitespace only. The text is the file decoded with surrogateescape: bytes survive a rewrite."""
+    start = skip_space(text, 0)
     if start == len(text):
-        return EMPTY_DOCUMENT
+        return EMPTY_DOCUMENT, start
     try:
-        value, _ = JSON_DECODER.raw_decode(text, start)
-    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python parses
+        return parse_json(text, start)
+    except ValueError as error:
         raise ConfigRejected("not valid JSON (%s)" % str(error).split(":")[0]) from None
-    return value
 
 
 STRING = "string"
@@ -561,17 +673,21 @@ CONFIG_FILE = (
         go_field("configFormat"),
         go_field("nodesFormat"),
         go_field("pruneFilters", go_list(STRING)),
-        go_field("proxies", go_map(PROXY_CONFIG)),
-        go_field("experimental", until=(29, 0)),
-        go_field("stackOrchestrator", until=(24, 0)),
-        go_field("kubernetes", KUBERNETES_CONFIG, until=(23, 0)),
+        go_field("proxies", go_map(PROXY_CONFIG), since=(17, 7)),
+        go_field("experimental", since=(18, 1), until=(29, 0)),
+        go_field("orchestrator", since=(18, 1), until=(18, 6)),
+        go_field("stackOrchestrator", since=(18, 6), until=(24, 0)),
+        go_field("kubernetes", KUBERNETES_CONFIG, since=(18, 6), until=(23, 0)),
         go_field("currentContext", since=(19, 3)),
         go_field("cliPluginsExtraDirs", go_list(STRING), since=(19, 3)),
         go_field("plugins", go_map(go_map(STRING)), since=(19, 3)),
         go_field("aliases", go_map(STRING), since=(19, 3)),
-        go_field("features", go_map(STRING), since=(27, 0)),
+        go_field("features", go_map(STRING), since=(26, 1)),
     ),
 )
+# docker/cli's first release is 17.06; an older docker is read as 17.06. An unreadable version is read
+# as this one (every field typed today, none typed only in the past): see the section's comment.
+NEWEST_DOCKER = (99, 0)
 # Loader changes by docker version (file.go history): an empty file is no error since 20.10
 # (io.EOF ignored); `null` no longer crashes docker since 23.0 (Decode(configFile), not &configFile);
 # an empty `auth` is skipped since 20.10; an empty user name in `auth` is refused since 23.0.
@@ -582,17 +698,10 @@ NO_EMPTY_USER_SINCE = (23, 0)
 KUBERNETES_NAMESPACES = ("", "enabled", "disabled")
 
 
-def version_at_least(version, bound):
-    """Whether docker `version` (major, minor) has what came in `bound`; unknown counts as new."""
-    return version is None or tuple(version) >= bound
-
-
 def field_exists(field, version):
-    """Whether docker `version` types this field; an unknown version types every field any version did."""
+    """Whether docker `version` ((major, minor)) types this field."""
     _, _, since, until = field
-    if version is None:
-        return True
-    return (since is None or tuple(version) >= since) and (until is None or tuple(version) < until)
+    return (since is None or version >= since) and (until is None or version < until)
 
 
 def go_fold(name):
@@ -692,7 +801,7 @@ def decode_auth(auth, version, key):
     if not BASE64_STD.match(data):
         raise ConfigRejected("auths.%s.auth is not base64" % key)
     user, colon, password = base64.b64decode(data).partition(b":")
-    if not colon or (not user and version_at_least(version, NO_EMPTY_USER_SINCE)):
+    if not colon or (not user and version >= NO_EMPTY_USER_SINCE):
         raise ConfigRejected("auths.%s.auth is not base64 of user:password" % key)
     return user.decode("utf-8", "replace"), password.strip(b"\x00").decode("utf-8", "replace")
 
@@ -757,19 +866,22 @@ class DockerView(object):
 
 
 class DockerModel(object):
-    """docker's config loader for one docker version ((major, minor), or None when unknown)."""
+    """docker's config loader for one docker version ((major, minor); None: NEWEST_DOCKER)."""
 
     def __init__(self, version):
-        self.version = version
+        self.version = tuple(version or NEWEST_DOCKER)
 
     def load(self, raw):
         """(document, DockerView) as docker loads raw, or ConfigRejected where docker warns and half-loads."""
-        document = parse_json_document(raw)
+        document = parse_json_document(raw.decode("utf-8", "surrogateescape"))[0]
+        return document, self.view(document)
+
+    def view(self, document):
         if document is EMPTY_DOCUMENT:
-            if not version_at_least(self.version, EMPTY_FILE_SINCE):
+            if self.version < EMPTY_FILE_SINCE:
                 raise ConfigRejected("empty (docker before 20.10 cannot parse an empty file)")
-            return None, DockerView({}, None, "")
-        if document is None and not version_at_least(self.version, NULL_DOCUMENT_SINCE):
+            return DockerView({}, None, "")
+        if document is None and self.version < NULL_DOCUMENT_SINCE:
             raise ConfigRejected("null (docker before 23.0 crashes on it)")
         if document is not None and not isinstance(document, JsonObject):
             raise ConfigRejected("docker expects a JSON object, the file has a JSON %s" % json_kind(document))
@@ -778,7 +890,7 @@ class DockerModel(object):
         for key, entry in (loaded.get("auths") or {}).items():
             username, password = entry.get("username", ""), entry.get("password", "")
             auth = entry.get("auth", "")
-            if auth or not version_at_least(self.version, SKIP_EMPTY_AUTH_SINCE):
+            if auth or self.version < SKIP_EMPTY_AUTH_SINCE:
                 username, password = decode_auth(auth, self.version, key)
             auths[key] = Credential(
                 username,
@@ -790,7 +902,7 @@ class DockerModel(object):
         namespaces = (loaded.get("kubernetes") or {}).get("allNamespaces", "")
         if namespaces not in KUBERNETES_NAMESPACES:
             raise ConfigRejected("kubernetes.allNamespaces must be enabled or disabled")
-        return document, DockerView(auths, loaded.get("credHelpers"), loaded.get("credsStore", ""))
+        return DockerView(auths, loaded.get("credHelpers"), loaded.get("credsStore", ""))
 
 
 def docker_version_tuple(text):
@@ -842,15 +954,10 @@ def url_host_port(text):
     return "%s:%s" % (name, port) if port else name
 
 
-# --- the file as written, and the agent's edits to it (keys, order and unknown content kept)
-
-
-def copy_json(value):
-    if isinstance(value, JsonObject):
-        return JsonObject((key, copy_json(item)) for key, item in value)
-    if isinstance(value, list):
-        return [copy_json(item) for item in value]
-    return value
+# --- the file as written, and the agent's edits to it: nothing in the file is lost. What the agent does
+# not edit is copied byte for byte (its span in the text), data after the first JSON value stays, and a
+# map field written more than once keeps every occurrence (even those a later `null` hides from docker):
+# the agent's entry goes into the last occurrence, or a new one after a trailing null.
 
 
 def field_places(document, name):
@@ -861,60 +968,40 @@ def field_places(document, name):
 
 def set_in_map(document, name, key, value):
     """Make docker's map field `name` hold key -> value, however the file spells or repeats the field."""
+    remove_from_map(document, name, (key,))
     places = field_places(document, name)
-    if not places:
-        document.append((name, JsonObject([(key, value)])))
-        return
-    if len(places) > 1 or not isinstance(document[places[0]][1], JsonObject):
-        merged = JsonObject()  # what Go's decoder makes of repeated fields: one map, a null resets it
-        for index in places:
-            part = document[index][1]
-            merged = JsonObject() if part is None else JsonObject(merged + part)
-        document[places[0]] = (name, merged)
-        for index in reversed(places[1:]):
-            del document[index]
-    target = document[places[0]][1]
-    positions = [index for index, (existing, _) in enumerate(target) if existing == key]
-    if positions:
-        target[positions[0]] = (key, value)
-        for index in reversed(positions[1:]):
-            del target[index]
-    else:
-        target.append((key, value))
+    target = document[places[-1]][1] if places else None
+    if not isinstance(target, JsonObject):  # absent, or null: Go's decoder reads a map after it anew
+        target = JsonObject()
+        document.append((name, target))
+    target.span = None
+    target.append((key, value))
 
 
 def remove_from_map(document, name, keys):
     for index in field_places(document, name):
         target = document[index][1]
-        if isinstance(target, JsonObject):
+        if isinstance(target, JsonObject) and any(key in keys for key, _ in target):
             target[:] = [(key, value) for key, value in target if key not in keys]
+            target.span = None
 
 
-def json_text(value, depth=0):
-    """JSON in the layout docker writes (tab indent); pairs in their order, numbers as written."""
-    if isinstance(value, (JsonObject, list)):
+def json_text(value, text, depth=0):
+    """JSON in the layout docker writes (tab indent) for what the agent edited; the rest as in text."""
+    span = getattr(value, "span", None)
+    if span:
+        return text[span[0] : span[1]]
+    if isinstance(value, JsonObject):  # only the document and maps the agent edited: a few levels deep
         if not value:
-            return "{}" if isinstance(value, JsonObject) else "[]"
+            return "{}"
         pad = "\t" * (depth + 1)
-        if isinstance(value, JsonObject):
-            items = [pad + json_string(key) + ": " + json_text(item, depth + 1) for key, item in value]
-        else:
-            items = [pad + json_text(item, depth + 1) for item in value]
-        opening, closing = ("{", "}") if isinstance(value, JsonObject) else ("[", "]")
-        return opening + "\n" + ",\n".join(items) + "\n" + "\t" * depth + closing
+        items = [pad + json.dumps(key) + ": " + json_text(item, text, depth + 1) for key, item in value]
+        return "{\n" + ",\n".join(items) + "\n" + "\t" * depth + "}"
     if isinstance(value, JsonNumber):
         return value.text
     if value is None or isinstance(value, bool):
         return json.dumps(value)
-    return json_string(value)
-
-
-def json_string(text):
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate escape: keep it escaped
-        return json.dumps(text)
-    return json.dumps(text, ensure_ascii=False)
+    return json.dumps(value)
 
 
 class DockerAuthFile(object):
@@ -929,7 +1016,9 @@ class DockerAuthFile(object):
         self.raw = raw
         self.mode = mode
         self.backup_mode = backup_mode  # set when a backup exists that others may read
-        self.document, self.view = model.load(raw) if raw is not None else (None, DockerView({}, None, ""))
+        self.text = (raw or b"").decode("utf-8", "surrogateescape")
+        self.document, self.end = parse_json_document(self.text)
+        self.view = model.view(self.document) if raw is not None else DockerView({}, None, "")
         self.edited = None
 
     @property
@@ -947,10 +1036,12 @@ class DockerAuthFile(object):
         """auths keys for this registry that still hold a secret (left beside a helper)."""
         return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
 
-    # --- edits (to a copy; `render` gives the new bytes)
+    # --- edits (to a fresh parse of the text; `render` gives the new bytes)
     def _editable(self):
         if self.edited is None:
-            self.edited = copy_json(self.document) if isinstance(self.document, JsonObject) else JsonObject()
+            document = parse_json_document(self.text)[0]
+            self.edited = document if isinstance(document, JsonObject) else JsonObject()
+            self.edited.span = None
         return self.edited
 
     @property
@@ -975,29 +1066,37 @@ class DockerAuthFile(object):
             set_in_map(self._editable(), "credHelpers", registry, HELPER_CRED_NAME)
         keys = self.view.keys_for(registry)
         if keys:
-            remove_from_map(self._editable(), "auths", set(keys))
+            remove_from_map(self._editable(), "auths", keys)
 
     def render(self):
-        return (json_text(self._editable()) + "\n").encode("utf-8")
+        tail = self.text[self.end :] if skip_space(self.text, self.end) < len(self.text) else "\n"
+        return (json_text(self._editable(), self.text) + tail).encode("utf-8", "surrogateescape")
 
 
 def registry_state(auth_file, registry, record, stores):
     """helper / stale_auth / helper_unavailable / logged_in (+ expires_at when known) / none.
 
-    `stores` (CredentialStores) runs the user's credential helpers as docker would.
+    `stores` (CredentialStores) runs the user's credential helpers as docker would. A state that is a
+    problem carries it as "problem" (an AgentError), which Run.note_state reports and takes out.
     """
     name = auth_file.store_for(registry)
-    if name == HELPER_CRED_NAME:
-        if not stores.usable(name):
-            return {"state": STATE_HELPER_UNAVAILABLE, "helper": name}
-        return {"state": STATE_STALE_AUTH if auth_file.stale_secret_keys(registry) else STATE_HELPER}
-    if name:
-        try:
-            credential = stores.credential(name, registry)
-        except AgentError:
-            return {"state": STATE_HELPER_UNAVAILABLE, "helper": name}
-    else:
-        credential = auth_file.file_credential(registry)
+    try:
+        if name == HELPER_CRED_NAME:
+            stores.verify(registry)
+            stale = ["auths." + key for key in auth_file.stale_secret_keys(registry)]
+            for store, server in stale_stores(auth_file, [registry]):
+                try:
+                    if stores.credential(store, server) is not None:
+                        stale.append("docker-credential-%s (%s)" % (store, server))
+                except AgentError:
+                    pass  # a store docker cannot run hands nothing to anyone
+            if stale:
+                why = "a token from before the helper is still in %s" % ", ".join(stale)
+                return {"state": STATE_STALE_AUTH, "problem": AgentError(STALE_CREDENTIALS, why)}
+            return {"state": STATE_HELPER}
+        credential = stores.credential(name, registry) if name else auth_file.file_credential(registry)
+    except AgentError as error:
+        return {"state": STATE_HELPER_UNAVAILABLE, "helper": name, "problem": error}
     if credential is None or not credential.is_secret:
         return {"state": STATE_NONE}
     return logged_in_state(record_expiry(record, credential.digest()))
@@ -1016,7 +1115,10 @@ def logged_in_state(expires_at):
 
 
 def open_config_dir(account):
-    """fd of the user's .docker directory, or None if absent. Refuses symlinks and foreign owners."""
+    """fd of the user's .docker directory, or None if absent. Refuses symlinks and foreign owners.
+
+    NO_HOME where docker, run by the user, could keep no config: the home is missing, or .docker is
+    absent and the user may not create it (a service account whose home belongs to root)."""
     try:
         home_fd = os.open(account.home, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
@@ -1026,11 +1128,15 @@ def open_config_dir(account):
         try:
             dir_fd = os.open(CONFIG_DIR_NAME, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=home_fd)
         except OSError as error:
-            if error.errno == errno.ENOENT:
-                return None
-            raise AgentError(
-                CONFIG_UNSAFE, "%s is a symlink or not a directory" % account.config_dir
-            ) from None
+            if error.errno != errno.ENOENT:
+                raise AgentError(
+                    CONFIG_UNSAFE, "%s is a symlink or not a directory" % account.config_dir
+                ) from None
+            if not may_write(account, os.fstat(home_fd)):
+                raise AgentError(
+                    NO_HOME, "%s may not create %s in its home" % (account.name, account.config_dir)
+                ) from None
+            return None
     finally:
         os.close(home_fd)
     info = os.fstat(dir_fd)
@@ -1038,6 +1144,15 @@ def open_config_dir(account):
         os.close(dir_fd)
         raise AgentError(CONFIG_UNSAFE, "%s is not owned by %s" % (account.config_dir, account.name))
     return dir_fd
+
+
+def may_write(account, info):
+    """Whether the user may create entries in a directory of this stat (owner, group, other bits)."""
+    if account.uid in (0, info.st_uid):
+        return account.uid == 0 or bool(info.st_mode & 0o200)
+    if info.st_gid in os.getgrouplist(account.name, account.gid):
+        return bool(info.st_mode & 0o020)
+    return bool(info.st_mode & 0o002)
 
 
 def read_config(account, model):
@@ -1068,7 +1183,8 @@ def read_config_at(dir_fd, account, model):
         if info.st_uid != account.uid:
             raise AgentError(CONFIG_UNSAFE, "%s is not owned by %s" % (path, account.name))
         if info.st_size > MAX_CONFIG_BYTES:
-            raise AgentError(CONFIG_CORRUPT, "%s is implausibly large" % path)
+            sizes = (path, info.st_size, MAX_CONFIG_BYTES)
+            raise AgentError(CONFIG_TOO_LARGE, "%s has %d bytes; the agent reads at most %d" % sizes)
         if not info.st_mode & stat.S_IRUSR:
             # docker, running as the user, cannot read it: it warns, starts empty, and a login overwrites it.
             raise AgentError(CONFIG_CORRUPT, "%s is not readable by %s" % (path, account.name))
@@ -1111,14 +1227,15 @@ def privilege_dropper(account):
 
 
 def user_env(host, account):
-    env = dict(host.env)
-    for name in ("HOME", "USER", "LOGNAME", "DOCKER_CONFIG", "XDG_RUNTIME_DIR"):
-        env.pop(name, None)
+    """The environment docker has when the user runs it, as far as the agent can tell: the instance's
+    (proxies, CA bundle, region), the user's HOME, USER, LOGNAME and PATH, none of the agent's AWS
+    credentials (under DHMC those are not the instance profile the user's own tools get)."""
+    env = {name: value for name, value in host.env.items() if not AGENT_CREDENTIALS.match(name)}
     env.update(
         HOME=account.home,
         USER=account.name,
         LOGNAME=account.name,
-        DOCKER_CONFIG=account.config_dir,
+        PATH=ROOT_PATH if account.uid == 0 else USER_PATH,
     )
     return env
 
@@ -1240,48 +1357,6 @@ def save_config(run, account, user, auth_file):
     return written
 
 
-def tighten_backup(run, account, user, auth_file):
-    """An old backup (older agents kept the config's mode) that others may read becomes owner-only."""
-    if auth_file.backup_mode is None:
-        return
-    try:
-        run_as_user(account, restrict_as_user, account, BACKUP_NAME)
-    except AgentError as error:
-        run.report.problem(error.reason, "%s: %s: %s" % (account.name, BACKUP_NAME, error.message), user)
-        return
-    run.report.tightened(user, BACKUP_NAME, auth_file.backup_mode)
-    auth_file.backup_mode = None
-
-
-def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, extra_env=None):
-    """Run argv with the user's privileges; a secret goes only to stdin. Returns (rc, diagnostics)."""
-    code, stdout, stderr = run_user_capture(
-        host,
-        account,
-        argv,
-        None if secret is None else secret.encode("utf-8"),
-        discard_stdout=discard_stdout,
-        extra_env=extra_env,
-    )
-    diagnostics = stderr + "\n" + stdout.decode("utf-8", "replace")
-    return code, redact(diagnostics, secret)
-
-
-def run_user_capture(host, account, argv, stdin=None, *, discard_stdout=False, extra_env=None):
-    """(rc, stdout bytes, stderr text) of argv run with the user's privileges and environment."""
-    env = user_env(host, account)
-    env.update(extra_env or {})
-    feed = {"input": stdin} if stdin is not None else {}
-    try:
-        stdout = subprocess.DEVNULL if discard_stdout else subprocess.PIPE
-        completed = run_command(argv, env, stdout=stdout, preexec_fn=privilege_dropper(account), **feed)
-    except subprocess.TimeoutExpired:
-        return 124, b"", "timed out"
-    except OSError as error:
-        return 127, b"", str(error)
-    return completed.returncode, completed.stdout or b"", (completed.stderr or b"").decode("utf-8", "replace")
-
-
 def redact(text, secret):
     text = text.strip()
     if secret:
@@ -1299,69 +1374,89 @@ HELPER_SUFFIX_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
 
 class CredentialStores(object):
-    """The credential helpers one user's docker runs, run as that user with docker's own protocol
+    """The credential helpers one user's docker runs, found and run as that user's docker would: on
+    the user's PATH, with the user's privileges and environment, with docker's own protocol
     (docker-credential-helpers client/client.go, docker/cli credentials/native_store.go): `get` and
     `erase` read the server on stdin, `store` reads {"ServerURL","Username","Secret"}; answers come on
     stdout. A secret is only ever on a pipe and in memory: never in argv, a log or a file of ours."""
 
     def __init__(self, host, account):
-        self.host = host
         self.account = account
-        self.broken = {}  # helper name -> why it cannot run
-        self.known = {}  # (helper name, server) -> Credential or None
+        self.env = user_env(host, account)
+        # helper name -> AgentError once it could not run; (helper name, server) -> what `get` gave
+        # (a Credential, None for nothing, or the AgentError it raised); ("verify", server) likewise.
+        self.known = {}
 
-    def program(self, name):
-        if not fullmatch(HELPER_SUFFIX_RE, name):
-            return None
-        return shutil.which("docker-credential-" + name, path=self.host.path)
+    def remember(self, key, func, *args):
+        if key not in self.known:
+            try:
+                self.known[key] = func(*args)
+            except AgentError as error:
+                self.known[key] = error
+        if isinstance(self.known[key], AgentError):
+            raise self.known[key]
+        return self.known[key]
 
-    def why(self, name):
-        if name in self.broken:
-            return self.broken[name]
-        if name == HELPER_CRED_NAME and self.host.helper:
-            return "%s cannot run" % self.host.helper
-        return "docker-credential-%s is not installed" % name
-
-    def usable(self, name):
-        if name == HELPER_CRED_NAME:
-            return self.host.helper_runs
-        return name not in self.broken and self.program(name) is not None
-
-    def call(self, name, action, stdin):
-        program = self.program(name)
-        if program is None or name in self.broken:
-            raise AgentError(HELPER_UNAVAILABLE, self.why(name))
-        code, stdout, stderr = run_user_capture(self.host, self.account, [program, action], stdin)
-        if code in (126, 127) or code < 0:  # could not be executed, or died of a signal
-            self.broken[name] = "docker-credential-%s cannot run: %s" % (name, stderr.strip()[-200:])
-            raise AgentError(HELPER_UNAVAILABLE, self.broken[name])
-        return code, stdout, stderr
+    def call(self, name, action, stdin, extra_env=None):
+        """(rc, stdout, stderr) of `docker-credential-<name> <action>`, or HELPER_UNAVAILABLE."""
+        program = "docker-credential-" + name
+        why = self.known.get(name)
+        if why is None:
+            try:
+                if not fullmatch(HELPER_SUFFIX_RE, name):
+                    raise OSError("not a helper name")
+                done = run_command(
+                    [program, action],
+                    dict(self.env, **(extra_env or {})),
+                    input=stdin,
+                    timeout=HELPER_TIMEOUT,
+                    preexec_fn=privilege_dropper(self.account),
+                )
+                if done.returncode >= 0 and done.returncode not in (126, 127):  # a wrapper's exec failed
+                    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
+                why = "exit status %d" % done.returncode
+            except OSError as error:  # not on the PATH, not executable by the user, not a program
+                why = error.strerror or str(error)
+            except subprocess.TimeoutExpired:
+                why = "no answer in %d s" % HELPER_TIMEOUT
+            where = (program, action, self.account.name, self.env["PATH"], why)
+            why = self.known[name] = AgentError(HELPER_UNAVAILABLE, "%s %s as %s (PATH %s): %s" % where)
+        raise why
 
     def credential(self, name, server):
         """What `docker-credential-<name> get` holds for server (None when nothing), as docker reads it."""
-        if (name, server) in self.known:
-            return self.known[(name, server)]
+        return self.remember((name, server), self.get, name, server)
+
+    def get(self, name, server):
         code, stdout, stderr = self.call(name, "get", server.encode("utf-8"))
         answer = stdout.decode("utf-8", "replace").strip()
         if code != 0:
             if answer == CREDENTIALS_NOT_FOUND:
-                self.known[(name, server)] = None
                 return None
             # By the protocol stdout carries the error here, never a secret.
-            message = "docker-credential-%s get failed: %s" % (name, (answer + " " + stderr.strip())[-200:])
-            self.broken[name] = message
-            raise AgentError(HELPER_UNAVAILABLE, message)
+            detail = (answer + " " + stderr.strip())[-200:]
+            raise AgentError(HELPER_UNAVAILABLE, "docker-credential-%s get failed: %s" % (name, detail))
         try:
             data = json.loads(answer)
             username, secret = data.get("Username") or "", data.get("Secret") or ""
         except (ValueError, AttributeError):
-            self.broken[name] = "docker-credential-%s get answered something that is not JSON" % name
-            raise AgentError(HELPER_UNAVAILABLE, self.broken[name]) from None
-        credential = (
-            Credential(identity_token=secret) if username == TOKEN_USERNAME else Credential(username, secret)
-        )
-        self.known[(name, server)] = credential
-        return credential
+            raise AgentError(HELPER_UNAVAILABLE, "docker-credential-%s get: not JSON" % name) from None
+        if username == TOKEN_USERNAME:
+            return Credential(identity_token=secret)
+        return Credential(username, secret)
+
+    def verify(self, server):
+        """Raise why not unless ecr-login gives the user's docker a token for server (then discarded)."""
+        self.remember(("verify", server), self.probe, server)
+
+    def probe(self, server):
+        # Its cache (a file holding a token) off, its log nowhere (amazon-ecr-credential-helper
+        # ecr-login/config: AWS_ECR_CACHE_DIR, else ~/.ecr; then TMPDIR): a read-only probe, fit for check.
+        off = {"AWS_ECR_DISABLE_CACHE": "true", "AWS_ECR_CACHE_DIR": "/dev/null", "TMPDIR": "/dev/null"}
+        code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), off)
+        if code:  # then stdout carries an error, not a token (the helper protocol)
+            detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
+            raise AgentError(HELPER_VERIFY_FAILED, "%s get failed: %s" % (HELPER_NAME, detail))
 
     def store(self, name, server, username, secret):
         payload = json.dumps({"ServerURL": server, "Username": username, "Secret": secret}) + "\n"
@@ -1375,7 +1470,7 @@ class CredentialStores(object):
         code, stdout, stderr = self.call(name, "erase", server.encode("utf-8"))
         if code != 0:
             detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
-            raise AgentError(HELPER_UNAVAILABLE, "docker-credential-%s erase failed: %s" % (name, detail))
+            raise AgentError(STALE_CREDENTIALS, "docker-credential-%s erase failed: %s" % (name, detail))
         self.known[(name, server)] = None
 
 
@@ -1684,30 +1779,73 @@ class Run(object):
         return self.stores[account.name]
 
     def load_user_configs(self):
-        """[(account, user report, auth file)] for users whose config is safe to read; the others reported."""
+        """[(account, user report, auth file)] for users whose config is safe to read; the others reported.
+
+        With `auto`, an account docker could keep no config for (no home, or one it may not write:
+        a service account in the docker group) is listed with reason no_home, not as a failure."""
         loaded = []
         for name in self.unknown:
             self.report.problem(NO_SUCH_USER, "no such user: %s" % name, self.report.user(name))
         for account in self.accounts:
             user = self.report.user(account.name)
-            if not os.path.isdir(account.home) and self.params.users == AUTO_USERS:
-                # A service account in the docker group without a home has no docker config to manage.
-                user.reason = NO_HOME
-                continue
             try:
-                auth_file = read_config(account, self.model)
+                loaded.append((account, user, read_config(account, self.model)))
             except AgentError as error:
-                self.report.problem(error.reason, error.message, user)
-                continue
-            loaded.append((account, user, auth_file))
+                if error.reason == NO_HOME and self.params.users == AUTO_USERS:
+                    log(error.message)
+                    user.reason = NO_HOME
+                else:
+                    self.report.problem(error.reason, error.message, user)
+            except Exception as error:  # noqa: BLE001 - one user's surprise must not stop the others
+                self.unexpected(user, error)
         return loaded
 
-    def note_state(self, account, user, registry, state):
-        """Record a registry's state; a credential helper that cannot run is a problem, never health."""
+    def unexpected(self, user, error):
+        traceback.print_exc(file=sys.stderr)
+        self.report.problem(INTERNAL_ERROR, "%s: unexpected %s" % (user.name, type(error).__name__), user)
+
+    def per_user(self, loaded, step):
+        """step(account, user, auth file) for each user; those whose step failed unexpectedly (reported as
+        internal_error, traceback on stderr) are left out of what it returns, and the others go on."""
+        done = []
+        for entry in loaded:
+            try:
+                step(*entry)
+                done.append(entry)
+            except Exception as error:  # noqa: BLE001
+                self.unexpected(entry[1], error)
+        return done
+
+    def note_state(self, user, registry, state):
+        """Record a registry's state; a credential helper that cannot run is a problem, never health, and
+        a stale token left beside the helper is worth a notice (and, in `check`, the reason)."""
+        problem = state.pop("problem", None)
         user.registries[registry] = state
-        if state["state"] == STATE_HELPER_UNAVAILABLE:
-            why = self.stores_for(account).why(state["helper"])
-            self.report.problem(HELPER_UNAVAILABLE, "%s@%s: %s" % (account.name, registry, why), user)
+        if problem:
+            message = "%s@%s: %s" % (user.name, registry, problem.message)
+            if problem.reason == STALE_CREDENTIALS:
+                log(message)
+                self.report.notices.append((STALE_CREDENTIALS, message))
+            else:
+                self.report.problem(problem.reason, message, user)
+
+    def guard_secrets(self, account, user, auth_file):
+        """A config holding credentials, or a backup, that others may read: `check` reports it; the other
+        actions make it owner-only (as the user: the owner stays) and report mode_tightened."""
+        lax = [(BACKUP_NAME, auth_file.backup_mode)] if auth_file.backup_mode is not None else []
+        if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.view.holds_secrets():
+            lax.append((CONFIG_NAME, auth_file.mode))
+        for name, mode in lax:
+            where = "%s: %s is %04o" % (account.name, name, mode)
+            if self.params.action == "check":
+                self.report.problem(SECRET_READABLE, where + ": other users can read its credentials", user)
+                continue
+            try:
+                run_as_user(account, restrict_as_user, account, name)
+            except AgentError as error:
+                self.report.problem(error.reason, "%s: %s" % (where, error.message), user)
+                continue
+            self.report.tightened(user, name, mode)
 
 
 def plural(count, singular, plural_form):
@@ -1719,11 +1857,15 @@ def action_check(run):
     region = token_source(run.params.registries[0])[1]
     with ThreadPoolExecutor(max_workers=1) as pool:  # the identity call overlaps reading the configs
         identity = pool.submit(caller_identity, run.host, region)
-        for account, user, auth_file in run.load_user_configs():
-            stores = run.stores_for(account)
+
+        def check_user(account, user, auth_file):
+            run.guard_secrets(account, user, auth_file)
             for registry in run.params.registries:
                 record = record_for(records, account, registry)
-                run.note_state(account, user, registry, registry_state(auth_file, registry, record, stores))
+                state = registry_state(auth_file, registry, record, run.stores_for(account))
+                run.note_state(user, registry, state)
+
+        run.per_user(run.load_user_configs(), check_user)
         arn, error = identity.result()
     run.report.host["identity"] = arn
     if not run.host.docker:
@@ -1785,14 +1927,16 @@ def action_refresh(run):
     for registry in unique([login.registry for login in writes]):
         refused[registry] = verify_login(host, registry, writes_token(writes, registry))
     logged_in = set()
-    for account, user, auth_file in loaded:
+
+    def write_user(account, user, auth_file):
         mine = [login for login in writes if login.account is account]
-        done = write_logins(run, (account, user, auth_file), mine, refused)
-        for login in done:
+        for login in write_logins(run, (account, user, auth_file), mine, refused):
             login_done(run, records, login)
             logged_in.add(account.name)
         if not auth_file.changed:
-            tighten_backup(run, account, user, auth_file)
+            run.guard_secrets(account, user, auth_file)
+
+    run.per_user(loaded, write_user)
     if pending:
         save_records(run.state_dir, records)
     registries = plural(len(run.params.registries), "registry", "registries")
@@ -1812,32 +1956,31 @@ def writes_token(writes, registry):
 def plan_logins(run, records):
     """(loaded configs, logins that may need a token); helper-managed and fresh ones are only reported."""
     now = utc_now()
-    loaded = run.load_user_configs()
     pending = []
-    for account, user, auth_file in loaded:
+
+    def plan_user(account, user, auth_file):
         stores = run.stores_for(account)
         for registry in run.params.registries:
             record = record_for(records, account, registry)
             store = auth_file.store_for(registry)
             if store == HELPER_CRED_NAME:
-                run.note_state(account, user, registry, registry_state(auth_file, registry, record, stores))
+                run.note_state(user, registry, registry_state(auth_file, registry, record, stores))
                 continue
-            if store:
-                try:
-                    current = stores.credential(store, registry)
-                except AgentError:
-                    run.note_state(
-                        account, user, registry, {"state": STATE_HELPER_UNAVAILABLE, "helper": store}
-                    )
-                    continue
-            else:
-                current = auth_file.file_credential(registry)
+            try:
+                current = stores.credential(store, registry) if store else auth_file.file_credential(registry)
+            except AgentError as error:
+                state = {"state": STATE_HELPER_UNAVAILABLE, "helper": store, "problem": error}
+                run.note_state(user, registry, state)
+                continue
             digest = current.digest() if current is not None else None
             if is_fresh(record, digest, now):
                 user.registries[registry] = logged_in_state(record_expiry(record, digest))
             else:
                 pending.append(Login(account, user, registry, store, digest))
-    return loaded, pending
+
+    loaded = run.per_user(run.load_user_configs(), plan_user)
+    accounts = [entry[0] for entry in loaded]
+    return loaded, [login for login in pending if login.account in accounts]
 
 
 def write_logins(run, loaded_user, logins, refused):
@@ -1971,34 +2114,36 @@ def action_helper(run):
         report.changes += 1
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
         report.host = host.summary()
-    configured = 0
-    loaded = run.load_user_configs()
-    for account, user, auth_file in loaded:
+    configured, already = [], []
+
+    def configure_user(account, user, auth_file):
         stale = stale_stores(auth_file, run.params.registries)
         for registry in run.params.registries:
             auth_file.use_helper(registry)
         if auth_file.changed:
             try:
-                written = save_config(run, account, user, auth_file)
+                auth_file = save_config(run, account, user, auth_file)
             except AgentError as error:
                 report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
-                continue
+                return
             log("%s: credHelpers set for %s" % (account.name, ", ".join(run.params.registries)))
             user.changed = True
             report.changes += 1
-            configured += 1
+            configured.append(account)
         else:
-            tighten_backup(run, account, user, auth_file)
-            written = auth_file
+            run.guard_secrets(account, user, auth_file)
+            already.append(user)
         erase_from_stores(run, account, user, stale)
-        stores = run.stores_for(account)
         for registry in run.params.registries:
-            run.note_state(account, user, registry, registry_state(written, registry, None, stores))
-            verify_helper(host, account, user, registry, report)
+            run.note_state(user, registry, registry_state(auth_file, registry, None, run.stores_for(account)))
+
+    run.per_user(run.load_user_configs(), configure_user)
     if configured:
-        report.message_parts.append("helper configured for %s" % plural(configured, "user", "users"))
-    else:
-        report.message_parts.append("helper already configured for %s" % plural(len(loaded), "user", "users"))
+        report.message_parts.append("helper configured for %s" % plural(len(configured), "user", "users"))
+    already = [user for user in already if user.reason is None]  # and still fine after the checks
+    if already:
+        count = plural(len(already), "user", "users")
+        report.message_parts.append("helper already configured for %s" % count)
     report.message_parts.append(docker_login_note(host.helper_version))
     return report.result()
 
@@ -2034,46 +2179,24 @@ def stale_stores(auth_file, registries):
 
 
 def erase_from_stores(run, account, user, stale):
-    """`erase` what those stores still hold (as docker logout would), once the config names the helper."""
+    """`erase` what those stores still hold (as docker logout would), once the config names the helper.
+    What cannot be erased stays in the store, a token docker no longer uses for the registry but a
+    secret all the same: reported (stale_credentials) until it is gone."""
     stores = run.stores_for(account)
     for name, server in stale:
-        if not stores.usable(name):  # not installed: docker cannot reach anything it might hold
-            log("%s: docker-credential-%s is not installed; nothing to erase from it" % (account.name, name))
-            continue
+        if not shutil.which("docker-credential-" + name, os.F_OK, stores.env["PATH"]):
+            continue  # not installed where the user's docker looks: nothing there it could reach
         try:
             if stores.credential(name, server) is None:
                 continue
             stores.erase(name, server)
         except AgentError as error:
-            run.report.problem(
-                error.reason,
-                "%s: stale %s left in %s: %s" % (account.name, server, name, error.message),
-                user,
-            )
+            why = "a token for %s may still be in docker-credential-%s: %s" % (server, name, error.message)
+            run.report.problem(STALE_CREDENTIALS, "%s: %s" % (account.name, why), user)
             continue
         log("%s: erased %s from docker-credential-%s" % (account.name, server, name))
         user.changed = True
         run.report.changes += 1
-
-
-def verify_helper(host, account, user, registry, report):
-    """A real `docker-credential-ecr-login get` as the user; its output (a token) is discarded."""
-    # The helper's cache would be one more file holding a token: keep it off for this probe.
-    code, diagnostics = run_user_command(
-        host,
-        account,
-        [host.helper, "get"],
-        secret=registry,
-        discard_stdout=True,
-        extra_env={"AWS_ECR_DISABLE_CACHE": "true"},
-    )
-    if code != 0:
-        user.registries[registry]["error"] = HELPER_VERIFY_FAILED
-        report.problem(
-            HELPER_VERIFY_FAILED,
-            "%s@%s: helper get failed: %s" % (account.name, registry, diagnostics[-200:]),
-            user,
-        )
 
 
 # ---------------------------------------------------------------- helper installation
@@ -2162,7 +2285,7 @@ def https_open(url):
     """urlopen that refuses to leave https (a redirect to http would drop the transport's integrity)."""
     # The URL is https by the ReleaseBaseUrl pattern, re-checked in read_params.
     response = urllib.request.urlopen(  # noqa: S310
-        url, timeout=COMMAND_TIMEOUT, context=ssl.create_default_context()
+        url, timeout=max(1, min(COMMAND_TIMEOUT, time_left())), context=ssl.create_default_context()
     )
     if not response.geturl().startswith("https://"):
         response.close()
@@ -2243,6 +2366,10 @@ ACTION_HANDLERS = {"refresh": action_refresh, "helper": action_helper, "check": 
 def run(environ, lock_path=LOCK_FILE, state_dir=STATE_DIR):
     """Do the requested action; returns the result dict (never raises for expected failures)."""
     report = Report(environ.get("SSM_Action"))
+    timeout = environ.get(TIMEOUT_ENV, "")
+    timeout = int(timeout) if fullmatch(r"[0-9]{1,5}", timeout) else DEFAULT_TIMEOUT
+    # Stop short of the step's timeout: SSM kills the run there, and the result line with it.
+    DEADLINE[0] = time.monotonic() + timeout - min(30, max(5, timeout // 10))
     try:
         params = read_params(environ)
     except AgentError as error:
@@ -2260,7 +2387,13 @@ def run(environ, lock_path=LOCK_FILE, state_dir=STATE_DIR):
         report.host = host.summary()
         run = Run(params, host, report, state_dir)
         log("%s for users %s" % (params.action, ", ".join(a.name for a in run.accounts) or "(none)"))
-        return ACTION_HANDLERS[params.action](run)
+        result = ACTION_HANDLERS[params.action](run)
+        if time_left() <= 0:  # what was left undone failed at once: say why first
+            message = "stopped short of the %d s step timeout; %s" % (timeout, result["message"])
+            result.update(reason=OUT_OF_TIME, message=message[:MESSAGE_MAX_CHARS])
+            if params.action != "check":
+                result["outcome"] = FAILED
+        return result
     finally:
         os.close(lock_fd)
 

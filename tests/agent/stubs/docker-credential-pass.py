@@ -9,12 +9,14 @@ client/client.go): the action is the argument; `get` and `erase` read the server
 entry is "credentials not found in native keychain" on stdout with exit status 1.
 
 Every call is appended to calls.log beside the store as "<action> <server>": never a secret.
-Touching `fail` in that directory makes every call fail.
+Touching `fail` in that directory makes every call fail, `fail-erase` only `erase`, and `hang` makes
+every call wait (a store whose gpg-agent waits for a passphrase nobody types).
 """
 
 import json
 import os
 import sys
+import time
 
 NOT_FOUND = "credentials not found in native keychain"
 FOLDER = os.path.join(os.path.expanduser("~"), ".docker-credential-pass-standin")
@@ -53,7 +55,11 @@ def main():
     else:
         server = payload.strip()
     record(action, server)
-    if os.path.exists(os.path.join(FOLDER, "fail")):
+    if os.path.exists(os.path.join(FOLDER, "hang")):
+        time.sleep(3600)
+    if os.path.exists(os.path.join(FOLDER, "fail")) or (
+        action == "erase" and os.path.exists(os.path.join(FOLDER, "fail-erase"))
+    ):
         sys.stdout.write("the password store is locked\n")
         return 1
     if action == "store":
