@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -175,3 +176,16 @@ def test_token_source_is_the_registry_region(
     agent: ModuleType, registry: str, source: tuple[str, str]
 ) -> None:
     assert agent.token_source(registry) == source
+
+
+def test_the_readme_states_the_agents_numbers(agent: ModuleType) -> None:
+    """What the README promises about refresh timing, helper calls, sizes and the model's floor."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    margin = agent.REFRESH_MARGIN.total_seconds() / 3600
+    assert f"renews every token with {margin:.0f} hours or less left" in readme
+    assert f"runs must reach each instance less than {margin:.0f} hours apart" in readme
+    assert f"Each call of a credential helper or\n  store has {agent.HELPER_TIMEOUT} seconds" in readme
+    assert f"Files larger than {agent.MAX_CONFIG_BYTES // 2**20} MiB are not read" in readme
+    assert f"Go's limit of {agent.MAX_JSON_DEPTH:,} levels" in readme
+    assert f"default of {agent.DEFAULT_TIMEOUT} seconds" in readme
+    assert f"`{agent.USER_PATH}`" in readme

@@ -505,12 +505,41 @@ def test_edits_follow_docker_through_case_variants_and_repeats(agent: ModuleType
     assert content.count(b"AWS:") == 0 and b64("AWS:old").encode() not in content
 
 
-def test_a_null_map_is_replaced_not_merged(agent: ModuleType) -> None:
+def test_a_null_map_hides_what_came_before_and_the_edit_keeps_it_hidden_and_kept(agent: ModuleType) -> None:
     config = b'{"auths": {"ghcr.io": {"auth": "%s"}}, "auths": null}' % AUTH.encode()
     _, before = agent.DockerModel((28, 2)).load(config)
     assert before.auths == {}, "a later null resets the map in Go"
-    _, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
+    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
     assert list(view.auths) == [REGISTRY]
+    assert b'"auths": {"ghcr.io": {"auth": "%s"}},\n\t"auths": null,\n\t"auths": {' % AUTH.encode() in content
+
+
+def test_an_edit_loses_nothing_docker_would_not_read(agent: ModuleType, real_docker: RealDocker) -> None:
+    """What the agent does not edit is copied byte for byte: nested values (any depth), numbers,
+    escapes, bytes that are not UTF-8 inside strings, the data after the first JSON value (Go's
+    json.Decoder never reads it), and map fields a later null hides. docker reads the result as meant."""
+    deep_value = b"[" * 3000 + b"]" * 3000
+    config = (
+        b'{"auths": {"ghcr.io": {"auth": "%s", "x": %s}}, "myTool": {"s": "caf\\u00e9 \xff", "n": 1.50},\n'
+        b'  "auths": {"%s": {"auth": "%s"}}} \n{"second": "document"} trailing\n'
+        % (AUTH.encode(), deep_value, REGISTRY.encode(), b64("AWS:old").encode())
+    )
+    assert real_docker.loads(config)
+    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
+    for kept in (
+        b'"ghcr.io": {"auth": "%s", "x": %s}' % (AUTH.encode(), deep_value),
+        b'{"s": "caf\\u00e9 \xff", "n": 1.50}',
+        b' \n{"second": "document"} trailing\n',
+    ):
+        assert kept in content
+    assert content.endswith(b'} \n{"second": "document"} trailing\n')
+    assert b64("AWS:old").encode() not in content, "the registry's own old entry is replaced"
+    assert (view.file_credential(REGISTRY).password, view.file_credential("ghcr.io").password) == (
+        "new",
+        "pw",
+    )
+    assert real_docker.loads(content)
+    assert real_docker.username_for(content, REGISTRY) == "AWS"
 
 
 def test_use_helper_sets_credhelpers_and_drops_every_key_docker_reads_as_the_registry(

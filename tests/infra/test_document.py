@@ -215,9 +215,15 @@ def test_the_shipped_agent_is_the_same_code_without_comments_and_docstrings() ->
     assert len(shipped) < len(source) * 0.9
 
 
+# The Linux step's share of SSM's 64 KB: 36 KB, leaving 28 KB for a second (Windows) step with an agent
+# of its own. It was 32 KB until issue 10's fixes (docker's loader by version, an iterative JSON parser
+# for Go's nesting depth, helpers judged as each user runs them, a time budget) took the agent past it.
+LINUX_STEP_BUDGET = MAX_CONTENT_BYTES * 9 // 16
+
+
 def test_document_leaves_room_under_the_64_kb_limit(synthesized_template: Template) -> None:
     size = len(json.dumps(document_content(synthesized_template)).encode())
-    assert size < MAX_CONTENT_BYTES // 2, f"{size} bytes: a second (Windows) step would not fit"
+    assert size < LINUX_STEP_BUDGET, f"{size} bytes: a second (Windows) step would not fit"
 
 
 def test_packing_is_deterministic() -> None:

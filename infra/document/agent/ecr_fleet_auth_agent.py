@@ -1418,7 +1418,7 @@ class CredentialStores(object):
             except OSError as error:  # not on the PATH, not executable by the user, not a program
                 why = error.strerror or str(error)
             except subprocess.TimeoutExpired:
-                why = "no answer in %d s" % HELPER_TIMEOUT
+                why = "no answer in time"
             where = (program, action, self.account.name, self.env["PATH"], why)
             why = self.known[name] = AgentError(HELPER_UNAVAILABLE, "%s %s as %s (PATH %s): %s" % where)
         raise why
