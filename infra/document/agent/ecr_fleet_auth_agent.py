@@ -229,7 +229,7 @@ def parse_time(value):
 
 
 # When the run must wrap up (time.monotonic()); set by run() from the document's timeout.
-DEADLINE = [time.monotonic() + DEFAULT_TIMEOUT]
+DEADLINE = [float("inf")]
 
 
 def time_left():
