@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from localfleet.sandbox import HELPER_BIN
-from tests.agent import sandbox as sb
+from localfleet.deployment import single_instance as sb
+from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration
