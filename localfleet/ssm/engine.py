@@ -428,8 +428,7 @@ class CommandEngine:
             self._end(invocation, "Delivery Timed Out")
         elif node is not None and not node.commandable:
             self._end(invocation, "Access Denied")
-        elif node is None or node.state in GONE_STATES or node.ping_status == "Inactive":
-            # "Undeliverable: The managed node might not exist or might not be responding."
+        elif node is None or _gone(node):
             self._end(invocation, "Undeliverable")
         elif node.ping_status != "Online":
             self._delay(invocation)
@@ -464,7 +463,7 @@ class CommandEngine:
             node = self.nodes(invocation.instance_id)
             if invocation.cancel_requested:
                 self._end(invocation, "Cancelled")
-            elif node is None or node.state in GONE_STATES or node.ping_status == "Inactive":
+            elif node is None or _gone(node):
                 self._end(invocation, "Undeliverable")
             elif node.ping_status != "Online":
                 self._delay(invocation)
@@ -576,6 +575,11 @@ class _Run:
     invocation: Invocation
     executor: Executor
     steps: list[StepPlan]
+
+
+def _gone(node: ManagedInstance) -> bool:
+    """ "Undeliverable: The managed node might not exist or might not be responding."""
+    return node.state in GONE_STATES or node.ping_status == "Inactive"
 
 
 def _execute(executor: Executor, step: StepPlan, instance_id: str) -> ExecutionResult:

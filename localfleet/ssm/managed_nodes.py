@@ -41,6 +41,7 @@ class ManagedInstance:
     state: str = "running"  # the EC2 state as SendCommand sees it (it lags DescribeInstances)
     commandable: bool = True  # False: the caller's role may not command this node (IAM)
     last_ping: float = field(default_factory=time.time)
+    registered: int = 0  # registration order: how listings are ordered
 
     def __post_init__(self) -> None:
         if self.ping_status not in PING_STATUSES:
@@ -92,7 +93,7 @@ ENUM_FILTER_VALUES = {"PingStatus": PING_STATUSES, "PlatformTypes": PLATFORM_TYP
 
 
 def filter_instances(
-    instances: Iterable[ManagedInstance],
+    instances: Mapping[str, ManagedInstance],
     filters: Sequence[tuple[str, Sequence[str]]],
     resolve_tags: TagResolver,
 ) -> list[ManagedInstance]:
@@ -101,7 +102,13 @@ def filter_instances(
     if tag_filters and len(tag_filters) != len(filters):
         # DescribeInstanceInformation: tag filters cannot be combined with other filter types.
         raise ServiceError("InvalidFilterKey", "tag filters cannot be combined with other filter keys")
-    selected = list(instances)
+    by_id = [values for key, values in filters if key == "InstanceIds"]
+    if by_id:  # a few ids out of a big fleet: look them up rather than scan
+        wanted = set(by_id[0])
+        selected = [instances[i] for i in wanted if i in instances]
+        selected.sort(key=lambda instance: instance.registered)
+    else:
+        selected = list(instances.values())
     for key, values in filters:
         selected = _apply_filter(selected, key, values, resolve_tags)
     return selected

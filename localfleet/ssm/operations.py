@@ -207,6 +207,8 @@ class RunCommandService:
     # --- instances -------------------------------------------------------------------
     def add_instance(self, instance: ManagedInstance) -> None:
         with self.lock:
+            previous = self.instances.get(instance.instance_id)
+            instance.registered = previous.registered if previous else len(self.instances)
             self.instances[instance.instance_id] = instance
 
     def instance(self, instance_id: str) -> ManagedInstance | None:
@@ -218,7 +220,9 @@ class RunCommandService:
             return list(self.instances.values())
 
     def describe_instance_information(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        selected = filter_instances(self.all_instances(), filters_from_request(params), self.resolve_tags)
+        with self.lock:
+            instances = dict(self.instances)
+        selected = filter_instances(instances, filters_from_request(params), self.resolve_tags)
         # MaxResults: "The default value is 10 items."
         page, token = paginate(selected, params, "DescribeInstanceInformation", default_size=10)
         return {"InstanceInformationList": [i.describe() for i in page], "NextToken": token}

@@ -176,6 +176,16 @@ def _matches(pattern: str, value: str) -> bool:
     return compiled is None or compiled.search(value) is not None
 
 
+_MEMBER_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _member_names(shape: StructureShape) -> frozenset[str]:
+    names = _MEMBER_NAMES.get(id(shape))
+    if names is None:
+        names = _MEMBER_NAMES[id(shape)] = frozenset(shape.members)
+    return names
+
+
 def shape_output(operation: OperationModel, result: Mapping[str, Any]) -> dict[str, Any]:
     """``result`` serialised per the operation's output shape (None members dropped)."""
     shape = operation.output_shape
@@ -187,18 +197,17 @@ def shape_output(operation: OperationModel, result: Mapping[str, Any]) -> dict[s
 
 def _serialise(value: Any, shape: Shape, path: str) -> Any:
     if isinstance(shape, StructureShape):
-        unknown = set(value) - set(shape.members)
+        members = shape.members
+        unknown = value.keys() - _member_names(shape)
         if unknown:
             raise KeyError(f"{path}: members {sorted(unknown)} are not in the {shape.name} shape")
         return {
-            name: _serialise(item, shape.members[name], f"{path}.{name}")
-            for name, item in value.items()
-            if item is not None
+            name: _serialise(item, members[name], path) for name, item in value.items() if item is not None
         }
     if isinstance(shape, ListShape):
-        return [_serialise(item, shape.member, f"{path}[]") for item in value]
+        return [_serialise(item, shape.member, path) for item in value]
     if isinstance(shape, MapShape):
-        return {key: _serialise(item, shape.value, f"{path}.{key}") for key, item in value.items()}
+        return {key: _serialise(item, shape.value, path) for key, item in value.items()}
     if shape.type_name == "timestamp":
         if isinstance(value, dt.datetime):
             return value.timestamp()

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localfleet.ec2 import Ec2Inventory, Ec2Wire
-from localfleet.transport import InProcessTransport, LoopbackServer, ServiceEndpoint
+from localfleet.transport import ServiceEndpoint
+from tests.localfleet.both_ways import WAYS, client
 
-REGION = "eu-west-1"
 TAG = {"Name": "tag:ecr-fleet-auth", "Values": ["enabled"]}
 
 
@@ -26,19 +25,11 @@ def inventory() -> Ec2Inventory:
     return fleet
 
 
-@pytest.fixture(params=["in-process", "http"])
+@pytest.fixture(params=WAYS)
 def ec2(request: pytest.FixtureRequest, inventory: Ec2Inventory) -> Iterator[Any]:
     endpoint = ServiceEndpoint(Ec2Wire(inventory))
-    config = Config(retries={"max_attempts": 1})
-    if request.param == "in-process":
-        session = InProcessTransport(endpoint).attach(boto3.Session(region_name=REGION))
-        yield session.client("ec2", endpoint_url="http://127.0.0.1:9", config=config)
-        return
-    server = LoopbackServer(endpoint).start()
-    try:
-        yield boto3.client("ec2", region_name=REGION, endpoint_url=server.url, config=config)
-    finally:
-        server.stop()
+    with client(endpoint, request.param, Config(retries={"max_attempts": 1})) as answered:
+        yield answered
 
 
 def instances(pages: Any) -> list[dict[str, Any]]:

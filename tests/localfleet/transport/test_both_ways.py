@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
@@ -13,8 +12,9 @@ from botocore.exceptions import ClientError, ConnectionClosedError
 from localfleet.clocks import SimulatedClock
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import RunCommandService, SsmWire
-from localfleet.transport import InProcessTransport, LoopbackServer, ServiceEndpoint
-from tests.localfleet.ssm.conftest import DOCUMENT, REGION, instance_id, shell_document
+from localfleet.transport import ServiceEndpoint
+from tests.localfleet.both_ways import WAYS, client
+from tests.localfleet.ssm.conftest import DOCUMENT, instance_id, shell_document
 
 
 @pytest.fixture
@@ -25,19 +25,12 @@ def endpoint() -> ServiceEndpoint:
     return ServiceEndpoint(SsmWire(service.handler))
 
 
-@pytest.fixture(params=["in-process", "http"])
+@pytest.fixture(params=WAYS)
 def ssm(request: pytest.FixtureRequest, endpoint: ServiceEndpoint) -> Iterator[Any]:
     # Standard retries: botocore tries throttling, 5xx and dropped connections three more times.
     config = Config(retries={"total_max_attempts": 4, "mode": "standard"})
-    if request.param == "in-process":
-        session = InProcessTransport(endpoint).attach(boto3.Session(region_name=REGION))
-        yield session.client("ssm", endpoint_url="http://127.0.0.1:9", config=config)
-        return
-    server = LoopbackServer(endpoint).start()
-    try:
-        yield boto3.client("ssm", region_name=REGION, endpoint_url=server.url, config=config)
-    finally:
-        server.stop()
+    with client(endpoint, request.param, config) as answered:
+        yield answered
 
 
 def test_the_model_checks_requests_the_same_way(ssm: Any) -> None:
