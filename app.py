@@ -8,9 +8,10 @@ import sys
 
 import aws_cdk as cdk
 
-from infra.config import ConfigError, DeploymentConfig
+from ecr_fleet_auth.settings import SettingsError
+from infra.config import DeploymentConfig
+from infra.ecr_fleet_auth_stack import EcrFleetAuthStack
 from infra.nag import add_checks
-from infra.stack import EcrFleetAuthStack
 
 
 def build_app(app: cdk.App) -> list[EcrFleetAuthStack]:
@@ -35,7 +36,7 @@ def main() -> None:
     app = cdk.App()
     try:
         build_app(app)
-    except ConfigError as error:
+    except SettingsError as error:
         print(error, file=sys.stderr)
         sys.exit(1)
     app.synth()

@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ecr_fleet_auth import contract
 from infra.document.script import run_command_lines
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import INSTANCE_VENV
@@ -67,7 +68,7 @@ def agent_parameters(action: str) -> dict[str, str]:
         "Action": action,
         "Registries": ",".join(sb.REGISTRIES),
         "Users": ",".join(MANAGED),
-        "HelperVersion": "latest",
+        "HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "ReleaseBaseUrl": "https://helper-mirror.test",
     }
 

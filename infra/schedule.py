@@ -40,7 +40,7 @@ class RunnerSchedule(Construct):
                 function,
                 input=aws_scheduler.ScheduleTargetInput.from_object(dict(contract.SCHEDULED_EVENT)),
                 # Retries of the *delivery* to Lambda (the Invoke call failing). Once Lambda has
-                # accepted the event, the function's own event age (infra/runner.py) decides how
+                # accepted the event, the function's own event age (infra/runner_function.py) decides how
                 # late a throttled run may start. A duplicate delivery is a second run at the same
                 # time, which leaves out the instances the first one is working on.
                 retry_attempts=SCHEDULER_RETRY_ATTEMPTS,

@@ -5,18 +5,22 @@ SSM runs (its orchestration directory, root-only), the `{{ Name }}` fallback for
 SSM agents older than 3.3.2746.0 that do not set `$SSM_<Name>`, then the shell
 shim `entrypoint.sh`, which finds a Python 3 and runs the agent.
 
-The agent travels gzip-compressed and base64-encoded: as plain text it fills most
-of SSM's 64 KB document limit. Compression is deterministic (no timestamp), so an
-unchanged agent synthesizes to an unchanged document.
+The agent travels without its comments and docstrings (the code is unchanged: a
+test compares the two ASTs), gzip-compressed and base64-encoded: as plain text it
+would fill SSM's 64 KB document limit. Compression is deterministic (no timestamp),
+so an unchanged agent synthesizes to an unchanged document.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import hashlib
+import io
 import re
 import textwrap
+import tokenize
 from pathlib import Path
 
 from ecr_fleet_auth import contract
@@ -32,6 +36,37 @@ _UNPACK_FAILED = (
     '{"schema":1,"action":null,"outcome":"failed","reason":"agent_unpack_failed",'
     '"message":"could not unpack the agent (base64, gzip)","host":null,"users":[]}'
 )
+
+
+def _docstring_lines(source: bytes) -> tuple[set[int], dict[int, str]]:
+    """Line numbers of every docstring, and a `pass` for each that is its block's only statement."""
+    lines = source.decode().splitlines()
+    drop: set[int] = set()
+    stand_in: dict[int, str] = {}
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        first = node.body[0]
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
+            continue
+        if not isinstance(first.value.value, str) or first.end_lineno is None:
+            continue
+        drop.update(range(first.lineno, first.end_lineno + 1))
+        if len(node.body) == 1:
+            stand_in[first.lineno] = lines[first.lineno - 1][: first.col_offset] + "pass"
+    return drop, stand_in
+
+
+def shipped_agent(source: bytes) -> bytes:
+    """The agent without comments and docstrings: the same code in fewer bytes."""
+    drop, stand_in = _docstring_lines(source)
+    kept = [
+        stand_in.get(number, "" if number in drop else line)
+        for number, line in enumerate(source.decode().splitlines(), 1)
+    ]
+    readline = io.StringIO("\n".join(kept) + "\n").readline
+    tokens = [token for token in tokenize.generate_tokens(readline) if token.type != tokenize.COMMENT]
+    return "\n".join(line.rstrip() for line in tokenize.untokenize(tokens).splitlines()).encode() + b"\n"
 
 
 def packed_agent(source: bytes) -> list[str]:
@@ -65,13 +100,13 @@ def run_command_lines() -> list[str]:
     return [
         "#!/bin/sh",
         "# ecr-fleet-auth: generated from infra/document/agent/ by the document construct.",
-        f"# The agent (ecr_fleet_auth_agent.py, sha256 {hashlib.sha256(agent).hexdigest()}) follows",
-        "# gzip-compressed and base64-encoded, to fit SSM's 64 KB document limit.",
+        f"# The agent (ecr_fleet_auth_agent.py, sha256 {hashlib.sha256(agent).hexdigest()}) follows without",
+        "# comments and docstrings, gzip-compressed and base64-encoded, to fit SSM's 64 KB document limit.",
         f'{AGENT_PY_ENV}="$(dirname -- "$0")/ecr_fleet_auth_agent.py"',
         f"export {AGENT_PY_ENV}",
         f"base64 -d <<'{_HEREDOC_END}' | gzip -dc > \"${AGENT_PY_ENV}\" ||"
         f" {{ printf '%s\\n' '{_UNPACK_FAILED}'; exit 1; }}",
-        *packed_agent(agent),
+        *packed_agent(shipped_agent(agent)),
         _HEREDOC_END,
         *parameter_fallback_lines(),
         *entrypoint,

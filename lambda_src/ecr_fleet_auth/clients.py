@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -38,6 +39,16 @@ CLIENT_CONFIG = Config(
 # timeout) could start a second command on the same instances. Its client retries
 # nothing; ``RunCommand.send`` retries only what cannot have started a command.
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
+
+# What a failed AWS call raises (after botocore's own retries).
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def error_code(error: Exception) -> str:
+    """The AWS error code (``ThrottlingException``), else the exception's class name."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", "ClientError"))
+    return type(error).__name__
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Literal, get_args
 
 # --- document parameter names (SSM exposes each to the agent as $SSM_<Name>) ---
 ACTION: Final = "Action"
@@ -20,9 +20,15 @@ USERS: Final = "Users"
 HELPER_VERSION: Final = "HelperVersion"
 RELEASE_BASE_URL: Final = "ReleaseBaseUrl"
 
-ACTIONS: Final = ("refresh", "helper", "check")
+# Each closed set of values is a Literal type (what the event model and settings are typed
+# with) and, derived from it, the tuple of its values (what the document and checks list).
+Action = Literal["refresh", "helper", "check"]
+ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 AUTO_USERS: Final = "auto"
-LATEST_HELPER: Final = "latest"
+# The credential-helper release the release-binary install fetches by default. The release bucket
+# publishes versioned paths only (<base>/<X.Y.Z>/linux-<amd64|arm64>/docker-credential-ecr-login and
+# its .sha256); there is no `latest` path, so the default is a pinned release (0.12.0, February 2026).
+DEFAULT_HELPER_VERSION: Final = "0.12.0"
 DEFAULT_RELEASE_BASE_URL: Final = "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
 
 # --- building blocks ---
@@ -62,7 +68,7 @@ def _list_of(item: str, most: int) -> str:
 # --- whole-value patterns (anchored; match with re.fullmatch) ---
 REGISTRIES_PATTERN: Final = rf"^{_list_of(REGISTRY_RE, MAX_REGISTRIES)}$"
 USERS_PATTERN: Final = rf"^(?:{AUTO_USERS}|{_list_of(USER_NAME_RE, MAX_USERS)})$"
-HELPER_VERSION_PATTERN: Final = rf"^(?:{LATEST_HELPER}|{HELPER_SEMVER_RE})$"
+HELPER_VERSION_PATTERN: Final = rf"^{HELPER_SEMVER_RE}$"
 RELEASE_BASE_URL_PATTERN: Final = (
     r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
     r"(?:/[A-Za-z0-9._~-]+)*/?$"
@@ -108,12 +114,20 @@ class DocumentParameter:
         return matches(self.allowed_pattern, value)
 
 
+# The document's own defaults apply only when someone runs the document by hand (Run Command
+# console, aws ssm send-command) and leaves a parameter out: the runner always sends all five,
+# from the stack's settings (settings.py). Action defaults to the read-only ``check`` there on
+# purpose — a hand-run that names no action changes nothing — while the stack's ``action``
+# setting defaults to ``refresh``. The others equal the settings' defaults; Registries has
+# none (the stack's default, the account's own registry, is a deploy-time value). The README
+# ("The document's own defaults") states this and tests/infra/test_settings.py checks it.
 DOCUMENT_PARAMETERS: Final = (
     DocumentParameter(
         name=ACTION,
         description=(
             "refresh: docker login with a fresh ECR token; helper: install and "
-            "configure amazon-ecr-credential-helper; check: read-only report."
+            "configure amazon-ecr-credential-helper; check: read-only report. "
+            "Defaults to check (read-only) when the document is run by hand."
         ),
         default="check",
         allowed_values=ACTIONS,
@@ -141,9 +155,9 @@ DOCUMENT_PARAMETERS: Final = (
     DocumentParameter(
         name=HELPER_VERSION,
         description="Credential-helper version for the release-binary install.",
-        default=LATEST_HELPER,
+        default=DEFAULT_HELPER_VERSION,
         allowed_pattern=HELPER_VERSION_PATTERN,
-        accepted_form="'latest' or a version X.Y.Z",
+        accepted_form="a release version X.Y.Z such as " + DEFAULT_HELPER_VERSION,
     ),
     DocumentParameter(
         name=RELEASE_BASE_URL,
@@ -160,17 +174,22 @@ PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT
 
 # --- agent result line (CONTRACT.md section 5) ---
 RESULT_SCHEMA: Final = 1
-OUTCOMES: Final = ("changed", "unchanged", "skipped", "failed")
-REGISTRY_STATES: Final = ("helper", "logged_in", "stale_auth", "none")
+Outcome = Literal["changed", "unchanged", "skipped", "failed"]
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
+RegistryState = Literal["helper", "logged_in", "stale_auth", "none", "helper_unavailable"]
+REGISTRY_STATES: Final[tuple[RegistryState, ...]] = get_args(RegistryState)
 RESULT_LINE_MAX_BYTES: Final = 2000
 
 # --- runner report (CONTRACT.md section 6) ---
-INSTANCE_STATUSES: Final = ("succeeded", "failed", "unreachable", "skipped", "pending")
-NOTIFY_POLICIES: Final = ("failures", "always", "never")
+InstanceStatus = Literal["succeeded", "failed", "unreachable", "skipped", "pending"]
+INSTANCE_STATUSES: Final[tuple[InstanceStatus, ...]] = get_args(InstanceStatus)
+NotifyPolicy = Literal["failures", "always", "never"]
+NOTIFY_POLICIES: Final[tuple[NotifyPolicy, ...]] = get_args(NotifyPolicy)
 
 # --- how the schedule marks its invocations; manual ones carry no source ---
-SOURCE_SCHEDULE: Final = "schedule"
-SOURCE_MANUAL: Final = "manual"
+Source = Literal["schedule", "manual"]
+SOURCE_SCHEDULE: Final[Source] = "schedule"
+SOURCE_MANUAL: Final[Source] = "manual"
 SCHEDULED_EVENT: Final = {"source": SOURCE_SCHEDULE}
 
 # --- metrics (Powertools EMF; the stack's alarm and dashboard read these) ---

@@ -13,20 +13,20 @@ fleet (the runner reports, and never commands, an id without the target tag).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from . import contract
-from .settings import MAX_WAIT_SECONDS, Action, RegistryHost
+from .settings import MAX_WAIT_SECONDS
 
 # A narrowed run is for a handful of instances (or one new instance); a whole
 # fleet is the tag's job. The cap keeps the event and the report bounded.
 MAX_REQUESTED_INSTANCES = 1000
 
 InstanceId = Annotated[str, StringConstraints(pattern=contract.INSTANCE_ID_PATTERN)]
+RegistryHost = Annotated[str, StringConstraints(pattern=contract.REGISTRY_PATTERN)]
 UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
-Source = Literal["schedule", "manual"]
 
 ACCEPTED_FORMS: dict[str, str] = {
     "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run)",
@@ -55,8 +55,8 @@ class InvalidEvent(ValueError):
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    source: Source = "manual"
-    action: Action | None = None
+    source: contract.Source = contract.SOURCE_MANUAL
+    action: contract.Action | None = None
     dry_run: bool = False
     instance_ids: tuple[InstanceId, ...] | None = Field(
         default=None, min_length=1, max_length=MAX_REQUESTED_INSTANCES

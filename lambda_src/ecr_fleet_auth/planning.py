@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from .fleet import FleetMember
+from .discovery import FleetMember
 from .reasons import Reason
 
 # SendCommand accepts at most 50 InstanceIds per call.
@@ -85,6 +86,19 @@ class Plan:
     @property
     def dispatches(self) -> list[Dispatch]:
         return [dispatch for lane in self.lanes for dispatch in lane]
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The dispatches without their instance ids, for the run's log."""
+        return [
+            {
+                "instances": len(d.instance_ids),
+                "by_tag": d.by_tag,
+                "lane": d.lane,
+                "max_concurrency": d.max_concurrency,
+                "max_errors": d.max_errors,
+            }
+            for d in self.dispatches
+        ]
 
 
 def plan_dispatches(

@@ -20,6 +20,8 @@ FAILURE_STATUSES = ("failed", "unreachable")
 MAX_LISTED_PER_STATUS = 25
 MAX_MESSAGE_CHARS = 12_000
 MAX_SUBJECT_CHARS = 100
+# A failed run's error message, and an SSM refusal's, in the report, the log and the e-mail.
+ERROR_MESSAGE_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -172,3 +174,9 @@ def _bounded(items: Sequence[str], most: int) -> list[str]:
     if len(items) <= most:
         return list(items)
     return [*items[:most], f"... and {len(items) - most} more"]
+
+
+def short(text: str, most: int = ERROR_MESSAGE_CHARS) -> str:
+    """``text`` on one line, cut to ``most`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= most else text[: most - 3] + "..."

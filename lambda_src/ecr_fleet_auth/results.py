@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import contract
-from .commands import Invocation
 from .reasons import Reason
 from .report import InstanceResult
+from .run_command import Invocation
 
 # StatusDetails → (status, reason) when the agent's result line is not the answer.
 # StatusDetails is more precise than Status ("Delivery Timed Out" vs

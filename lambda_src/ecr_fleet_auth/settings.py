@@ -1,84 +1,354 @@
-"""The runner's deployed configuration: environment variables set by the stack.
+"""Every setting once: ``SETTINGS``, one row per setting — its name, default, accepted form and doc line.
 
-The stack builds the environment with ``RunnerSettings.environment(...)`` and the
-runner reads it back with ``RunnerSettings.from_environment()``, so the variable
-names exist only here. Each variable is the upper-cased field name.
+A row's ``key`` is the cdk.json context key (``action``); the same name in snake_case is
+its Python field and, for the settings the runner reads, in UPPER_CASE its Lambda environment
+variable (``ACTION``); ``parameter`` names the document parameter it fills (``Action``, which
+the agent reads as ``$SSM_Action``). So one row is the whole path of one value. One
+``parse`` accepts the value from cdk.json, from ``-c key=value`` and from the environment, so
+the synth and the runner accept exactly the same values. Derived from this table:
+
+* ``infra/config.py``: ``DeploymentConfig.from_context`` validates the context (synth errors
+  name the key and the ``form``);
+* the runner's environment: the stack writes it with ``runner_environment`` and the runner
+  reads it back with ``RunnerSettings.from_environment`` (a variable left out takes the row's
+  default: the runner has no defaults of its own);
+* tests/infra/test_settings.py checks cdk.json's context, the README's configuration table,
+  ``DeploymentConfig``'s and ``RunnerSettings``' fields and the console events against it.
+
+Rows with ``context=False`` are not settings a user gives: the stack fills them in from the
+resources it creates (the document's name, the topic, ...). This module is part of the Lambda
+asset, so it imports nothing beyond the standard library and ``contract``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 from . import contract
 
-RegistryHost = Annotated[str, StringConstraints(pattern=contract.REGISTRY_PATTERN)]
-UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
-Action = Literal["refresh", "helper", "check"]
-NotifyPolicy = Literal["failures", "always", "never"]
-
 # Lambda's hard limit; the runner returns before it with what is still running as pending.
-LAMBDA_TIMEOUT_SECONDS = 900
-MAX_WAIT_SECONDS = 840
+LAMBDA_TIMEOUT_SECONDS: Final = 900
+MAX_WAIT_SECONDS: Final = 840
+
+# The retention periods CloudWatch Logs accepts (days), with their aws_logs.RetentionDays names.
+LOG_RETENTION: Final = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+    1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS",
+}  # fmt: skip
+
+_RATE = r"rate\((?:1 (?:minute|hour|day)|(?:[2-9]|[1-9][0-9]+) (?:minutes|hours|days))\)"
+_CRON_FIELD = r"[0-9A-Za-z,*?/#L-]+"
+_CRON = rf"cron\({_CRON_FIELD}(?: {_CRON_FIELD}){{5}}\)"
+_AT = r"at\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\)"
+SCHEDULE_PATTERN: Final = rf"^(?:{_RATE}|{_CRON}|{_AT})$"
+# Tag keys: 1-128 of letters, digits, spaces and + - = . _ : / @, not starting with aws:.
+TAG_KEY_PATTERN: Final = r"^(?!aws:)[\w +=.:/@-]{1,128}$"
+# Values are joined with commas in the runner's environment, so a value cannot hold one.
+TAG_VALUE_PATTERN: Final = r"^[\w +=.:/@-]{0,256}$"
+EMAIL_PATTERN: Final = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+STACK_NAME_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9-]{0,100}$"
 
 
-class RunnerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True)
+class Setting:
+    key: str  # the cdk.json context key; snake_case: the Python field; UPPER_CASE: the runner's variable
+    default: Any  # as cdk.json holds it; None: no default (the stack always sets it)
+    form: str  # the accepted form, as synth errors and the README's configuration table say it
+    parse: Callable[[Any], Any]  # raw value (JSON, or a string from -c or the environment) -> value
+    doc: str  # the README's one-line meaning
+    runner: bool = False  # the runner reads it from its environment
+    context: bool = True  # False: not in cdk.json; the stack sets it from a resource it creates
+    parameter: str | None = None  # the document parameter the runner fills with it (an event may override)
 
-    document_name: str = Field(min_length=1)
-    document_version: str = Field(default="1", min_length=1)
-    target_tag_key: str = Field(min_length=1, max_length=128)
-    target_tag_values: tuple[str, ...] = Field(min_length=1)
-    action: Action = "refresh"
-    registries: tuple[RegistryHost, ...] = Field(min_length=1, max_length=contract.MAX_REGISTRIES)
-    users: tuple[str, ...] = (contract.AUTO_USERS,)
-    helper_version: str = Field(default=contract.LATEST_HELPER, pattern=contract.HELPER_VERSION_PATTERN)
-    release_base_url: str = Field(
-        default=contract.DEFAULT_RELEASE_BASE_URL, pattern=contract.RELEASE_BASE_URL_PATTERN
-    )
-    max_concurrency: str = Field(default="10%", pattern=contract.MAX_CONCURRENCY_PATTERN)
-    max_errors: str = Field(default="10%", pattern=contract.MAX_ERRORS_PATTERN)
-    delivery_timeout_seconds: int = Field(default=600, ge=30, le=2_592_000)
-    wait_seconds: int = Field(default=600, ge=0, le=MAX_WAIT_SECONDS)
-    output_log_group: str = ""
-    topic_arn: str = ""
-    notify_policy: NotifyPolicy = "failures"
+    @property
+    def field(self) -> str:
+        return re.sub(r"[A-Z]", lambda upper: "_" + upper.group().lower(), self.key)
 
-    @field_validator("target_tag_values", "registries", "users", mode="before")
-    @classmethod
-    def _split_comma_separated(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
+    @property
+    def env(self) -> str:
+        return self.field.upper()
 
-    @field_validator("users")
-    @classmethod
-    def _users_match_document(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        contract.check_users(value)
-        return value
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists each with its accepted form."""
+
+
+# --- how raw values are read (each raises ValueError saying what is wrong) ---
+
+
+def _items(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+        return tuple(item.strip() for item in raw)
+    raise ValueError("not a list of strings")
+
+
+def _text(pattern: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if not isinstance(raw, str) or not contract.matches(pattern, raw):
+            raise ValueError("not accepted")
+        return raw
+
+    return parse
+
+
+def _any_text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("not a string")
+    return raw
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if raw not in choices:
+            raise ValueError("not one of the choices")
+        return str(raw)
+
+    return parse
+
+
+def _list(pattern: str, *, least: int, most: int) -> Callable[[Any], tuple[str, ...]]:
+    def parse(raw: Any) -> tuple[str, ...]:
+        items = _items(raw)
+        bad = [item for item in items if not contract.matches(pattern, item)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))} not accepted")
+        if not least <= len(items) <= most:
+            raise ValueError(f"{len(items)} items")
+        if len(set(items)) != len(items):
+            raise ValueError("duplicate items")
+        return items
+
+    return parse
+
+
+def _users(raw: Any) -> tuple[str, ...]:
+    items = _items(raw)
+    contract.check_users(items)
+    return items
+
+
+def _integer(least: int, most: int) -> Callable[[Any], int]:
+    def parse(raw: Any) -> int:
+        if isinstance(raw, bool):
+            raise ValueError("not a whole number")
+        if isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw.strip()):
+            raw = int(raw)
+        if not isinstance(raw, int):
+            raise ValueError("not a whole number")
+        if not least <= raw <= most:
+            raise ValueError("out of range")
+        return raw
+
+    return parse
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    raise ValueError("not a boolean")
+
+
+def _time_zone(raw: Any) -> str:
+    import zoneinfo  # noqa: PLC0415 - only the synth reads time zones; the runner never does
+
+    if not isinstance(raw, str) or not re.fullmatch(r"[A-Za-z0-9_+/-]{1,64}", raw):
+        raise ValueError("not an IANA time zone name")
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone") from None
+    return raw
+
+
+def _retention(raw: Any) -> int:
+    days = _integer(1, 3653)(raw)
+    if days not in LOG_RETENTION:
+        raise ValueError("not a CloudWatch Logs retention value")
+    return days
+
+
+def _email(raw: Any) -> str:
+    if raw == "":
+        return ""
+    return _text(EMAIL_PATTERN)(raw)
+
+
+def _form(name: str) -> str:
+    return contract.PARAMETERS_BY_NAME[name].accepted_form
+
+
+# --- the table: the order is the README's ---
+
+SETTINGS: Final[tuple[Setting, ...]] = (
+    Setting("stackName", "EcrFleetAuth", "a CloudFormation stack name (letters, digits, -)",
+            _text(STACK_NAME_PATTERN), "Name of the stack in every region."),
+    Setting("regions", [], "a list of region names such as eu-west-1 (empty: the CLI's region)",
+            _list(rf"^{contract.REGION_RE}$", least=0, most=30),
+            "Regions to deploy to, one stack each (ids `EcrFleetAuth-<region>`); empty deploys one stack "
+            "`EcrFleetAuth` to the AWS CLI's region."),
+    Setting("targetTagKey", "ecr-fleet-auth", "a tag key (1-128 characters, not aws:...)",
+            _text(TAG_KEY_PATTERN), "Tag key that selects the instances to manage.", runner=True),
+    Setting("targetTagValues", ["enabled"], "a list of 1-5 tag values (no commas, up to 256 characters)",
+            _list(TAG_VALUE_PATTERN, least=1, most=5), "Accepted values of the target tag.", runner=True),
+    Setting("action", "refresh", "one of " + ", ".join(contract.ACTIONS), _choice(contract.ACTIONS),
+            "What scheduled runs do (the document's own default is `check`: see "
+            "[The document's own defaults](#the-documents-own-defaults)).", runner=True,
+            parameter=contract.ACTION),
+    Setting("scheduleExpression", "rate(6 hours)",
+            "rate(N minutes|hours|days), cron(<6 fields>) or at(yyyy-mm-ddThh:mm:ss)",
+            _text(SCHEDULE_PATTERN), "When scheduled runs happen (EventBridge Scheduler)."),
+    Setting("scheduleTimeZone", "UTC", "an IANA time zone such as Europe/Paris", _time_zone,
+            "Time zone of `cron()` and `at()` expressions."),
+    Setting("scheduleEnabled", True, "true or false", _boolean,
+            "`false` deploys the schedule disabled (manual runs only)."),
+    Setting("registries", [],
+            f"a list of up to {contract.MAX_REGISTRIES} hosts of the form 123456789012.dkr.ecr.eu-west-1"
+            ".amazonaws.com or public.ecr.aws (empty: the account's own registry)",
+            _list(contract.REGISTRY_PATTERN, least=0, most=contract.MAX_REGISTRIES),
+            "ECR registries to authenticate; empty means the account's own registry in each stack's region.",
+            runner=True, parameter=contract.REGISTRIES),
+    Setting("users", [contract.AUTO_USERS], _form(contract.USERS), _users,
+            "Whose docker config to manage: `auto` = root plus members of the `docker` group.", runner=True,
+            parameter=contract.USERS),
+    Setting("helperVersion", contract.DEFAULT_HELPER_VERSION, _form(contract.HELPER_VERSION),
+            _text(contract.HELPER_VERSION_PATTERN),
+            "Credential-helper version for the release-binary install (used only where no package manager "
+            "provides it): the agent fetches `<releaseBaseUrl>/<version>/linux-<amd64\\|arm64>/"
+            "docker-credential-ecr-login` and installs it only if it matches `<same URL>.sha256`. The "
+            "release bucket publishes versioned paths only, so there is no `latest`; the default is the "
+            "newest release (February 2026).", runner=True, parameter=contract.HELPER_VERSION),
+    Setting("releaseBaseUrl", contract.DEFAULT_RELEASE_BASE_URL, _form(contract.RELEASE_BASE_URL),
+            _text(contract.RELEASE_BASE_URL_PATTERN),
+            "Where release binaries and their `.sha256` files are fetched "
+            "(`<base>/<version>/linux-<arch>/docker-credential-ecr-login`); point it at a mirror.",
+            runner=True, parameter=contract.RELEASE_BASE_URL),
+    Setting("maxConcurrency", "10%", "a number of instances or a percentage (1%-100%)",
+            _text(contract.MAX_CONCURRENCY_PATTERN),
+            "Run Command rate control, promised for the whole run (not per batch).", runner=True),
+    Setting("maxErrors", "10%", "a number of errors (0 or more) or a percentage (0%-100%)",
+            _text(contract.MAX_ERRORS_PATTERN),
+            "Errors after which Run Command stops sending to more instances.", runner=True),
+    Setting("deliveryTimeoutSeconds", 600, "a whole number from 30 to 2592000", _integer(30, 2_592_000),
+            "How long Run Command tries to deliver to an instance.", runner=True),
+    Setting("executionTimeoutSeconds", 600, "a whole number from 30 to 3600", _integer(30, 3600),
+            "How long the agent may run on an instance (the document step's timeout)."),
+    Setting("waitSeconds", 600, f"a whole number from 0 to {MAX_WAIT_SECONDS}", _integer(0, MAX_WAIT_SECONDS),
+            "How long a run waits for results; instances still running are reported `pending`.",
+            runner=True),
+    Setting("notificationEmail", "", "an e-mail address, or empty for none", _email,
+            "Subscribes this address to the notification topic (confirm the e-mail AWS sends)."),
+    Setting("notifyPolicy", "failures", "one of " + ", ".join(contract.NOTIFY_POLICIES),
+            _choice(contract.NOTIFY_POLICIES), "When the runner publishes its report to the topic.",
+            runner=True),
+    Setting("logRetentionDays", 30, "one of " + ", ".join(map(str, LOG_RETENTION)), _retention,
+            "Retention of the runner's and the Run Command output log groups."),
+    Setting("reservedConcurrency", 0, "a whole number from 0 (none) to 1000", _integer(0, 1000),
+            "Concurrency reserved for the runner; `0` reserves none, so the stack deploys on any account "
+            "(see [Reserved concurrency](#reserved-concurrency))."),
+    # Set by the stack from the resources it creates (not in cdk.json).
+    Setting("documentName", None, "the name of the stack's SSM document", _text(r"^\S+$"),
+            "The agent document the runner sends.", runner=True, context=False),
+    Setting("documentVersion", "1", "a document version", _text(r"^\S+$"),
+            "The document version the runner pins (a replaced document starts at 1).",
+            runner=True, context=False),
+    Setting("outputLogGroup", "", "a log group name, or empty for none", _any_text,
+            "Where Run Command sends the agent's full output.", runner=True, context=False),
+    Setting("topicArn", "", "an SNS topic ARN, or empty for none", _any_text,
+            "Where the runner publishes its report.", runner=True, context=False),
+)  # fmt: skip
+
+BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
+CONTEXT_SETTINGS: Final = tuple(setting for setting in SETTINGS if setting.context)
+RUNNER_SETTINGS: Final = tuple(setting for setting in SETTINGS if setting.runner)
+
+
+def _show(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_all(
+    settings: tuple[Setting, ...],
+    lookup: Callable[[Setting], Any],
+    *,
+    title: str,
+    name: Callable[[Setting], str],
+) -> dict[str, Any]:
+    """Each setting's value by field, its default where ``lookup`` gives None; every problem at once."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in settings:
+        raw = lookup(setting)
+        try:
+            if raw is None and setting.default is None:
+                raise ValueError("not set")
+            values[setting.field] = setting.parse(setting.default if raw is None else raw)
+        except ValueError as error:
+            problems.append(f"  {name(setting)}={_show(raw)}: {error}; expected {setting.form}")
+    if problems:
+        raise SettingsError(f"{title}:\n" + "\n".join(problems))
+    return values
+
+
+def runner_environment(values: Mapping[str, object]) -> dict[str, str]:
+    """The runner's Lambda environment: one variable per runner setting, its value from ``values``
+    (by field name; CDK tokens allowed). A runner setting missing from ``values`` fails the synth."""
+    missing = [setting.field for setting in RUNNER_SETTINGS if setting.field not in values]
+    if missing:
+        raise ValueError(f"no value for the runner settings {', '.join(missing)}")
+    return {setting.env: _env_value(values[setting.field]) for setting in RUNNER_SETTINGS}
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """The runner's view of ``SETTINGS``: the rows marked ``runner``, read from its environment.
+
+    Fields only: names, defaults and accepted forms are the table's (a test keeps them equal).
+    """
+
+    target_tag_key: str
+    target_tag_values: tuple[str, ...]
+    action: contract.Action
+    registries: tuple[str, ...]
+    users: tuple[str, ...]
+    helper_version: str
+    release_base_url: str
+    max_concurrency: str
+    max_errors: str
+    delivery_timeout_seconds: int
+    wait_seconds: int
+    notify_policy: contract.NotifyPolicy
+    document_name: str
+    document_version: str
+    output_log_group: str
+    topic_arn: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:
         environ = os.environ if environ is None else environ
-        values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
-        return cls.model_validate(values)
-
-    @classmethod
-    def environment(cls, **values: object) -> dict[str, str]:
-        """The Lambda environment for these field values (which may be CDK tokens).
-
-        Unknown names fail here, at synth, rather than in a deployed function.
-        """
-        unknown = sorted(set(values) - set(cls.model_fields))
-        if unknown:
-            raise ValueError(f"not runner settings: {', '.join(unknown)}")
-        return {name.upper(): _env_value(value) for name, value in values.items()}
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(item) for item in value)
-    return str(value)
+        values = parse_all(
+            RUNNER_SETTINGS,
+            lambda setting: environ.get(setting.env),
+            title="invalid runner environment",
+            name=lambda setting: setting.env,
+        )
+        if not values["registries"]:  # the stack puts the account's own registry there when none is set
+            raise SettingsError("invalid runner environment:\n  REGISTRIES='': names no registry")
+        return cls(**values)

@@ -3,7 +3,8 @@
 Real: the document's shell step (`sh -c _script.sh`, root, no HOME, SSM_* env),
 the docker CLI, a TLS registry with htpasswd auth under an ECR host name, the
 AWS CLI against moto_server, Debian's docker-credential-ecr-login (through a
-CONNECT proxy to a TLS moto). Stubbed: only dnf/yum/apt-get, which cannot run here.
+CONNECT proxy to a TLS moto). Stubbed: only dnf/yum/apt-get (tests/agent/stubs/), which cannot
+run here.
 """
 
 from __future__ import annotations
@@ -17,72 +18,27 @@ from pathlib import Path
 
 import pytest
 
+from ecr_fleet_auth import contract
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
+from tests.agent.on_instance import (
+    AGENT_OWN_FILES,
+    REAL_HELPER,
+    TOKEN_A,
+    assert_token_confined,
+    b64,
+    config_of,
+    files_written_during,
+    home,
+    install_package_managers,
+    package_manager_calls,
+    parameters,
+    without_helper,
+    write_config,
+)
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration
-
-TOKEN_A = sb.moto_token(sb.ACCOUNT_A)
-
-
-def home(user: str) -> str:
-    return "/root" if user == "root" else f"/home/{user}"
-
-
-def parameters(
-    action: str, registries: str = sb.REGISTRY_A, users: str = "auto", **extra: str
-) -> dict[str, str]:
-    values = {
-        "Action": action,
-        "Registries": registries,
-        "Users": users,
-        "HelperVersion": "latest",
-        "ReleaseBaseUrl": "https://helper-mirror.test",
-    }
-    values.update(extra)
-    return values
-
-
-def config_of(world: sb.World, user: str) -> dict[str, object]:
-    data = json.loads(world.sandbox.path(f"{home(user)}/.docker/config.json").read_bytes())
-    assert isinstance(data, dict)
-    return data
-
-
-def write_config(world: sb.World, user: str, content: str | bytes, mode: int = 0o600) -> Path:
-    """A pre-existing docker config owned by the user."""
-    uid = world.sandbox.path(home(user)).stat().st_uid
-    folder = world.sandbox.path(f"{home(user)}/.docker")
-    folder.mkdir(mode=0o700, exist_ok=True)
-    os.chown(folder, uid, uid)
-    path = folder / "config.json"
-    path.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.chmod(path, mode)
-    os.chown(path, uid, uid)
-    return path
-
-
-def assert_token_confined(run: sb.AgentRun, world: sb.World, token: str) -> None:
-    """The token (raw or as docker's base64 auth) is in no output and in no file but users' config.json."""
-    forms = [token, base64.b64encode(f"AWS:{token}".encode()).decode()]
-    for form in forms:
-        assert form not in run.stdout
-        assert form not in run.stderr
-    for path, (content, *_rest) in world.sandbox.changed_files().items():
-        if any(form.encode() in content for form in forms):
-            assert path.endswith("/.docker/config.json"), f"token found in {path}"
-
-
-# The lock lives on /run, a tmpfs of its own (as on a real instance), so it is not among the files seen.
-AGENT_OWN_FILES = ("/var/lib/ecr-fleet-auth/logins.json",)
-
-
-def files_written_during(world: sb.World, before: dict[str, tuple[bytes, int, int, int]]) -> set[str]:
-    """Paths created or changed since the snapshot, except the script SSM itself wrote."""
-    after = world.sandbox.changed_files()
-    changed = {path for path, state in after.items() if before.get(path) != state}
-    return {path for path in changed if "/document/orchestration/" not in path}
 
 
 def test_refresh_logs_every_managed_user_in_and_a_rerun_changes_nothing(
@@ -132,7 +88,10 @@ def test_check_reports_states_and_leaves_every_file_byte_identical(
         instance,
         "bob",
         json.dumps(
-            {"auths": {sb.REGISTRY_A: {"auth": "c3RhbGU="}}, "credHelpers": {sb.REGISTRY_A: "ecr-login"}}
+            {
+                "auths": {sb.REGISTRY_A: {"auth": b64("AWS:stale")}},
+                "credHelpers": {sb.REGISTRY_A: "ecr-login"},
+            }
         ),
     )
     before = instance.sandbox.changed_files()
@@ -202,17 +161,17 @@ def test_helper_configures_credhelpers_keeping_everything_else(instance: sb.Worl
     written = files_written_during(instance, untouched)
 
     assert run.returncode == 0, run.stderr
-    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "mode_tightened")
     config = config_of(instance, "alice")
     assert config["credHelpers"] == {"gcr.io": "gcloud", sb.REGISTRY_A: "ecr-login"}
     assert config["auths"] == {"ghcr.io": {"auth": "Z2g6dG9rZW4="}}
     assert config["detachKeys"] == "ctrl-e,e" and config["proxies"] == original["proxies"]
     path = instance.sandbox.path("/home/alice/.docker/config.json")
-    assert path.stat().st_mode & 0o777 == 0o640, "the file's mode is kept"
+    assert path.stat().st_mode & 0o777 == 0o600, "it holds ghcr.io's credential: owner-only now"
+    assert run.result["users"][0]["mode_tightened"] == {"config.json": "0640"}
     assert path.read_bytes() != old_bytes
-    assert (
-        instance.sandbox.path("/home/alice/.docker/config.json.ecr-fleet-auth.bak").read_bytes() == old_bytes
-    )
+    backup = instance.sandbox.path("/home/alice/.docker/config.json.ecr-fleet-auth.bak")
+    assert (backup.read_bytes(), backup.stat().st_mode & 0o777) == (old_bytes, 0o600)
     assert config_of(instance, "bob") == {"credHelpers": {sb.REGISTRY_A: "ecr-login"}}
     # Only the docker configs (and alice's backup) change; the helper's own log (~/.ecr) is written
     # by the verification running as the user, never by root.
@@ -339,21 +298,17 @@ def test_without_python_the_shim_still_prints_the_result_line(instance: sb.World
 
 # ---------------------------------------------------------------- installing the helper
 
-REAL_HELPER = Path(HELPER_BIN).read_bytes() if Path(HELPER_BIN).exists() else b""
 RHEL_OS_RELEASE = 'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\n'
-
-
-def without_helper(world: sb.World, os_release: str) -> None:
-    world.sandbox.run(["rm", "-f", HELPER_BIN]).check_returncode()
-    world.sandbox.path("/etc/os-release").unlink()
-    world.sandbox.write("/etc/os-release", os_release)
 
 
 def test_release_binary_is_installed_from_the_mirror_after_its_checksum_matches(
     instance: sb.World, agent_script: str
 ) -> None:
+    """The default HelperVersion is a pinned release: the mirror, like the release bucket, has
+    versioned paths only (<base>/<X.Y.Z>/linux-<arch>/docker-credential-ecr-login and .sha256)."""
     without_helper(instance, RHEL_OS_RELEASE)
-    instance.publish_release("latest", "amd64", REAL_HELPER)
+    instance.publish_release(contract.DEFAULT_HELPER_VERSION, "amd64", REAL_HELPER)
+    assert sorted(os.listdir(instance.mirror_dir)) == [contract.DEFAULT_HELPER_VERSION]
 
     run = instance.run_document(
         agent_script, parameters("helper", users="alice", ReleaseBaseUrl=instance.mirror_url())
@@ -405,21 +360,13 @@ def test_package_manager_install_paths(
     instance: sb.World, agent_script: str, os_release: str, manager: str, expected_call: str
 ) -> None:
     without_helper(instance, os_release)
-    instance.sandbox.write("/opt/stub/real-helper", REAL_HELPER, 0o755)
-    # A recording stub: logs its argv, and "installs" the package by copying the real binary into place.
-    instance.sandbox.write(
-        f"/usr/local/sbin/{manager}",
-        f'#!/bin/sh\necho "{manager} $*" >> /opt/stub/calls.log\n'
-        'case "$*" in *install*) cp /opt/stub/real-helper /usr/bin/docker-credential-ecr-login ;; esac\n',
-        0o755,
-    )
+    install_package_managers(instance)
 
     run = instance.run_document(agent_script, parameters("helper", users="alice"))
 
     assert run.returncode == 0, run.stderr
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
-    calls = instance.sandbox.path("/opt/stub/calls.log").read_text().splitlines()
-    assert calls == [expected_call]
+    assert package_manager_calls(instance) == [expected_call]
     assert instance.probe("alice", home("alice")).returncode == 0
 
 
@@ -445,9 +392,13 @@ def test_token_never_in_argv_and_user_steps_run_as_the_user(instance: sb.World, 
     assert refresh.result["outcome"] == "changed" and helper.result["outcome"] == "changed"
     calls = instance.sandbox.path("/tmp/invocations.log").read_text().splitlines()
     assert "root aws ecr get-authorization-token --region eu-west-1 --output json" in calls
-    assert f"alice docker login --username AWS --password-stdin {sb.REGISTRY_A}" in calls
+    # The token is checked once per registry by docker login as root (with a scratch config it
+    # cannot store to); alice's config is then written by a process running as alice.
+    assert [call for call in calls if " login " in call] == [
+        f"root docker login --username AWS --password-stdin {sb.REGISTRY_A}"
+    ]
     assert "bob docker-credential-ecr-login get" in calls
-    assert not [call for call in calls if " login " in call and not call.startswith("alice ")]
+    assert not [call for call in calls if " sts " in call], "no identity lookup on the success path"
     token_forms = (TOKEN_A, base64.b64encode(f"AWS:{TOKEN_A}".encode()).decode())
     assert not [call for call in calls if any(form in call for form in token_forms)]
     assert_token_confined(refresh, instance, TOKEN_A)
@@ -480,24 +431,13 @@ def test_amazon_linux_2_enables_the_docker_extras_topic_when_yum_cannot_find_the
     instance: sb.World, agent_script: str
 ) -> None:
     without_helper(instance, 'ID="amzn"\nVERSION_ID="2"\n')
-    instance.sandbox.write("/opt/stub/real-helper", REAL_HELPER, 0o755)
-    instance.sandbox.write(
-        "/usr/local/sbin/yum",
-        '#!/bin/sh\necho "yum $*" >> /opt/stub/calls.log\n'
-        "[ -e /opt/stub/extras-enabled ] || exit 1\n"
-        "cp /opt/stub/real-helper /usr/bin/docker-credential-ecr-login\n",
-        0o755,
-    )
-    instance.sandbox.write(
-        "/usr/local/sbin/amazon-linux-extras",
-        '#!/bin/sh\necho "amazon-linux-extras $*" >> /opt/stub/calls.log\ntouch /opt/stub/extras-enabled\n',
-        0o755,
-    )
+    install_package_managers(instance)
+    instance.sandbox.write("/opt/stub/needs-extras", "")
 
     run = instance.run_document(agent_script, parameters("helper", users="alice"))
 
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
-    assert instance.sandbox.path("/opt/stub/calls.log").read_text().splitlines() == [
+    assert package_manager_calls(instance) == [
         "yum install -y amazon-ecr-credential-helper",
         "amazon-linux-extras enable docker",
         "yum install -y amazon-ecr-credential-helper",
@@ -538,3 +478,48 @@ def test_agent_runs_on_the_oldest_pythons_it_meets(
     assert states == {"alice": "logged_in", "bob": "helper"}
     assert instance.probe("alice", home("alice")).returncode == 0
     assert instance.probe("bob", home("bob")).returncode == 0
+
+
+def test_a_token_the_registry_refuses_is_written_nowhere(instance: sb.World, agent_script: str) -> None:
+    """docker login (as root, with a scratch config it cannot store to) is how the agent checks a new
+    token: cli/command/registry/login.go reaches storeCredentials only after the registry accepted
+    the login, so a refusal never gets as far as any user's file."""
+    write_config(instance, "alice", json.dumps({"auths": {"ghcr.io": {"auth": b64("gh:token")}}}))
+    before = instance.sandbox.path("/home/alice/.docker/config.json").read_bytes()
+    instance.set_registry_password("a-password-moto-never-hands-out")
+
+    run = instance.run_document(agent_script, parameters("refresh", users="alice,bob"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "login_failed")
+    assert "401" in str(run.result["message"]) or "unauthorized" in str(run.result["message"]).lower()
+    assert instance.sandbox.path("/home/alice/.docker/config.json").read_bytes() == before
+    assert not instance.sandbox.path("/home/bob/.docker").exists()
+    assert_token_confined(run, instance, TOKEN_A)
+    assert not [name for name in os.listdir(instance.sandbox.path("/run")) if "ecr-fleet-auth-login" in name]
+
+
+@pytest.mark.parametrize(
+    ("switch", "expected_calls"),
+    [
+        ("fail-apt-get", 3),  # apt-get fails: install, update, install again
+        ("already-installed", 1),  # apt-get "succeeds" for a package whose binary was deleted by hand
+    ],
+)
+def test_the_release_binary_stands_in_when_the_package_manager_cannot_deliver_a_runnable_helper(
+    instance: sb.World, agent_script: str, switch: str, expected_calls: int
+) -> None:
+    write_config(instance, "alice", json.dumps({"credHelpers": {sb.REGISTRY_A: "ecr-login"}}))
+    without_helper(instance)
+    install_package_managers(instance)
+    instance.sandbox.write(f"/opt/stub/{switch}", "")
+    instance.publish_release(contract.DEFAULT_HELPER_VERSION, "amd64", REAL_HELPER)
+
+    run = instance.run_document(
+        agent_script, parameters("helper", users="alice", ReleaseBaseUrl=instance.mirror_url())
+    )
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok"), run.stderr
+    assert "via release binary" in str(run.result["message"])
+    assert [call.split()[0] for call in package_manager_calls(instance)] == ["apt-get"] * expected_calls
+    assert instance.sandbox.path("/usr/local/bin/docker-credential-ecr-login").read_bytes() == REAL_HELPER
+    assert instance.probe("alice", home("alice")).returncode == 0

@@ -86,11 +86,17 @@ def test_agent_building_blocks_equal_the_contract(agent: ModuleType) -> None:
     assert agent.ACTIONS == contract.ACTIONS
     assert agent.PARTITION_DOMAINS == contract.PARTITION_DOMAINS
     assert (agent.MAX_REGISTRIES, agent.MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
-    assert (agent.AUTO_USERS, agent.LATEST_HELPER) == (contract.AUTO_USERS, contract.LATEST_HELPER)
+    assert agent.AUTO_USERS == contract.AUTO_USERS
     assert agent.RESULT_SCHEMA == contract.RESULT_SCHEMA
     assert agent.RESULT_LINE_MAX_BYTES == contract.RESULT_LINE_MAX_BYTES
     assert (agent.CHANGED, agent.UNCHANGED, agent.SKIPPED, agent.FAILED) == contract.OUTCOMES
-    states = (agent.STATE_HELPER, agent.STATE_LOGGED_IN, agent.STATE_STALE_AUTH, agent.STATE_NONE)
+    states = (
+        agent.STATE_HELPER,
+        agent.STATE_LOGGED_IN,
+        agent.STATE_STALE_AUTH,
+        agent.STATE_NONE,
+        agent.STATE_HELPER_UNAVAILABLE,
+    )
     assert states == contract.REGISTRY_STATES
 
 
@@ -117,7 +123,7 @@ def environ(**overrides: str) -> dict[str, str]:
         "SSM_Action": "refresh",
         "SSM_Registries": f"{PRIVATE},public.ecr.aws,{PRIVATE}",
         "SSM_Users": "alice,bob,alice",
-        "SSM_HelperVersion": "latest",
+        "SSM_HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "SSM_ReleaseBaseUrl": contract.DEFAULT_RELEASE_BASE_URL,
     }
     values.update(overrides)
@@ -137,7 +143,8 @@ def test_read_params_splits_and_deduplicates(agent: ModuleType) -> None:
         {"SSM_Action": "delete"},
         {"SSM_Registries": "docker.io"},
         {"SSM_Users": "root;reboot"},
-        {"SSM_HelperVersion": "latest\n"},
+        {"SSM_HelperVersion": "0.12.0\n"},
+        {"SSM_HelperVersion": "latest"},
         {"SSM_ReleaseBaseUrl": "http://plain.example.com"},
         {"SSM_Registries": ""},
     ],

@@ -108,7 +108,7 @@ def ssm_environ(**overrides: str) -> dict[str, str]:
         "SSM_Action": "check",
         "SSM_Registries": REGISTRY,
         "SSM_Users": "auto",
-        "SSM_HelperVersion": "latest",
+        "SSM_HelperVersion": "0.12.0",
         "SSM_ReleaseBaseUrl": "https://mirror.example.com",
         "PATH": os.environ.get("PATH", ""),
     }
@@ -155,9 +155,6 @@ def test_release_url_follows_the_official_layout(agent: ModuleType) -> None:
     assert agent.release_url(base, "0.9.1", "arm64") == (
         "https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com"
         "/0.9.1/linux-arm64/docker-credential-ecr-login"
-    )
-    assert agent.release_url(base, "latest", "amd64").endswith(
-        "/latest/linux-amd64/docker-credential-ecr-login"
     )
     assert agent.release_arch("x86_64") == "amd64"
     assert agent.release_arch("aarch64") == "arm64"

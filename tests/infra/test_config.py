@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import SETTINGS, ConfigError, DeploymentConfig
+from ecr_fleet_auth.settings import CONTEXT_SETTINGS, SettingsError
+from infra.config import DeploymentConfig
 from tests.support.template import PROJECT_ROOT, default_context, only, resources, synthesize
 
 
@@ -18,14 +19,16 @@ def _config(**overrides: Any) -> DeploymentConfig:
 
 def test_cdk_json_holds_every_setting_at_its_default() -> None:
     context = default_context()
-    for setting in SETTINGS:
+    for setting in CONTEXT_SETTINGS:
         assert setting.key in context, f"cdk.json lacks {setting.key}"
         assert context[setting.key] == setting.default, setting.key
+    # The CDK's own keys aside, cdk.json holds nothing the table does not know.
+    assert set(context) - {"cli-telemetry"} == {setting.key for setting in CONTEXT_SETTINGS}
 
 
 def test_readme_documents_every_setting() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
-    for setting in SETTINGS:
+    for setting in CONTEXT_SETTINGS:
         assert f"`{setting.key}`" in readme, f"README does not document {setting.key}"
 
 
@@ -85,14 +88,14 @@ def test_command_line_strings_are_parsed() -> None:
         ("scheduleEnabled", "yes", "true or false"),
         ("regions", "mars-1", "region names"),
         ("releaseBaseUrl", "http://mirror.example.com", "an https:// URL"),
-        ("helperVersion", "v1", "'latest' or a version X.Y.Z"),
+        ("helperVersion", "latest", "a release version X.Y.Z such as 0.12.0"),
         ("reservedConcurrency", "-1", "a whole number from 0 (none) to 1000"),
         ("reservedConcurrency", "one", "a whole number from 0 (none) to 1000"),
         ("reservedConcurrency", True, "a whole number from 0 (none) to 1000"),
     ],
 )
 def test_bad_value_names_the_setting_and_the_accepted_form(key: str, value: Any, expected: str) -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(SettingsError) as error:
         _config(**{key: value})
     message = str(error.value)
     assert f"{key}=" in message
@@ -101,7 +104,7 @@ def test_bad_value_names_the_setting_and_the_accepted_form(key: str, value: Any,
 
 
 def test_all_problems_are_reported_together() -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(SettingsError) as error:
         _config(action="x", notifyPolicy="y")
     assert "action=" in str(error.value) and "notifyPolicy=" in str(error.value)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -54,7 +57,7 @@ INVALID_REGISTRIES = [
 VALID = {
     # "auto,jenkins" passes the pattern; contract.check_users refuses it before any command.
     "Users": ["auto", "auto,jenkins", "root", "ec2-user", "ubuntu,jenkins", "svc.build", "_ci", "Admin"],
-    "HelperVersion": ["latest", "0.9.0", "0.10.12"],
+    "HelperVersion": ["0.12.0", "0.9.0", "0.10.12"],
     "ReleaseBaseUrl": [
         contract.DEFAULT_RELEASE_BASE_URL,
         "https://mirror.example.internal/ecr-helper",
@@ -63,7 +66,7 @@ VALID = {
 }
 INVALID = {
     "Users": ["", "-rf", "root;id", "a b", "root\n", "$(id)", "root,", "x" * 33],
-    "HelperVersion": ["", "v0.9.0", "0.9", "latest;id", "0.9.0\n", "../0.9.0"],
+    "HelperVersion": ["", "latest", "v0.9.0", "0.9", "latest;id", "0.9.0\n", "../0.9.0"],
     "ReleaseBaseUrl": [
         "http://mirror.example.com",
         "https://mirror.example.com/a b",
@@ -176,7 +179,7 @@ def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> Non
     assert lines[0] == "#!/bin/sh"
     start = next(i for i, line in enumerate(lines) if line.startswith("base64 -d <<'")) + 1
     end = lines.index("ECR_FLEET_AUTH_AGENT_EOF", start)
-    assert script.unpack_agent(lines[start:end]) == script.AGENT_PY.read_bytes()
+    assert script.unpack_agent(lines[start:end]) == script.shipped_agent(script.AGENT_PY.read_bytes())
     text = "\n".join(lines)
     entrypoint_body = script.ENTRYPOINT_SH.read_text().split("\n", 1)[1].rstrip("\n")
     assert text.endswith(entrypoint_body)
@@ -184,6 +187,32 @@ def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> Non
     assert placeholders == {f"{{{{ {p.name} }}}}" for p in contract.DOCUMENT_PARAMETERS}
     for name in (p.name for p in contract.DOCUMENT_PARAMETERS):
         assert f"[ -n \"${{SSM_{name}+x}}\" ] || SSM_{name}='{{{{ {name} }}}}'" in lines
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = node.body[0]
+            value = first.value if isinstance(first, ast.Expr) else None
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+def test_the_shipped_agent_is_the_same_code_without_comments_and_docstrings() -> None:
+    source = script.AGENT_PY.read_bytes()
+    shipped = script.shipped_agent(source)
+    assert ast.dump(_without_docstrings(ast.parse(shipped))) == ast.dump(
+        _without_docstrings(ast.parse(source))
+    )
+    comments = [
+        token
+        for token in tokenize.generate_tokens(io.StringIO(shipped.decode()).readline)
+        if token.type == tokenize.COMMENT
+    ]
+    assert comments == []
+    assert ast.get_docstring(ast.parse(shipped)) is None
+    assert len(shipped) < len(source) * 0.9
 
 
 def test_document_leaves_room_under_the_64_kb_limit(synthesized_template: Template) -> None:

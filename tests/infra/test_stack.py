@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import RunnerSettings
-from infra.runner import POWERTOOLS_LAYER_PARAMETER
+from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings
+from infra.runner_function import POWERTOOLS_LAYER_PARAMETER
 from tests.support.template import PROJECT_ROOT, Template, only, resources, synthesize
 
 
@@ -90,7 +90,7 @@ def test_runner_environment_is_a_valid_settings_set(synthesized_template: Templa
     variables = _function(synthesized_template)["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == contract.METRIC_SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == contract.METRIC_NAMESPACE
-    setting_names = {name.upper() for name in RunnerSettings.model_fields}
+    setting_names = {setting.env for setting in RUNNER_SETTINGS}
     assert setting_names <= set(variables), "every runner setting is set by the stack"
     assert variables["DOCUMENT_NAME"] == {
         "Ref": next(iter(resources(synthesized_template, "AWS::SSM::Document")))

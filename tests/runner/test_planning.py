@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from ecr_fleet_auth.fleet import FleetMember, ManagedInfo
+from ecr_fleet_auth.discovery import FleetMember, ManagedInfo
 from ecr_fleet_auth.planning import MAX_IDS_PER_COMMAND, budget, exclusion, plan_dispatches, split
 
 LINUX = ManagedInfo("Online", "Linux", "Amazon Linux", "3.3.0.0")

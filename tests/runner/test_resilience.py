@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract, runner
+from ecr_fleet_auth import contract, execution
 from ecr_fleet_auth.events import InvalidEvent
+from ecr_fleet_auth.report import ERROR_MESSAGE_CHARS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.documents import execution_timeout_seconds
@@ -148,7 +149,7 @@ def test_discovery_throttled_past_its_retries_still_reports_notifies_and_counts(
 
     assert report["error"]["reason"] == "run_failed"
     assert report["error"]["code"] == "ThrottlingException"
-    assert 0 < len(report["error"]["message"]) <= runner.ERROR_MESSAGE_CHARS
+    assert 0 < len(report["error"]["message"]) <= ERROR_MESSAGE_CHARS
     assert report["instances"] == [] and report["summary"]["total"] == 0
     assert world.ssm.sent("SendCommand") == [], "nothing is sent by a run that could not discover"
     (notification,) = world.notifications()
@@ -174,7 +175,7 @@ def test_any_failure_after_sending_reports_what_is_known(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug while following the command")
 
-    monkeypatch.setattr(runner.Execution, "_settled", broken)
+    monkeypatch.setattr(execution.Execution, "_settled", broken)
     report = world.invoke({})
 
     assert report["error"] == {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ecr_fleet_auth import contract
-from ecr_fleet_auth.commands import Invocation
 from ecr_fleet_auth.results import SSM_STATUS_DETAILS, AgentResult, instance_result, needs_full_output
+from ecr_fleet_auth.run_command import Invocation
 from localfleet.hosts.canned_agent import result_line
 
 

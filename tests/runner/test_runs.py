@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import commands, contract, fleet, runner
+from ecr_fleet_auth import contract, discovery, execution, run_command, runner
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
 
@@ -146,8 +146,8 @@ def test_event_overrides_reach_the_command(world: World) -> None:
 
 def test_every_list_call_is_paginated(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # EC2 pages hold up to 1,000 instances (moto counts reservations): shrink them, not the test.
-    monkeypatch.setattr(fleet, "EC2_PAGE_SIZE", 5)
-    monkeypatch.setattr(fleet, "SSM_PAGE_SIZE", 20)  # filters of 50, 50, 20 ids: 3 + 3 + 1 pages
+    monkeypatch.setattr(discovery, "EC2_PAGE_SIZE", 5)
+    monkeypatch.setattr(discovery, "SSM_PAGE_SIZE", 20)  # filters of 50, 50, 20 ids: 3 + 3 + 1 pages
     ids = [i for _ in range(12) for i in world.launch(10)]
     report = world.invoke({})
 
@@ -197,7 +197,7 @@ def test_throttling_beyond_the_retries_fails_the_send_not_the_run(world: World) 
     assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
     assert world.commands == {}
     assert lookups(world) == []
-    assert world.ssm.calls["SendCommand"] == commands.SEND_ATTEMPTS
+    assert world.ssm.calls["SendCommand"] == run_command.SEND_ATTEMPTS
     assert sum(world.clock.slept) == 1 + 2 + 4 + 8, "no wait after the last attempt"
 
 
@@ -287,10 +287,10 @@ def test_unparseable_output_falls_back_to_the_full_output_once_per_instance(worl
 
 
 def test_fallback_calls_are_capped(world: World) -> None:
-    world.launch(runner.MAX_OUTPUT_FALLBACKS + 5, agent=CannedRun(stdout="no result here"))
+    world.launch(execution.MAX_OUTPUT_FALLBACKS + 5, agent=CannedRun(stdout="no result here"))
     report = world.invoke({})
-    assert report["summary"]["failed"] == runner.MAX_OUTPUT_FALLBACKS + 5
-    assert world.ssm.calls["GetCommandInvocation"] == runner.MAX_OUTPUT_FALLBACKS
+    assert report["summary"]["failed"] == execution.MAX_OUTPUT_FALLBACKS + 5
+    assert world.ssm.calls["GetCommandInvocation"] == execution.MAX_OUTPUT_FALLBACKS
 
 
 def test_requested_instances_without_the_tag_are_reported_not_commanded(world: World) -> None:

@@ -19,7 +19,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from ecr_fleet_auth import commands
+from ecr_fleet_auth import run_command
 from tests.runner.conftest import DOCUMENT, World
 from tests.runner.test_runs import lookups, status_and_reason
 
@@ -108,7 +108,7 @@ def test_a_send_throttled_every_time_fails_its_batch_after_the_last_attempt(worl
     world.ssm.fault = on_send("ThrottlingException", times=100)
     report = world.invoke({"instance_ids": ids})
 
-    assert world.ssm.calls["SendCommand"] == commands.SEND_ATTEMPTS
+    assert world.ssm.calls["SendCommand"] == run_command.SEND_ATTEMPTS
     assert world.commands == {}
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
     assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
@@ -160,4 +160,4 @@ def _client_error(code: str, status: int) -> ClientError:
     ],
 )
 def test_failed_sends_are_classified_by_whether_a_command_may_have_started(error: Any, doubt: Any) -> None:
-    assert commands._send_doubt(error) == doubt
+    assert run_command._send_doubt(error) == doubt

@@ -60,6 +60,10 @@ TOKEN_FAILED = "token_failed"  # noqa: S105 - a reason code, not a secret
 LOGIN_FAILED = "login_failed"
 HELPER_INSTALL_FAILED = "helper_install_failed"
 HELPER_VERIFY_FAILED = "helper_verify_failed"
+# A credential helper or store the user's docker config names for a registry is missing or cannot run.
+HELPER_UNAVAILABLE = "helper_unavailable"
+# Not a failure: a docker config (or its backup) holding credentials was made owner-only.
+MODE_TIGHTENED = "mode_tightened"
 CHECKSUM_MISMATCH = "checksum_mismatch"
 UNSUPPORTED_OS = "unsupported_os"
 CONFIG_CORRUPT = "config_corrupt"
@@ -75,11 +79,11 @@ STATE_HELPER = "helper"
 STATE_LOGGED_IN = "logged_in"
 STATE_STALE_AUTH = "stale_auth"
 STATE_NONE = "none"
+STATE_HELPER_UNAVAILABLE = "helper_unavailable"
 
 # --- parameter patterns: copies of lambda_src/ecr_fleet_auth/contract.py (a test keeps them equal) ---
 ACTIONS = ("refresh", "helper", "check")
 AUTO_USERS = "auto"
-LATEST_HELPER = "latest"
 PARTITION_DOMAINS = (
     "amazonaws.com",
     "amazonaws.com.cn",
@@ -111,7 +115,7 @@ def _list_of(item, most):
 
 REGISTRIES_PATTERN = "^" + _list_of(REGISTRY_RE, MAX_REGISTRIES) + "$"
 USERS_PATTERN = "^(?:" + AUTO_USERS + "|" + _list_of(USER_NAME_RE, MAX_USERS) + ")$"
-HELPER_VERSION_PATTERN = "^(?:" + LATEST_HELPER + "|" + HELPER_SEMVER_RE + ")$"
+HELPER_VERSION_PATTERN = "^" + HELPER_SEMVER_RE + "$"
 RELEASE_BASE_URL_PATTERN = (
     r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
     r"(?:/[A-Za-z0-9._~-]+)*/?$"
@@ -129,12 +133,16 @@ STATE_DIR = "/var/lib/ecr-fleet-auth"
 LOGINS_FILE = "logins.json"
 # /run is a root-only tmpfs on every supported distribution, writable even when / is read-only.
 LOCK_FILE = "/run/ecr-fleet-auth.lock"
+# Where docker login gets its root-only scratch config (removed after); /tmp where there is no /run.
+SCRATCH_DIR = "/run"
 CONFIG_DIR_NAME = ".docker"
 CONFIG_NAME = "config.json"
 BACKUP_NAME = "config.json.ecr-fleet-auth.bak"
 TEMP_PREFIX = ".config.json.ecr-fleet-auth."
 TEMP_SUFFIX = ".tmp"
 NEW_CONFIG_MODE = 0o600
+# A file holding a credential (a config with tokens, any backup) is readable by its owner only.
+SECRET_FILE_MODE = 0o600
 NEW_CONFIG_DIR_MODE = 0o700
 # Search path added to SSM's PATH: the AWS CLI v2 installer and release binaries live here.
 EXTRA_PATH = (
@@ -151,6 +159,7 @@ MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # A login whose token still has this long to live is left alone (tokens last 12 hours).
 REFRESH_MARGIN = datetime.timedelta(hours=6)
 COMMAND_TIMEOUT = 120
+IDENTITY_TIMEOUT = 20
 INSTALL_TIMEOUT = 600
 MESSAGE_MAX_CHARS = 300
 
@@ -319,13 +328,16 @@ def release_arch(machine):
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
 
 
-def tool_version(argv, pattern, env):
+def tool_probe(argv, pattern, env):
+    """(ran, version): whether the program could be run at all, and the version it printed."""
     try:
         completed = run_command(argv, env, stderr=subprocess.STDOUT)
     except (OSError, subprocess.SubprocessError):
-        return None
+        return False, None
+    # 126/127: a wrapper could not execute it; negative: killed by a signal (wrong CPU, crash).
+    ran = completed.returncode >= 0 and completed.returncode not in (126, 127)
     match = re.search(pattern, completed.stdout.decode("utf-8", "replace"))
-    return match.group(1) if match else None
+    return ran, match.group(1) if match else None
 
 
 DOCKER_VERSION_RE = r"version ([0-9][0-9A-Za-z.+~-]*)"
@@ -347,18 +359,18 @@ class Host(object):
         self.helper = shutil.which(HELPER_NAME, path=self.path)
         # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
         with ThreadPoolExecutor(max_workers=3) as pool:
-            docker = pool.submit(self.version_of, self.docker, ["--version"], DOCKER_VERSION_RE)
-            aws = pool.submit(self.version_of, self.aws, ["--version"], AWS_VERSION_RE)
-            helper = pool.submit(self.version_of, self.helper, ["-v"], HELPER_VERSION_RE)
-            self.docker_version, self.aws_version = docker.result(), aws.result()
-            self.helper_version = helper.result()
+            docker = pool.submit(self.probe, self.docker, ["--version"], DOCKER_VERSION_RE)
+            aws = pool.submit(self.probe, self.aws, ["--version"], AWS_VERSION_RE)
+            helper = pool.submit(self.probe, self.helper, ["-v"], HELPER_VERSION_RE)
+            self.docker_version, self.aws_version = docker.result()[1], aws.result()[1]
+            self.helper_runs, self.helper_version = helper.result()
 
-    def version_of(self, program, args, pattern):
-        return tool_version([program] + args, pattern, self.env) if program else None
+    def probe(self, program, args, pattern):
+        return tool_probe([program] + args, pattern, self.env) if program else (False, None)
 
     def find_helper(self):
         self.helper = shutil.which(HELPER_NAME, path=self.path)
-        self.helper_version = self.version_of(self.helper, ["-v"], HELPER_VERSION_RE)
+        self.helper_runs, self.helper_version = self.probe(self.helper, ["-v"], HELPER_VERSION_RE)
 
     def summary(self):
         return {
@@ -428,20 +440,579 @@ def auto_accounts():
     return accounts
 
 
-# ---------------------------------------------------------------- docker config (read as root, safely)
+# ---------------------------------------------------------------- docker's own reading of config.json
+#
+# The agent decides every user x registry state the way docker itself does, from docker/cli's
+# sources: cli/config/configfile/file.go (the typed ConfigFile, LoadFromReader, decodeAuth,
+# getConfiguredCredentialStore), cli/config/credentials/file_store.go (Get, ConvertToHostname) and
+# native_store.go (Get, Store), and Go's encoding/json, which docker decodes the file with:
+# - a JSON value of the wrong type for any field docker types is an error, though decoding goes on;
+#   docker then prints "WARNING: Error parsing config file" and works with what it half-loaded, and
+#   its next save (a `docker login`) writes that half back: other registries' credentials are lost
+#   (docker/cli #5075). Such a file is `config_corrupt` here and never touched;
+# - unknown keys are ignored, `null` is accepted anywhere, object keys match field names
+#   case-insensitively (Go's fold: also U+017F and U+212A), repeated map fields merge;
+# - only the first JSON value is read (what follows it is never looked at); an empty file is fine;
+# - every `auth` must be standard base64 (padded; CR and LF ignored) of `user:password`.
+# Which fields docker types depends on its version: the schema below carries the versions in which
+# each field exists, and the host's docker version picks them (all of them when it is unknown).
 
 
-class DockerConfig(object):
-    """A user's config.json as found: parsed data, raw bytes and mode (None when absent)."""
+class ConfigRejected(Exception):
+    """docker's loader would fail on the file (the message says why, in docker's terms)."""
 
-    def __init__(self, data, raw, mode):
-        self.data = data
+
+class JsonObject(list):
+    """A JSON object as its (key, value) pairs: order and repeated keys kept, as Go's decoder sees them."""
+
+
+class JsonNumber(object):
+    """A JSON number as written: docker types no number, and a rewrite keeps unknown keys' text."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+def _no_constant(name):
+    raise ValueError("%s is not JSON" % name)  # Python accepts NaN and Infinity; Go does not
+
+
+JSON_DECODER = json.JSONDecoder(
+    object_pairs_hook=JsonObject, parse_int=JsonNumber, parse_float=JsonNumber, parse_constant=_no_constant
+)
+JSON_WHITESPACE = " \t\n\r"
+EMPTY_DOCUMENT = object()
+
+
+def parse_json_document(raw):
+    """The first JSON value of raw, as Go's json.Decoder reads it; EMPTY_DOCUMENT for whitespace only."""
+    # Go replaces invalid UTF-8 in strings by U+FFFD; outside strings it is a syntax error either way.
+    text = raw.decode("utf-8", "replace")
+    start = len(text) - len(text.lstrip(JSON_WHITESPACE))
+    if start == len(text):
+        return EMPTY_DOCUMENT
+    try:
+        value, _ = JSON_DECODER.raw_decode(text, start)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python parses
+        raise ConfigRejected("not valid JSON (%s)" % str(error).split(":")[0]) from None
+    return value
+
+
+STRING = "string"
+
+
+def go_map(kind):
+    return ("map", kind)
+
+
+def go_list(kind):
+    return ("list", kind)
+
+
+def go_field(name, kind=STRING, since=None, until=None):
+    """A struct field: its JSON name and type, and the docker versions [since, until) that have it."""
+    return (name, kind, since, until)
+
+
+AUTH_CONFIG = (
+    "struct",
+    "AuthConfig",
+    (
+        go_field("username"),
+        go_field("password"),
+        go_field("auth"),
+        go_field("email", until=(29, 0)),
+        go_field("serveraddress"),
+        go_field("identitytoken"),
+        go_field("registrytoken"),
+    ),
+)
+PROXY_CONFIG = (
+    "struct",
+    "ProxyConfig",
+    (
+        go_field("httpProxy"),
+        go_field("httpsProxy"),
+        go_field("noProxy"),
+        go_field("ftpProxy"),
+        go_field("allProxy", since=(23, 0)),
+    ),
+)
+KUBERNETES_CONFIG = ("pointer", ("struct", "KubernetesConfig", (go_field("allNamespaces"),)))
+CONFIG_FILE = (
+    "struct",
+    "ConfigFile",
+    (
+        go_field("auths", go_map(AUTH_CONFIG)),
+        go_field("HttpHeaders", go_map(STRING)),
+        go_field("psFormat"),
+        go_field("imagesFormat"),
+        go_field("networksFormat"),
+        go_field("pluginsFormat"),
+        go_field("volumesFormat"),
+        go_field("statsFormat"),
+        go_field("detachKeys"),
+        go_field("credsStore"),
+        go_field("credHelpers", go_map(STRING)),
+        go_field("serviceInspectFormat"),
+        go_field("servicesFormat"),
+        go_field("tasksFormat"),
+        go_field("secretFormat"),
+        go_field("configFormat"),
+        go_field("nodesFormat"),
+        go_field("pruneFilters", go_list(STRING)),
+        go_field("proxies", go_map(PROXY_CONFIG)),
+        go_field("experimental", until=(29, 0)),
+        go_field("stackOrchestrator", until=(24, 0)),
+        go_field("kubernetes", KUBERNETES_CONFIG, until=(23, 0)),
+        go_field("currentContext", since=(19, 3)),
+        go_field("cliPluginsExtraDirs", go_list(STRING), since=(19, 3)),
+        go_field("plugins", go_map(go_map(STRING)), since=(19, 3)),
+        go_field("aliases", go_map(STRING), since=(19, 3)),
+        go_field("features", go_map(STRING), since=(27, 0)),
+    ),
+)
+# Loader changes by docker version (file.go history): an empty file is no error since 20.10
+# (io.EOF ignored); `null` no longer crashes docker since 23.0 (Decode(configFile), not &configFile);
+# an empty `auth` is skipped since 20.10; an empty user name in `auth` is refused since 23.0.
+EMPTY_FILE_SINCE = (20, 10)
+NULL_DOCUMENT_SINCE = (23, 0)
+SKIP_EMPTY_AUTH_SINCE = (20, 10)
+NO_EMPTY_USER_SINCE = (23, 0)
+KUBERNETES_NAMESPACES = ("", "enabled", "disabled")
+
+
+def version_at_least(version, bound):
+    """Whether docker `version` (major, minor) has what came in `bound`; unknown counts as new."""
+    return version is None or tuple(version) >= bound
+
+
+def field_exists(field, version):
+    """Whether docker `version` types this field; an unknown version types every field any version did."""
+    _, _, since, until = field
+    if version is None:
+        return True
+    return (since is None or tuple(version) >= since) and (until is None or tuple(version) < until)
+
+
+def go_fold(name):
+    """Go's encoding/json key folding as far as ASCII field names go: ASCII case, and the two
+    non-ASCII runes that fold into ASCII letters (U+017F long s, U+212A Kelvin sign)."""
+    out = []
+    for char in name:
+        if char == "\u017f":
+            out.append("S")
+        elif char == "\u212a":
+            out.append("K")
+        else:
+            out.append(char.upper() if char < "\x80" else char)
+    return "".join(out)
+
+
+def json_kind(value):
+    if isinstance(value, JsonObject):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, JsonNumber):
+        return "number"
+    return "string"
+
+
+def go_zero(kind):
+    if kind == STRING:
+        return ""
+    return {} if kind[0] == "struct" else None
+
+
+def match_field(fields, key):
+    """The struct field a JSON key sets: an exact name first, else a case-folded one (Go's rule)."""
+    for field in fields:
+        if field[0] == key:
+            return field
+    folded = go_fold(key)
+    for field in fields:
+        if go_fold(field[0]) == folded:
+            return field
+    return None
+
+
+def go_decode(value, kind, current, path, version):
+    """What Go's json.Unmarshal makes of value for a field of `kind`, starting from `current`."""
+    if value is None:  # null leaves strings and structs alone, and makes maps, slices, pointers nil
+        return current if kind == STRING or kind[0] == "struct" else None
+    if kind == STRING:
+        if isinstance(value, str):
+            return value
+        raise mismatch(value, path, "string")
+    tag = kind[0]
+    if tag == "map":
+        if not isinstance(value, JsonObject):
+            raise mismatch(value, path, "a map")
+        result = current if current is not None else {}
+        for key, item in value:  # each element starts from zero; a repeated key replaces the earlier one
+            result[key] = go_decode(item, kind[1], go_zero(kind[1]), path + "." + key, version)
+        return result
+    if tag == "list":
+        if isinstance(value, JsonObject) or not isinstance(value, list):
+            raise mismatch(value, path, "a list")
+        return [go_decode(item, kind[1], go_zero(kind[1]), path + "[]", version) for item in value]
+    if tag == "pointer":
+        return go_decode(value, kind[1], current if current is not None else {}, path, version)
+    if not isinstance(value, JsonObject):
+        raise mismatch(value, path, "an object")
+    fields = [field for field in kind[2] if field_exists(field, version)]
+    result = dict(current)
+    for key, item in value:
+        field = match_field(fields, key)
+        if field is not None:  # unknown keys are ignored
+            name = field[0]
+            result[name] = go_decode(
+                item, field[1], result.get(name, go_zero(field[1])), path + "." + name, version
+            )
+    return result
+
+
+def mismatch(value, path, expected):
+    return ConfigRejected(
+        "%s: docker expects %s, the file has a JSON %s" % (path.lstrip("."), expected, json_kind(value))
+    )
+
+
+BASE64_STD = re.compile(r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")
+
+
+def decode_auth(auth, version, key):
+    """(user, password) from an `auth` value, or ConfigRejected: decodeAuth in file.go."""
+    if auth == "":
+        return "", ""
+    data = auth.replace("\r", "").replace("\n", "")  # Go's base64 decoder skips CR and LF
+    if not BASE64_STD.match(data):
+        raise ConfigRejected("auths.%s.auth is not base64" % key)
+    user, colon, password = base64.b64decode(data).partition(b":")
+    if not colon or (not user and version_at_least(version, NO_EMPTY_USER_SINCE)):
+        raise ConfigRejected("auths.%s.auth is not base64 of user:password" % key)
+    return user.decode("utf-8", "replace"), password.strip(b"\x00").decode("utf-8", "replace")
+
+
+class Credential(object):
+    """What docker holds for a registry: user and password, or an identity or registry token."""
+
+    def __init__(self, username="", password="", identity_token="", registry_token="", email=""):
+        self.username = username
+        self.password = password
+        self.identity_token = identity_token
+        self.registry_token = registry_token
+        self.email = email
+
+    @property
+    def is_secret(self):
+        return bool(self.username or self.password or self.identity_token or self.registry_token)
+
+    @property
+    def is_empty(self):
+        """An entry docker's file store treats as unchanged when a store login writes `{}`."""
+        return not (self.is_secret or self.email)
+
+    def digest(self):
+        """Fingerprint of a user:password login (None for anything else), as recorded with its expiry."""
+        if self.identity_token or self.registry_token or not (self.username or self.password):
+            return None
+        return auth_digest(basic_auth(self.username, self.password))
+
+    def __repr__(self):
+        return "Credential(%s, secret=%s)" % (self.username, "yes" if self.is_secret else "no")
+
+
+class DockerView(object):
+    """The parts of a loaded ConfigFile that decide where docker finds each registry's credentials."""
+
+    def __init__(self, auths, cred_helpers, creds_store):
+        self.auths = auths  # key as written -> Credential
+        self.cred_helpers = cred_helpers
+        self.creds_store = creds_store
+
+    def store_for(self, server):
+        """getConfiguredCredentialStore: credHelpers[server] (even ""), else credsStore; "" = the file."""
+        if self.cred_helpers is not None and server in self.cred_helpers:
+            return self.cred_helpers[server]
+        return self.creds_store
+
+    def keys_for(self, server):
+        """Every auths key docker's file store reads as this server: the exact key, then legacy forms."""
+        return [key for key in self.auths if key == server or convert_to_hostname(key) == server]
+
+    def file_credential(self, server):
+        """fileStore.Get: the exact key, else the first legacy key (Go's map order is random anyway)."""
+        if server in self.auths:
+            return self.auths[server]
+        for key in self.keys_for(server):
+            return self.auths[key]
+        return None
+
+    def holds_secrets(self):
+        return any(credential.is_secret for credential in self.auths.values())
+
+
+class DockerModel(object):
+    """docker's config loader for one docker version ((major, minor), or None when unknown)."""
+
+    def __init__(self, version):
+        self.version = version
+
+    def load(self, raw):
+        """(document, DockerView) as docker loads raw, or ConfigRejected where docker warns and half-loads."""
+        document = parse_json_document(raw)
+        if document is EMPTY_DOCUMENT:
+            if not version_at_least(self.version, EMPTY_FILE_SINCE):
+                raise ConfigRejected("empty (docker before 20.10 cannot parse an empty file)")
+            return None, DockerView({}, None, "")
+        if document is None and not version_at_least(self.version, NULL_DOCUMENT_SINCE):
+            raise ConfigRejected("null (docker before 23.0 crashes on it)")
+        if document is not None and not isinstance(document, JsonObject):
+            raise ConfigRejected("docker expects a JSON object, the file has a JSON %s" % json_kind(document))
+        loaded = go_decode(document, CONFIG_FILE, {}, "", self.version)
+        auths = {}
+        for key, entry in (loaded.get("auths") or {}).items():
+            username, password = entry.get("username", ""), entry.get("password", "")
+            auth = entry.get("auth", "")
+            if auth or not version_at_least(self.version, SKIP_EMPTY_AUTH_SINCE):
+                username, password = decode_auth(auth, self.version, key)
+            auths[key] = Credential(
+                username,
+                password,
+                entry.get("identitytoken", ""),
+                entry.get("registrytoken", ""),
+                entry.get("email", ""),
+            )
+        namespaces = (loaded.get("kubernetes") or {}).get("allNamespaces", "")
+        if namespaces not in KUBERNETES_NAMESPACES:
+            raise ConfigRejected("kubernetes.allNamespaces must be enabled or disabled")
+        return document, DockerView(auths, loaded.get("credHelpers"), loaded.get("credsStore", ""))
+
+
+def docker_version_tuple(text):
+    match = re.match(r"^(\d+)\.(\d+)", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+# --- ConvertToHostname (credentials/file_store.go) and the part of Go's url.Parse it relies on
+
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+URL_USERINFO = re.compile(r"^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$")
+URL_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+URL_HOST_CHARS = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:\[\]<>\"]*$")
+
+
+def convert_to_hostname(key):
+    """The host:port docker's file store reads an auths key as (`https://host/v1/` -> host)."""
+    if "://" in key:
+        host = url_host_port(key)
+        if host:
+            return host
+    return key.split("/", 1)[0]
+
+
+def url_host_port(text):
+    """Hostname[:port] of text as Go's url.Parse gives it, or None where Parse fails or finds no host."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        return None
+    text, _, fragment = text.partition("#")
+    scheme, colon, rest = text.partition(":")
+    if not colon or not URL_SCHEME.match(scheme) or URL_BAD_ESCAPE.search(fragment):
+        return None
+    rest = rest.partition("?")[0]
+    if not rest.startswith("//") or rest.startswith("///"):
+        return None
+    authority, slash, path = rest[2:].partition("/")
+    if URL_BAD_ESCAPE.search(path):
+        return None
+    userinfo, at, host = authority.rpartition("@")
+    if at and (not URL_USERINFO.match(userinfo) or URL_BAD_ESCAPE.search(userinfo)):
+        return None
+    if host.startswith("[") or "%" in host or not URL_HOST_CHARS.match(host):
+        return None  # IPv6 literals and escapes never name an ECR registry
+    name, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+    if colon and not port.isdigit() and port != "":
+        return None  # Go: invalid port
+    if not name:
+        return None
+    return "%s:%s" % (name, port) if port else name
+
+
+# --- the file as written, and the agent's edits to it (keys, order and unknown content kept)
+
+
+def copy_json(value):
+    if isinstance(value, JsonObject):
+        return JsonObject((key, copy_json(item)) for key, item in value)
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value
+
+
+def field_places(document, name):
+    """Indexes of the top-level pairs docker reads as field `name` (exact or folded key)."""
+    folded = go_fold(name)
+    return [index for index, (key, _) in enumerate(document) if go_fold(key) == folded]
+
+
+def set_in_map(document, name, key, value):
+    """Make docker's map field `name` hold key -> value, however the file spells or repeats the field."""
+    places = field_places(document, name)
+    if not places:
+        document.append((name, JsonObject([(key, value)])))
+        return
+    if len(places) > 1 or not isinstance(document[places[0]][1], JsonObject):
+        merged = JsonObject()  # what Go's decoder makes of repeated fields: one map, a null resets it
+        for index in places:
+            part = document[index][1]
+            merged = JsonObject() if part is None else JsonObject(merged + part)
+        document[places[0]] = (name, merged)
+        for index in reversed(places[1:]):
+            del document[index]
+    target = document[places[0]][1]
+    positions = [index for index, (existing, _) in enumerate(target) if existing == key]
+    if positions:
+        target[positions[0]] = (key, value)
+        for index in reversed(positions[1:]):
+            del target[index]
+    else:
+        target.append((key, value))
+
+
+def remove_from_map(document, name, keys):
+    for index in field_places(document, name):
+        target = document[index][1]
+        if isinstance(target, JsonObject):
+            target[:] = [(key, value) for key, value in target if key not in keys]
+
+
+def json_text(value, depth=0):
+    """JSON in the layout docker writes (tab indent); pairs in their order, numbers as written."""
+    if isinstance(value, (JsonObject, list)):
+        if not value:
+            return "{}" if isinstance(value, JsonObject) else "[]"
+        pad = "\t" * (depth + 1)
+        if isinstance(value, JsonObject):
+            items = [pad + json_string(key) + ": " + json_text(item, depth + 1) for key, item in value]
+        else:
+            items = [pad + json_text(item, depth + 1) for item in value]
+        opening, closing = ("{", "}") if isinstance(value, JsonObject) else ("[", "]")
+        return opening + "\n" + ",\n".join(items) + "\n" + "\t" * depth + closing
+    if isinstance(value, JsonNumber):
+        return value.text
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    return json_string(value)
+
+
+def json_string(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape: keep it escaped
+        return json.dumps(text)
+    return json.dumps(text, ensure_ascii=False)
+
+
+class DockerAuthFile(object):
+    """One user's ~/.docker/config.json: as found, as docker reads it, and the agent's edits to it.
+
+    This class is "a user's registry auth" for docker; another client's file (podman's
+    containers-auth.json) would be a sibling with the same questions and edits.
+    """
+
+    def __init__(self, model, raw=None, mode=None, backup_mode=None):
+        self.model = model
         self.raw = raw
         self.mode = mode
+        self.backup_mode = backup_mode  # set when a backup exists that others may read
+        self.document, self.view = model.load(raw) if raw is not None else (None, DockerView({}, None, ""))
+        self.edited = None
 
     @property
     def exists(self):
         return self.raw is not None
+
+    # --- questions docker would answer
+    def store_for(self, registry):
+        return self.view.store_for(registry)
+
+    def file_credential(self, registry):
+        return self.view.file_credential(registry)
+
+    def stale_secret_keys(self, registry):
+        """auths keys for this registry that still hold a secret (left beside a helper)."""
+        return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
+
+    # --- edits (to a copy; `render` gives the new bytes)
+    def _editable(self):
+        if self.edited is None:
+            self.edited = copy_json(self.document) if isinstance(self.document, JsonObject) else JsonObject()
+        return self.edited
+
+    @property
+    def changed(self):
+        return self.edited is not None
+
+    def set_login(self, registry, username, password):
+        """What a file-store `docker login` writes: the exact key, the whole entry replaced."""
+        set_in_map(
+            self._editable(), "auths", registry, JsonObject([("auth", basic_auth(username, password))])
+        )
+
+    def mark_in_store(self, registry):
+        """What a store `docker login` leaves in the file: `{}` under the exact key (skipped when there)."""
+        current = self.view.auths.get(registry)
+        if current is None or not current.is_empty:
+            set_in_map(self._editable(), "auths", registry, JsonObject())
+
+    def use_helper(self, registry):
+        """credHelpers[registry] = ecr-login; every auths key docker reads as it removed (docker logout)."""
+        if (self.view.cred_helpers or {}).get(registry) != HELPER_CRED_NAME:
+            set_in_map(self._editable(), "credHelpers", registry, HELPER_CRED_NAME)
+        keys = self.view.keys_for(registry)
+        if keys:
+            remove_from_map(self._editable(), "auths", set(keys))
+
+    def render(self):
+        return (json_text(self._editable()) + "\n").encode("utf-8")
+
+
+def registry_state(auth_file, registry, record, stores):
+    """helper / stale_auth / helper_unavailable / logged_in (+ expires_at when known) / none.
+
+    `stores` (CredentialStores) runs the user's credential helpers as docker would.
+    """
+    name = auth_file.store_for(registry)
+    if name == HELPER_CRED_NAME:
+        if not stores.usable(name):
+            return {"state": STATE_HELPER_UNAVAILABLE, "helper": name}
+        return {"state": STATE_STALE_AUTH if auth_file.stale_secret_keys(registry) else STATE_HELPER}
+    if name:
+        try:
+            credential = stores.credential(name, registry)
+        except AgentError:
+            return {"state": STATE_HELPER_UNAVAILABLE, "helper": name}
+    else:
+        credential = auth_file.file_credential(registry)
+    if credential is None or not credential.is_secret:
+        return {"state": STATE_NONE}
+    return logged_in_state(record_expiry(record, credential.digest()))
+
+
+def logged_in_state(expires_at):
+    state = {"state": STATE_LOGGED_IN}
+    if expires_at is not None:
+        state["expires_at"] = format_time(expires_at)
+        if expires_at <= utc_now():
+            state["expired"] = True
+    return state
+
+
+# ---------------------------------------------------------------- the config on disk (read as root, safely)
 
 
 def open_config_dir(account):
@@ -469,24 +1040,24 @@ def open_config_dir(account):
     return dir_fd
 
 
-def read_config(account):
-    """The user's docker config, read without following symlinks and left untouched when bad."""
+def read_config(account, model):
+    """The user's docker config as docker would load it; refused (untouched) when unsafe or rejected."""
     dir_fd = open_config_dir(account)
     if dir_fd is None:
-        return DockerConfig({}, None, None)
+        return DockerAuthFile(model)
     try:
-        return read_config_at(dir_fd, account)
+        return read_config_at(dir_fd, account, model)
     finally:
         os.close(dir_fd)
 
 
-def read_config_at(dir_fd, account):
+def read_config_at(dir_fd, account, model):
     path = os.path.join(account.config_dir, CONFIG_NAME)
     try:
         fd = os.open(CONFIG_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as error:
         if error.errno == errno.ENOENT:
-            return DockerConfig({}, None, None)
+            return DockerAuthFile(model, backup_mode=lax_backup_mode(dir_fd, account))
         if error.errno == errno.ELOOP:
             raise AgentError(CONFIG_UNSAFE, "%s is a symlink" % path) from None
         raise AgentError(CONFIG_CORRUPT, "%s unreadable: %s" % (path, error.strerror)) from None
@@ -498,83 +1069,26 @@ def read_config_at(dir_fd, account):
             raise AgentError(CONFIG_UNSAFE, "%s is not owned by %s" % (path, account.name))
         if info.st_size > MAX_CONFIG_BYTES:
             raise AgentError(CONFIG_CORRUPT, "%s is implausibly large" % path)
+        if not info.st_mode & stat.S_IRUSR:
+            # docker, running as the user, cannot read it: it warns, starts empty, and a login overwrites it.
+            raise AgentError(CONFIG_CORRUPT, "%s is not readable by %s" % (path, account.name))
         raw = handle.read(MAX_CONFIG_BYTES + 1)
-    return DockerConfig(parse_config(raw, path), raw, stat.S_IMODE(info.st_mode))
-
-
-def parse_config(raw, path):
-    if not raw.strip():
-        return {}  # docker itself treats an empty file as an empty config
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except ValueError:
-        raise AgentError(CONFIG_CORRUPT, "%s is not valid JSON" % path) from None
-    if not isinstance(data, dict):
-        raise AgentError(CONFIG_CORRUPT, "%s is not a JSON object" % path)
-    for key in ("auths", "credHelpers"):
-        if not isinstance(data.get(key, {}), dict):
-            raise AgentError(CONFIG_CORRUPT, "%s: %s is not an object" % (path, key))
-    return data
+        return DockerAuthFile(model, raw, stat.S_IMODE(info.st_mode), lax_backup_mode(dir_fd, account))
+    except ConfigRejected as error:
+        raise AgentError(CONFIG_CORRUPT, "docker cannot load %s: %s" % (path, error)) from None
 
 
-def registry_host(key):
-    """The host an `auths` key names: docker has stored both `host` and `https://host/v1/` forms."""
-    host = re.sub(r"^[a-z]+://", "", key)
-    return host.split("/", 1)[0]
-
-
-def auth_keys(config_data, registry):
-    return [key for key in config_data.get("auths", {}) if registry_host(key) == registry]
-
-
-def stored_auth(config_data, registry):
-    """The static credential docker holds for the registry ('' when only a credsStore entry)."""
-    for key in auth_keys(config_data, registry):
-        entry = config_data["auths"][key]
-        if isinstance(entry, dict):
-            return entry.get("auth") or ""
-        return ""
+def lax_backup_mode(dir_fd, account):
+    """The mode of our backup beside the config when group or others may read it (older agents kept
+    the config's mode), else None."""
+    try:
+        info = os.stat(BACKUP_NAME, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return None
+    if stat.S_ISREG(info.st_mode) and info.st_uid == account.uid and info.st_mode & 0o077:
+        return stat.S_IMODE(info.st_mode)
     return None
-
-
-def uses_helper(config_data, registry):
-    helpers = config_data.get("credHelpers", {})
-    return helpers.get(registry) == HELPER_CRED_NAME or config_data.get("credsStore") == HELPER_CRED_NAME
-
-
-def registry_state(config_data, registry, record):
-    """helper / stale_auth / logged_in (+ expires_at when we know it) / none."""
-    auth = stored_auth(config_data, registry)
-    if uses_helper(config_data, registry):
-        return {"state": STATE_STALE_AUTH if auth is not None else STATE_HELPER}
-    if auth is None:
-        return {"state": STATE_NONE}
-    return logged_in_state(record_expiry(record, auth))
-
-
-def logged_in_state(expires_at):
-    state = {"state": STATE_LOGGED_IN}
-    if expires_at is not None:
-        state["expires_at"] = format_time(expires_at)
-        if expires_at <= utc_now():
-            state["expired"] = True
-    return state
-
-
-def with_helper(config_data, registries):
-    """The config with credHelpers set for the registries and their stored auths dropped; all else kept."""
-    merged = json.loads(json.dumps(config_data))
-    helpers = merged.setdefault("credHelpers", {})
-    for registry in registries:
-        helpers[registry] = HELPER_CRED_NAME
-        for key in auth_keys(merged, registry):
-            del merged["auths"][key]
-    return merged
-
-
-def render_config(data):
-    # The layout docker itself writes (tab indent), so a later `docker login` diff stays small.
-    return (json.dumps(data, indent="\t") + "\n").encode("utf-8")
 
 
 # ---------------------------------------------------------------- acting as the user
@@ -688,33 +1202,84 @@ def write_as_user(account, name, content, mode, create_dir):
         os.close(dir_fd)
 
 
-def backup_config(account, config):
-    """Keep the pre-change config beside it (same mode) before anything rewrites it."""
-    if config.exists:
-        run_as_user(account, write_as_user, account, BACKUP_NAME, config.raw, config.mode, False)
+def restrict_as_user(account, name):
+    """Make ``name`` in the user's docker config dir owner-only (run as the user); symlinks refused."""
+    dir_fd = user_config_dir_fd(account, create=False)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, SECRET_FILE_MODE)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dir_fd)
 
 
-def save_config(account, config, data):
-    """Back up, then atomically replace the user's config, as the user; owner and mode kept."""
-    backup_config(account, config)
-    mode = config.mode if config.exists else NEW_CONFIG_MODE
-    run_as_user(account, write_as_user, account, CONFIG_NAME, render_config(data), mode, True)
+def save_config(run, account, user, auth_file):
+    """Back up, then atomically replace the user's config, as the user; the new file as docker reads it.
+
+    Owner and mode are kept, except that a file holding credentials is never left readable by group
+    or others (nor is its backup, which is always owner-only): it is made 0600 and that is reported.
+    """
+    content = auth_file.render()
+    try:
+        written = DockerAuthFile(auth_file.model, content, NEW_CONFIG_MODE)
+    except ConfigRejected as error:  # our own edit must load in docker as we meant it
+        raise AgentError(INTERNAL_ERROR, "edited config would not load in docker: %s" % error) from None
+    mode = auth_file.mode if auth_file.exists else NEW_CONFIG_MODE
+    if written.view.holds_secrets() and mode & 0o077:
+        run.report.tightened(user, CONFIG_NAME, mode)
+        mode = SECRET_FILE_MODE
+    if auth_file.exists:
+        run_as_user(account, write_as_user, account, BACKUP_NAME, auth_file.raw, SECRET_FILE_MODE, False)
+        if auth_file.backup_mode is not None:
+            run.report.tightened(user, BACKUP_NAME, auth_file.backup_mode)
+    run_as_user(account, write_as_user, account, CONFIG_NAME, content, mode, True)
+    written.mode = mode
+    return written
+
+
+def tighten_backup(run, account, user, auth_file):
+    """An old backup (older agents kept the config's mode) that others may read becomes owner-only."""
+    if auth_file.backup_mode is None:
+        return
+    try:
+        run_as_user(account, restrict_as_user, account, BACKUP_NAME)
+    except AgentError as error:
+        run.report.problem(error.reason, "%s: %s: %s" % (account.name, BACKUP_NAME, error.message), user)
+        return
+    run.report.tightened(user, BACKUP_NAME, auth_file.backup_mode)
+    auth_file.backup_mode = None
 
 
 def run_user_command(host, account, argv, secret=None, *, discard_stdout=False, extra_env=None):
     """Run argv with the user's privileges; a secret goes only to stdin. Returns (rc, diagnostics)."""
+    code, stdout, stderr = run_user_capture(
+        host,
+        account,
+        argv,
+        None if secret is None else secret.encode("utf-8"),
+        discard_stdout=discard_stdout,
+        extra_env=extra_env,
+    )
+    diagnostics = stderr + "\n" + stdout.decode("utf-8", "replace")
+    return code, redact(diagnostics, secret)
+
+
+def run_user_capture(host, account, argv, stdin=None, *, discard_stdout=False, extra_env=None):
+    """(rc, stdout bytes, stderr text) of argv run with the user's privileges and environment."""
     env = user_env(host, account)
     env.update(extra_env or {})
-    feed = {"input": secret.encode("utf-8")} if secret is not None else {}
+    feed = {"input": stdin} if stdin is not None else {}
     try:
         stdout = subprocess.DEVNULL if discard_stdout else subprocess.PIPE
         completed = run_command(argv, env, stdout=stdout, preexec_fn=privilege_dropper(account), **feed)
     except subprocess.TimeoutExpired:
-        return 124, "timed out"
+        return 124, b"", "timed out"
     except OSError as error:
-        return 127, str(error)
-    diagnostics = (completed.stderr or b"") + (completed.stdout or b"")
-    return completed.returncode, redact(diagnostics.decode("utf-8", "replace"), secret)
+        return 127, b"", str(error)
+    return completed.returncode, completed.stdout or b"", (completed.stderr or b"").decode("utf-8", "replace")
 
 
 def redact(text, secret):
@@ -722,6 +1287,96 @@ def redact(text, secret):
     if secret:
         text = text.replace(secret, "<redacted>")
     return text[-500:]
+
+
+# ---------------------------------------------------------------- credential helpers used as stores
+
+# docker-credential-helpers credentials/error.go: what `get` prints when it has nothing for a server.
+CREDENTIALS_NOT_FOUND = "credentials not found in native keychain"
+# native_store.go: a helper holding an identity token reports this user name.
+TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker user name, not a secret
+HELPER_SUFFIX_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+class CredentialStores(object):
+    """The credential helpers one user's docker runs, run as that user with docker's own protocol
+    (docker-credential-helpers client/client.go, docker/cli credentials/native_store.go): `get` and
+    `erase` read the server on stdin, `store` reads {"ServerURL","Username","Secret"}; answers come on
+    stdout. A secret is only ever on a pipe and in memory: never in argv, a log or a file of ours."""
+
+    def __init__(self, host, account):
+        self.host = host
+        self.account = account
+        self.broken = {}  # helper name -> why it cannot run
+        self.known = {}  # (helper name, server) -> Credential or None
+
+    def program(self, name):
+        if not fullmatch(HELPER_SUFFIX_RE, name):
+            return None
+        return shutil.which("docker-credential-" + name, path=self.host.path)
+
+    def why(self, name):
+        if name in self.broken:
+            return self.broken[name]
+        if name == HELPER_CRED_NAME and self.host.helper:
+            return "%s cannot run" % self.host.helper
+        return "docker-credential-%s is not installed" % name
+
+    def usable(self, name):
+        if name == HELPER_CRED_NAME:
+            return self.host.helper_runs
+        return name not in self.broken and self.program(name) is not None
+
+    def call(self, name, action, stdin):
+        program = self.program(name)
+        if program is None or name in self.broken:
+            raise AgentError(HELPER_UNAVAILABLE, self.why(name))
+        code, stdout, stderr = run_user_capture(self.host, self.account, [program, action], stdin)
+        if code in (126, 127) or code < 0:  # could not be executed, or died of a signal
+            self.broken[name] = "docker-credential-%s cannot run: %s" % (name, stderr.strip()[-200:])
+            raise AgentError(HELPER_UNAVAILABLE, self.broken[name])
+        return code, stdout, stderr
+
+    def credential(self, name, server):
+        """What `docker-credential-<name> get` holds for server (None when nothing), as docker reads it."""
+        if (name, server) in self.known:
+            return self.known[(name, server)]
+        code, stdout, stderr = self.call(name, "get", server.encode("utf-8"))
+        answer = stdout.decode("utf-8", "replace").strip()
+        if code != 0:
+            if answer == CREDENTIALS_NOT_FOUND:
+                self.known[(name, server)] = None
+                return None
+            # By the protocol stdout carries the error here, never a secret.
+            message = "docker-credential-%s get failed: %s" % (name, (answer + " " + stderr.strip())[-200:])
+            self.broken[name] = message
+            raise AgentError(HELPER_UNAVAILABLE, message)
+        try:
+            data = json.loads(answer)
+            username, secret = data.get("Username") or "", data.get("Secret") or ""
+        except (ValueError, AttributeError):
+            self.broken[name] = "docker-credential-%s get answered something that is not JSON" % name
+            raise AgentError(HELPER_UNAVAILABLE, self.broken[name]) from None
+        credential = (
+            Credential(identity_token=secret) if username == TOKEN_USERNAME else Credential(username, secret)
+        )
+        self.known[(name, server)] = credential
+        return credential
+
+    def store(self, name, server, username, secret):
+        payload = json.dumps({"ServerURL": server, "Username": username, "Secret": secret}) + "\n"
+        code, stdout, stderr = self.call(name, "store", payload.encode("utf-8"))
+        if code != 0:
+            detail = redact(stdout.decode("utf-8", "replace") + " " + stderr, secret)[-200:]
+            raise AgentError(HELPER_UNAVAILABLE, "docker-credential-%s store failed: %s" % (name, detail))
+        self.known[(name, server)] = Credential(username, secret)
+
+    def erase(self, name, server):
+        code, stdout, stderr = self.call(name, "erase", server.encode("utf-8"))
+        if code != 0:
+            detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
+            raise AgentError(HELPER_UNAVAILABLE, "docker-credential-%s erase failed: %s" % (name, detail))
+        self.known[(name, server)] = None
 
 
 # ---------------------------------------------------------------- login records (expiry for `check`)
@@ -738,7 +1393,7 @@ def load_records(state_dir):
 
 
 def save_records(state_dir, records):
-    """Root's own record of expiries, keyed by a fingerprint of the stored auth (never the token)."""
+    """Root's own record of expiries, keyed by a fingerprint of the stored login (never the token)."""
     try:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         info = os.lstat(state_dir)
@@ -759,25 +1414,26 @@ def record_for(records, account, registry):
     return entry if isinstance(entry, dict) else None
 
 
-def record_expiry(record, auth):
-    if not record or not auth or record.get("auth_sha256") != auth_digest(auth):
+def record_expiry(record, digest):
+    """The expiry recorded for this very login (same fingerprint), else None."""
+    if not record or not digest or record.get("auth_sha256") != digest:
         return None
     return parse_time(record.get("expires_at"))
 
 
-def remember_login(records, account, registry, auth, expires_at):
-    entry = {"auth_sha256": auth_digest(auth)}
+def remember_login(records, account, registry, digest, expires_at):
+    entry = {"auth_sha256": digest}
     if expires_at is not None:
         entry["expires_at"] = format_time(expires_at)
     records.setdefault(account.name, {})[registry] = entry
 
 
-def is_fresh(record, auth, now):
-    expires_at = record_expiry(record, auth)
+def is_fresh(record, digest, now):
+    expires_at = record_expiry(record, digest)
     return expires_at is not None and expires_at - now > REFRESH_MARGIN
 
 
-# ---------------------------------------------------------------- tokens
+# ---------------------------------------------------------------- tokens and the agent's AWS identity
 
 
 CREDENTIAL_ERRORS = (
@@ -792,6 +1448,23 @@ CREDENTIAL_ERRORS = (
 )
 
 
+class TokenError(AgentError):
+    """A failed token call; its message names the AWS identity the call was made with, once known."""
+
+    def __init__(self, reason, service, region, detail):
+        self.service, self.region, self.detail = service, region, detail
+        self.identity = None
+        AgentError.__init__(self, reason, self.describe())
+
+    def describe(self):
+        who = " (%s)" % self.identity if self.identity else ""
+        return "%s token for %s%s: %s" % (self.service, self.region, who, self.detail)
+
+    def name_identity(self, identity):
+        self.identity = identity
+        self.message = self.describe()
+
+
 def fetch_token(host, source):
     """One GetAuthorizationToken with the instance's own credentials; the token arrives on a pipe."""
     service, region = source
@@ -799,13 +1472,13 @@ def fetch_token(host, source):
     try:
         completed = run_command(argv, host.root_env())
     except subprocess.TimeoutExpired:
-        raise AgentError(TOKEN_FAILED, "%s token for %s timed out" % (service, region)) from None
+        raise TokenError(TOKEN_FAILED, service, region, "timed out") from None
     except OSError as error:
         raise AgentError(AWS_CLI_MISSING, "cannot run the AWS CLI: %s" % error) from None
     errors = completed.stderr.decode("utf-8", "replace").strip()
     if completed.returncode != 0:
         reason = NO_CREDENTIALS if any(marker in errors for marker in CREDENTIAL_ERRORS) else TOKEN_FAILED
-        raise AgentError(reason, "%s token for %s: %s" % (service, region, errors[-300:]))
+        raise TokenError(reason, service, region, errors[-200:])
     return parse_token(completed.stdout, service, region)
 
 
@@ -817,7 +1490,7 @@ def parse_token(stdout, service, region):
         decoded = base64.b64decode(data["authorizationToken"]).decode("utf-8")
         username, password = decoded.split(":", 1)
     except (ValueError, KeyError, IndexError, TypeError):
-        raise AgentError(TOKEN_FAILED, "unexpected %s token response for %s" % (service, region)) from None
+        raise TokenError(TOKEN_FAILED, service, region, "unexpected response") from None
     return Token(username, password, parse_time(data.get("expiresAt")))
 
 
@@ -840,7 +1513,39 @@ def fetch_tokens(host, sources):
                 log("token %s/%s failed: %s" % (source[0], source[1], outcome.message))
             else:
                 log("token %s/%s obtained" % source)
+    failures = [outcome for outcome in results.values() if isinstance(outcome, TokenError)]
+    if failures:  # off the success path: only a failed token call pays for the identity lookup
+        arn, error = caller_identity(host, failures[0].region)
+        for failure in failures:
+            failure.name_identity("as %s" % arn if arn else "no AWS identity: %s" % error)
     return results
+
+
+def caller_identity(host, region):
+    """(ARN, None) of the identity the agent's AWS calls use, or (None, why not).
+
+    Under Default Host Management Configuration Run Command hands the agent the DHMC role, not the
+    instance profile (amazon-ssm-agent #610), so this can differ from what users' own pulls use.
+    """
+    if not host.aws:
+        return None, "AWS CLI not found"
+    # Short timeouts, one attempt: many private subnets reach ECR but have no STS endpoint, and the
+    # report must not wait minutes for an answer it can do without. Regional STS, as VPC endpoints are.
+    argv = [host.aws, "sts", "get-caller-identity", "--region", region, "--output", "json"]
+    argv += ["--cli-connect-timeout", "5", "--cli-read-timeout", "10"]
+    env = host.root_env()
+    env.update(AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard", AWS_STS_REGIONAL_ENDPOINTS="regional")
+    try:
+        completed = run_command(argv, env, timeout=IDENTITY_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, str(error)[-120:]
+    if completed.returncode != 0:
+        return None, completed.stderr.decode("utf-8", "replace").strip()[-120:]
+    try:
+        arn = json.loads(completed.stdout.decode("utf-8"))["Arn"]
+    except (ValueError, KeyError, TypeError):
+        return None, "unexpected sts response"
+    return (arn, None) if isinstance(arn, str) else (None, "unexpected sts response")
 
 
 # ---------------------------------------------------------------- the report
@@ -852,6 +1557,7 @@ class UserReport(object):
         self.registries = {}
         self.reason = None
         self.changed = False
+        self.tightened = {}  # file name -> its mode before the agent made it owner-only
 
     def as_dict(self):
         entry = {"user": self.name, "registries": self.registries}
@@ -859,6 +1565,8 @@ class UserReport(object):
             entry["reason"] = self.reason
         if self.changed:
             entry["changed"] = True
+        if self.tightened:
+            entry["mode_tightened"] = self.tightened
         return entry
 
 
@@ -870,6 +1578,7 @@ class Report(object):
         self.host = None
         self.users = []
         self.problems = []
+        self.notices = []  # (reason, message): worth reporting, not a failure
         self.changes = 0
         self.message_parts = []
 
@@ -884,6 +1593,20 @@ class Report(object):
         if user is not None and user.reason is None:
             user.reason = reason
 
+    def tightened(self, user, name, mode):
+        """A file holding credentials that group or others could read was made owner-only (0600)."""
+        user.tightened[name] = "%04o" % mode
+        user.changed = True
+        self.changes += 1
+        message = "%s: %s was %04o, now %04o (it holds credentials)" % (
+            user.name,
+            name,
+            mode,
+            SECRET_FILE_MODE,
+        )
+        log(message)
+        self.notices.append((MODE_TIGHTENED, message))
+
     def outcome(self):
         if self.problems and self.action != "check":
             return FAILED
@@ -892,9 +1615,10 @@ class Report(object):
     def result(self, outcome=None, reason=None, message=None):
         outcome = outcome or self.outcome()
         if reason is None:
-            reason = self.problems[0][0] if self.problems else OK
+            reason = (self.problems or self.notices or [(OK, "")])[0][0]
         if message is None:
-            message = "; ".join(self.message_parts + [text for _, text in self.problems[:2]])
+            notes = [text for _, text in self.problems[:2]] + [text for _, text in self.notices[:1]]
+            message = "; ".join(notes + self.message_parts)
         return {
             "schema": RESULT_SCHEMA,
             "action": self.action,
@@ -950,9 +1674,17 @@ class Run(object):
         self.report = report
         self.state_dir = state_dir
         self.accounts, self.unknown = resolve_users(params.users)
+        # docker's loader as of the host's docker CLI (all fields any version types when unknown).
+        self.model = DockerModel(docker_version_tuple(host.docker_version))
+        self.stores = {}
+
+    def stores_for(self, account):
+        if account.name not in self.stores:
+            self.stores[account.name] = CredentialStores(self.host, account)
+        return self.stores[account.name]
 
     def load_user_configs(self):
-        """[(account, user report, config)] for users whose config is safe to read; the others reported."""
+        """[(account, user report, auth file)] for users whose config is safe to read; the others reported."""
         loaded = []
         for name in self.unknown:
             self.report.problem(NO_SUCH_USER, "no such user: %s" % name, self.report.user(name))
@@ -963,12 +1695,19 @@ class Run(object):
                 user.reason = NO_HOME
                 continue
             try:
-                config = read_config(account)
+                auth_file = read_config(account, self.model)
             except AgentError as error:
                 self.report.problem(error.reason, error.message, user)
                 continue
-            loaded.append((account, user, config))
+            loaded.append((account, user, auth_file))
         return loaded
+
+    def note_state(self, account, user, registry, state):
+        """Record a registry's state; a credential helper that cannot run is a problem, never health."""
+        user.registries[registry] = state
+        if state["state"] == STATE_HELPER_UNAVAILABLE:
+            why = self.stores_for(account).why(state["helper"])
+            self.report.problem(HELPER_UNAVAILABLE, "%s@%s: %s" % (account.name, registry, why), user)
 
 
 def plural(count, singular, plural_form):
@@ -977,10 +1716,16 @@ def plural(count, singular, plural_form):
 
 def action_check(run):
     records = load_records(run.state_dir)
-    for account, user, config in run.load_user_configs():
-        for registry in run.params.registries:
-            record = record_for(records, account, registry)
-            user.registries[registry] = registry_state(config.data, registry, record)
+    region = token_source(run.params.registries[0])[1]
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the identity call overlaps reading the configs
+        identity = pool.submit(caller_identity, run.host, region)
+        for account, user, auth_file in run.load_user_configs():
+            stores = run.stores_for(account)
+            for registry in run.params.registries:
+                record = record_for(records, account, registry)
+                run.note_state(account, user, registry, registry_state(auth_file, registry, record, stores))
+        arn, error = identity.result()
+    run.report.host["identity"] = arn
     if not run.host.docker:
         run.report.problems.insert(0, (DOCKER_MISSING, "docker CLI not found"))
     run.report.message_parts.append(
@@ -990,23 +1735,28 @@ def action_check(run):
             plural(len(run.params.registries), "registry", "registries"),
         )
     )
+    if arn is None:
+        run.report.message_parts.append("no AWS identity for the agent: %s" % error)
     return run.report.result()
 
 
 class Login(object):
-    """One user x registry pair that refresh may have to log in."""
+    """One user x registry pair that refresh may have to log in, and where docker keeps its credential."""
 
-    def __init__(self, account, user, config, registry):
+    def __init__(self, account, user, registry, store, digest):
         self.account = account
         self.user = user
-        self.config = config
         self.registry = registry
+        self.store = store  # credential helper docker stores it with ("" = the config file)
+        self.digest = digest  # fingerprint of what docker holds now (None = nothing usable)
+        self.token = None
 
     def fail(self, report, reason, message):
         report.problem(reason, "%s@%s: %s" % (self.account.name, self.registry, message), self.user)
-        self.user.registries[self.registry] = dict(
-            registry_state(self.config.data, self.registry, None), error=reason
-        )
+        self.user.registries[self.registry] = {
+            "state": STATE_NONE if self.digest is None else STATE_LOGGED_IN
+        }
+        self.user.registries[self.registry]["error"] = reason
 
 
 def action_refresh(run):
@@ -1014,24 +1764,35 @@ def action_refresh(run):
     if not host.docker:
         return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
     records = load_records(run.state_dir)
-    pending = plan_logins(run, records)
+    loaded, pending = plan_logins(run, records)
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
         return report.result(FAILED, AWS_CLI_MISSING, "AWS CLI not found")
     # A token is fetched only for regions where some login needs one.
     tokens = fetch_tokens(host, unique([token_source(login.registry) for login in pending]))
-    logged_in, backed_up = set(), set()
+    writes = []
     for login in pending:
         token = tokens[token_source(login.registry)]
         if isinstance(token, AgentError):
             login.fail(report, token.reason, token.message)
             continue
-        expected = basic_auth(token.username, token.password)
-        if stored_auth(login.config.data, login.registry) != expected:
-            if not docker_login(run, login, token, backed_up):
-                continue
-            logged_in.add(login.account.name)
-        remember_login(records, login.account, login.registry, expected, token.expires_at)
-        login.user.registries[login.registry] = logged_in_state(token.expires_at)
+        login.token = token
+        if login.digest == auth_digest(basic_auth(token.username, token.password)):
+            login_done(run, records, login)  # docker already holds this very token
+        else:
+            writes.append(login)
+    # docker login checks each new token once per registry; docker writes nothing (see verify_login).
+    refused = {}
+    for registry in unique([login.registry for login in writes]):
+        refused[registry] = verify_login(host, registry, writes_token(writes, registry))
+    logged_in = set()
+    for account, user, auth_file in loaded:
+        mine = [login for login in writes if login.account is account]
+        done = write_logins(run, (account, user, auth_file), mine, refused)
+        for login in done:
+            login_done(run, records, login)
+            logged_in.add(account.name)
+        if not auth_file.changed:
+            tighten_backup(run, account, user, auth_file)
     if pending:
         save_records(run.state_dir, records)
     registries = plural(len(run.params.registries), "registry", "registries")
@@ -1044,65 +1805,181 @@ def action_refresh(run):
     return report.result()
 
 
+def writes_token(writes, registry):
+    return next(login.token for login in writes if login.registry == registry)
+
+
 def plan_logins(run, records):
-    """The logins that may need a token; helper-managed and still-fresh ones are only reported."""
+    """(loaded configs, logins that may need a token); helper-managed and fresh ones are only reported."""
     now = utc_now()
+    loaded = run.load_user_configs()
     pending = []
-    for account, user, config in run.load_user_configs():
+    for account, user, auth_file in loaded:
+        stores = run.stores_for(account)
         for registry in run.params.registries:
             record = record_for(records, account, registry)
-            auth = stored_auth(config.data, registry)
-            if uses_helper(config.data, registry) or is_fresh(record, auth, now):
-                user.registries[registry] = registry_state(config.data, registry, record)
+            store = auth_file.store_for(registry)
+            if store == HELPER_CRED_NAME:
+                run.note_state(account, user, registry, registry_state(auth_file, registry, record, stores))
+                continue
+            if store:
+                try:
+                    current = stores.credential(store, registry)
+                except AgentError:
+                    run.note_state(
+                        account, user, registry, {"state": STATE_HELPER_UNAVAILABLE, "helper": store}
+                    )
+                    continue
             else:
-                pending.append(Login(account, user, config, registry))
-    return pending
+                current = auth_file.file_credential(registry)
+            digest = current.digest() if current is not None else None
+            if is_fresh(record, digest, now):
+                user.registries[registry] = logged_in_state(record_expiry(record, digest))
+            else:
+                pending.append(Login(account, user, registry, store, digest))
+    return loaded, pending
 
 
-def docker_login(run, login, token, backed_up):
-    """`docker login --password-stdin` as the user, after one backup per user; True when it succeeded."""
-    account = login.account
+def write_logins(run, loaded_user, logins, refused):
+    """Store each verified token where docker keeps it for this user; returns the logins written.
+
+    A store login goes to the helper (`store`, secret on stdin) and leaves `{}` in the file, a file
+    login replaces the registry's entry: what `docker login` writes, without docker's rewrite of
+    the rest of the file (docker drops keys it does not know). One backup and one write per user.
+    """
+    account, user, auth_file = loaded_user
+    done = []
+    for login in logins:
+        if refused[login.registry] is not None:
+            login.fail(run.report, refused[login.registry].reason, refused[login.registry].message)
+            continue
+        token = login.token
+        if login.store:
+            try:
+                run.stores_for(account).store(login.store, login.registry, token.username, token.password)
+            except AgentError as error:
+                login.fail(run.report, error.reason, error.message)
+                continue
+            auth_file.mark_in_store(login.registry)
+        else:
+            auth_file.set_login(login.registry, token.username, token.password)
+        done.append(login)
+    if auth_file.changed:
+        try:
+            save_config(run, account, user, auth_file)
+        except AgentError as error:
+            in_file = [login for login in done if not login.store]
+            for login in in_file:
+                login.fail(run.report, error.reason, "config not written: %s" % error.message)
+            if not in_file:  # the tokens are in the store; only docker's `{}` marker is missing
+                run.report.problem(
+                    error.reason, "%s: config not written: %s" % (account.name, error.message), user
+                )
+            done = [login for login in done if login.store]
+    for login in done:
+        log(
+            "%s: logged in to %s%s"
+            % (account.name, login.registry, " (%s)" % login.store if login.store else "")
+        )
+        user.changed = True
+        run.report.changes += 1
+    return done
+
+
+def login_done(run, records, login):
+    token = login.token
+    remember_login(
+        records,
+        login.account,
+        login.registry,
+        auth_digest(basic_auth(token.username, token.password)),
+        token.expires_at,
+    )
+    login.user.registries[login.registry] = logged_in_state(token.expires_at)
+
+
+# docker login stores through this helper name, which exists nowhere: see verify_login.
+NO_STORE_HELPER = "ecr-fleet-auth-verify-only"
+# cli/command/registry/login.go storeCredentials: printed only after the registry accepted the login.
+LOGIN_ACCEPTED_STORE_FAILED = "Error saving credentials"
+
+
+def verify_login(host, registry, token):
+    """None when the registry accepts the token, else an AgentError; as `docker login` checks it.
+
+    docker runs as root with a scratch DOCKER_CONFIG (root-only, removed after) whose credHelpers
+    send this registry to a helper that does not exist: docker authenticates with the registry
+    (through the daemon, or client-side without one) and only then fails to store. So docker
+    verifies the token and writes it nowhere; the agent writes it where each user's docker keeps it.
+    """
     try:
-        if account.name not in backed_up:
-            backup_config(account, login.config)
-            backed_up.add(account.name)
-    except AgentError as error:
-        login.fail(run.report, error.reason, "backup failed: %s" % error.message)
-        return False
-    argv = [run.host.docker, "login", "--username", token.username, "--password-stdin", login.registry]
-    code, diagnostics = run_user_command(run.host, account, argv, secret=token.password)
-    if code != 0:
-        reason = CONFIG_UNWRITABLE if "read-only file system" in diagnostics.lower() else LOGIN_FAILED
-        login.fail(run.report, reason, "docker login failed: %s" % diagnostics[-200:])
-        return False
-    log("%s: logged in to %s" % (account.name, login.registry))
-    login.user.changed = True
-    run.report.changes += 1
-    return True
+        scratch = scratch_dir()
+    except OSError as error:
+        return AgentError(LOGIN_FAILED, "no scratch directory for docker login: %s" % error)
+    try:
+        with open(os.path.join(scratch, CONFIG_NAME), "w") as handle:
+            json.dump({"credHelpers": {registry: NO_STORE_HELPER}}, handle)
+        env = host.root_env()
+        env["DOCKER_CONFIG"] = scratch
+        argv = [host.docker, "login", "--username", token.username, "--password-stdin", registry]
+        try:
+            completed = run_command(argv, env, input=token.password.encode("utf-8"))
+        except subprocess.TimeoutExpired:
+            return AgentError(LOGIN_FAILED, "docker login to %s timed out" % registry)
+        except OSError as error:
+            return AgentError(DOCKER_MISSING, "cannot run docker: %s" % error)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    diagnostics = redact((completed.stderr + completed.stdout).decode("utf-8", "replace"), token.password)
+    if completed.returncode == 0 or LOGIN_ACCEPTED_STORE_FAILED in diagnostics:
+        log("registry %s accepted the token" % registry)
+        return None
+    return AgentError(LOGIN_FAILED, "docker login to %s failed: %s" % (registry, login_failure(diagnostics)))
+
+
+def login_failure(diagnostics):
+    """The telling line of a failed docker login: the registry's refusal if any endpoint gave one
+    (docker tries https, then http, and prints the last endpoint's error at the end)."""
+    lines = [line.strip() for line in diagnostics.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r"\b(401|403)\b|unauthori[sz]ed|denied|forbidden", line, re.IGNORECASE):
+            match = re.search(r'error="(.*)"$', line)
+            return (match.group(1) if match else line)[-200:]
+    return (lines[-1] if lines else "no output")[-200:]
+
+
+def scratch_dir():
+    """A new root-only directory on /run (memory, never persisted), else in the temp directory."""
+    try:
+        return tempfile.mkdtemp(prefix="ecr-fleet-auth-login.", dir=SCRATCH_DIR)
+    except OSError:
+        return tempfile.mkdtemp(prefix="ecr-fleet-auth-login.")
 
 
 def action_helper(run):
     host, report = run.host, run.report
     if not host.docker:
         return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
-    if not host.helper:
+    if not host.helper_runs:
         try:
             how = install_helper(run.params, host)
         except AgentError as error:
             return report.result(FAILED, error.reason, error.message)
         host.find_helper()
-        if not host.helper:
-            return report.result(FAILED, HELPER_INSTALL_FAILED, "installed via %s but not on PATH" % how)
+        if not host.helper_runs:
+            return report.result(FAILED, HELPER_INSTALL_FAILED, "installed via %s but not runnable" % how)
         report.changes += 1
-        report.message_parts.append("installed %s via %s" % (HELPER_NAME, how))
+        report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
         report.host = host.summary()
     configured = 0
     loaded = run.load_user_configs()
-    for account, user, config in loaded:
-        desired = with_helper(config.data, run.params.registries)
-        if desired != config.data or not config.exists:
+    for account, user, auth_file in loaded:
+        stale = stale_stores(auth_file, run.params.registries)
+        for registry in run.params.registries:
+            auth_file.use_helper(registry)
+        if auth_file.changed:
             try:
-                save_config(account, config, desired)
+                written = save_config(run, account, user, auth_file)
             except AgentError as error:
                 report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
                 continue
@@ -1110,14 +1987,73 @@ def action_helper(run):
             user.changed = True
             report.changes += 1
             configured += 1
+        else:
+            tighten_backup(run, account, user, auth_file)
+            written = auth_file
+        erase_from_stores(run, account, user, stale)
+        stores = run.stores_for(account)
         for registry in run.params.registries:
-            user.registries[registry] = registry_state(desired, registry, None)
+            run.note_state(account, user, registry, registry_state(written, registry, None, stores))
             verify_helper(host, account, user, registry, report)
     if configured:
         report.message_parts.append("helper configured for %s" % plural(configured, "user", "users"))
     else:
         report.message_parts.append("helper already configured for %s" % plural(len(loaded), "user", "users"))
+    report.message_parts.append(docker_login_note(host.helper_version))
     return report.result()
+
+
+def docker_login_note(version):
+    """What happens to a user's own `docker login` to a registry now served by the helper."""
+    # docker login stores through credHelpers[registry]; ecr-login's `store` answers "not implemented"
+    # (amazon-ecr-credential-helper ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
+    if helper_version_tuple(version) >= (0, 9, 0):
+        return (
+            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
+        )
+    return "users' own docker login to these now fails (helper store: not implemented); pulls need none"
+
+
+def helper_version_tuple(version):
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version or "")
+    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
+
+
+def stale_stores(auth_file, registries):
+    """[(helper, server)] where a credential for a managed registry may lie in a store once the helper
+    serves it: the server forms `docker logout` erases (logout.go: host, http://host, https://host),
+    in the store docker used for each and in the default credsStore."""
+    found = []
+    for registry in registries:
+        forms = [registry, "http://" + registry, "https://" + registry]
+        names = unique([auth_file.store_for(form) for form in forms] + [auth_file.view.creds_store])
+        for name in names:
+            if name and name != HELPER_CRED_NAME:
+                found.extend((name, form) for form in forms)
+    return unique(found)
+
+
+def erase_from_stores(run, account, user, stale):
+    """`erase` what those stores still hold (as docker logout would), once the config names the helper."""
+    stores = run.stores_for(account)
+    for name, server in stale:
+        if not stores.usable(name):  # not installed: docker cannot reach anything it might hold
+            log("%s: docker-credential-%s is not installed; nothing to erase from it" % (account.name, name))
+            continue
+        try:
+            if stores.credential(name, server) is None:
+                continue
+            stores.erase(name, server)
+        except AgentError as error:
+            run.report.problem(
+                error.reason,
+                "%s: stale %s left in %s: %s" % (account.name, server, name, error.message),
+                user,
+            )
+            continue
+        log("%s: erased %s from docker-credential-%s" % (account.name, server, name))
+        user.changed = True
+        run.report.changes += 1
 
 
 def verify_helper(host, account, user, registry, report):
@@ -1197,8 +2133,16 @@ def install_helper(params, host):
         raise AgentError(UNSUPPORTED_OS, "not Linux")
     manager = package_manager(host.os_info)
     if manager and install_with_package_manager(host, manager):
-        return manager
-    if manager:
+        host.find_helper()
+        if host.helper_runs:
+            return manager
+        # The package is "installed" but its binary is gone or broken (deleted by hand, say):
+        # installing it again is a no-op for the package manager.
+        log(
+            "%s has %s but %s does not run; trying the release binary"
+            % (manager, HELPER_PACKAGE, HELPER_NAME)
+        )
+    elif manager:
         log("%s could not install %s; trying the release binary" % (manager, HELPER_PACKAGE))
     arch = release_arch(host.machine)
     if arch is None:
@@ -1209,7 +2153,8 @@ def install_helper(params, host):
 
 
 def release_url(base, version, arch):
-    # Releases live at <base>/<version>/linux-<arch>/...; `latest` is published as a version directory.
+    # Releases live at <base>/<X.Y.Z>/linux-<amd64|arm64>/docker-credential-ecr-login (+ .sha256); the
+    # bucket has versioned paths only, so the version is always a real one (the document pins a default).
     return "%s/%s/linux-%s/%s" % (base.rstrip("/"), version, arch, HELPER_NAME)
 
 

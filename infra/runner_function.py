@@ -9,7 +9,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack, aws_iam, aws_lambda, aws_log
 from constructs import Construct
 
 from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, RunnerSettings
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .config import DeploymentConfig
 from .document.construct import AgentDocument
@@ -101,23 +101,13 @@ class RunnerFunction(Construct):
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                **RunnerSettings.environment(
+                # The settings the runner reads (ecr_fleet_auth/settings.py), plus what only the stack knows.
+                **config.runner_environment(
+                    registries=registries,
                     document_name=document.document_name,
                     document_version=document.document_version,
-                    target_tag_key=config.target_tag_key,
-                    target_tag_values=config.target_tag_values,
-                    action=config.action,
-                    registries=registries,
-                    users=config.users,
-                    helper_version=config.helper_version,
-                    release_base_url=config.release_base_url,
-                    max_concurrency=config.max_concurrency,
-                    max_errors=config.max_errors,
-                    delivery_timeout_seconds=config.delivery_timeout_seconds,
-                    wait_seconds=config.wait_seconds,
                     output_log_group=command_output.log_group_name,
                     topic_arn=topic.topic_arn,
-                    notify_policy=config.notify_policy,
                 ),
                 "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,

@@ -21,7 +21,7 @@ SendCommand with ``InstanceIds`` refuses the whole call when one id is not a val
 target (``InvalidInstanceId``: shutting-down, terminated, agent not registered;
 ``UnsupportedPlatformType``). Such a refusal started nothing, and the error does not
 reliably say which id; ``INSTANCE_ERRORS`` lets the caller recognise it and resend
-the others (see ``runner.Execution``).
+the others (see ``execution.Execution``).
 
 Before a run sends anything, ``busy_instances`` lists this document's commands that
 are still executing and the instances they are still working on, so that two runs

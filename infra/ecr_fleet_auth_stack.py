@@ -13,7 +13,7 @@ from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
 from .notifications import Notifications
-from .runner import RunnerFunction
+from .runner_function import RunnerFunction
 from .schedule import RunnerSchedule
 
 

@@ -1,0 +1,288 @@
+"""Carrying out a plan: send its dispatches lane by lane, follow their commands, collect the results.
+
+``Execution.carry_out`` is step 4 of a run (``runner.run``). Each lane sends its next
+dispatch only when the previous one has finished, so the plan's rate budget holds for the
+whole run. Commands are polled one ListCommands call per command (never per instance) with
+back-off until they finish or the deadline comes; then each command's invocations are
+collected and turned into per-instance results (``results.instance_result``).
+
+SSM refusing some instances of a dispatch (``InvalidInstanceId``, ...) starts nothing: the
+others are sent again without them (``_without_refused``). A SendCommand whose answer was
+lost is never sent again, only looked for until the deadline (``run_command``'s docstring).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .clients import AWS_ERRORS, error_code
+from .clock import Clock
+from .discovery import Fleet, TargetTag
+from .observability import logger
+from .planning import Dispatch, Exclusion, Plan, exclusion, halves, without
+from .reasons import Reason
+from .report import InstanceResult, short
+from .results import AgentResult, instance_result, needs_full_output
+from .run_command import (
+    INSTANCE_ERRORS,
+    MAYBE_INSTANCE_ERRORS,
+    CommandSpec,
+    Invocation,
+    RunCommand,
+    SendUnconfirmed,
+)
+
+FIRST_POLL_SECONDS = 5.0
+MAX_POLL_SECONDS = 30.0
+# GetCommandInvocation is per instance: a cap keeps a fleet of broken outputs
+# from costing one call per instance.
+MAX_OUTPUT_FALLBACKS = 20
+
+
+@dataclass(frozen=True)
+class _Unconfirmed:
+    """A send whose answer was lost: its command may exist; it is looked for, never sent again."""
+
+    dispatch: Dispatch
+    doubt: SendUnconfirmed
+
+
+class Execution:
+    """Sends a plan's dispatches lane by lane and follows their commands to the end or the deadline."""
+
+    def __init__(
+        self, commands: RunCommand, spec: CommandSpec, tag: TargetTag, clock: Clock, fleet: Fleet
+    ) -> None:
+        self._commands = commands
+        self._spec = spec
+        self._tag = tag
+        self._clock = clock
+        self._fleet = fleet
+        self._queued: list[deque[Dispatch]] = []
+        self._running: dict[str, Dispatch] = {}
+        self._unconfirmed: list[_Unconfirmed] = []
+        self._completed_seen: dict[str, int] = {}
+        self._fallbacks_left = MAX_OUTPUT_FALLBACKS
+        self.results: dict[str, InstanceResult] = {}
+        self.command_ids: list[str] = []
+
+    def carry_out(self, plan: Plan, stop_at: float) -> dict[str, InstanceResult]:
+        """Send, wait and collect until every command has finished or ``stop_at`` (monotonic) comes."""
+        self._queued = [deque(lane) for lane in plan.lanes]
+        for lane in range(len(self._queued)):
+            self._send_next(lane)
+        interval = FIRST_POLL_SECONDS
+        while self._running or self._unconfirmed:
+            remaining = stop_at - self._clock.monotonic()
+            if remaining <= 0:
+                break
+            self._clock.sleep(min(interval, remaining))
+            interval = min(interval * 2, MAX_POLL_SECONDS)
+            self._look_for_unconfirmed()
+            for command_id, dispatch in list(self._running.items()):
+                settled, invocations = self._settled(command_id, dispatch)
+                if settled:
+                    del self._running[command_id]
+                    self._take_results(command_id, dispatch, invocations, finished=True)
+                    self._send_next(dispatch.lane)
+        for command_id, dispatch in self._running.items():
+            self._take_results(command_id, dispatch, self._invocations(command_id), finished=False)
+        self._give_up_unconfirmed()
+        for queue in self._queued:
+            for dispatch in queue:
+                self._set(dispatch.instance_ids, "pending", Reason.NOT_SENT_BEFORE_DEADLINE, {})
+        return self.results
+
+    def interrupted(self) -> dict[str, InstanceResult]:
+        """What is known if the run stops now: results so far, running commands as pending."""
+        self._give_up_unconfirmed()
+        known = dict(self.results)
+        for command_id, dispatch in self._running.items():
+            for instance_id in dispatch.instance_ids:
+                detail = {"command_id": command_id}
+                known.setdefault(
+                    instance_id, InstanceResult(instance_id, "", "pending", None, Reason.IN_PROGRESS, detail)
+                )
+        return known
+
+    def _send_next(self, lane: int) -> None:
+        queue = self._queued[lane]
+        while queue:
+            dispatch = queue.popleft()
+            try:
+                command_id = self._commands.send(self._spec, dispatch, self._tag.key, self._tag.values)
+            except SendUnconfirmed as doubt:
+                # Perhaps sent: the lane waits for it to show up (or for the deadline), as for a command.
+                logger.warning("SendCommand answer lost", extra={"error": str(doubt), "lane": lane})
+                self._unconfirmed.append(_Unconfirmed(dispatch, doubt))
+                return
+            except AWS_ERRORS as error:
+                code = error_code(error)
+                about_instances = code in INSTANCE_ERRORS or (
+                    code in MAYBE_INSTANCE_ERRORS and not dispatch.rechecked
+                )
+                if about_instances and not dispatch.by_tag:
+                    # Nothing started: send the others again, without the instances SSM refused.
+                    queue.extendleft(reversed(self._without_refused(dispatch, error)))
+                    continue
+                # This batch is lost, the others are not; nothing is re-sent.
+                logger.warning("SendCommand failed", extra={"error": str(error), "lane": lane})
+                self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
+                continue
+            self._follow(command_id, dispatch)
+            return
+
+    def _follow(self, command_id: str, dispatch: Dispatch) -> None:
+        self._running[command_id] = dispatch
+        self.command_ids.append(command_id)
+
+    def _without_refused(self, dispatch: Dispatch, error: ClientError | BotoCoreError) -> list[Dispatch]:
+        """What to send instead of a dispatch SSM refused because of some of its instances.
+
+        The error does not reliably say which: first the instances' states are looked up
+        again (one terminated or untagged since discovery is reported as such and dropped);
+        if that explains nothing, an ``INSTANCE_ERRORS`` refusal halves the dispatch, until
+        the refused instance stands alone and is reported with SSM's refusal (any other
+        refusal, such as AccessDenied for the role itself, fails the batch). Costs one
+        SendCommand per halving, and two lookups, only when SSM refuses; one refused id
+        never holds back the others.
+        """
+        code = error_code(error)
+        logger.warning(
+            "SendCommand refused instances", extra={"error": code, "instances": len(dispatch.instance_ids)}
+        )
+        if not dispatch.rechecked:
+            try:
+                states = self._recheck(dispatch.instance_ids)
+            except AWS_ERRORS as failure:
+                logger.warning("could not look the instances up again", extra={"error": str(failure)})
+                states = {}
+            dropped = {instance_id for instance_id, excluded in states.items() if excluded is not None}
+            for instance_id in dropped:
+                excluded = states[instance_id]
+                assert excluded is not None
+                self._set([instance_id], excluded.status, excluded.reason, {**excluded.detail, "error": code})
+            if dropped:
+                rest = without(dispatch, dropped)
+                return [rest] if rest.instance_ids else []
+        if code not in INSTANCE_ERRORS:  # not explained by the instances: the batch is lost
+            self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
+            return []
+        if len(dispatch.instance_ids) > 1:
+            return list(halves(dispatch))
+        if code == "UnsupportedPlatformType":
+            self._set(dispatch.instance_ids, "skipped", Reason.UNSUPPORTED_PLATFORM, {"error": code})
+        else:
+            detail = {"error": code, "message": short(str(error))}
+            self._set(dispatch.instance_ids, "unreachable", Reason.INVALID_INSTANCE_ID, detail)
+        return []
+
+    def _recheck(self, instance_ids: Sequence[str]) -> dict[str, Exclusion | None]:
+        """Instance id -> why it cannot be commanded now (None: it can), looked up again."""
+        members = self._fleet.discover(self._tag, instance_ids)
+        return {member.instance_id: exclusion(member) for member in members}
+
+    def _look_for_unconfirmed(self) -> None:
+        for unsure in list(self._unconfirmed):
+            doubt = unsure.doubt
+            found = self._commands.find_sent(self._spec.document_name, doubt.comment, doubt.since)
+            if found:
+                logger.info("found the command of a lost SendCommand answer", extra={"command_id": found})
+                self._unconfirmed.remove(unsure)
+                self._follow(found, unsure.dispatch)
+
+    def _give_up_unconfirmed(self) -> None:
+        for unsure in self._unconfirmed:
+            detail = {"error": error_code(unsure.doubt.error), "comment": unsure.doubt.comment}
+            self._set(unsure.dispatch.instance_ids, "failed", Reason.SEND_UNCONFIRMED, detail)
+        self._unconfirmed = []
+
+    def _settled(self, command_id: str, dispatch: Dispatch) -> tuple[bool, list[Invocation] | None]:
+        """Whether every instance we sent the command to has finished, and its invocations if readable.
+
+        A tag-targeted command also reaches tagged instances that cannot run it
+        (stopped, connection lost): SSM keeps it InProgress until their delivery
+        timeout. So once enough invocations have completed to cover ours, look
+        at the invocations themselves rather than wait for the command.
+        """
+        try:
+            progress = self._commands.progress(command_id)
+        except AWS_ERRORS as error:
+            # A failed poll is only a missed look; the next one (or the final collection) catches up.
+            logger.warning("ListCommands failed", extra={"command_id": command_id, "error": str(error)})
+            return False, None
+        if progress.finished:
+            return True, self._invocations(command_id)
+        ours = len(dispatch.instance_ids)
+        if not dispatch.by_tag or progress.completed_count < ours:
+            return False, None
+        if progress.completed_count <= self._completed_seen.get(command_id, -1):
+            return False, None  # nothing new since the last look
+        self._completed_seen[command_id] = progress.completed_count
+        invocations = self._invocations(command_id)
+        if invocations is None:
+            return False, None
+        done = {invocation.instance_id for invocation in invocations if invocation.finished}
+        return done.issuperset(dispatch.instance_ids), invocations
+
+    def _invocations(self, command_id: str) -> list[Invocation] | None:
+        try:
+            return self._commands.invocations(command_id)
+        except AWS_ERRORS as error:
+            logger.warning(
+                "ListCommandInvocations failed", extra={"command_id": command_id, "error": str(error)}
+            )
+            return None
+
+    def _take_results(
+        self, command_id: str, dispatch: Dispatch, invocations: list[Invocation] | None, *, finished: bool
+    ) -> None:
+        """Each invocation's result; instances it lacks are pending, or failed once the command finished."""
+        if invocations is None:
+            status = "failed" if finished else "pending"
+            self._set(dispatch.instance_ids, status, Reason.RESULTS_UNAVAILABLE, {"command_id": command_id})
+            return
+        for invocation in invocations:
+            agent = AgentResult.parse(invocation.output)
+            if agent is None and needs_full_output(invocation) and self._fallbacks_left > 0:
+                self._fallbacks_left -= 1
+                agent = self._full_output_result(command_id, invocation.instance_id)
+            self.results[invocation.instance_id] = instance_result(invocation, agent)
+        missing = [i for i in dispatch.instance_ids if i not in self.results]
+        if finished:
+            self._set(missing, "failed", Reason.NO_INVOCATION, {"command_id": command_id})
+        else:
+            self._set(missing, "pending", Reason.NOT_YET_DELIVERED, {"command_id": command_id})
+
+    def _full_output_result(self, command_id: str, instance_id: str) -> AgentResult | None:
+        try:
+            return AgentResult.parse(self._commands.standard_output(command_id, instance_id))
+        except AWS_ERRORS as error:
+            logger.warning(
+                "GetCommandInvocation failed", extra={"instance_id": instance_id, "error": str(error)}
+            )
+            return None
+
+    def _set(self, instance_ids: Iterable[str], status: str, reason: Reason, detail: dict[str, Any]) -> None:
+        for instance_id in instance_ids:
+            self.results[instance_id] = InstanceResult(instance_id, "", status, None, reason, dict(detail))
+
+
+def dry_run_results(plan: Plan) -> dict[str, InstanceResult]:
+    """What a dry run reports instead of carrying the plan out: each instance's dispatch."""
+    results = {}
+    dispatches = plan.dispatches
+    for number, dispatch in enumerate(dispatches, start=1):
+        detail = {
+            "dispatch": "target tag" if dispatch.by_tag else f"batch {number} of {len(dispatches)}",
+            "max_concurrency": dispatch.max_concurrency,
+            "max_errors": dispatch.max_errors,
+        }
+        for instance_id in dispatch.instance_ids:
+            results[instance_id] = InstanceResult(instance_id, "", "skipped", None, Reason.DRY_RUN, detail)
+    return results

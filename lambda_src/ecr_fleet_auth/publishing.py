@@ -1,0 +1,73 @@
+"""Step 5 of a run: the report logged once, counted in metrics and, per the policy, sent to SNS.
+
+The log record and the metrics are what the stack's dashboard and alarms read
+(names in ``contract``). Dry runs are logged only: nothing ran, so nothing is counted
+or sent. A lost e-mail never fails the run; the report is still returned and logged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from . import contract
+from .clients import AWS_ERRORS
+from .observability import logger, metrics
+from .report import Report, message, should_notify, subject
+from .settings import RunnerSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+LOGGED_INSTANCES = 200
+
+
+def publish(report: Report, settings: RunnerSettings, sns: SNSClient, *, duration_seconds: float) -> None:
+    _log(report)
+    if not report.dry_run:
+        _count(report, duration_seconds)
+    _notify(report, settings, sns)
+
+
+def _log(report: Report) -> None:
+    """One structured record: the report, with only the instances that did not succeed (bounded)."""
+    attention = [i.to_dict() for i in report.instances if i.status != "succeeded"]
+    logger.info(
+        contract.RUN_REPORT_LOG_MESSAGE,
+        extra={
+            "report": {
+                **{key: value for key, value in report.to_dict().items() if key != "instances"},
+                "instances_not_succeeded": attention[:LOGGED_INSTANCES],
+                "instances_not_logged": max(0, len(attention) - LOGGED_INSTANCES),
+            }
+        },
+    )
+
+
+def _count(report: Report, duration_seconds: float) -> None:
+    """The metrics the stack's alarms and dashboard read."""
+    summary = report.summary()
+    metrics.add_dimension(name=contract.METRIC_ACTION_DIMENSION, value=report.action)
+    for status in contract.INSTANCE_STATUSES:
+        metrics.add_metric(
+            name=contract.status_metric_name(status), unit=MetricUnit.Count, value=summary[status]
+        )
+    metrics.add_metric(name=contract.RUN_DURATION_METRIC, unit=MetricUnit.Seconds, value=duration_seconds)
+    metrics.add_metric(
+        name=contract.RUNS_FAILED_METRIC, unit=MetricUnit.Count, value=1 if report.error is not None else 0
+    )
+
+
+def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:
+    if not should_notify(report, settings.notify_policy):
+        return
+    if not settings.topic_arn:
+        logger.warning("notification due but no topic configured")
+        return
+    try:
+        text = message(report, output_log_group=settings.output_log_group, region=sns.meta.region_name)
+        sns.publish(TopicArn=settings.topic_arn, Subject=subject(report), Message=text)
+    except AWS_ERRORS:
+        # The report is still returned and logged; a lost e-mail must not fail the run.
+        logger.exception("could not publish the report to SNS")

@@ -1,0 +1,183 @@
+"""What the agent's integration tests do on a sandboxed instance: users' files, stand-ins, assertions."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecr_fleet_auth import contract
+from localfleet.deployment import single_instance as sb
+from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
+
+STUBS = Path(__file__).parent / "stubs"
+STUB_DIR = "/opt/stub"
+PACKAGE_MANAGERS = ("dnf", "yum", "apt-get", "amazon-linux-extras")
+PASS_STANDIN = "/usr/local/bin/docker-credential-pass"
+PASS_FOLDER = ".docker-credential-pass-standin"
+REAL_HELPER = Path(HELPER_BIN).read_bytes() if Path(HELPER_BIN).exists() else b""
+TOKEN_A = sb.moto_token(sb.ACCOUNT_A)
+# The lock lives on /run, a tmpfs of its own (as on a real instance), so it is not among the files seen.
+AGENT_OWN_FILES = ("/var/lib/ecr-fleet-auth/logins.json",)
+
+
+def home(user: str) -> str:
+    return "/root" if user == "root" else f"/home/{user}"
+
+
+def config_path(user: str) -> str:
+    return f"{home(user)}/.docker/config.json"
+
+
+def backup_path(user: str) -> str:
+    return f"{home(user)}/.docker/config.json.ecr-fleet-auth.bak"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def parameters(
+    action: str, registries: str = sb.REGISTRY_A, users: str = "auto", **extra: str
+) -> dict[str, str]:
+    values = {
+        "Action": action,
+        "Registries": registries,
+        "Users": users,
+        "HelperVersion": contract.DEFAULT_HELPER_VERSION,
+        "ReleaseBaseUrl": "https://helper-mirror.test",
+    }
+    values.update(extra)
+    return values
+
+
+def config_of(world: sb.World, user: str) -> dict[str, object]:
+    data = json.loads(world.sandbox.path(config_path(user)).read_bytes())
+    assert isinstance(data, dict)
+    return data
+
+
+def write_config(
+    world: sb.World, user: str, content: str | bytes, mode: int = 0o600, dir_mode: int = 0o700
+) -> Path:
+    """A pre-existing docker config owned by the user."""
+    uid = world.sandbox.path(home(user)).stat().st_uid
+    folder = world.sandbox.path(f"{home(user)}/.docker")
+    folder.mkdir(exist_ok=True)
+    os.chmod(folder, dir_mode)
+    os.chown(folder, uid, uid)
+    path = folder / "config.json"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    os.chmod(path, mode)
+    os.chown(path, uid, uid)
+    return path
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file's bytes, permission bits and owner: what "left untouched" and "owner-only" are about."""
+
+    content: bytes
+    mode: int
+    uid: int
+
+
+def file_state(world: sb.World, inside: str) -> FileState | None:
+    path = world.sandbox.path(inside)
+    if not path.exists():
+        return None
+    info = path.lstat()
+    return FileState(path.read_bytes(), stat.S_IMODE(info.st_mode), info.st_uid)
+
+
+def configs(world: sb.World, users: tuple[str, ...]) -> dict[str, tuple[FileState | None, FileState | None]]:
+    """Every user's config.json and backup, as they are now."""
+    return {
+        user: (file_state(world, config_path(user)), file_state(world, backup_path(user))) for user in users
+    }
+
+
+def can_pull(world: sb.World, users: tuple[str, ...], registry: str = sb.REGISTRY_A) -> dict[str, bool]:
+    return {user: world.probe(user, home(user), registry).returncode == 0 for user in users}
+
+
+def docker_loads_config_of(world: sb.World, user: str) -> bool:
+    """The real docker CLI's verdict on the user's config: it loads it unless it warns it cannot parse it."""
+    done = world.sandbox.run(
+        [DOCKER_CLI, "context", "ls"], env={"PATH": INSTANCE_PATH, "HOME": home(user)}, user=user
+    )
+    return b"WARNING: Error" not in done.stderr
+
+
+def assert_token_confined(
+    run: sb.AgentRun, world: sb.World, token: str, allowed: tuple[str, ...] = ("/.docker/config.json",)
+) -> None:
+    """The token (raw or as docker's base64 auth) is in no output and in no file but users' config.json
+    (and, where docker keeps it in a credential store, that store)."""
+    forms = [token, base64.b64encode(f"AWS:{token}".encode()).decode()]
+    for form in forms:
+        assert form not in run.stdout
+        assert form not in run.stderr
+    for path, (content, mode, *_rest) in world.sandbox.changed_files().items():
+        if any(form.encode() in content for form in forms):
+            assert path.endswith(allowed), f"token found in {path}"
+            assert stat.S_IMODE(mode) & 0o077 == 0, f"{path} holds the token and others may read it"
+
+
+def files_written_during(world: sb.World, before: dict[str, tuple[bytes, int, int, int]]) -> set[str]:
+    """Paths created or changed since the snapshot, except the script SSM itself wrote."""
+    after = world.sandbox.changed_files()
+    changed = {path for path, state in after.items() if before.get(path) != state}
+    return {path for path in changed if "/document/orchestration/" not in path}
+
+
+# ---------------------------------------------------------------- stand-ins for what cannot run here
+
+
+def without_helper(world: sb.World, os_release: str | None = None) -> None:
+    world.sandbox.run(["rm", "-f", HELPER_BIN]).check_returncode()
+    if os_release is not None:
+        world.sandbox.path("/etc/os-release").unlink()
+        world.sandbox.write("/etc/os-release", os_release)
+
+
+def install_package_managers(world: sb.World, payload: bytes = REAL_HELPER) -> None:
+    """tests/agent/stubs/package-manager.sh as dnf, yum, apt-get and amazon-linux-extras (first on
+    PATH), recording calls in /opt/stub/calls.log; installing the package installs `payload`."""
+    script = (STUBS / "package-manager.sh").read_bytes()
+    for name in PACKAGE_MANAGERS:
+        world.sandbox.write(f"/usr/local/sbin/{name}", script, 0o755)
+    world.sandbox.write(f"{STUB_DIR}/payload", payload, 0o755)
+    world.sandbox.write(f"{STUB_DIR}/calls.log", "", 0o644)
+
+
+def package_manager_calls(world: sb.World) -> list[str]:
+    return world.sandbox.path(f"{STUB_DIR}/calls.log").read_text().splitlines()
+
+
+def install_pass_standin(world: sb.World) -> None:
+    """tests/agent/stubs/docker-credential-pass.py as docker-credential-pass (and a `pass` beside it)."""
+    world.sandbox.write(PASS_STANDIN, (STUBS / "docker-credential-pass.py").read_bytes(), 0o755)
+
+
+def pass_store(world: sb.World, user: str) -> dict[str, dict[str, str]]:
+    path = world.sandbox.path(f"{home(user)}/{PASS_FOLDER}/store.json")
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def pass_calls(world: sb.World, user: str) -> list[str]:
+    path = world.sandbox.path(f"{home(user)}/{PASS_FOLDER}/calls.log")
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def clear_pass_calls(world: sb.World, user: str) -> None:
+    path = world.sandbox.path(f"{home(user)}/{PASS_FOLDER}/calls.log")
+    if path.exists():
+        path.write_text("")

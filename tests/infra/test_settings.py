@@ -1,0 +1,247 @@
+"""The settings table (ecr_fleet_auth/settings.py) against everything that repeats it.
+
+cdk.json's context, the README's configuration table, ``DeploymentConfig``, ``RunnerSettings``,
+the runner's environment in the template, the event model and the console events, and the
+document's own parameter defaults (stated in the README and the contract).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth import contract, settings
+from ecr_fleet_auth.events import InvalidEvent, RunRequest
+from ecr_fleet_auth.runner import RunOptions
+from ecr_fleet_auth.settings import (
+    BY_KEY,
+    CONTEXT_SETTINGS,
+    RUNNER_SETTINGS,
+    SETTINGS,
+    RunnerSettings,
+    SettingsError,
+)
+from infra.config import DeploymentConfig
+from infra.console_events import console_events
+from tests.support.template import PROJECT_ROOT, Template, default_context, document_content
+
+# Deployed stacks and users' cdk.json files depend on these names: never rename one.
+RUNNER_VARIABLES = [
+    "TARGET_TAG_KEY",
+    "TARGET_TAG_VALUES",
+    "ACTION",
+    "REGISTRIES",
+    "USERS",
+    "HELPER_VERSION",
+    "RELEASE_BASE_URL",
+    "MAX_CONCURRENCY",
+    "MAX_ERRORS",
+    "DELIVERY_TIMEOUT_SECONDS",
+    "WAIT_SECONDS",
+    "NOTIFY_POLICY",
+    "DOCUMENT_NAME",
+    "DOCUMENT_VERSION",
+    "OUTPUT_LOG_GROUP",
+    "TOPIC_ARN",
+]
+# Event fields that override a setting (runner.RunOptions.resolve), by the setting's key.
+EVENT_OVERRIDES = {
+    "action": "action",
+    "registries": "registries",
+    "users": "users",
+    "wait_seconds": "waitSeconds",
+}
+# The document's own defaults, as the README states them. They apply only to a hand-run of the
+# document: the runner always sends every parameter.
+DOCUMENT_DEFAULTS = {
+    contract.ACTION: "check",
+    contract.REGISTRIES: None,
+    contract.USERS: contract.AUTO_USERS,
+    contract.HELPER_VERSION: contract.DEFAULT_HELPER_VERSION,
+    contract.RELEASE_BASE_URL: contract.DEFAULT_RELEASE_BASE_URL,
+}
+
+
+def _as_parameter(default: Any) -> Any:
+    """A setting's default as a document parameter value (lists comma-separated)."""
+    return ",".join(default) if isinstance(default, list) else default
+
+
+def _readme() -> str:
+    return (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(text: str, heading: str) -> str:
+    """From ``heading`` to the next heading of any level."""
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    end = re.search(r"\n#+ ", text[start:])
+    return text[start : start + end.start()] if end else text[start:]
+
+
+def _table_rows(section: str) -> list[str]:
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
+def configuration_row(setting: settings.Setting) -> str:
+    """The README row of one setting, as the table has it."""
+    form = setting.form.replace("|", "\\|")
+    return f"| `{setting.key}` | `{json.dumps(setting.default)}` | {form} | {setting.doc} |"
+
+
+def test_names_are_one_name_in_three_spellings() -> None:
+    for setting in SETTINGS:
+        assert re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", setting.key), setting.key
+        assert setting.field == re.sub(r"([A-Z])", r"_\1", setting.key).lower()
+        assert setting.env == setting.field.upper()
+    assert len(BY_KEY) == len(SETTINGS), "keys are unique"
+    assert [setting.env for setting in RUNNER_SETTINGS] == RUNNER_VARIABLES
+
+
+def test_deployment_config_and_runner_settings_are_views_of_the_table() -> None:
+    assert [f.name for f in fields(DeploymentConfig)] == [s.field for s in CONTEXT_SETTINGS]
+    assert [f.name for f in fields(RunnerSettings)] == [s.field for s in RUNNER_SETTINGS]
+
+
+def test_every_default_is_accepted_and_has_the_declared_type() -> None:
+    config = DeploymentConfig.from_context(lambda key: None)
+    for setting in CONTEXT_SETTINGS:
+        value = getattr(config, setting.field)
+        expected = tuple(setting.default) if isinstance(setting.default, list) else setting.default
+        assert value == expected, setting.key
+
+
+def test_the_runner_reads_back_what_the_stack_writes() -> None:
+    config = DeploymentConfig.from_context(default_context().get)
+    stack_values = {
+        "registries": ("123456789012.dkr.ecr.eu-west-1.amazonaws.com",),
+        "document_name": "EcrFleetAuth-AgentDocument-abc",
+        "document_version": "1",
+        "output_log_group": "group",
+        "topic_arn": "arn:aws:sns:eu-west-1:123456789012:t",
+    }
+    environment = config.runner_environment(**stack_values)
+    assert list(environment) == RUNNER_VARIABLES
+    read = RunnerSettings.from_environment(environment)
+    for setting in RUNNER_SETTINGS:
+        expected = stack_values.get(setting.field, getattr(config, setting.field, None))
+        assert getattr(read, setting.field) == expected, setting.key
+    with pytest.raises(ValueError, match="not runner settings: stack_name"):
+        config.runner_environment(**stack_values, stack_name="x")
+
+
+def test_a_variable_left_out_takes_the_tables_default() -> None:
+    read = RunnerSettings.from_environment({"DOCUMENT_NAME": "doc", "REGISTRIES": "public.ecr.aws"})
+    for setting in RUNNER_SETTINGS:
+        if setting.key not in ("documentName", "registries"):
+            expected = tuple(setting.default) if isinstance(setting.default, list) else setting.default
+            assert getattr(read, setting.field) == expected, setting.key
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"ACTION": "reboot"}, "ACTION='reboot': not one of the choices; expected one of refresh, helper"),
+        ({"WAIT_SECONDS": "900"}, "WAIT_SECONDS='900': out of range; expected a whole number from 0 to 840"),
+        ({"DOCUMENT_NAME": None}, "DOCUMENT_NAME=None: not set"),
+        ({"REGISTRIES": ""}, "REGISTRIES='': names no registry"),
+    ],
+)
+def test_a_bad_runner_environment_names_the_variable(environment: dict[str, Any], expected: str) -> None:
+    base = {"DOCUMENT_NAME": "doc", "REGISTRIES": "public.ecr.aws"}
+    given = {k: v for k, v in {**base, **environment}.items() if v is not None}
+    with pytest.raises(SettingsError) as error:
+        RunnerSettings.from_environment(given)
+    assert expected in str(error.value)
+
+
+def test_readme_configuration_table_is_the_settings_table() -> None:
+    rows = _table_rows(_section(_readme(), "## Configuration"))
+    expected = [configuration_row(setting) for setting in CONTEXT_SETTINGS]
+    for row in expected:
+        assert row in rows, f"README's configuration table lacks or differs from:\n{row}"
+    assert rows == expected, "README's configuration rows: one per setting, in the table's order"
+
+
+def test_template_environment_is_the_runner_settings(synthesized_template: Template) -> None:
+    (function,) = [
+        r["Properties"]
+        for r in synthesized_template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == "handler.handler"
+    ]
+    variables = function["Environment"]["Variables"]
+    own = [name for name in variables if not name.startswith("POWERTOOLS_") and name != "LOG_LEVEL"]
+    assert own == RUNNER_VARIABLES
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("action", [*contract.ACTIONS, "reboot", "Check"]),
+        ("wait_seconds", [-1, 0, 600, 840, 841]),
+        ("registries", [["public.ecr.aws"], ["docker.io"], ["123456789012.dkr.ecr.eu-west-1.amazonaws.com"]]),
+        ("users", [["auto"], ["ec2-user", "jenkins"], ["auto", "jenkins"], ["root;id"]]),
+    ],
+)
+def test_an_event_accepts_what_the_setting_it_overrides_accepts(field: str, values: list[Any]) -> None:
+    setting = BY_KEY[EVENT_OVERRIDES[field]]
+    for value in values:
+        try:
+            setting.parse(value)
+            by_setting = True
+        except ValueError:
+            by_setting = False
+        try:
+            RunRequest.from_event({field: value})
+            by_event = True
+        except InvalidEvent:
+            by_event = False
+        assert by_event == by_setting, (field, value)
+
+
+@pytest.mark.parametrize(("name", "event"), sorted(console_events().items()))
+def test_console_events_override_settings_with_accepted_values(name: str, event: dict[str, Any]) -> None:
+    for field, value in event.items():
+        if field in EVENT_OVERRIDES:
+            BY_KEY[EVENT_OVERRIDES[field]].parse(value)  # raises if the setting would refuse it
+    assert set(event) <= {*EVENT_OVERRIDES, "dry_run", "instance_ids", "source"}, name
+
+
+def test_the_runner_sends_every_document_parameter_from_a_setting() -> None:
+    parameters = {setting.parameter: setting.key for setting in SETTINGS if setting.parameter}
+    assert set(parameters) == set(contract.PARAMETERS_BY_NAME)
+    read = RunnerSettings.from_environment({"DOCUMENT_NAME": "doc", "REGISTRIES": "public.ecr.aws"})
+    spec = RunOptions.resolve(RunRequest.from_event({}), read).command_spec(read, "run-1")
+    assert set(spec.parameters) == set(contract.PARAMETERS_BY_NAME), "document defaults never apply to a run"
+    for name, key in parameters.items():
+        if name != contract.REGISTRIES:  # empty there means the account's own registry
+            assert spec.parameters[name] == _as_parameter(BY_KEY[key].default), name
+
+
+def test_the_document_defaults_are_the_stated_ones(synthesized_template: Template) -> None:
+    assert {p.name: p.default for p in contract.DOCUMENT_PARAMETERS} == DOCUMENT_DEFAULTS
+    deployed = document_content(synthesized_template)["parameters"]
+    assert {name: spec.get("default") for name, spec in deployed.items()} == DOCUMENT_DEFAULTS
+    # Equal to the settings' defaults, except Action on purpose (a hand-run that names no action
+    # only checks) and Registries (the stack's default is a deploy-time value).
+    for setting in SETTINGS:
+        if setting.parameter in (contract.USERS, contract.HELPER_VERSION, contract.RELEASE_BASE_URL):
+            assert DOCUMENT_DEFAULTS[setting.parameter] == _as_parameter(setting.default)
+    assert DOCUMENT_DEFAULTS[contract.ACTION] == "check" != BY_KEY["action"].default == "refresh"
+
+
+def test_readme_states_the_document_defaults() -> None:
+    section = _section(_readme(), "### The document's own defaults")
+    rows = _table_rows(section)
+    for setting in SETTINGS:
+        if setting.parameter is None:
+            continue
+        default = DOCUMENT_DEFAULTS[setting.parameter]
+        stated = f"`{default}`" if default is not None else "none (required)"
+        assert any(
+            row.startswith(f"| `{setting.parameter}` | {stated} | `{setting.key}` ") for row in rows
+        ), setting.parameter
+    assert "`check`" in section and "`refresh`" in section

@@ -1,0 +1,58 @@
+"""The tree shows the architecture (README "Layout"): distinct names, imports one way."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support.template import PROJECT_ROOT
+
+PRODUCT = ("lambda_src", "infra")
+TREE = (*PRODUCT, "localfleet", "tools", "bench", "tests")
+# Names that are many by nature.
+SHARED_NAMES = {"__init__.py", "conftest.py", "py.typed"}
+
+
+def _files(*folders: str) -> list[Path]:
+    return [
+        path
+        for folder in folders
+        for path in sorted((PROJECT_ROOT / folder).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+
+
+def _imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return modules
+
+
+def test_no_product_file_shares_its_name_with_another_file() -> None:
+    others = _files(*TREE) + [path for path in PROJECT_ROOT.glob("*") if path.is_file()]
+    for product_file in [*_files(*PRODUCT), PROJECT_ROOT / "app.py"]:
+        if product_file.name in SHARED_NAMES:
+            continue
+        twins = [path for path in others if path.name == product_file.name and path != product_file]
+        assert not twins, f"{product_file.relative_to(PROJECT_ROOT)} shares its name with {twins}"
+
+
+def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
+    for path in _files("lambda_src"):
+        if path.suffix == ".py":
+            roots = {module.split(".")[0] for module in _imported_modules(path)}
+            assert not roots & {"infra", "localfleet", "tools", "bench", "tests", "app"}, path
+
+
+def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:
+    for path in [*_files("infra"), PROJECT_ROOT / "app.py"]:
+        if path.suffix == ".py" and "agent" not in path.parts:
+            used = {m for m in _imported_modules(path) if m.startswith("ecr_fleet_auth.")}
+            assert {".".join(m.split(".")[:2]) for m in used} <= {
+                "ecr_fleet_auth.contract",
+                "ecr_fleet_auth.settings",
+            }, path
