@@ -52,7 +52,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..clocks import Clock, Scheduled
 from .agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult, Executor
@@ -428,16 +428,22 @@ class CommandEngine:
             self._end(invocation, "Delivery Timed Out")
         elif node is not None and not node.commandable:
             self._end(invocation, "Access Denied")
-        elif node is None or _gone(node):
-            self._end(invocation, "Undeliverable")
-        elif node.ping_status != "Online":
-            self._delay(invocation)
-        else:
+        elif self._can_take(node, invocation):
             invocation.holds_slot = True
             command.running += 1
             invocation.timer = self.clock.call_at(
                 now + node.delivery_delay, lambda: self._deliver(invocation)
             )
+
+    def _can_take(self, node: ManagedInstance | None, invocation: Invocation) -> TypeGuard[ManagedInstance]:
+        """Whether ``node`` can take ``invocation`` now; if not, it ends (node gone) or waits (offline)."""
+        if node is None or _gone(node):
+            self._end(invocation, "Undeliverable")
+            return False
+        if node.ping_status != "Online":
+            self._delay(invocation)
+            return False
+        return True
 
     def _delay(self, invocation: Invocation) -> None:
         """Delayed: retried until the node is back or the delivery deadline passes (holding no slot)."""
@@ -463,11 +469,7 @@ class CommandEngine:
             node = self.nodes(invocation.instance_id)
             if invocation.cancel_requested:
                 self._end(invocation, "Cancelled")
-            elif node is None or _gone(node):
-                self._end(invocation, "Undeliverable")
-            elif node.ping_status != "Online":
-                self._delay(invocation)
-            else:
+            elif self._can_take(node, invocation):
                 invocation.details = "In Progress"
                 invocation.started = self.clock.time()
                 steps = invocation.command.steps_for(node.platform_type)
