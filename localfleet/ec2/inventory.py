@@ -9,6 +9,7 @@ targets for the local fleet.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,9 +41,9 @@ class Ec2Inventory:
     ) -> list[str]:
         """``count`` instances in one reservation, each with ``tags``; their ids."""
         with self._lock:
-            reservation = f"r-{next(self._reservations):017x}"
+            reservation = _resource_id("r", next(self._reservations))
             launched = [
-                Ec2Instance(f"i-{next(self._numbers):017x}", reservation, dict(tags or {}), state)
+                Ec2Instance(_resource_id("i", next(self._numbers)), reservation, dict(tags or {}), state)
                 for _ in range(count)
             ]
             for instance in launched:
@@ -79,6 +80,11 @@ class Ec2Inventory:
                 if (not wanted or i.instance_id in wanted)
                 and all(_accepts(i, n, v) for n, v in filters.items())
             ]
+
+
+def _resource_id(prefix: str, number: int) -> str:
+    """An id shaped like EC2's (``i-``/``r-`` and 17 hex digits), the same for the same number."""
+    return f"{prefix}-0" + hashlib.sha256(f"{prefix}-{number}".encode()).hexdigest()[:16]
 
 
 def _accepts(instance: Ec2Instance, name: str, values: set[str]) -> bool:
