@@ -80,7 +80,7 @@ diff: deps
 	$(CDK) diff $(CDK_FLAGS) --all $(CDK_CONTEXT)
 
 demo: deps
-	$(PY) -m localfleet.demo
+	$(PY) -m localfleet.deployment.demo
 
 bench: deps
 	$(PY) -m bench $(BENCH)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localfleet.lambda_runtime import LambdaEnvironment, asset_directory, lambda_environment
-from localfleet.stack import synthesize
+from localfleet.synthesized_stack import Template, synthesize
 
 IMPORT = "import time; began = time.perf_counter(); import handler; print(time.perf_counter() - began)"
 TARGET_SECONDS = 0.3
@@ -52,10 +52,14 @@ def import_seconds(environment: LambdaEnvironment) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def measure(runs: int) -> ColdImports:
+def measure(runs: int, synthesized: tuple[Template, Path] | None = None) -> ColdImports:
+    """``synthesized``: the default stack's template and the cdk.out it was synthesized to, if at hand."""
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-cold-start-") as workdir:
-        outdir = Path(workdir) / "cdk.out"
-        (template,) = synthesize(outdir=str(outdir)).values()
+        if synthesized is None:
+            outdir = Path(workdir) / "cdk.out"
+            (template,) = synthesize(outdir=str(outdir)).values()
+        else:
+            template, outdir = synthesized
         environment = lambda_environment(
             template, asset_directory(template, outdir), Path(workdir) / "lambda"
         )

@@ -1,9 +1,10 @@
 """Runner benchmark (issue 4): API calls and wall time over emulated fleets.
 
 For fleets of 100, 1,000 and 10,000 tagged instances the real handler runs
-against ``FakeEc2`` and ``FakeRunCommand`` (the test suite's emulators, reached
-through real boto3 clients) on a simulated clock: each agent run takes 5-15
-simulated seconds, the configured rate is 10% at a time. Next to it, measured
+against a simulated account (``localfleet``: the EC2 inventory and the Run Command
+engine with the stack's document, reached in-process through real boto3 clients —
+the same simulator the runner's tests use) on a simulated clock: each agent run
+takes 5-15 simulated seconds, the configured rate is 10% at a time. Next to it, measured
 on the same emulated fleet, a naive baseline: one SendCommand per instance,
 then boto3's ``command_executed`` waiter per instance (GetCommandInvocation
 every 5 s). API calls are counted per operation as the clients make them
@@ -21,26 +22,23 @@ import contextlib
 import io
 import math
 import os
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import WaiterError
 
 from bench import cold_start
-from ecr_fleet_auth import clients
-from tests.runner.fake_ec2 import Ec2Instance, FakeEc2
-from tests.runner.fake_ssm import (
-    Behaviour,
-    FakeClock,
-    FakeRunCommand,
-    Node,
-    simulate_botocore_time,
-)
+from localfleet.clocks import SimulatedClock
+from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
+from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.hosts.canned_agent import CannedRun
+from localfleet.synthesized_stack import Template, document_content, synthesize
+from localfleet.transport import simulate_botocore_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +63,6 @@ ENVIRONMENT = {
 SIZES = (100, 1_000, 10_000)
 # The baseline makes ~N*(1 + polls) calls; at 10,000 that is minutes of emulation for a known answer.
 BASELINE_SIZES = (100, 1_000)
-LAMBDA_TIMEOUT_SECONDS = 900
 IMPORT_RUNS = 7
 
 
@@ -82,70 +79,39 @@ class Measurement:
 
 
 class Simulation:
-    """One emulated account holding ``size`` tagged, online Linux instances."""
+    """One simulated account holding ``size`` tagged, online Linux instances and the stack's document."""
 
-    def __init__(self, size: int) -> None:
-        self.clock = FakeClock()
-        self.ssm = FakeRunCommand(self.clock, ENVIRONMENT["DOCUMENT_NAME"])
-        self.ec2 = FakeEc2()
-        self.calls: Counter[str] = Counter()
+    def __init__(self, size: int, document: dict[str, Any]) -> None:
+        self.account = SimulatedAccount(SimulatedClock())
+        self.account.register_document(ENVIRONMENT["DOCUMENT_NAME"], document)
         for number in range(size):
-            instance_id = f"i-{number:017x}"
             tags = {"Name": f"node-{number}", "ecr-fleet-auth": "enabled"}
-            self.ec2.add(Ec2Instance(instance_id, tags))
-            self.ssm.add(
-                Node(instance_id, f"node-{number}", tags, behaviour=Behaviour(duration=5 + number % 11))
-            )
-        session = boto3.Session(region_name=ENVIRONMENT["AWS_REGION"])
-        session.events.register("before-send.ssm", self.ssm)
-        session.events.register("before-send.ec2", self.ec2)
-        session.events.register("before-call", self._count)
-        self.factory = clients.ClientFactory(session=session)
+            self.account.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
 
-    def _count(self, model: Any, **_: Any) -> None:
-        self.calls[f"{model.service_model.service_name}.{model.name}"] += 1
+    @property
+    def clock(self) -> SimulatedClock:
+        assert isinstance(self.account.clock, SimulatedClock)
+        return self.account.clock
 
 
-class _Context:
-    function_name = "ecr-fleet-auth-runner"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:ecr-fleet-auth-runner"
-    aws_request_id = "bench"
-
-    def __init__(self, remaining: Any) -> None:
-        self.get_remaining_time_in_millis = remaining
-
-
-def run_handler(size: int) -> Measurement:
-    # Imported once main() has set the environment their Logger and Metrics read.
-    from ecr_fleet_auth import runner  # noqa: PLC0415
-    from handler import handler  # noqa: PLC0415
-
-    simulation = Simulation(size)
+def run_handler(size: int, document: dict[str, Any]) -> Measurement:
+    simulation = Simulation(size, document)
     start = simulation.clock.monotonic()
-    deadline = start + LAMBDA_TIMEOUT_SECONDS
-    context = _Context(lambda: int((deadline - simulation.clock.monotonic()) * 1000))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(clients, "default_factory", lambda: simulation.factory)
-        patch.setattr(
-            runner,
-            "SYSTEM_CLOCK",
-            runner.Clock(monotonic=simulation.clock.monotonic, sleep=simulation.clock.sleep),
-        )
-        simulate_botocore_time(patch, simulation.clock, [])
+        runner = InProcessRunner(simulation.account, patch, region=ENVIRONMENT["AWS_REGION"])
         began = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics and logs
-            report = handler({"source": "schedule"}, context)
+            report = runner.invoke({"source": "schedule"}, LAMBDA_TIMEOUT_SECONDS)
         wall = time.perf_counter() - began
-    return Measurement(simulation.calls, wall, simulation.clock.monotonic() - start, report["summary"])
+    calls = simulation.account.api_calls
+    return Measurement(calls, wall, simulation.clock.monotonic() - start, report["summary"])
 
 
-def run_baseline(size: int) -> Measurement:
+def run_baseline(size: int, document: dict[str, Any]) -> Measurement:
     """One SendCommand per instance, then a per-instance waiter polling every 5 s."""
-    simulation = Simulation(size)
-    ssm = simulation.factory.clients_for().ssm
-    ec2 = simulation.factory.clients_for().ec2
+    simulation = Simulation(size, document)
+    session = simulation.account.session(ENVIRONMENT["AWS_REGION"])
+    ssm, ec2 = session.client("ssm"), session.client("ec2")
     start = simulation.clock.monotonic()
     with pytest.MonkeyPatch.context() as patch:
         simulate_botocore_time(patch, simulation.clock, [])
@@ -177,7 +143,8 @@ def run_baseline(size: int) -> Measurement:
                 pass
         wall = time.perf_counter() - began
     summary = {"total": len(ids), "succeeded": succeeded}
-    return Measurement(simulation.calls, wall, simulation.clock.monotonic() - start, summary)
+    calls = simulation.account.api_calls
+    return Measurement(calls, wall, simulation.clock.monotonic() - start, summary)
 
 
 def _budget(size: int) -> int:
@@ -190,7 +157,14 @@ def _calls(calls: Counter[str]) -> str:
 
 def main() -> None:
     os.environ.update(ENVIRONMENT)
-    print("ecr-fleet-auth runner benchmark (emulated EC2 + Run Command, simulated clock)")
+    print("ecr-fleet-auth runner benchmark (simulated EC2 + Run Command, in-process, simulated clock)")
+    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
+        (template,) = synthesize(outdir=outdir).values()
+        _report(template, Path(outdir))
+
+
+def _report(template: Template, outdir: Path) -> None:
+    document = document_content(template)
     rate = ENVIRONMENT["MAX_CONCURRENCY"]
     print(f"fleet: tagged online Linux instances, agent run 5-15 s, MaxConcurrency {rate}")
     print()
@@ -203,8 +177,8 @@ def main() -> None:
     verdicts = []
     details = []
     for size in SIZES:
-        measured = run_handler(size)
-        baseline = run_baseline(size) if size in BASELINE_SIZES else None
+        measured = run_handler(size, document)
+        baseline = run_baseline(size, document) if size in BASELINE_SIZES else None
         ratio = f"{baseline.total / measured.total:.0f}x" if baseline else "-"
         baseline_calls = str(baseline.total) if baseline else "not run"
         baseline_wall = f"{baseline.wall_seconds:.2f} s" if baseline else "-"
@@ -233,7 +207,7 @@ def main() -> None:
     print("API calls per operation:")
     print("\n".join(details))
     print()
-    imports = cold_start.measure(IMPORT_RUNS)
+    imports = cold_start.measure(IMPORT_RUNS, (template, outdir))
     print(imports.summary())
     verdicts.append(("cold import under 300 ms (median, as deployed)", imports.met))
     print()

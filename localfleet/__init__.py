@@ -1,15 +1,4 @@
-"""A local simulated fleet: an SSM Run Command emulator and the executors its instances run."""
+"""A local simulated deployment of ecr-fleet-auth: AWS's side simulated, the product's side real.
 
-from .executors import CannedExecutor, ExecutionResult, Executor, SubprocessExecutor
-from .fleet import ManagedInstance, TagResolver
-from .ssm_emulator import SsmEmulator
-
-__all__ = [
-    "CannedExecutor",
-    "ExecutionResult",
-    "Executor",
-    "ManagedInstance",
-    "SsmEmulator",
-    "SubprocessExecutor",
-    "TagResolver",
-]
+See localfleet/README.md for the layout and which way imports go.
+"""

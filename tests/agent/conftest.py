@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 
 from infra.document.script import AGENT_PY
-from tests.agent import sandbox as sb
+from localfleet.deployment import single_instance as sb
 from tests.conftest import require
 
 DEFAULT_USERS = {"alice": True, "bob": True, "carol": False}

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecr_fleet_auth import contract
-from localfleet.sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
-from tests.agent import sandbox as sb
+from localfleet.deployment import single_instance as sb
+from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
 
 STUBS = Path(__file__).parent / "stubs"
 STUB_DIR = "/opt/stub"

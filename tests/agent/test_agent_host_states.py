@@ -1,11 +1,11 @@
 """Host states people running docker and ECR on EC2 have reported, run as SSM runs the document.
 
-Each test puts a real state on a sandboxed instance (tests/agent/sandbox.py: the real docker CLI,
-a TLS registry under the real ECR host name, the AWS CLI against moto, Debian's credential helper
-0.6.0), runs the synthesized document's shell step as the SSM agent does, and asserts the bytes,
-mode and owner of every user's config afterwards and whether each user can pull. What is right
-comes from what docker itself does with the file: the docstrings name the source, and where it
-matters the test asks the real docker CLI too. Stand-ins only for what cannot run here:
+Each test puts a real state on a sandboxed instance (localfleet/deployment/single_instance.py: the
+real docker CLI, a TLS registry under the real ECR host name, the AWS CLI against moto, Debian's
+credential helper 0.6.0), runs the synthesized document's shell step as the SSM agent does, and
+asserts the bytes, mode and owner of every user's config afterwards and whether each user can pull.
+What is right comes from what docker itself does with the file: the docstrings name the source, and
+where it matters the test asks the real docker CLI too. Stand-ins only for what cannot run here:
 docker-credential-pass (tests/agent/stubs/docker-credential-pass.py) and the package managers.
 """
 
@@ -16,8 +16,8 @@ import shutil
 
 import pytest
 
-from localfleet.sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
-from tests.agent import sandbox as sb
+from localfleet.deployment import single_instance as sb
+from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
 from tests.agent.on_instance import (
     TOKEN_A,
     assert_token_confined,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ecr_fleet_auth import contract
-from localfleet.sandbox import HELPER_BIN
-from tests.agent import sandbox as sb
+from localfleet.deployment import single_instance as sb
+from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.agent.on_instance import (
     AGENT_OWN_FILES,
     REAL_HELPER,

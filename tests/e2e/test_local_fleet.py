@@ -1,4 +1,4 @@
-"""End to end, with real parts: the runner handler -> SSM emulator -> the document's agent in
+"""End to end, with real parts: the runner handler -> simulated Run Command -> the document's agent in
 sandboxed instances -> docker login / credential helper -> a real registry; pull probes decide."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from infra.dashboard import SHOWN_STATUSES
-from localfleet.demo import CORRUPT_CONFIG, build_fleet
+from localfleet.deployment.demo import CORRUPT_CONFIG, build_fleet
+from localfleet.deployment.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
+from localfleet.deployment.local_services import REGISTRY, prerequisites
 from localfleet.lambda_runtime import FunctionError, asset_directory
-from localfleet.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
-from localfleet.services import REGISTRY, prerequisites
 from tests.conftest import require
 from tests.support.template import Template
 
@@ -145,8 +145,9 @@ def test_remediation_end_to_end(fleet: LocalFleet) -> None:
     assert configs(fleet) == before
 
     assert invocations(fleet, untagged) == [], "the untagged instance is never commanded"
-    # Tag targets include the offline instance, as in SSM; nothing ever runs there.
-    assert {i["StatusDetails"] for i in invocations(fleet, offline)} <= {"Undeliverable"}
+    # Tag targets include the offline instance, as in SSM; nothing ever runs there: SSM keeps
+    # retrying it (Delayed) until the delivery timeout.
+    assert {i["StatusDetails"] for i in invocations(fleet, offline)} <= {"Delayed", "Delivery Timed Out"}
 
 
 def test_a_narrowed_run_cannot_reach_an_untagged_instance(fleet: LocalFleet) -> None:
@@ -160,21 +161,21 @@ def test_a_narrowed_run_cannot_reach_an_untagged_instance(fleet: LocalFleet) -> 
 
 
 def test_dry_run_sends_nothing(fleet: LocalFleet) -> None:
-    sent = fleet.emulator.calls["SendCommand"]
+    sent = fleet.account.ssm_endpoint.calls["SendCommand"]
     report = fleet.invoke({"action": "refresh", "dry_run": True})
     assert report["dry_run"] is True
-    assert fleet.emulator.calls["SendCommand"] == sent
+    assert fleet.account.ssm_endpoint.calls["SendCommand"] == sent
     assert report["command_ids"] == []
 
 
 def test_an_invalid_event_fails_the_invocation_and_sends_nothing(fleet: LocalFleet) -> None:
-    sent = fleet.emulator.calls["SendCommand"]
+    sent = fleet.account.ssm_endpoint.calls["SendCommand"]
     fleet.notifications()  # what earlier runs published
     with pytest.raises(FunctionError) as rejected:
         fleet.invoke({"action": "check", "instance_ids": ["i-123; reboot"]})
     assert rejected.value.invocation.error_type == "InvalidEvent"
     assert "instance_ids" in str(rejected.value)
-    assert fleet.emulator.calls["SendCommand"] == sent
+    assert fleet.account.ssm_endpoint.calls["SendCommand"] == sent
     assert fleet.notifications() == []
 
 

@@ -1,10 +1,13 @@
-"""A simulated account for the runner: EC2 and SNS from moto, Run Command from ``FakeRunCommand``.
+"""A simulated account for the runner: EC2 and Run Command from ``localfleet``, SNS and SQS from moto.
 
 The runner is invoked through ``handler.handler`` with its real client factory
 configuration and the environment the synthesized template gives the function
-(deploy-time references replaced by this world's names); only the session
-underneath gets the Run Command emulator, and only time (the runner's clock and
-botocore's retry sleeps) is simulated.
+(deploy-time references replaced by this world's names); the account
+(``localfleet.deployment.simulated_account``) answers its EC2 and SSM clients in
+this process, through the same engine, wire and model validation as the HTTP
+simulator, on a simulated clock. Tests choose what happens on each instance (an
+``CannedRun``: result line, exit status, duration; ping status; termination; ...);
+Run Command's statuses follow from the engine alone.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth import clients, runner
 from ecr_fleet_auth.observability import metrics
-from handler import handler
-from tests.runner.fake_ssm import Behaviour, FakeClock, FakeRunCommand, Node, simulate_botocore_time
-from tests.support.template import Template, resolved_runner_environment
+from localfleet.clocks import SimulatedClock
+from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
+from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.hosts.canned_agent import CannedRun
+from localfleet.ssm.engine import Command, CommandEngine
+from localfleet.ssm.managed_nodes import ManagedInstance
+from localfleet.transport import ServiceEndpoint
+from tests.support.template import Template, document_content, resolved_runner_environment
 
 EVENTS = Path(__file__).parent.parent / "events"
 REGION = "eu-west-1"
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 DOCUMENT = "EcrFleetAuth-Agent"
 TAG_KEY, TAG_VALUE = "ecr-fleet-auth", "enabled"
-LAMBDA_TIMEOUT_SECONDS = 900
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/run-command"
 # What CloudFormation fills in at deploy time, as this world names it (TOPIC_ARN: World sets it).
 DEPLOY_TIME = {
@@ -48,33 +54,19 @@ def load_event(name: str) -> Any:
 
 
 @dataclass
-class LambdaContextStub:
-    clock: FakeClock
-    deadline: float
-    function_name: str = "ecr-fleet-auth-runner"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:ecr-fleet-auth-runner"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.deadline - self.clock.monotonic()) * 1000)
-
-
-@dataclass
 class World:
-    clock: FakeClock
-    ssm: FakeRunCommand
+    account: SimulatedAccount
+    runner: InProcessRunner
     monkeypatch: pytest.MonkeyPatch
-    retry_sleeps: list[float] = field(default_factory=list)
-    # Calls the runner's clients made, by "service.Operation" (retries not counted).
-    api_calls: Counter[str] = field(default_factory=Counter)
-    # One of moto's built-in images (looking one up costs a second per test).
-    image_id: str = "ami-03cf127a"
     queue_url: str = ""
+    sqs: Any = field(default=None)
+    # (operation, happening, when) not yet happened; see before_first.
+    happenings: list[tuple[str, Callable[[], None], Callable[[dict[str, Any]], bool]]] = field(
+        default_factory=list
+    )
 
     def __post_init__(self) -> None:
-        self.ec2 = boto3.client("ec2", region_name=REGION)
+        self.ssm.before = self._before
         sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
         topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
         self.queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
@@ -83,6 +75,42 @@ class World:
         self.sqs = sqs
         self.configure(TOPIC_ARN=topic)
 
+    # --- the account, as tests look at it ----------------------------------------------------
+    @property
+    def clock(self) -> SimulatedClock:
+        assert isinstance(self.account.clock, SimulatedClock)
+        return self.account.clock
+
+    @property
+    def ssm(self) -> ServiceEndpoint:
+        """SSM's endpoint: requests received (``sent``, ``calls``) and faults to inject."""
+        return self.account.ssm_endpoint
+
+    @property
+    def ec2(self) -> ServiceEndpoint:
+        return self.account.ec2_endpoint
+
+    @property
+    def engine(self) -> CommandEngine:
+        return self.account.ssm.engine
+
+    @property
+    def commands(self) -> dict[str, Command]:
+        return self.account.commands
+
+    @property
+    def api_calls(self) -> Counter[str]:
+        """Calls the runner's clients made, by "service.Operation" (retries not counted)."""
+        return self.account.api_calls
+
+    @property
+    def retry_sleeps(self) -> list[float]:
+        return self.runner.retry_sleeps
+
+    def node(self, instance_id: str) -> ManagedInstance:
+        return self.account.node(instance_id)
+
+    # --- the world moving ------------------------------------------------------------------------
     def configure(self, **environment: str) -> None:
         for name, value in environment.items():
             self.monkeypatch.setenv(name, value)
@@ -95,43 +123,16 @@ class World:
         tagged: bool = True,
         running: bool = True,
         managed: bool = True,
-        ping_status: str = "Online",
-        platform_type: str = "Linux",
-        behaviour: Behaviour | None = None,
+        agent: CannedRun | None = None,
+        **node: Any,
     ) -> list[str]:
-        tags = [{"Key": "Name", "Value": name}]
-        if tagged:
-            tags.append({"Key": TAG_KEY, "Value": TAG_VALUE})
-        reservation = self.ec2.run_instances(
-            ImageId=self.image_id,
-            MinCount=count,
-            MaxCount=count,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
-        )
-        ids = [instance["InstanceId"] for instance in reservation["Instances"]]
-        if not running:
-            self.ec2.stop_instances(InstanceIds=ids)
-        if not running:
-            ping_status = "ConnectionLost"  # what SSM says of a stopped instance
-        if managed:
-            for instance_id in ids:
-                self.ssm.add(
-                    Node(
-                        instance_id,
-                        name=name,
-                        tags={tag["Key"]: tag["Value"] for tag in tags},
-                        ping_status=ping_status,
-                        platform_type=platform_type,
-                        behaviour=behaviour or Behaviour(),
-                    )
-                )
-        return ids
+        """Instances with a Name tag (and the target tag); ``node``: SSM's view (ping_status, ...)."""
+        tags = {"Name": name, **({TAG_KEY: TAG_VALUE} if tagged else {})}
+        return self.account.launch(count, tags=tags, running=running, managed=managed, agent=agent, **node)
 
     def terminate(self, instance_id: str, state: str = "terminated") -> None:
         """EC2 terminates it; SendCommand refuses it from now on, SSM's ping status lags."""
-        if state == "terminated":
-            self.ec2.terminate_instances(InstanceIds=[instance_id])
-        self.ssm.nodes[instance_id].state = state
+        self.account.terminate(instance_id, state)
 
     def before_first(
         self,
@@ -139,19 +140,21 @@ class World:
         happening: Callable[[], None],
         when: Callable[[dict[str, Any]], bool] = lambda params: True,
     ) -> None:
-        """Let ``happening`` take place just before the first ``operation`` request (``when`` it holds)."""
-        pending = [happening]
+        """Let ``happening`` take place just before the first SSM ``operation`` request ``when`` it holds."""
+        self.happenings.append((operation, happening, when))
 
-        def before(name: str, params: dict[str, Any]) -> None:
-            if name == operation and when(params) and pending:
-                pending.pop()()
+    def _before(self, operation: str, params: dict[str, Any]) -> None:
+        for due in [h for h in self.happenings if h[0] == operation and h[2](params)]:
+            self.happenings.remove(due)
+            due[1]()
 
-        self.ssm.before = before
+    def cancel(self, instance_id: str) -> None:
+        """Someone cancels the command that reached ``instance_id`` (CancelCommand for that instance)."""
+        (command,) = [c for c in self.commands.values() if instance_id in c.invocations]
+        self.engine.cancel(command, [instance_id])
 
     def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
-        context = LambdaContextStub(self.clock, self.clock.monotonic() + timeout_seconds)
-        result: dict[str, Any] = handler(event, context)
-        return result
+        return self.runner.invoke(event, timeout_seconds)
 
     def notifications(self) -> list[dict[str, str]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
@@ -164,8 +167,16 @@ def template_environment(synthesized_template: Template) -> dict[str, str]:
     return resolved_runner_environment(synthesized_template, DEPLOY_TIME)
 
 
+@pytest.fixture(scope="session")
+def agent_document(synthesized_template: Template) -> dict[str, Any]:
+    """The stack's Command document, as SSM stores it."""
+    return document_content(synthesized_template)
+
+
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str]) -> Iterator[World]:
+def world(
+    monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str], agent_document: dict[str, Any]
+) -> Iterator[World]:
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
             monkeypatch.delenv(name)
@@ -175,31 +186,17 @@ def world(monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str])
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        # Loopback only, and never dialled: the emulator answers before anything is sent.
+        # Loopback only, and never dialled: the account answers before anything is sent.
         "AWS_ENDPOINT_URL_SSM": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        # moto loads hundreds of AMIs per region otherwise: a second per test.
-        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    clock = FakeClock()
-    fake = FakeRunCommand(clock, DOCUMENT)
-    session = boto3.Session(region_name=REGION)
-    session.events.register("before-send.ssm", fake)
-    api_calls: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
-
-    session.events.register("before-call", count)
-    factory = clients.ClientFactory(session=session)
-    monkeypatch.setattr(clients, "default_factory", lambda: factory)
-    monkeypatch.setattr(
-        runner, "SYSTEM_CLOCK", runner.Clock(monotonic=clock.monotonic, sleep=clock.sleep, now=clock.wall)
-    )
+    account = SimulatedAccount(SimulatedClock())
+    account.register_document(DOCUMENT, agent_document)
+    runner = InProcessRunner(account, monkeypatch, region=REGION)
     with mock_aws():
-        built = World(clock, fake, monkeypatch, api_calls=api_calls)
-        simulate_botocore_time(monkeypatch, clock, built.retry_sleeps)
-        yield built
+        yield World(account, runner, monkeypatch)
+    account.close()
     metrics.clear_metrics()

@@ -76,14 +76,14 @@ def test_invalid_event_is_rejected_naming_the_field_before_any_aws_call(world: W
     assert field in message
     assert accepted in message
     assert world.api_calls == {}, "no AWS call may precede validation"
-    assert world.ssm.sent() == []
+    assert world.ssm.sent("SendCommand") == []
 
 
 def test_the_valid_twin_of_an_invalid_event_is_accepted(world: World) -> None:
     (instance_id,) = world.launch(1)
     report = world.invoke({"instance_ids": [instance_id], "users": ["ec2-user"], "wait_seconds": 60})
     assert [i["status"] for i in report["instances"]] == ["succeeded"]
-    assert world.ssm.sent()[0]["Parameters"][contract.USERS] == ["ec2-user"]
+    assert world.ssm.sent("SendCommand")[0]["Parameters"][contract.USERS] == ["ec2-user"]
 
 
 def test_a_rejected_item_is_reported_once_in_the_words_of_json() -> None:

@@ -3,8 +3,8 @@
 Each case is one the runner once did not survive (issue 11): an instance terminating
 between discovery and send, discovery failing, null fields, a thousand bad ids,
 ListCommands lagging, reasons without a next step, two runs at once. The world is
-tests/runner/conftest.py's: the template's environment, moto for EC2 and SNS, the
-Run Command fake (tests/runner/fake_ssm.py) on a simulated clock.
+tests/runner/conftest.py's: the template's environment, the simulated account's EC2
+and Run Command (localfleet) on a simulated clock, moto for SNS.
 """
 
 from __future__ import annotations
@@ -14,20 +14,20 @@ import re
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
-from ecr_fleet_auth import clients, contract, execution
+from ecr_fleet_auth import contract, execution
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import ERROR_MESSAGE_CHARS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
+from localfleet.hosts.canned_agent import CannedRun
+from localfleet.ssm.documents import execution_timeout_seconds
 from tests.runner.conftest import TAG_KEY, World
-from tests.runner.fake_ssm import Behaviour, _Raw
-from tests.runner.test_runs import by_id, emitted_metrics, lookups, status_and_reason
+from tests.runner.test_runs import by_id, emitted_metrics, lookups, polling, status_and_reason
 from tests.runner.test_send import on_send
 
 
 def commanded_ids(world: World) -> list[str]:
-    return [i for command in world.ssm.commands.values() for i in command.request.get("InstanceIds", [])]
+    return [i for command in world.commands.values() for i in command.request.get("InstanceIds", [])]
 
 
 # --- an instance terminates between discovery and send -------------------------------------------
@@ -100,9 +100,7 @@ def test_an_instance_untagged_before_the_send_is_reported_and_the_others_command
     # may command only tagged instances); the fake has no IAM, so the refusal is injected.
     ids = sorted(world.launch(3))
     untagged = ids[0]
-    world.before_first(
-        "SendCommand", lambda: world.ec2.delete_tags(Resources=[untagged], Tags=[{"Key": TAG_KEY}])
-    )
+    world.before_first("SendCommand", lambda: world.account.ec2.untag(untagged, TAG_KEY))
     world.ssm.fault = lambda operation, number, params: (
         "AccessDeniedException" if untagged in params.get("InstanceIds", []) else None
     )
@@ -135,18 +133,9 @@ def test_the_common_path_makes_no_extra_call(world: World) -> None:
 # --- a run that cannot complete still tells the operator -----------------------------------------
 
 
-def _ec2_answers(world: World, code: str, status: int = 503) -> None:
+def _ec2_answers(world: World, code: str) -> None:
     """Every DescribeInstances request is answered with EC2 error ``code``."""
-    body = (
-        f"<Response><Errors><Error><Code>{code}</Code><Message>injected</Message></Error></Errors>"
-        "<RequestID>fake</RequestID></Response>"
-    ).encode()
-
-    def answer(request: Any, **_: Any) -> AWSResponse:
-        return AWSResponse(request.url, status, {"Content-Type": "text/xml"}, _Raw(body))
-
-    ec2 = clients.default_factory().clients_for().ec2
-    ec2.meta.events.register_first("before-send.ec2.DescribeInstances", answer)
+    world.ec2.fault = lambda operation, number, params: code if operation == "DescribeInstances" else None
 
 
 def test_discovery_throttled_past_its_retries_still_reports_notifies_and_counts(
@@ -162,7 +151,7 @@ def test_discovery_throttled_past_its_retries_still_reports_notifies_and_counts(
     assert report["error"]["code"] == "ThrottlingException"
     assert 0 < len(report["error"]["message"]) <= ERROR_MESSAGE_CHARS
     assert report["instances"] == [] and report["summary"]["total"] == 0
-    assert world.ssm.sent() == [], "nothing is sent by a run that could not discover"
+    assert world.ssm.sent("SendCommand") == [], "nothing is sent by a run that could not discover"
     (notification,) = world.notifications()
     assert notification["Subject"] == "ecr-fleet-auth refresh: run failed (ThrottlingException)"
     assert NEXT_STEPS["run_failed"] in notification["Message"]
@@ -172,7 +161,7 @@ def test_discovery_throttled_past_its_retries_still_reports_notifies_and_counts(
 
 def test_discovery_refused_by_ec2_still_reports(world: World) -> None:
     world.launch(2)
-    _ec2_answers(world, "UnauthorizedOperation", status=403)
+    _ec2_answers(world, "UnauthorizedOperation")
     report = world.invoke({})
     assert report["error"]["code"] == "UnauthorizedOperation"
     assert len(world.notifications()) == 1
@@ -181,7 +170,7 @@ def test_discovery_refused_by_ec2_still_reports(world: World) -> None:
 def test_any_failure_after_sending_reports_what_is_known(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = world.launch(3, behaviour=Behaviour(duration=100))
+    ids = world.launch(3, agent=CannedRun(duration=100))
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug while following the command")
@@ -194,7 +183,7 @@ def test_any_failure_after_sending_reports_what_is_known(
         "code": "RuntimeError",
         "message": "a bug while following the command",
     }
-    assert report["command_ids"] == list(world.ssm.commands)
+    assert report["command_ids"] == list(world.commands)
     assert status_and_reason(report) == dict.fromkeys(ids, ("pending", "in_progress"))
     assert len(world.notifications()) == 1
 
@@ -241,7 +230,7 @@ def test_null_is_rejected_naming_the_field_before_anything_is_sent(world: World,
         world.invoke({"action": "helper", field: None} if field != "action" else {field: None})
     assert f"{field}: null is not accepted" in str(raised.value)
     assert world.api_calls == {}
-    assert world.ssm.sent() == []
+    assert world.ssm.sent("SendCommand") == []
 
 
 # --- long error lists stay readable ------------------------------------------------------------------
@@ -265,31 +254,26 @@ def test_a_thousand_bad_instance_ids_give_a_short_message_with_the_count_left_ou
 @pytest.mark.parametrize("lag", [3, 30, 300])
 def test_a_lost_send_answer_never_becomes_two_commands_whatever_the_lag(world: World, lag: float) -> None:
     ids = world.launch(3)
-    world.ssm.list_commands_lag = lag
+    world.account.ssm.list_commands_lag = lag
     world.ssm.lost_answer = on_send("InternalServerError")
     report = world.invoke({"instance_ids": ids})
 
     assert world.ssm.calls["SendCommand"] == 1
-    assert len(world.ssm.commands) == 1
+    assert len(world.commands) == 1
     assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
-    assert report["command_ids"] == list(world.ssm.commands)
+    assert report["command_ids"] == list(world.commands)
 
 
 def test_a_command_listed_only_after_the_run_is_reported_unconfirmed_not_resent(world: World) -> None:
     ids = world.launch(2)
-    world.ssm.list_commands_lag = 5000
+    world.account.ssm.list_commands_lag = 5000
     world.ssm.lost_answer = on_send("ReadTimeoutError")
     report = world.invoke({})
 
     assert world.ssm.calls["SendCommand"] == 1
-    assert len(world.ssm.commands) == 1
+    assert len(world.commands) == 1
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_unconfirmed"))
     assert len(lookups(world)) > 5, "looked again at every poll until the deadline"
-
-
-def polling(params: dict[str, Any]) -> bool:
-    """A run's first poll of its own command (so the run is waiting for it)."""
-    return "CommandId" in params
 
 
 # --- runs never overlap on an instance --------------------------------------------------------------
@@ -297,7 +281,7 @@ def polling(params: dict[str, Any]) -> bool:
 
 def test_a_second_run_leaves_out_the_instances_the_first_is_working_on(world: World) -> None:
     world.configure(MAX_CONCURRENCY="100%")
-    ids = world.launch(4, behaviour=Behaviour(duration=300))
+    ids = world.launch(4, agent=CannedRun(duration=300))
     second: dict[str, Any] = {}
     # The second run starts while the first waits for its command (its first poll).
     world.before_first("ListCommands", lambda: second.update(world.invoke({"wait_seconds": 0})), polling)
@@ -306,26 +290,26 @@ def test_a_second_run_leaves_out_the_instances_the_first_is_working_on(world: Wo
     assert status_and_reason(first) == dict.fromkeys(ids, ("succeeded", "ok"))
     assert status_and_reason(second) == dict.fromkeys(ids, ("pending", "instance_busy"))
     assert {i["detail"]["command_id"] for i in second["instances"]} == set(first["command_ids"])
-    assert second["command_ids"] == [] and len(world.ssm.commands) == 1
-    assert not world.ssm.agent_runs_overlap()
+    assert second["command_ids"] == [] and len(world.commands) == 1
+    assert not world.account.agent_runs_overlap()
 
 
 def test_a_second_run_that_cannot_see_the_first_meets_the_agents_lock(world: World) -> None:
     world.configure(MAX_CONCURRENCY="100%")
-    ids = world.launch(3, behaviour=Behaviour(duration=300))
-    world.ssm.list_commands_lag = 120  # the first run's command is not listed yet
+    ids = world.launch(3, agent=CannedRun(duration=300))
+    world.account.ssm.list_commands_lag = 120  # the first run's command is not listed yet
     second: dict[str, Any] = {}
     world.before_first("ListCommands", lambda: second.update(world.invoke({"wait_seconds": 60})), polling)
     first = world.invoke({})
 
     assert status_and_reason(first) == dict.fromkeys(ids, ("succeeded", "ok"))
     assert status_and_reason(second) == dict.fromkeys(ids, ("skipped", "locked"))
-    assert not world.ssm.agent_runs_overlap(), "never two agent runs on one instance at once"
+    assert not world.account.agent_runs_overlap(), "never two agent runs on one instance at once"
 
 
 def test_busy_instances_narrow_a_whole_fleet_run_to_the_others(world: World) -> None:
     world.configure(MAX_CONCURRENCY="100%")
-    (busy,) = world.launch(1, behaviour=Behaviour(duration=300))
+    (busy,) = world.launch(1, agent=CannedRun(duration=300))
     world.invoke({"instance_ids": [busy], "wait_seconds": 0})
     free = world.launch(3)
     report = world.invoke({})
@@ -334,7 +318,7 @@ def test_busy_instances_narrow_a_whole_fleet_run_to_the_others(world: World) -> 
         busy: ("pending", "instance_busy"),
         **dict.fromkeys(free, ("succeeded", "ok")),
     }
-    last = world.ssm.sent()[-1]
+    last = world.ssm.sent("SendCommand")[-1]
     assert "Targets" not in last and sorted(last["InstanceIds"]) == sorted(free)
 
 
@@ -342,13 +326,13 @@ def test_busy_instances_narrow_a_whole_fleet_run_to_the_others(world: World) -> 
 
 
 def test_targets_resolved_late_are_waited_for_not_reported_missing(world: World) -> None:
-    world.ssm.target_resolution_seconds = 40
+    world.engine.target_resolution_seconds = 40
     ids = world.launch(3)
     assert status_and_reason(world.invoke({})) == dict.fromkeys(ids, ("succeeded", "ok"))
 
 
 def test_targets_not_yet_resolved_at_the_deadline_are_pending(world: World) -> None:
-    world.ssm.target_resolution_seconds = 40
+    world.engine.target_resolution_seconds = 40
     ids = world.launch(2)
     report = world.invoke({"wait_seconds": 20})
     assert status_and_reason(report) == dict.fromkeys(ids, ("pending", "not_yet_delivered"))
@@ -356,12 +340,12 @@ def test_targets_not_yet_resolved_at_the_deadline_are_pending(world: World) -> N
 
 def test_a_tag_ssm_has_not_seen_ends_the_command_and_says_what_to_do(world: World) -> None:
     (instance,) = world.launch()
-    world.ssm.nodes[instance].tags = {}  # EC2 has the tag; Run Command's target resolution does not
+    world.node(instance).tags = {}  # EC2 has the tag; Run Command's target resolution does not
     report = world.invoke({})
 
     assert status_and_reason(report) == {instance: ("failed", "no_invocation")}
-    (command,) = world.ssm.commands.values()
-    assert world.ssm._command(command)["StatusDetails"] == "No Instances In Tag"
+    (command,) = world.commands.values()
+    assert command.status_details() == "No Instances In Tag"
     (notification,) = world.notifications()
     assert NEXT_STEPS["no_invocation"] in notification["Message"]
 
@@ -369,20 +353,18 @@ def test_a_tag_ssm_has_not_seen_ends_the_command_and_says_what_to_do(world: Worl
 def test_an_instance_gone_offline_after_discovery_is_delayed_then_times_out_late(world: World) -> None:
     world.configure(DELIVERY_TIMEOUT_SECONDS="30")
     (instance,) = world.launch()
-    world.before_first(
-        "SendCommand", lambda: setattr(world.ssm.nodes[instance], "ping_status", "ConnectionLost")
-    )
+    world.before_first("SendCommand", lambda: setattr(world.node(instance), "ping_status", "ConnectionLost"))
     report = world.invoke({"instance_ids": [instance], "wait_seconds": 300})
     assert status_and_reason(report) == {instance: ("pending", "delivery_delayed")}
 
     # Delivery times out after the delivery timeout plus the document's execution timeout.
-    (command,) = world.ssm.commands.values()
-    timeout = 30 + world.ssm.execution_timeout
+    (command,) = world.commands.values()
+    timeout = 30 + execution_timeout_seconds(command.document, command.parameter_values)
 
     def details() -> str:
-        return str(world.ssm._invocation(command, command.invocations[0], details=False)["StatusDetails"])
+        return command.invocations[instance].details
 
-    world.clock.sleep(command.sent_at + timeout - 1 - world.clock.monotonic())
+    world.clock.sleep(command.requested_at + timeout - 1 - world.clock.monotonic())
     assert details() == "Delayed"
     world.clock.sleep(1)
     assert details() == "Delivery Timed Out"

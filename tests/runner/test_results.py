@@ -7,7 +7,7 @@ import pytest
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.results import SSM_STATUS_DETAILS, AgentResult, instance_result, needs_full_output
 from ecr_fleet_auth.run_command import Invocation
-from tests.runner.fake_ssm import agent_line
+from localfleet.hosts.canned_agent import result_line
 
 
 def invocation(status: str, details: str, output: str = "", code: int | None = None) -> Invocation:
@@ -18,7 +18,7 @@ def test_result_line_is_found_after_stderr_and_other_json() -> None:
     output = "\n".join(
         [
             '{"progress": 1}',
-            agent_line("unchanged", "ok", "already logged in"),
+            result_line("unchanged", "ok", "already logged in"),
             "----------ERROR-------",
             "docker: some warning",
             '{"schema": 2, "outcome": "changed", "reason": "ok"}',
@@ -71,7 +71,7 @@ def test_every_run_command_status_maps_to_a_contract_status(
     status: str, details: str, outcome: str | None, expected: tuple[str, str]
 ) -> None:
     reasons = {"changed": "ok", "unchanged": "ok", "skipped": "unsupported_os", "failed": "login_failed"}
-    output = agent_line(outcome, reasons[outcome], "said the agent") if outcome else ""
+    output = result_line(outcome, reasons[outcome], "said the agent") if outcome else ""
     result = instance_result(invocation(status, details, output), AgentResult.parse(output))
     assert (result.status, result.reason) == expected
     assert result.status in contract.INSTANCE_STATUSES
@@ -82,7 +82,7 @@ def test_every_run_command_status_maps_to_a_contract_status(
 
 def test_agent_line_is_ignored_while_the_command_has_not_finished() -> None:
     # A stale line in a cancelled invocation must not turn it into a success.
-    line = agent_line("changed", "ok")
+    line = result_line("changed", "ok")
     result = instance_result(invocation("Cancelled", "Cancelled", line), AgentResult.parse(line))
     assert (result.status, result.reason) == ("failed", "cancelled")
 
@@ -94,6 +94,6 @@ def test_every_status_detail_lands_on_a_contract_status() -> None:
 def test_full_output_is_fetched_only_when_the_agent_finished_and_the_line_is_missing() -> None:
     assert needs_full_output(invocation("Success", "Success", "x" * 2500))
     assert needs_full_output(invocation("Failed", "Failed", ""))
-    assert not needs_full_output(invocation("Success", "Success", agent_line()))
+    assert not needs_full_output(invocation("Success", "Success", result_line()))
     assert not needs_full_output(invocation("TimedOut", "Delivery Timed Out", ""))
     assert not needs_full_output(invocation("InProgress", "In Progress", ""))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract, discovery, execution, run_command, runner
+from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
-from tests.runner.fake_ssm import Behaviour, agent_line
 
 
 def by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -20,6 +20,11 @@ def by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def status_and_reason(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {i["instance_id"]: (i["status"], i["reason"]) for i in report["instances"]}
+
+
+def polling(params: dict[str, Any]) -> bool:
+    """A run's poll of its own command (so the run is waiting for it)."""
+    return "CommandId" in params
 
 
 def lookups(world: World) -> list[dict[str, Any]]:
@@ -38,32 +43,39 @@ def emitted_metrics(stdout: str) -> dict[str, Any]:
 
 
 def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    def launch(behaviour: Behaviour | None = None, **options: Any) -> str:
-        return world.launch(behaviour=behaviour, **options)[0]
+    # One tag-targeted command reaches the fleet; each instance meets its own fate and Run Command
+    # derives the statuses. The command is sent in launch order, nine agent runs at a time; the
+    # first error (MaxErrors 0, one second in) stops the sending, so the last instance, still
+    # queued then, is never sent. The run waits 840 s: longer than the document's 600-s step
+    # timeout, which one agent run outlasts.
+    world.configure(MAX_CONCURRENCY="9", MAX_ERRORS="0", WAIT_SECONDS="840")
 
+    def launch(agent: CannedRun | None = None, **options: Any) -> str:
+        return world.launch(agent=agent, **options)[0]
+
+    login_refused = CannedRun(result_line("failed", "login_failed", "401"), exit_code=1, duration=1)
+    crashed = CannedRun("", "Traceback ...", exit_code=2, duration=1)
     expected = {
+        launch(login_refused): ("failed", "login_failed"),
+        launch(crashed): ("failed", "command_failed"),
         launch(): ("succeeded", "ok"),
-        launch(Behaviour(stdout=agent_line("unchanged", "ok"))): ("succeeded", "ok"),
-        launch(Behaviour(stdout=agent_line("skipped", "docker_missing"))): ("skipped", "docker_missing"),
-        launch(Behaviour("Failed", "Failed", agent_line("failed", "login_failed", "401"), response_code=1)): (
-            "failed",
-            "login_failed",
-        ),
-        launch(Behaviour("Failed", "Failed", "", "Traceback ...", response_code=2)): (
-            "failed",
-            "command_failed",
-        ),
-        launch(Behaviour("TimedOut", "Execution Timed Out", "")): ("failed", "execution_timed_out"),
-        launch(Behaviour("Failed", "Undeliverable", "")): ("unreachable", "undeliverable"),
-        launch(Behaviour("Cancelled", "Terminated", "")): ("failed", "stopped_by_max_errors"),
-        launch(Behaviour("Cancelled", "Cancelled", "")): ("failed", "cancelled"),
-        launch(Behaviour("Failed", "Access Denied", "")): ("failed", "access_denied"),
+        launch(CannedRun(stdout=result_line("unchanged", "ok"))): ("succeeded", "ok"),
+        launch(CannedRun(stdout=result_line("skipped", "docker_missing"))): ("skipped", "docker_missing"),
+        launch(CannedRun(duration=3600)): ("failed", "execution_timed_out"),
+        (terminated := launch()): ("unreachable", "undeliverable"),
+        (cancelled := launch(delivery_delay=600)): ("failed", "cancelled"),
+        launch(commandable=False): ("failed", "access_denied"),
         launch(ping_status="ConnectionLost"): ("unreachable", "ssm_connection_lost"),
         launch(ping_status="Inactive"): ("unreachable", "ssm_inactive"),
         launch(managed=False): ("unreachable", "not_ssm_managed"),
-        launch(platform_type="Windows"): ("skipped", "unsupported_platform"),
-        launch(Behaviour(duration=3600)): ("pending", "in_progress"),
+        launch(platform_type="Windows", delivery_delay=2): ("skipped", "unsupported_platform"),
+        launch(CannedRun(duration=3600), delivery_delay=300): ("pending", "in_progress"),
+        launch(): ("failed", "stopped_by_max_errors"),
     }
+    # Terminated after discovery, before the send: the command cannot be delivered to it.
+    world.before_first("SendCommand", lambda: world.terminate(terminated))
+    # Someone cancels the command on one instance while its agent has not picked it up yet.
+    world.before_first("ListCommands", lambda: world.cancel(cancelled), polling)
     world.launch(tagged=False)  # not part of a whole-fleet run at all
     world.launch(running=False)  # stopped: EC2 does not list it as running
 
@@ -77,7 +89,7 @@ def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixt
     assert report["action"] == "check"
     assert report["source"] == "manual"
     assert report["dry_run"] is False
-    assert report["command_ids"] == list(world.ssm.commands)
+    assert report["command_ids"] == list(world.commands)
     failed = by_id(report)[next(i for i, v in expected.items() if v[1] == "login_failed")]
     assert failed["outcome"] == "failed"
     assert failed["detail"]["message"] == "401"
@@ -101,7 +113,7 @@ def test_whole_fleet_run_sends_one_tag_targeted_command_with_the_configured_budg
     world.launch(40)
     report = world.invoke(load_event("schedule"))
 
-    (sent,) = world.ssm.sent()
+    (sent,) = world.ssm.sent("SendCommand")
     assert sent["Targets"] == [{"Key": f"tag:{TAG_KEY}", "Values": [TAG_VALUE]}]
     assert "InstanceIds" not in sent
     assert (sent["MaxConcurrency"], sent["MaxErrors"]) == ("10%", "2")
@@ -117,7 +129,7 @@ def test_whole_fleet_run_sends_one_tag_targeted_command_with_the_configured_budg
     assert sent["CloudWatchOutputConfig"]["CloudWatchLogGroupName"] == "/ecr-fleet-auth/run-command"
     assert report["run_id"] in sent["Comment"]
     assert report["source"] == "schedule"
-    assert world.ssm.peak_concurrency() == 4  # SSM applied 10% to the whole fleet of 40
+    assert world.engine.peak_concurrency() == 4  # SSM applied 10% to the whole fleet of 40
     assert report["summary"]["succeeded"] == 40
 
 
@@ -126,7 +138,7 @@ def test_event_overrides_reach_the_command(world: World) -> None:
     world.invoke(
         {"action": "helper", "registries": ["public.ecr.aws", REGISTRY], "users": ["ubuntu", "ec2-user"]}
     )
-    parameters = world.ssm.sent()[0]["Parameters"]
+    parameters = world.ssm.sent("SendCommand")[0]["Parameters"]
     assert parameters[contract.ACTION] == ["helper"]
     assert parameters[contract.REGISTRIES] == [f"public.ecr.aws,{REGISTRY}"]
     assert parameters[contract.USERS] == ["ubuntu,ec2-user"]
@@ -169,7 +181,7 @@ def test_a_throttling_storm_is_ridden_out_with_back_off(world: World) -> None:
     # SendCommand is retried by the runner itself, after back-off, as three calls.
     assert world.ssm.calls["SendCommand"] == world.api_calls["ssm.SendCommand"] == 3
     assert {1.0, 2.0} <= set(world.clock.slept), "the runner backs off 1 s, then 2 s"
-    assert len(world.ssm.commands) == 1, "a throttled SendCommand is not a second command"
+    assert len(world.commands) == 1, "a throttled SendCommand is not a second command"
     assert world.ssm.calls["ListCommands"] == len(world.ssm.sent("ListCommands"))
     assert lookups(world) == [], "throttling is no doubt: nobody looks for a lost command"
 
@@ -183,7 +195,7 @@ def test_throttling_beyond_the_retries_fails_the_send_not_the_run(world: World) 
 
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
     assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
-    assert world.ssm.commands == {}
+    assert world.commands == {}
     assert lookups(world) == []
     assert world.ssm.calls["SendCommand"] == run_command.SEND_ATTEMPTS
     assert sum(world.clock.slept) == 1 + 2 + 4 + 8, "no wait after the last attempt"
@@ -201,7 +213,7 @@ def test_a_failing_batch_loses_only_its_own_instances(world: World) -> None:
     second_batch = set(ids[50:100])
     assert {results[i] for i in second_batch} == {("failed", "send_failed")}
     assert {results[i] for i in set(ids) - second_batch} == {("succeeded", "ok")}
-    commanded = [i for c in world.ssm.commands.values() for i in c.request["InstanceIds"]]
+    commanded = [i for c in world.commands.values() for i in c.request["InstanceIds"]]
     assert sorted(commanded) == sorted(set(ids) - second_batch), "no instance commanded twice"
     assert len(report["command_ids"]) == 2
 
@@ -211,30 +223,30 @@ def test_narrowed_runs_of_many_ids_keep_concurrency_fleet_wide(world: World) -> 
     ids = world.launch(300)
     report = world.invoke({"instance_ids": ids})
 
-    sent = world.ssm.sent()
+    sent = world.ssm.sent("SendCommand")
     assert len(sent) == 6
     assert sum(int(s["MaxConcurrency"]) for s in sent) == 30
     assert sum(int(s["MaxErrors"]) for s in sent) == 15
-    assert world.ssm.peak_concurrency() <= 30
+    assert world.engine.peak_concurrency() <= 30
     assert report["summary"]["succeeded"] == 300
 
 
 def test_a_small_absolute_budget_sends_batches_one_after_another(world: World) -> None:
     world.configure(MAX_CONCURRENCY="1")
-    ids = world.launch(120, behaviour=Behaviour(duration=2))
+    ids = world.launch(120, agent=CannedRun(duration=2))
     report = world.invoke({"instance_ids": ids})
 
-    commands = list(world.ssm.commands.values())
+    commands = list(world.commands.values())
     assert len(commands) == 3
     for earlier, later in itertools.pairwise(commands):
-        assert later.sent_at >= max(i.finish for i in earlier.invocations)
-    assert world.ssm.peak_concurrency() == 1
+        assert later.requested >= max(i.finished or 0 for i in earlier.invocations.values())
+    assert world.engine.peak_concurrency() == 1
     assert report["summary"]["succeeded"] == 120
 
 
 def test_the_lambda_deadline_returns_pending_instead_of_being_killed(world: World) -> None:
     quick = world.launch(2)
-    slow = world.launch(2, behaviour=Behaviour(duration=5000))
+    slow = world.launch(2, agent=CannedRun(duration=5000))
     world.configure(MAX_CONCURRENCY="100%")
     start = world.clock.monotonic()
     report = world.invoke({"wait_seconds": 840}, timeout_seconds=300)
@@ -251,18 +263,18 @@ def test_wait_seconds_zero_sends_and_reports_pending_without_polling(world: Worl
     ids = world.launch(3)
     report = world.invoke({"wait_seconds": 0})
     assert {status for status, _ in status_and_reason(report).values()} == {"pending"}
-    assert len(world.ssm.sent()) == 1
+    assert len(world.ssm.sent("SendCommand")) == 1
     assert [r for r in world.ssm.sent("ListCommands") if "CommandId" in r] == [], "no poll"
     assert sorted(by_id(report)) == sorted(ids)
 
 
 def test_unparseable_output_falls_back_to_the_full_output_once_per_instance(world: World) -> None:
-    noisy = agent_line("changed", "ok")
+    noisy = result_line("changed", "ok")
     noisy = "\n".join(
         ["progress " + "." * 100] * 30 + [noisy]
     )  # the line is past the 2,500 listed characters
-    (late_line,) = world.launch(behaviour=Behaviour(stdout=noisy))
-    (garbage,) = world.launch(behaviour=Behaviour(stdout="Segmentation fault"))
+    (late_line,) = world.launch(agent=CannedRun(stdout=noisy))
+    (garbage,) = world.launch(agent=CannedRun(stdout="Segmentation fault"))
     fine = world.launch(3)
     report = world.invoke({})
 
@@ -275,7 +287,7 @@ def test_unparseable_output_falls_back_to_the_full_output_once_per_instance(worl
 
 
 def test_fallback_calls_are_capped(world: World) -> None:
-    world.launch(execution.MAX_OUTPUT_FALLBACKS + 5, behaviour=Behaviour(stdout="no result here"))
+    world.launch(execution.MAX_OUTPUT_FALLBACKS + 5, agent=CannedRun(stdout="no result here"))
     report = world.invoke({})
     assert report["summary"]["failed"] == execution.MAX_OUTPUT_FALLBACKS + 5
     assert world.ssm.calls["GetCommandInvocation"] == execution.MAX_OUTPUT_FALLBACKS
@@ -294,7 +306,7 @@ def test_requested_instances_without_the_tag_are_reported_not_commanded(world: W
         stopped: ("unreachable", "instance_not_running"),
         missing: ("skipped", "instance_not_found"),
     }
-    (sent,) = world.ssm.sent()
+    (sent,) = world.ssm.sent("SendCommand")
     assert sent["InstanceIds"] == [tagged]
     assert "Targets" not in sent
 
@@ -311,7 +323,7 @@ def test_dry_run_plans_and_sends_nothing(world: World, capsys: pytest.CaptureFix
     assert {results[i] for i in ids} == {("skipped", "dry_run")}
     assert results[offline] == ("unreachable", "ssm_connection_lost")
     assert by_id(report)[ids[0]]["detail"]["dispatch"] == "target tag"
-    assert world.ssm.sent() == []
+    assert world.ssm.sent("SendCommand") == []
     assert world.notifications() == []
     assert '"_aws"' not in capsys.readouterr().out, "a dry run feeds no alarm"
 
@@ -320,9 +332,7 @@ def test_failures_are_published_per_policy(world: World) -> None:
     (good,) = world.launch()
     (bad,) = world.launch(
         name="api-7",
-        behaviour=Behaviour(
-            "Failed", "Failed", agent_line("failed", "no_credentials", "no role"), response_code=1
-        ),
+        agent=CannedRun(result_line("failed", "no_credentials", "no role"), exit_code=1),
     )
     report = world.invoke({})
 
@@ -342,14 +352,14 @@ def test_notify_policy_decides_whether_sns_is_called(
     world: World, policy: str, fleet_fails: bool, published: int
 ) -> None:
     world.configure(NOTIFY_POLICY=policy)
-    world.launch(behaviour=Behaviour("Failed", "Failed", "") if fleet_fails else None)
+    world.launch(agent=CannedRun("", exit_code=1) if fleet_fails else None)
     world.invoke({})
     assert len(world.notifications()) == published
 
 
 def test_a_lost_notification_does_not_lose_the_report(world: World) -> None:
     world.configure(TOPIC_ARN=f"arn:aws:sns:eu-west-1:123456789012:{'missing'}")
-    world.launch(behaviour=Behaviour("Failed", "Failed", ""))
+    world.launch(agent=CannedRun("", exit_code=1))
     report = world.invoke({})
     assert report["summary"]["failed"] == 1
 
@@ -364,7 +374,7 @@ def test_offline_tagged_instances_do_not_hold_the_run_until_their_delivery_timeo
     report = world.invoke({})
 
     assert world.clock.monotonic() - start < 120
-    assert world.ssm.sent()[0]["TimeoutSeconds"] == 600
+    assert world.ssm.sent("SendCommand")[0]["TimeoutSeconds"] == 600
     assert status_and_reason(report) == {
         **dict.fromkeys(online, ("succeeded", "ok")),
         offline: ("unreachable", "ssm_connection_lost"),

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 
 from ecr_fleet_auth import run_command
-from tests.runner.conftest import World
+from tests.runner.conftest import DOCUMENT, World
 from tests.runner.test_runs import lookups, status_and_reason
 
 URL = "http://127.0.0.1:9"
@@ -34,7 +34,7 @@ def on_send(code: str, *, times: int = 1) -> Any:
 def commanded(world: World) -> list[str]:
     return [
         instance_id
-        for command in world.ssm.commands.values()
+        for command in world.commands.values()
         for instance_id in command.request.get("InstanceIds", [])
     ]
 
@@ -48,11 +48,11 @@ def test_a_send_whose_answer_was_lost_is_found_not_repeated(world: World, lost: 
     assert world.ssm.calls["SendCommand"] == 1, "never sent again"
     assert sorted(commanded(world)) == sorted(ids)
     assert status_and_reason(report) == dict.fromkeys(ids, ("succeeded", "ok"))
-    assert report["command_ids"] == list(world.ssm.commands)
+    assert report["command_ids"] == list(world.commands)
     (lookup,) = lookups(world)
     assert {f["key"]: f["value"] for f in lookup["Filters"]} == {
         "InvokedAfter": "2026-11-27T05:55:00Z",
-        "DocumentName": world.ssm.document_name,
+        "DocumentName": DOCUMENT,
     }
 
 
@@ -84,7 +84,7 @@ def test_a_send_refused_by_a_server_error_is_never_sent_again(world: World, refu
     report = world.invoke({"instance_ids": ids, "wait_seconds": 120})
 
     assert world.ssm.calls["SendCommand"] == 1
-    assert world.ssm.commands == {}
+    assert world.commands == {}
     assert len(lookups(world)) > 3, "looked for it until the run's deadline"
     assert world.clock.monotonic() - start <= 121
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_unconfirmed"))
@@ -109,7 +109,7 @@ def test_a_send_throttled_every_time_fails_its_batch_after_the_last_attempt(worl
     report = world.invoke({"instance_ids": ids})
 
     assert world.ssm.calls["SendCommand"] == run_command.SEND_ATTEMPTS
-    assert world.ssm.commands == {}
+    assert world.commands == {}
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_failed"))
     assert {i["detail"]["error"] for i in report["instances"]} == {"ThrottlingException"}
 

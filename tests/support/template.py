@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localfleet.stack import (
+from localfleet.synthesized_stack import (
     PROJECT_ROOT,
     Template,
     default_context,

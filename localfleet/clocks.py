@@ -1,0 +1,225 @@
+"""Time for the simulator: one ``Clock`` protocol, a real clock and a simulated one.
+
+The Run Command engine never reads the time or starts a thread itself. It asks its
+clock what time it is, schedules what happens next ("at T, deliver this
+invocation") and hands slow work (an executor running a script) to the clock. So
+the same engine code produces the same statuses in both modes:
+
+- ``RealClock``: ``time.monotonic``; one scheduler thread runs actions when they
+  fall due; work runs on a thread pool and its completion is scheduled as an
+  action. For real clients over HTTP (``make demo``, the end-to-end tests).
+- ``SimulatedClock``: time moves only when someone sleeps on it; the actions due
+  by then run, in time order, on the sleeper's thread, and work runs inline. For
+  clients in this process under botocore (the runner's tests, the benchmarks): a
+  ten-minute run takes milliseconds and every run is the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+# Where simulated wall-clock time starts (any fixed moment: runs are reproducible).
+SIMULATED_WALL_START = datetime(2026, 11, 27, 6, 0, tzinfo=UTC)
+
+
+class Scheduled:
+    """An action waiting for its time; ``cancel`` keeps it from running."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (the engine's deadlines and schedules)."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock time, epoch seconds (what the API shows: RequestedDateTime, ...)."""
+        ...
+
+    def now(self) -> datetime:
+        """Wall-clock time as an aware UTC datetime."""
+        ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def call_at(self, when: float, action: Callable[[], None]) -> Scheduled:
+        """Run ``action`` once ``monotonic()`` reaches ``when`` (at once if it already has)."""
+        ...
+
+    def run_work(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        """Run ``work`` (it must not raise) off the schedule, then ``done`` with its result as an action."""
+        ...
+
+    def settle(self) -> None:
+        """Run the actions already due before looking at the state they change."""
+        ...
+
+    def close(self) -> None:
+        """Stop running actions; work already running finishes on its own."""
+        ...
+
+
+class RealClock:
+    """Real time. A daemon thread runs due actions one at a time; work runs on up to ``workers`` threads."""
+
+    def __init__(self, workers: int = 256) -> None:
+        self.workers = workers
+        self._queue: list[tuple[float, int, Scheduled]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+    def call_at(self, when: float, action: Callable[[], None]) -> Scheduled:
+        entry = Scheduled(action)
+        with self._changed:
+            if self._closed:
+                entry.cancel()
+                return entry
+            heapq.heappush(self._queue, (when, next(self._order), entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="real-clock", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+        return entry
+
+    def run_work(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        with self._changed:
+            if self._closed:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="real-clock-work")
+            future = self._pool.submit(work)
+
+        def finished(completed: Future[T]) -> None:
+            if not completed.cancelled():
+                result = completed.result()
+                self.call_at(self.monotonic(), lambda: done(result))
+
+        future.add_done_callback(finished)
+
+    def settle(self) -> None:
+        pass  # the scheduler thread runs actions as they fall due
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._queue.clear()
+            self._changed.notify_all()
+            pool, thread = self._pool, self._thread
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._closed:
+                    if self._queue and self._queue[0][0] <= time.monotonic():
+                        break
+                    timeout = self._queue[0][0] - time.monotonic() if self._queue else None
+                    self._changed.wait(timeout)
+                if self._closed:
+                    return
+                _, _, entry = heapq.heappop(self._queue)
+            if not entry.cancelled:
+                try:
+                    entry.action()
+                except Exception:  # a broken action must not stop the clock
+                    _log.exception("scheduled action failed")
+
+
+class SimulatedClock:
+    """Time that moves only when someone sleeps; the actions due by then run first, in time order.
+
+    ``slept`` records every sleep (the runner's own and, through
+    ``simulate_botocore_time``, botocore's back-off).
+    """
+
+    def __init__(self, start: float = 1000.0, wall_start: datetime = SIMULATED_WALL_START) -> None:
+        self.start = self._now = start
+        self.wall_start = wall_start
+        self.slept: list[float] = []
+        self._queue: list[tuple[float, int, Scheduled]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return self._now
+
+    def time(self) -> float:
+        return self.wall_start.timestamp() + (self._now - self.start)
+
+    def now(self) -> datetime:
+        return self.wall(self._now)
+
+    def wall(self, moment: float) -> datetime:
+        """Wall-clock time at a monotonic moment."""
+        return self.wall_start + timedelta(seconds=moment - self.start)
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(max(0.0, seconds))
+
+    def advance(self, seconds: float) -> None:
+        """Move time on by ``seconds``, running every action that falls due on the way."""
+        target = self._now + seconds
+        self._run_until(target)
+        self._now = max(self._now, target)
+
+    def call_at(self, when: float, action: Callable[[], None]) -> Scheduled:
+        entry = Scheduled(action)
+        heapq.heappush(self._queue, (when, next(self._order), entry))
+        return entry
+
+    def run_work(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        done(work())
+
+    def settle(self) -> None:
+        self._run_until(self._now)
+
+    def close(self) -> None:
+        self._queue.clear()
+
+    def pending(self) -> int:
+        """Actions still scheduled (cancelled ones included)."""
+        return len(self._queue)
+
+    def _run_until(self, target: float) -> None:
+        # Re-entrant: an action may schedule more (run in this same loop when due), and a
+        # sleeper woken inside a request may advance time itself; time never goes back.
+        while self._queue and self._queue[0][0] <= target:
+            when, _, entry = heapq.heappop(self._queue)
+            self._now = max(self._now, when)
+            if not entry.cancelled:
+                entry.action()

@@ -1,0 +1,120 @@
+"""`make demo`: the whole system on a local simulated fleet, no AWS account needed.
+
+Synthesizes the stack, starts the simulated AWS (moto, the simulated EC2 and SSM Run
+Command, a real registry) and five instances, then runs the real runner three times —
+check, refresh, helper — each a cold start of its synthesized asset as Lambda would
+start it, printing each report and, per instance and user, whether a pull works.
+Everything started is stopped on exit, on Ctrl-C and on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from tools.invoke_runner import render
+
+from ..hosts.sandbox_instance import User
+from ..lambda_runtime import asset_directory
+from ..synthesized_stack import synthesize
+from .local_fleet import LocalFleet
+from .local_services import REGISTRY, prerequisites
+
+# The report is printed as a table; the runner's JSON logs and metrics would bury it.
+QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING"}
+CORRUPT_CONFIG = '{"auths": {'
+EXISTING_CONFIG = json.dumps(
+    {"auths": {"ghcr.io": {"auth": "b2N0b2NhdDpub3QtYS1yZWFsLXRva2Vu"}}, "detachKeys": "ctrl-e,e"},
+    indent="\t",
+)
+
+
+def build_fleet(fleet: LocalFleet) -> None:
+    fleet.add_instance(
+        "web-1", [User("root"), User("ec2-user", config=EXISTING_CONFIG), User("analyst", docker_group=False)]
+    )
+    fleet.add_instance("web-2", [User("root"), User("ubuntu")])
+    fleet.add_instance("web-3-offline", [User("root")], ping_status="ConnectionLost")
+    fleet.add_instance("build-untagged", [User("root"), User("jenkins")], tagged=False)
+    fleet.add_instance("web-4-corrupt", [User("root"), User("ec2-user", config=CORRUPT_CONFIG)])
+
+
+def how_configured(config: bytes | None) -> str:
+    """What the user's docker config holds for the registry: the helper, a stored login, or nothing."""
+    try:
+        data = json.loads(config or b"{}")
+    except ValueError:
+        return "corrupt config"
+    if REGISTRY in (data.get("credHelpers") or {}):
+        return "helper"
+    return "login" if REGISTRY in (data.get("auths") or {}) else "nothing"
+
+
+def pull_matrix(fleet: LocalFleet) -> str:
+    lines = []
+    for instance in fleet.instances:
+        if instance.ping_status != "Online":
+            lines.append(f"  {instance.name:<16} (offline)")
+            continue
+        sandbox = instance.sandbox
+        cells = [
+            f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}"
+            f" ({how_configured(sandbox.config_bytes(user.name))})"
+            for user in sandbox.users
+        ]
+        lines.append(f"  {instance.name:<16} " + "  ".join(cells))
+    return "\n".join(lines)
+
+
+def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
+    print(f"\n=== {title}: {json.dumps(event)}", flush=True)
+    started = time.monotonic()
+    report = fleet.invoke(event, extra_env=QUIET)
+    print(render(report))
+    for note in fleet.notifications():
+        print(f"\nnotification: {note['subject']}")
+    print(f"\n(run took {time.monotonic() - started:.1f}s) can each user pull the probe image now?")
+    print(pull_matrix(fleet), flush=True)
+
+
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> int:
+    missing = [what for present, what in prerequisites() if not present]
+    if missing:
+        print("make demo needs: " + ", ".join(missing), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    print("synthesizing the stack (cdk-nag included)...", flush=True)
+    outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-demo-cdk.out-"))
+    template = synthesize(outdir=str(outdir))["EcrFleetAuth"]
+    try:
+        with LocalFleet(template, asset=asset_directory(template, outdir)) as fleet:
+            print(
+                "starting moto, the simulated EC2 and Run Command, the registry and five instances...",
+                flush=True,
+            )
+            build_fleet(fleet)
+            print("before any run:")
+            print(pull_matrix(fleet))
+            run_step(fleet, "check (read-only)", {"action": "check"})
+            run_step(fleet, "refresh (docker login with a fresh token)", {"action": "refresh"})
+            run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything started has been stopped", file=sys.stderr)
+        return 130
+    finally:
+        shutil.rmtree(outdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

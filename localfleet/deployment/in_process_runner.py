@@ -1,0 +1,54 @@
+"""The real runner handler, called in this process against a ``SimulatedAccount``.
+
+Only what lies under the runner is replaced: its client factory gets a session
+whose EC2 and SSM clients the account answers (the runner's own client
+configuration — retries, timeouts — is kept), and with a ``SimulatedClock`` its
+clock and botocore's back-off run on simulated time. ``handler.handler`` is
+(and the runner module, whose Logger Powertools configures at import) imported only
+once the caller has set the environment they read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecr_fleet_auth import clients
+from ecr_fleet_auth.clock import Clock as RunnerClock
+
+from ..clocks import SimulatedClock
+from ..lambda_runtime import InProcessContext
+from ..transport.botocore_in_process import Patcher, simulate_botocore_time
+from .simulated_account import REGION, SimulatedAccount
+
+LAMBDA_TIMEOUT_SECONDS = 900
+
+
+class InProcessRunner:
+    """Patches the runner onto ``account`` (undone with ``patch``); ``invoke`` runs the handler once."""
+
+    def __init__(
+        self,
+        account: SimulatedAccount,
+        patch: Patcher,
+        *,
+        region: str = REGION,
+        services: tuple[str, ...] = ("ec2", "ssm"),
+    ) -> None:
+        from ecr_fleet_auth import runner  # noqa: PLC0415 - its Logger reads the caller's environment
+
+        self.account = account
+        self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
+        factory = clients.ClientFactory(session=account.session(region, services))
+        patch.setattr(clients, "default_factory", lambda: factory)
+        clock = account.clock
+        patch.setattr(runner, "SYSTEM_CLOCK", RunnerClock(clock.monotonic, clock.sleep, clock.now))
+        if isinstance(clock, SimulatedClock):
+            simulate_botocore_time(patch, clock, self.retry_sleeps)
+
+    def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
+        from handler import handler  # noqa: PLC0415 - after the caller set the environment it reads
+
+        clock = self.account.clock
+        context = InProcessContext(clock.monotonic, clock.monotonic() + timeout_seconds)
+        result: dict[str, Any] = handler(event, context)
+        return result

@@ -1,0 +1,188 @@
+"""The simulated AWS around a local fleet that is not the simulator's own, on this machine's loopback only.
+
+- moto (ECR for tokens, STS, SNS and SQS for notifications) for the runner and for
+  the instances' AWS CLI (EC2 and SSM come from ``localfleet.ec2`` and ``localfleet.ssm``);
+- a second, TLS moto behind a CONNECT proxy for Debian's credential helper, which
+  ignores AWS_ENDPOINT_URL and always calls https://api.ecr.<region>.amazonaws.com;
+- a real registry (docker-registry, TLS, htpasswd) on its own loopback address,
+  port 443, which instances reach under the real ECR host name; its password is
+  the token moto hands out, so only a real login works.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from ..hosts.overlay_sandbox import (
+    DIE_WITH_PARENT,
+    DOCKER_CLI,
+    HELPER_BIN,
+    INSTANCE_PATH,
+    SERVERS,
+    VENV_BIN,
+    stop_processes,
+)
+from ..hosts.registry_server import (
+    PROBE_REPOSITORY,
+    PROBE_TAG,
+    REGISTRY_BIN,
+    make_certificates,
+    moto_token,
+    write_htpasswd,
+    write_registry_config,
+)
+from ..hosts.sandbox_instance import Surroundings
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account
+REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+# Its own loopback address per process, so port 443 is free whatever else runs on
+# 127.0.0.1, and two checkouts can run their local fleets side by side.
+REGISTRY_ADDRESS = f"127.77.{os.getpid() // 254 % 256}.{os.getpid() % 254 + 1}"
+INSTANCE_CA = "/etc/ecr-fleet-auth-local/ca.crt"
+# moto accepts any credentials; these stand in for the instance role and the runner's role.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def prerequisites() -> list[tuple[bool, str]]:
+    """(present, what) for every external part a local fleet uses."""
+    return [
+        (os.geteuid() == 0, "root (mount namespaces, port 443)"),
+        (shutil.which("unshare") is not None and shutil.which("nsenter") is not None, "unshare/nsenter"),
+        (shutil.which("setpriv") is not None, "setpriv (util-linux)"),
+        (os.access(DOCKER_CLI, os.X_OK), f"docker CLI at {DOCKER_CLI}"),
+        (os.access(REGISTRY_BIN, os.X_OK), "docker-registry (Debian package)"),
+        (os.access(HELPER_BIN, os.X_OK), "amazon-ecr-credential-helper (Debian package)"),
+        (shutil.which("htpasswd") is not None, "htpasswd (apache2-utils)"),
+        (shutil.which("openssl") is not None, "openssl"),
+        ((VENV_BIN / "moto_server").exists() and (VENV_BIN / "aws").exists(), "moto_server and aws in .venv"),
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class LocalServices:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self.moto_port = self.moto_tls_port = self.proxy_port = 0
+        self.ca = self.cert = self.key = Path()
+        self.htpasswd = workdir / "registry" / "htpasswd"
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    def start(self) -> None:
+        self.ca, self.cert, self.key = make_certificates(
+            self.workdir / "tls",
+            [REGISTRY, f"api.ecr.{REGION}.amazonaws.com"],
+            ips=("127.0.0.1", REGISTRY_ADDRESS),
+        )
+        self.moto_port, self.moto_tls_port, self.proxy_port = free_port(), free_port(), free_port()
+        moto = str(VENV_BIN / "moto_server")
+        self._spawn("moto", [moto, "-H", "127.0.0.1", "-p", str(self.moto_port)])
+        self._spawn(
+            "moto-tls",
+            [
+                moto,
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(self.moto_tls_port),
+                "-c",
+                str(self.cert),
+                "-k",
+                str(self.key),
+            ],
+        )
+        self._spawn(
+            "proxy",
+            [
+                sys.executable,
+                str(SERVERS / "connect_proxy.py"),
+                str(self.proxy_port),
+                str(self.moto_tls_port),
+            ],
+        )
+        self._start_registry()
+        self._wait_for(
+            f"127.0.0.1:{self.moto_port}",
+            f"127.0.0.1:{self.moto_tls_port}",
+            f"127.0.0.1:{self.proxy_port}",
+            f"{REGISTRY_ADDRESS}:443",
+        )
+        self._push_probe_image()
+
+    def close(self) -> None:
+        stop_processes(self._processes)
+
+    def set_registry_password(self, password: str) -> None:
+        """Rotate the registry's password: logins made with the old one stop working."""
+        write_htpasswd(self.htpasswd, password)
+
+    def surroundings(self) -> Surroundings:
+        """What an instance of the local fleet reaches: the test CA, the registry under its ECR name, moto."""
+        return Surroundings(
+            ca=self.ca,
+            ca_inside=INSTANCE_CA,
+            hosts={REGISTRY: REGISTRY_ADDRESS},
+            registry=REGISTRY,
+            env=self.instance_env(),
+        )
+
+    def instance_env(self) -> dict[str, str]:
+        """What an instance's tools see: role credentials, moto as AWS, the proxy for the helper."""
+        return {
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_CA_BUNDLE": INSTANCE_CA,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy_port}",
+            "NO_PROXY": f"127.0.0.1,localhost,{REGISTRY}",
+            "AWS_ECR_DISABLE_CACHE": "true",
+        }
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it from here
+        env = {"PATH": os.environ.get("PATH", INSTANCE_PATH), "MOTO_ACCOUNT_ID": ACCOUNT}
+        self._processes.append(
+            subprocess.Popen([*DIE_WITH_PARENT, *argv], env=env, stdout=log, stderr=subprocess.STDOUT)
+        )
+        log.close()
+
+    def _start_registry(self) -> None:
+        self.htpasswd.parent.mkdir(parents=True, exist_ok=True)
+        self.set_registry_password(moto_token(ACCOUNT))
+        config = write_registry_config(
+            self.htpasswd.parent, REGISTRY_ADDRESS, self.cert, self.key, self.htpasswd
+        )
+        self._spawn("registry", [REGISTRY_BIN, "serve", str(config)])
+
+    def _wait_for(self, *addresses: str) -> None:
+        subprocess.run(
+            [sys.executable, str(SERVERS / "wait_for_ports.py"), "30", *addresses],
+            check=True,
+            capture_output=True,
+        )
+
+    def _push_probe_image(self) -> None:
+        done = subprocess.run(
+            [sys.executable, str(SERVERS / "push_image.py"), REGISTRY_ADDRESS, PROBE_REPOSITORY, PROBE_TAG,
+             str(self.ca)],
+            input=moto_token(ACCOUNT).encode(),
+            capture_output=True,
+            check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pushing the probe image failed: {done.stderr.decode()}")

@@ -1,0 +1,140 @@
+"""One simulated account: its EC2 instances and SSM Run Command, wired together and served to boto3.
+
+The runner's tests and the benchmarks run the real runner against it in this
+process (``in_process_runner``), on a ``SimulatedClock``; the local fleet serves
+the same pieces over HTTP on a ``RealClock`` (``local_fleet``). Either way an
+instance is launched once — EC2 knows its tags and state, SSM knows it as a
+managed node with its own (lagging) view — and what happens on it is chosen as an
+executor: a ``CannedAgent`` here, a sandboxed host in the local fleet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+
+from ..clocks import Clock
+from ..ec2 import Ec2Inventory, Ec2Wire
+from ..hosts.canned_agent import CannedAgent, CannedRun, runs_overlap
+from ..ssm import RunCommandService, SsmWire
+from ..ssm.agent_interface import Executor
+from ..ssm.engine import Command
+from ..ssm.managed_nodes import ManagedInstance
+from ..transport import InProcessTransport, LoopbackServer, ServiceEndpoint
+
+REGION = "eu-west-1"
+
+
+class SimulatedAccount:
+    """``tags_from_ec2``: SendCommand tag targets resolve against EC2's tags (the local fleet);
+    otherwise against SSM's own view of each node's tags, which a test may make lag EC2's."""
+
+    def __init__(self, clock: Clock, *, tags_from_ec2: bool = False) -> None:
+        self.clock = clock
+        self.ec2 = Ec2Inventory()
+        self.ssm = RunCommandService(clock, self.ec2.tagged if tags_from_ec2 else None)
+        self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
+        self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
+        self.agents: dict[str, CannedAgent] = {}
+        # Calls made by clients of sessions from ``session()``, as "service.Operation" (retries not counted).
+        self.api_calls: Counter[str] = Counter()
+        self._servers: list[LoopbackServer] = []
+
+    # --- reaching it ---------------------------------------------------------------------
+    def endpoint(self, service: str) -> ServiceEndpoint:
+        return {"ssm": self.ssm_endpoint, "ec2": self.ec2_endpoint}[service]
+
+    def session(self, region: str = REGION, services: tuple[str, ...] = ("ec2", "ssm")) -> boto3.Session:
+        """A boto3 session whose clients for ``services`` are answered in this process."""
+        session = boto3.Session(region_name=region)
+        InProcessTransport(*(self.endpoint(service) for service in services)).attach(session)
+        session.events.register("before-call", self._count)
+        return session
+
+    def serve(self, service: str) -> str:
+        """Serve ``service`` over loopback HTTP too; its endpoint URL."""
+        server = LoopbackServer(self.endpoint(service)).start()
+        self._servers.append(server)
+        return server.url
+
+    def close(self) -> None:
+        self.ssm.engine.stop()
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+        self.clock.close()
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.api_calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    # --- the fleet -------------------------------------------------------------------------
+    def register_document(self, name: str, content: Mapping[str, Any]) -> None:
+        self.ssm.register_document(name, content)
+
+    def launch(
+        self,
+        count: int = 1,
+        *,
+        tags: Mapping[str, str] | None = None,
+        running: bool = True,
+        managed: bool = True,
+        agent: CannedRun | None = None,
+        executor: Executor | None = None,
+        **node: Any,
+    ) -> list[str]:
+        """``count`` instances in one reservation; managed ones get an SSM node (``node``: its options).
+
+        A stopped instance's node has lost its connection, as SSM reports it. Each
+        managed node runs ``executor`` or, by default, a ``CannedAgent`` playing ``agent``.
+        """
+        ids = self.ec2.launch(count, tags, "running" if running else "stopped")
+        if not running:
+            node["ping_status"] = "ConnectionLost"
+        if managed:
+            for instance_id in ids:
+                self.add_node(instance_id, tags=tags, agent=agent, executor=executor, **node)
+        return ids
+
+    def add_node(
+        self,
+        instance_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        agent: CannedRun | None = None,
+        executor: Executor | None = None,
+        **node: Any,
+    ) -> ManagedInstance:
+        if executor is None:
+            canned = CannedAgent(agent or CannedRun(), self.clock)
+            self.agents[instance_id] = canned
+            executor = canned
+        name = (tags or {}).get("Name", "")
+        return self.ssm.register_instance(
+            instance_id, executor, tags=tags, computer_name=node.pop("computer_name", name), **node
+        )
+
+    def terminate(self, instance_id: str, state: str = "terminated") -> None:
+        """EC2 terminates it (``terminated``) or has it shutting down; SSM refuses it from now on."""
+        if state == "terminated":
+            self.ec2.set_state(instance_id, state)
+        node = self.ssm.instance(instance_id)
+        if node is not None:
+            node.state = state  # SSM's ping status lags: it stays as it was
+
+    def node(self, instance_id: str) -> ManagedInstance:
+        found = self.ssm.instance(instance_id)
+        if found is None:
+            raise KeyError(instance_id)
+        return found
+
+    # --- what happened ---------------------------------------------------------------------
+    @property
+    def commands(self) -> dict[str, Command]:
+        return self.ssm.engine.commands
+
+    def agent_runs_overlap(self) -> bool:
+        """Whether the agent ever worked on one instance for two commands at once."""
+        return runs_overlap(list(self.agents.values()))

@@ -1,0 +1,101 @@
+"""A simulated EC2 instance: its own sandbox root, users and docker configs; an executor run like SSM runs it.
+
+Each instance keeps its files between commands (its overlay lives as long as the
+fleet), so a `refresh` followed by a `check` sees what the first one wrote, and a
+pull probe after a run sees exactly what the agent left.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..ssm.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
+from .overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, Sandbox
+from .provisioning import add_users, install_aws_cli, map_hosts, run_ssm_step, trust_ca
+from .registry_server import PROBE_REPOSITORY, PROBE_TAG
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    docker_group: bool = True
+    config: str | None = None  # ~/.docker/config.json as it is before any run
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """What an instance reaches around it: the CA it trusts, host names, its tools' environment."""
+
+    ca: Path  # the test CA (on this machine), installed at ``ca_inside``
+    ca_inside: str
+    hosts: Mapping[str, str]  # /etc/hosts: name -> loopback address (the registry under its ECR name)
+    registry: str  # the registry the pull probe pulls from
+    env: Mapping[str, str] = field(default_factory=dict)  # role credentials, endpoints, proxy
+
+
+class SandboxInstance:
+    """An executor for the Run Command engine that runs the document's step inside the instance."""
+
+    def __init__(
+        self, instance_id: str, workdir: Path, surroundings: Surroundings, users: list[User]
+    ) -> None:
+        self.instance_id = instance_id
+        self.surroundings = surroundings
+        self.users = users
+        self.sandbox = Sandbox(workdir, network=False)
+        try:
+            self._prepare()
+        except BaseException:
+            self.sandbox.close()
+            raise
+
+    def _prepare(self) -> None:
+        add_users(self.sandbox, {user.name: user.docker_group for user in self.users if user.name != "root"})
+        install_aws_cli(self.sandbox)
+        trust_ca(self.sandbox, self.surroundings.ca, self.surroundings.ca_inside)
+        map_hosts(self.sandbox, dict(self.surroundings.hosts))
+        for user in self.users:
+            if user.config is not None:
+                self._write_config(user, user.config)
+
+    def _write_config(self, user: User, text: str) -> None:
+        directory = f"{self.home(user.name)}/.docker"
+        self.sandbox.run(["install", "-d", "-m", "0700", "-o", user.name, "-g", user.name, directory])
+        self.sandbox.write(f"{directory}/config.json", text, 0o600)
+        self.sandbox.run(["chown", f"{user.name}:{user.name}", f"{directory}/config.json"]).check_returncode()
+
+    def home(self, user: str) -> str:
+        return "/root" if user == "root" else f"/home/{user}"
+
+    def config_bytes(self, user: str) -> bytes | None:
+        path = self.sandbox.path(f"{self.home(user)}/.docker/config.json")
+        return path.read_bytes() if path.exists() else None
+
+    def run(self, script: str, env: Mapping[str, str], timeout_seconds: float) -> ExecutionResult:
+        try:
+            done = run_ssm_step(
+                self.sandbox,
+                self.instance_id,
+                script,
+                {**env, **self.surroundings.env},
+                timeout_seconds,
+            )
+        except subprocess.TimeoutExpired as stuck:
+            stderr = (stuck.stderr or b"").decode(errors="replace")
+            return ExecutionResult(STOPPED_PREEMPTIVELY_EXIT_CODE, "", stderr, timed_out=True)
+        return ExecutionResult(
+            done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"), False
+        )
+
+    def can_pull(self, user: str) -> bool:
+        """The pull probe: `docker manifest inspect` with the user's own config, as the user."""
+        env = {"PATH": INSTANCE_PATH, "HOME": self.home(user), **self.surroundings.env}
+        image = f"{self.surroundings.registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+        done = self.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env, user=user)
+        return done.returncode == 0
+
+    def close(self) -> None:
+        self.sandbox.close()

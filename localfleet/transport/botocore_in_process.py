@@ -1,0 +1,117 @@
+"""``ServiceEndpoint``s answering a boto3 session's requests inside this process.
+
+moto has no Run Command (FACTS.md), and botocore's Stubber answers before the retry
+logic runs, so neither shows a throttling storm ridden out by real clients. Here the
+endpoint is registered at botocore's ``before-send`` event: the real client
+serialises and validates each request, the endpoint answers with the bytes the
+service would send (errors such as ThrottlingException included), and the real
+client parses them and applies its retry policy. A connection failure injected at
+the endpoint is raised as botocore's own exception for it.
+
+``simulate_botocore_time`` puts botocore's retry back-off, adaptive rate limiter and
+waiters on a ``SimulatedClock``: the real policies still decide how long to wait.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import botocore.endpoint
+import botocore.exceptions
+import botocore.retries.bucket
+import botocore.waiter
+from boto3.session import Session
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
+
+from ..clocks import SimulatedClock
+from .endpoint import ServiceEndpoint, TransportFailure
+
+CONNECTION_ERRORS: dict[str, type[botocore.exceptions.BotoCoreError]] = {
+    "EndpointConnectionError": botocore.exceptions.EndpointConnectionError,
+    "ConnectTimeoutError": botocore.exceptions.ConnectTimeoutError,
+    "ReadTimeoutError": botocore.exceptions.ReadTimeoutError,
+    "ConnectionClosedError": botocore.exceptions.ConnectionClosedError,
+}
+
+
+class InProcessTransport:
+    """Answers requests to each endpoint's service from that endpoint (``attach`` a session)."""
+
+    def __init__(self, *endpoints: ServiceEndpoint) -> None:
+        self.endpoints = {endpoint.service: endpoint for endpoint in endpoints}
+
+    def attach(self, session: Session) -> Session:
+        for service, endpoint in self.endpoints.items():
+            # More specific than moto's catch-all "before-send": these answer first under mock_aws.
+            handler: Callable[..., Any] = _Handler(endpoint)
+            session.events.register(f"before-send.{service}", handler)
+        return session
+
+
+class _Handler:
+    def __init__(self, endpoint: ServiceEndpoint) -> None:
+        self.endpoint = endpoint
+
+    def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        body = request.body or b""
+        if not isinstance(body, str | bytes | bytearray):
+            body = body.read()
+        data = body.encode() if isinstance(body, str) else bytes(body)
+        headers = {
+            name: value.decode() if isinstance(value, bytes) else str(value)
+            for name, value in request.headers.items()
+        }
+        try:
+            reply = self.endpoint.handle(headers, data)
+        except TransportFailure as failure:
+            raise CONNECTION_ERRORS[failure.name](endpoint_url=request.url) from None
+        answer_headers = HTTPHeaders()
+        for name, value in reply.headers.items():
+            answer_headers[name] = value
+        return AWSResponse(request.url, reply.status, answer_headers, _Raw(reply.body))
+
+
+class _Raw:
+    """The raw stream botocore reads a response body from."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+class Patcher(Protocol):
+    """What ``simulate_botocore_time`` needs of pytest's MonkeyPatch."""
+
+    def setattr(self, target: Any, name: str, value: Any) -> None: ...
+
+
+def simulate_botocore_time(patch: Patcher, clock: SimulatedClock, sleeps: list[float]) -> None:
+    """Run botocore's retry back-off, adaptive rate limiter and waiters on the simulated clock.
+
+    The waits are recorded in ``sleeps`` (storm tests read them) and pass in
+    simulated time, not wall time.
+    """
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    class Condition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            # Real time always moves on; a simulated wait must too, or a bucket
+            # short of a token by a rounding error would wait forever.
+            sleep(max(timeout or 0.0, 0.001))
+            return True
+
+    patch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sleep))
+    patch.setattr(botocore.retries.bucket, "time", SimpleNamespace(time=clock.monotonic, sleep=sleep))
+    patch.setattr(
+        botocore.retries.bucket, "threading", SimpleNamespace(Condition=Condition, Lock=threading.Lock)
+    )
+    patch.setattr(botocore.waiter, "time", SimpleNamespace(sleep=sleep))

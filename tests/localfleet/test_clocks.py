@@ -1,0 +1,104 @@
+"""The two clocks the engine runs on: events in time order, work off the schedule."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from localfleet.clocks import SIMULATED_WALL_START, RealClock, SimulatedClock
+
+
+def test_simulated_time_moves_only_when_someone_sleeps() -> None:
+    clock = SimulatedClock(start=100.0)
+    assert clock.monotonic() == 100.0
+    assert clock.now() == SIMULATED_WALL_START
+
+    clock.sleep(2.5)
+
+    assert clock.monotonic() == 102.5
+    assert clock.time() == SIMULATED_WALL_START.timestamp() + 2.5
+    assert clock.slept == [2.5]
+
+
+def test_simulated_actions_run_in_time_order_as_time_passes_them() -> None:
+    clock = SimulatedClock(start=0.0)
+    seen: list[tuple[str, float]] = []
+    clock.call_at(5, lambda: seen.append(("five", clock.monotonic())))
+    clock.call_at(1, lambda: seen.append(("one", clock.monotonic())))
+    clock.call_at(1, lambda: clock.call_at(1, lambda: seen.append(("one again", clock.monotonic()))))
+    clock.call_at(9, lambda: seen.append(("nine", clock.monotonic())))
+
+    clock.sleep(6)
+
+    assert seen == [("one", 1.0), ("one again", 1.0), ("five", 5.0)]
+    assert clock.monotonic() == 6.0
+    assert clock.pending() == 1
+
+
+def test_settle_runs_only_what_is_due_and_cancelled_actions_never_run() -> None:
+    clock = SimulatedClock(start=0.0)
+    seen: list[str] = []
+    clock.call_at(0, lambda: seen.append("now"))
+    clock.call_at(3, lambda: seen.append("later"))
+    clock.call_at(0, lambda: seen.append("cancelled")).cancel()
+
+    clock.settle()
+
+    assert seen == ["now"]
+    assert clock.monotonic() == 0.0
+
+
+def test_simulated_time_never_goes_back_when_an_action_sleeps_further() -> None:
+    clock = SimulatedClock(start=0.0)
+    clock.call_at(1, lambda: clock.sleep(10))  # a sleeper woken inside a request
+    clock.sleep(2)
+    assert clock.monotonic() == 11.0
+
+
+def test_simulated_work_runs_inline() -> None:
+    clock = SimulatedClock()
+    results: list[int] = []
+    clock.run_work(lambda: 6 * 7, results.append)
+    assert results == [42]
+
+
+def test_real_clock_runs_actions_when_due_on_its_own_thread() -> None:
+    clock = RealClock()
+    ran = threading.Event()
+    where: list[str] = []
+    try:
+        began = time.monotonic()
+        clock.call_at(
+            clock.monotonic() + 0.05, lambda: (where.append(threading.current_thread().name), ran.set())
+        )
+        assert ran.wait(5)
+        assert time.monotonic() - began >= 0.05
+        assert where == ["real-clock"]
+    finally:
+        clock.close()
+
+
+def test_real_clock_runs_work_on_its_pool_and_schedules_what_follows() -> None:
+    clock = RealClock(workers=2)
+    done = threading.Event()
+    seen: list[tuple[str, str]] = []
+    try:
+        clock.run_work(
+            lambda: threading.current_thread().name,
+            lambda worker: (seen.append((worker, threading.current_thread().name)), done.set()),
+        )
+        assert done.wait(5)
+        ((worker, follower),) = seen
+        assert worker.startswith("real-clock-work")
+        assert follower == "real-clock"
+    finally:
+        clock.close()
+
+
+def test_a_closed_real_clock_runs_nothing_more() -> None:
+    clock = RealClock()
+    ran = threading.Event()
+    clock.close()
+    entry = clock.call_at(clock.monotonic(), ran.set)
+    assert entry.cancelled
+    assert not ran.wait(0.1)

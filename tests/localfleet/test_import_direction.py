@@ -1,0 +1,82 @@
+"""localfleet/README.md's rule: imports go one way through the simulator's folders."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.support.template import PROJECT_ROOT
+
+SIMULATOR = PROJECT_ROOT / "localfleet"
+# Each part may import its own layer and the ones below, never above; ssm and ec2 not each other.
+LAYERS = {
+    "clocks": 0,
+    "synthesized_stack": 0,
+    "transport": 1,
+    "ssm": 2,
+    "ec2": 2,
+    "hosts": 3,
+    "lambda_runtime": 4,
+    "deployment": 5,
+}
+# The parts that may import the product: the agent's result line, the CDK app, the runner.
+PRODUCT_USERS = {"hosts/canned_agent.py", "synthesized_stack.py"}
+PRODUCT = {"ecr_fleet_auth", "handler", "app", "infra"}
+
+
+def _part(path: Path) -> str:
+    relative = path.relative_to(SIMULATOR)
+    return relative.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of every module imported (relative imports resolved)."""
+    package = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                found.add(".".join([*base, *([node.module] if node.module else [])]))
+            elif node.module:
+                found.add(node.module)
+    return found
+
+
+def _sources() -> list[Path]:
+    return [p for p in sorted(SIMULATOR.rglob("*.py")) if "servers" not in p.parts]
+
+
+def test_every_part_has_a_layer() -> None:
+    assert {_part(path) for path in _sources()} - {"__init__"} == set(LAYERS)
+
+
+def test_imports_go_one_way() -> None:
+    for path in _sources():
+        part = _part(path)
+        if part == "__init__":
+            continue
+        for module in _imports(path):
+            names = module.split(".")
+            if names[0] != "localfleet" or len(names) < 2 or names[1] == part:
+                continue
+            other = names[1]
+            assert LAYERS[other] < LAYERS[part], f"{path.relative_to(PROJECT_ROOT)} imports {module}"
+
+
+def test_only_the_deployment_and_two_named_modules_use_the_product() -> None:
+    for path in _sources():
+        relative = str(path.relative_to(SIMULATOR))
+        if _part(path) == "deployment" or relative in PRODUCT_USERS:
+            continue
+        used = {module.split(".")[0] for module in _imports(path)} & PRODUCT
+        assert not used, f"localfleet/{relative} imports {used}"
+
+
+def test_nothing_outside_the_tests_imports_them() -> None:
+    for folder in ("localfleet", "bench", "tools"):
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
+            roots = {module.split(".")[0] for module in _imports(path)}
+            assert "tests" not in roots, path
