@@ -58,8 +58,22 @@ class SandboxInstance:
         trust_ca(self.sandbox, self.surroundings.ca, self.surroundings.ca_inside)
         map_hosts(self.sandbox, dict(self.surroundings.hosts))
         for user in self.users:
+            self._give_instance_role(user.name)
             if user.config is not None:
                 self._write_config(user, user.config)
+
+    def _give_instance_role(self, user: str) -> None:
+        """The role's credentials where the user's own AWS SDK finds them (IMDS on EC2; here, without
+        IMDS, ~/.aws/credentials): the agent runs a user's credential helper with the user's
+        environment, never with its own (the step's) AWS credentials."""
+        key, secret = (
+            self.surroundings.env.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+        )
+        if key and secret:
+            home = self.home(user)
+            text = f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+            self.sandbox.write(f"{home}/.aws/credentials", text, 0o600)
+            self.sandbox.run(["chown", "-R", f"{user}:", f"{home}/.aws"]).check_returncode()
 
     def _write_config(self, user: User, text: str) -> None:
         directory = f"{self.home(user.name)}/.docker"

@@ -185,7 +185,7 @@ COMMAND_TIMEOUT = 120
 # One call of a credential helper or store (docker waits forever; a hung one must not stall the run).
 HELPER_TIMEOUT = 15
 # The document's step timeout (executionTimeoutSeconds), exported by the document's script; without it
-# (the agent run by hand) the document's default. The agent stops TIME_MARGIN short of it to report.
+# (the agent run by hand) the document's default. The agent stops a tenth of it (5 to 30 s) short.
 TIMEOUT_ENV = "ECR_FLEET_AUTH_TIMEOUT"
 DEFAULT_TIMEOUT = 600
 IDENTITY_TIMEOUT = 20
