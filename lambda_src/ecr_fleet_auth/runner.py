@@ -71,7 +71,7 @@ def run(
     aws = factory.clients_for()
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
 
-    progress = RunProgress()
+    progress = RunProgress(requested=request.instance_ids)
     error: dict[str, str] | None = None
     try:
         fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
@@ -150,6 +150,7 @@ class RunOptions:
                 contract.RELEASE_BASE_URL: settings.release_base_url,
             },
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
+            execution_timeout_seconds=settings.execution_timeout_seconds,
             comment=f"ecr-fleet-auth {self.action} run {run_id}",
             output_log_group=settings.output_log_group,
         )

@@ -373,7 +373,10 @@ class FakeRunCommand:
             for target in params["Targets"]:
                 key = target["Key"][4:]
                 matched.update(
-                    (n.instance_id, n) for n in self.nodes.values() if n.tags.get(key) in target["Values"]
+                    (n.instance_id, n)
+                    for n in self.nodes.values()
+                    # A terminated (or shutting-down) instance is no longer a target.
+                    if n.tags.get(key) in target["Values"] and n.state not in INVALID_TARGET_STATES
                 )
             nodes = [matched[i] for i in sorted(matched)]
         begin = command.resolved_at

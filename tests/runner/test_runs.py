@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from typing import Any
 
 import pytest
@@ -84,13 +85,13 @@ def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixt
     assert failed["detail"]["response_code"] == 1
     assert failed["name"] == "web"
 
-    # The alarm's metrics: one count per status, dimension action, in the contract's namespace.
+    # The alarm's metrics: one count per status, dimensions the stack's name and the action.
     document = emitted_metrics(capsys.readouterr().out)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == contract.METRIC_NAMESPACE
     assert sorted(directive["Dimensions"][0]) == sorted([contract.METRIC_ACTION_DIMENSION, "service"])
     assert document[contract.METRIC_ACTION_DIMENSION] == "check"
-    assert document["service"] == contract.METRIC_SERVICE
+    assert document["service"] == os.environ["STACK_NAME"] == "EcrFleetAuth", "the template's stack name"
     for status in contract.INSTANCE_STATUSES:
         assert document[contract.status_metric_name(status)] == [float(report["summary"][status])]
     assert document[contract.RUN_DURATION_METRIC][0] > 0
