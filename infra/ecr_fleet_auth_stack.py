@@ -43,9 +43,10 @@ class EcrFleetAuthStack(Stack):
             topic=notifications.topic,
             command_output=command_output,
         )
-        notifications.alarm_on_instances_left_broken(self)
-        notifications.alarm_on_failed_runs(self)
-        notifications.alarm_on_runner_errors(self, runner.function)
+        service = runner.metrics_service
+        notifications.alarm_on_instances_left_broken(self, service=service)
+        notifications.alarm_on_failed_runs(self, service=service)
+        notifications.alarm_on_runner_errors(self, runner.function, service=service)
         RunnerSchedule(
             self,
             "Schedule",
@@ -55,7 +56,7 @@ class EcrFleetAuthStack(Stack):
             enabled=config.schedule_enabled,
         )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
-        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group)
+        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group, service=service)
         access = InstanceAccessPolicy(
             self, "InstanceAccess", registries=registries, command_output=command_output
         )

@@ -3,6 +3,7 @@
 Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence.
 A rejected event is raised (the caller's error, before anything is sent) and counted
 as ``EventsRejected``; a run that fails after that is returned as a report with ``error``.
+Every metric carries the dimension ``service`` = the stack's name (``STACK_NAME``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from ecr_fleet_auth.settings import RunnerSettings
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = RunnerSettings.from_environment()
+    # Whatever this invocation counts is this stack's: its alarms and dashboard read this dimension.
+    metrics.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=settings.stack_name)
     try:
         request = RunRequest.from_event(event)  # before any AWS call
     except InvalidEvent:

@@ -194,6 +194,10 @@ SCHEDULED_EVENT: Final = {"source": SOURCE_SCHEDULE}
 
 # --- metrics (Powertools EMF; the stack's alarm and dashboard read these) ---
 METRIC_NAMESPACE: Final = "EcrFleetAuth"
+# Every metric's service dimension is the stack's name (the runner's STACK_NAME), so two stacks
+# in one region and namespace never feed each other's alarms. METRIC_SERVICE is Powertools'
+# service name for the runner's logs and traces (and its metrics outside a stack).
+METRIC_SERVICE_DIMENSION: Final = "service"
 METRIC_SERVICE: Final = "ecr-fleet-auth"
 METRIC_ACTION_DIMENSION: Final = "action"
 

@@ -84,7 +84,7 @@ class RunRequest(BaseModel):
     def from_event(cls, event: object) -> RunRequest:
         """Parse a Lambda event, raising ``InvalidEvent`` with a message a person can act on."""
         if not isinstance(event, Mapping):
-            raise InvalidEvent(f"invalid event: expected a JSON object, got {type(event).__name__}")
+            raise InvalidEvent(f"{MESSAGE_PREFIX}expected a JSON object, got {_json_kind(event)}")
         # null is never a value (CONTRACT.md section 8): a field is given or omitted. The
         # model's None means "omitted", so a null must be refused before the model sees it.
         nulls = [str(key) for key, value in event.items() if value is None]
@@ -103,6 +103,21 @@ class RunRequest(BaseModel):
         if problems:
             raise InvalidEvent(_message(problems))
         return request
+
+
+def _json_kind(value: object) -> str:
+    """What a value is in JSON's words (an event arrives as JSON: null, not NoneType)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def _null_problem(field: str) -> str:

@@ -17,6 +17,8 @@ from .report import InstanceResult
 
 @dataclass
 class RunProgress:
+    # The event's instance ids (a narrowed run): known before discovery, so reported even if it fails.
+    requested: tuple[str, ...] | None = None
     members: list[FleetMember] | None = None
     # Instance id -> why it is reported without a command (None: it can be commanded).
     exclusions: dict[str, Exclusion | None] = field(default_factory=dict)
@@ -45,6 +47,11 @@ class RunProgress:
         if self.commanded is None and self.execution is not None:
             commanded = self.execution.interrupted()
         if self.members is None:
+            # Discovery never finished: a narrowed run still lists every instance it was asked for.
+            for instance_id in self.requested or ():
+                commanded.setdefault(
+                    instance_id, InstanceResult(instance_id, "", "failed", None, Reason.RUN_FAILED, {})
+                )
             return [commanded[instance_id] for instance_id in sorted(commanded)]
         return _merge(self.members, self.exclusions, commanded, never_reached=failed)
 

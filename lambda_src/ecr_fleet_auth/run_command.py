@@ -80,6 +80,7 @@ class CommandSpec:
     document_version: str
     parameters: Mapping[str, str]
     delivery_timeout_seconds: int
+    execution_timeout_seconds: int  # the document's step timeout (the stack sets both from one setting)
     comment: str
     output_log_group: str = ""
 

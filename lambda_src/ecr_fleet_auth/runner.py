@@ -14,10 +14,12 @@ lost to a killed invocation; commands are not cancelled, so they finish anyway.
 
 Runs never overlap on an instance: before sending, the run asks Run Command which
 instances a still-executing command of this document is working on (another run's)
-and leaves them out, reported ``pending`` / ``instance_busy``. Two runs starting
-within ListCommands' consistency lag of each other can both miss the other; then the
-agent's per-instance lock (``locked``) is the last line. Reserved concurrency is
-not needed for this (and cannot be had on accounts with little concurrency).
+and leaves them out, reported ``pending`` / ``instance_busy``. It asks once, at the
+start: two runs starting within ListCommands' consistency lag of each other can both
+miss the other, and a batch a run sends later (a lane's next batch, a piece of a
+refused batch) is not checked again; then the agent's per-instance lock (``locked``)
+is the last line. Reserved concurrency is not needed for this (and cannot be had on
+accounts with little concurrency).
 
 A run that cannot complete — discovery throttled past its retries, an access
 error, a bug — still ends in a report: ``error`` says why (``run_failed``), every
@@ -71,7 +73,7 @@ def run(
     aws = factory.clients_for()
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
 
-    progress = RunProgress()
+    progress = RunProgress(requested=request.instance_ids)
     error: dict[str, str] | None = None
     try:
         fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
@@ -150,6 +152,7 @@ class RunOptions:
                 contract.RELEASE_BASE_URL: settings.release_base_url,
             },
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
+            execution_timeout_seconds=settings.execution_timeout_seconds,
             comment=f"ecr-fleet-auth {self.action} run {run_id}",
             output_log_group=settings.output_log_group,
         )

@@ -192,7 +192,7 @@ def _form(name: str) -> str:
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("stackName", "EcrFleetAuth", "a CloudFormation stack name (letters, digits, -)",
-            _text(STACK_NAME_PATTERN), "Name of the stack in every region."),
+            _text(STACK_NAME_PATTERN), "Name of the stack in every region.", runner=True),
     Setting("regions", [], "a list of region names such as eu-west-1 (empty: the CLI's region)",
             _list(rf"^{contract.REGION_RE}$", least=0, most=30),
             "Regions to deploy to, one stack each (ids `EcrFleetAuth-<region>`); empty deploys one stack "
@@ -242,7 +242,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("deliveryTimeoutSeconds", 600, "a whole number from 30 to 2592000", _integer(30, 2_592_000),
             "How long Run Command tries to deliver to an instance.", runner=True),
     Setting("executionTimeoutSeconds", 600, "a whole number from 30 to 3600", _integer(30, 3600),
-            "How long the agent may run on an instance (the document step's timeout)."),
+            "How long the agent may run on an instance (the document step's timeout).", runner=True),
     Setting("waitSeconds", 600, f"a whole number from 0 to {MAX_WAIT_SECONDS}", _integer(0, MAX_WAIT_SECONDS),
             "How long a run waits for results; instances still running are reported `pending`.",
             runner=True),
@@ -323,6 +323,7 @@ class RunnerSettings:
     Fields only: names, defaults and accepted forms are the table's (a test keeps them equal).
     """
 
+    stack_name: str
     target_tag_key: str
     target_tag_values: tuple[str, ...]
     action: contract.Action
@@ -333,6 +334,7 @@ class RunnerSettings:
     max_concurrency: str
     max_errors: str
     delivery_timeout_seconds: int
+    execution_timeout_seconds: int
     wait_seconds: int
     notify_policy: contract.NotifyPolicy
     document_name: str
