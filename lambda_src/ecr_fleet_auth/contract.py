@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 # --- document parameter names (SSM exposes each to the agent as $SSM_<Name>) ---
 ACTION: Final = "Action"
@@ -206,7 +206,7 @@ TAG_EVENT_SOURCE: Final = "aws.tag"
 TAG_CHANGE_DETAIL_TYPE: Final = "Tag Change on Resource"
 
 
-def instance_running_pattern() -> dict[str, object]:
+def instance_running_pattern() -> dict[str, Any]:
     """EventBridge pattern: any instance entering ``running`` (the event carries no tags)."""
     return {
         "source": [EC2_EVENT_SOURCE],
@@ -215,7 +215,7 @@ def instance_running_pattern() -> dict[str, object]:
     }
 
 
-def tag_gained_pattern(tag_key: str, tag_values: tuple[str, ...] | list[str]) -> dict[str, object]:
+def tag_gained_pattern(tag_key: str, tag_values: tuple[str, ...] | list[str]) -> dict[str, Any]:
     """EventBridge pattern: an EC2 instance whose target tag changed and now holds an accepted value.
 
     ``detail.tags`` holds the tags after the change, so a removed tag or another value does
