@@ -80,29 +80,8 @@ def handle(
     decided, report, put_back = Triage(), None, 0
     if first:
         action = settings.new_instance_action or settings.action
-        spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "")
-        aws = factory.clients_for()
-        fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
-        since = {instance_id: arrival.time for instance_id, arrival in first.items()}
-        # 1. Look: tag, state and ping status; then, for those online, other commands.
-        members = fleet.discover(tag, list(first))
-        ready = {i: since[i] for i in online(members)}
-        busy = _read(
-            "commands still running", lambda: commands.busy_instances(settings.document_name, list(ready))
-        )
-        covered = _read(
-            "commands since the events",
-            lambda: covering(commands, settings.document_name, spec.parameters, ready),
-        )
-        decided = triage(
-            members,
-            since,
-            busy=busy,
-            covered=covered,
-            now=clock.now(),
-            bound_seconds=settings.new_instance_readiness_seconds,
-            can_wait=events.from_queue,
-        )
+        # 1. Look: tag, state and ping status; for those online, the document's other commands.
+        decided = _look(first, settings, factory, clock, action, can_wait=events.from_queue)
         # 2. Put back who must wait, before the run: the next look does not wait for this run's end.
         if decided.waiting and events.queue is not None:
             waiting = [first[i] for i in decided.waiting]
@@ -111,8 +90,9 @@ def handle(
             failures |= {m for i in refused for m in events.message_ids(i)}
         # 3. Run the rest: an ordinary narrowed run.
         if decided.run:
+            named = set(decided.run)
             request = RunRequest(
-                source=_source(a for a in events.arrivals if a.instance_id in decided.run),
+                source=_source(a for a in events.arrivals if a.instance_id in named),
                 action=action,
                 instance_ids=tuple(decided.run),
             )
@@ -132,6 +112,41 @@ def handle(
     if report is not None:
         return report.to_dict()
     return {"instances_left_out": dict(decided.left_out)}
+
+
+def _look(
+    first: Mapping[str, Arrival],
+    settings: RunnerSettings,
+    factory: ClientFactory,
+    clock: Clock,
+    action: contract.Action,
+    *,
+    can_wait: bool,
+) -> Triage:
+    """What becomes of each named instance (``readiness``), from EC2's and SSM's answers now."""
+    tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
+    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "")
+    aws = factory.clients_for()
+    fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
+    since = {instance_id: arrival.time for instance_id, arrival in first.items()}
+    members = fleet.discover(tag, list(first))
+    ready = {i: since[i] for i in online(members)}
+    busy = _read(
+        "commands still running", lambda: commands.busy_instances(settings.document_name, list(ready))
+    )
+    covered = _read(
+        "commands since the events",
+        lambda: covering(commands, settings.document_name, spec.parameters, ready),
+    )
+    return triage(
+        members,
+        since,
+        busy=busy,
+        covered=covered,
+        now=clock.now(),
+        bound_seconds=settings.new_instance_readiness_seconds,
+        can_wait=can_wait,
+    )
 
 
 def _source(arrivals: Iterable[Arrival]) -> contract.Source:
