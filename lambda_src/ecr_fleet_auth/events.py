@@ -29,7 +29,9 @@ RegistryHost = Annotated[str, StringConstraints(pattern=contract.REGISTRY_PATTER
 UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
 
 ACCEPTED_FORMS: dict[str, str] = {
-    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run)",
+    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run), "
+    f"or for a run of instance events '{contract.SOURCE_INSTANCE_RUNNING}', "
+    f"'{contract.SOURCE_TAG_CHANGE}' or '{contract.SOURCE_INSTANCE_EVENTS}'",
     "action": contract.PARAMETERS_BY_NAME[contract.ACTION].accepted_form,
     "dry_run": "true or false",
     "instance_ids": (

@@ -33,6 +33,7 @@ error; the function-error alarm is for what cannot report at all.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,7 +65,10 @@ def run(
     factory: ClientFactory,
     remaining_millis: int,
     clock: Clock | None = None,
+    not_online_in_time: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Report:
+    """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
+    with the detail to report if they are still not online."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
     run_id = str(uuid.uuid4())
@@ -79,6 +83,7 @@ def run(
         fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
         # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
         candidates = progress.discovered(fleet.discover(tag, request.instance_ids))
+        progress.not_online_in_time(not_online_in_time or {})
         # 2. Leave out the instances another run's command is still working on.
         busy = _busy(commands, settings.document_name, candidates)
         targetable = progress.leave_out_busy(candidates, busy)
@@ -119,6 +124,11 @@ def run(
     )
     publish(report, settings, aws.sns, duration_seconds=clock.monotonic() - started)
     return report
+
+
+def current_clock() -> Clock:
+    """The clock runs go by: ``SYSTEM_CLOCK``, looked up at each call (tests and benchmarks replace it)."""
+    return SYSTEM_CLOCK
 
 
 @dataclass(frozen=True)

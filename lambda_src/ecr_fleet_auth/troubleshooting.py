@@ -40,6 +40,7 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "not_ssm_managed": "The SSM agent is not registered: attach AmazonSSMManagedInstanceCore and check its network.",
     "ssm_connection_lost": "The SSM agent stopped reporting: check the instance is up and can reach SSM.",
     "ssm_inactive": "The managed instance is inactive (terminated or deregistered): remove its tag.",
+    "not_online_in_time": "A new instance did not come online in SSM within newInstanceReadinessSeconds of its event (detail.since, detail.waited_seconds): check its SSM agent, its instance role (AmazonSSMManagedInstanceCore) and its network to SSM. The next scheduled run tries again.",
     "unsupported_platform": "The document runs on Linux only.",
     "instance_busy": "Another run's command (detail.command_id) is still working on this instance; it was left out so runs never overlap. Nothing to do unless it stays busy: then see that command in Run Command history.",
     "dry_run": "A dry run sends nothing: invoke without dry_run to run the agent here.",
