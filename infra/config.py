@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aws_cdk import aws_logs
 
@@ -43,6 +43,9 @@ class DeploymentConfig:
     notify_policy: contract.NotifyPolicy
     log_retention_days: int
     reserved_concurrency: int
+    new_instances: bool
+    new_instance_action: contract.Action | Literal[""]  # empty: the same as `action`
+    new_instance_readiness_seconds: int
 
     @property
     def log_retention(self) -> aws_logs.RetentionDays:

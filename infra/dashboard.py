@@ -12,21 +12,23 @@ SHOWN_STATUSES = ("succeeded", "failed", "unreachable", "pending", "skipped")
 PERIOD = Duration.minutes(5)
 
 
-def runner_metric(metric_name: str, action: str, statistic: str) -> aws_cloudwatch.Metric:
-    """A metric exactly as the runner emits it (Powertools EMF: service and action dimensions)."""
+def runner_metric(metric_name: str, service: str, action: str, statistic: str) -> aws_cloudwatch.Metric:
+    """A metric exactly as the runner emits it (Powertools EMF: service = the stack's name, action)."""
     return aws_cloudwatch.Metric(
         namespace=contract.METRIC_NAMESPACE,
         metric_name=metric_name,
-        dimensions_map={"service": contract.METRIC_SERVICE, contract.METRIC_ACTION_DIMENSION: action},
+        dimensions_map={contract.METRIC_SERVICE_DIMENSION: service, contract.METRIC_ACTION_DIMENSION: action},
         statistic=statistic,
         period=PERIOD,
     )
 
 
-def across_actions(metric_name: str, label: str) -> aws_cloudwatch.MathExpression:
+def across_actions(metric_name: str, service: str, label: str) -> aws_cloudwatch.MathExpression:
     """The sum over the three actions, so one line shows the fleet whatever the action was."""
     # Ids are unique within one graph, so each names the status and the action it stands for.
-    metrics = {f"{label}_{action}": runner_metric(metric_name, action, "Sum") for action in contract.ACTIONS}
+    metrics = {
+        f"{label}_{action}": runner_metric(metric_name, service, action, "Sum") for action in contract.ACTIONS
+    }
     return aws_cloudwatch.MathExpression(
         expression=" + ".join(f"FILL({name}, 0)" for name in metrics),
         using_metrics=metrics,
@@ -36,7 +38,9 @@ def across_actions(metric_name: str, label: str) -> aws_cloudwatch.MathExpressio
 
 
 class RunnerDashboard(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, runner_logs: aws_logs.ILogGroup) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, runner_logs: aws_logs.ILogGroup, service: str
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.dashboard = aws_cloudwatch.Dashboard(
@@ -47,14 +51,18 @@ class RunnerDashboard(Construct):
         )
         outcomes = aws_cloudwatch.GraphWidget(
             title="Instances per run, by status",
-            left=[across_actions(contract.status_metric_name(status), status) for status in SHOWN_STATUSES],
+            left=[
+                across_actions(contract.status_metric_name(status), service, status)
+                for status in SHOWN_STATUSES
+            ],
             stacked=True,
             width=12,
         )
         duration = aws_cloudwatch.GraphWidget(
             title="Run duration (seconds)",
             left=[
-                runner_metric(contract.RUN_DURATION_METRIC, action, "Maximum") for action in contract.ACTIONS
+                runner_metric(contract.RUN_DURATION_METRIC, service, action, "Maximum")
+                for action in contract.ACTIONS
             ],
             width=12,
         )

@@ -12,6 +12,7 @@ from .console_events import ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
+from .new_instances import NewInstanceTriggers
 from .notifications import Notifications
 from .runner_function import RunnerFunction
 from .schedule import RunnerSchedule
@@ -43,9 +44,10 @@ class EcrFleetAuthStack(Stack):
             topic=notifications.topic,
             command_output=command_output,
         )
-        notifications.alarm_on_instances_left_broken(self)
-        notifications.alarm_on_failed_runs(self)
-        notifications.alarm_on_runner_errors(self, runner.function)
+        service = runner.metrics_service
+        notifications.alarm_on_instances_left_broken(self, service=service)
+        notifications.alarm_on_failed_runs(self, service=service)
+        notifications.alarm_on_runner_errors(self, runner.function, service=service)
         RunnerSchedule(
             self,
             "Schedule",
@@ -54,8 +56,18 @@ class EcrFleetAuthStack(Stack):
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
         )
+        if config.new_instances:
+            NewInstanceTriggers(
+                self,
+                "NewInstances",
+                function=runner.function,
+                role=runner.role,
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+                topic=notifications.topic,
+            )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
-        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group)
+        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group, service=service)
         access = InstanceAccessPolicy(
             self, "InstanceAccess", registries=registries, command_output=command_output
         )

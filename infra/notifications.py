@@ -1,4 +1,7 @@
-"""Where people hear about runs: an encrypted topic, an optional e-mail, an alarm."""
+"""Where people hear about runs: an encrypted topic, an optional e-mail, three alarms.
+
+The alarms read the runner's metrics of this stack only: their ``service`` dimension is the
+stack's name (``RunnerFunction.metrics_service``), so two stacks in one region stay apart."""
 
 from __future__ import annotations
 
@@ -45,10 +48,10 @@ class Notifications(Construct):
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
-    def alarm_on_instances_left_broken(self, scope: Construct) -> aws_cloudwatch.Alarm:
+    def alarm_on_instances_left_broken(self, scope: Construct, *, service: str) -> aws_cloudwatch.Alarm:
         """Alarm when any run, of any action, ends with failed or unreachable instances."""
         metrics = {
-            f"{status}_{action}": _runner_metric(contract.status_metric_name(status), action)
+            f"{status}_{action}": _runner_metric(contract.status_metric_name(status), service, action)
             for status in ALARMING_STATUSES
             for action in contract.ACTIONS
         }
@@ -60,10 +63,10 @@ class Notifications(Construct):
             "see the runner's report and the Run Command output log group.",
         )
 
-    def alarm_on_failed_runs(self, scope: Construct) -> aws_cloudwatch.Alarm:
+    def alarm_on_failed_runs(self, scope: Construct, *, service: str) -> aws_cloudwatch.Alarm:
         """Alarm when a run stops before it can report per instance (RunsFailed, any action)."""
         metrics = {
-            f"failed_{action}": _runner_metric(contract.RUNS_FAILED_METRIC, action)
+            f"failed_{action}": _runner_metric(contract.RUNS_FAILED_METRIC, service, action)
             for action in contract.ACTIONS
         }
         return self._alarm(
@@ -75,14 +78,16 @@ class Notifications(Construct):
         )
 
     def alarm_on_runner_errors(
-        self, scope: Construct, function: aws_lambda.IFunction
+        self, scope: Construct, function: aws_lambda.IFunction, *, service: str
     ) -> aws_cloudwatch.Alarm:
         """Alarm when the function itself fails or a scheduled run is dropped.
 
         Function errors are what the runner could not report itself: a crash, a timeout,
         settings it cannot read. Events it rejected also count as function errors (the
         caller sees the message); they are subtracted, so a mistyped console event pages
-        nobody. AsyncEventsDropped: a scheduled invocation throttled past its event age.
+        nobody. AsyncEventsDropped: a scheduled invocation throttled past its event age — and
+        also an event rejected when invoked asynchronously (retries are 0, so Lambda drops it),
+        which therefore does reach this alarm (the README says so).
         """
         period = FUNCTION_ERRORS_PERIOD
         metrics = {
@@ -90,7 +95,7 @@ class Notifications(Construct):
             "rejected": aws_cloudwatch.Metric(
                 namespace=contract.METRIC_NAMESPACE,
                 metric_name=contract.EVENTS_REJECTED_METRIC,
-                dimensions_map={"service": contract.METRIC_SERVICE},
+                dimensions_map={contract.METRIC_SERVICE_DIMENSION: service},
                 statistic="Sum",
                 period=period,
             ),
@@ -129,11 +134,11 @@ class Notifications(Construct):
         return alarm
 
 
-def _runner_metric(metric_name: str, action: str) -> aws_cloudwatch.Metric:
+def _runner_metric(metric_name: str, service: str, action: str) -> aws_cloudwatch.Metric:
     return aws_cloudwatch.Metric(
         namespace=contract.METRIC_NAMESPACE,
         metric_name=metric_name,
-        dimensions_map={"service": contract.METRIC_SERVICE, contract.METRIC_ACTION_DIMENSION: action},
+        dimensions_map={contract.METRIC_SERVICE_DIMENSION: service, contract.METRIC_ACTION_DIMENSION: action},
         statistic="Sum",
         period=Duration.hours(1),
     )

@@ -66,6 +66,8 @@ class RunnerFunction(Construct):
         command_output: aws_logs.ILogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
+        # The service dimension of every metric the runner emits: it reads it from STACK_NAME.
+        self.metrics_service = config.stack_name
         self.log_group = aws_logs.LogGroup(
             self,
             "Logs",

@@ -1,8 +1,10 @@
 """Lambda entry point: parse the settings and the event, run, return the report.
 
-Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence.
+Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence, and
+``triggers.handle`` for a batch of instance events (EventBridge, through SQS) that becomes one.
 A rejected event is raised (the caller's error, before anything is sent) and counted
 as ``EventsRejected``; a run that fails after that is returned as a report with ``error``.
+Every metric carries the dimension ``service`` = the stack's name (``STACK_NAME``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecr_fleet_auth import clients, contract, runner
+from ecr_fleet_auth import clients, contract, runner, triggers
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
+from ecr_fleet_auth.instance_events import is_instance_event
 from ecr_fleet_auth.observability import logger, metrics, tracer
 from ecr_fleet_auth.settings import RunnerSettings
 
@@ -23,7 +26,16 @@ from ecr_fleet_auth.settings import RunnerSettings
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = RunnerSettings.from_environment()
+    # Whatever this invocation counts is this stack's: its alarms and dashboard read this dimension.
+    metrics.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=settings.stack_name)
     try:
+        if is_instance_event(event):  # EventBridge's instance events, directly or as an SQS batch
+            return triggers.handle(
+                event,
+                settings,
+                factory=clients.default_factory(),
+                remaining_millis=context.get_remaining_time_in_millis(),
+            )
         request = RunRequest.from_event(event)  # before any AWS call
     except InvalidEvent:
         metrics.add_metric(name=contract.EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=1)

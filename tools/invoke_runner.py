@@ -4,13 +4,18 @@
 
 Finds the function through the stack's `RunnerFunctionName` output, invokes it
 synchronously with an event built from the arguments (the runner validates it),
-and prints the summary and one row per instance. So that it serves in scripts:
+and prints the summary and one row per instance. So that it serves in scripts,
+run it directly (`.venv/bin/python -m tools.invoke_runner --help`; make turns every
+failure into its own exit status 2):
 
   exit 0  every instance succeeded (or was skipped), or a dry run planned
-  exit 1  an instance did not succeed, the run failed, or the runner rejected the event
+  exit 1  an instance did not succeed, the run failed, the runner failed (an error,
+          a timeout), or the runner rejected the event
   exit 2  bad arguments
   exit 3  Lambda throttled the invocation: a run is in progress (reservedConcurrency
           reached) or the account's concurrency is used up; try again later
+  exit 4  the runner could not be invoked: no AWS credentials or region, no such
+          stack, or an AWS error (one line says which)
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 FUNCTION_OUTPUT = "RunnerFunctionName"
 # The runner may wait up to its 15-minute timeout; the SDK must wait a little longer.
@@ -31,12 +36,51 @@ INVOKE_CONFIG = Config(read_timeout=960, retries={"max_attempts": 0})
 COLUMNS = ("instance_id", "name", "status", "outcome", "reason")
 EXIT_NOT_ALL_SUCCEEDED = 1
 EXIT_THROTTLED = 3
+EXIT_NOT_INVOKED = 4
+# How Lambda reports an invocation that ran out of time (FunctionError "Unhandled").
+TIMED_OUT_TYPE = "Sandbox.Timedout"
+TIMED_OUT_MESSAGE = "Task timed out"
+# The runner raises this for an event it rejects (lambda_src/ecr_fleet_auth/events.py).
+REJECTED_TYPE = "InvalidEvent"
 # Lambda's TooManyRequestsException says why in Reason; this one means our own reservation.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 
 
 class InvokeError(RuntimeError):
     pass
+
+
+class NotInvoked(InvokeError):
+    """The runner was never reached: credentials, region, stack or an AWS error."""
+
+    @classmethod
+    def from_error(cls, error: ClientError | BotoCoreError, stack: str, region: str | None) -> NotInvoked:
+        where = f"region {region}" if region else "the default region"
+        if isinstance(error, NoCredentialsError):
+            return cls("no AWS credentials found: configure the AWS CLI (aws configure, AWS_PROFILE) first")
+        if isinstance(error, NoRegionError):
+            return cls("no AWS region: give REGION=<region> (make) or --region, or set AWS_REGION")
+        if isinstance(error, ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "")
+            if code == "ValidationError" and "does not exist" in message:
+                return cls(f"no stack {stack} in {where}: give STACK=<name> and REGION=<region> (make)")
+            return cls(f"{code or 'AWS error'}: {message or error}")
+        return cls(str(error))
+
+
+def function_error(payload: Any) -> InvokeError:
+    """What a failed invocation (FunctionError) says: a rejected event, a timeout, or another failure."""
+    fields = payload if isinstance(payload, dict) else {}
+    kind = str(fields.get("errorType", ""))
+    message = " ".join(str(fields.get("errorMessage", payload)).split())
+    if kind == REJECTED_TYPE:
+        return InvokeError(f"the runner rejected the event: {message}")
+    if kind == TIMED_OUT_TYPE or TIMED_OUT_MESSAGE in message:
+        return InvokeError(
+            f"the runner failed: it timed out ({message}); what it sent is in Run Command history"
+        )
+    return InvokeError(f"the runner failed: {kind or 'error'}: {message}")
 
 
 class Throttled(InvokeError):
@@ -80,8 +124,7 @@ def invoke(lambda_client: Any, function_name: str, event: dict[str, Any]) -> dic
         raise
     payload = json.loads(response["Payload"].read() or b"null")
     if "FunctionError" in response:
-        message = payload.get("errorMessage", payload) if isinstance(payload, dict) else payload
-        raise InvokeError(f"the runner rejected the run: {message}")
+        raise function_error(payload)
     if not isinstance(payload, dict):
         raise InvokeError(f"unexpected runner response: {payload!r}")
     return payload
@@ -126,15 +169,21 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     args = parser.parse_args(argv)
     session = session or boto3.session.Session(region_name=args.region)
     try:
-        name = runner_function_name(session.client("cloudformation"), args.stack)
-        report = invoke(
-            session.client("lambda", config=INVOKE_CONFIG),
-            name,
-            build_event(args.action, args.dry_run, args.instances),
-        )
+        try:
+            name = runner_function_name(session.client("cloudformation"), args.stack)
+            report = invoke(
+                session.client("lambda", config=INVOKE_CONFIG),
+                name,
+                build_event(args.action, args.dry_run, args.instances),
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise NotInvoked.from_error(error, args.stack, getattr(session, "region_name", None)) from None
     except Throttled as busy:
-        print(busy, file=sys.stderr)
+        print(busy, file=sys.stderr)  # the one line, nothing else
         return EXIT_THROTTLED
+    except NotInvoked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOT_INVOKED
     except InvokeError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOT_ALL_SUCCEEDED

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 
 # Throttling storms on DescribeInstanceInformation / ListCommandInvocations are
@@ -68,6 +69,7 @@ class ClientFactory:
         self._session = session
         self._config = config
         self._made: dict[tuple[str | None, str | None], AwsClients] = {}
+        self._queues: dict[str | None, SQSClient] = {}
 
     def clients_for(self, account: str | None = None, region: str | None = None) -> AwsClients:
         """Clients for ``account`` (None: this function's own) in ``region`` (None: AWS_REGION)."""
@@ -84,6 +86,13 @@ class ClientFactory:
                 ssm_send=session.client("ssm", region_name=region, config=self._config.merge(NO_RETRIES)),
             )
         return self._made[key]
+
+    def sqs_for(self, region: str | None = None) -> SQSClient:
+        """SQS in ``region``, made only for runs of instance events (they put back events to wait)."""
+        if region not in self._queues:
+            session = self._session or boto3.Session()
+            self._queues[region] = session.client("sqs", region_name=region, config=self._config)
+        return self._queues[region]
 
 
 @cache

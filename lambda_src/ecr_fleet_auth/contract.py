@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 # --- document parameter names (SSM exposes each to the agent as $SSM_<Name>) ---
 ACTION: Final = "Action"
@@ -186,14 +186,58 @@ INSTANCE_STATUSES: Final[tuple[InstanceStatus, ...]] = get_args(InstanceStatus)
 NotifyPolicy = Literal["failures", "always", "never"]
 NOTIFY_POLICIES: Final[tuple[NotifyPolicy, ...]] = get_args(NotifyPolicy)
 
-# --- how the schedule marks its invocations; manual ones carry no source ---
-Source = Literal["schedule", "manual"]
+# --- what started a run (the report's and the event's ``source``) ---
+# The schedule marks its invocations; manual ones carry no source. A run of instance events
+# (CONTRACT.md section 8) says which kind named its instances: an instance entering `running`,
+# the target tag gained, or both kinds in one batch.
+Source = Literal["schedule", "manual", "instance_running", "tag_change", "instance_events"]
+SOURCES: Final[tuple[Source, ...]] = get_args(Source)
 SOURCE_SCHEDULE: Final[Source] = "schedule"
 SOURCE_MANUAL: Final[Source] = "manual"
+SOURCE_INSTANCE_RUNNING: Final[Source] = "instance_running"
+SOURCE_TAG_CHANGE: Final[Source] = "tag_change"
+SOURCE_INSTANCE_EVENTS: Final[Source] = "instance_events"
 SCHEDULED_EVENT: Final = {"source": SOURCE_SCHEDULE}
+
+# --- the EventBridge events that name new instances (AWS's names; the rules and the runner's parser) ---
+EC2_EVENT_SOURCE: Final = "aws.ec2"
+STATE_CHANGE_DETAIL_TYPE: Final = "EC2 Instance State-change Notification"
+TAG_EVENT_SOURCE: Final = "aws.tag"
+TAG_CHANGE_DETAIL_TYPE: Final = "Tag Change on Resource"
+
+
+def instance_running_pattern() -> dict[str, Any]:
+    """EventBridge pattern: any instance entering ``running`` (the event carries no tags)."""
+    return {
+        "source": [EC2_EVENT_SOURCE],
+        "detail-type": [STATE_CHANGE_DETAIL_TYPE],
+        "detail": {"state": ["running"]},
+    }
+
+
+def tag_gained_pattern(tag_key: str, tag_values: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """EventBridge pattern: an EC2 instance whose target tag changed and now holds an accepted value.
+
+    ``detail.tags`` holds the tags after the change, so a removed tag or another value does
+    not match; ``changed-tag-keys`` leaves out changes of other tags on an already tagged instance."""
+    return {
+        "source": [TAG_EVENT_SOURCE],
+        "detail-type": [TAG_CHANGE_DETAIL_TYPE],
+        "detail": {
+            "service": ["ec2"],
+            "resource-type": ["instance"],
+            "changed-tag-keys": [tag_key],
+            "tags": {tag_key: list(tag_values)},
+        },
+    }
+
 
 # --- metrics (Powertools EMF; the stack's alarm and dashboard read these) ---
 METRIC_NAMESPACE: Final = "EcrFleetAuth"
+# Every metric's service dimension is the stack's name (the runner's STACK_NAME), so two stacks
+# in one region and namespace never feed each other's alarms. METRIC_SERVICE is Powertools'
+# service name for the runner's logs and traces (and its metrics outside a stack).
+METRIC_SERVICE_DIMENSION: Final = "service"
 METRIC_SERVICE: Final = "ecr-fleet-auth"
 METRIC_ACTION_DIMENSION: Final = "action"
 

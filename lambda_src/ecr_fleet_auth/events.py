@@ -29,7 +29,9 @@ RegistryHost = Annotated[str, StringConstraints(pattern=contract.REGISTRY_PATTER
 UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
 
 ACCEPTED_FORMS: dict[str, str] = {
-    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run)",
+    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run), "
+    f"or for a run of instance events '{contract.SOURCE_INSTANCE_RUNNING}', "
+    f"'{contract.SOURCE_TAG_CHANGE}' or '{contract.SOURCE_INSTANCE_EVENTS}'",
     "action": contract.PARAMETERS_BY_NAME[contract.ACTION].accepted_form,
     "dry_run": "true or false",
     "instance_ids": (
@@ -84,7 +86,7 @@ class RunRequest(BaseModel):
     def from_event(cls, event: object) -> RunRequest:
         """Parse a Lambda event, raising ``InvalidEvent`` with a message a person can act on."""
         if not isinstance(event, Mapping):
-            raise InvalidEvent(f"invalid event: expected a JSON object, got {type(event).__name__}")
+            raise InvalidEvent(f"{MESSAGE_PREFIX}expected a JSON object, got {_json_kind(event)}")
         # null is never a value (CONTRACT.md section 8): a field is given or omitted. The
         # model's None means "omitted", so a null must be refused before the model sees it.
         nulls = [str(key) for key, value in event.items() if value is None]
@@ -103,6 +105,21 @@ class RunRequest(BaseModel):
         if problems:
             raise InvalidEvent(_message(problems))
         return request
+
+
+def _json_kind(value: object) -> str:
+    """What a value is in JSON's words (an event arrives as JSON: null, not NoneType)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def _null_problem(field: str) -> str:

@@ -1,14 +1,24 @@
 """Carrying out a plan: send its dispatches lane by lane, follow their commands, collect the results.
 
-``Execution.carry_out`` is step 4 of a run (``runner.run``). Each lane sends its next
-dispatch only when the previous one has finished, so the plan's rate budget holds for the
-whole run. Commands are polled one ListCommands call per command (never per instance) with
-back-off until they finish or the deadline comes; then each command's invocations are
-collected and turned into per-instance results (``results.instance_result``).
+``Execution.carry_out`` is step 4 of a run (``runner.run``). Each lane has a capacity, its
+share of the run's concurrency; a dispatch is sent only when the concurrency of the lane's
+running commands plus its own fits in it, so the plan's rate budget holds for the whole
+run (a lane's batches of 50 go one after the other). Commands are polled one ListCommands
+call per command (never per instance) with back-off until they finish or the deadline
+comes; then each command's invocations are collected and turned into per-instance results
+(``results.instance_result``).
 
 SSM refusing some instances of a dispatch (``InvalidInstanceId``, ...) starts nothing: the
-others are sent again without them (``_without_refused``). A SendCommand whose answer was
-lost is never sent again, only looked for until the deadline (``run_command``'s docstring).
+others are sent again without them (``_instead_of_refused``). When a look at the instances
+does not say which one SSM refused, the dispatch is halved; the halves share its
+concurrency and error budget and are sent at once if the lane has room, so isolating a
+refused id never holds back the work of the accepted ones (with a lane of concurrency 1
+they still go one at a time). A SendCommand whose answer was lost is never sent again,
+only looked for until the deadline (``run_command``'s docstring); its lane counts it as
+running until a command it started would be over (``unconfirmed_hold_seconds``).
+
+An instance a finished command never reached (no invocation) is looked up once more in
+EC2 at the end: one that stopped or terminated after discovery is not a failure.
 """
 
 from __future__ import annotations
@@ -42,6 +52,25 @@ MAX_POLL_SECONDS = 30.0
 # GetCommandInvocation is per instance: a cap keeps a fleet of broken outputs
 # from costing one call per instance.
 MAX_OUTPUT_FALLBACKS = 20
+# Added to the longest a command can last before an unconfirmed send stops holding its lane.
+UNCONFIRMED_HOLD_MARGIN_SECONDS = 60.0
+# EC2 states in which an instance cannot run a command: reported, not counted as a failure,
+# when a finished command never reached it (the state it had at discovery is gone).
+NOT_RUNNING_STATES = frozenset({"stopping", "stopped", "shutting-down", "terminated"})
+
+
+def unconfirmed_hold_seconds(spec: CommandSpec) -> float:
+    """How long a send whose answer was lost holds its lane's capacity.
+
+    A command that did start delivers to no instance after its delivery timeout (SSM
+    counts the delivery timeout plus the execution timeout before it says Delivery Timed
+    Out), and each delivered instance runs at most the execution timeout: past that sum
+    and a margin nothing of it can still run, so the lane's next batch cannot overlap it
+    and break the concurrency promise. The send itself is never repeated.
+    """
+    return (
+        spec.delivery_timeout_seconds + 2 * spec.execution_timeout_seconds + UNCONFIRMED_HOLD_MARGIN_SECONDS
+    )
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,13 @@ class _Unconfirmed:
 
     dispatch: Dispatch
     doubt: SendUnconfirmed
+    holds_until: float  # monotonic: until then its lane counts it as running
+
+
+@dataclass
+class _Lane:
+    capacity: int  # how many instances its commands may run at once, together
+    queue: deque[Dispatch]
 
 
 class Execution:
@@ -63,9 +99,13 @@ class Execution:
         self._tag = tag
         self._clock = clock
         self._fleet = fleet
-        self._queued: list[deque[Dispatch]] = []
+        self._lanes: list[_Lane] = []
         self._running: dict[str, Dispatch] = {}
         self._unconfirmed: list[_Unconfirmed] = []
+        # Commands of lost answers found after their hold: they no longer count against their lane.
+        self._released: set[str] = set()
+        # Instance id -> the finished command that never reached it.
+        self._uninvoked: dict[str, str] = {}
         self._completed_seen: dict[str, int] = {}
         self._fallbacks_left = MAX_OUTPUT_FALLBACKS
         self.results: dict[str, InstanceResult] = {}
@@ -73,9 +113,10 @@ class Execution:
 
     def carry_out(self, plan: Plan, stop_at: float) -> dict[str, InstanceResult]:
         """Send, wait and collect until every command has finished or ``stop_at`` (monotonic) comes."""
-        self._queued = [deque(lane) for lane in plan.lanes]
-        for lane in range(len(self._queued)):
-            self._send_next(lane)
+        self._lanes = [
+            _Lane(max(dispatch.concurrency for dispatch in lane), deque(lane)) for lane in plan.lanes
+        ]
+        self._send_what_fits()
         interval = FIRST_POLL_SECONDS
         while self._running or self._unconfirmed:
             remaining = stop_at - self._clock.monotonic()
@@ -89,13 +130,14 @@ class Execution:
                 if settled:
                     del self._running[command_id]
                     self._take_results(command_id, dispatch, invocations, finished=True)
-                    self._send_next(dispatch.lane)
+            self._send_what_fits()
         for command_id, dispatch in self._running.items():
             self._take_results(command_id, dispatch, self._invocations(command_id), finished=False)
         self._give_up_unconfirmed()
-        for queue in self._queued:
-            for dispatch in queue:
+        for lane in self._lanes:
+            for dispatch in lane.queue:
                 self._set(dispatch.instance_ids, "pending", Reason.NOT_SENT_BEFORE_DEADLINE, {})
+        self._explain_uninvoked()
         return self.results
 
     def interrupted(self) -> dict[str, InstanceResult]:
@@ -110,53 +152,78 @@ class Execution:
                 )
         return known
 
-    def _send_next(self, lane: int) -> None:
-        queue = self._queued[lane]
-        while queue:
-            dispatch = queue.popleft()
-            try:
-                command_id = self._commands.send(self._spec, dispatch, self._tag.key, self._tag.values)
-            except SendUnconfirmed as doubt:
-                # Perhaps sent: the lane waits for it to show up (or for the deadline), as for a command.
-                logger.warning("SendCommand answer lost", extra={"error": str(doubt), "lane": lane})
-                self._unconfirmed.append(_Unconfirmed(dispatch, doubt))
-                return
-            except AWS_ERRORS as error:
-                code = error_code(error)
-                about_instances = code in INSTANCE_ERRORS or (
-                    code in MAYBE_INSTANCE_ERRORS and not dispatch.rechecked
-                )
-                if about_instances and not dispatch.by_tag:
-                    # Nothing started: send the others again, without the instances SSM refused.
-                    queue.extendleft(reversed(self._without_refused(dispatch, error)))
-                    continue
-                # This batch is lost, the others are not; nothing is re-sent.
-                logger.warning("SendCommand failed", extra={"error": str(error), "lane": lane})
-                self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
-                continue
-            self._follow(command_id, dispatch)
-            return
+    def _send_what_fits(self) -> None:
+        """In each lane, send queued dispatches while their concurrency fits in the lane's capacity."""
+        for index, lane in enumerate(self._lanes):
+            while lane.queue:
+                used = self._used(index)
+                if used and used + lane.queue[0].concurrency > lane.capacity:
+                    break
+                # A refusal started nothing: what replaces the dispatch goes first, at once if it fits.
+                lane.queue.extendleft(reversed(self._send(lane.queue.popleft())))
+
+    def _used(self, lane: int) -> int:
+        """The concurrency of the lane's commands that may be running now."""
+        now = self._clock.monotonic()
+        running = sum(
+            dispatch.concurrency
+            for command_id, dispatch in self._running.items()
+            if dispatch.lane == lane and command_id not in self._released
+        )
+        unsure = sum(
+            unsure.dispatch.concurrency
+            for unsure in self._unconfirmed
+            if unsure.dispatch.lane == lane and now < unsure.holds_until
+        )
+        return running + unsure
+
+    def _send(self, dispatch: Dispatch) -> list[Dispatch]:
+        """Send one dispatch; returns what to send instead if SSM refused some of its instances."""
+        try:
+            command_id = self._commands.send(self._spec, dispatch, self._tag.key, self._tag.values)
+        except SendUnconfirmed as doubt:
+            # Perhaps sent: looked for until the deadline, and holding its lane while it could run.
+            logger.warning("SendCommand answer lost", extra={"error": str(doubt), "lane": dispatch.lane})
+            holds_until = self._clock.monotonic() + unconfirmed_hold_seconds(self._spec)
+            self._unconfirmed.append(_Unconfirmed(dispatch, doubt, holds_until))
+            return []
+        except AWS_ERRORS as error:
+            code = error_code(error)
+            about_instances = code in INSTANCE_ERRORS or (
+                code in MAYBE_INSTANCE_ERRORS and dispatch.lookups_left > 0
+            )
+            if about_instances and not dispatch.by_tag:
+                return self._instead_of_refused(dispatch, error)  # nothing started
+            # This batch is lost, the others are not; nothing is re-sent.
+            logger.warning("SendCommand failed", extra={"error": str(error), "lane": dispatch.lane})
+            self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
+            return []
+        self._follow(command_id, dispatch)
+        return []
 
     def _follow(self, command_id: str, dispatch: Dispatch) -> None:
         self._running[command_id] = dispatch
         self.command_ids.append(command_id)
 
-    def _without_refused(self, dispatch: Dispatch, error: ClientError | BotoCoreError) -> list[Dispatch]:
+    def _instead_of_refused(self, dispatch: Dispatch, error: ClientError | BotoCoreError) -> list[Dispatch]:
         """What to send instead of a dispatch SSM refused because of some of its instances.
 
-        The error does not reliably say which: first the instances' states are looked up
-        again (one terminated or untagged since discovery is reported as such and dropped);
-        if that explains nothing, an ``INSTANCE_ERRORS`` refusal halves the dispatch, until
-        the refused instance stands alone and is reported with SSM's refusal (any other
-        refusal, such as AccessDenied for the role itself, fails the batch). Costs one
-        SendCommand per halving, and two lookups, only when SSM refuses; one refused id
-        never holds back the others.
+        The error does not reliably say which: the instances' states are looked up again
+        (one terminated or untagged since discovery is reported as such and dropped, the
+        others are sent again), at most ``MAX_LOOKUPS`` times along one chain of resends,
+        so each further race (another instance terminated or untagged meanwhile) costs one
+        more look, not the batch. If a look explains nothing, an ``INSTANCE_ERRORS``
+        refusal halves the dispatch, and its halves halve again without looking, until the
+        refused instance stands alone and is reported with SSM's refusal; any other refusal
+        (AccessDenied for the role itself) fails the batch. Costs, only when SSM refuses,
+        one SendCommand per halving and two lookups per look.
         """
         code = error_code(error)
         logger.warning(
             "SendCommand refused instances", extra={"error": code, "instances": len(dispatch.instance_ids)}
         )
-        if not dispatch.rechecked:
+        looked = dispatch.lookups_left > 0 and (code not in INSTANCE_ERRORS or not dispatch.halved)
+        if looked:
             try:
                 states = self._recheck(dispatch.instance_ids)
             except AWS_ERRORS as failure:
@@ -174,7 +241,7 @@ class Execution:
             self._set(dispatch.instance_ids, "failed", Reason.SEND_FAILED, {"error": code})
             return []
         if len(dispatch.instance_ids) > 1:
-            return list(halves(dispatch))
+            return list(halves(dispatch, looked=looked))
         if code == "UnsupportedPlatformType":
             self._set(dispatch.instance_ids, "skipped", Reason.UNSUPPORTED_PLATFORM, {"error": code})
         else:
@@ -195,6 +262,8 @@ class Execution:
                 logger.info("found the command of a lost SendCommand answer", extra={"command_id": found})
                 self._unconfirmed.remove(unsure)
                 self._follow(found, unsure.dispatch)
+                if self._clock.monotonic() >= unsure.holds_until:
+                    self._released.add(found)  # its lane already moved on; nothing of it still runs
 
     def _give_up_unconfirmed(self) -> None:
         for unsure in self._unconfirmed:
@@ -256,8 +325,30 @@ class Execution:
         missing = [i for i in dispatch.instance_ids if i not in self.results]
         if finished:
             self._set(missing, "failed", Reason.NO_INVOCATION, {"command_id": command_id})
+            self._uninvoked.update(dict.fromkeys(missing, command_id))
         else:
             self._set(missing, "pending", Reason.NOT_YET_DELIVERED, {"command_id": command_id})
+
+    def _explain_uninvoked(self) -> None:
+        """Instances a finished command never reached: one EC2 look for all of them.
+
+        A tag command reaches the managed nodes carrying the tag when SSM resolves its
+        targets; an instance that stopped or terminated after discovery is not one of them,
+        and it would not have been in the run had discovery looked a moment later: it is
+        reported ``skipped`` / ``instance_not_running`` (not a failure), not ``no_invocation``.
+        """
+        if not self._uninvoked:
+            return
+        try:
+            states = self._fleet.states(list(self._uninvoked))
+        except AWS_ERRORS as error:
+            logger.warning("could not look up instances no command reached", extra={"error": str(error)})
+            return
+        for instance_id, command_id in self._uninvoked.items():
+            state = states.get(instance_id, "")
+            if state in NOT_RUNNING_STATES:
+                detail = {"state": state, "command_id": command_id}
+                self._set([instance_id], "skipped", Reason.INSTANCE_NOT_RUNNING, detail)
 
     def _full_output_result(self, command_id: str, instance_id: str) -> AgentResult | None:
         try:

@@ -17,6 +17,10 @@ and MaxErrors bound the whole run, never each batch:
   share of the error budget (possibly 0) and the shares add up to the total.
   So at no moment do more instances run than the promise allows, and the whole
   run never tolerates more errors than it does.
+
+A dispatch SSM refuses because of some of its instances started nothing; what is sent
+instead (``without`` the instances a look explains, or its ``halves``) stays inside the
+refused dispatch's budgets, so the promise holds through refusals too (``execution``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from .reasons import Reason
 
 # SendCommand accepts at most 50 InstanceIds per call.
 MAX_IDS_PER_COMMAND = 50
+# After SSM refuses a dispatch, its instances are looked up again at most this many times
+# along one chain of resends: each look can explain one more race (an instance terminated
+# or untagged meanwhile), and the chain stays bounded whatever the fleet does.
+MAX_LOOKUPS = 3
 SUPPORTED_PLATFORM = "Linux"
 
 
@@ -75,8 +83,16 @@ class Dispatch:
     max_concurrency: str
     max_errors: str
     lane: int = 0
-    # Its instances' states were looked up again after SSM refused one of them.
-    rechecked: bool = False
+    # Looks at its instances' states still allowed if SSM refuses it (MAX_LOOKUPS).
+    lookups_left: int = MAX_LOOKUPS
+    # A piece of a refused dispatch whose look explained nothing: refused again for an
+    # instance (InvalidInstanceId), it is halved again without another look.
+    halved: bool = False
+
+    @property
+    def concurrency(self) -> int:
+        """How many of its instances may run at once, as a count: its share of its lane."""
+        return max(1, budget(self.max_concurrency, len(self.instance_ids)))
 
 
 @dataclass(frozen=True)
@@ -128,27 +144,36 @@ def plan_dispatches(
 
 
 def without(dispatch: Dispatch, dropped: set[str]) -> Dispatch:
-    """The same dispatch for its other instances (SSM refused some of them; nothing was started)."""
+    """The same dispatch for its other instances, after a look that explained a refusal."""
     kept = tuple(i for i in dispatch.instance_ids if i not in dropped)
-    return replace(dispatch, instance_ids=kept, rechecked=True)
+    return replace(dispatch, instance_ids=kept, lookups_left=dispatch.lookups_left - 1)
 
 
-def halves(dispatch: Dispatch) -> tuple[Dispatch, Dispatch]:
-    """Two dispatches, sent one after the other, so that one refused id cannot hold back the rest.
+def halves(dispatch: Dispatch, *, looked: bool) -> tuple[Dispatch, Dispatch]:
+    """The two halves of a dispatch SSM refused for an instance it does not name (bisection).
 
-    Concurrency stays (the halves run in turn on the same lane); an absolute error
-    budget is shared between them, a percentage applies to each half as to the whole.
+    The halves may run at the same time, so they share the dispatch's budgets as counts:
+    its concurrency split between them (at least 1 each: the lane's capacity, which
+    ``execution`` keeps, then makes halves of a dispatch of concurrency 1 run in turn),
+    its error budget split too. ``looked``: this refusal already cost a look.
     """
     middle = len(dispatch.instance_ids) // 2
-    first, second = dispatch.instance_ids[:middle], dispatch.instance_ids[middle:]
-    if dispatch.max_errors.endswith("%"):
-        first_errors = second_errors = dispatch.max_errors
-    else:
-        first_errors, second_errors = (str(share) for share in split(int(dispatch.max_errors), 2))
-    return (
-        replace(dispatch, instance_ids=first, max_errors=first_errors, rechecked=True),
-        replace(dispatch, instance_ids=second, max_errors=second_errors, rechecked=True),
+    parts = (dispatch.instance_ids[:middle], dispatch.instance_ids[middle:])
+    concurrency = split(dispatch.concurrency, 2)[::-1] if dispatch.concurrency > 1 else [1, 1]
+    errors = split(budget(dispatch.max_errors, len(dispatch.instance_ids)), 2)[::-1]
+    lookups_left = dispatch.lookups_left - (1 if looked else 0)
+    first, second = (
+        replace(
+            dispatch,
+            instance_ids=part,
+            max_concurrency=str(concurrency[index]),
+            max_errors=str(errors[index]),
+            lookups_left=lookups_left,
+            halved=True,
+        )
+        for index, part in enumerate(parts)
     )
+    return first, second
 
 
 def budget(value: str, total: int) -> int:

@@ -6,6 +6,7 @@ that stops half-way still reports every instance it knows of.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .discovery import FleetMember
@@ -17,6 +18,8 @@ from .report import InstanceResult
 
 @dataclass
 class RunProgress:
+    # The event's instance ids (a narrowed run): known before discovery, so reported even if it fails.
+    requested: tuple[str, ...] | None = None
     members: list[FleetMember] | None = None
     # Instance id -> why it is reported without a command (None: it can be commanded).
     exclusions: dict[str, Exclusion | None] = field(default_factory=dict)
@@ -28,6 +31,18 @@ class RunProgress:
         self.members = members
         self.exclusions = {member.instance_id: exclusion(member) for member in members}
         return [instance_id for instance_id, excluded in self.exclusions.items() if excluded is None]
+
+    def not_online_in_time(self, overdue: Mapping[str, Mapping[str, str]]) -> None:
+        """New instances waited for until the readiness bound: if still not online, say so (their own reason).
+
+        One that came online meanwhile is commanded like any other; one that lost its tag or
+        stopped keeps the reason discovery gave it."""
+        for instance_id, detail in overdue.items():
+            excluded = self.exclusions.get(instance_id)
+            if excluded is not None and _not_online(excluded):
+                self.exclusions[instance_id] = Exclusion(
+                    "unreachable", Reason.NOT_ONLINE_IN_TIME, {**excluded.detail, **detail}
+                )
 
     def leave_out_busy(self, candidates: list[str], busy: dict[str, str]) -> list[str]:
         """Report the instances another run's command (by id) works on; returns the others."""
@@ -45,8 +60,23 @@ class RunProgress:
         if self.commanded is None and self.execution is not None:
             commanded = self.execution.interrupted()
         if self.members is None:
+            # Discovery never finished: a narrowed run still lists every instance it was asked for.
+            for instance_id in self.requested or ():
+                commanded.setdefault(
+                    instance_id, InstanceResult(instance_id, "", "failed", None, Reason.RUN_FAILED, {})
+                )
             return [commanded[instance_id] for instance_id in sorted(commanded)]
         return _merge(self.members, self.exclusions, commanded, never_reached=failed)
+
+
+# What discovery says of a running (or still starting) instance that SSM cannot reach yet.
+_NOT_ONLINE = frozenset({Reason.NOT_SSM_MANAGED, Reason.SSM_CONNECTION_LOST, Reason.SSM_INACTIVE})
+
+
+def _not_online(excluded: Exclusion) -> bool:
+    if excluded.reason == Reason.INSTANCE_NOT_RUNNING:
+        return excluded.detail.get("state") == "pending"
+    return excluded.reason in _NOT_ONLINE
 
 
 def _merge(

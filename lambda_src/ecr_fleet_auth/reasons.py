@@ -22,6 +22,8 @@ class Reason(StrEnum):
     NOT_SSM_MANAGED = "not_ssm_managed"
     SSM_CONNECTION_LOST = "ssm_connection_lost"
     SSM_INACTIVE = "ssm_inactive"
+    # A new instance (a run of instance events) still not Online in SSM when its readiness bound ended.
+    NOT_ONLINE_IN_TIME = "not_online_in_time"
     UNSUPPORTED_PLATFORM = "unsupported_platform"
     # Another command of this document is still running there (another run's): left out.
     INSTANCE_BUSY = "instance_busy"

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
@@ -80,6 +80,7 @@ class CommandSpec:
     document_version: str
     parameters: Mapping[str, str]
     delivery_timeout_seconds: int
+    execution_timeout_seconds: int  # the document's step timeout (the stack sets both from one setting)
     comment: str
     output_log_group: str = ""
 
@@ -99,6 +100,21 @@ class Invocation:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+@dataclass(frozen=True)
+class SentCommand:
+    """A command of the document as ListCommands lists it: when, with what, to whom."""
+
+    command_id: str
+    requested_at: datetime
+    parameters: Mapping[str, tuple[str, ...]]
+    instance_ids: tuple[str, ...]  # empty for a command sent by tag
+    by_tag: bool
+
+    def sends(self, parameters: Mapping[str, str]) -> bool:
+        """Whether it was sent with exactly these document parameters."""
+        return dict(self.parameters) == {name: (value,) for name, value in parameters.items()}
 
 
 @dataclass(frozen=True)
@@ -209,6 +225,27 @@ class RunCommand:
                 for instance_id in working & wanted:
                     busy.setdefault(instance_id, command_id)
         return busy
+
+    def commands_since(self, document_name: str, since: datetime) -> list[SentCommand]:
+        """This document's commands requested at or after ``since``, whatever their status."""
+        pages = self._ssm.get_paginator("list_commands").paginate(
+            Filters=[
+                {"key": "InvokedAfter", "value": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                {"key": "DocumentName", "value": document_name},
+            ],
+            PaginationConfig={"PageSize": LIST_PAGE_SIZE},
+        )
+        return [
+            SentCommand(
+                command_id=command.get("CommandId", ""),
+                requested_at=command.get("RequestedDateTime", since),
+                parameters={name: tuple(values) for name, values in command.get("Parameters", {}).items()},
+                instance_ids=tuple(command.get("InstanceIds", [])),
+                by_tag=bool(command.get("Targets")),
+            )
+            for page in pages
+            for command in page.get("Commands", [])
+        ]
 
     def progress(self, command_id: str) -> CommandProgress:
         """The command's overall status and how many of its invocations have finished."""

@@ -14,10 +14,12 @@ lost to a killed invocation; commands are not cancelled, so they finish anyway.
 
 Runs never overlap on an instance: before sending, the run asks Run Command which
 instances a still-executing command of this document is working on (another run's)
-and leaves them out, reported ``pending`` / ``instance_busy``. Two runs starting
-within ListCommands' consistency lag of each other can both miss the other; then the
-agent's per-instance lock (``locked``) is the last line. Reserved concurrency is
-not needed for this (and cannot be had on accounts with little concurrency).
+and leaves them out, reported ``pending`` / ``instance_busy``. It asks once, at the
+start: two runs starting within ListCommands' consistency lag of each other can both
+miss the other, and a batch a run sends later (a lane's next batch, a piece of a
+refused batch) is not checked again; then the agent's per-instance lock (``locked``)
+is the last line. Reserved concurrency is not needed for this (and cannot be had on
+accounts with little concurrency).
 
 A run that cannot complete — discovery throttled past its retries, an access
 error, a bug — still ends in a report: ``error`` says why (``run_failed``), every
@@ -31,6 +33,7 @@ error; the function-error alarm is for what cannot report at all.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -62,7 +65,10 @@ def run(
     factory: ClientFactory,
     remaining_millis: int,
     clock: Clock | None = None,
+    not_online_in_time: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Report:
+    """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
+    with the detail to report if they are still not online."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
     run_id = str(uuid.uuid4())
@@ -71,12 +77,13 @@ def run(
     aws = factory.clients_for()
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
 
-    progress = RunProgress()
+    progress = RunProgress(requested=request.instance_ids)
     error: dict[str, str] | None = None
     try:
         fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
         # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
         candidates = progress.discovered(fleet.discover(tag, request.instance_ids))
+        progress.not_online_in_time(not_online_in_time or {})
         # 2. Leave out the instances another run's command is still working on.
         busy = _busy(commands, settings.document_name, candidates)
         targetable = progress.leave_out_busy(candidates, busy)
@@ -119,6 +126,11 @@ def run(
     return report
 
 
+def current_clock() -> Clock:
+    """The clock runs go by: ``SYSTEM_CLOCK``, looked up at each call (tests and benchmarks replace it)."""
+    return SYSTEM_CLOCK
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """The event's overrides applied to the deployed settings."""
@@ -150,6 +162,7 @@ class RunOptions:
                 contract.RELEASE_BASE_URL: settings.release_base_url,
             },
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
+            execution_timeout_seconds=settings.execution_timeout_seconds,
             comment=f"ecr-fleet-auth {self.action} run {run_id}",
             output_log_group=settings.output_log_group,
         )

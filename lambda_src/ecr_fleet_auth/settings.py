@@ -26,13 +26,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from . import contract
 
 # Lambda's hard limit; the runner returns before it with what is still running as pending.
 LAMBDA_TIMEOUT_SECONDS: Final = 900
 MAX_WAIT_SECONDS: Final = 840
+# How long a new instance may take to come online in SSM (newInstanceReadinessSeconds): at
+# least a minute (agents register within seconds to minutes), at most an hour.
+MIN_READINESS_SECONDS: Final = 60
+MAX_READINESS_SECONDS: Final = 3600
 
 # The retention periods CloudWatch Logs accepts (days), with their aws_logs.RetentionDays names.
 LOG_RETENTION: Final = {
@@ -184,6 +188,10 @@ def _email(raw: Any) -> str:
     return _text(EMAIL_PATTERN)(raw)
 
 
+def _new_instance_action(raw: Any) -> str:
+    return "" if raw == "" else _choice(contract.ACTIONS)(raw)
+
+
 def _form(name: str) -> str:
     return contract.PARAMETERS_BY_NAME[name].accepted_form
 
@@ -192,7 +200,7 @@ def _form(name: str) -> str:
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("stackName", "EcrFleetAuth", "a CloudFormation stack name (letters, digits, -)",
-            _text(STACK_NAME_PATTERN), "Name of the stack in every region."),
+            _text(STACK_NAME_PATTERN), "Name of the stack in every region.", runner=True),
     Setting("regions", [], "a list of region names such as eu-west-1 (empty: the CLI's region)",
             _list(rf"^{contract.REGION_RE}$", least=0, most=30),
             "Regions to deploy to, one stack each (ids `EcrFleetAuth-<region>`); empty deploys one stack "
@@ -242,7 +250,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("deliveryTimeoutSeconds", 600, "a whole number from 30 to 2592000", _integer(30, 2_592_000),
             "How long Run Command tries to deliver to an instance.", runner=True),
     Setting("executionTimeoutSeconds", 600, "a whole number from 30 to 3600", _integer(30, 3600),
-            "How long the agent may run on an instance (the document step's timeout)."),
+            "How long the agent may run on an instance (the document step's timeout).", runner=True),
     Setting("waitSeconds", 600, f"a whole number from 0 to {MAX_WAIT_SECONDS}", _integer(0, MAX_WAIT_SECONDS),
             "How long a run waits for results; instances still running are reported `pending`.",
             runner=True),
@@ -256,6 +264,18 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("reservedConcurrency", 0, "a whole number from 0 (none) to 1000", _integer(0, 1000),
             "Concurrency reserved for the runner; `0` reserves none, so the stack deploys on any account "
             "(see [Reserved concurrency](#reserved-concurrency))."),
+    Setting("newInstances", True, "true or false", _boolean,
+            "Covers a tagged instance as soon as it enters `running` or gains the target tag, without "
+            "waiting for the schedule (see [New instances](#new-instances)); `false` deploys no rules "
+            "and no queue."),
+    Setting("newInstanceAction", "", "one of " + ", ".join(contract.ACTIONS) + ", or empty for `action`",
+            _new_instance_action,
+            "What runs of instance events do; empty: the same as scheduled runs (`action`).", runner=True),
+    Setting("newInstanceReadinessSeconds", 900,
+            f"a whole number from {MIN_READINESS_SECONDS} to {MAX_READINESS_SECONDS}",
+            _integer(MIN_READINESS_SECONDS, MAX_READINESS_SECONDS),
+            "How long after its event a new instance may take to come online in SSM; one still not "
+            "`Online` then is reported `unreachable` / `not_online_in_time` (once).", runner=True),
     # Set by the stack from the resources it creates (not in cdk.json).
     Setting("documentName", None, "the name of the stack's SSM document", _text(r"^\S+$"),
             "The agent document the runner sends.", runner=True, context=False),
@@ -323,6 +343,7 @@ class RunnerSettings:
     Fields only: names, defaults and accepted forms are the table's (a test keeps them equal).
     """
 
+    stack_name: str
     target_tag_key: str
     target_tag_values: tuple[str, ...]
     action: contract.Action
@@ -333,8 +354,11 @@ class RunnerSettings:
     max_concurrency: str
     max_errors: str
     delivery_timeout_seconds: int
+    execution_timeout_seconds: int
     wait_seconds: int
     notify_policy: contract.NotifyPolicy
+    new_instance_action: contract.Action | Literal[""]
+    new_instance_readiness_seconds: int
     document_name: str
     document_version: str
     output_log_group: str

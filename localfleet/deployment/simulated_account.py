@@ -116,6 +116,26 @@ class SimulatedAccount:
             instance_id, executor, tags=tags, computer_name=node.pop("computer_name", name), **node
         )
 
+    def register_agent(
+        self,
+        instance_id: str,
+        *,
+        agent: CannedRun | None = None,
+        executor: Executor | None = None,
+        **node: Any,
+    ) -> ManagedInstance:
+        """The SSM agent of an instance launched unmanaged registers now: SSM lists it (Online).
+
+        A new instance runs before its agent has registered; until this call SSM does
+        not know it (DescribeInstanceInformation leaves it out, SendCommand refuses it).
+        The node takes the tags EC2 has for the instance at this moment; ``node``: its
+        options, as for ``launch``.
+        """
+        if self.ssm.instance(instance_id) is not None:
+            raise ValueError(f"{instance_id} is already a managed node")
+        tags = self.ec2.instances[instance_id].tags
+        return self.add_node(instance_id, tags=tags, agent=agent, executor=executor, **node)
+
     def terminate(self, instance_id: str, state: str = "terminated") -> None:
         """EC2 terminates it (``terminated``) or has it shutting down; SSM refuses it from now on."""
         if state == "terminated":

@@ -20,14 +20,16 @@ What happens to an invocation:
 
 * Tag targets resolve after SendCommand returns (``target_resolution_seconds``):
   until then the command is Pending with TargetCount 0 and lists no invocation.
+  A node already shutting down or terminated then is not a target (no invocation).
   A tag that matches no managed node ends the command with StatusDetails
   ``No Instances In Tag`` (HARSHER: Status Failed; the guide gives only the detail).
 * Sending respects MaxConcurrency across the whole command; MaxErrors: "when the
   command fails one more time beyond the value of MaxErrors, the system stops
   sending the command to additional targets" — those end ``Terminated``.
 * A node the caller may not command: ``Access Denied`` (CHOICE: Status Failed).
-  A node that is gone (terminated, shutting down, Inactive): ``Undeliverable``,
-  which neither counts as an error nor decides Success.
+  A node gone (terminated, shutting down, Inactive) by the time an invocation is
+  sent or delivered: ``Undeliverable``, which neither counts as an error nor
+  decides Success.
 * A node that is not Online (ConnectionLost): ``Delayed`` — "the system attempted
   to send the command to the managed node but wasn't successful. The system
   retries again" — and it holds no MaxConcurrency slot (CHOICE). If it comes back

@@ -284,7 +284,8 @@ class RunCommandService:
     def _resolve_targets(self, targets: Sequence[Mapping[str, Any]]) -> list[ManagedInstance]:
         """Managed nodes matching every Target, in registration order.
 
-        CHOICE: AND across keys, OR across values.
+        CHOICE: AND across keys, OR across values. A node that is shutting down or
+        terminated (``GONE_STATES``) is no longer a target: it gets no invocation.
         """
         chosen: set[str] | None = None
         for target in targets:
@@ -297,7 +298,11 @@ class RunCommandService:
                 matched = {i for tag_key in values for i in self.resolve_tags(tag_key, [])}
             chosen = matched if chosen is None else chosen & matched
         # Only managed nodes are targets: a tagged EC2 instance without the agent gets no invocation.
-        return [i for i in self.all_instances() if chosen is not None and i.instance_id in chosen]
+        return [
+            i
+            for i in self.all_instances()
+            if chosen is not None and i.instance_id in chosen and i.state not in GONE_STATES
+        ]
 
     def _command(self, command_id: str) -> Command:
         with self.engine.lock:

@@ -97,7 +97,7 @@ def test_remediation_end_to_end(fleet: LocalFleet) -> None:
     assert all(report[i.name]["status"] == "succeeded" for i in reachable)
     assert report["web-4-corrupt"]["reason"] == "config_corrupt"
     emitted = emitted_metrics(fleet.last_stdout)
-    dimensions = (("action", "check"), ("service", contract.METRIC_SERVICE))
+    dimensions = (("action", "check"), ("service", "EcrFleetAuth"))  # service: the stack's name
     for status in SHOWN_STATUSES:  # what the dashboard and the alarm read
         assert (contract.METRIC_NAMESPACE, contract.status_metric_name(status), dimensions) in emitted
     assert (contract.METRIC_NAMESPACE, contract.RUN_DURATION_METRIC, dimensions) in emitted

@@ -61,7 +61,7 @@ def test_dashboard_reads_the_metrics_and_log_record_the_runner_emits(synthesized
     for row in rows:
         if isinstance(row[0], str):
             dimensions = dict(zip(row[2:-1:2], row[3:-1:2], strict=True))
-            assert dimensions["service"] == contract.METRIC_SERVICE
+            assert dimensions["service"] == "EcrFleetAuth", "the stack's name, as the runner's STACK_NAME"
             assert dimensions[contract.METRIC_ACTION_DIMENSION] in contract.ACTIONS
             assert set(dimensions) == {"service", contract.METRIC_ACTION_DIMENSION}
     (query_widget,) = [w for w in body["widgets"] if w["type"] == "log"]

@@ -31,6 +31,7 @@ from tests.support.template import PROJECT_ROOT, Template, default_context, docu
 
 # Deployed stacks and users' cdk.json files depend on these names: never rename one.
 RUNNER_VARIABLES = [
+    "STACK_NAME",
     "TARGET_TAG_KEY",
     "TARGET_TAG_VALUES",
     "ACTION",
@@ -41,8 +42,11 @@ RUNNER_VARIABLES = [
     "MAX_CONCURRENCY",
     "MAX_ERRORS",
     "DELIVERY_TIMEOUT_SECONDS",
+    "EXECUTION_TIMEOUT_SECONDS",
     "WAIT_SECONDS",
     "NOTIFY_POLICY",
+    "NEW_INSTANCE_ACTION",
+    "NEW_INSTANCE_READINESS_SECONDS",
     "DOCUMENT_NAME",
     "DOCUMENT_VERSION",
     "OUTPUT_LOG_GROUP",
@@ -129,8 +133,8 @@ def test_the_runner_reads_back_what_the_stack_writes() -> None:
     for setting in RUNNER_SETTINGS:
         expected = stack_values.get(setting.field, getattr(config, setting.field, None))
         assert getattr(read, setting.field) == expected, setting.key
-    with pytest.raises(ValueError, match="not runner settings: stack_name"):
-        config.runner_environment(**stack_values, stack_name="x")
+    with pytest.raises(ValueError, match="not runner settings: regions"):
+        config.runner_environment(**stack_values, regions=("eu-west-1",))
 
 
 def test_a_variable_left_out_takes_the_tables_default() -> None:

@@ -210,7 +210,7 @@ def test_alarm_on_failed_or_unreachable_instances(synthesized_template: Template
     assert seen == {(name, action) for name in expected_names for action in contract.ACTIONS}
     for metric in stats:
         assert metric["Namespace"] == contract.METRIC_NAMESPACE
-        assert {"Name": "service", "Value": contract.METRIC_SERVICE} in metric["Dimensions"]
+        assert {"Name": "service", "Value": "EcrFleetAuth"} in metric["Dimensions"], "the stack's name"
     (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
     assert expression["Expression"].count("FILL(") == len(stats)
 
@@ -260,3 +260,24 @@ def test_instance_policy_grants_token_pull_and_output_logs(synthesized_template:
     assert "GetEcrPublicToken" not in by_sid
     output = synthesized_template["Outputs"]["InstancePolicyArn"]
     assert output["Export"]["Name"] == "EcrFleetAuth-InstancePolicyArn"
+
+
+def test_two_stacks_in_one_region_read_only_their_own_runners_metrics() -> None:
+    # Metrics carry service = the stack's name (the runner's STACK_NAME), and so do the alarms'
+    # and the dashboard's: a second stack named apart never feeds this one's alarms.
+    template = synthesize({"stackName": "EcrFleetAuthBlue"})["EcrFleetAuthBlue"]
+    assert _function(template)["Environment"]["Variables"]["STACK_NAME"] == "EcrFleetAuthBlue"
+    runner_metrics = [
+        metric
+        for alarm in _alarms(template).values()
+        for metric in _metric_stats(alarm)
+        if metric["Namespace"] == contract.METRIC_NAMESPACE
+    ]
+    names = {metric["MetricName"] for metric in runner_metrics}
+    assert {contract.EVENTS_REJECTED_METRIC, contract.RUNS_FAILED_METRIC} <= names
+    for metric in runner_metrics:
+        services = [d["Value"] for d in metric["Dimensions"] if d["Name"] == "service"]
+        assert services == ["EcrFleetAuthBlue"], metric["MetricName"]
+    dashboard = json.dumps(only(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
+    assert dashboard.count('\\"service\\",\\"EcrFleetAuthBlue\\"') > 0
+    assert '\\"service\\",\\"EcrFleetAuth\\"' not in dashboard

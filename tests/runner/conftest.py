@@ -130,6 +130,12 @@ class World:
         tags = {"Name": name, **({TAG_KEY: TAG_VALUE} if tagged else {})}
         return self.account.launch(count, tags=tags, running=running, managed=managed, agent=agent, **node)
 
+    def come_online(
+        self, instance_id: str, *, agent: CannedRun | None = None, **node: Any
+    ) -> ManagedInstance:
+        """Its SSM agent registers now (launched with ``managed=False``): SSM lists it, Online."""
+        return self.account.register_agent(instance_id, agent=agent, **node)
+
     def terminate(self, instance_id: str, state: str = "terminated") -> None:
         """EC2 terminates it; SendCommand refuses it from now on, SSM's ping status lags."""
         self.account.terminate(instance_id, state)

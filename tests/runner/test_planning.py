@@ -7,7 +7,15 @@ import itertools
 import pytest
 
 from ecr_fleet_auth.discovery import FleetMember, ManagedInfo
-from ecr_fleet_auth.planning import MAX_IDS_PER_COMMAND, budget, exclusion, plan_dispatches, split
+from ecr_fleet_auth.planning import (
+    MAX_IDS_PER_COMMAND,
+    Dispatch,
+    budget,
+    exclusion,
+    halves,
+    plan_dispatches,
+    split,
+)
 
 LINUX = ManagedInfo("Online", "Linux", "Amazon Linux", "3.3.0.0")
 
@@ -109,3 +117,26 @@ def test_split_adds_up_and_differs_by_at_most_one() -> None:
         shares = split(amount, parts)
         assert sum(shares) == amount
         assert max(shares) - min(shares) <= 1
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "errors", "halved_concurrency", "halved_errors"),
+    [
+        ("5", "5", ["2", "3"], ["2", "3"]),
+        ("10%", "10%", ["2", "3"], ["2", "3"]),
+        ("1", "0", ["1", "1"], ["0", "0"]),
+    ],
+)
+def test_halves_share_their_dispatchs_budgets_as_counts(
+    concurrency: str, errors: str, halved_concurrency: list[str], halved_errors: list[str]
+) -> None:
+    # The halves of a refused dispatch may run at once: together they never exceed it (a
+    # concurrency of 1 gives each half 1, and the lane's capacity makes them take turns).
+    ids = tuple(f"i-{n:017x}" for n in range(50))
+    dispatch = Dispatch(ids, False, concurrency, errors, lane=2, lookups_left=2)
+    first, second = halves(dispatch, looked=True)
+    assert first.instance_ids + second.instance_ids == ids
+    assert [first.max_concurrency, second.max_concurrency] == halved_concurrency
+    assert [first.max_errors, second.max_errors] == halved_errors
+    assert (first.lane, first.lookups_left, first.halved) == (2, 1, True)
+    assert halves(dispatch, looked=False)[0].lookups_left == 2

@@ -9,19 +9,22 @@ and Run Command (localfleet) on a simulated clock, moto for SNS.
 
 from __future__ import annotations
 
+import copy
+import itertools
+import json
 import math
 import re
 from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract, execution
+from ecr_fleet_auth import contract, execution, planning
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import ERROR_MESSAGE_CHARS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.documents import execution_timeout_seconds
-from tests.runner.conftest import TAG_KEY, World
+from tests.runner.conftest import DOCUMENT, TAG_KEY, World
 from tests.runner.test_runs import by_id, emitted_metrics, lookups, polling, status_and_reason
 from tests.runner.test_send import on_send
 
@@ -77,6 +80,91 @@ def test_a_refused_id_that_still_looks_running_is_isolated_by_halving(world: Wor
     assert {results[i] for i in ids if i != doomed} == {("succeeded", "ok")}
     assert sorted(commanded_ids(world)) == sorted(set(ids) - {doomed}), "each commanded once"
     assert world.ssm.calls["SendCommand"] <= 1 + 2 * math.ceil(math.log2(len(ids)))
+
+
+@pytest.mark.parametrize("refused_at", [(4,), (4, 40), (0, 49), (24, 25)])
+def test_refused_ids_do_not_hold_back_the_rest_of_their_batch(
+    world: World, refused_at: tuple[int, ...]
+) -> None:
+    # Default settings (10%: concurrency 5 for 50 ids), a 20 s agent: the accepted pieces of
+    # a refused batch run at once, sharing its concurrency, while bisection goes on.
+    ids = sorted(world.launch(50))
+    refused = [ids[index] for index in refused_at]
+    world.before_first("SendCommand", lambda: [world.terminate(i, state="shutting-down") for i in refused])
+    start = world.clock.monotonic()
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert {results[i] for i in refused} == {("unreachable", "invalid_instance_id")}
+    assert {results[i] for i in ids if i not in refused} == {("succeeded", "ok")}, "all within the wait"
+    assert sorted(commanded_ids(world)) == sorted(set(ids) - set(refused)), "each commanded once"
+    assert world.ssm.calls["SendCommand"] <= len(refused) * 2 * math.ceil(math.log2(len(ids))) + 1
+    assert world.engine.peak_concurrency() <= 5, "the batch's concurrency, shared by its pieces"
+    accepted = [command.request for command in world.commands.values()]
+    assert sum(int(request["MaxErrors"]) for request in accepted) <= 5, "its error budget too"
+    assert world.clock.monotonic() - start < 450, "not one piece after another (215 s unrefused)"
+
+
+def test_pieces_of_a_refused_batch_still_run_one_at_a_time_at_concurrency_1(world: World) -> None:
+    world.configure(MAX_CONCURRENCY="1")
+    ids = sorted(world.launch(8, agent=CannedRun(duration=2)))
+    world.before_first("SendCommand", lambda: world.terminate(ids[5], state="shutting-down"))
+    report = world.invoke({"instance_ids": ids})
+
+    assert {status_and_reason(report)[i] for i in ids if i != ids[5]} == {("succeeded", "ok")}
+    assert world.engine.peak_concurrency() == 1
+    commands = sorted(world.commands.values(), key=lambda command: command.requested)
+    for earlier, later in itertools.pairwise(commands):
+        finished = [i.finished for i in earlier.invocations.values()]
+        assert None not in finished
+        assert later.requested >= max(f for f in finished if f is not None)
+
+
+def _untag_before_each_send(world: World, doomed: list[str]) -> set[str]:
+    """Before each SendCommand, the next of ``doomed`` loses the target tag; IAM then refuses
+    any SendCommand naming an untagged instance (the simulator has no IAM: the refusal is injected)."""
+    untagged: set[str] = set()
+    waiting = list(doomed)
+    previous = world.ssm.before  # the world's own happenings still take place
+
+    def before(operation: str, params: dict[str, Any]) -> None:
+        previous(operation, params)
+        if operation == "SendCommand" and waiting:
+            instance_id = waiting.pop(0)
+            world.account.ec2.untag(instance_id, TAG_KEY)
+            untagged.add(instance_id)
+
+    world.ssm.before = before
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if untagged & set(params.get("InstanceIds", [])) else None
+    )
+    return untagged
+
+
+def test_an_instance_untagged_after_the_look_costs_another_look_not_the_batch(world: World) -> None:
+    ids = sorted(world.launch(4))
+    _untag_before_each_send(world, [ids[0], ids[1]])
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert results[ids[0]] == results[ids[1]] == ("skipped", "not_target_tagged")
+    assert results[ids[2]] == results[ids[3]] == ("succeeded", "ok")
+    assert world.ssm.calls["SendCommand"] == 3
+    assert world.api_calls["ec2.DescribeInstances"] == 1 + 2, "discovery, then one look per refusal"
+
+
+def test_looks_after_refusals_are_bounded(world: World) -> None:
+    ids = sorted(world.launch(6))
+    _untag_before_each_send(world, ids)  # one more instance loses the tag before every send
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    looks = planning.MAX_LOOKUPS
+    assert {results[i] for i in ids[:looks]} == {("skipped", "not_target_tagged")}
+    assert {results[i] for i in ids[looks:]} == {("failed", "send_failed")}
+    assert world.ssm.calls["SendCommand"] == looks + 1
+    assert world.api_calls["ec2.DescribeInstances"] == 1 + looks
+    assert world.commands == {}
 
 
 def test_any_send_error_about_some_instances_spares_the_others(world: World) -> None:
@@ -167,6 +255,17 @@ def test_discovery_refused_by_ec2_still_reports(world: World) -> None:
     assert len(world.notifications()) == 1
 
 
+def test_a_narrowed_run_whose_discovery_fails_lists_every_requested_instance(world: World) -> None:
+    ids = sorted(world.launch(3))
+    _ec2_answers(world, "UnauthorizedOperation")  # answered 403, as EC2 does
+    report = world.invoke({"instance_ids": ids})
+
+    assert report["error"]["code"] == "UnauthorizedOperation"
+    assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "run_failed"))
+    assert report["summary"]["total"] == report["summary"]["failed"] == len(report["instances"]) == 3
+    assert world.ssm.sent("SendCommand") == []
+
+
 def test_any_failure_after_sending_reports_what_is_known(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,7 +314,36 @@ def test_a_rejected_event_is_counted_for_the_alarm_to_leave_out(
     document = emitted_metrics(capsys.readouterr().out)
     assert document[contract.EVENTS_REJECTED_METRIC] == [1.0]
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert document["service"] == "EcrFleetAuth", "the stack's name, which the alarm reads"
     assert world.notifications() == []
+
+
+def test_every_metric_names_the_stack_it_is_for(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two stacks in one region: each one's alarms read only its own runner's metrics.
+    world.configure(STACK_NAME="EcrFleetAuthBlue")
+    world.launch(1)
+    world.invoke({})
+    with pytest.raises(InvalidEvent):
+        world.invoke({"action": "logout"})
+    run, rejected = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert run["service"] == rejected["service"] == "EcrFleetAuthBlue"
+    assert run[contract.RUNS_FAILED_METRIC] == [0.0]
+    assert rejected[contract.EVENTS_REJECTED_METRIC] == [1.0]
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [(None, "null"), ([], "an array"), ("check", "a string"), (3, "a number"), (True, "a boolean")],
+)
+def test_an_event_that_is_not_an_object_is_named_in_jsons_words(
+    world: World, capsys: pytest.CaptureFixture[str], event: Any, kind: str
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        world.invoke(event)
+    assert str(raised.value) == f"invalid event: expected a JSON object, got {kind}"
+    assert emitted_metrics(capsys.readouterr().out)[contract.EVENTS_REJECTED_METRIC] == [1.0]
 
 
 # --- null is never a value -------------------------------------------------------------------------
@@ -274,6 +402,52 @@ def test_a_command_listed_only_after_the_run_is_reported_unconfirmed_not_resent(
     assert len(world.commands) == 1
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "send_unconfirmed"))
     assert len(lookups(world)) > 5, "looked again at every poll until the deadline"
+
+
+@pytest.mark.parametrize(
+    ("delivery_timeout", "execution_timeout", "second_batch"),
+    [
+        # Short timeouts: a command the lost send started would be over long before the
+        # run's end, so the lane moves on (the lost batch is never sent again).
+        (30, 60, ("succeeded", "ok")),
+        # The defaults: such a command could still be running when the run ends, so the
+        # lane keeps the concurrency promise and its next batch waits for the next run.
+        (600, 600, ("pending", "not_sent_before_deadline")),
+    ],
+)
+def test_a_lost_send_holds_its_lane_only_while_its_command_could_run(
+    world: World,
+    agent_document: dict[str, Any],
+    delivery_timeout: int,
+    execution_timeout: int,
+    second_batch: tuple[str, str],
+) -> None:
+    world.configure(MAX_CONCURRENCY="1", DELIVERY_TIMEOUT_SECONDS=str(delivery_timeout))
+    _deploy_execution_timeout(world, agent_document, execution_timeout)
+    ids = sorted(world.launch(60, agent=CannedRun(duration=2)))  # one lane: 50, then 10
+    world.ssm.fault = on_send("InternalServerError")  # answered 5xx, never started, never listed
+    report = world.invoke({"instance_ids": ids})
+
+    results = status_and_reason(report)
+    assert {results[i] for i in ids[:50]} == {("failed", "send_unconfirmed")}
+    assert {results[i] for i in ids[50:]} == {second_batch}
+    sent = [len(request["InstanceIds"]) for request in world.ssm.sent("SendCommand")]
+    assert sent == ([50, 10] if second_batch == ("succeeded", "ok") else [50]), "the lost one never again"
+    if world.commands:
+        (command,) = world.commands.values()
+        hold = delivery_timeout + 2 * execution_timeout + execution.UNCONFIRMED_HOLD_MARGIN_SECONDS
+        assert command.requested_at - world.clock.start >= hold, "not before the lost one could have ended"
+
+
+def _deploy_execution_timeout(world: World, agent_document: dict[str, Any], seconds: int) -> None:
+    """What the stack does with its one execution-timeout setting: the document's step timeout
+    (a content change is a new document, under a new name) and the runner's EXECUTION_TIMEOUT_SECONDS."""
+    content = copy.deepcopy(agent_document)
+    for step in content["mainSteps"]:
+        step["inputs"]["timeoutSeconds"] = seconds
+    name = f"{DOCUMENT}-{seconds}s"
+    world.account.register_document(name, content)
+    world.configure(DOCUMENT_NAME=name, EXECUTION_TIMEOUT_SECONDS=str(seconds))
 
 
 # --- runs never overlap on an instance --------------------------------------------------------------
@@ -348,6 +522,25 @@ def test_a_tag_ssm_has_not_seen_ends_the_command_and_says_what_to_do(world: Worl
     assert command.status_details() == "No Instances In Tag"
     (notification,) = world.notifications()
     assert NEXT_STEPS["no_invocation"] in notification["Message"]
+
+
+def test_an_instance_terminated_before_a_whole_fleet_send_is_not_a_failure(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = sorted(world.launch(4))
+    gone = ids[1:3]
+    world.before_first("SendCommand", lambda: [world.terminate(i) for i in gone])
+    report = world.invoke({})
+
+    results = status_and_reason(report)
+    assert {results[i] for i in gone} == {("skipped", "instance_not_running")}
+    assert by_id(report)[ids[1]]["detail"] == {"state": "terminated", "command_id": report["command_ids"][0]}
+    assert {results[i] for i in ids if i not in gone} == {("succeeded", "ok")}
+    assert world.api_calls["ec2.DescribeInstances"] == 2, "discovery, then one look for all of them"
+    assert world.notifications() == [], "nothing failed"
+    document = emitted_metrics(capsys.readouterr().out)
+    assert document[contract.status_metric_name("failed")] == [0.0]
+    assert document[contract.status_metric_name("unreachable")] == [0.0]
 
 
 def test_an_instance_gone_offline_after_discovery_is_delayed_then_times_out_late(world: World) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixt
         launch(CannedRun(stdout=result_line("unchanged", "ok"))): ("succeeded", "ok"),
         launch(CannedRun(stdout=result_line("skipped", "docker_missing"))): ("skipped", "docker_missing"),
         launch(CannedRun(duration=3600)): ("failed", "execution_timed_out"),
-        (terminated := launch()): ("unreachable", "undeliverable"),
+        (terminated := launch(delivery_delay=0.5)): ("unreachable", "undeliverable"),
         (cancelled := launch(delivery_delay=600)): ("failed", "cancelled"),
         launch(commandable=False): ("failed", "access_denied"),
         launch(ping_status="ConnectionLost"): ("unreachable", "ssm_connection_lost"),
@@ -72,8 +73,12 @@ def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixt
         launch(CannedRun(duration=3600), delivery_delay=300): ("pending", "in_progress"),
         launch(): ("failed", "stopped_by_max_errors"),
     }
-    # Terminated after discovery, before the send: the command cannot be delivered to it.
-    world.before_first("SendCommand", lambda: world.terminate(terminated))
+    # Terminated once the command has targeted it, before its agent picks the command up: the
+    # command cannot be delivered to it. (Terminated before the send, it would be no target.)
+    world.before_first(
+        "SendCommand",
+        lambda: world.clock.call_at(world.clock.monotonic() + 0.25, lambda: world.terminate(terminated)),
+    )
     # Someone cancels the command on one instance while its agent has not picked it up yet.
     world.before_first("ListCommands", lambda: world.cancel(cancelled), polling)
     world.launch(tagged=False)  # not part of a whole-fleet run at all
@@ -96,13 +101,13 @@ def test_every_status_path_in_one_fleet(world: World, capsys: pytest.CaptureFixt
     assert failed["detail"]["response_code"] == 1
     assert failed["name"] == "web"
 
-    # The alarm's metrics: one count per status, dimension action, in the contract's namespace.
+    # The alarm's metrics: one count per status, dimensions the stack's name and the action.
     document = emitted_metrics(capsys.readouterr().out)
     (directive,) = document["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == contract.METRIC_NAMESPACE
     assert sorted(directive["Dimensions"][0]) == sorted([contract.METRIC_ACTION_DIMENSION, "service"])
     assert document[contract.METRIC_ACTION_DIMENSION] == "check"
-    assert document["service"] == contract.METRIC_SERVICE
+    assert document["service"] == os.environ["STACK_NAME"] == "EcrFleetAuth", "the template's stack name"
     for status in contract.INSTANCE_STATUSES:
         assert document[contract.status_metric_name(status)] == [float(report["summary"][status])]
     assert document[contract.RUN_DURATION_METRIC][0] > 0

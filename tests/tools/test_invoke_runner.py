@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,6 +16,8 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from tools import invoke_runner
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 REPORT = {
     "run_id": "r-1",
@@ -94,7 +100,43 @@ def test_runner_rejection_is_reported(capsys: pytest.CaptureFixture[str]) -> Non
           function_error=True)  # fmt: skip
     status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
     assert status == 1
-    assert "the runner rejected the run: invalid event: action" in capsys.readouterr().err
+    assert "the runner rejected the event: invalid event: action" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # Lambda's answer when the function ran out of time, in its newer and older forms.
+        {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": "RequestId: 1 Error: Task timed out after 900.00 seconds",
+        },
+        {"errorMessage": "2026-11-27T10:15:00.000Z 1 Task timed out after 900.00 seconds"},
+    ],
+)
+def test_a_runner_that_timed_out_is_not_said_to_have_rejected_the_run(
+    capsys: pytest.CaptureFixture[str], payload: dict[str, str]
+) -> None:
+    session = FakeSession()
+    _stub(session, payload, function_error=True)
+    status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert status == 1
+    assert line.startswith("error: the runner failed: it timed out (")
+    assert "rejected" not in line
+
+
+def test_a_runner_crash_is_a_failure_not_a_rejection(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    _stub(
+        session,
+        {"errorType": "SettingsError", "errorMessage": "invalid runner environment"},
+        function_error=True,
+    )
+    assert (
+        invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session) == 1
+    )
+    assert capsys.readouterr().err == "error: the runner failed: SettingsError: invalid runner environment\n"
 
 
 def _stub_throttled(session: FakeSession, reason: str | None) -> None:
@@ -141,6 +183,73 @@ def test_a_failed_run_prints_its_error_and_fails(capsys: pytest.CaptureFixture[s
     status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
     assert status == 1
     assert "run failed: ThrottlingException: Rate exceeded" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_aws_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials, region or profile from anywhere (nor the instance metadata service)."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_no_credentials_is_one_line_and_its_own_status(capsys: pytest.CaptureFixture[str]) -> None:
+    status = invoke_runner.main(["--region", "eu-west-1"])
+    captured = capsys.readouterr()
+    assert status == invoke_runner.EXIT_NOT_INVOKED == 4
+    assert (
+        captured.err
+        == "error: no AWS credentials found: configure the AWS CLI (aws configure, AWS_PROFILE) first\n"
+    )
+    assert captured.out == ""
+
+
+@pytest.mark.usefixtures("no_aws_configuration")
+def test_no_region_is_one_line_and_its_own_status(capsys: pytest.CaptureFixture[str]) -> None:
+    assert invoke_runner.main([]) == invoke_runner.EXIT_NOT_INVOKED
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: no AWS region")
+
+
+def test_a_missing_stack_is_one_line_and_its_own_status(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    cloudformation = Stubber(session.cloudformation)
+    cloudformation.add_client_error(
+        "describe_stacks", "ValidationError", "Stack with id Nope does not exist", 400
+    )
+    cloudformation.activate()
+    status = invoke_runner.main(["--stack", "Nope"], session=session)
+    assert status == invoke_runner.EXIT_NOT_INVOKED
+    assert capsys.readouterr().err == (
+        "error: no stack Nope in the default region: give STACK=<name> and REGION=<region> (make)\n"
+    )
+
+
+def test_make_invoke_exits_2_and_shows_the_tools_status(tmp_path: Path) -> None:
+    # GNU make exits 2 whenever a recipe fails; its "Error N" line carries the tool's status.
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    done = subprocess.run(
+        ["make", "--no-print-directory", "invoke", "STACK=Nope", "REGION=eu-west-1"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "error: no AWS credentials found" in done.stderr
+    assert re.search(r"\[Makefile:\d+: invoke\] Error 4$", done.stderr.strip())
 
 
 def test_missing_output_names_the_stack() -> None:

@@ -130,6 +130,24 @@ def test_tag_targets_reach_only_managed_instances_with_the_tag(ssm: Any, emulato
     assert command(ssm, command_id)["InstanceIds"] == []  # a Targets command lists no ids
 
 
+@pytest.mark.parametrize("state", ["shutting-down", "terminated"])
+def test_tag_targets_leave_out_instances_that_are_gone(ssm: Any, emulator: SsmEmulator, state: str) -> None:
+    # A terminated (or shutting-down) instance is no longer a target, even while SSM still
+    # lists it Online (its ping status lags): it gets no invocation, not an Undeliverable one.
+    executor = CannedExecutor()
+    for number in (1, 2):
+        emulator.register_instance(instance_id(number), executor, tags={"ecr-fleet-auth": "enabled"})
+    emulator.register_instance(instance_id(3), executor, tags={"ecr-fleet-auth": "enabled"}, state=state)
+
+    command_id = send(ssm, Targets=[{"Key": "tag:ecr-fleet-auth", "Values": ["enabled"]}])
+    assert emulator.wait_idle(5)
+
+    assert set(invocations(ssm, command_id)) == {instance_id(1), instance_id(2)}
+    assert executor.runs == 2
+    finished = command(ssm, command_id)
+    assert (finished["Status"], finished["TargetCount"]) == ("Success", 2)
+
+
 def test_tag_targets_use_the_given_resolver_and_skip_unmanaged_ids() -> None:
     def resolver(key: str, values: Any) -> list[str]:
         assert (key, list(values)) == ("ecr-fleet-auth", ["enabled"])

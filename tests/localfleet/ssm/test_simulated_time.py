@@ -131,6 +131,26 @@ def test_a_node_gone_before_delivery_is_undeliverable(ssm: Any, account: Simulat
     assert instance in refused.value.response["Error"]["Message"]
 
 
+def test_an_instance_whose_agent_registers_later_is_unknown_to_ssm_until_then(
+    ssm: Any, account: SimulatedAccount
+) -> None:
+    (instance,) = account.launch(tags={"team": "a"}, managed=False)
+
+    with pytest.raises(ClientError) as refused:
+        send(ssm, InstanceIds=[instance])
+    assert ssm.describe_instance_information()["InstanceInformationList"] == []
+    account.register_agent(instance)
+    command_id = send(ssm, Targets=[TAG])  # EC2's tags, as the node has them now
+    later(account, 30)
+
+    assert error_code(refused) == "InvalidInstanceId"
+    (listed,) = ssm.describe_instance_information()["InstanceInformationList"]
+    assert (listed["InstanceId"], listed["PingStatus"]) == (instance, "Online")
+    assert details(ssm, command_id) == {instance: "Success"}
+    with pytest.raises(ValueError, match="already a managed node"):
+        account.register_agent(instance)
+
+
 def test_a_node_the_caller_may_not_command(ssm: Any, account: SimulatedAccount) -> None:
     (denied,) = account.launch(tags={"team": "a"}, commandable=False)
     (allowed,) = account.launch(tags={"team": "a"})

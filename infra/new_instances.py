@@ -1,0 +1,198 @@
+"""New instances covered at once: two EventBridge rules, an SQS queue, the runner reading it in batches.
+
+* ``InstanceRunning``: any EC2 instance entering ``running`` (launch or start). The event
+  carries no tags, so the rule cannot filter on them: the runner checks the tag itself and
+  leaves untagged instances out (``ecr_fleet_auth/readiness.py``).
+* ``TagGained``: ``Tag Change on Resource`` for an EC2 instance whose target tag changed and
+  now holds one of the target values.
+
+Both deliver the whole event to ``Queue`` (SQS-managed encryption, SSL only). Lambda's event
+source mapping hands the runner batches of up to ``BATCH_SIZE`` records, gathered for up to
+``BATCHING_WINDOW`` (a burst becomes a few runs, each SendCommand of at most 50 ids), with at
+most ``MAX_CONCURRENCY`` batches at once and ``ReportBatchItemFailures``. The runner puts the
+event of an instance not yet online back in the queue itself, delayed (it may send to the
+queue); what it returns as failed comes back after the visibility timeout and, after
+``MAX_RECEIVE_COUNT`` receives, lands in ``DeadLetters`` — as do events EventBridge could not
+deliver. The ``NewInstanceEventsLost`` alarm tells the topic when anything lands there.
+
+Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
+event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
+requests (within the free tier at one queue; see the README's costs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsii
+from aws_cdk import Duration, aws_cloudwatch, aws_events, aws_iam, aws_lambda, aws_sns, aws_sqs
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk.interfaces.aws_events import IRuleRef
+from constructs import Construct
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+
+# One batch is one narrowed run, which takes at most 1,000 instance ids (the event model's cap):
+# a burst of launches becomes a few runs, each sending SendCommands of up to 50 ids.
+BATCH_SIZE = 1000
+# How long the event source mapping gathers records before invoking (also a put-back event's
+# extra wait): short enough for a new instance to be covered within a minute or two.
+BATCHING_WINDOW = Duration.seconds(20)
+# Batches run at once (the least SQS allows): runs of instance events stay few and small.
+MAX_CONCURRENCY = 2
+# AWS: at least six times the function timeout, plus the batching window.
+VISIBILITY_TIMEOUT = Duration.seconds(6 * LAMBDA_TIMEOUT_SECONDS + BATCHING_WINDOW.to_seconds())
+# AWS: at least 5, so that a throttled invocation does not send a good record to the dead letters.
+MAX_RECEIVE_COUNT = 5
+# An event EventBridge could not put in the queue is retried for this long, then dead-lettered.
+DELIVERY_MAX_EVENT_AGE = Duration.hours(1)
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+class NewInstanceTriggers(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: aws_lambda.IFunction,
+        role: aws_iam.IRole,
+        tag_key: str,
+        tag_values: tuple[str, ...],
+        topic: aws_sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letters = self._queue("DeadLetters", retention_period=DEAD_LETTER_RETENTION)
+        self.queue = self._queue(
+            "Queue",
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            dead_letter_queue=aws_sqs.DeadLetterQueue(
+                max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letters
+            ),
+        )
+        self.rules = [
+            self._rule(
+                "InstanceRunning", contract.instance_running_pattern(), "an EC2 instance entered running"
+            ),
+            self._rule(
+                "TagGained",
+                contract.tag_gained_pattern(tag_key, tag_values),
+                f"an EC2 instance gained the target tag {tag_key}",
+            ),
+        ]
+        policy = self._grant(role)
+        self.reader = aws_lambda.EventSourceMapping(
+            self,
+            "Reader",
+            target=function,
+            event_source_arn=self.queue.queue_arn,
+            batch_size=BATCH_SIZE,
+            max_batching_window=BATCHING_WINDOW,
+            max_concurrency=MAX_CONCURRENCY,
+            report_batch_item_failures=True,
+        )
+        # Lambda checks the role's access to the queue when it creates the mapping.
+        self.reader.node.add_dependency(policy)
+        self.alarm = self._alarm_on_dead_letters(topic)
+
+    def _queue(
+        self,
+        construct_id: str,
+        *,
+        retention_period: Duration | None = None,
+        visibility_timeout: Duration | None = None,
+        dead_letter_queue: aws_sqs.DeadLetterQueue | None = None,
+    ) -> aws_sqs.Queue:
+        return aws_sqs.Queue(
+            self,
+            construct_id,
+            encryption=aws_sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=retention_period,
+            visibility_timeout=visibility_timeout,
+            dead_letter_queue=dead_letter_queue,
+        )
+
+    def _rule(self, construct_id: str, pattern: dict[str, Any], what: str) -> aws_events.Rule:
+        rule = aws_events.Rule(
+            self,
+            construct_id,
+            description=f"ecr-fleet-auth: cover a new instance at once ({what})",
+            event_pattern=aws_events.EventPattern(
+                source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
+            ),
+        )
+        rule.add_target(_QueueTarget(self.queue, self.dead_letters))
+        return rule
+
+    def _grant(self, role: aws_iam.IRole) -> aws_iam.Policy:
+        """The runner reads the queue (what Lambda's event source mapping needs) and puts events back."""
+        return aws_iam.Policy(
+            self,
+            "RunnerPolicy",
+            roles=[role],
+            statements=[
+                aws_iam.PolicyStatement(
+                    sid="ReadNewInstanceEvents",
+                    actions=["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    resources=[self.queue.queue_arn],
+                ),
+                aws_iam.PolicyStatement(
+                    sid="PutBackEventsOfInstancesNotOnline",
+                    actions=["sqs:GetQueueUrl", "sqs:SendMessage"],
+                    resources=[self.queue.queue_arn],
+                ),
+            ],
+        )
+
+    def _alarm_on_dead_letters(self, topic: aws_sns.ITopic) -> aws_cloudwatch.Alarm:
+        alarm = aws_cloudwatch.Alarm(
+            self,
+            "NewInstanceEventsLost",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=Duration.minutes(5), statistic="Maximum"
+            ),
+            alarm_description=(
+                "ecr-fleet-auth: events about new instances landed in the dead-letter queue (the runner "
+                "failed on them, or EventBridge could not deliver them); those instances wait for the "
+                "next scheduled run. Read the messages in the queue, then purge it."
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        action = cw_actions.SnsAction(topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        return alarm
+
+
+@jsii.implements(aws_events.IRuleTarget)
+class _QueueTarget:
+    """The queue as a rule's target, the whole event as the message; EventBridge may only send to it.
+
+    (``aws_events_targets.SqsQueue`` would also grant EventBridge GetQueueAttributes and GetQueueUrl.)
+    Events it cannot deliver within ``DELIVERY_MAX_EVENT_AGE`` go to the dead letters."""
+
+    def __init__(self, queue: aws_sqs.IQueue, dead_letters: aws_sqs.IQueue) -> None:
+        self._queue, self._dead_letters = queue, dead_letters
+
+    def bind(self, rule: IRuleRef, id: str | None = None) -> aws_events.RuleTargetConfig:
+        for queue in (self._queue, self._dead_letters):
+            queue.add_to_resource_policy(
+                aws_iam.PolicyStatement(
+                    principals=[aws_iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=["sqs:SendMessage"],
+                    resources=[queue.queue_arn],
+                    conditions={"ArnEquals": {"aws:SourceArn": rule.rule_ref.rule_arn}},
+                )
+            )
+        return aws_events.RuleTargetConfig(
+            arn=self._queue.queue_arn,
+            dead_letter_config=aws_events.CfnRule.DeadLetterConfigProperty(arn=self._dead_letters.queue_arn),
+            retry_policy=aws_events.CfnRule.RetryPolicyProperty(
+                maximum_event_age_in_seconds=int(DELIVERY_MAX_EVENT_AGE.to_seconds())
+            ),
+        )

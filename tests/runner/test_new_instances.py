@@ -1,0 +1,269 @@
+"""New instances covered at once: instance events through the queue, run by ``handler.handler``.
+
+EventBridge's events arrive as SQS batches (``InstanceQueue`` plays the queue and Lambda's event
+source mapping on the world's clock); the runner answers with batch item failures, puts back
+the events of instances not yet online itself, and runs the rest as one narrowed run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth import runner
+from ecr_fleet_auth.events import InvalidEvent
+from ecr_fleet_auth.report import Report
+from ecr_fleet_auth.triggers import RECHECK_SECONDS
+from localfleet.hosts.canned_agent import CannedRun
+from tests.runner.conftest import World, load_event
+from tests.runner.instance_queue import InstanceQueue, running_event, tag_event
+
+READINESS_SECONDS = 900  # the template's default newInstanceReadinessSeconds
+
+
+@pytest.fixture
+def queue(world: World) -> InstanceQueue:
+    return InstanceQueue(world)
+
+
+@pytest.fixture
+def reports(monkeypatch: pytest.MonkeyPatch) -> list[Report]:
+    """Every run's report (a batch's answer to SQS is only its failures)."""
+    captured: list[Report] = []
+    real: Callable[..., Report] = runner.run
+
+    def spy(*args: Any, **kwargs: Any) -> Report:
+        report = real(*args, **kwargs)
+        captured.append(report)
+        return report
+
+    monkeypatch.setattr(runner, "run", spy)
+    return captured
+
+
+def statuses(report: Report) -> dict[str, tuple[str, str]]:
+    return {i.instance_id: (i.status, str(i.reason)) for i in report.instances}
+
+
+def sent_ids(world: World) -> list[list[str]]:
+    return [sorted(request.get("InstanceIds", ["<by tag>"])) for request in world.ssm.sent("SendCommand")]
+
+
+def test_a_batch_of_running_events_is_one_narrowed_run(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    new = world.launch(3)
+    untagged = world.launch(tagged=False)[0]
+    now = world.clock.now()
+    queue.put(*(running_event(i, now) for i in new), running_event(new[0], now), running_event(untagged, now))
+
+    assert queue.deliver() == {"batchItemFailures": []}
+
+    (report,) = reports
+    assert report.source == "instance_running"
+    assert report.action == "refresh"  # newInstanceAction empty: the stack's action
+    assert statuses(report) == dict.fromkeys(new, ("succeeded", "ok"))  # the untagged one is not ours
+    assert sent_ids(world) == [sorted(new)]  # one SendCommand, each instance once
+    assert world.ssm.sent("SendCommand")[0]["Parameters"]["Action"] == ["refresh"]
+    assert world.engine.commanded(untagged) == 0
+    assert queue.pending() == 0
+
+
+def test_an_instance_not_yet_online_waits_in_the_queue_then_is_covered(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch(managed=False)  # running, its SSM agent not registered yet
+    queue.put(running_event(new, world.clock.now()))
+
+    assert queue.deliver() == {"batchItemFailures": []}
+    assert reports == [] and world.ssm.sent("SendCommand") == []  # no run, no report: it waits
+    assert queue.delays == [RECHECK_SECONDS] and queue.pending() == 1
+
+    world.come_online(new)
+    queue.deliver()
+
+    (report,) = reports
+    assert statuses(report) == {new: ("succeeded", "ok")}
+    assert report.source == "instance_running"
+    assert world.engine.commanded(new) == 1
+    assert queue.pending() == 0
+
+
+def test_an_instance_never_online_is_reported_unreachable_once_after_the_bound(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch(managed=False)
+    launched, since = world.clock.monotonic(), world.clock.now()
+    queue.put(running_event(new, since))
+
+    queue.deliver_all()
+
+    (report,) = reports
+    (instance,) = report.instances
+    assert (instance.status, instance.reason) == ("unreachable", "not_online_in_time")
+    assert instance.detail["since"] == since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert READINESS_SECONDS <= int(instance.detail["waited_seconds"]) <= READINESS_SECONDS + RECHECK_SECONDS
+    assert READINESS_SECONDS <= world.clock.monotonic() - launched <= READINESS_SECONDS + 2 * RECHECK_SECONDS
+    assert world.ssm.sent("SendCommand") == []
+    # One look per RECHECK_SECONDS, and the last one reports it.
+    assert len(queue.answers) == READINESS_SECONDS // RECHECK_SECONDS + 1
+    (notification,) = world.notifications()
+    assert "not_online_in_time" in notification["Message"]
+
+
+def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch(managed=False)
+    launched = world.clock.monotonic()
+    queue.put(running_event(new, world.clock.now()))
+    while world.clock.monotonic() - launched < 600:
+        queue.deliver()
+    assert reports == []
+    world.come_online(new)
+    queue.deliver_all()
+    (report,) = reports
+    assert statuses(report) == {new: ("succeeded", "ok")}
+
+
+def test_a_tag_change_event_covers_an_instance_tagged_after_launch(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (tagged_later,) = world.launch()  # EC2 and SSM see the tag now
+    queue.put(tag_event(tagged_later, world.clock.now()))
+    queue.deliver()
+    (report,) = reports
+    assert report.source == "tag_change"
+    assert statuses(report) == {tagged_later: ("succeeded", "ok")}
+
+
+def test_instances_that_are_not_ours_are_never_commanded_nor_reported(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    untagged = world.launch(tagged=False)[0]
+    tag_removed_since = world.launch(tagged=False)[0]  # the event said tagged; EC2 says no more
+    stopped = world.launch(running=False)[0]
+    now = world.clock.now()
+    queue.put(
+        running_event(untagged, now),
+        tag_event(tag_removed_since, now),
+        tag_event(untagged, now, value=None),  # the tag removed: names no instance
+        tag_event(untagged, now, value="disabled"),
+        running_event(stopped, now),
+    )
+    assert queue.deliver() == {"batchItemFailures": []}
+    assert reports == [] and world.ssm.sent("SendCommand") == [] and queue.pending() == 0
+
+
+def test_repeated_events_and_both_rules_command_an_instance_once(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch()
+    launched_at = world.clock.now()
+    # Both rules match the launch (if AWS sends a tag event for tags given at launch).
+    queue.put(running_event(new, launched_at), tag_event(new, launched_at))
+    queue.deliver()
+    (report,) = reports
+    assert report.source == "instance_events"
+    assert statuses(report) == {new: ("succeeded", "ok")}
+
+    # The same events again later (SQS delivers at least once): the command covers them.
+    world.clock.sleep(120)
+    queue.put(running_event(new, launched_at), tag_event(new, launched_at))
+    assert queue.deliver() == {"batchItemFailures": []}
+    assert len(reports) == 1
+    assert world.engine.commanded(new) == 1
+
+
+def test_an_instance_a_scheduled_run_covered_after_its_event_is_left_out(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch()
+    launched_at = world.clock.now()
+    world.clock.sleep(10)
+    world.invoke({"source": "schedule"})  # by tag: reaches the new instance too
+    assert world.engine.commanded(new) == 1
+    queue.put(running_event(new, launched_at))  # the event comes late (best-effort delivery)
+    queue.deliver()
+    assert [r.source for r in reports] == ["schedule"]
+    assert world.engine.commanded(new) == 1
+
+
+def test_an_instance_another_command_works_on_waits_until_it_ends(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch(agent=CannedRun(duration=100))
+    launched_at = world.clock.now()
+    # Someone checks it by hand (another action): still running when the event is read.
+    world.invoke({"action": "check", "instance_ids": [new], "wait_seconds": 0})
+    queue.put(running_event(new, launched_at))
+    queue.deliver()
+    assert [r.action for r in reports] == ["check"]  # it waits: not commanded while busy
+    queue.deliver_all()
+    assert [(r.action, r.source) for r in reports] == [("check", "manual"), ("refresh", "instance_running")]
+    assert statuses(reports[-1]) == {new: ("succeeded", "ok")}
+    assert not world.account.agent_runs_overlap()
+
+
+def test_new_instances_get_the_new_instance_action(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    world.configure(NEW_INSTANCE_ACTION="helper")
+    (new,) = world.launch()
+    queue.put(running_event(new, world.clock.now()))
+    queue.deliver()
+    assert reports[0].action == "helper"
+    assert world.ssm.sent("SendCommand")[0]["Parameters"]["Action"] == ["helper"]
+
+
+def test_records_that_are_not_instance_events_go_back_to_sqs_alone(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch()
+    good = running_event(new, world.clock.now())
+    queue.put(good, {**good, "time": None}, raw="not json")
+    bad = {m.message_id for m in queue.messages[1:]}
+    answer = queue.deliver()
+    assert {item["itemIdentifier"] for item in answer["batchItemFailures"]} == bad
+    assert set(answer) == set(load_event("sqs_batch_response_partial"))
+    assert statuses(reports[0]) == {new: ("succeeded", "ok")}
+
+
+def test_a_run_that_fails_gives_its_records_back_for_redelivery(
+    world: World, queue: InstanceQueue, reports: list[Report]
+) -> None:
+    (new,) = world.launch()
+    queue.put(running_event(new, world.clock.now()))
+    # The look before the run reads SSM once; the run's own discovery is then refused.
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if operation == "DescribeInstanceInformation" and number > 1 else None
+    )
+    answer = queue.deliver()
+    (report,) = reports
+    assert report.error is not None and report.error["code"] == "AccessDeniedException"
+    assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == [
+        m.message_id for m in queue.messages
+    ]
+
+
+def test_an_event_delivered_directly_is_run_at_once_and_returns_the_report(world: World) -> None:
+    (new,) = world.launch()
+    (offline,) = world.launch(managed=False)
+    now = world.clock.now()
+    report = world.invoke(running_event(new, now))
+    assert report["source"] == "instance_running"
+    assert [(i["instance_id"], i["status"]) for i in report["instances"]] == [(new, "succeeded")]
+    # No queue to wait in: reported as discovery finds it.
+    report = world.invoke(running_event(offline, now))
+    assert [(i["status"], i["reason"]) for i in report["instances"]] == [("unreachable", "not_ssm_managed")]
+    (untagged,) = world.launch(tagged=False)
+    assert world.invoke(running_event(untagged, now)) == {
+        "instances_left_out": {untagged: "not_target_tagged"}
+    }
+
+
+def test_a_direct_event_that_is_not_an_instance_event_is_rejected(world: World) -> None:
+    with pytest.raises(InvalidEvent, match="detail-type: 'Scheduled Event' is not accepted"):
+        world.invoke({"detail-type": "Scheduled Event", "source": "aws.events"})
