@@ -186,6 +186,9 @@ def _alarms(template: Template) -> dict[str, dict[str, Any]]:
 
 
 def _metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads: one metric given inline, or the stats of a metric math alarm."""
+    if "Metrics" not in alarm:
+        return [{key: alarm[key] for key in ("Namespace", "MetricName", "Dimensions") if key in alarm}]
     return [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
 
 

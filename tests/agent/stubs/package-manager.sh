@@ -3,7 +3,7 @@
 # amazon-linux-extras), which cannot run on this Debian machine. Installed under each of
 # those names; it behaves as the name it was called by.
 #
-# - Every call is appended to $STUB_DIR/calls.log as "<name> <arguments>".
+# - $STUB_DIR below is $ECR_FLEET_AUTH_STUB_DIR (default /opt/stub). Every call is appended to $STUB_DIR/calls.log as "<name> <arguments>".
 # - Fails (exit 1) when $STUB_DIR/fail-<name> exists, or when <name> is listed in
 #   $ECR_FLEET_AUTH_STUB_FAIL (space-separated).
 # - "<name> install ... amazon-ecr-credential-helper" installs $STUB_DIR/payload (the real
