@@ -46,6 +46,11 @@ class DeploymentConfig:
     new_instances: bool
     new_instance_action: contract.Action | Literal[""]  # empty: the same as `action`
     new_instance_readiness_seconds: int
+    organizational_unit_ids: tuple[str, ...]  # empty: a single-account deployment
+    member_accounts: tuple[str, ...]
+    member_regions: tuple[str, ...]  # empty: the stack's own region
+    member_role_name: str
+    stack_set_call_as: Literal["DELEGATED_ADMIN", "SELF"]
 
     @property
     def log_retention(self) -> aws_logs.RetentionDays:

@@ -110,6 +110,8 @@ class RunnerFunction(Construct):
                     document_version=document.document_version,
                     output_log_group=command_output.log_group_name,
                     topic_arn=topic.topic_arn,
+                    stack_set_name="",  # issue 14: the organization's StackSet, once built
+                    member_document_name="",
                 ),
                 "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,

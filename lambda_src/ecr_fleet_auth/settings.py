@@ -58,6 +58,13 @@ TAG_KEY_PATTERN: Final = r"^(?!aws:)[\w +=.:/@-]{1,128}$"
 TAG_VALUE_PATTERN: Final = r"^[\w +=.:/@-]{0,256}$"
 EMAIL_PATTERN: Final = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 STACK_NAME_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9-]{0,100}$"
+# StackSets' own patterns (CloudFormation API reference, DeploymentTargets): an organization root
+# (r-...) or an organizational unit (ou-...); member accounts are 12 digits.
+ORGANIZATIONAL_UNIT_PATTERN: Final = r"^(?:ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$"
+ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
+# IAM role names (IAM API reference, CreateRole: RoleName).
+ROLE_NAME_PATTERN: Final = r"^[\w+=,.@-]{1,64}$"
+STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
 
 
 @dataclass(frozen=True)
@@ -276,6 +283,27 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _integer(MIN_READINESS_SECONDS, MAX_READINESS_SECONDS),
             "How long after its event a new instance may take to come online in SSM; one still not "
             "`Online` then is reported `unreachable` / `not_online_in_time` (once).", runner=True),
+    Setting("organizationalUnitIds", [],
+            "a list of organization root or OU ids (r-..., ou-...-...); empty: this account only",
+            _list(ORGANIZATIONAL_UNIT_PATTERN, least=0, most=100),
+            "Organization units whose accounts the runner covers, through a StackSet with automatic "
+            "deployment (see [Organizations](#organizations)); empty: the stack covers its own account "
+            "and region, as a single-account deployment.", runner=True),
+    Setting("memberAccounts", [], "a list of 12-digit account ids (empty: every account in the units)",
+            _list(ACCOUNT_ID_PATTERN, least=0, most=1000),
+            "Narrows `organizationalUnitIds` to these accounts (StackSets' `INTERSECTION`); accounts "
+            "added to the units later are then not covered automatically.", runner=True),
+    Setting("memberRegions", [], "a list of region names such as eu-west-1 (empty: the stack's region)",
+            _list(rf"^{contract.REGION_RE}$", least=0, most=30),
+            "Regions of the member accounts the StackSet deploys to and the runner covers.", runner=True),
+    Setting("memberRoleName", "EcrFleetAuthMember", "an IAM role name (1-64 of letters, digits, +=,.@_-)",
+            _text(ROLE_NAME_PATTERN),
+            "Name of the role the StackSet creates in each member account; only the runner can assume it.",
+            runner=True),
+    Setting("stackSetCallAs", "DELEGATED_ADMIN", "one of " + ", ".join(STACK_SET_CALL_AS),
+            _choice(STACK_SET_CALL_AS),
+            "Whether the stack is deployed from a StackSets delegated administrator account "
+            "(`DELEGATED_ADMIN`) or the organization's management account (`SELF`).", runner=True),
     # Set by the stack from the resources it creates (not in cdk.json).
     Setting("documentName", None, "the name of the stack's SSM document", _text(r"^\S+$"),
             "The agent document the runner sends.", runner=True, context=False),
@@ -286,6 +314,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Where Run Command sends the agent's full output.", runner=True, context=False),
     Setting("topicArn", "", "an SNS topic ARN, or empty for none", _any_text,
             "Where the runner publishes its report.", runner=True, context=False),
+    Setting("stackSetName", "", "a StackSet name, or empty for a single-account deployment", _any_text,
+            "The StackSet whose stack instances are the (account, region) pairs the runner covers.",
+            runner=True, context=False),
+    Setting("memberDocumentName", "", "the agent document's name in member accounts, or empty", _any_text,
+            "The agent document the StackSet creates in each member account and region.",
+            runner=True, context=False),
 )  # fmt: skip
 
 BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
@@ -359,10 +393,17 @@ class RunnerSettings:
     notify_policy: contract.NotifyPolicy
     new_instance_action: contract.Action | Literal[""]
     new_instance_readiness_seconds: int
+    organizational_unit_ids: tuple[str, ...]
+    member_accounts: tuple[str, ...]
+    member_regions: tuple[str, ...]
+    member_role_name: str
+    stack_set_call_as: Literal["DELEGATED_ADMIN", "SELF"]
     document_name: str
     document_version: str
     output_log_group: str
     topic_arn: str
+    stack_set_name: str
+    member_document_name: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:

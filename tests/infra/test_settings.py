@@ -47,10 +47,17 @@ RUNNER_VARIABLES = [
     "NOTIFY_POLICY",
     "NEW_INSTANCE_ACTION",
     "NEW_INSTANCE_READINESS_SECONDS",
+    "ORGANIZATIONAL_UNIT_IDS",
+    "MEMBER_ACCOUNTS",
+    "MEMBER_REGIONS",
+    "MEMBER_ROLE_NAME",
+    "STACK_SET_CALL_AS",
     "DOCUMENT_NAME",
     "DOCUMENT_VERSION",
     "OUTPUT_LOG_GROUP",
     "TOPIC_ARN",
+    "STACK_SET_NAME",
+    "MEMBER_DOCUMENT_NAME",
 ]
 # Event fields that override a setting (runner.RunOptions.resolve), by the setting's key.
 EVENT_OVERRIDES = {
@@ -124,6 +131,8 @@ def test_the_runner_reads_back_what_the_stack_writes() -> None:
         "registries": ("123456789012.dkr.ecr.eu-west-1.amazonaws.com",),
         "document_name": "EcrFleetAuth-AgentDocument-abc",
         "document_version": "1",
+        "stack_set_name": "EcrFleetAuth-Members",
+        "member_document_name": "EcrFleetAuth-Agent-0123abcd",
         "output_log_group": "group",
         "topic_arn": "arn:aws:sns:eu-west-1:123456789012:t",
     }
