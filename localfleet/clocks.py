@@ -12,6 +12,14 @@ the same engine code produces the same statuses in both modes:
   by then run, in time order, on the sleeper's thread, and work runs inline. For
   clients in this process under botocore (the runner's tests, the benchmarks): a
   ten-minute run takes milliseconds and every run is the same.
+
+Work that runs *beside* its caller for a while — a Lambda invocation started by an
+event source mapping while another is still running — is ``run_concurrently``: a
+thread of its own on a ``RealClock``; on a ``SimulatedClock`` a thread that takes
+turns with the others, one at a time: a thread runs until it sleeps on the clock,
+then the next thing due (an action, or another thread's wake-up) runs. So concurrent
+invocations overlap in simulated time exactly as their sleeps say, and every run is
+still the same.
 """
 
 from __future__ import annotations
@@ -65,6 +73,11 @@ class Clock(Protocol):
 
     def run_work(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
         """Run ``work`` (it must not raise) off the schedule, then ``done`` with its result as an action."""
+        ...
+
+    def run_concurrently(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        """Run ``work`` (it must not raise) beside the caller, sleeping on this clock as it needs;
+        then ``done`` with its result as an action."""
         ...
 
     def settle(self) -> None:
@@ -128,6 +141,9 @@ class RealClock:
 
         future.add_done_callback(finished)
 
+    def run_concurrently(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        self.run_work(work, done)  # real time: a thread of the pool is beside the caller
+
     def settle(self) -> None:
         pass  # the scheduler thread runs actions as they fall due
 
@@ -160,11 +176,29 @@ class RealClock:
                     _log.exception("scheduled action failed")
 
 
+class _Turn:
+    """A thread's right to run while threads take turns on a ``SimulatedClock``."""
+
+
+class _WakeUp(Scheduled):
+    """Due: the thread holding ``turn`` goes on (its sleep is over, or its work starts)."""
+
+    def __init__(self, turn: _Turn) -> None:
+        super().__init__(lambda: None)
+        self.turn = turn
+
+
 class SimulatedClock:
     """Time that moves only when someone sleeps; the actions due by then run first, in time order.
 
     ``slept`` records every sleep (the runner's own and, through
     ``simulate_botocore_time``, botocore's back-off).
+
+    With work running concurrently (``run_concurrently``), threads take turns: exactly one
+    runs at any moment (the one holding the turn); a sleeper puts its wake-up in the queue
+    at the time it sleeps until and runs what falls due before it — an action inline, another
+    thread's wake-up by handing that thread the turn and waiting for its own. Nothing runs
+    in parallel, so actions need no locks and the order is the queue's order.
     """
 
     def __init__(self, start: float = 1000.0, wall_start: datetime = SIMULATED_WALL_START) -> None:
@@ -173,6 +207,10 @@ class SimulatedClock:
         self.slept: list[float] = []
         self._queue: list[tuple[float, int, Scheduled]] = []
         self._order = itertools.count()
+        self._turns = threading.Condition()
+        self._holder: _Turn | None = None  # who runs, while work runs concurrently
+        self._mine = threading.local()
+        self._beside = 0  # concurrent work started and not finished
 
     def monotonic(self) -> float:
         return self._now
@@ -194,7 +232,11 @@ class SimulatedClock:
     def advance(self, seconds: float) -> None:
         """Move time on by ``seconds``, running every action that falls due on the way."""
         target = self._now + seconds
-        self._run_until(target)
+        waking: _Turn | None = None
+        if self._beside:  # others may run meanwhile: this thread's wake-up takes its place in the queue
+            waking = self._turn()
+            self._push(target, _WakeUp(waking))
+        self._run_until(target, waking)
         self._now = max(self._now, target)
 
     def call_at(self, when: float, action: Callable[[], None]) -> Scheduled:
@@ -204,6 +246,29 @@ class SimulatedClock:
 
     def run_work(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
         done(work())
+
+    def run_concurrently(self, work: Callable[[], T], done: Callable[[T], None]) -> None:
+        """``work`` on a thread of its own that starts at its turn: once the caller sleeps."""
+        if self._holder is None:
+            self._holder = self._turn()  # the caller runs now: it holds the turn
+        turn = _Turn()
+        self._beside += 1
+
+        def body() -> None:
+            self._mine.turn = turn
+            self._wait_for(turn)
+            try:
+                result = work()
+            except BaseException:  # work must not raise; if it does, the clock must not stop
+                _log.exception("concurrent work failed")
+                self._beside -= 1
+            else:
+                self._beside -= 1
+                self.call_at(self._now, lambda: done(result))
+            self._leave()
+
+        self._push(self._now, _WakeUp(turn))
+        threading.Thread(target=body, name="simulated-concurrent-work", daemon=True).start()
 
     def settle(self) -> None:
         self._run_until(self._now)
@@ -215,11 +280,53 @@ class SimulatedClock:
         """Actions still scheduled (cancelled ones included)."""
         return len(self._queue)
 
-    def _run_until(self, target: float) -> None:
+    def _run_until(self, target: float, waking: _Turn | None = None) -> None:
         # Re-entrant: an action may schedule more (run in this same loop when due), and a
         # sleeper woken inside a request may advance time itself; time never goes back.
-        while self._queue and self._queue[0][0] <= target:
+        # ``waking``: the caller's own wake-up is in the queue (work runs concurrently).
+        while self._queue and (waking is not None or self._queue[0][0] <= target):
             when, _, entry = heapq.heappop(self._queue)
             self._now = max(self._now, when)
-            if not entry.cancelled:
-                entry.action()
+            if entry.cancelled:
+                continue
+            if isinstance(entry, _WakeUp):
+                if entry.turn is waking:
+                    return
+                if waking is None:  # work started beside the caller since it began to sleep
+                    waking = self._turn()
+                    self._push(target, _WakeUp(waking))
+                self._hand(entry.turn)
+                self._wait_for(waking)
+                return  # whoever ran our wake-up moved time to it
+            entry.action()
+
+    def _push(self, when: float, entry: Scheduled) -> None:
+        heapq.heappush(self._queue, (when, next(self._order), entry))
+
+    def _turn(self) -> _Turn:
+        turn: _Turn | None = getattr(self._mine, "turn", None)
+        if turn is None:
+            turn = self._mine.turn = _Turn()
+        return turn
+
+    def _hand(self, turn: _Turn | None) -> None:
+        with self._turns:
+            self._holder = turn
+            self._turns.notify_all()
+
+    def _wait_for(self, turn: _Turn) -> None:
+        with self._turns:
+            self._turns.wait_for(lambda: self._holder is turn)
+
+    def _leave(self) -> None:
+        """A thread whose work is done runs what is due until it can hand the turn to another."""
+        while self._queue:
+            when, _, entry = heapq.heappop(self._queue)
+            self._now = max(self._now, when)
+            if entry.cancelled:
+                continue
+            if isinstance(entry, _WakeUp):
+                self._hand(entry.turn)
+                return
+            entry.action()
+        self._hand(None)  # nobody waits on the clock

@@ -32,7 +32,7 @@ class InProcessRunner:
         patch: Patcher,
         *,
         region: str = REGION,
-        services: tuple[str, ...] = ("ec2", "ssm"),
+        services: tuple[str, ...] = ("ec2", "ssm", "sqs"),
     ) -> None:
         from ecr_fleet_auth import runner  # noqa: PLC0415 - its Logger reads the caller's environment
 

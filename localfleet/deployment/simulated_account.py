@@ -6,18 +6,25 @@ the same pieces over HTTP on a ``RealClock`` (``local_fleet``). Either way an
 instance is launched once — EC2 knows its tags and state, SSM knows it as a
 managed node with its own (lagging) view — and what happens on it is chosen as an
 executor: a ``CannedAgent`` here, a sandboxed host in the local fleet.
+
+EC2 also tells EventBridge (``event_bus``: whoever listens, e.g. the stack's
+``NewInstanceDelivery``): an instance launched running sends its ``running`` state-change
+event, a tag given to a running instance its ``Tag Change on Resource`` event. The
+account's SQS (``sqs``) holds the stack's queues; the runner reaches it like EC2 and SSM.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
 
 from ..clocks import Clock
 from ..ec2 import Ec2Inventory, Ec2Wire
+from ..events.eventbridge import state_change_event, tag_change_event
+from ..events.sqs import SqsService, SqsWire
 from ..hosts.canned_agent import CannedAgent, CannedRun, runs_overlap
 from ..ssm import RunCommandService, SsmWire
 from ..ssm.agent_interface import Executor
@@ -26,6 +33,7 @@ from ..ssm.managed_nodes import ManagedInstance
 from ..transport import InProcessTransport, LoopbackServer, ServiceEndpoint
 
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's default account, where the local fleet's other services live
 
 
 class SimulatedAccount:
@@ -38,6 +46,10 @@ class SimulatedAccount:
         self.ssm = RunCommandService(clock, self.ec2.tagged if tags_from_ec2 else None)
         self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
+        self.sqs = SqsService(clock, ACCOUNT, REGION)
+        self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs.handler))
+        # EventBridge's default bus: each listener gets every event EC2 sends about an instance.
+        self.event_bus: list[Callable[[dict[str, Any]], None]] = []
         self.agents: dict[str, CannedAgent] = {}
         # Calls made by clients of sessions from ``session()``, as "service.Operation" (retries not counted).
         self.api_calls: Counter[str] = Counter()
@@ -45,7 +57,7 @@ class SimulatedAccount:
 
     # --- reaching it ---------------------------------------------------------------------
     def endpoint(self, service: str) -> ServiceEndpoint:
-        return {"ssm": self.ssm_endpoint, "ec2": self.ec2_endpoint}[service]
+        return {"ssm": self.ssm_endpoint, "ec2": self.ec2_endpoint, "sqs": self.sqs_endpoint}[service]
 
     def session(self, region: str = REGION, services: tuple[str, ...] = ("ec2", "ssm")) -> boto3.Session:
         """A boto3 session whose clients for ``services`` are answered in this process."""
@@ -96,7 +108,34 @@ class SimulatedAccount:
         if managed:
             for instance_id in ids:
                 self.add_node(instance_id, tags=tags, agent=agent, executor=executor, **node)
+        if running:
+            self.entered_running(*ids)
         return ids
+
+    def entered_running(self, *instance_ids: str) -> None:
+        """EC2 sends each instance's ``running`` state-change event (a launch, or a start)."""
+        for instance_id in instance_ids:
+            self._emit(
+                state_change_event(
+                    instance_id, "running", account=ACCOUNT, region=REGION, at=self.clock.now()
+                )
+            )
+
+    def tag(self, instance_id: str, tags: Mapping[str, str]) -> None:
+        """CreateTags on the instance: EC2 and SSM see them; the tag-change event goes to the bus."""
+        after = self.ec2.tag(instance_id, tags)
+        node = self.ssm.instance(instance_id)
+        if node is not None:
+            node.tags.update(tags)
+        self._emit(
+            tag_change_event(
+                instance_id, list(tags), after, account=ACCOUNT, region=REGION, at=self.clock.now()
+            )
+        )
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        for listener in list(self.event_bus):
+            listener(event)
 
     def add_node(
         self,

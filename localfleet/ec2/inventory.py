@@ -54,6 +54,12 @@ class Ec2Inventory:
         with self._lock:
             self.instances[instance_id].state = state
 
+    def tag(self, instance_id: str, tags: Mapping[str, str]) -> dict[str, str]:
+        """Create or overwrite ``tags`` (CreateTags); every tag of the instance after the change."""
+        with self._lock:
+            self.instances[instance_id].tags.update(tags)
+            return dict(self.instances[instance_id].tags)
+
     def untag(self, instance_id: str, *keys: str) -> None:
         with self._lock:
             for key in keys:

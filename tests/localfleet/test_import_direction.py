@@ -16,6 +16,7 @@ LAYERS = {
     "ssm": 2,
     "ec2": 2,
     "hosts": 3,
+    "events": 3,
     "lambda_runtime": 4,
     "deployment": 5,
 }

@@ -1,13 +1,20 @@
 """New instances covered at once: instance events through the queue, run by ``handler.handler``.
 
-EventBridge's events arrive as SQS batches (``InstanceQueue`` plays the queue and Lambda's event
-source mapping on the world's clock); the runner answers with batch item failures, puts back
-the events of instances not yet online itself, and runs the rest as one narrowed run.
+EventBridge's events arrive as SQS batches through ``localfleet.events.NewInstanceDelivery``
+(the stack's rules, queue and event source mapping as the synthesized template configures
+them, on the world's simulated clock); the runner answers with batch item failures, puts
+back the events of instances not yet online itself (SendMessageBatch to the same simulated
+queue), and runs the rest as one narrowed run.
+
+The instance that never comes online is proven here, on the simulated clock (the readiness
+bound is minutes long); the local fleet's end-to-end test covers the other cases for real.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -16,16 +23,31 @@ from ecr_fleet_auth import runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
 from ecr_fleet_auth.triggers import RECHECK_SECONDS
+from localfleet.deployment.simulated_account import ACCOUNT
+from localfleet.events import NewInstanceDelivery
+from localfleet.events.eventbridge import state_change_event, tag_change_event
 from localfleet.hosts.canned_agent import CannedRun
-from tests.runner.conftest import World, load_event
-from tests.runner.instance_queue import InstanceQueue, running_event, tag_event
+from tests.runner.conftest import REGION, TAG_KEY, TAG_VALUE, World, load_event
+from tests.support.template import Template, default_context
 
-READINESS_SECONDS = 900  # the template's default newInstanceReadinessSeconds
+READINESS_SECONDS = default_context()["newInstanceReadinessSeconds"]
 
 
 @pytest.fixture
-def queue(world: World) -> InstanceQueue:
-    return InstanceQueue(world)
+def queue(world: World, synthesized_template: Template) -> NewInstanceDelivery:
+    return NewInstanceDelivery.from_template(
+        synthesized_template, world.clock, world.account.sqs, world.invoke
+    )
+
+
+def running_event(instance_id: str, moment: datetime, state: str = "running") -> dict[str, Any]:
+    return state_change_event(instance_id, state, account=ACCOUNT, region=REGION, at=moment)
+
+
+def tag_event(instance_id: str, moment: datetime, value: str | None = TAG_VALUE) -> dict[str, Any]:
+    """The target tag set to ``value`` (None: removed)."""
+    tags = {"Name": "web"} if value is None else {"Name": "web", TAG_KEY: value}
+    return tag_change_event(instance_id, [TAG_KEY], tags, account=ACCOUNT, region=REGION, at=moment)
 
 
 @pytest.fixture
@@ -52,14 +74,14 @@ def sent_ids(world: World) -> list[list[str]]:
 
 
 def test_a_batch_of_running_events_is_one_narrowed_run(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     new = world.launch(3)
     untagged = world.launch(tagged=False)[0]
     now = world.clock.now()
     queue.put(*(running_event(i, now) for i in new), running_event(new[0], now), running_event(untagged, now))
 
-    assert queue.deliver() == {"batchItemFailures": []}
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
 
     (report,) = reports
     assert report.source == "instance_running"
@@ -72,17 +94,17 @@ def test_a_batch_of_running_events_is_one_narrowed_run(
 
 
 def test_an_instance_not_yet_online_waits_in_the_queue_then_is_covered(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch(managed=False)  # running, its SSM agent not registered yet
     queue.put(running_event(new, world.clock.now()))
 
-    assert queue.deliver() == {"batchItemFailures": []}
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
     assert reports == [] and world.ssm.sent("SendCommand") == []  # no run, no report: it waits
-    assert queue.delays == [RECHECK_SECONDS] and queue.pending() == 1
+    assert queue.put_back_delays() == [RECHECK_SECONDS] and queue.pending() == 1
 
     world.come_online(new)
-    queue.deliver()
+    queue.next_invocation()
 
     (report,) = reports
     assert statuses(report) == {new: ("succeeded", "ok")}
@@ -92,55 +114,59 @@ def test_an_instance_not_yet_online_waits_in_the_queue_then_is_covered(
 
 
 def test_an_instance_never_online_is_reported_unreachable_once_after_the_bound(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch(managed=False)
     launched, since = world.clock.monotonic(), world.clock.now()
     queue.put(running_event(new, since))
 
-    queue.deliver_all()
+    queue.run_until_idle()
 
     (report,) = reports
     (instance,) = report.instances
     assert (instance.status, instance.reason) == ("unreachable", "not_online_in_time")
     assert instance.detail["since"] == since.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert READINESS_SECONDS <= int(instance.detail["waited_seconds"]) <= READINESS_SECONDS + RECHECK_SECONDS
-    assert READINESS_SECONDS <= world.clock.monotonic() - launched <= READINESS_SECONDS + 2 * RECHECK_SECONDS
+    # Each look is a put-back's delay plus the batching window after the one before.
+    cycle = RECHECK_SECONDS + queue.settings.gathering_seconds
+    assert READINESS_SECONDS <= int(instance.detail["waited_seconds"]) <= READINESS_SECONDS + cycle
+    assert world.clock.monotonic() - launched <= READINESS_SECONDS + 2 * cycle
     assert world.ssm.sent("SendCommand") == []
-    # One look per RECHECK_SECONDS, and the last one reports it.
-    assert len(queue.answers) == READINESS_SECONDS // RECHECK_SECONDS + 1
+    looks = [i.started - launched for i in queue.invocations]
+    assert looks[0] == queue.settings.gathering_seconds  # the first batch: once the window closed
+    assert all(later - earlier <= cycle + 1 for earlier, later in itertools.pairwise(looks))
+    assert len(queue.put_back_delays()) == len(looks) - 1  # the last look reports it: no put-back
     (notification,) = world.notifications()
     assert "not_online_in_time" in notification["Message"]
 
 
 def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch(managed=False)
     launched = world.clock.monotonic()
     queue.put(running_event(new, world.clock.now()))
     while world.clock.monotonic() - launched < 600:
-        queue.deliver()
+        queue.next_invocation()
     assert reports == []
     world.come_online(new)
-    queue.deliver_all()
+    queue.run_until_idle()
     (report,) = reports
     assert statuses(report) == {new: ("succeeded", "ok")}
 
 
 def test_a_tag_change_event_covers_an_instance_tagged_after_launch(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (tagged_later,) = world.launch()  # EC2 and SSM see the tag now
     queue.put(tag_event(tagged_later, world.clock.now()))
-    queue.deliver()
+    queue.next_invocation()
     (report,) = reports
     assert report.source == "tag_change"
     assert statuses(report) == {tagged_later: ("succeeded", "ok")}
 
 
 def test_instances_that_are_not_ours_are_never_commanded_nor_reported(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     untagged = world.launch(tagged=False)[0]
     tag_removed_since = world.launch(tagged=False)[0]  # the event said tagged; EC2 says no more
@@ -153,18 +179,18 @@ def test_instances_that_are_not_ours_are_never_commanded_nor_reported(
         tag_event(untagged, now, value="disabled"),
         running_event(stopped, now),
     )
-    assert queue.deliver() == {"batchItemFailures": []}
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
     assert reports == [] and world.ssm.sent("SendCommand") == [] and queue.pending() == 0
 
 
 def test_repeated_events_and_both_rules_command_an_instance_once(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch()
     launched_at = world.clock.now()
     # Both rules match the launch (if AWS sends a tag event for tags given at launch).
     queue.put(running_event(new, launched_at), tag_event(new, launched_at))
-    queue.deliver()
+    queue.next_invocation()
     (report,) = reports
     assert report.source == "instance_events"
     assert statuses(report) == {new: ("succeeded", "ok")}
@@ -172,13 +198,13 @@ def test_repeated_events_and_both_rules_command_an_instance_once(
     # The same events again later (SQS delivers at least once): the command covers them.
     world.clock.sleep(120)
     queue.put(running_event(new, launched_at), tag_event(new, launched_at))
-    assert queue.deliver() == {"batchItemFailures": []}
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
     assert len(reports) == 1
     assert world.engine.commanded(new) == 1
 
 
 def test_an_instance_a_scheduled_run_covered_after_its_event_is_left_out(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch()
     launched_at = world.clock.now()
@@ -186,53 +212,54 @@ def test_an_instance_a_scheduled_run_covered_after_its_event_is_left_out(
     world.invoke({"source": "schedule"})  # by tag: reaches the new instance too
     assert world.engine.commanded(new) == 1
     queue.put(running_event(new, launched_at))  # the event comes late (best-effort delivery)
-    queue.deliver()
+    queue.next_invocation()
     assert [r.source for r in reports] == ["schedule"]
     assert world.engine.commanded(new) == 1
 
 
 def test_an_instance_another_command_works_on_waits_until_it_ends(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch(agent=CannedRun(duration=100))
     launched_at = world.clock.now()
     # Someone checks it by hand (another action): still running when the event is read.
     world.invoke({"action": "check", "instance_ids": [new], "wait_seconds": 0})
     queue.put(running_event(new, launched_at))
-    queue.deliver()
+    queue.next_invocation()
     assert [r.action for r in reports] == ["check"]  # it waits: not commanded while busy
-    queue.deliver_all()
+    queue.run_until_idle()
     assert [(r.action, r.source) for r in reports] == [("check", "manual"), ("refresh", "instance_running")]
     assert statuses(reports[-1]) == {new: ("succeeded", "ok")}
     assert not world.account.agent_runs_overlap()
 
 
 def test_new_instances_get_the_new_instance_action(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     world.configure(NEW_INSTANCE_ACTION="helper")
     (new,) = world.launch()
     queue.put(running_event(new, world.clock.now()))
-    queue.deliver()
+    queue.next_invocation()
     assert reports[0].action == "helper"
     assert world.ssm.sent("SendCommand")[0]["Parameters"]["Action"] == ["helper"]
 
 
 def test_records_that_are_not_instance_events_go_back_to_sqs_alone(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch()
     good = running_event(new, world.clock.now())
-    queue.put(good, {**good, "time": None}, raw="not json")
-    bad = {m.message_id for m in queue.messages[1:]}
-    answer = queue.deliver()
+    queue.put(good, {**good, "time": None})
+    queue.put_raw("not json")
+    bad = {m.message_id for m in queue.queue.messages[1:]}
+    answer = queue.next_invocation().answer
     assert {item["itemIdentifier"] for item in answer["batchItemFailures"]} == bad
     assert set(answer) == set(load_event("sqs_batch_response_partial"))
     assert statuses(reports[0]) == {new: ("succeeded", "ok")}
 
 
 def test_a_run_that_fails_gives_its_records_back_for_redelivery(
-    world: World, queue: InstanceQueue, reports: list[Report]
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
     (new,) = world.launch()
     queue.put(running_event(new, world.clock.now()))
@@ -240,11 +267,11 @@ def test_a_run_that_fails_gives_its_records_back_for_redelivery(
     world.ssm.fault = lambda operation, number, params: (
         "AccessDeniedException" if operation == "DescribeInstanceInformation" and number > 1 else None
     )
-    answer = queue.deliver()
+    answer = queue.next_invocation().answer
     (report,) = reports
     assert report.error is not None and report.error["code"] == "AccessDeniedException"
     assert [item["itemIdentifier"] for item in answer["batchItemFailures"]] == [
-        m.message_id for m in queue.messages
+        m.message_id for m in queue.queue.messages
     ]
 
 

@@ -1,0 +1,319 @@
+"""Amazon SQS standard queues, as far as the new-instance path uses them, on any ``Clock``.
+
+What the queue does is what the SQS Developer Guide says a standard queue does:
+
+* **Delay**: a message sent with ``DelaySeconds`` (0-900) is invisible to consumers for that
+  long, then becomes visible ("Delay queues": "Any messages that you send to the queue remain
+  invisible to consumers for the duration of the delay period"; per-message timers:
+  ``DelaySeconds`` on SendMessage / SendMessageBatch entries;
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-delay-queues.html).
+* **Visibility timeout**: a received message stays in the queue, invisible, for the queue's
+  ``VisibilityTimeout``; unless deleted by then it becomes visible again and is received again
+  ("Amazon SQS visibility timeout",
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html).
+* **Redrive**: "when the ``ReceiveCount`` for a message exceeds the ``maxReceiveCount`` for a
+  queue, Amazon SQS moves the message to a dead-letter queue"
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html).
+* CHOICE: a standard queue delivers at least once and "might" deliver out of order; here it
+  delivers each message once per receive, in the order messages became visible, so a run
+  is the same every time (tests send duplicates themselves when they want them).
+
+``SqsService`` answers the runner's own calls (GetQueueUrl, SendMessage, SendMessageBatch,
+GetQueueAttributes) through ``SqsWire`` — the JSON 1.0 protocol boto3 speaks to SQS, each
+request validated against botocore's model — in-process or over HTTP like the other
+services; Lambda's event source mapping (``event_source_mapping``) receives and deletes
+in this process, as Lambda does on AWS's side. Consumers learn when a message becomes
+visible from ``listeners`` (called as actions on the clock).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel
+
+from ..clocks import Clock
+from ..ssm.protocol import shape_output, validate_input
+from ..transport.endpoint import Reply, Request, ServiceError
+
+JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+TARGET_PREFIX = "AmazonSQS."
+MAX_DELAY_SECONDS = 900
+MAX_BATCH_ENTRIES = 10
+# What SQS answers in the query-compatible header (botocore reads the error code from it).
+QUERY_ERROR_CODES = {
+    "QueueDoesNotExist": "AWS.SimpleQueueService.NonExistentQueue",
+    "TooManyEntriesInBatchRequest": "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+    "BatchEntryIdsNotDistinct": "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+    "EmptyBatchRequest": "AWS.SimpleQueueService.EmptyBatchRequest",
+}
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class Message:
+    message_id: str
+    body: str
+    sent_at: float  # epoch seconds (SentTimestamp)
+    visible_at: float  # the clock's monotonic time
+    delay_seconds: int = 0
+    receives: int = 0
+    first_received_at: float | None = None  # epoch seconds
+    receipt_handle: str | None = None
+
+    @property
+    def md5_of_body(self) -> str:
+        return hashlib.md5(self.body.encode()).hexdigest()  # noqa: S324 - what SQS computes
+
+
+@dataclass
+class Queue:
+    name: str
+    arn: str
+    url: str
+    visibility_timeout: int = 30
+    dead_letters: Queue | None = None
+    max_receive_count: int = 0  # 0: no redrive policy
+    messages: list[Message] = field(default_factory=list)
+    # Every message sent, as (its id, DelaySeconds) — what the runner asked for when it put events back.
+    sent: list[tuple[str, int]] = field(default_factory=list)
+    # Called (as an action on the clock) whenever a message may have become visible.
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+
+class SqsService:
+    """The queues of one account and region; thread-safe (the HTTP server calls from its threads)."""
+
+    def __init__(self, clock: Clock, account: str, region: str) -> None:
+        self.clock = clock
+        self.account = account
+        self.region = region
+        self.queues: dict[str, Queue] = {}
+        self._lock = threading.RLock()
+        self._handles = itertools.count(1)
+
+    # --- set-up (what CloudFormation creates) -------------------------------------------
+    def create_queue(
+        self,
+        name: str,
+        *,
+        visibility_timeout: int = 30,
+        dead_letters: Queue | None = None,
+        max_receive_count: int = 0,
+    ) -> Queue:
+        queue = Queue(
+            name,
+            f"arn:aws:sqs:{self.region}:{self.account}:{name}",
+            f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}",
+            visibility_timeout,
+            dead_letters,
+            max_receive_count,
+        )
+        with self._lock:
+            self.queues[name] = queue
+        return queue
+
+    # --- what a producer does ---------------------------------------------------------
+    def send(self, queue: Queue, body: str, delay_seconds: int = 0) -> Message:
+        now = self.clock.monotonic()
+        message = Message(str(uuid.uuid4()), body, self.clock.time(), now + delay_seconds, delay_seconds)
+        with self._lock:
+            queue.messages.append(message)
+            queue.sent.append((message.message_id, delay_seconds))
+        self._tell(queue, message.visible_at)
+        return message
+
+    # --- what a consumer does (Lambda's event source mapping) -------------------------
+    def visible(self, queue: Queue) -> int:
+        now = self.clock.monotonic()
+        with self._lock:
+            return sum(1 for m in queue.messages if m.visible_at <= now)
+
+    def receive(self, queue: Queue, most: int) -> list[Message]:
+        """Up to ``most`` visible messages, each now invisible for the visibility timeout.
+
+        A message received more than ``max_receive_count`` times goes to the dead letters
+        instead (at the receive that would exceed it, as SQS moves it)."""
+        now = self.clock.monotonic()
+        received: list[Message] = []
+        with self._lock:
+            for message in list(queue.messages):
+                if len(received) >= most:
+                    break
+                if message.visible_at > now:
+                    continue
+                if queue.dead_letters is not None and 0 < queue.max_receive_count <= message.receives:
+                    queue.messages.remove(message)
+                    moved = Message(
+                        str(uuid.uuid4()), message.body, message.sent_at, now, 0, message.receives
+                    )
+                    queue.dead_letters.messages.append(moved)
+                    continue
+                message.receives += 1
+                message.first_received_at = message.first_received_at or self.clock.time()
+                message.receipt_handle = f"AQEB{next(self._handles):08d}{message.message_id}"
+                message.visible_at = now + queue.visibility_timeout
+                received.append(message)
+        for message in received:
+            self._tell(queue, message.visible_at)
+        return received
+
+    def delete(self, queue: Queue, receipt_handle: str) -> None:
+        with self._lock:
+            queue.messages = [m for m in queue.messages if m.receipt_handle != receipt_handle]
+
+    def _tell(self, queue: Queue, when: float) -> None:
+        for listener in list(queue.listeners):
+            self.clock.call_at(when, listener)
+
+    # --- the API, as the wire calls it ------------------------------------------------
+    def handler(self, operation: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+            "GetQueueUrl": self._get_queue_url,
+            "GetQueueAttributes": self._get_queue_attributes,
+            "SendMessage": self._send_message,
+            "SendMessageBatch": self._send_message_batch,
+        }
+        if operation not in handlers:
+            raise ServiceError("UnsupportedOperation", f"{operation} is not simulated")
+        return handlers[operation]
+
+    def _queue(self, name: str, owner: str | None = None) -> Queue:
+        with self._lock:
+            queue = self.queues.get(name)
+        if queue is None or (owner is not None and owner != self.account):
+            raise ServiceError("QueueDoesNotExist", "The specified queue does not exist.")
+        return queue
+
+    def _by_url(self, url: str) -> Queue:
+        return self._queue(url.rstrip("/").rsplit("/", 1)[-1])
+
+    def _get_queue_url(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {"QueueUrl": self._queue(params["QueueName"], params.get("QueueOwnerAWSAccountId")).url}
+
+    def _get_queue_attributes(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        queue = self._by_url(params["QueueUrl"])
+        now = self.clock.monotonic()
+        with self._lock:
+            visible = sum(1 for m in queue.messages if m.visible_at <= now)
+            delayed = sum(1 for m in queue.messages if m.visible_at > now and m.receives == 0)
+        attributes = {
+            "QueueArn": queue.arn,
+            "VisibilityTimeout": str(queue.visibility_timeout),
+            "ApproximateNumberOfMessages": str(visible),
+            "ApproximateNumberOfMessagesDelayed": str(delayed),
+            "ApproximateNumberOfMessagesNotVisible": str(len(queue.messages) - visible - delayed),
+        }
+        if queue.dead_letters is not None:
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": queue.dead_letters.arn, "maxReceiveCount": queue.max_receive_count}
+            )
+        wanted = set(params.get("AttributeNames", []))
+        return {
+            "Attributes": attributes
+            if "All" in wanted
+            else {k: v for k, v in attributes.items() if k in wanted}
+        }
+
+    def _send_message(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        queue = self._by_url(params["QueueUrl"])
+        message = self.send(queue, params["MessageBody"], _delay(params.get("DelaySeconds", 0)))
+        return {"MessageId": message.message_id, "MD5OfMessageBody": message.md5_of_body}
+
+    def _send_message_batch(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        queue = self._by_url(params["QueueUrl"])
+        entries = params["Entries"]
+        if not entries:
+            raise ServiceError(
+                "EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry."
+            )
+        if len(entries) > MAX_BATCH_ENTRIES:
+            raise ServiceError(
+                "TooManyEntriesInBatchRequest",
+                f"Maximum number of entries per request are {MAX_BATCH_ENTRIES}.",
+            )
+        if len({entry["Id"] for entry in entries}) != len(entries):
+            raise ServiceError("BatchEntryIdsNotDistinct", "Id values must be distinct.")
+        successful = []
+        for entry in entries:
+            message = self.send(queue, entry["MessageBody"], _delay(entry.get("DelaySeconds", 0)))
+            successful.append(
+                {"Id": entry["Id"], "MessageId": message.message_id, "MD5OfMessageBody": message.md5_of_body}
+            )
+        return {"Successful": successful, "Failed": []}
+
+
+def _delay(value: int) -> int:
+    if not 0 <= value <= MAX_DELAY_SECONDS:
+        raise ServiceError(
+            "InvalidParameterValue",
+            f"Value {value} for parameter DelaySeconds is invalid. "
+            "Reason: must be between 0 and 900, if provided.",
+        )
+    return value
+
+
+class SqsWire:
+    """JSON 1.0 (``X-Amz-Target: AmazonSQS.<Operation>``), requests validated, answers shaped by the model."""
+
+    service = "sqs"
+
+    def __init__(self, handlers: Callable[[str], Callable[[Mapping[str, Any]], dict[str, Any]]]) -> None:
+        self.handlers = handlers
+
+    def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
+        target = headers.get("x-amz-target", "")
+        if not target.startswith(TARGET_PREFIX):
+            raise ServiceError("UnknownOperationException", f"Unknown target {target!r}")
+        operation = _operation(target[len(TARGET_PREFIX) :])
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            raise ServiceError("SerializationException", "request body is not JSON") from None
+        if not isinstance(params, dict):
+            raise ServiceError("SerializationException", "request body must be a JSON object")
+        return Request(operation.name, params)
+
+    def answer(self, request: Request) -> Reply:
+        operation = _operation(request.operation)
+        try:
+            validate_input(operation, request.params)
+            result = self.handlers(operation.name)(request.params)
+            return _reply(200, shape_output(operation, result))
+        except ServiceError as error:
+            return self.error(error)
+        except Exception as error:  # a simulator bug: answer as the service would, and say where
+            _log.exception("SQS simulator failed on %s", request.operation)
+            return self.error(ServiceError("InternalError", f"simulator error: {error!r}", 500))
+
+    def error(self, error: ServiceError) -> Reply:
+        reply = _reply(error.status, {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message})
+        code = QUERY_ERROR_CODES.get(error.code, error.code)
+        fault = "Receiver" if error.status >= 500 else "Sender"
+        reply.headers["x-amzn-query-error"] = f"{code};{fault}"
+        return reply
+
+
+def _reply(status: int, payload: dict[str, Any]) -> Reply:
+    return Reply(status, {"Content-Type": JSON_CONTENT_TYPE}, json.dumps(payload).encode())
+
+
+@functools.cache
+def _model() -> ServiceModel:
+    return botocore.session.get_session().get_service_model("sqs")
+
+
+def _operation(name: str) -> OperationModel:
+    if name not in _model().operation_names:
+        raise ServiceError("UnknownOperationException", f"Unknown operation {name}")
+    return _model().operation_model(name)

@@ -1,0 +1,252 @@
+"""The new-instance delivery model (``localfleet.events``): EventBridge rules, the SQS queue and Lambda's
+event source mapping as the synthesized template configures them, on a simulated and a real clock."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from localfleet.clocks import RealClock, SimulatedClock
+from localfleet.events import EsmSettings, EventSourceMapping, NewInstanceDelivery, SqsService, SqsWire
+from localfleet.events.eventbridge import matches, state_change_event, tag_change_event
+from localfleet.transport import InProcessTransport, LoopbackServer, ServiceEndpoint
+from tests.support.template import Template, only, resources
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+
+
+def load(name: str) -> dict[str, Any]:
+    from tests.runner.conftest import load_event  # noqa: PLC0415
+
+    event: dict[str, Any] = load_event(name)
+    return event
+
+
+class Function:
+    """A function the mapping invokes: records what it got; answers, fails or sleeps as told."""
+
+    def __init__(self, clock: SimulatedClock, seconds: float = 0.0) -> None:
+        self.clock, self.seconds = clock, seconds
+        self.events: list[dict[str, Any]] = []
+        self.fail_ids: set[str] = set()
+        self.raise_error = False
+        self.running = self.most_running = 0
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(event)
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        self.clock.sleep(self.seconds)
+        self.running -= 1
+        if self.raise_error:
+            raise RuntimeError("the function failed")
+        failed = [
+            r["messageId"] for r in event["Records"] if json.loads(r["body"]).get("id") in self.fail_ids
+        ]
+        return {"batchItemFailures": [{"itemIdentifier": m} for m in failed]}
+
+
+def delivery(template: Template, function: Function) -> NewInstanceDelivery:
+    sqs = SqsService(function.clock, ACCOUNT, REGION)
+    return NewInstanceDelivery.from_template(template, function.clock, sqs, function)
+
+
+def running(instance_id: str, clock: SimulatedClock) -> dict[str, Any]:
+    return state_change_event(instance_id, "running", account=ACCOUNT, region=REGION, at=clock.now())
+
+
+def test_settings_and_rules_are_the_templates(synthesized_template: Template) -> None:
+    model = delivery(synthesized_template, Function(SimulatedClock()))
+    mapping = only(synthesized_template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    assert model.settings == EsmSettings(
+        batch_size=mapping["BatchSize"],
+        batching_window_seconds=mapping["MaximumBatchingWindowInSeconds"],
+        maximum_concurrency=mapping["ScalingConfig"]["MaximumConcurrency"],
+        report_batch_item_failures=mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"],
+    )
+    patterns = sorted(json.dumps(r["Properties"]["EventPattern"], sort_keys=True)
+                      for r in resources(synthesized_template, "AWS::Events::Rule").values())  # fmt: skip
+    assert sorted(json.dumps(rule.pattern, sort_keys=True) for rule in model.rules) == patterns
+    queue = model.queue
+    assert queue.visibility_timeout > 0 and queue.dead_letters is not None and queue.max_receive_count >= 5
+
+
+@pytest.mark.parametrize(
+    ("sample", "matched"),
+    [
+        ("ec2_state_change_running", True),
+        ("ec2_state_change_pending", False),
+        ("tag_change_added", True),
+        ("tag_change_value_changed", True),
+        ("tag_change_multi_key", True),
+        ("tag_change_removed", False),
+    ],
+)
+def test_the_rules_match_aws_samples_as_eventbridge_would(
+    synthesized_template: Template, sample: str, matched: bool
+) -> None:
+    model = delivery(synthesized_template, Function(SimulatedClock()))
+    model.put(load(sample))
+    assert model.pending() == int(matched)
+
+
+def test_built_events_have_the_samples_shape() -> None:
+    at = SimulatedClock().now()
+    built = state_change_event("i-0123456789abcdef0", "running", account=ACCOUNT, region=REGION, at=at)
+    sample = load("ec2_state_change_running")
+    assert built.keys() == sample.keys() and built["detail"].keys() == sample["detail"].keys()
+    tagged = tag_change_event("i-0123456789abcdef0", ["k"], {"k": "v"}, account=ACCOUNT, region=REGION, at=at)
+    sample = load("tag_change_added")
+    assert tagged.keys() == sample.keys() and tagged["detail"].keys() == sample["detail"].keys()
+    assert matches({"detail": {"tags": {"k": ["v"]}}}, tagged)
+    with pytest.raises(ValueError, match="exact values"):
+        matches({"detail": {"state": [{"prefix": "run"}]}}, built)
+
+
+def test_a_batch_waits_for_the_window_and_is_handed_as_sqs_records(synthesized_template: Template) -> None:
+    clock = SimulatedClock()
+    function = Function(clock)
+    model = delivery(synthesized_template, function)
+    start = clock.monotonic()
+    model.put(running("i-0000000000000000a", clock))
+    clock.sleep(5)
+    model.put(running("i-0000000000000000b", clock))
+    invocation = model.next_invocation()
+    assert invocation.started - start == model.settings.batching_window_seconds
+    (event,) = function.events
+    record = event["Records"][0]
+    assert [json.loads(r["body"])["detail"]["instance-id"] for r in event["Records"]] == [
+        "i-0000000000000000a",
+        "i-0000000000000000b",
+    ]
+    assert record.keys() == load("sqs_batch")["Records"][0].keys()
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"] == model.queue.arn
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert model.idle()
+
+
+def test_at_most_the_maximum_concurrency_runs_at_once(synthesized_template: Template) -> None:
+    clock = SimulatedClock()
+    function = Function(clock, seconds=100)
+    model = delivery(synthesized_template, function)
+    for number in range(6):  # a new event every 30 s while batches take 100 s
+        model.put(running(f"i-{number:017x}", clock))
+        clock.sleep(30)
+    model.run_until_idle()
+    assert function.most_running == model.settings.maximum_concurrency == 2
+    spans = [(i.started, i.ended) for i in model.invocations]
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans)), "two batches overlapped"
+    assert sum(i.records for i in model.invocations) == 6
+
+
+def test_failed_items_come_back_after_the_visibility_timeout_then_go_to_the_dead_letters(
+    synthesized_template: Template,
+) -> None:
+    clock = SimulatedClock()
+    function = Function(clock)
+    model = delivery(synthesized_template, function)
+    good, bad = running("i-0000000000000000a", clock), running("i-0000000000000000b", clock)
+    function.fail_ids = {bad["id"]}
+    model.put(good, bad)
+    first = model.next_invocation()
+    assert first.records == 2 and len(first.kept) == 1 and model.pending() == 1
+    second = model.next_invocation(most_seconds=2 * model.queue.visibility_timeout)
+    assert second.started - first.started >= model.queue.visibility_timeout
+    assert function.events[1]["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+    model.run_until_idle(most_seconds=10 * model.queue.visibility_timeout)
+    assert len(model.invocations) == model.queue.max_receive_count
+    assert model.dead_letters() == 1
+
+
+def test_a_function_error_keeps_the_whole_batch(synthesized_template: Template) -> None:
+    clock = SimulatedClock()
+    function = Function(clock)
+    function.raise_error = True
+    model = delivery(synthesized_template, function)
+    model.put(running("i-0000000000000000a", clock), running("i-0000000000000000b", clock))
+    invocation = model.next_invocation()
+    assert invocation.error is not None and len(invocation.kept) == 2 and model.pending() == 2
+
+
+def test_an_invalid_answer_fails_the_whole_batch() -> None:
+    clock = SimulatedClock()
+    sqs = SqsService(clock, ACCOUNT, REGION)
+    queue = sqs.create_queue("q", visibility_timeout=60)
+    mapping = EventSourceMapping(
+        clock,
+        sqs,
+        queue,
+        lambda event: {"batchItemFailures": [{"itemIdentifier": ""}]},
+        EsmSettings(10, 1, 2, True),
+    )
+    sqs.send(queue, "{}")
+    clock.sleep(25)
+    assert len(mapping.invocations) == 1 and len(mapping.invocations[0].kept) == 1
+
+
+def test_put_backs_through_boto3_become_visible_after_their_delay() -> None:
+    clock = SimulatedClock()
+    sqs = SqsService(clock, ACCOUNT, REGION)
+    queue = sqs.create_queue("EcrFleetAuth-Queue", visibility_timeout=60)
+    got: list[tuple[float, int]] = []
+    EventSourceMapping(
+        clock, sqs, queue, lambda e: got.append((clock.monotonic(), len(e["Records"]))), EsmSettings()
+    )
+    session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    InProcessTransport(ServiceEndpoint(SqsWire(sqs.handler))).attach(session)
+    client = session.client("sqs", endpoint_url="http://127.0.0.1:9")
+    url = client.get_queue_url(QueueName=queue.name, QueueOwnerAWSAccountId=ACCOUNT)["QueueUrl"]
+    start = clock.monotonic()
+    answer = client.send_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": "0", "MessageBody": "a", "DelaySeconds": 30}, {"Id": "1", "MessageBody": "b"}],
+    )
+    assert [s["Id"] for s in answer["Successful"]] == ["0", "1"] and not answer.get("Failed")
+    clock.sleep(60)
+    assert got == [(start, 1), (start + 30, 1)]  # no window configured: at once, as each becomes visible
+    with pytest.raises(ClientError) as missing:
+        client.get_queue_url(QueueName="nope")
+    assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+    with pytest.raises(ClientError, match="DelaySeconds"):
+        client.send_message(QueueUrl=url, MessageBody="c", DelaySeconds=901)
+    entries: Any = [{"Id": str(n), "MessageBody": "d"} for n in range(11)]
+    with pytest.raises(ClientError, match="TooManyEntries"):
+        client.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def test_on_a_real_clock_over_http() -> None:
+    clock = RealClock()
+    sqs = SqsService(clock, ACCOUNT, REGION)
+    queue = sqs.create_queue("EcrFleetAuth-Queue", visibility_timeout=60)
+    delivered = threading.Event()
+    mapping = EventSourceMapping(
+        clock, sqs, queue, lambda e: delivered.set() or {"batchItemFailures": []}, EsmSettings(10, 0, 2, True)
+    )
+    server = LoopbackServer(ServiceEndpoint(SqsWire(sqs.handler))).start()
+    try:
+        client = boto3.client(
+            "sqs",
+            endpoint_url=server.url,
+            region_name=REGION,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        url = client.get_queue_url(QueueName=queue.name)["QueueUrl"]
+        sent = time.monotonic()
+        client.send_message(QueueUrl=url, MessageBody="{}", DelaySeconds=1)
+        assert delivered.wait(10)
+        assert time.monotonic() - sent >= 1
+        deadline = time.monotonic() + 5
+        while queue.messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not queue.messages and len(mapping.invocations) == 1
+    finally:
+        server.stop()
+        clock.close()
