@@ -10,6 +10,7 @@ BENCHMARKS = {
     "agent": "bench.agent_bench",
     "runner": "bench.runner_bench",
     "emulator": "bench.emulator_bench",
+    "new_instances": "bench.new_instances_bench",
 }
 
 

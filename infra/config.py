@@ -45,6 +45,7 @@ class DeploymentConfig:
     reserved_concurrency: int
     new_instances: bool
     new_instance_action: contract.Action | Literal[""]  # empty: the same as `action`
+    new_instance_max_concurrency: str  # empty: the same as `max_concurrency`
     new_instance_readiness_seconds: int
     organizational_unit_ids: tuple[str, ...]  # empty: a single-account deployment
     member_accounts: tuple[str, ...]

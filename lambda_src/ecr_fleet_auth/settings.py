@@ -199,6 +199,10 @@ def _new_instance_action(raw: Any) -> str:
     return "" if raw == "" else _choice(contract.ACTIONS)(raw)
 
 
+def _new_instance_max_concurrency(raw: Any) -> str:
+    return "" if raw == "" else _text(contract.MAX_CONCURRENCY_PATTERN)(raw)
+
+
 def _form(name: str) -> str:
     return contract.PARAMETERS_BY_NAME[name].accepted_form
 
@@ -278,6 +282,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("newInstanceAction", "", "one of " + ", ".join(contract.ACTIONS) + ", or empty for `action`",
             _new_instance_action,
             "What runs of instance events do; empty: the same as scheduled runs (`action`).", runner=True),
+    Setting("newInstanceMaxConcurrency", "50",
+            "a number of instances or a percentage (1%-100%), or empty for `maxConcurrency`",
+            _new_instance_max_concurrency,
+            "Run Command rate control of runs of instance events, over each run's instances (`maxErrors` "
+            "still applies); `50`: a burst of new instances runs 50 at a time, one SendCommand's worth "
+            "(see [Latency and limits](#latency-and-limits)); empty: the same as `maxConcurrency`.",
+            runner=True),
     Setting("newInstanceReadinessSeconds", 900,
             f"a whole number from {MIN_READINESS_SECONDS} to {MAX_READINESS_SECONDS}",
             _integer(MIN_READINESS_SECONDS, MAX_READINESS_SECONDS),
@@ -392,6 +403,7 @@ class RunnerSettings:
     wait_seconds: int
     notify_policy: contract.NotifyPolicy
     new_instance_action: contract.Action | Literal[""]
+    new_instance_max_concurrency: str
     new_instance_readiness_seconds: int
     organizational_unit_ids: tuple[str, ...]
     member_accounts: tuple[str, ...]

@@ -6,7 +6,9 @@ event source mapping hands the runner batches of them (``instance_events``). One
 one narrowed run — an ordinary ``RunRequest`` with ``instance_ids``, the new-instance action
 and ``source`` saying which kind of event named them — so it is discovered, planned, sent
 (up to 50 ids per SendCommand, the rate budget over the whole run), followed, reported,
-counted and published exactly like a manual narrowed run.
+counted and published exactly like a manual narrowed run — at its own rate,
+``newInstanceMaxConcurrency`` (default ``50``: a burst runs one SendCommand's worth at a
+time, not the fleet's ``10%``), with the stack's ``maxErrors``.
 
 Before the run, one look at the named instances decides who is run now (``readiness``):
 
@@ -34,6 +36,7 @@ run at once and reported as discovery finds it, since there is no queue to wait 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -98,7 +101,7 @@ def handle(
             )
             report = runner.run(
                 request,
-                settings,
+                _with_new_instance_rate(settings),
                 factory=factory,
                 remaining_millis=remaining_millis - int((clock.monotonic() - started) * 1000),
                 clock=clock,
@@ -147,6 +150,17 @@ def _look(
         bound_seconds=settings.new_instance_readiness_seconds,
         can_wait=can_wait,
     )
+
+
+def _with_new_instance_rate(settings: RunnerSettings) -> RunnerSettings:
+    """The run's rate: ``newInstanceMaxConcurrency`` over its instances (empty: ``maxConcurrency``).
+
+    At the fleet's ``10%`` a burst of 50 new instances would run 5 at a time, and its runs would
+    hold the event source mapping's two slots long enough to miss the two-minute goal (README,
+    Latency and limits); ``maxErrors`` applies as to any run."""
+    if not settings.new_instance_max_concurrency:
+        return settings
+    return dataclasses.replace(settings, max_concurrency=settings.new_instance_max_concurrency)
 
 
 def _source(arrivals: Iterable[Arrival]) -> contract.Source:

@@ -294,3 +294,23 @@ def test_an_event_delivered_directly_is_run_at_once_and_returns_the_report(world
 def test_a_direct_event_that_is_not_an_instance_event_is_rejected(world: World) -> None:
     with pytest.raises(InvalidEvent, match="detail-type: 'Scheduled Event' is not accepted"):
         world.invoke({"detail-type": "Scheduled Event", "source": "aws.events"})
+
+
+@pytest.mark.parametrize(("setting", "at_once"), [(None, 50), ("", 12), ("100%", 120)])
+def test_a_run_of_instance_events_goes_at_the_new_instance_rate(
+    world: World, queue: NewInstanceDelivery, reports: list[Report], setting: str | None, at_once: int
+) -> None:
+    """newInstanceMaxConcurrency (the template's default 50; empty: maxConcurrency, 10%) over the
+    run's instances; maxErrors as for any run; a scheduled run keeps maxConcurrency."""
+    if setting is not None:
+        world.configure(NEW_INSTANCE_MAX_CONCURRENCY=setting)
+    new = world.launch(120)
+    queue.put(*(running_event(i, world.clock.now()) for i in new))
+    queue.next_invocation()
+    sent = world.ssm.sent("SendCommand")
+    assert len(sent) == 3  # one lane per SendCommand of up to 50 ids: each lane's share of the rate
+    assert sum(int(s["MaxConcurrency"]) for s in sent) == at_once
+    assert sum(int(s["MaxErrors"]) for s in sent) == 12  # maxErrors 10% of the run's 120
+    assert statuses(reports[0]) == dict.fromkeys(new, ("succeeded", "ok"))
+    world.invoke({"source": "schedule"})
+    assert world.ssm.sent("SendCommand")[-1]["MaxConcurrency"] == "10%"
