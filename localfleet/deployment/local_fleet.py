@@ -1,6 +1,15 @@
 """A whole local deployment: the simulated account (EC2 and SSM Run Command over HTTP on a real
 clock), moto for the rest of AWS, the stack's document, instances in sandboxes, and the real
 runner started as Lambda starts it, configured as the stack configures it.
+
+With ``new_instances`` the stack's new-instance path is deployed too: EC2's events go to the
+rules, the queue and the event source mapping as the template builds them
+(``localfleet.events.NewInstanceDelivery``, on the real clock), which invoke the runner as
+Lambda would — each invocation a cold start of the asset, reaching SQS (for its put-backs)
+over HTTP like EC2 and SSM. ``add_instance(..., launched_now=True)`` sends the instance's
+``running`` event; ``register_agent`` and ``tag`` are its agent registering late and a tag
+given later. What those runs report is read from their log records (``event_reports``), as
+on AWS, where the answer to SQS holds only the batch item failures.
 """
 
 from __future__ import annotations
@@ -9,6 +18,7 @@ import contextlib
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +26,18 @@ from typing import Any
 
 import boto3
 
+from ecr_fleet_auth import contract
+
 from ..clocks import RealClock
+from ..events import NewInstanceDelivery
 from ..hosts.sandbox_instance import SandboxInstance, User
-from ..lambda_runtime import FunctionError, LambdaEnvironment, XRayDaemon, lambda_environment
+from ..lambda_runtime import FunctionError, InvokeResult, LambdaEnvironment, XRayDaemon, lambda_environment
 from ..synthesized_stack import LAMBDA_SOURCE, Template, document_content, runner_environment
 from .local_services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .simulated_account import SimulatedAccount
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
+NOT_REGISTERED = "not registered"  # an instance whose SSM agent has not registered (yet)
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
 
 
@@ -39,9 +53,23 @@ class FleetInstance:
 class LocalFleet:
     """Use as a context manager: everything it starts stops on exit, also on errors."""
 
-    def __init__(self, template: Template, workdir: Path | None = None, asset: Path | None = None) -> None:
-        """`asset`: the runner's code as synthesis staged it (default: its source directory)."""
+    def __init__(
+        self,
+        template: Template,
+        workdir: Path | None = None,
+        asset: Path | None = None,
+        *,
+        new_instances: bool = False,
+    ) -> None:
+        """`asset`: the runner's code as synthesis staged it (default: its source directory);
+        `new_instances`: deploy the new-instance path (rules, queue, event source mapping)."""
         self.template = template
+        self.new_instances = new_instances
+        self.delivery: NewInstanceDelivery | None = None
+        self.event_invocations: list[
+            InvokeResult
+        ] = []  # the runner's invocations by the event source mapping
+        self._invocations_lock = threading.Lock()
         self.asset = asset or LAMBDA_SOURCE
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-local-"))
@@ -62,10 +90,17 @@ class LocalFleet:
         try:
             self.services.start()
             self.endpoints = {service: self.account.serve(service) for service in ("ec2", "ssm")}
+            if self.new_instances:  # the account's SQS: the runner puts events back there
+                self.endpoints["sqs"] = self.account.serve("sqs")
             self.xray.start()
             self.account.register_document(DOCUMENT_NAME, document_content(self.template))
             self._subscribe_to_notifications()
             self.runner = self._lambda_environment()  # built once; every invocation starts from it
+            if self.new_instances:
+                self.delivery = NewInstanceDelivery.from_template(
+                    self.template, self.account.clock, self.account.sqs, self._invoke_from_queue
+                )
+                self.account.event_bus.append(self.delivery.put)
         except BaseException:
             self.close()
             raise
@@ -75,6 +110,8 @@ class LocalFleet:
         self.close()
 
     def close(self) -> None:
+        if self.delivery is not None:
+            self.delivery.mapping.enabled = False
         for instance in self.instances:
             with contextlib.suppress(Exception):
                 instance.sandbox.close()
@@ -88,7 +125,12 @@ class LocalFleet:
 
     # --- AWS clients against the simulated services
     def client(self, service: str) -> Any:
-        endpoint = self.endpoints.get(service, self.services.moto_url)
+        """A client of EC2 or SSM (the simulated account) or of moto (the rest; SQS: the inbox's)."""
+        endpoint = (
+            self.endpoints.get(service, self.services.moto_url)
+            if service != "sqs"
+            else self.services.moto_url
+        )
         session = boto3.session.Session(
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -120,20 +162,47 @@ class LocalFleet:
 
     # --- the fleet
     def add_instance(
-        self, name: str, users: Sequence[User], *, tagged: bool = True, ping_status: str = "Online"
+        self,
+        name: str,
+        users: Sequence[User],
+        *,
+        tagged: bool = True,
+        ping_status: str = "Online",
+        registered: bool = True,
+        launched_now: bool = False,
     ) -> FleetInstance:
-        tags = {"Name": name}
-        if tagged:  # with the tag the stack's configuration selects
-            settings = runner_environment(self.template)
-            tags[settings["TARGET_TAG_KEY"]] = settings["TARGET_TAG_VALUES"].split(",")[0]
+        """An instance of the fleet; ``registered=False``: its SSM agent has not registered yet
+        (``register_agent``); ``launched_now``: EC2 sends its ``running`` event (a launch now, not
+        an instance that was already running)."""
+        tags = {"Name": name, **(self.target_tag() if tagged else {})}
         (instance_id,) = self.account.ec2.launch(1, tags)
         sandbox = SandboxInstance(
             instance_id, self.workdir / instance_id, self.services.surroundings(), list(users)
         )
-        self.account.add_node(instance_id, tags=tags, executor=sandbox, ping_status=ping_status)
-        instance = FleetInstance(name, instance_id, tagged, ping_status, sandbox)
+        if registered:
+            self.account.add_node(instance_id, tags=tags, executor=sandbox, ping_status=ping_status)
+        instance = FleetInstance(
+            name, instance_id, tagged, ping_status if registered else NOT_REGISTERED, sandbox
+        )
         self.instances.append(instance)
+        if launched_now:
+            self.account.entered_running(instance_id)
         return instance
+
+    def target_tag(self) -> dict[str, str]:
+        """The tag the stack's configuration selects (its first accepted value)."""
+        settings = runner_environment(self.template)
+        return {settings["TARGET_TAG_KEY"]: settings["TARGET_TAG_VALUES"].split(",")[0]}
+
+    def register_agent(self, instance: FleetInstance) -> None:
+        """The instance's SSM agent registers now: SSM lists it, Online."""
+        self.account.register_agent(instance.instance_id, executor=instance.sandbox)
+        instance.ping_status = "Online"
+
+    def tag(self, instance: FleetInstance) -> None:
+        """Someone gives the running instance the target tag (its tag-change event goes to the bus)."""
+        self.account.tag(instance.instance_id, self.target_tag())
+        instance.tagged = True
 
     # --- the runner
     def _lambda_environment(self) -> LambdaEnvironment:
@@ -156,6 +225,7 @@ class LocalFleet:
             "AWS_ENDPOINT_URL_EC2": self.endpoints["ec2"],
             "AWS_ENDPOINT_URL_SSM": self.endpoints["ssm"],
             "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
+            **({"AWS_ENDPOINT_URL_SQS": self.endpoints["sqs"]} if "sqs" in self.endpoints else {}),
         }
 
     def invoke(self, event: dict[str, Any], *, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -172,3 +242,34 @@ class LocalFleet:
             raise FunctionError(invocation)
         report: dict[str, Any] = invocation.payload
         return report
+
+    def _invoke_from_queue(self, event: dict[str, Any]) -> Any:
+        """The event source mapping invokes the runner (a function error raises, as Lambda sees it)."""
+        invocation = self.runner.invoke(
+            event, function_arn=self.runner.function_arn(ACCOUNT), extra=self.local_services_env()
+        )
+        with self._invocations_lock:
+            self.event_invocations.append(invocation)
+        if invocation.error_type is not None:
+            raise FunctionError(invocation)
+        return invocation.payload
+
+    def event_reports(self) -> list[dict[str, Any]]:
+        """The reports of the runs of instance events so far, as the runner logged them (the report
+        without the instances that succeeded, which are listed in ``instances_not_succeeded``)."""
+        with self._invocations_lock:
+            invocations = list(self.event_invocations)
+        reports = []
+        for invocation in invocations:
+            for line in invocation.stdout.splitlines():
+                record = json.loads(line) if line.startswith("{") else {}
+                if record.get("message") == contract.RUN_REPORT_LOG_MESSAGE:
+                    reports.append(record["report"])
+        return reports
+
+    def wait_for_new_instances(self, timeout: float) -> bool:
+        """Wait (real time) until the queue is empty and no batch runs; whether that happened."""
+        delivery = self.delivery
+        if delivery is None:
+            raise RuntimeError("the local fleet was started without new_instances")
+        return delivery.wait_until(delivery.idle, timeout)
