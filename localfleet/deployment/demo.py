@@ -3,7 +3,10 @@
 Synthesizes the stack, starts the simulated AWS (moto, the simulated EC2 and SSM Run
 Command, a real registry) and five instances, then runs the real runner three times —
 check, refresh, helper — each a cold start of its synthesized asset as Lambda would
-start it, printing each report and, per instance and user, whether a pull works.
+start it, printing each report and, per instance and user, whether a pull works. Then a
+new instance is launched after those runs: its ``running`` event goes through the stack's
+rule, queue and event source mapping (``localfleet.events``) to the runner, which covers
+it without a scheduled run; that run's report (as the runner logged it) is printed.
 Everything started is stopped on exit, on Ctrl-C and on failure.
 """
 
@@ -83,6 +86,32 @@ def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
     print(pull_matrix(fleet), flush=True)
 
 
+# How long the new instance may take to be covered (the batching window, a cold start, the agent).
+NEW_INSTANCE_WAIT_SECONDS = 180
+
+
+def new_instance_step(fleet: LocalFleet) -> None:
+    print("\n=== a new instance launched after the scheduled run: web-5-new", flush=True)
+    started = time.monotonic()
+    instance = fleet.add_instance("web-5-new", [User("root"), User("ec2-user")], launched_now=True)
+    print(
+        "its 'running' event -> EventBridge rule InstanceRunning -> the queue -> the event source mapping "
+        "(batching window) -> the runner...",
+        flush=True,
+    )
+    if not fleet.wait_for_new_instances(NEW_INSTANCE_WAIT_SECONDS):
+        print(f"not covered within {NEW_INSTANCE_WAIT_SECONDS} s", file=sys.stderr)
+    for report in fleet.event_reports():
+        # The runner's log record of the run: the report, listing only the instances that did not succeed.
+        print(f"\nsource={report['source']}  (from the run's log record; succeeded instances are counted)")
+        print(render({**report, "instances": report["instances_not_succeeded"]}))
+    ssm = fleet.client("ssm")
+    for invocation in ssm.list_command_invocations(InstanceId=instance.instance_id)["CommandInvocations"]:
+        print(f"\n{instance.name}: command {invocation['CommandId']} {invocation['Status']}")
+    print(f"\n(covered {time.monotonic() - started:.1f}s after its launch) can each user pull now?")
+    print(pull_matrix(fleet), flush=True)
+
+
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -97,7 +126,7 @@ def main() -> int:
     outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-demo-cdk.out-"))
     template = synthesize(outdir=str(outdir))["EcrFleetAuth"]
     try:
-        with LocalFleet(template, asset=asset_directory(template, outdir)) as fleet:
+        with LocalFleet(template, asset=asset_directory(template, outdir), new_instances=True) as fleet:
             print(
                 "starting moto, the simulated EC2 and Run Command, the registry and five instances...",
                 flush=True,
@@ -108,6 +137,7 @@ def main() -> int:
             run_step(fleet, "check (read-only)", {"action": "check"})
             run_step(fleet, "refresh (docker login with a fresh token)", {"action": "refresh"})
             run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
+            new_instance_step(fleet)
     except KeyboardInterrupt:
         print("\ninterrupted: everything started has been stopped", file=sys.stderr)
         return 130
