@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from localfleet.clocks import SIMULATED_WALL_START, RealClock, SimulatedClock
 
@@ -102,3 +103,40 @@ def test_a_closed_real_clock_runs_nothing_more() -> None:
     entry = clock.call_at(clock.monotonic(), ran.set)
     assert entry.cancelled
     assert not ran.wait(0.1)
+
+
+def test_concurrent_work_takes_turns_and_overlaps_in_simulated_time() -> None:
+    clock = SimulatedClock(start=0)
+    seen: list[tuple[str, float]] = []
+    finished: list[str] = []
+
+    def work(name: str, naps: list[float]) -> Callable[[], str]:
+        def run() -> str:
+            for nap in naps:
+                clock.sleep(nap)
+                seen.append((name, clock.monotonic()))
+            return name
+
+        return run
+
+    clock.call_at(5, lambda: seen.append(("action", clock.monotonic())))
+    clock.run_concurrently(work("a", [10, 10]), finished.append)
+    clock.run_concurrently(work("b", [3, 30]), finished.append)
+    clock.sleep(100)
+    # Each wakes when its own sleeps say, interleaved with the actions: overlapping, not in sequence.
+    assert seen == [("b", 3), ("action", 5), ("a", 10), ("a", 20), ("b", 33)]
+    assert finished == ["a", "b"] and clock.monotonic() == 100
+    clock.sleep(1)  # all work done: the caller alone moves time again
+    assert clock.monotonic() == 101
+
+
+def test_concurrent_work_started_by_an_action_runs_beside_the_sleeper() -> None:
+    clock = SimulatedClock(start=0)
+    ended: list[float] = []
+    clock.call_at(
+        10, lambda: clock.run_concurrently(lambda: clock.sleep(50), lambda _: ended.append(clock.monotonic()))
+    )
+    clock.sleep(30)
+    assert clock.monotonic() == 30 and ended == []
+    clock.sleep(40)
+    assert ended == [60] and clock.monotonic() == 70
