@@ -1,4 +1,4 @@
-"""A simulated account for the runner: EC2 and Run Command from ``localfleet``, SNS and SQS from moto.
+"""A simulated account for the runner: EC2, Run Command and SQS from ``localfleet``, SNS from moto.
 
 The runner is invoked through ``handler.handler`` with its real client factory
 configuration and the environment the synthesized template gives the function
@@ -7,7 +7,8 @@ configuration and the environment the synthesized template gives the function
 this process, through the same engine, wire and model validation as the HTTP
 simulator, on a simulated clock. Tests choose what happens on each instance (an
 ``CannedRun``: result line, exit status, duration; ping status; termination; ...);
-Run Command's statuses follow from the engine alone.
+Run Command's statuses follow from the engine alone. The runner's SQS calls (events put back
+to the new-instance queue) go to the account's queues; the notifications' inbox is moto's.
 """
 
 from __future__ import annotations
