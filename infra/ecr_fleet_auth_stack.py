@@ -69,7 +69,7 @@ class EcrFleetAuthStack(Stack):
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
         dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group, service=service)
         access = InstanceAccessPolicy(
-            self, "InstanceAccess", registries=registries, command_output=command_output
+            self, "InstanceAccess", registries=registries, command_output_arn=command_output.log_group_arn
         )
 
         outputs = {
