@@ -81,7 +81,9 @@ class EcrFleetAuthStack(Stack):
                 topic=notifications.topic,
             )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
-        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group, service=service)
+        dashboard = RunnerDashboard(
+            self, "Dashboard", runner_logs=runner.log_group, service=service, by_accounts=organization
+        )
         access = InstanceAccessPolicy(
             self, "InstanceAccess", registries=registries, command_output_arn=command_output.log_group_arn
         )
