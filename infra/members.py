@@ -16,6 +16,7 @@ policy are created only by the stack in one region of each account (``IamRegion`
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,17 @@ def iam_region(config: DeploymentConfig) -> str:
     return config.member_regions[0] if config.member_regions else Aws.REGION
 
 
+@dataclass(frozen=True)
+class _MemberParameters:
+    """The member template's parameters (values the StackSet passes from the central stack)."""
+
+    central_account: str
+    central_region: str
+    runner_role_arn: str
+    output_group: str
+    iam_region: str
+
+
 class MemberStack(Stack):
     """One (account, region) of the organization. Its parameters come from the StackSet."""
 
@@ -86,46 +98,57 @@ class MemberStack(Stack):
             description=f"ecr-fleet-auth member of {config.stack_name}: agent document, instance policy, "
             "execution role for the central runner",
         )
-        central_account = CfnParameter(
-            self,
-            "CentralAccountId",
-            type="String",
-            allowed_pattern=settings.ACCOUNT_ID_PATTERN,
-            description="The account of the central ecr-fleet-auth stack (its runner assumes the role)",
-        ).value_as_string
-        central_region = CfnParameter(
-            self, "CentralRegion", type="String", description="The region of the central stack"
-        ).value_as_string
-        runner_role_arn = CfnParameter(
-            self,
-            "RunnerRoleArn",
-            type="String",
-            allowed_pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/\S+$",
-            description="The central runner's role: the only principal that may assume the execution role",
-        ).value_as_string
-        output_group = CfnParameter(
-            self,
-            "RunCommandOutputLogGroup",
-            type="String",
-            description="The central stack's Run Command output log group: the same name in every member",
-        ).value_as_string
-        own_iam_region = CfnParameter(
-            self,
-            "IamRegion",
-            type="String",
-            description="The region whose stack creates the account's IAM role and policy (IAM is global)",
-        ).value_as_string
-
+        parameters = self._parameters()
         document = AgentDocument(
             self,
             "AgentDocument",
             execution_timeout_seconds=config.execution_timeout_seconds,
             name_prefix=_document_name_prefix(config.stack_name),
         )
-        self._output_group(config, output_group, central_account, central_region)
+        self._output_group(config, parameters)
+        # IAM is global: only the stack in the account's IAM region creates the role and the policy.
         creates_iam = CfnCondition(
-            self, "CreatesIam", expression=Fn.condition_equals(Aws.REGION, own_iam_region)
+            self, "CreatesIam", expression=Fn.condition_equals(Aws.REGION, parameters.iam_region)
         )
+        access = self._instance_access(config, registries, parameters)
+        role, policy = self._execution_role(config, document.document_name, parameters)
+        for construct in (access, role, policy):
+            resource = construct.node.default_child
+            assert isinstance(resource, cdk.CfnResource)
+            resource.cfn_options.condition = creates_iam
+
+    def _parameters(self) -> _MemberParameters:
+        def parameter(name: str, description: str, pattern: str | None = None) -> str:
+            return CfnParameter(
+                self, name, type="String", description=description, allowed_pattern=pattern
+            ).value_as_string
+
+        return _MemberParameters(
+            central_account=parameter(
+                "CentralAccountId",
+                "The account of the central ecr-fleet-auth stack (its runner assumes the role)",
+                settings.ACCOUNT_ID_PATTERN,
+            ),
+            central_region=parameter("CentralRegion", "The region of the central stack"),
+            runner_role_arn=parameter(
+                "RunnerRoleArn",
+                "The central runner's role: the only principal that may assume the execution role",
+                r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/\S+$",
+            ),
+            output_group=parameter(
+                "RunCommandOutputLogGroup",
+                "The central stack's Run Command output log group: the same name in every member",
+            ),
+            iam_region=parameter(
+                "IamRegion",
+                "The region whose stack creates the account's IAM role and policy (IAM is global)",
+            ),
+        )
+
+    def _instance_access(
+        self, config: DeploymentConfig, registries: list[str], parameters: _MemberParameters
+    ) -> aws_iam.ManagedPolicy:
+        """The instances' policy, as the central stack's, for every region of the account."""
         access = InstanceAccessPolicy(
             self,
             "InstanceAccess",
@@ -134,7 +157,7 @@ class MemberStack(Stack):
                 service="logs",
                 region="*",
                 resource="log-group",
-                resource_name=f"{output_group}:*",
+                resource_name=f"{parameters.output_group}:*",
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             ),
             all_regions=True,
@@ -145,28 +168,25 @@ class MemberStack(Stack):
             "AwsSolutions-IAM5",
             applies_to=[
                 wildcard_arn_finding(
-                    self, service="logs", resource="log-group:<RunCommandOutputLogGroup>:*"
-                ).replace(":<AWS::Region>:", ":*:")
+                    self, service="logs", resource="log-group:<RunCommandOutputLogGroup>:*", region="*"
+                )
             ],
             reason=(
                 "Writing log streams of the Run Command output group, in every region of the account: the "
                 "policy is one per account (IAM is global) and the group is one per region."
             ),
         )
-        role, policy = self._execution_role(config, document.document_name, central_account, runner_role_arn)
-        for construct in (access.policy, role, policy):
-            resource = construct.node.default_child
-            assert isinstance(resource, cdk.CfnResource)
-            resource.cfn_options.condition = creates_iam
+        return access.policy
 
-    def _output_group(
-        self, config: DeploymentConfig, name: str, central_account: str, central_region: str
-    ) -> None:
+    def _output_group(self, config: DeploymentConfig, parameters: _MemberParameters) -> None:
         """The Run Command output log group, under the central group's name so the runner sends the
         same OUTPUT_LOG_GROUP everywhere; not where the central stack already has it (the central
         account may be in a target OU)."""
         group = aws_logs.CfnLogGroup(
-            self, "RunCommandOutput", log_group_name=name, retention_in_days=config.log_retention_days
+            self,
+            "RunCommandOutput",
+            log_group_name=parameters.output_group,
+            retention_in_days=config.log_retention_days,
         )
         # Deleted with the stack instance (an account leaving the OUs): a retained group of this
         # name would make the stack fail to create if the account came back.
@@ -176,14 +196,14 @@ class MemberStack(Stack):
             "OutsideTheCentralStack",
             expression=Fn.condition_not(
                 Fn.condition_and(
-                    Fn.condition_equals(Aws.ACCOUNT_ID, central_account),
-                    Fn.condition_equals(Aws.REGION, central_region),
+                    Fn.condition_equals(Aws.ACCOUNT_ID, parameters.central_account),
+                    Fn.condition_equals(Aws.REGION, parameters.central_region),
                 )
             ),
         )
 
     def _execution_role(
-        self, config: DeploymentConfig, document_name: str, central_account: str, runner_role_arn: str
+        self, config: DeploymentConfig, document_name: str, parameters: _MemberParameters
     ) -> tuple[aws_iam.Role, aws_iam.Policy]:
         # The central account as principal, narrowed to the runner's role by aws:PrincipalArn: a
         # role ARN as principal would be rewritten to the role's unique id by IAM and break when
@@ -192,8 +212,8 @@ class MemberStack(Stack):
             self,
             "ExecutionRole",
             role_name=config.member_role_name,
-            assumed_by=aws_iam.AccountPrincipal(central_account).with_conditions(
-                {"ArnEquals": {"aws:PrincipalArn": runner_role_arn}}
+            assumed_by=aws_iam.AccountPrincipal(parameters.central_account).with_conditions(
+                {"ArnEquals": {"aws:PrincipalArn": parameters.runner_role_arn}}
             ),
             description=f"ecr-fleet-auth: the runner of {config.stack_name} runs the agent document here",
             max_session_duration=cdk.Duration.hours(1),
@@ -380,10 +400,11 @@ class OrganizationMembers(Construct):
             ),
         )
         stack_set_finding = wildcard_arn_finding(
-            self, service="cloudformation", resource=f"stackset/{self.stack_set_name}:*"
+            self,
+            service="cloudformation",
+            resource=f"stackset/{self.stack_set_name}:*",
+            account=stack_set_account,
         )
-        if stack_set_account == "*":
-            stack_set_finding = stack_set_finding.replace(":<AWS::AccountId>:", ":*:")
         acknowledge(
             policy,
             "AwsSolutions-IAM5",

@@ -28,12 +28,14 @@ def acknowledge(
     )
 
 
-def wildcard_arn_finding(scope: IConstruct, *, service: str, resource: str, region: str | None = None) -> str:
+def wildcard_arn_finding(
+    scope: IConstruct, *, service: str, resource: str, region: str | None = None, account: str | None = None
+) -> str:
     """The IAM5 finding id cdk-nag reports for ``arn:<partition>:service:<region>:<account>:resource``.
 
     cdk-nag names each wildcard finding by the resolved ARN, with pseudo parameters
     written as <AWS::Name> and concrete values (from an explicit env) as they are.
-    ``region`` replaces the stack's (``*``: every region).
+    ``region`` and ``account`` replace the stack's (``*``: any).
     """
     stack = Stack.of(scope)
 
@@ -41,7 +43,7 @@ def wildcard_arn_finding(scope: IConstruct, *, service: str, resource: str, regi
         return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
 
     region = shown(stack.region if region is None else region, "Region")
-    account = shown(stack.account, "AccountId")
+    account = shown(stack.account if account is None else account, "AccountId")
     return f"Resource::arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"
 
 
