@@ -47,6 +47,7 @@ from tests.support.template import (
     default_context,
     document_content,
     only,
+    resolved_runner_environment,
     resources,
     runner_environment,
     synthesize,
@@ -216,14 +217,13 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
     assert variables["ORGANIZATIONAL_UNIT_IDS"] == ",".join(UNITS)
     assert variables["MEMBER_REGIONS"] == ",".join(MEMBER_REGIONS)
     assert variables["STACK_SET_CALL_AS"] == "DELEGATED_ADMIN"
-    concrete = {k: v for k, v in variables.items() if isinstance(v, str)}
-    concrete.update(
-        DOCUMENT_NAME="EcrFleetAuth-AgentDocument-abc",
-        REGISTRIES="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-        OUTPUT_LOG_GROUP="group",
-        TOPIC_ARN="arn:aws:sns:eu-west-1:123456789012:t",
-    )
-    settings = RunnerSettings.from_environment(concrete)
+    deploy_time = {
+        "DOCUMENT_NAME": "EcrFleetAuth-AgentDocument-abc",
+        "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "OUTPUT_LOG_GROUP": "group",
+        "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:t",
+    }
+    settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
     assert settings.stack_set_name == STACK_SET
     assert settings.organizational_unit_ids == tuple(UNITS)
     assert settings.member_role_name == "EcrFleetAuthMember"
