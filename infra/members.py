@@ -296,8 +296,8 @@ class OrganizationMembers(Construct):
         body = template_file.read_bytes()
         # TemplateURL, not TemplateBody: the member template is about 44 kB as synthesized, most of
         # it the agent document (about 34 kB, and SSM lets it grow to 64 kB), while TemplateBody
-        # holds at most 51,200 bytes (CreateStackSet); TemplateURL takes up to 1 MB from S3. The template is a file asset, in
-        # the bootstrap bucket the central stack's own template is deployed from.
+        # holds at most 51,200 bytes (CreateStackSet); TemplateURL takes up to 1 MB from S3. The
+        # template is a file asset, in the bootstrap bucket the central stack's template comes from.
         asset = aws_s3_assets.Asset(
             self,
             "Template",
