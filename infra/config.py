@@ -61,13 +61,22 @@ class DeploymentConfig:
     def from_context(cls, context: Callable[[str], Any]) -> DeploymentConfig:
         """Build from a context lookup such as ``app.node.try_get_context``.
 
-        Raises ``settings.SettingsError`` naming every bad key and its accepted form."""
-        values = settings.parse_all(
-            settings.CONTEXT_SETTINGS,
-            lambda setting: context(setting.key),
-            title="invalid ecr-fleet-auth configuration",
-            name=lambda setting: setting.key,
-        )
+        Raises ``settings.SettingsError`` naming every bad key and its accepted form, and every
+        combination of settings that cannot be deployed (each naming the keys involved)."""
+        try:
+            values = settings.parse_all(
+                settings.CONTEXT_SETTINGS,
+                lambda setting: context(setting.key),
+                title=_TITLE,
+                name=lambda setting: setting.key,
+            )
+        except settings.SettingsError as error:
+            problems = str(error).splitlines()[1:]
+        else:
+            problems = []
+        problems += _combination_problems(_parsed_values(context))
+        if problems:
+            raise settings.SettingsError(f"{_TITLE}:\n" + "\n".join(problems))
         return cls(**values)
 
     def runner_environment(self, **from_the_stack: object) -> dict[str, str]:
@@ -77,3 +86,43 @@ class DeploymentConfig:
         if unknown:
             raise ValueError(f"not runner settings: {', '.join(unknown)}")
         return settings.runner_environment({**asdict(self), **from_the_stack})
+
+
+_TITLE = "invalid ecr-fleet-auth configuration"
+_ORGANIZATION_ONLY = ("memberAccounts", "memberRegions")
+
+
+def _parsed_values(context: Callable[[str], Any]) -> dict[str, Any]:
+    """Each context setting whose own value is valid, by key (a bad one is reported on its own)."""
+    values = {}
+    for setting in settings.CONTEXT_SETTINGS:
+        raw = context(setting.key)
+        try:
+            values[setting.key] = setting.parse(setting.default if raw is None else raw)
+        except ValueError:
+            continue
+    return values
+
+
+def _combination_problems(values: dict[str, Any]) -> list[str]:
+    """Settings valid one by one that cannot be deployed together, each line naming the keys."""
+    problems = []
+    units = values.get("organizationalUnitIds")
+    if units == ():
+        # Service-managed StackSets create stack instances only in organizational units
+        # (DeploymentTargets: "For create and delete operations, specify OrganizationalUnitIds").
+        for key in _ORGANIZATION_ONLY:
+            if values.get(key):
+                problems.append(
+                    f"  {key}={', '.join(values[key])!r}: needs organizationalUnitIds (the StackSet "
+                    f"deploys to organizational units; {key} only narrows them); set "
+                    f"organizationalUnitIds or leave {key} empty"
+                )
+    regions = values.get("regions") or ()
+    if units and len(regions) > 1:
+        problems.append(
+            f"  regions={', '.join(regions)!r}: organization mode (organizationalUnitIds set) deploys one "
+            "central stack, so regions may name at most one region; list the member accounts' regions "
+            "in memberRegions"
+        )
+    return problems

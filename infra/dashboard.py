@@ -1,4 +1,5 @@
-"""A CloudWatch dashboard per stack: outcomes per run, run duration, latest failures."""
+"""A CloudWatch dashboard per stack: outcomes per run, run duration, latest failures; in organization
+mode also the outcomes of each account."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from ecr_fleet_auth import contract
 # Statuses shown on the outcomes graph, in reading order.
 SHOWN_STATUSES = ("succeeded", "failed", "unreachable", "pending", "skipped")
 PERIOD = Duration.minutes(5)
+# In organization mode the runner also counts each account's instances by status: the same metric
+# names with the dimensions service (the stack's name) and this one (issue 14's design).
+ACCOUNT_DIMENSION = "account_id"
 
 
 def runner_metric(metric_name: str, service: str, action: str, statistic: str) -> aws_cloudwatch.Metric:
@@ -37,9 +41,28 @@ def across_actions(metric_name: str, service: str, label: str) -> aws_cloudwatch
     )
 
 
+def by_account(metric_name: str, service: str) -> aws_cloudwatch.MathExpression:
+    """One line per account: a SEARCH over the per-account metrics of this stack (its service), so
+    accounts that join the organizational units later show up without a deploy."""
+    schema = f"{{{contract.METRIC_NAMESPACE},{ACCOUNT_DIMENSION},{contract.METRIC_SERVICE_DIMENSION}}}"
+    terms = f'MetricName="{metric_name}" {contract.METRIC_SERVICE_DIMENSION}="{service}"'
+    return aws_cloudwatch.MathExpression(
+        expression=f"SEARCH('{schema} {terms}', 'Sum', {int(PERIOD.to_seconds())})",
+        using_metrics={},
+        label="",  # each line is labelled by its dimensions: the account id
+        period=PERIOD,
+    )
+
+
 class RunnerDashboard(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, runner_logs: aws_logs.ILogGroup, service: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        runner_logs: aws_logs.ILogGroup,
+        service: str,
+        by_accounts: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -85,3 +108,15 @@ class RunnerDashboard(Construct):
         )
         self.dashboard.add_widgets(outcomes, duration)
         self.dashboard.add_widgets(failures)
+        if by_accounts:
+            self.dashboard.add_widgets(
+                *(
+                    aws_cloudwatch.GraphWidget(
+                        title=f"Instances {status} per run, by account",
+                        left=[by_account(contract.status_metric_name(status), service)],
+                        stacked=True,
+                        width=8,
+                    )
+                    for status in SHOWN_STATUSES
+                )
+            )

@@ -12,6 +12,7 @@ from .console_events import ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
+from .members import OrganizationMembers, member_document_name, stack_set_name
 from .new_instances import NewInstanceTriggers
 from .notifications import Notifications
 from .runner_function import RunnerFunction
@@ -35,6 +36,8 @@ class EcrFleetAuthStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
         notifications = Notifications(self, "Notifications", email=config.notification_email)
+        # Organization mode: a StackSet places the member template in every account of the units.
+        organization = bool(config.organizational_unit_ids)
         runner = RunnerFunction(
             self,
             "Runner",
@@ -43,7 +46,18 @@ class EcrFleetAuthStack(Stack):
             registries=registries,
             topic=notifications.topic,
             command_output=command_output,
+            stack_set_name=stack_set_name(config.stack_name) if organization else "",
+            member_document_name=member_document_name(config) if organization else "",
         )
+        if organization:
+            OrganizationMembers(
+                self,
+                "Members",
+                config=config,
+                registries=registries,
+                runner_role=runner.role,
+                command_output=command_output,
+            )
         service = runner.metrics_service
         notifications.alarm_on_instances_left_broken(self, service=service)
         notifications.alarm_on_failed_runs(self, service=service)
@@ -67,9 +81,11 @@ class EcrFleetAuthStack(Stack):
                 topic=notifications.topic,
             )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
-        dashboard = RunnerDashboard(self, "Dashboard", runner_logs=runner.log_group, service=service)
+        dashboard = RunnerDashboard(
+            self, "Dashboard", runner_logs=runner.log_group, service=service, by_accounts=organization
+        )
         access = InstanceAccessPolicy(
-            self, "InstanceAccess", registries=registries, command_output=command_output
+            self, "InstanceAccess", registries=registries, command_output_arn=command_output.log_group_arn
         )
 
         outputs = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from aws_cdk import Aws, Stack, aws_iam, aws_logs
+from aws_cdk import Aws, Stack, aws_iam
 from constructs import Construct
 
 from ecr_fleet_auth import contract
@@ -22,7 +22,12 @@ def own_registry() -> str:
 
 
 class InstanceAccessPolicy(Construct):
-    """Attach to the instance role (with AmazonSSMManagedInstanceCore) of every managed instance."""
+    """Attach to the instance role (with AmazonSSMManagedInstanceCore) of every managed instance.
+
+    ``command_output_arn`` is the Run Command output log group's ARN (ending in ``:*``). With
+    ``all_regions`` the account's own registry is allowed in every region (IAM is global, and a
+    member account gets one policy for all of its regions); ``managed_policy_name`` fixes its name.
+    """
 
     def __init__(
         self,
@@ -30,9 +35,12 @@ class InstanceAccessPolicy(Construct):
         construct_id: str,
         *,
         registries: Sequence[str],
-        command_output: aws_logs.ILogGroup,
+        command_output_arn: str,
+        all_regions: bool = False,
+        managed_policy_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._all_regions = all_regions
         statements = [
             aws_iam.PolicyStatement(
                 sid="GetEcrToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]
@@ -40,7 +48,7 @@ class InstanceAccessPolicy(Construct):
             aws_iam.PolicyStatement(
                 sid="WriteRunCommandOutput",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[command_output.log_group_arn],
+                resources=[command_output_arn],
             ),
             aws_iam.PolicyStatement(
                 sid="FindRunCommandOutputGroup", actions=["logs:DescribeLogGroups"], resources=["*"]
@@ -64,6 +72,7 @@ class InstanceAccessPolicy(Construct):
             self,
             "Policy",
             description="ecr-fleet-auth: lets instances fetch ECR tokens, pull, and write Run Command output",
+            managed_policy_name=managed_policy_name,
             statements=statements,
         )
         acknowledge(
@@ -90,8 +99,9 @@ class InstanceAccessPolicy(Construct):
         for host in hosts:
             match = _PRIVATE_HOST.match(host)
             if match is None:  # the account's own registry, known at deploy time
-                arn = stack.format_arn(service="ecr", resource="repository", resource_name="*")
-                finding = wildcard_arn_finding(self, service="ecr", resource="repository/*")
+                region = "*" if self._all_regions else None
+                arn = stack.format_arn(service="ecr", resource="repository", resource_name="*", region=region)
+                finding = wildcard_arn_finding(self, service="ecr", resource="repository/*", region=region)
             else:
                 account, region = match["account"], match["region"]
                 arn = stack.format_arn(

@@ -28,18 +28,22 @@ def acknowledge(
     )
 
 
-def wildcard_arn_finding(scope: IConstruct, *, service: str, resource: str) -> str:
+def wildcard_arn_finding(
+    scope: IConstruct, *, service: str, resource: str, region: str | None = None, account: str | None = None
+) -> str:
     """The IAM5 finding id cdk-nag reports for ``arn:<partition>:service:<region>:<account>:resource``.
 
     cdk-nag names each wildcard finding by the resolved ARN, with pseudo parameters
     written as <AWS::Name> and concrete values (from an explicit env) as they are.
+    ``region`` and ``account`` replace the stack's (``*``: any).
     """
     stack = Stack.of(scope)
 
     def shown(value: str, pseudo: str) -> str:
         return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
 
-    region, account = shown(stack.region, "Region"), shown(stack.account, "AccountId")
+    region = shown(stack.region if region is None else region, "Region")
+    account = shown(stack.account if account is None else account, "AccountId")
     return f"Resource::arn:<AWS::Partition>:{service}:{region}:{account}:{resource}"
 
 

@@ -51,6 +51,40 @@ def pinned_version(distribution: str, constraints: Path = CONSTRAINTS) -> str:
 # nothing here tested). The layer is the release the tests ran: constraints.txt's pin.
 POWERTOOLS_VERSION = pinned_version(POWERTOOLS_DISTRIBUTION)
 POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.14/{POWERTOOLS_VERSION}"
+# The reads a run makes on the fleet and its commands: none has resource-level permissions.
+FLEET_READ_ACTIONS = (
+    "ec2:DescribeInstances",
+    "ssm:DescribeInstanceInformation",
+    "ssm:ListCommands",
+    "ssm:ListCommandInvocations",
+    "ssm:GetCommandInvocation",
+)
+
+
+def run_command_statements(
+    *, document_arn: str, instances_arn: str, tag_key: str, tag_values: tuple[str, ...]
+) -> list[aws_iam.PolicyStatement]:
+    """What a run needs in one account: SendCommand of the agent document, only on instances
+    carrying the target tag, and the reads. The runner's role has them for its own account, each
+    member account's execution role for that account."""
+    return [
+        aws_iam.PolicyStatement(
+            sid="RunTheAgentDocument",
+            actions=["ssm:SendCommand"],
+            resources=[document_arn],
+        ),
+        aws_iam.PolicyStatement(
+            sid="OnlyOnTaggedInstances",
+            actions=["ssm:SendCommand"],
+            resources=[instances_arn],
+            conditions={"StringEquals": {f"ssm:resourceTag/{tag_key}": list(tag_values)}},
+        ),
+        aws_iam.PolicyStatement(
+            sid="ReadFleetAndCommandState",
+            actions=list(FLEET_READ_ACTIONS),
+            resources=["*"],
+        ),
+    ]
 
 
 class RunnerFunction(Construct):
@@ -64,7 +98,11 @@ class RunnerFunction(Construct):
         registries: list[str],
         topic: aws_sns.ITopic,
         command_output: aws_logs.ILogGroup,
+        stack_set_name: str = "",
+        member_document_name: str = "",
     ) -> None:
+        """``stack_set_name`` and ``member_document_name``: the organization's StackSet and its
+        document (empty for a single-account deployment)."""
         super().__init__(scope, construct_id)
         # The service dimension of every metric the runner emits: it reads it from STACK_NAME.
         self.metrics_service = config.stack_name
@@ -110,8 +148,8 @@ class RunnerFunction(Construct):
                     document_version=document.document_version,
                     output_log_group=command_output.log_group_name,
                     topic_arn=topic.topic_arn,
-                    stack_set_name="",  # issue 14: the organization's StackSet, once built
-                    member_document_name="",
+                    stack_set_name=stack_set_name,
+                    member_document_name=member_document_name,
                 ),
                 "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,
@@ -133,31 +171,11 @@ class RunnerFunction(Construct):
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn],
             ),
-            aws_iam.PolicyStatement(
-                sid="RunTheAgentDocument",
-                actions=["ssm:SendCommand"],
-                resources=[document.document_arn],
-            ),
-            aws_iam.PolicyStatement(
-                sid="OnlyOnTaggedInstances",
-                actions=["ssm:SendCommand"],
-                resources=[instances],
-                conditions={
-                    "StringEquals": {
-                        f"ssm:resourceTag/{config.target_tag_key}": list(config.target_tag_values)
-                    }
-                },
-            ),
-            aws_iam.PolicyStatement(
-                sid="ReadFleetAndCommandState",
-                actions=[
-                    "ec2:DescribeInstances",
-                    "ssm:DescribeInstanceInformation",
-                    "ssm:ListCommands",
-                    "ssm:ListCommandInvocations",
-                    "ssm:GetCommandInvocation",
-                ],
-                resources=["*"],
+            *run_command_statements(
+                document_arn=document.document_arn,
+                instances_arn=instances,
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
             ),
         ]
         policy = aws_iam.Policy(self, "Policy", statements=statements)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -72,30 +73,55 @@ def document_content(steps: list[ShellStep], execution_timeout_seconds: int) -> 
     return content
 
 
-class AgentDocument(Construct):
-    """Command document whose shell step is assembled from infra/document/agent/."""
+def agent_document_content(execution_timeout_seconds: int) -> dict[str, Any]:
+    """The document's content: one Linux step assembled from infra/document/agent/."""
+    steps = [
+        ShellStep(
+            name="ecrFleetAuthLinux",
+            action="aws:runShellScript",
+            platform="Linux",
+            lines=run_command_lines(execution_timeout_seconds),
+        )
+    ]
+    return document_content(steps, execution_timeout_seconds)
 
-    def __init__(self, scope: Construct, construct_id: str, *, execution_timeout_seconds: int) -> None:
+
+def content_named(prefix: str, content: dict[str, Any]) -> str:
+    """``<prefix>-<first 8 hex of the content's SHA-256>``: a name that changes with the content."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return f"{prefix}-{hashlib.sha256(canonical).hexdigest()[:8]}"
+
+
+class AgentDocument(Construct):
+    """Command document whose shell step is assembled from infra/document/agent/.
+
+    ``name_prefix`` gives it a fixed name, ``<prefix>-<sha8 of its content>``: where the runner
+    cannot read the name from the stack (member accounts), it computes it at synth.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        execution_timeout_seconds: int,
+        name_prefix: str | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
-        steps = [
-            ShellStep(
-                name="ecrFleetAuthLinux",
-                action="aws:runShellScript",
-                platform="Linux",
-                lines=run_command_lines(execution_timeout_seconds),
-            )
-        ]
-        # No fixed Name: a content change replaces the document under a new generated name,
-        # which a fixed name would make fail.
+        content = agent_document_content(execution_timeout_seconds)
+        # No fixed Name by default: a content change replaces the document under a new generated
+        # name, which a fixed name would make fail. A prefixed name carries the content's hash, so a
+        # content change is a new name too and the replacement works the same way.
         self.document = aws_ssm.CfnDocument(
             self,
             "Document",
             document_type="Command",
             document_format="JSON",
-            content=document_content(steps, execution_timeout_seconds),
+            content=content,
+            name=None if name_prefix is None else content_named(name_prefix, content),
             update_method="Replace",
         )
-        self.document_name: str = self.document.ref
+        self.document_name: str = self.document.name or self.document.ref
         self.document_version = DEPLOYED_VERSION
         stack = Stack.of(self)
         self.document_arn: str = stack.format_arn(

@@ -1,0 +1,423 @@
+"""Organization mode: the member template, and the StackSet that places it in every member account.
+
+The member template (``MemberStack``) is what one (account, region) needs for a run there: the
+agent document (the central one's content, under a name the runner can compute), the instances'
+managed policy, and the execution role only the central runner may assume, with the same
+SendCommand scoping as the runner's own role. It is a CDK stack of its own, synthesized in a
+separate app (no bootstrap in member accounts: ``BootstraplessSynthesizer``; cdk-nag checks it
+like the central stack), and handed to an ``AWS::CloudFormation::StackSet`` with service-managed
+permissions and automatic deployment (``OrganizationMembers``), which the central stack holds.
+
+IAM is global and a StackSet places one stack per account *and region*: the role and the managed
+policy are created only by the stack in one region of each account (``IamRegion``: the first of
+``memberRegions``, else the central region), and their permissions cover every region.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CfnCondition,
+    CfnParameter,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Stage,
+    aws_cloudformation,
+    aws_iam,
+    aws_logs,
+    aws_s3_assets,
+)
+from constructs import Construct
+
+from ecr_fleet_auth import settings
+
+from .config import DeploymentConfig
+from .document.construct import AgentDocument, agent_document_content, content_named
+from .instance_access import InstanceAccessPolicy
+from .nag import acknowledge, add_checks, wildcard_arn_finding
+from .runner_function import run_command_statements
+
+# CreateStackSet/UpdateStackSet: TemplateBody holds at most 51,200 bytes, TemplateURL (S3) 1 MB.
+TEMPLATE_BODY_LIMIT = 51_200
+# The member stack's construct id in its own app (its template's name in that app's assembly).
+MEMBER_STACK_ID = "Members"
+
+
+def stack_set_name(stack_name: str) -> str:
+    """The organization's StackSet (the runner's STACK_SET_NAME)."""
+    return f"{stack_name}-Members"
+
+
+def member_document_name(config: DeploymentConfig) -> str:
+    """The agent document's name in every member account and region (the runner's
+    MEMBER_DOCUMENT_NAME): ``<stackName>-Agent-<sha8 of its content>``."""
+    return content_named(
+        _document_name_prefix(config.stack_name), agent_document_content(config.execution_timeout_seconds)
+    )
+
+
+def _document_name_prefix(stack_name: str) -> str:
+    return f"{stack_name}-Agent"
+
+
+def iam_region(config: DeploymentConfig) -> str:
+    """The region whose member stack creates the account's IAM role and policy."""
+    return config.member_regions[0] if config.member_regions else Aws.REGION
+
+
+@dataclass(frozen=True)
+class _MemberParameters:
+    """The member template's parameters (values the StackSet passes from the central stack)."""
+
+    central_account: str
+    central_region: str
+    runner_role_arn: str
+    output_group: str
+    iam_region: str
+
+
+class MemberStack(Stack):
+    """One (account, region) of the organization. Its parameters come from the StackSet."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: DeploymentConfig, registries: list[str]
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            synthesizer=cdk.BootstraplessSynthesizer(),
+            analytics_reporting=False,
+            description=f"ecr-fleet-auth member of {config.stack_name}: agent document, instance policy, "
+            "execution role for the central runner",
+        )
+        parameters = self._parameters()
+        document = AgentDocument(
+            self,
+            "AgentDocument",
+            execution_timeout_seconds=config.execution_timeout_seconds,
+            name_prefix=_document_name_prefix(config.stack_name),
+        )
+        self._output_group(config, parameters)
+        # IAM is global: only the stack in the account's IAM region creates the role and the policy.
+        creates_iam = CfnCondition(
+            self, "CreatesIam", expression=Fn.condition_equals(Aws.REGION, parameters.iam_region)
+        )
+        access = self._instance_access(config, registries, parameters)
+        role, policy = self._execution_role(config, document.document_name, parameters)
+        for construct in (access, role, policy):
+            resource = construct.node.default_child
+            assert isinstance(resource, cdk.CfnResource)
+            resource.cfn_options.condition = creates_iam
+
+    def _parameters(self) -> _MemberParameters:
+        def parameter(name: str, description: str, pattern: str | None = None) -> str:
+            return CfnParameter(
+                self, name, type="String", description=description, allowed_pattern=pattern
+            ).value_as_string
+
+        return _MemberParameters(
+            central_account=parameter(
+                "CentralAccountId",
+                "The account of the central ecr-fleet-auth stack (its runner assumes the role)",
+                settings.ACCOUNT_ID_PATTERN,
+            ),
+            central_region=parameter("CentralRegion", "The region of the central stack"),
+            runner_role_arn=parameter(
+                "RunnerRoleArn",
+                "The central runner's role: the only principal that may assume the execution role",
+                r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/\S+$",
+            ),
+            output_group=parameter(
+                "RunCommandOutputLogGroup",
+                "The central stack's Run Command output log group: the same name in every member",
+            ),
+            iam_region=parameter(
+                "IamRegion",
+                "The region whose stack creates the account's IAM role and policy (IAM is global)",
+            ),
+        )
+
+    def _instance_access(
+        self, config: DeploymentConfig, registries: list[str], parameters: _MemberParameters
+    ) -> aws_iam.ManagedPolicy:
+        """The instances' policy, as the central stack's, for every region of the account."""
+        access = InstanceAccessPolicy(
+            self,
+            "InstanceAccess",
+            registries=registries,
+            command_output_arn=self.format_arn(
+                service="logs",
+                region="*",
+                resource="log-group",
+                resource_name=f"{parameters.output_group}:*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            all_regions=True,
+            managed_policy_name=f"{config.stack_name}-InstanceAccess",
+        )
+        acknowledge(
+            access.policy,
+            "AwsSolutions-IAM5",
+            applies_to=[
+                wildcard_arn_finding(
+                    self, service="logs", resource="log-group:<RunCommandOutputLogGroup>:*", region="*"
+                )
+            ],
+            reason=(
+                "Writing log streams of the Run Command output group, in every region of the account: the "
+                "policy is one per account (IAM is global) and the group is one per region."
+            ),
+        )
+        return access.policy
+
+    def _output_group(self, config: DeploymentConfig, parameters: _MemberParameters) -> None:
+        """The Run Command output log group, under the central group's name so the runner sends the
+        same OUTPUT_LOG_GROUP everywhere; not where the central stack already has it (the central
+        account may be in a target OU)."""
+        group = aws_logs.CfnLogGroup(
+            self,
+            "RunCommandOutput",
+            log_group_name=parameters.output_group,
+            retention_in_days=config.log_retention_days,
+        )
+        # Deleted with the stack instance (an account leaving the OUs): a retained group of this
+        # name would make the stack fail to create if the account came back.
+        group.apply_removal_policy(RemovalPolicy.DESTROY)
+        group.cfn_options.condition = CfnCondition(
+            self,
+            "OutsideTheCentralStack",
+            expression=Fn.condition_not(
+                Fn.condition_and(
+                    Fn.condition_equals(Aws.ACCOUNT_ID, parameters.central_account),
+                    Fn.condition_equals(Aws.REGION, parameters.central_region),
+                )
+            ),
+        )
+
+    def _execution_role(
+        self, config: DeploymentConfig, document_name: str, parameters: _MemberParameters
+    ) -> tuple[aws_iam.Role, aws_iam.Policy]:
+        # The central account as principal, narrowed to the runner's role by aws:PrincipalArn: a
+        # role ARN as principal would be rewritten to the role's unique id by IAM and break when
+        # the runner's role is replaced; the condition keeps matching by ARN.
+        role = aws_iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=config.member_role_name,
+            assumed_by=aws_iam.AccountPrincipal(parameters.central_account).with_conditions(
+                {"ArnEquals": {"aws:PrincipalArn": parameters.runner_role_arn}}
+            ),
+            description=f"ecr-fleet-auth: the runner of {config.stack_name} runs the agent document here",
+            max_session_duration=cdk.Duration.hours(1),
+        )
+        statements = run_command_statements(
+            document_arn=self.format_arn(
+                service="ssm", region="*", resource="document", resource_name=document_name
+            ),
+            instances_arn=self.format_arn(service="ec2", region="*", resource="instance", resource_name="*"),
+            tag_key=config.target_tag_key,
+            tag_values=config.target_tag_values,
+        )
+        policy = aws_iam.Policy(self, "ExecutionPolicy", statements=statements)
+        policy.attach_to_role(role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=["Resource::*"],
+            reason=(
+                "ec2:DescribeInstances, ssm:DescribeInstanceInformation, ssm:List*/GetCommandInvocation "
+                "do not support resource-level permissions."
+            ),
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=[
+                wildcard_arn_finding(self, service="ec2", resource="instance/*", region="*"),
+                wildcard_arn_finding(self, service="ssm", resource=f"document/{document_name}", region="*"),
+            ],
+            reason=(
+                "The role serves every region of the account (IAM is global): SendCommand of this one "
+                "document, on instances only where they carry the target tag (ssm:resourceTag)."
+            ),
+        )
+        return role, policy
+
+
+def synthesize_member_template(
+    config: DeploymentConfig, registries: list[str], outdir: Path
+) -> tuple[Path, dict[str, Any]]:
+    """The member template's file and content, from its own app synthesized into ``outdir``
+    (cdk-nag on: a finding stops the synth; its report is ``outdir/validation-report.json``)."""
+    app = cdk.App(
+        outdir=str(outdir),
+        analytics_reporting=False,
+        stack_traces=False,
+        # The CLI's context (CDK_CONTEXT_JSON) turns path metadata on; this template goes to a
+        # StackSet, not to the CLI, so it carries none.
+        post_cli_context={"aws:cdk:enable-path-metadata": False},
+    )
+    stack = MemberStack(app, MEMBER_STACK_ID, config=config, registries=registries)
+    add_checks(app)
+    artifact = app.synth().get_stack_artifact(stack.artifact_id)
+    return outdir / artifact.template_file, artifact.template
+
+
+class OrganizationMembers(Construct):
+    """The StackSet placing the member template in every account of the organizational units."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        registries: list[str],
+        runner_role: aws_iam.IRole,
+        command_output: aws_logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.stack_set_name = stack_set_name(config.stack_name)
+        # Beside the central template (cdk.out/<stack>.members/Members.template.json), to be read.
+        stage = Stage.of(self)
+        assert stage is not None, "a stack is always in an app"
+        template_file, self.template = synthesize_member_template(
+            config, registries, Path(stage.outdir) / f"{stack.artifact_id}.members"
+        )
+        body = template_file.read_bytes()
+        # TemplateURL, not TemplateBody: the member template is about 44 kB as synthesized, most of
+        # it the agent document (about 34 kB, and SSM lets it grow to 64 kB), while TemplateBody
+        # holds at most 51,200 bytes (CreateStackSet); TemplateURL takes up to 1 MB from S3. The
+        # template is a file asset, in the bootstrap bucket the central stack's template comes from.
+        asset = aws_s3_assets.Asset(
+            self,
+            "Template",
+            path=str(template_file),
+            asset_hash=hashlib.sha256(body).hexdigest(),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+        )
+        units = list(config.organizational_unit_ids)
+        targets = aws_cloudformation.CfnStackSet.DeploymentTargetsProperty(
+            organizational_unit_ids=units,
+            accounts=list(config.member_accounts) or None,
+            account_filter_type="INTERSECTION" if config.member_accounts else None,
+        )
+        self.stack_set = aws_cloudformation.CfnStackSet(
+            self,
+            "StackSet",
+            stack_set_name=self.stack_set_name,
+            description=f"ecr-fleet-auth members of {config.stack_name}: agent document, instance policy, "
+            f"execution role {config.member_role_name}",
+            permission_model="SERVICE_MANAGED",
+            call_as=config.stack_set_call_as,
+            auto_deployment=aws_cloudformation.CfnStackSet.AutoDeploymentProperty(
+                enabled=True, retain_stacks_on_account_removal=False
+            ),
+            managed_execution={"Active": True},
+            capabilities=["CAPABILITY_NAMED_IAM"],
+            template_url=asset.http_url,
+            parameters=[
+                aws_cloudformation.CfnStackSet.ParameterProperty(parameter_key=key, parameter_value=value)
+                for key, value in {
+                    "CentralAccountId": Aws.ACCOUNT_ID,
+                    "CentralRegion": Aws.REGION,
+                    "RunnerRoleArn": runner_role.role_arn,
+                    "RunCommandOutputLogGroup": command_output.log_group_name,
+                    "IamRegion": iam_region(config),
+                }.items()
+            ],
+            stack_instances_group=[
+                aws_cloudformation.CfnStackSet.StackInstancesProperty(
+                    deployment_targets=targets, regions=list(config.member_regions) or [Aws.REGION]
+                )
+            ],
+            # Each account's stack stands alone: regions in parallel, and failures tolerated so one
+            # account that refuses (an SCP, a region not enabled) does not stop the others; its stack
+            # instance is then not CURRENT and the runner reports it (member_stack_not_ready).
+            operation_preferences=aws_cloudformation.CfnStackSet.OperationPreferencesProperty(
+                region_concurrency_type="PARALLEL",
+                max_concurrent_percentage=100,
+                failure_tolerance_percentage=100,
+            ),
+        )
+        self._grant(config, runner_role)
+
+    def _grant(self, config: DeploymentConfig, runner_role: aws_iam.IRole) -> None:
+        stack = Stack.of(self)
+        role_arn = stack.format_arn(
+            service="iam", region="", account="*", resource="role", resource_name=config.member_role_name
+        )
+        # A service-managed StackSet lives in the management account, also when a delegated
+        # administrator creates it (CreateStackSet, CallAs): its ARN's account is not this one then.
+        stack_set_account = "*" if config.stack_set_call_as == "DELEGATED_ADMIN" else None
+        stack_set_arn = stack.format_arn(
+            service="cloudformation",
+            account=stack_set_account,
+            resource="stackset",
+            resource_name=f"{self.stack_set_name}:*",
+        )
+        statements = [
+            aws_iam.PolicyStatement(
+                sid="AssumeMemberRoles",
+                actions=["sts:AssumeRole"],
+                resources=[role_arn],
+                # Only roles of accounts in the runner's own organization (no org id hard-coded).
+                conditions={"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}},
+            ),
+            aws_iam.PolicyStatement(
+                sid="ListMemberStackInstances",
+                actions=["cloudformation:ListStackInstances"],
+                resources=[stack_set_arn],
+            ),
+        ]
+        if config.stack_set_call_as == "DELEGATED_ADMIN":
+            # CloudFormation checks a DELEGATED_ADMIN caller's registration with this call.
+            statements.append(
+                aws_iam.PolicyStatement(
+                    sid="CheckDelegatedAdministrator",
+                    actions=["organizations:ListDelegatedAdministrators"],
+                    resources=["*"],
+                )
+            )
+        policy = aws_iam.Policy(self, "RunnerPolicy", statements=statements)
+        policy.attach_to_role(runner_role)
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=[f"Resource::arn:<AWS::Partition>:iam::*:role/{config.member_role_name}"],
+            reason=(
+                "The member role exists in every account of the organizational units, new ones included; "
+                "aws:ResourceOrgID = aws:PrincipalOrgID keeps it inside the runner's organization."
+            ),
+        )
+        stack_set_finding = wildcard_arn_finding(
+            self,
+            service="cloudformation",
+            resource=f"stackset/{self.stack_set_name}:*",
+            account=stack_set_account,
+        )
+        acknowledge(
+            policy,
+            "AwsSolutions-IAM5",
+            applies_to=[stack_set_finding],
+            reason=(
+                "The StackSet's ARN ends in an id CloudFormation assigns; with DELEGATED_ADMIN its account "
+                "is the management account, unknown here. Only this StackSet name is allowed."
+            ),
+        )
+        if config.stack_set_call_as == "DELEGATED_ADMIN":
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                applies_to=["Resource::*"],
+                reason="organizations:ListDelegatedAdministrators has no resource-level permissions.",
+            )

@@ -1,0 +1,529 @@
+"""Organization mode (issue 14): the central stack's StackSet and grants, the member template, synth errors.
+
+AWS references for what is asserted here:
+- AWS::CloudFormation::StackSet (CloudFormation template reference):
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-stackset.html
+- DeploymentTargets: "For create and delete operations, specify OrganizationalUnitIds"; AccountFilterType
+  INTERSECTION deploys to the listed accounts of the units; StackSets never deploy to the management account:
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeploymentTargets.html
+- AutoDeployment (new accounts of the units get stack instances; RetainStacksOnAccountRemoval=false deletes
+  them when an account leaves):
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-cloudformation-stackset-autodeployment.html
+- CreateStackSet: TemplateBody at most 51,200 bytes, TemplateURL (S3) up to 1 MB; CallAs DELEGATED_ADMIN, and
+  "StackSets with service-managed permissions are created in the management account, including StackSets that
+  are created by delegated administrators":
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStackSet.html
+- IAM global condition keys aws:PrincipalArn, aws:ResourceOrgID (compared with ${aws:PrincipalOrgID}):
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html
+- CloudWatch search expression syntax, SEARCH('{Namespace,Dim1,Dim2} terms', 'Stat', period):
+  https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/search-expression-syntax.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
+from infra.config import DeploymentConfig
+from infra.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
+from infra.document.construct import MAX_CONTENT_BYTES, content_named
+from infra.members import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
+from infra.runner_function import FLEET_READ_ACTIONS
+from tests.conftest import require
+from tests.infra.test_cli_synth import cdk_synth
+from tests.support.lint import cfn_lint_findings
+from tests.support.template import (
+    PROJECT_ROOT,
+    Template,
+    default_context,
+    document_content,
+    only,
+    resolved_runner_environment,
+    resources,
+    runner_environment,
+    synthesize,
+)
+
+UNITS = ["ou-abcd-11111111", "ou-abcd-22222222"]
+MEMBER_REGIONS = ["eu-west-1", "us-east-1"]
+ORGANIZATION = {"organizationalUnitIds": ",".join(UNITS), "memberRegions": ",".join(MEMBER_REGIONS)}
+# The other shape: narrowed to accounts, deployed from the management account, member regions = the stack's.
+NARROWED = {
+    "organizationalUnitIds": UNITS[0],
+    "memberAccounts": "111111111111,222222222222",
+    "memberRoleName": "FleetAuthMember",
+    "stackSetCallAs": "SELF",
+}
+STACK_SET = "EcrFleetAuth-Members"
+
+
+class Synth:
+    """One in-process synth (cdk-nag on): the central template, and the member template the StackSet gets."""
+
+    def __init__(self, outdir: Path, overrides: dict[str, Any]) -> None:
+        self.outdir = outdir
+        self.central = synthesize(overrides, outdir=str(outdir))["EcrFleetAuth"]
+        self.member_dir = outdir / "EcrFleetAuth.members"
+        self.member_file = self.member_dir / f"{MEMBER_STACK_ID}.template.json"
+        self.member: Template = json.loads(self.member_file.read_text())
+
+    @property
+    def stack_set(self) -> dict[str, Any]:
+        properties: dict[str, Any] = only(self.central, "AWS::CloudFormation::StackSet")["Properties"]
+        return properties
+
+    def parameters(self) -> dict[str, Any]:
+        return {p["ParameterKey"]: p["ParameterValue"] for p in self.stack_set["Parameters"]}
+
+
+@pytest.fixture(scope="module")
+def organization(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return Synth(tmp_path_factory.mktemp("organization"), ORGANIZATION)
+
+
+@pytest.fixture(scope="module")
+def narrowed(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return Synth(tmp_path_factory.mktemp("narrowed"), NARROWED)
+
+
+def _statements(template: Template, resource_type: str = "AWS::IAM::Policy") -> list[dict[str, Any]]:
+    return [
+        statement
+        for resource in resources(template, resource_type).values()
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _join(value: Any) -> str:
+    """A Fn::Join / Ref / GetAtt rendered as text, references as <Name> (for reading ARNs)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_join(part) for part in parts)
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    raise AssertionError(f"unexpected value {value}")
+
+
+def _runner_role_id(template: Template) -> str:
+    (role_id,) = [
+        logical_id
+        for logical_id, role in resources(template, "AWS::IAM::Role").items()
+        if "lambda.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        and logical_id.startswith("Runner")
+    ]
+    return role_id
+
+
+# --- the central stack ---
+
+
+def test_the_stack_set_is_service_managed_and_deploys_itself_to_new_accounts(organization: Synth) -> None:
+    stack_set = organization.stack_set
+    assert stack_set["StackSetName"] == STACK_SET
+    assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
+    # Accounts that join a target OU get the member stack without anyone acting; one that leaves loses it.
+    assert stack_set["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    assert stack_set["CallAs"] == "DELEGATED_ADMIN", "the default: deployed from a delegated administrator"
+    assert stack_set["ManagedExecution"] == {"Active": True}
+    assert stack_set["Capabilities"] == ["CAPABILITY_NAMED_IAM"], "the member role has a fixed name"
+    assert "AdministrationRoleARN" not in stack_set and "ExecutionRoleName" not in stack_set
+
+
+def test_the_stack_set_targets_the_units_in_the_member_regions(organization: Synth) -> None:
+    (group,) = organization.stack_set["StackInstancesGroup"]
+    assert group["DeploymentTargets"] == {"OrganizationalUnitIds": UNITS}
+    assert group["Regions"] == MEMBER_REGIONS
+
+
+def test_member_accounts_narrow_the_units_and_regions_default_to_the_stacks(narrowed: Synth) -> None:
+    (group,) = narrowed.stack_set["StackInstancesGroup"]
+    assert group["DeploymentTargets"] == {
+        "OrganizationalUnitIds": [UNITS[0]],
+        "Accounts": ["111111111111", "222222222222"],
+        "AccountFilterType": "INTERSECTION",
+    }
+    assert group["Regions"] == [{"Ref": "AWS::Region"}]
+    assert narrowed.stack_set["CallAs"] == "SELF"
+
+
+def test_one_failing_account_does_not_stop_the_others(organization: Synth) -> None:
+    preferences = organization.stack_set["OperationPreferences"]
+    assert preferences["RegionConcurrencyType"] == "PARALLEL"
+    assert preferences["FailureTolerancePercentage"] == 100
+    assert preferences["MaxConcurrentPercentage"] == 100
+
+
+def test_the_member_template_goes_by_url_as_a_file_asset(organization: Synth) -> None:
+    """TemplateBody takes at most 51,200 bytes (CreateStackSet); the member template carries the agent
+    document, which SSM lets grow to 64 kB, so the StackSet reads it from S3 (TemplateURL, up to 1 MB)."""
+    assert MAX_CONTENT_BYTES > TEMPLATE_BODY_LIMIT
+    assert "TemplateBody" not in organization.stack_set
+    url = organization.stack_set["TemplateURL"]["Fn::Sub"]
+    assert url.startswith(
+        "https://s3.${AWS::Region}.${AWS::URLSuffix}/cdk-hnb659fds-assets-${AWS::AccountId}-"
+    )
+    asset_hash = re.fullmatch(r".*/([0-9a-f]{64})\.json", url)
+    assert asset_hash is not None
+    staged = organization.outdir / f"asset.{asset_hash[1]}.json"
+    assert json.loads(staged.read_text()) == organization.member, "the asset is the member template"
+    size = len(json.dumps(organization.member, separators=(",", ":")).encode())
+    assert size > TEMPLATE_BODY_LIMIT // 2, f"{size} bytes: the document alone nears TemplateBody's limit"
+
+
+def test_the_stack_set_passes_the_member_template_its_parameters(
+    organization: Synth, narrowed: Synth
+) -> None:
+    parameters = organization.parameters()
+    assert set(parameters) == set(organization.member["Parameters"]), "every parameter given, none unknown"
+    assert parameters["CentralAccountId"] == {"Ref": "AWS::AccountId"}
+    assert parameters["CentralRegion"] == {"Ref": "AWS::Region"}
+    assert parameters["RunnerRoleArn"] == {"Fn::GetAtt": [_runner_role_id(organization.central), "Arn"]}
+    (output_group,) = [
+        logical_id
+        for logical_id in resources(organization.central, "AWS::Logs::LogGroup")
+        if logical_id.startswith("RunCommandOutput")
+    ]
+    assert parameters["RunCommandOutputLogGroup"] == {"Ref": output_group}
+    assert parameters["IamRegion"] == MEMBER_REGIONS[0], (
+        "IAM is global: one region of each account creates it"
+    )
+    assert narrowed.parameters()["IamRegion"] == {"Ref": "AWS::Region"}
+
+
+def test_the_runner_learns_the_stack_set_and_the_member_document(organization: Synth) -> None:
+    variables = runner_environment(organization.central)
+    assert variables["STACK_SET_NAME"] == STACK_SET
+    member_document = only(organization.member, "AWS::SSM::Document")["Properties"]
+    assert variables["MEMBER_DOCUMENT_NAME"] == member_document["Name"]
+    assert re.fullmatch(r"EcrFleetAuth-Agent-[0-9a-f]{8}", variables["MEMBER_DOCUMENT_NAME"])
+    assert variables["ORGANIZATIONAL_UNIT_IDS"] == ",".join(UNITS)
+    assert variables["MEMBER_REGIONS"] == ",".join(MEMBER_REGIONS)
+    assert variables["STACK_SET_CALL_AS"] == "DELEGATED_ADMIN"
+    deploy_time = {
+        "DOCUMENT_NAME": "EcrFleetAuth-AgentDocument-abc",
+        "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "OUTPUT_LOG_GROUP": "group",
+        "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:t",
+    }
+    settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
+    assert settings.stack_set_name == STACK_SET
+    assert settings.organizational_unit_ids == tuple(UNITS)
+    assert settings.member_role_name == "EcrFleetAuthMember"
+
+
+def test_the_runner_may_assume_only_the_member_role_inside_its_organization(organization: Synth) -> None:
+    (assume,) = [s for s in _statements(organization.central) if "sts:AssumeRole" in _actions(s)]
+    assert _actions(assume) == ["sts:AssumeRole"]
+    assert _join(assume["Resource"]) == "arn:<AWS::Partition>:iam::*:role/EcrFleetAuthMember"
+    # No organization id is hard-coded: the role's account must be in the runner's own organization.
+    assert assume["Condition"] == {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+
+
+def test_the_runner_may_list_only_its_stack_sets_instances(organization: Synth, narrowed: Synth) -> None:
+    (listing,) = [
+        s for s in _statements(organization.central) if "cloudformation:ListStackInstances" in _actions(s)
+    ]
+    assert _actions(listing) == ["cloudformation:ListStackInstances"]
+    # A delegated administrator's service-managed StackSet lives in the management account.
+    assert _join(listing["Resource"]) == (
+        f"arn:<AWS::Partition>:cloudformation:<AWS::Region>:*:stackset/{STACK_SET}:*"
+    )
+    (own,) = [s for s in _statements(narrowed.central) if "cloudformation:ListStackInstances" in _actions(s)]
+    assert _join(own["Resource"]) == (
+        f"arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stackset/{STACK_SET}:*"
+    )
+    (check,) = [s for s in _statements(organization.central) if s.get("Sid") == "CheckDelegatedAdministrator"]
+    assert _actions(check) == ["organizations:ListDelegatedAdministrators"]
+    assert not [s for s in _statements(narrowed.central) if s.get("Sid") == "CheckDelegatedAdministrator"]
+    assert _join(
+        next(s for s in _statements(narrowed.central) if "sts:AssumeRole" in _actions(s))["Resource"]
+    ).endswith(":role/FleetAuthMember")
+
+
+def test_the_dashboard_breaks_outcomes_down_by_account(organization: Synth) -> None:
+    dashboard = only(organization.central, "AWS::CloudWatch::Dashboard")["Properties"]
+    body = json.loads(_join(dashboard["DashboardBody"]))
+    searches = {
+        widget["properties"]["title"]: row[0]["expression"]
+        for widget in body["widgets"]
+        for row in widget["properties"].get("metrics", [])
+        if isinstance(row[0], dict) and "SEARCH(" in row[0].get("expression", "")
+    }
+    schema = f"{{{contract.METRIC_NAMESPACE},{ACCOUNT_DIMENSION},{contract.METRIC_SERVICE_DIMENSION}}}"
+    assert searches == {
+        f"Instances {status} per run, by account": (
+            f'SEARCH(\'{schema} MetricName="{contract.status_metric_name(status)}" '
+            f"{contract.METRIC_SERVICE_DIMENSION}=\"EcrFleetAuth\"', 'Sum', 300)"
+        )
+        for status in SHOWN_STATUSES
+    }
+
+
+def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_template: Template) -> None:
+    assert not resources(synthesized_template, "AWS::CloudFormation::StackSet")
+    variables = runner_environment(synthesized_template)
+    assert variables["STACK_SET_NAME"] == "" and variables["MEMBER_DOCUMENT_NAME"] == ""
+    actions = {action for statement in _statements(synthesized_template) for action in _actions(statement)}
+    assert not {a for a in actions if a.startswith(("sts:", "cloudformation:", "organizations:"))}
+    dashboard = only(synthesized_template, "AWS::CloudWatch::Dashboard")
+    assert ACCOUNT_DIMENSION not in json.dumps(dashboard) and "SEARCH(" not in json.dumps(dashboard)
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, check=False, timeout=60
+        )
+    except OSError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+_BASELINE_SYNTH = """
+import json, sys
+from localfleet.synthesized_stack import synthesize
+json.dump(synthesize()["EcrFleetAuth"], sys.stdout, sort_keys=True)
+"""
+
+
+def test_without_organization_settings_the_template_is_what_it_was(
+    synthesized_template: Template, tmp_path: Path
+) -> None:
+    """Issue 14: "when none are set, the stack behaves exactly as today". The baseline is the code this
+    branch grew from (its merge base with main, or $ECR_FLEET_AUTH_BASELINE_REF), synthesized from a
+    clean export of that commit with the same context and toolchain: the templates must be equal."""
+    wanted = os.environ.get("ECR_FLEET_AUTH_BASELINE_REF")
+    refs = [wanted] if wanted else ["main", "origin/main"]
+    base = next((found for ref in refs if (found := _git("merge-base", "HEAD", ref))), None)
+    if base is None:
+        pytest.skip(f"no baseline commit to compare with ({', '.join(refs)} not found)")
+    if base == _git("rev-parse", "HEAD") and not _git("status", "--porcelain", "--", "infra", "app.py"):
+        pytest.skip("this tree is the baseline itself")
+    tree = tmp_path / "baseline"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "archive", "--format=tar", base], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", _BASELINE_SYNTH],
+        cwd=tree,
+        # The baseline's own runner package first, ahead of this tree's (installed editable).
+        env={**os.environ, "PYTHONPATH": f"{tree / 'lambda_src'}{os.pathsep}{tree}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    baseline = json.loads(result.stdout)
+    assert json.dumps(synthesized_template, sort_keys=True) == json.dumps(baseline, sort_keys=True)
+
+
+# --- the member template ---
+
+
+def test_the_member_role_trusts_only_the_central_runner(organization: Synth) -> None:
+    (role,) = resources(organization.member, "AWS::IAM::Role").values()
+    assert role["Properties"]["RoleName"] == "EcrFleetAuthMember"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Effect"] == "Allow" and trust["Action"] == "sts:AssumeRole"
+    # The central account, and within it only the principal whose ARN is the runner's role.
+    assert _join(trust["Principal"]["AWS"]) == "arn:<AWS::Partition>:iam::<CentralAccountId>:root"
+    assert trust["Condition"] == {"ArnEquals": {"aws:PrincipalArn": {"Ref": "RunnerRoleArn"}}}
+    parameters = organization.member["Parameters"]
+    assert parameters["CentralAccountId"]["AllowedPattern"] == ACCOUNT_ID_PATTERN
+    assert re.match(parameters["RunnerRoleArn"]["AllowedPattern"], "arn:aws:iam::123456789012:role/Runner-x")
+    assert not re.match(parameters["RunnerRoleArn"]["AllowedPattern"], "arn:aws:iam::123456789012:root")
+    assert role["Properties"]["MaxSessionDuration"] == 3600
+
+
+def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, narrowed: Synth) -> None:
+    statements = {s["Sid"]: s for s in _statements(organization.member)}
+    assert set(statements) == {"RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState"}
+    document_name = only(organization.member, "AWS::SSM::Document")["Properties"]["Name"]
+    document = statements["RunTheAgentDocument"]
+    assert _actions(document) == ["ssm:SendCommand"]
+    assert (
+        _join(document["Resource"]) == f"arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:document/{document_name}"
+    )
+    tagged = statements["OnlyOnTaggedInstances"]
+    assert _actions(tagged) == ["ssm:SendCommand"]
+    assert _join(tagged["Resource"]) == "arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*"
+    assert tagged["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
+    reads = statements["ReadFleetAndCommandState"]
+    assert _actions(reads) == list(FLEET_READ_ACTIONS) and reads["Resource"] == "*"
+    # The same three statements as the runner's own role, but for the member's document and every region.
+    central = {s["Sid"]: s for s in _statements(organization.central) if s.get("Sid") in statements}
+    assert {sid: _actions(s) for sid, s in central.items()} == {
+        sid: _actions(s) for sid, s in statements.items()
+    }
+    assert central["OnlyOnTaggedInstances"]["Condition"] == tagged["Condition"]
+    assert not [s for s in _statements(narrowed.member) if s["Effect"] != "Allow"]
+    (narrowed_role,) = resources(narrowed.member, "AWS::IAM::Role").values()
+    assert narrowed_role["Properties"]["RoleName"] == "FleetAuthMember"
+
+
+def test_the_member_document_is_the_central_one_under_its_content_name(organization: Synth) -> None:
+    member = only(organization.member, "AWS::SSM::Document")["Properties"]
+    assert member["Content"] == document_content(organization.central), "one source: the same agent"
+    assert member["Name"] == content_named("EcrFleetAuth-Agent", member["Content"])
+    assert member["UpdateMethod"] == "Replace" and member["DocumentType"] == "Command"
+    central = only(organization.central, "AWS::SSM::Document")["Properties"]
+    assert "Name" not in central, "the central document keeps its generated name"
+
+
+def test_the_member_instance_policy_is_the_central_one_for_every_region(organization: Synth) -> None:
+    member = only(organization.member, "AWS::IAM::ManagedPolicy")["Properties"]
+    central = only(organization.central, "AWS::IAM::ManagedPolicy")["Properties"]
+    assert member["ManagedPolicyName"] == "EcrFleetAuth-InstanceAccess", "attachable by a known name"
+    member_statements = {s["Sid"]: s for s in member["PolicyDocument"]["Statement"]}
+    central_statements = {s["Sid"]: s for s in central["PolicyDocument"]["Statement"]}
+    assert {sid: _actions(s) for sid, s in member_statements.items()} == {
+        sid: _actions(s) for sid, s in central_statements.items()
+    }
+    assert _join(member_statements["PullImages"]["Resource"]) == (
+        "arn:<AWS::Partition>:ecr:*:<AWS::AccountId>:repository/*"
+    )
+    assert _join(member_statements["WriteRunCommandOutput"]["Resource"]) == (
+        "arn:<AWS::Partition>:logs:*:<AWS::AccountId>:log-group:<RunCommandOutputLogGroup>:*"
+    )
+
+
+def test_global_resources_once_per_account_regional_ones_per_region(organization: Synth) -> None:
+    """A StackSet places one stack per account and region; IAM names are per account."""
+    member = organization.member
+    assert member["Conditions"]["CreatesIam"] == {
+        "Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "IamRegion"}]
+    }
+    for resource_type in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for resource in resources(member, resource_type).values():
+            assert resource["Condition"] == "CreatesIam", resource_type
+    assert "Condition" not in only(member, "AWS::SSM::Document")
+    # The output group under the central group's name, except where the central stack has it already;
+    # deleted with the stack instance, so an account that leaves and comes back can create it again.
+    group = only(member, "AWS::Logs::LogGroup")
+    assert group["Properties"]["LogGroupName"] == {"Ref": "RunCommandOutputLogGroup"}
+    assert group["Condition"] == "OutsideTheCentralStack"
+    assert group["DeletionPolicy"] == "Delete"
+    assert group["Properties"]["RetentionInDays"] == 30
+    assert "Fn::Not" in member["Conditions"]["OutsideTheCentralStack"]
+
+
+def test_the_member_template_needs_no_bootstrap(organization: Synth) -> None:
+    member = organization.member
+    assert "BootstrapVersion" not in member.get("Parameters", {})
+    assert "Rules" not in member
+    assert not resources(member, "AWS::CDK::Metadata")
+    assert "aws:cdk:path" not in json.dumps(member)
+
+
+# --- cdk-nag and cfn-lint on both templates ---
+
+
+def _nag_report(outdir: Path) -> dict[str, Any]:
+    report = json.loads((outdir / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    return dict(nag)
+
+
+@pytest.mark.parametrize("shape", ["organization", "narrowed"])
+def test_cdk_nag_is_clean_on_both_templates(shape: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(shape)
+    for outdir in (synth.outdir, synth.member_dir):
+        nag = _nag_report(outdir)
+        assert nag["conclusion"] == "success", outdir
+        assert nag["violations"] == []
+        for suppressed in nag["suppressedViolations"]:
+            assert len(suppressed["reason"]) >= 20, suppressed
+
+
+@pytest.mark.parametrize("shape", ["organization", "narrowed"])
+def test_cfn_lint_is_clean_on_both_templates(shape: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(shape)
+    for template_file in (synth.outdir / "EcrFleetAuth.template.json", synth.member_file):
+        unexpected = cfn_lint_findings(template_file)
+        assert unexpected == [], json.dumps(unexpected, indent=1)
+
+
+def test_the_cli_synthesizes_an_organization_offline(tmp_path: Path) -> None:
+    """`make synth CDK_CONTEXT="-c organizationalUnitIds=... -c memberRegions=..."`, as a user runs it."""
+    require((PROJECT_ROOT / "node_modules" / ".bin" / "cdk").exists(), "the CDK CLI (npm ci)")
+    result = cdk_synth(
+        "-c",
+        "organizationalUnitIds=ou-abcd-12345678",
+        "-c",
+        "memberRegions=eu-west-1,us-east-1",
+        outdir=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    central = json.loads((tmp_path / "EcrFleetAuth.template.json").read_text())
+    assert only(central, "AWS::CloudFormation::StackSet")["Properties"]["StackSetName"] == STACK_SET
+    member = json.loads((tmp_path / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
+    assert resources(member, "AWS::IAM::Role")
+
+
+# --- synth errors ---
+
+
+def _config(**overrides: Any) -> DeploymentConfig:
+    return DeploymentConfig.from_context({**default_context(), **overrides}.get)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"memberAccounts": "111111111111"}, ["memberAccounts='111111111111': needs organizationalUnitIds"]),
+        ({"memberRegions": ["eu-west-1"]}, ["memberRegions='eu-west-1': needs organizationalUnitIds"]),
+        (
+            {"organizationalUnitIds": UNITS[0], "regions": "eu-west-1,us-east-1"},
+            ["regions='eu-west-1, us-east-1': organization mode", "memberRegions"],
+        ),
+    ],
+)
+def test_settings_that_cannot_go_together_stop_the_synth(
+    overrides: dict[str, Any], expected: list[str]
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        _config(**overrides)
+    message = str(error.value)
+    for part in expected:
+        assert part in message
+    assert len(message.splitlines()) == 2, "only that combination is reported"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as error:
+        _config(memberAccounts="111111111111", memberRegions="eu-west-1", action="reboot")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 4
+    assert any(line.startswith("  action='reboot'") for line in lines)
+    assert any(line.startswith("  memberAccounts=") for line in lines)
+    assert any(line.startswith("  memberRegions=") for line in lines)
+
+
+def test_organization_settings_that_go_together_are_accepted() -> None:
+    config = _config(
+        organizationalUnitIds=",".join(UNITS), memberAccounts="111111111111", regions="eu-west-1"
+    )
+    assert config.organizational_unit_ids == tuple(UNITS)
+    assert config.member_accounts == ("111111111111",)
+    assert _config(regions="eu-west-1,us-east-1").regions == ("eu-west-1", "us-east-1"), "single-account"
