@@ -11,7 +11,11 @@ the same engine code produces the same statuses in both modes:
 - ``SimulatedClock``: time moves only when someone sleeps on it; the actions due
   by then run, in time order, on the sleeper's thread, and work runs inline. For
   clients in this process under botocore (the runner's tests, the benchmarks): a
-  ten-minute run takes milliseconds and every run is the same.
+  ten-minute run takes milliseconds and every run is the same. Work a client runs
+  at once (the runner's (account, region) pairs, each on its thread) goes through
+  ``concurrently``: the threads take turns, one running at a time, and time moves
+  only when every one of them sleeps, to the earliest wake-up: five threads each
+  sleeping 5 s take 5 simulated seconds, not 25, and every run is still the same.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
@@ -173,6 +177,8 @@ class SimulatedClock:
         self.slept: list[float] = []
         self._queue: list[tuple[float, int, Scheduled]] = []
         self._order = itertools.count()
+        self._turns: _Turns | None = None  # while ``concurrently`` runs
+        self._local = threading.local()  # the worker (its number) this thread is, inside ``concurrently``
 
     def monotonic(self) -> float:
         return self._now
@@ -189,7 +195,58 @@ class SimulatedClock:
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.advance(max(0.0, seconds))
+        worker: int | None = getattr(self._local, "worker", None)
+        if self._turns is None or worker is None:
+            self.advance(max(0.0, seconds))
+        else:  # one of ``concurrently``'s threads: the others take their turns meanwhile
+            self._turns.sleep(worker, self._now + max(0.0, seconds))
+
+    def concurrently(self, tasks: Sequence[Callable[[], T]], workers: int) -> list[T]:
+        """Each task's result, the tasks run on up to ``workers`` threads that take turns.
+
+        One thread runs at a time, until it sleeps or finishes; then the thread whose
+        wake-up is earliest goes on (in the order they slept, on a tie), time moving to its
+        wake-up first. So simulated time passes as it would for real threads, and a run is
+        reproducible. A task's exception is raised here once every task has ended.
+        """
+        if self._turns is not None:
+            raise RuntimeError("concurrently() does not nest")
+        count = max(1, min(workers, len(tasks)))
+        pending = list(enumerate(tasks))
+        results: dict[int, T] = {}
+        errors: list[BaseException] = []
+        turns = _Turns(self, count)
+
+        def work(worker: int) -> None:
+            self._local.worker = worker
+            turns.wait_for_turn(worker)
+            try:
+                while pending:
+                    index, task = pending.pop(0)
+                    try:
+                        results[index] = task()
+                    except BaseException as error:  # handed to the caller
+                        errors.append(error)
+            finally:
+                self._local.worker = None
+                turns.finish()
+
+        threads = [
+            threading.Thread(target=work, args=(worker,), name=f"simulated-{worker}", daemon=True)
+            for worker in range(count)
+        ]
+        self._turns = turns
+        try:
+            for thread in threads:
+                thread.start()
+            turns.wait_until_finished()
+        finally:
+            self._turns = None
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return [results[index] for index in range(len(tasks))]
 
     def advance(self, seconds: float) -> None:
         """Move time on by ``seconds``, running every action that falls due on the way."""
@@ -223,3 +280,54 @@ class SimulatedClock:
             self._now = max(self._now, when)
             if not entry.cancelled:
                 entry.action()
+
+
+class _Turns:
+    """Whose turn it is among ``SimulatedClock.concurrently``'s threads, and when each wakes."""
+
+    def __init__(self, clock: SimulatedClock, count: int) -> None:
+        self.clock = clock
+        self.changed = threading.Condition()
+        self.order = itertools.count()
+        # Workers waiting for their turn: (wake-up, order, worker). All start now, in number order.
+        self.waiting: list[tuple[float, int, int]] = [
+            (clock.monotonic(), next(self.order), w) for w in range(count)
+        ]
+        heapq.heapify(self.waiting)
+        self.running = count
+        self.current: int | None = None
+        with self.changed:
+            self._hand_on()
+
+    def wait_for_turn(self, worker: int) -> None:
+        with self.changed:
+            while self.current != worker:
+                self.changed.wait()
+
+    def sleep(self, worker: int, wake: float) -> None:
+        with self.changed:
+            heapq.heappush(self.waiting, (wake, next(self.order), worker))
+            self._hand_on()
+            while self.current != worker:
+                self.changed.wait()
+
+    def finish(self) -> None:
+        with self.changed:
+            self.running -= 1
+            self._hand_on()
+
+    def wait_until_finished(self) -> None:
+        with self.changed:
+            while self.running:
+                self.changed.wait()
+
+    def _hand_on(self) -> None:
+        """The earliest sleeper goes on, once time has moved to its wake-up (actions due run here)."""
+        if self.waiting:
+            wake, _, worker = heapq.heappop(self.waiting)
+            if wake > self.clock.monotonic():
+                self.clock.advance(wake - self.clock.monotonic())
+            self.current = worker
+        else:
+            self.current = None
+        self.changed.notify_all()
