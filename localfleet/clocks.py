@@ -207,10 +207,12 @@ class SimulatedClock:
         One thread runs at a time, until it sleeps or finishes; then the thread whose
         wake-up is earliest goes on (in the order they slept, on a tie), time moving to its
         wake-up first. So simulated time passes as it would for real threads, and a run is
-        reproducible. A task's exception is raised here once every task has ended.
+        reproducible. A task's exception is raised here once every task has ended. One task, or a
+        call from inside a task (a second run started while the first waits), runs the tasks one
+        after the other on the calling thread.
         """
-        if self._turns is not None:
-            raise RuntimeError("concurrently() does not nest")
+        if self._turns is not None or len(tasks) <= 1:
+            return [task() for task in tasks]
         count = max(1, min(workers, len(tasks)))
         pending = list(enumerate(tasks))
         results: dict[int, T] = {}

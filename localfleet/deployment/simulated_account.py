@@ -37,12 +37,19 @@ class SimulatedAccount:
     otherwise against SSM's own view of each node's tags, which a test may make lag EC2's."""
 
     def __init__(
-        self, clock: Clock, *, tags_from_ec2: bool = False, account_id: str = ACCOUNT, region: str = REGION
+        self,
+        clock: Clock,
+        *,
+        tags_from_ec2: bool = False,
+        account_id: str = ACCOUNT,
+        region: str = REGION,
+        first_instance_number: int = 0,
     ) -> None:
+        """``first_instance_number``: where its instance ids start (ids are unique across pairs)."""
         self.clock = clock
         self.account_id = account_id
         self.region = region
-        self.ec2 = Ec2Inventory()
+        self.ec2 = Ec2Inventory(first_instance_number)
         self.ssm = RunCommandService(clock, self.ec2.tagged if tags_from_ec2 else None)
         self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))

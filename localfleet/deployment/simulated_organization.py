@@ -43,6 +43,7 @@ MANAGEMENT_ACCOUNT = "999999999999"
 RUNNER_ROLE = "EcrFleetAuth-Runner"
 FUNCTION_NAME = "ecr-fleet-auth-runner"  # the session name Lambda gives its role (InProcessContext's)
 MEMBER_ROLE = "EcrFleetAuthMember"
+PAIR_INSTANCE_NUMBERS = 10_000_000  # instance numbers each pair may use
 
 
 class SimulatedOrganization:
@@ -98,7 +99,11 @@ class SimulatedOrganization:
         """The (account, region) pair's EC2 and Run Command (created empty when first asked for)."""
         key = (account, region)
         if key not in self.pairs:
-            self.pairs[key] = SimulatedAccount(self.clock, account_id=account, region=region)
+            # Instance ids are unique across accounts and regions, as AWS's are.
+            first = len(self.pairs) * PAIR_INSTANCE_NUMBERS
+            self.pairs[key] = SimulatedAccount(
+                self.clock, account_id=account, region=region, first_instance_number=first
+            )
         return self.pairs[key]
 
     def close(self) -> None:
