@@ -52,7 +52,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
-from .observability import logger
+from .observability import in_this_trace, logger
 from .organization import MEMBER_DOCUMENT_VERSION, Target, organization_mode, targets
 from .planning import plan_dispatches
 from .progress import RunProgress
@@ -156,7 +156,9 @@ def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list
     accounts = sorted({t.pair.account for t in chosen if t.ready and not t.home})
     for account, refusal in zip(
         accounts,
-        clock.concurrently([partial(pair_run.reach, a) for a in accounts], MAX_CONCURRENT_PAIRS),
+        clock.concurrently(
+            [in_this_trace(partial(pair_run.reach, a)) for a in accounts], MAX_CONCURRENT_PAIRS
+        ),
         strict=True,
     ):
         if refusal is not None:
@@ -173,7 +175,7 @@ def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list
             runnable.append(target)
     for target, outcome in zip(
         runnable,
-        clock.concurrently([partial(pair_run, t) for t in runnable], MAX_CONCURRENT_PAIRS),
+        clock.concurrently([in_this_trace(partial(pair_run, t)) for t in runnable], MAX_CONCURRENT_PAIRS),
         strict=True,
     ):
         outcomes[target.pair] = outcome
