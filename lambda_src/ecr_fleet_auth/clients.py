@@ -18,7 +18,7 @@ credentials that expire under it. Secrets never leave this module: nothing here 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -95,9 +95,11 @@ class AwsClients:
 
 @dataclass(frozen=True)
 class _RoleSession:
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
+    """A member role's session; its secrets never show in a repr (a log line, a traceback)."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
     expiration: datetime
 
     def lasts(self) -> bool:
