@@ -18,6 +18,8 @@ from moto import mock_aws
 
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.iam import Principal
+from localfleet.iam.identities import trusts
 
 STACK_SET = "EcrFleetAuth-Members"
 HOME, A, B = "123456789012", "111111111111", "222222222222"
@@ -177,3 +179,21 @@ def test_the_management_account_is_no_delegated_administrator(monkeypatch: pytes
             )  # fmt: skip
         finally:
             org.close()
+
+
+def test_trust_policies_are_read_the_way_iam_reads_them() -> None:
+    runner = Principal(HOME, f"arn:aws:iam::{HOME}:role/EcrFleetAuth-Runner", "arn:aws:sts::...")
+    other = Principal(HOME, f"arn:aws:iam::{HOME}:role/Other", "arn:aws:sts::...")
+
+    def statement(**parts: Any) -> dict[str, Any]:
+        return {"Effect": "Allow", "Principal": {"AWS": HOME}, "Action": "sts:AssumeRole", **parts}
+
+    like = statement(Condition={"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{HOME}:role/EcrFleet*"}})
+    assert trusts({"Statement": [like]}, A, runner) and not trusts({"Statement": [like]}, A, other)
+    deny = {**statement(), "Effect": "Deny", "Principal": {"AWS": runner.arn}}
+    assert not trusts({"Statement": [statement(), deny]}, A, runner)  # an explicit Deny wins
+    assert trusts({"Statement": [statement(), deny]}, A, other)
+    assert not trusts({"Statement": [statement(Principal={"AWS": B})]}, A, runner)  # another account
+    # A condition the simulator does not model never allows (HARSHER than AWS, never laxer).
+    odd = statement(Condition={"StringEquals": {"aws:SourceIdentity": "x"}})
+    assert not trusts({"Statement": [odd]}, A, runner)

@@ -382,3 +382,24 @@ def test_a_single_account_run_names_its_account_and_region_and_nothing_more(worl
     assert (
         world.invoke({"account_ids": [HOME], "regions": [REGION], "dry_run": True})["summary"]["total"] == 2
     )
+
+
+def test_a_stack_set_that_cannot_be_listed_fails_the_run_before_anything_is_sent(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner's account is the StackSets delegated administrator: asking as SELF finds nothing
+    # (StackSetNotFoundException, as CloudFormation answers a delegated administrator doing so).
+    o = organization
+    o.member(A, REGION)
+    o.launch(A, REGION)
+    (home_id,) = o.launch(HOME, REGION)
+    monkeypatch.setenv("STACK_SET_CALL_AS", "SELF")
+
+    report = o.invoke({"instance_ids": [home_id]})
+
+    assert report["error"]["code"] == "StackSetNotFoundException"
+    assert report["targets"] == []
+    assert where(report) == {home_id: (HOME, REGION, "failed", "run_failed")}
+    assert o.sent(HOME, REGION) == [] and o.sent(A, REGION) == []
+    (mail,) = o.notifications()
+    assert mail["Subject"] == "ecr-fleet-auth refresh: run failed (StackSetNotFoundException)"
