@@ -12,7 +12,10 @@ role (STS AssumeRole, called on the regional endpoint of the function's own regi
 session tokens are valid in every region, opt-in ones included: IAM User Guide, "Manage AWS
 STS in an AWS Region"). A session is made once per account and kept while it stays valid for
 longer than an invocation can last, so a warm invocation reuses it and a run never holds
-credentials that expire under it. Secrets never leave this module: nothing here is logged.
+credentials that expire under it. A member pair's clients are made for its run and dropped
+with it: a botocore client weighs about 0.6 MiB, so an organization's hundreds of pairs must not
+all keep theirs in the function's memory (512 MB). Secrets never leave this module: nothing
+here is logged.
 """
 
 from __future__ import annotations
@@ -85,11 +88,10 @@ def error_code(error: Exception) -> str:
 
 @dataclass(frozen=True)
 class AwsClients:
-    """The clients one run needs, all for the same account and region."""
+    """The clients one (account, region) of a run needs."""
 
     ec2: EC2Client
     ssm: SSMClient
-    sns: SNSClient
     ssm_send: SSMClient  # for SendCommand only: no retries (NO_RETRIES)
 
 
@@ -112,7 +114,8 @@ class ClientFactory:
     def __init__(self, session: boto3.Session | None = None, config: Config = CLIENT_CONFIG) -> None:
         self._session = session
         self._config = config
-        self._made: dict[tuple[str | None, str | None], tuple[AwsClients, _RoleSession | None]] = {}
+        self._own: dict[str | None, AwsClients] = {}
+        self._sns: SNSClient | None = None
         self._queues: dict[str | None, SQSClient] = {}
         self._roles: dict[tuple[str, str], _RoleSession] = {}
         self._lock = threading.RLock()  # boto3 sessions are not thread-safe: clients are made under it
@@ -124,15 +127,22 @@ class ClientFactory:
     ) -> AwsClients:
         """Clients for ``account`` (None: this function's own credentials) in ``region`` (None: AWS_REGION).
 
-        Another account is reached through a session of its role ``role_name`` (``assume_role``);
-        STS's refusal propagates (``ClientError`` AccessDenied)."""
-        role = None if account is None else self.assume_role(account, _required(role_name))
-        key = (account, region)
+        The own clients are made once and reused. Another account is reached through a session of
+        its role ``role_name`` (``assume_role``; STS's refusal propagates, ``ClientError``
+        AccessDenied), with clients made anew for each call: the caller keeps them for one run."""
+        if account is not None:
+            return self._make(region, self.assume_role(account, _required(role_name)))
         with self._lock:
-            made = self._made.get(key)
-            if made is None or made[1] is not role:
-                self._made[key] = made = (self._make(region, role), role)
-        return made[0]
+            if region not in self._own:
+                self._own[region] = self._make(region, None)
+            return self._own[region]
+
+    def sns(self) -> SNSClient:
+        """SNS with the function's own credentials in its own region (the stack's topic)."""
+        with self._lock:
+            if self._sns is None:
+                self._sns = (self._session or boto3.Session()).client("sns", config=self._config)
+            return self._sns
 
     def assume_role(self, account: str, role_name: str) -> _RoleSession:
         """A session of the member role in ``account``, reused while it lasts (one AssumeRole per account)."""
@@ -171,6 +181,10 @@ class ClientFactory:
             return str((self._session or boto3.Session()).region_name or "")
 
     def _make(self, region: str | None, role: _RoleSession | None) -> AwsClients:
+        with self._lock:  # boto3 sessions are not thread-safe
+            return self._made_with(region, role)
+
+    def _made_with(self, region: str | None, role: _RoleSession | None) -> AwsClients:
         session = self._session or boto3.Session()
         key_id = role.access_key_id if role else None
         secret = role.secret_access_key if role else None
@@ -183,10 +197,6 @@ class ClientFactory:
             ),
             ssm=session.client(
                 "ssm", region_name=region, config=config, aws_access_key_id=key_id,
-                aws_secret_access_key=secret, aws_session_token=token,
-            ),
-            sns=session.client(
-                "sns", region_name=region, config=config, aws_access_key_id=key_id,
                 aws_secret_access_key=secret, aws_session_token=token,
             ),
             ssm_send=session.client(

@@ -67,8 +67,9 @@ from .settings import RunnerSettings
 RESERVE_SECONDS = 15.0
 RESERVE_SECONDS_PER_PAGE = 0.25
 # Pairs run at once, each on its thread (the rest wait for a free one). Every pair's calls are
-# few and mostly waiting (polls with back-off), so threads, not processes.
-MAX_CONCURRENT_PAIRS = 32
+# few and mostly waiting (polls with back-off), so threads, not processes. The bound is memory:
+# a pair's three clients weigh about 2 MiB, so 50 pairs take about 100 MiB of the function's 512.
+MAX_CONCURRENT_PAIRS = 50
 # What EC2 and SSM answer credentials they do not accept in a region (a region not enabled for the
 # account, ...): the pair is unreachable, not a failed run.
 REGION_REFUSALS = frozenset(
@@ -132,7 +133,7 @@ def run(
         error=error,
         targets=tuple(r.target for r in runs) if organization else None,
     )
-    publish(report, settings, factory.clients_for().sns, duration_seconds=clock.monotonic() - started)
+    publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
     return report
 
 
