@@ -70,6 +70,10 @@ RESERVE_SECONDS_PER_PAGE = 0.25
 # few and mostly waiting (polls with back-off), so threads, not processes. The bound is memory:
 # a pair's three clients weigh about 2 MiB, so 50 pairs take about 100 MiB of the function's 512.
 MAX_CONCURRENT_PAIRS = 50
+# A pair still waiting for a thread this close to the Lambda deadline (less the reserve) is not
+# started: its discovery and sends could not be reported in time. It is reported unreached,
+# ``not_sent_before_deadline``; the next run covers it.
+PAIR_START_SECONDS = 30.0
 # What EC2 and SSM answer credentials they do not accept in a region (a region not enabled for the
 # account, ...): the pair is unreachable, not a failed run.
 REGION_REFUSALS = frozenset(
@@ -234,6 +238,10 @@ class _PairRun:
 
     def _run(self, target: Target) -> _Outcome:
         pair, request, settings, clock = target.pair, self.request, self.settings, self.clock
+        last_start = self.started + self.remaining_millis / 1000 - RESERVE_SECONDS - PAIR_START_SECONDS
+        if not target.home and clock.monotonic() > last_start:
+            logger.warning("no time left to start this pair", extra={"account_id": pair.account})
+            return _unreachable(pair, Reason.NOT_SENT_BEFORE_DEADLINE, {})
         progress = RunProgress(requested=request.instance_ids)
         error: dict[str, str] | None = None
         try:

@@ -26,7 +26,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.observability import metrics
 from localfleet.clocks import SimulatedClock
@@ -403,3 +403,29 @@ def test_a_stack_set_that_cannot_be_listed_fails_the_run_before_anything_is_sent
     assert o.sent(HOME, REGION) == [] and o.sent(A, REGION) == []
     (mail,) = o.notifications()
     assert mail["Subject"] == "ecr-fleet-auth refresh: run failed (StackSetNotFoundException)"
+
+
+def test_pairs_still_waiting_for_a_thread_near_the_deadline_are_not_started(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One pair at a time, each agent running 170 s, in an invocation of 200 s: the first member pair
+    # takes about 185 s; the second would start too late to report (past 200 s - the 15-s reserve -
+    # 30 s), so it is left for the next run.
+    o = organization
+    monkeypatch.setattr(runner, "MAX_CONCURRENT_PAIRS", 1)
+    for account in (A, C):
+        o.member(account, REGION)
+        o.launch(account, REGION, agent=CannedRun(duration=170))
+
+    report = o.runner.invoke({}, timeout_seconds=200)
+
+    assert targets(report) == {
+        (HOME, REGION): ("reached", None),
+        (A, REGION): ("reached", None),
+        (C, REGION): ("unreachable", "not_sent_before_deadline"),
+    }
+    assert o.sent(C, REGION) == [] and len(o.sent(A, REGION)) == 1
+    assert o.org.pair(C, REGION).ec2_endpoint.calls == {}
+    assert [(i["account_id"], i["status"], i["reason"]) for i in report["instances"]] == [
+        (A, "succeeded", "ok")
+    ]
