@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ecr_fleet_auth import clients, contract, runner, triggers
+from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
 from ecr_fleet_auth.instance_events import is_instance_event
 from ecr_fleet_auth.observability import logger, metrics, tracer
@@ -28,6 +29,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = RunnerSettings.from_environment()
     # Whatever this invocation counts is this stack's: its alarms and dashboard read this dimension.
     metrics.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=settings.stack_name)
+    # The function's own account and region, from its ARN (arn:<partition>:lambda:<region>:<account>:...).
+    arn = context.invoked_function_arn.split(":")
+    home = Pair(account=arn[4], region=arn[3])
     try:
         if is_instance_event(event):  # EventBridge's instance events, directly or as an SQS batch
             return triggers.handle(
@@ -35,15 +39,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 settings,
                 factory=clients.default_factory(),
                 remaining_millis=context.get_remaining_time_in_millis(),
+                home=home,
             )
         request = RunRequest.from_event(event)  # before any AWS call
+        # Raises InvalidEvent too, before anything is sent, for an account or region the stack does not cover.
+        report = runner.run(
+            request,
+            settings,
+            factory=clients.default_factory(),
+            remaining_millis=context.get_remaining_time_in_millis(),
+            home=home,
+        )
     except InvalidEvent:
         metrics.add_metric(name=contract.EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=1)
         raise
-    report = runner.run(
-        request,
-        settings,
-        factory=clients.default_factory(),
-        remaining_millis=context.get_remaining_time_in_millis(),
-    )
     return report.to_dict()

@@ -8,7 +8,8 @@ and prints the summary and one row per instance. So that it serves in scripts,
 run it directly (`.venv/bin/python -m tools.invoke_runner --help`; make turns every
 failure into its own exit status 2):
 
-  exit 0  every instance succeeded (or was skipped), or a dry run planned
+  exit 0  every instance succeeded (or was skipped) and every account-region was reached,
+          or a dry run planned
   exit 1  an instance did not succeed, the run failed, the runner failed (an error,
           a timeout), or the runner rejected the event
   exit 2  bad arguments
@@ -34,6 +35,8 @@ FUNCTION_OUTPUT = "RunnerFunctionName"
 # The runner may wait up to its 15-minute timeout; the SDK must wait a little longer.
 INVOKE_CONFIG = Config(read_timeout=960, retries={"max_attempts": 0})
 COLUMNS = ("instance_id", "name", "status", "outcome", "reason")
+# An organization's report (one with ``targets``) says where each instance is too.
+ORGANIZATION_COLUMNS = ("account_id", "region", *COLUMNS)
 EXIT_NOT_ALL_SUCCEEDED = 1
 EXIT_THROTTLED = 3
 EXIT_NOT_INVOKED = 4
@@ -132,22 +135,27 @@ def invoke(lambda_client: Any, function_name: str, event: dict[str, Any]) -> dic
 
 def render(report: dict[str, Any]) -> str:
     summary = report.get("summary", {})
+    columns = ORGANIZATION_COLUMNS if "targets" in report else COLUMNS
     lines = [
         f"run {report.get('run_id')}  action={report.get('action')}  dry_run={report.get('dry_run')}"
         f"  {report.get('started_at')} -> {report.get('finished_at')}",
-        "  ".join(f"{key}={value}" for key, value in summary.items()),
+        "  ".join(f"{key}={value}" for key, value in summary.items() if key != "accounts"),
         "",
     ]
     rows = [
-        [str(instance.get(column) or "-") for column in COLUMNS] for instance in report.get("instances", [])
+        [str(instance.get(column) or "-") for column in columns] for instance in report.get("instances", [])
     ]
-    widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(COLUMNS)]
+    widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(columns)]
     lines.append(
-        "  ".join(column.upper().ljust(width) for column, width in zip(COLUMNS, widths, strict=True))
+        "  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True))
     )
     lines.extend(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
     )
+    unreached = [t for t in report.get("targets", []) if t.get("status") == "unreachable"]
+    if unreached:
+        lines += ["", "unreachable:"]
+        lines += [f"  {t.get('account_id')}/{t.get('region')}: {t.get('reason')}" for t in unreached]
     if report.get("command_ids"):
         lines += ["", "commands: " + ", ".join(report["command_ids"])]
     error = report.get("error")
@@ -194,7 +202,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
         return 0
     summary = report.get("summary", {})
     all_done = summary.get("succeeded", 0) + summary.get("skipped", 0) == summary.get("total", 0)
-    return 0 if all_done else EXIT_NOT_ALL_SUCCEEDED
+    reached = all(target.get("status") == "reached" for target in report.get("targets", []))
+    return 0 if all_done and reached else EXIT_NOT_ALL_SUCCEEDED
 
 
 if __name__ == "__main__":

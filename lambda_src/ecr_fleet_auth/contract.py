@@ -198,6 +198,16 @@ SOURCE_INSTANCE_RUNNING: Final[Source] = "instance_running"
 SOURCE_TAG_CHANGE: Final[Source] = "tag_change"
 SOURCE_INSTANCE_EVENTS: Final[Source] = "instance_events"
 SCHEDULED_EVENT: Final = {"source": SOURCE_SCHEDULE}
+# Runs of instance events are for the stack's own account and region: its rules saw the events.
+INSTANCE_EVENT_SOURCES: Final[tuple[Source, ...]] = (
+    SOURCE_INSTANCE_RUNNING,
+    SOURCE_TAG_CHANGE,
+    SOURCE_INSTANCE_EVENTS,
+)
+
+# --- organization scale (CONTRACT.md section 8): the report's ``targets``, one per (account, region) ---
+TargetStatus = Literal["reached", "unreachable"]
+TARGET_STATUSES: Final[tuple[TargetStatus, ...]] = get_args(TargetStatus)
 
 # --- the EventBridge events that name new instances (AWS's names; the rules and the runner's parser) ---
 EC2_EVENT_SOURCE: Final = "aws.ec2"
@@ -240,6 +250,9 @@ METRIC_NAMESPACE: Final = "EcrFleetAuth"
 METRIC_SERVICE_DIMENSION: Final = "service"
 METRIC_SERVICE: Final = "ecr-fleet-auth"
 METRIC_ACTION_DIMENSION: Final = "action"
+# Organization mode adds each account's instance counts (the same metric names) with dimensions
+# service and account_id, for the dashboard's per-account widgets.
+METRIC_ACCOUNT_DIMENSION: Final = "account_id"
 
 
 def status_metric_name(status: str) -> str:

@@ -7,7 +7,9 @@ against the same pattern the SSM document enforces, so a bad event fails here â€
 before any AWS call â€” with a message naming the field and the accepted form.
 
 An event can only narrow the run: ``instance_ids`` selects among the tagged
-fleet (the runner reports, and never commands, an id without the target tag).
+fleet (the runner reports, and never commands, an id without the target tag);
+``account_ids`` and ``regions`` select among the (account, region) pairs the stack covers
+(``organization``: one outside them is rejected before anything is sent).
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from . import contract
-from .settings import MAX_WAIT_SECONDS
+from .settings import ACCOUNT_ID_PATTERN, MAX_WAIT_SECONDS
 
 # A narrowed run is for a handful of instances (or one new instance); a whole
 # fleet is the tag's job. The cap keeps the event and the report bounded.
 MAX_REQUESTED_INSTANCES = 1000
+# As many as the settings accept for memberAccounts and regions.
+MAX_REQUESTED_ACCOUNTS = 1000
+MAX_REQUESTED_REGIONS = 30
 
 InstanceId = Annotated[str, StringConstraints(pattern=contract.INSTANCE_ID_PATTERN)]
 RegistryHost = Annotated[str, StringConstraints(pattern=contract.REGISTRY_PATTERN)]
 UserName = Annotated[str, StringConstraints(pattern=contract.USER_NAME_PATTERN)]
+AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
+RegionName = Annotated[str, StringConstraints(pattern=rf"^{contract.REGION_RE}$")]
 
 ACCEPTED_FORMS: dict[str, str] = {
     "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run), "
@@ -41,6 +48,8 @@ ACCEPTED_FORMS: dict[str, str] = {
     + contract.PARAMETERS_BY_NAME[contract.REGISTRIES].accepted_form.replace("comma-separated ", ""),
     "users": f'["{contract.AUTO_USERS}"] or a list of 1 to {contract.MAX_USERS} POSIX user names',
     "wait_seconds": f"a whole number of seconds from 0 to {MAX_WAIT_SECONDS}",
+    "account_ids": f'a list of 1 to {MAX_REQUESTED_ACCOUNTS} 12-digit account ids such as ["123456789012"]',
+    "regions": f'a list of 1 to {MAX_REQUESTED_REGIONS} region names such as ["eu-west-1"]',
 }
 
 
@@ -68,8 +77,14 @@ class RunRequest(BaseModel):
     )
     users: tuple[UserName, ...] | None = Field(default=None, min_length=1, max_length=contract.MAX_USERS)
     wait_seconds: int | None = Field(default=None, ge=0, le=MAX_WAIT_SECONDS)
+    account_ids: tuple[AccountId, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_REQUESTED_ACCOUNTS
+    )
+    regions: tuple[RegionName, ...] | None = Field(
+        default=None, min_length=1, max_length=MAX_REQUESTED_REGIONS
+    )
 
-    @field_validator("instance_ids")
+    @field_validator("instance_ids", "account_ids", "regions")
     @classmethod
     def _drop_repeats(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         # Asking twice for one instance must not command it twice.

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 from . import contract
+
+T = TypeVar("T")
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", contract.METRIC_SERVICE)
 
@@ -28,3 +32,20 @@ tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 # Dry runs and rejected events emit no metrics on purpose (they would skew the alarm);
 # Powertools would warn about that on every such invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
+
+def in_this_trace(task: Callable[[], T]) -> Callable[[], T]:
+    """``task`` to run on another thread inside the invocation's X-Ray trace.
+
+    The X-Ray SDK keeps the trace entity per thread: without it, a traced botocore call on a
+    worker thread (a pair of an organization's run) finds no segment and logs an error."""
+    if tracer.disabled:
+        return task
+    recorder: Any = tracer.provider  # the X-Ray SDK's recorder (Powertools' default provider)
+    entity = recorder.get_trace_entity()
+
+    def traced() -> T:
+        recorder.set_trace_entity(entity)
+        return task()
+
+    return traced

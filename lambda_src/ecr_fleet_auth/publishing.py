@@ -1,15 +1,18 @@
 """Step 5 of a run: the report logged once, counted in metrics and, per the policy, sent to SNS.
 
 The log record and the metrics are what the stack's dashboard and alarms read
-(names in ``contract``). Dry runs are logged only: nothing ran, so nothing is counted
-or sent. A lost e-mail never fails the run; the report is still returned and logged.
+(names in ``contract``). An organization's run also counts each account's instances under
+the same metric names with dimensions ``service`` and ``account_id`` (one EMF record per
+account, ``EphemeralMetrics``: the invocation's own metrics keep their dimensions). Dry runs are
+logged only: nothing ran, so nothing is counted or sent. A lost e-mail never fails the run;
+the report is still returned and logged.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from . import contract
 from .clients import AWS_ERRORS
@@ -26,7 +29,7 @@ LOGGED_INSTANCES = 200
 def publish(report: Report, settings: RunnerSettings, sns: SNSClient, *, duration_seconds: float) -> None:
     _log(report)
     if not report.dry_run:
-        _count(report, duration_seconds)
+        _count(report, duration_seconds, settings.stack_name)
     _notify(report, settings, sns)
 
 
@@ -45,7 +48,7 @@ def _log(report: Report) -> None:
     )
 
 
-def _count(report: Report, duration_seconds: float) -> None:
+def _count(report: Report, duration_seconds: float, service: str) -> None:
     """The metrics the stack's alarms and dashboard read."""
     summary = report.summary()
     metrics.add_dimension(name=contract.METRIC_ACTION_DIMENSION, value=report.action)
@@ -57,6 +60,20 @@ def _count(report: Report, duration_seconds: float) -> None:
     metrics.add_metric(
         name=contract.RUNS_FAILED_METRIC, unit=MetricUnit.Count, value=1 if report.error is not None else 0
     )
+    if report.targets is not None:
+        _count_accounts(report, service)
+
+
+def _count_accounts(report: Report, service: str) -> None:
+    for account, counts in report.accounts().items():
+        per_account = EphemeralMetrics(namespace=metrics.namespace)
+        per_account.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=service)
+        per_account.add_dimension(name=contract.METRIC_ACCOUNT_DIMENSION, value=account)
+        for status in contract.INSTANCE_STATUSES:
+            per_account.add_metric(
+                name=contract.status_metric_name(status), unit=MetricUnit.Count, value=counts[status]
+            )
+        per_account.flush_metrics()
 
 
 def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:

@@ -56,3 +56,10 @@ class Reason(StrEnum):
     UNKNOWN_SSM_STATUS = "unknown_ssm_status"
     # --- the run as a whole stopped before it could report per instance
     RUN_FAILED = "run_failed"
+    # --- an (account, region) the run could not reach (the report's ``targets``)
+    # The StackSet's stack instance there is not CURRENT: the member role or document may be missing.
+    MEMBER_STACK_NOT_READY = "member_stack_not_ready"
+    # STS refused to let the runner assume the member role there.
+    ROLE_NOT_ASSUMABLE = "role_not_assumable"
+    # EC2 or SSM in that region refused the member credentials (region not enabled, ...).
+    REGION_UNREACHABLE = "region_unreachable"

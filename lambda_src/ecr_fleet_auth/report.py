@@ -2,6 +2,10 @@
 
 Plain data and plain functions: the report's dict is the Lambda's return value,
 its log record and the source of its metrics and SNS message.
+
+Every instance entry says its ``account_id`` and ``region``. A run of an organization
+(``targets`` set) also lists every (account, region) pair it covered and whether it reached it
+(``targets``), and counts instances per account (``summary.accounts``).
 """
 
 from __future__ import annotations
@@ -32,14 +36,38 @@ class InstanceResult:
     outcome: str | None
     reason: str
     detail: dict[str, Any] = field(default_factory=dict)
+    account_id: str = ""
+    region: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance_id": self.instance_id,
+            "account_id": self.account_id,
+            "region": self.region,
             "name": self.name,
             "status": self.status,
             "outcome": self.outcome,
             "reason": str(self.reason),
+            "detail": dict(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """One (account, region) of an organization's run: reached, or why not."""
+
+    account_id: str
+    region: str
+    status: str  # contract.TARGET_STATUSES
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "region": self.region,
+            "status": self.status,
+            "reason": None if self.reason is None else str(self.reason),
             "detail": dict(self.detail),
         }
 
@@ -56,24 +84,31 @@ class Report:
     command_ids: tuple[str, ...]
     # A run that stopped before it could report per instance: reason run_failed, code, message.
     error: dict[str, str] | None = None
+    # An organization's run: every (account, region) it covered (None: a single-account run).
+    targets: tuple[TargetResult, ...] | None = None
 
-    def summary(self) -> dict[str, int]:
-        statuses = Counter(instance.status for instance in self.instances)
-        outcomes = Counter(i.outcome for i in self.instances if i.status == "succeeded")
-        return {
-            "total": len(self.instances),
-            "succeeded": statuses["succeeded"],
-            "changed": outcomes["changed"],
-            "unchanged": outcomes["unchanged"],
-            "failed": statuses["failed"],
-            "unreachable": statuses["unreachable"],
-            "skipped": statuses["skipped"],
-            "pending": statuses["pending"],
-        }
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, Any] = _counts(self.instances)
+        if self.targets is not None:
+            counts["accounts"] = self.accounts()
+        return counts
+
+    def accounts(self) -> dict[str, dict[str, int]]:
+        """Counts like the summary's for each account the run covered (an unreached one counts 0)."""
+        named = sorted({t.account_id for t in self.targets or ()} | {i.account_id for i in self.instances})
+        return {account: _counts([i for i in self.instances if i.account_id == account]) for account in named}
+
+    @property
+    def unreachable_targets(self) -> list[TargetResult]:
+        return [target for target in self.targets or () if target.status == "unreachable"]
 
     @property
     def has_failures(self) -> bool:
-        return self.error is not None or any(i.status in FAILURE_STATUSES for i in self.instances)
+        return (
+            self.error is not None
+            or any(i.status in FAILURE_STATUSES for i in self.instances)
+            or bool(self.unreachable_targets)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -87,9 +122,26 @@ class Report:
             "instances": [instance.to_dict() for instance in self.instances],
             "command_ids": list(self.command_ids),
         }
+        if self.targets is not None:
+            data["targets"] = [target.to_dict() for target in self.targets]
         if self.error is not None:
             data["error"] = dict(self.error)
         return data
+
+
+def _counts(instances: Sequence[InstanceResult]) -> dict[str, int]:
+    statuses = Counter(instance.status for instance in instances)
+    outcomes = Counter(i.outcome for i in instances if i.status == "succeeded")
+    return {
+        "total": len(instances),
+        "succeeded": statuses["succeeded"],
+        "changed": outcomes["changed"],
+        "unchanged": outcomes["unchanged"],
+        "failed": statuses["failed"],
+        "unreachable": statuses["unreachable"],
+        "skipped": statuses["skipped"],
+        "pending": statuses["pending"],
+    }
 
 
 def should_notify(report: Report, policy: str) -> bool:
@@ -108,6 +160,9 @@ def subject(report: Report) -> str:
         state = ", ".join(problems) + f" of {counts['total']}"
     else:
         state = f"{counts['succeeded']} of {counts['total']} succeeded"
+    unreached = report.unreachable_targets
+    if unreached:
+        state += f"; {len(unreached)} of {len(report.targets or ())} account-regions unreachable"
     return f"ecr-fleet-auth {report.action}: {state}"[:MAX_SUBJECT_CHARS]
 
 
@@ -143,12 +198,17 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
             f"  next step: {next_step(report.error['reason'])}",
             "",
         ]
+    if report.targets is not None:
+        lines += _targets_lines(report)
     for status in (*FAILURE_STATUSES, "pending"):
         listed = [instance for instance in report.instances if instance.status == status]
         if listed:
             lines += ["", f"{status.capitalize()} ({len(listed)}):"]
             for instance in listed[:MAX_LISTED_PER_STATUS]:
-                lines += [_line(instance), f"      next step: {next_step(instance.reason)}"]
+                lines += [
+                    _line(instance, where_too=report.targets is not None),
+                    f"      next step: {next_step(instance.reason)}",
+                ]
             if len(listed) > MAX_LISTED_PER_STATUS:
                 lines.append(f"  ... and {len(listed) - MAX_LISTED_PER_STATUS} more (see the run's log)")
     if report.command_ids:
@@ -161,9 +221,32 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
     return text
 
 
-def _line(instance: InstanceResult) -> str:
+def _targets_lines(report: Report) -> list[str]:
+    """Per account, its counts; then every account-region the run could not reach, with its next step."""
+    lines = ["", f"Accounts: {len(report.accounts())}, account-regions: {len(report.targets or ())}"]
+    for account, counts in report.accounts().items():
+        shown = ", ".join(
+            f"{counts[status]} {status}" for status in contract.INSTANCE_STATUSES if counts[status]
+        )
+        lines.append(f"  {account}: {counts['total']} instances" + (f" ({shown})" if shown else ""))
+    unreached = report.unreachable_targets
+    if unreached:
+        lines += ["", f"Unreachable account-regions ({len(unreached)}):"]
+        for target in unreached[:MAX_LISTED_PER_STATUS]:
+            error = target.detail.get("error") or target.detail.get("status") or ""
+            lines += [
+                f"  {target.account_id}/{target.region}: {target.reason}" + (f" - {error}" if error else ""),
+                f"      next step: {next_step(target.reason)}",
+            ]
+        if len(unreached) > MAX_LISTED_PER_STATUS:
+            lines.append(f"  ... and {len(unreached) - MAX_LISTED_PER_STATUS} more (see the run's log)")
+    return lines
+
+
+def _line(instance: InstanceResult, *, where_too: bool) -> str:
     name = f" ({instance.name})" if instance.name else ""
-    text = f"  {instance.instance_id}{name}: {instance.reason}"
+    where = f" [{instance.account_id}/{instance.region}]" if where_too else ""
+    text = f"  {instance.instance_id}{name}{where}: {instance.reason}"
     message = instance.detail.get("message")
     if isinstance(message, str) and message:
         text += f" - {message[:160]}"

@@ -1,5 +1,12 @@
 """One run, top to bottom in ``run``: discover, leave out busy instances, plan, send/wait/collect, report.
 
+A run covers (account, region) pairs (``organization``): the function's own, and in an
+organization every stack instance of its StackSet. Each pair runs the sequence below with its
+own clients (a member account's through its member role), all pairs at once on threads
+(``clock.concurrently``) within the one deadline; a pair that cannot be reached (its stack
+instance not ready, its role not assumable, its region refusing the credentials) is reported
+in the report's ``targets`` and the others go on. One report, one notification.
+
 The only module that sequences the others: discovery (``discovery.Fleet``), planning
 (``planning``), carrying the plan out (``execution.Execution``, over ``run_command.RunCommand``),
 what is known so far (``progress.RunProgress``) and publishing the report (``publishing``).
@@ -33,22 +40,25 @@ error; the function-error alarm is for what cannot report at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from . import contract
-from .clients import AWS_ERRORS, ClientFactory, error_code
+from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
 from .clock import SYSTEM_CLOCK, Clock
 from .discovery import Fleet, TargetTag
-from .events import RunRequest
+from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
-from .observability import logger
+from .observability import in_this_trace, logger
+from .organization import MEMBER_DOCUMENT_VERSION, Target, organization_mode, targets
 from .planning import plan_dispatches
 from .progress import RunProgress
 from .publishing import publish
 from .reasons import Reason
-from .report import Report, short
+from .report import InstanceResult, Report, TargetResult, short
 from .run_command import CommandSpec, RunCommand
 from .settings import RunnerSettings
 
@@ -56,6 +66,19 @@ from .settings import RunnerSettings
 # a fixed part plus time for ListCommandInvocations pages (50 instances each).
 RESERVE_SECONDS = 15.0
 RESERVE_SECONDS_PER_PAGE = 0.25
+# Pairs run at once, each on its thread (the rest wait for a free one). Every pair's calls are
+# few and mostly waiting (polls with back-off), so threads, not processes. The bound is memory:
+# a pair's three clients weigh about 2 MiB, so 50 pairs take about 100 MiB of the function's 512.
+MAX_CONCURRENT_PAIRS = 50
+# A pair still waiting for a thread this close to the Lambda deadline (less the reserve) is not
+# started: its discovery and sends could not be reported in time. It is reported unreached,
+# ``not_sent_before_deadline``; the next run covers it.
+PAIR_START_SECONDS = 30.0
+# What EC2 and SSM answer credentials they do not accept in a region (a region not enabled for the
+# account, ...): the pair is unreachable, not a failed run.
+REGION_REFUSALS = frozenset(
+    {"UnrecognizedClientException", "AuthFailure", "OptInRequired", "InvalidClientTokenId"}
+)
 
 
 def run(
@@ -66,51 +89,42 @@ def run(
     remaining_millis: int,
     clock: Clock | None = None,
     not_online_in_time: Mapping[str, Mapping[str, str]] | None = None,
+    home: Pair | None = None,
 ) -> Report:
     """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
-    with the detail to report if they are still not online."""
+    with the detail to report if they are still not online. ``home``: the function's own account
+    and region (from its ARN; None: asked of STS). Raises ``InvalidEvent`` when the event narrows
+    to an account or region the stack does not cover, before anything is sent."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
     run_id = str(uuid.uuid4())
     options = RunOptions.resolve(request, settings)
-    tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-    aws = factory.clients_for()
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
+    home = home or Pair(factory.sts().get_caller_identity()["Account"], factory.own_region())
+    organization = organization_mode(settings)
 
-    progress = RunProgress(requested=request.instance_ids)
     error: dict[str, str] | None = None
     try:
-        fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
-        # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
-        candidates = progress.discovered(fleet.discover(tag, request.instance_ids))
-        progress.not_online_in_time(not_online_in_time or {})
-        # 2. Leave out the instances another run's command is still working on.
-        busy = _busy(commands, settings.document_name, candidates)
-        targetable = progress.leave_out_busy(candidates, busy)
-        # 3. Plan the SendCommand calls; the rate budget holds for the whole run.
-        plan = plan_dispatches(
-            targetable,
-            # A tag command would reach the busy instances too: send to the others by id.
-            narrowed=request.instance_ids is not None or bool(busy),
-            max_concurrency=settings.max_concurrency,
-            max_errors=settings.max_errors,
-        )
-        logger.info(
-            "plan", extra={"targetable": len(targetable), "busy": len(busy), "dispatches": plan.describe()}
-        )
-        # 4. Send, wait and collect until the deadline; a dry run only reports the plan.
-        if request.dry_run:
-            progress.commanded = dry_run_results(plan)
-        else:
-            spec = options.command_spec(settings, run_id)
-            progress.execution = Execution(commands, spec, tag, clock, fleet)
-            stop_at = _stop_at(options, started, remaining_millis, len(targetable))
-            progress.commanded = progress.execution.carry_out(plan, stop_at)
-    except Exception as failure:  # whatever stops a run, the operator hears of it
-        logger.exception("the run failed before it could report per instance")
-        error = _run_error(failure)
+        # 0. Which (account, region) pairs: the own one, and the StackSet's stack instances.
+        chosen = targets(request, settings, home, factory.cloudformation() if organization else None)
+    except InvalidEvent:
+        raise
+    except Exception as failure:  # the pairs are unknown: nothing is sent anywhere
+        logger.exception("could not list the StackSet's stack instances")
+        chosen, error = [], _run_error(failure)
+    pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
+    pair_run.not_online_in_time = not_online_in_time or {}
+    runs = _run_all(chosen, pair_run, clock)
 
     # 5. Report: returned, logged, counted and published per the notify policy.
+    if error is None:
+        error = next((_located(r, organization) for r in runs if r.error is not None), None)
+    instances = _merged(runs, request.instance_ids)
+    if not runs and request.instance_ids:  # the pairs are unknown: every requested instance failed
+        instances = [
+            InstanceResult(i, "", "failed", None, Reason.RUN_FAILED, {}, home.account, home.region)
+            for i in request.instance_ids
+        ]
     report = Report(
         run_id=run_id,
         action=options.action,
@@ -118,12 +132,223 @@ def run(
         source=request.source,
         started_at=_iso(started_at),
         finished_at=_iso(clock.now()),
-        instances=tuple(progress.instances(failed=error is not None)),
-        command_ids=progress.command_ids(),
+        instances=tuple(instances),
+        command_ids=tuple(command for r in runs for command in r.command_ids),
         error=error,
+        targets=tuple(r.target for r in runs) if organization else None,
     )
-    publish(report, settings, aws.sns, duration_seconds=clock.monotonic() - started)
+    publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
     return report
+
+
+@dataclass
+class _Outcome:
+    """What one pair's sequence came to."""
+
+    target: TargetResult
+    instances: list[InstanceResult] = field(default_factory=list)
+    command_ids: tuple[str, ...] = ()
+    error: dict[str, str] | None = None
+
+
+def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list[_Outcome]:
+    """Every pair's sequence at once; a pair that cannot be reached is reported and the rest go on.
+
+    First each member account's role is assumed (one AssumeRole per account, the accounts at
+    once), then each pair whose account was reached runs today's sequence, all at once, each on
+    its thread, within the one deadline."""
+    refused: dict[str, dict[str, str]] = {}
+    accounts = sorted({t.pair.account for t in chosen if t.ready and not t.home})
+    for account, refusal in zip(
+        accounts,
+        clock.concurrently(
+            [in_this_trace(partial(pair_run.reach, a)) for a in accounts], MAX_CONCURRENT_PAIRS
+        ),
+        strict=True,
+    ):
+        if refusal is not None:
+            refused[account] = refusal
+    outcomes: dict[Pair, _Outcome] = {}
+    runnable = []
+    for target in chosen:
+        if not target.ready:
+            outcomes[target.pair] = _unreachable(target.pair, target.reason, target.detail)
+        elif not target.home and target.pair.account in refused:
+            detail = refused[target.pair.account]
+            outcomes[target.pair] = _unreachable(target.pair, Reason.ROLE_NOT_ASSUMABLE, detail)
+        else:
+            runnable.append(target)
+    for target, outcome in zip(
+        runnable,
+        clock.concurrently([in_this_trace(partial(pair_run, t)) for t in runnable], MAX_CONCURRENT_PAIRS),
+        strict=True,
+    ):
+        outcomes[target.pair] = outcome
+    return [outcomes[target.pair] for target in chosen]
+
+
+def _unreachable(pair: Pair, reason: Reason | None, detail: Mapping[str, Any]) -> _Outcome:
+    return _Outcome(TargetResult(pair.account, pair.region, "unreachable", reason, dict(detail)))
+
+
+class _PairRun:
+    """The sequence for one (account, region): discover, leave out the busy, plan, send/wait/collect."""
+
+    def __init__(  # noqa: PLR0917 - the run's shared state, handed over once
+        self,
+        request: RunRequest,
+        settings: RunnerSettings,
+        options: RunOptions,
+        factory: ClientFactory,
+        clock: Clock,
+        run_id: str,
+        started: float,
+        remaining_millis: int,
+        home: Pair,
+    ) -> None:
+        self.request, self.settings, self.options, self.factory = request, settings, options, factory
+        self.home = home
+        self.clock, self.run_id, self.started, self.remaining_millis = (
+            clock,
+            run_id,
+            started,
+            remaining_millis,
+        )
+        self.tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
+        self.not_online_in_time: Mapping[str, Mapping[str, str]] = {}
+
+    def reach(self, account: str) -> dict[str, str] | None:
+        """Assume the member role in ``account``; None, or what STS said (no secret: code and message)."""
+        try:
+            self.factory.assume_role(account, self.settings.member_role_name)
+        except AWS_ERRORS as refusal:
+            logger.warning("could not assume the member role", extra={"account_id": account})
+            return {"error": error_code(refusal), "message": short(str(refusal))}
+        return None
+
+    def __call__(self, target: Target) -> _Outcome:
+        pair = target.pair
+        if organization_mode(self.settings):
+            logger.thread_safe_append_keys(account_id=pair.account, region=pair.region)
+        try:
+            return self._run(target)
+        finally:
+            if organization_mode(self.settings):
+                logger.thread_safe_clear_keys()
+
+    def _run(self, target: Target) -> _Outcome:
+        pair, request, settings, clock = target.pair, self.request, self.settings, self.clock
+        last_start = self.started + self.remaining_millis / 1000 - RESERVE_SECONDS - PAIR_START_SECONDS
+        if not target.home and clock.monotonic() > last_start:
+            logger.warning("no time left to start this pair", extra={"account_id": pair.account})
+            return _unreachable(pair, Reason.NOT_SENT_BEFORE_DEADLINE, {})
+        progress = RunProgress(requested=request.instance_ids)
+        error: dict[str, str] | None = None
+        try:
+            if target.home:
+                aws = self.factory.clients_for()
+            else:
+                aws = self.factory.clients_for(pair.account, pair.region, role_name=settings.member_role_name)
+            fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
+            spec = self._spec(target)
+            # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
+            try:
+                members = fleet.discover(self.tag, request.instance_ids)
+            except AWS_ERRORS as refusal:
+                if target.home or error_code(refusal) not in REGION_REFUSALS:
+                    raise
+                detail = {"error": error_code(refusal), "message": short(str(refusal))}
+                return _unreachable(pair, Reason.REGION_UNREACHABLE, detail)
+            candidates = progress.discovered(members)
+            progress.not_online_in_time(self.not_online_in_time)
+            # 2. Leave out the instances another run's command is still working on.
+            busy = _busy(commands, spec.document_name, candidates)
+            targetable = progress.leave_out_busy(candidates, busy)
+            # 3. Plan the SendCommand calls; the rate budget holds for the whole run (of this pair).
+            plan = plan_dispatches(
+                targetable,
+                # A tag command would reach the busy instances too: send to the others by id.
+                narrowed=request.instance_ids is not None or bool(busy),
+                max_concurrency=settings.max_concurrency,
+                max_errors=settings.max_errors,
+            )
+            logger.info(
+                "plan",
+                extra={"targetable": len(targetable), "busy": len(busy), "dispatches": plan.describe()},
+            )
+            # 4. Send, wait and collect until the deadline; a dry run only reports the plan.
+            if request.dry_run:
+                progress.commanded = dry_run_results(plan)
+            else:
+                progress.execution = Execution(commands, spec, self.tag, clock, fleet)
+                stop_at = _stop_at(self.options, self.started, self.remaining_millis, len(targetable))
+                progress.commanded = progress.execution.carry_out(plan, stop_at)
+        except Exception as failure:  # whatever stops a run, the operator hears of it
+            logger.exception("the run failed before it could report per instance")
+            error = _run_error(failure)
+        instances = [
+            replace(instance, account_id=pair.account, region=pair.region)
+            for instance in progress.instances(failed=error is not None)
+        ]
+        reason = None if error is None else Reason.RUN_FAILED
+        detail = {} if error is None else {"code": error["code"], "message": error["message"]}
+        reached = TargetResult(pair.account, pair.region, "reached", reason, detail)
+        return _Outcome(reached, instances, progress.command_ids(), error)
+
+    def _spec(self, target: Target) -> CommandSpec:
+        """The home pair sends the stack's own document; a member pair the StackSet's, at version 1."""
+        spec = self.options.command_spec(self.settings, self.run_id)
+        if target.home:
+            return spec
+        parameters = dict(spec.parameters)
+        if self.request.registries is None:
+            parameters[contract.REGISTRIES] = ",".join(
+                member_registries(self.settings.registries, self.home, target.pair)
+            )
+        # The stack's output log group is the central account's: members keep the output in Run
+        # Command (ListCommandInvocations and GetCommandInvocation read it).
+        return replace(
+            spec,
+            document_name=self.settings.member_document_name,
+            document_version=MEMBER_DOCUMENT_VERSION,
+            parameters=parameters,
+            output_log_group="",
+        )
+
+
+def member_registries(registries: Sequence[str], home: Pair, member: Pair) -> tuple[str, ...]:
+    """A member pair's registries: the stack's default (the own account's registry in its region,
+    ``registries`` left empty) becomes the member account's own registry in its region; registries
+    the settings name are used as they are (e.g. a central registry every account pulls from)."""
+    default = f"{home.account}.dkr.ecr.{home.region}."
+    if len(registries) == 1 and registries[0].startswith(default):
+        return (f"{member.account}.dkr.ecr.{member.region}.{registries[0][len(default) :]}",)
+    return tuple(registries)
+
+
+def _merged(runs: Sequence[_Outcome], requested: tuple[str, ...] | None) -> list[InstanceResult]:
+    """Every pair's instances in one list. A requested instance is looked for in every pair: it is
+    reported where it is, and ``instance_not_found`` only once (the first pair's) if it is nowhere."""
+    instances = [instance for run in runs for instance in run.instances]
+    if requested and len(runs) > 1:
+        found = {i.instance_id for i in instances if i.reason != Reason.INSTANCE_NOT_FOUND}
+        kept, missing = [], set()
+        for instance in instances:
+            if instance.reason == Reason.INSTANCE_NOT_FOUND:
+                if instance.instance_id in found or instance.instance_id in missing:
+                    continue
+                missing.add(instance.instance_id)
+            kept.append(instance)
+        instances = kept
+    return sorted(instances, key=lambda i: (i.account_id, i.region, i.instance_id))
+
+
+def _located(outcome: _Outcome, organization: bool) -> dict[str, str] | None:
+    """A pair's run error as the report's ``error``; in an organization it names the pair."""
+    if outcome.error is None or not organization:
+        return outcome.error
+    where = f"{outcome.target.account_id}/{outcome.target.region}: "
+    return {**outcome.error, "message": short(where + outcome.error["message"])}
 
 
 def current_clock() -> Clock:

@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import contract, runner
-from .clients import AWS_ERRORS, ClientFactory
+from .clients import AWS_ERRORS, ClientFactory, Pair
 from .clock import Clock
 from .discovery import Fleet, TargetTag
 from .events import RunRequest
@@ -70,8 +70,10 @@ def handle(
     factory: ClientFactory,
     remaining_millis: int,
     clock: Clock | None = None,
+    home: Pair | None = None,
 ) -> dict[str, Any]:
-    """Raises ``InvalidEvent`` only when the invocation as a whole cannot be read."""
+    """Raises ``InvalidEvent`` only when the invocation as a whole cannot be read. ``home``: the
+    function's own account and region, the one pair a run of instance events covers."""
     clock = clock or runner.current_clock()
     started = clock.monotonic()
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
@@ -106,6 +108,7 @@ def handle(
                 remaining_millis=remaining_millis - int((clock.monotonic() - started) * 1000),
                 clock=clock,
                 not_online_in_time=decided.overdue,
+                home=home,
             )
             if report.error is not None:  # delivered again; the run's report already says what failed
                 failures |= {m for i in decided.run for m in events.message_ids(i)}

@@ -69,6 +69,10 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "in_progress": "Still running when the run returned: see Run Command history for the outcome.",
     "not_yet_delivered": "Not yet delivered when the run returned: the instance may be busy or offline.",
     "unknown_ssm_status": "Run Command returned a status this version does not know: see its history.",
+    # --- for an (account, region) the run could not reach (the report's targets)
+    "member_stack_not_ready": "The StackSet's stack instance in this account and region is not CURRENT (detail.status, detail.detailed_status, detail.status_reason): see the StackSet's operations in the CloudFormation console, fix what failed and update the stack set; the account is covered once its stack instance is CURRENT.",
+    "role_not_assumable": "The runner could not assume the member role in this account (detail.error): the StackSet has not deployed it there yet, or its trust no longer names the runner's role. Check the stack instance and the role memberRoleName in that account.",
+    "region_unreachable": "EC2 or SSM in this region refused the member role's credentials (detail.error): the region is not enabled for the account (opt-in regions), or the credentials are not valid there. Enable the region for the account, or remove it from memberRegions.",
     # --- for the run as a whole
     "run_failed": "The run stopped before it could report per instance (error.code, error.message): see the runner's log. Nothing was sent unless command_ids lists commands; the next scheduled run tries again.",
 }

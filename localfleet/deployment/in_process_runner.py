@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
+
 from ecr_fleet_auth import clients
 from ecr_fleet_auth.clock import Clock as RunnerClock
 
@@ -33,17 +35,23 @@ class InProcessRunner:
         *,
         region: str = REGION,
         services: tuple[str, ...] = ("ec2", "ssm", "sqs"),
+        session: boto3.Session | None = None,
     ) -> None:
+        """``session``: the runner's clients' session, if not ``account``'s own (an organization's)."""
         from ecr_fleet_auth import runner  # noqa: PLC0415 - its Logger reads the caller's environment
 
         self.account = account
         self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
-        factory = clients.ClientFactory(session=account.session(region, services))
+        factory = clients.ClientFactory(session=session or account.session(region, services))
         patch.setattr(clients, "default_factory", lambda: factory)
         clock = account.clock
-        patch.setattr(runner, "SYSTEM_CLOCK", RunnerClock(clock.monotonic, clock.sleep, clock.now))
         if isinstance(clock, SimulatedClock):
+            # The runner's threads (its pairs) take turns on simulated time.
+            runner_clock = RunnerClock(clock.monotonic, clock.sleep, clock.now, clock.concurrently)
             simulate_botocore_time(patch, clock, self.retry_sleeps)
+        else:
+            runner_clock = RunnerClock(clock.monotonic, clock.sleep, clock.now)
+        patch.setattr(runner, "SYSTEM_CLOCK", runner_clock)
 
     def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
         from handler import handler  # noqa: PLC0415 - after the caller set the environment it reads

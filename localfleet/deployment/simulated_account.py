@@ -33,16 +33,30 @@ from ..ssm.managed_nodes import ManagedInstance
 from ..transport import InProcessTransport, LoopbackServer, ServiceEndpoint
 
 REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's default account, where the local fleet's other services live
+ACCOUNT = "123456789012"  # moto's default: the runner's own account, home of the local fleet's other services
 
 
 class SimulatedAccount:
-    """``tags_from_ec2``: SendCommand tag targets resolve against EC2's tags (the local fleet);
+    """EC2 and Run Command of one account in one region (``account_id``, ``region``); a
+    ``SimulatedOrganization`` holds several, one per (account, region) pair.
+
+    ``tags_from_ec2``: SendCommand tag targets resolve against EC2's tags (the local fleet);
     otherwise against SSM's own view of each node's tags, which a test may make lag EC2's."""
 
-    def __init__(self, clock: Clock, *, tags_from_ec2: bool = False) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        tags_from_ec2: bool = False,
+        account_id: str = ACCOUNT,
+        region: str = REGION,
+        first_instance_number: int = 0,
+    ) -> None:
+        """``first_instance_number``: where its instance ids start (ids are unique across pairs)."""
         self.clock = clock
-        self.ec2 = Ec2Inventory()
+        self.account_id = account_id
+        self.region = region
+        self.ec2 = Ec2Inventory(first_instance_number)
         self.ssm = RunCommandService(clock, self.ec2.tagged if tags_from_ec2 else None)
         self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
@@ -72,12 +86,14 @@ class SimulatedAccount:
         self._servers.append(server)
         return server.url
 
-    def close(self) -> None:
+    def close(self, *, clock: bool = True) -> None:
+        """Stop its engine and servers; ``clock``: its clock too (False: the clock is shared)."""
         self.ssm.engine.stop()
         for server in self._servers:
             server.stop()
         self._servers.clear()
-        self.clock.close()
+        if clock:
+            self.clock.close()
 
     def _count(self, model: Any, **_: Any) -> None:
         self.api_calls[f"{model.service_model.service_name}.{model.name}"] += 1

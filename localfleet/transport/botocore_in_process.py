@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.compat import HTTPHeaders
 
 from ..clocks import SimulatedClock
-from .endpoint import ServiceEndpoint, TransportFailure
+from .endpoint import Answering, TransportFailure
 
 CONNECTION_ERRORS: dict[str, type[botocore.exceptions.BotoCoreError]] = {
     "EndpointConnectionError": botocore.exceptions.EndpointConnectionError,
@@ -41,7 +41,7 @@ CONNECTION_ERRORS: dict[str, type[botocore.exceptions.BotoCoreError]] = {
 class InProcessTransport:
     """Answers requests to each endpoint's service from that endpoint (``attach`` a session)."""
 
-    def __init__(self, *endpoints: ServiceEndpoint) -> None:
+    def __init__(self, *endpoints: Answering) -> None:
         self.endpoints = {endpoint.service: endpoint for endpoint in endpoints}
 
     def attach(self, session: Session) -> Session:
@@ -53,7 +53,7 @@ class InProcessTransport:
 
 
 class _Handler:
-    def __init__(self, endpoint: ServiceEndpoint) -> None:
+    def __init__(self, endpoint: Answering) -> None:
         self.endpoint = endpoint
 
     def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # (operation, its request number, params) -> an error code or a CONNECTION_FAILURES name, or None.
@@ -67,6 +67,9 @@ class TransportFailure(Exception):
 class Request:
     operation: str
     params: dict[str, Any]
+    # The request's headers (names in lower case): what a service that answers per caller reads
+    # (the SigV4 credential scope: ``routing.signature``).
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,18 @@ class Wire(Protocol):
     def error(self, error: ServiceError) -> Reply: ...
 
 
+class Answering(Protocol):
+    """Whatever answers a service's requests: a ``ServiceEndpoint``, or a ``routing.RoutedEndpoint``."""
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def wire(self) -> Wire: ...
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Reply: ...
+
+
 class ServiceEndpoint:
     def __init__(self, wire: Wire) -> None:
         self.wire = wire
@@ -113,10 +128,13 @@ class ServiceEndpoint:
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Reply:
         """The reply to one request; TransportFailure when the client must get no answer."""
+        lowered = {k.lower(): v for k, v in headers.items()}
         try:
-            request = self.wire.decode({k.lower(): v for k, v in headers.items()}, body)
+            request = self.wire.decode(lowered, body)
         except ServiceError as error:
             return self.wire.error(error)
+        if not request.headers:
+            request = Request(request.operation, request.params, lowered)
         operation, params = request.operation, request.params
         with self._lock:
             self.calls[operation] += 1

@@ -13,13 +13,13 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .endpoint import Reply, ServiceEndpoint, ServiceError, TransportFailure
+from .endpoint import Answering, Reply, ServiceError, TransportFailure
 
 _log = logging.getLogger(__name__)
 
 
 class LoopbackServer:
-    def __init__(self, endpoint: ServiceEndpoint) -> None:
+    def __init__(self, endpoint: Answering) -> None:
         self.endpoint = endpoint
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -64,7 +64,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
-def _handler_for(endpoint: ServiceEndpoint) -> type[BaseHTTPRequestHandler]:
+def _handler_for(endpoint: Answering) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as botocore's connection pool expects
         # Headers and body go out in two writes; with Nagle on, keep-alive requests wait ~40 ms

@@ -6,6 +6,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from localfleet.clocks import SIMULATED_WALL_START, RealClock, SimulatedClock
 
 
@@ -140,3 +142,44 @@ def test_concurrent_work_started_by_an_action_runs_beside_the_sleeper() -> None:
     assert clock.monotonic() == 30 and ended == []
     clock.sleep(40)
     assert ended == [60] and clock.monotonic() == 70
+
+
+def test_concurrent_sleepers_take_turns_and_time_moves_to_the_earliest_wake_up() -> None:
+    # Three tasks on two threads: time passes as for real threads (the longest chain), not the sum,
+    # and the order is the same on every run (earliest wake-up first, ties in the order they slept).
+    clock = SimulatedClock(start=0.0)
+    seen: list[tuple[str, float]] = []
+    clock.call_at(4, lambda: seen.append(("action", clock.monotonic())))
+
+    def task(name: str, *sleeps: float) -> Callable[[], str]:
+        def run() -> str:
+            for seconds in sleeps:
+                clock.sleep(seconds)
+                seen.append((name, clock.monotonic()))
+            return name
+
+        return run
+
+    results = clock.concurrently([task("a", 5, 5), task("b", 3, 10), task("c", 1)], 2)
+
+    assert results == ["a", "b", "c"]
+    assert seen == [("b", 3.0), ("action", 4.0), ("a", 5.0), ("a", 10.0), ("c", 11.0), ("b", 13.0)]
+    assert clock.monotonic() == 13.0
+    clock.sleep(1)  # back to one thread: sleeping moves time itself again
+    assert clock.monotonic() == 14.0
+
+
+def test_a_concurrent_task_that_raises_is_raised_once_the_others_have_ended() -> None:
+    clock = SimulatedClock(start=0.0)
+    ended: list[str] = []
+
+    def fails() -> None:
+        raise ValueError("boom")
+
+    def sleeps() -> None:
+        clock.sleep(30)
+        ended.append("slept")
+
+    with pytest.raises(ValueError, match="boom"):
+        clock.concurrently([fails, sleeps], 2)
+    assert ended == ["slept"]

@@ -15,6 +15,8 @@ LAYERS = {
     "transport": 1,
     "ssm": 2,
     "ec2": 2,
+    "iam": 2,
+    "cloudformation": 2,
     "hosts": 3,
     "events": 3,
     "lambda_runtime": 4,

@@ -53,7 +53,10 @@ def test_report_has_exactly_the_contract_shape() -> None:
         "run_id", "action", "dry_run", "source", "started_at", "finished_at",
         "summary", "instances", "command_ids",
     ]  # fmt: skip
-    assert list(data["instances"][0]) == ["instance_id", "name", "status", "outcome", "reason", "detail"]
+    # Every entry says its account and region (CONTRACT.md section 8), also in a single-account run.
+    assert list(data["instances"][0]) == [
+        "instance_id", "account_id", "region", "name", "status", "outcome", "reason", "detail",
+    ]  # fmt: skip
     assert data["summary"] == {
         "total": 6, "succeeded": 2, "changed": 1, "unchanged": 1,
         "failed": 1, "unreachable": 1, "skipped": 1, "pending": 1,

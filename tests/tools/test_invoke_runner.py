@@ -94,6 +94,34 @@ def test_prints_a_table_and_fails_when_an_instance_is_unreachable(capsys: pytest
         stub.assert_no_pending_responses()
 
 
+def test_an_organization_report_shows_where_each_instance_is_and_fails_on_an_unreached_pair(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    succeeded = {**REPORT["instances"][0], "account_id": "111111111111", "region": "us-east-1"}  # type: ignore[index]
+    summary = {**REPORT["summary"], "total": 1, "succeeded": 1, "unreachable": 0}  # type: ignore[dict-item]
+    report = {
+        **REPORT,
+        "summary": {**summary, "accounts": {"111111111111": summary, "222222222222": {"total": 0}}},
+        "instances": [succeeded],
+        "targets": [
+            {"account_id": "111111111111", "region": "us-east-1", "status": "reached", "reason": None,
+             "detail": {}},
+            {"account_id": "222222222222", "region": "us-east-1", "status": "unreachable",
+             "reason": "role_not_assumable", "detail": {"error": "AccessDenied"}},
+        ],
+    }  # fmt: skip
+    session = FakeSession()
+    _stub(session, report)
+    status = invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1  # every instance succeeded, but an account-region was not reached
+    assert "accounts=" not in lines[1]
+    header = next(line for line in lines if line.startswith("ACCOUNT_ID"))
+    row = next(line for line in lines if line.startswith("111111111111"))
+    assert header.index("REGION") == row.index("us-east-1")
+    assert "  222222222222/us-east-1: role_not_assumable" in lines
+
+
 def test_runner_rejection_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     session = FakeSession()
     _stub(session, {"errorMessage": "invalid event: action: not one of ...", "errorType": "InvalidEvent"},

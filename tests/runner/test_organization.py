@@ -1,0 +1,431 @@
+"""Organization scale (issue 14) through ``handler.handler``: many accounts x regions, one run, one report.
+
+The runner gets the synthesized template's environment, plus the two values the stack sets
+in organization mode. TODO(lead, at the merge with the CDK side): synthesize the stack with
+organization context (``organizationalUnitIds`` ...) and take ``STACK_SET_NAME`` and
+``MEMBER_DOCUMENT_NAME`` from that template instead of setting them here; this branch's stack
+still writes them empty (``infra/runner_function.py``).
+
+AWS's side is ``localfleet.deployment.simulated_organization``: each (account, region) an EC2
+inventory and Run Command of its own, requests routed by their SigV4 scope and credentials;
+STS is moto's behind a gate that refuses AssumeRole as AWS does ("User: ... is not authorized
+to perform: sts:AssumeRole on resource: ...", and moto would not: moto/sts/models.py);
+ListStackInstances shows each stack instance's Status, DetailedStatus and StatusReason as the
+CloudFormation API reference (StackInstanceSummary) documents them, honours CallAs and pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ecr_fleet_auth import contract, runner
+from ecr_fleet_auth.events import InvalidEvent
+from ecr_fleet_auth.observability import metrics
+from localfleet.clocks import SimulatedClock
+from localfleet.deployment.in_process_runner import InProcessRunner
+from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.hosts.canned_agent import CannedRun, result_line
+from tests.runner.conftest import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
+
+HOME = "123456789012"
+A, B, C = "111111111111", "222222222222", "333333333333"
+OTHER_REGION = "us-east-1"
+STACK_SET = "EcrFleetAuth-Members"
+MEMBER_DOCUMENT = "EcrFleetAuth-Agent-0a1b2c3d"
+ORGANIZATION = {
+    # TODO(lead): from the template synthesized with organization context (see the module docstring).
+    "STACK_SET_NAME": STACK_SET,
+    "MEMBER_DOCUMENT_NAME": MEMBER_DOCUMENT,
+    "ORGANIZATIONAL_UNIT_IDS": "ou-ab12-cdef3456",
+    "MEMBER_REGIONS": f"{REGION},{OTHER_REGION}",
+}
+TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
+
+
+@dataclass
+class Organization:
+    org: SimulatedOrganization
+    runner: InProcessRunner
+    document: dict[str, Any]
+    queue_url: str
+    sqs: Any
+
+    @property
+    def clock(self) -> SimulatedClock:
+        assert isinstance(self.org.clock, SimulatedClock)
+        return self.org.clock
+
+    def member(self, account: str, region: str, **options: Any) -> SimulatedAccount:
+        """The StackSet's stack instance there (``options``: its status ...) and what it deployed."""
+        return self.org.deploy_member(account, region, document=(MEMBER_DOCUMENT, self.document), **options)
+
+    def launch(self, account: str, region: str, count: int = 1, agent: CannedRun | None = None) -> list[str]:
+        return self.org.pair(account, region).launch(count, tags=TAGS, agent=agent)
+
+    def invoke(self, event: Any) -> dict[str, Any]:
+        return self.runner.invoke(event)
+
+    def notifications(self) -> list[dict[str, str]]:
+        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
+
+    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
+        """The SendCommand requests that pair received."""
+        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
+
+
+@pytest.fixture
+def organization(
+    monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str], agent_document: dict[str, Any]
+) -> Iterator[Organization]:
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "POWERTOOLS_")):
+            monkeypatch.delenv(name)
+    environment = {
+        **template_environment,
+        **ORGANIZATION,
+        "DOCUMENT_NAME": DOCUMENT,
+        "REGISTRIES": f"{HOME}.dkr.ecr.{REGION}.amazonaws.com",  # the stack's default: its own registry
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    # Loopback only, and never dialled: the organization answers before anything is sent.
+    for service in ("SSM", "EC2", "STS", "CLOUDFORMATION"):
+        environment[f"AWS_ENDPOINT_URL_{service}"] = "http://127.0.0.1:9"
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        org = SimulatedOrganization(SimulatedClock(), stack_set_name=STACK_SET)
+        org.home.register_document(DOCUMENT, agent_document)
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
+        queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
+        monkeypatch.setenv("TOPIC_ARN", topic)
+        runner = InProcessRunner(org.home, monkeypatch, region=REGION, session=org.session())
+        yield Organization(org, runner, agent_document, queue_url, sqs)
+        org.close()
+    metrics.clear_metrics()
+
+
+def where(report: dict[str, Any]) -> dict[str, tuple[str, str, str, str]]:
+    """Instance id -> (account, region, status, reason)."""
+    return {
+        i["instance_id"]: (i["account_id"], i["region"], i["status"], i["reason"])
+        for i in report["instances"]
+    }
+
+
+def targets(report: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    return {(t["account_id"], t["region"]): (t["status"], t["reason"]) for t in report["targets"]}
+
+
+def emf_documents(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
+
+
+def dimensions(document: dict[str, Any]) -> list[list[str]]:
+    return [list(names) for metric in document["_aws"]["CloudWatchMetrics"] for names in metric["Dimensions"]]
+
+
+def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
+    organization: Organization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    o = organization
+    login_refused = CannedRun(result_line("failed", "login_failed", "401"), exit_code=1, duration=60)
+    changed, unchanged = CannedRun(duration=60), CannedRun(result_line("unchanged", "ok"), duration=60)
+    home_ids = o.launch(HOME, REGION, 1, unchanged)
+    for region in (REGION, OTHER_REGION):
+        o.member(A, region)
+        o.member(B, region)
+        o.member(C, region)
+    a_eu = o.launch(A, REGION, 2, changed)
+    a_us = o.launch(A, OTHER_REGION, 1, login_refused)
+    c_eu = o.launch(C, REGION, 1, changed)
+    o.launch(B, REGION, 1, changed)  # never reached: B's role does not trust the runner (below)
+    # B's stack instances say CURRENT, but its role was changed by hand to trust someone else.
+    o.org.identities.add_role(B, o.org.member_role, {"Statement": []})  # trusts no one
+    # C's stack in us-east-1 failed: the instance is OUTDATED and says why.
+    why = f"Account {C} should have 'AWSCloudFormationStackSetExecutionRole' role with trust relationship"
+    o.member(C, OTHER_REGION, status="OUTDATED", detailed_status="FAILED", status_reason=why)
+    started = o.clock.monotonic()
+
+    report = o.invoke({"action": "refresh"})
+
+    assert where(report) == {
+        home_ids[0]: (HOME, REGION, "succeeded", "ok"),
+        **dict.fromkeys(a_eu, (A, REGION, "succeeded", "ok")),
+        a_us[0]: (A, OTHER_REGION, "failed", "login_failed"),
+        c_eu[0]: (C, REGION, "succeeded", "ok"),
+    }
+    assert targets(report) == {
+        (HOME, REGION): ("reached", None),
+        (A, REGION): ("reached", None),
+        (A, OTHER_REGION): ("reached", None),
+        (B, REGION): ("unreachable", "role_not_assumable"),
+        (B, OTHER_REGION): ("unreachable", "role_not_assumable"),
+        (C, REGION): ("reached", None),
+        (C, OTHER_REGION): ("unreachable", "member_stack_not_ready"),
+    }
+    by_pair = {(t["account_id"], t["region"]): t for t in report["targets"]}
+    assert by_pair[(C, OTHER_REGION)]["detail"] == {
+        "status": "OUTDATED", "detailed_status": "FAILED", "status_reason": why
+    }  # fmt: skip
+    assert by_pair[(B, REGION)]["detail"]["error"] == "AccessDenied"
+    assert "is not authorized to perform: sts:AssumeRole" in by_pair[(B, REGION)]["detail"]["message"]
+    # Per-account counts; an account never reached counts nothing.
+    accounts = report["summary"]["accounts"]
+    assert set(accounts) == {HOME, A, B, C}
+    assert [accounts[A][count] for count in ("total", "succeeded", "changed", "failed")] == [3, 2, 2, 1]
+    assert accounts[B]["total"] == 0
+    assert accounts[HOME]["unchanged"] == 1
+    assert sum(counts["total"] for counts in accounts.values()) == report["summary"]["total"] == 5
+    # Each pair got its own document: the home pair the stack's, a member pair the StackSet's at
+    # version 1, logging into the member's own registry; B and C/us-east-1 were sent nothing.
+    (home_send,) = o.sent(HOME, REGION)
+    assert (home_send["DocumentName"], home_send["Parameters"]["Registries"]) == (
+        DOCUMENT, [f"{HOME}.dkr.ecr.{REGION}.amazonaws.com"]
+    )  # fmt: skip
+    (member_send,) = o.sent(A, OTHER_REGION)
+    assert (member_send["DocumentName"], member_send["DocumentVersion"]) == (MEMBER_DOCUMENT, "1")
+    assert member_send["Parameters"]["Registries"] == [f"{A}.dkr.ecr.{OTHER_REGION}.amazonaws.com"]
+    assert "CloudWatchOutputConfig" not in member_send
+    assert o.sent(B, REGION) == [] and o.sent(C, OTHER_REGION) == []
+    assert o.org.pair(C, OTHER_REGION).ec2_endpoint.calls == {}  # not ready: not even looked at
+    # All at once: every agent runs 60 s, so five pairs one after the other would take 300 s and
+    # more; at once they take about one pair's time (60 s, then polls backing off 5, 10, 20, 30 s...).
+    assert o.clock.monotonic() - started < 150
+    # One notification (a failure and unreachable pairs), naming what needs attention.
+    (mail,) = o.notifications()
+    assert mail["Subject"] == "ecr-fleet-auth refresh: 1 failed of 5; 3 of 7 account-regions unreachable"
+    assert f"{B}/{REGION}: role_not_assumable - AccessDenied" in mail["Message"]
+    assert f"[{A}/{OTHER_REGION}]: login_failed" in mail["Message"]
+    # Today's metrics, and each account's counts under the same names with service and account_id.
+    documents = emf_documents(capsys.readouterr().out)
+    per_account = {
+        d[contract.METRIC_ACCOUNT_DIMENSION]: d for d in documents if contract.METRIC_ACCOUNT_DIMENSION in d
+    }
+    (invocation,) = [d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d]
+    assert invocation[contract.status_metric_name("failed")] == [1.0]
+    assert [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACTION_DIMENSION] in dimensions(invocation)
+    assert set(per_account) == {HOME, A, B, C}
+    assert dimensions(per_account[A]) == [
+        [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACCOUNT_DIMENSION]
+    ]
+    assert per_account[A][contract.METRIC_SERVICE_DIMENSION] == os.environ["STACK_NAME"]
+    assert per_account[A][contract.status_metric_name("succeeded")] == [2.0]
+    assert per_account[A][contract.status_metric_name("failed")] == [1.0]
+    # No secret in the report, the mail or the logs.
+    secrets = [k for k in o.org.identities._keys if k.startswith("ASIA")]
+    assert secrets
+    assert not any(secret in json.dumps(report) or secret in mail["Message"] for secret in secrets)
+
+
+def test_a_throttling_region_is_ridden_out_and_one_that_stays_throttled_fails_alone(
+    organization: Organization,
+) -> None:
+    o = organization
+    for account in (A, C):
+        o.member(account, REGION)
+        o.member(account, OTHER_REGION)
+    ids = {
+        (account, region): o.launch(account, region)
+        for account in (A, C)
+        for region in (REGION, OTHER_REGION)
+    }
+    # A's us-east-1 throttles its first three DescribeInstanceInformation calls: adaptive retries ride it out.
+    o.org.pair(A, OTHER_REGION).ssm_endpoint.fault = lambda operation, number, params: (
+        "ThrottlingException" if operation == "DescribeInstanceInformation" and number <= 3 else None
+    )
+    # C's us-east-1 throttles every one: that pair's run fails, the others are not held back.
+    o.org.pair(C, OTHER_REGION).ssm_endpoint.fault = lambda operation, number, params: (
+        "ThrottlingException" if operation == "DescribeInstanceInformation" else None
+    )
+
+    report = o.invoke({})
+
+    assert {
+        pair: where(report)[found[0]][2:] for pair, found in ids.items() if found[0] in where(report)
+    } == {
+        (A, REGION): ("succeeded", "ok"),
+        (A, OTHER_REGION): ("succeeded", "ok"),
+        (C, REGION): ("succeeded", "ok"),
+    }
+    assert o.runner.retry_sleeps  # botocore backed off, in simulated time
+    assert targets(report)[(C, OTHER_REGION)] == ("reached", "run_failed")
+    assert report["error"]["code"] == "ThrottlingException"
+    assert report["error"]["message"].startswith(f"{C}/{OTHER_REGION}: ")
+    # Only the throttled pairs saw throttling; the others' calls went through at once.
+    assert o.org.pair(A, REGION).ssm_endpoint.calls["DescribeInstanceInformation"] == 1
+    assert o.org.pair(A, OTHER_REGION).ssm_endpoint.calls["DescribeInstanceInformation"] == 4
+
+
+def test_an_event_narrows_by_account_and_by_region_and_never_widens(organization: Organization) -> None:
+    o = organization
+    for account in (A, C):
+        o.member(account, REGION)
+        o.member(account, OTHER_REGION)
+        o.launch(account, REGION)
+        o.launch(account, OTHER_REGION)
+    o.launch(HOME, REGION)
+
+    by_account = o.invoke({"account_ids": [A]})
+    assert {(t["account_id"], t["region"]) for t in by_account["targets"]} == {(A, REGION), (A, OTHER_REGION)}
+    assert {i["account_id"] for i in by_account["instances"]} == {A}
+    assert o.sent(C, REGION) == [] and o.sent(HOME, REGION) == []
+
+    by_region = o.invoke({"regions": [OTHER_REGION], "dry_run": True})
+    assert {(t["account_id"], t["region"]) for t in by_region["targets"]} == {
+        (A, OTHER_REGION),
+        (C, OTHER_REGION),
+    }
+    assert {i["reason"] for i in by_region["instances"]} == {"dry_run"}
+
+    both = o.invoke({"account_ids": [HOME, C], "regions": [REGION], "dry_run": True})
+    assert {(t["account_id"], t["region"]) for t in both["targets"]} == {(HOME, REGION), (C, REGION)}
+
+    sends = sum(len(o.sent(a, r)) for a in (HOME, A, C) for r in (REGION, OTHER_REGION))
+    for event, named in (
+        ({"account_ids": [A, B]}, f"account_ids: '{B}' is not covered by this stack"),
+        ({"regions": ["ap-south-1"]}, "regions: 'ap-south-1' is not covered by this stack"),
+        ({"account_ids": [HOME], "regions": [OTHER_REGION]}, "together they name no (account, region)"),
+        ({"account_ids": ["12345"]}, "account_ids.0: '12345' is not accepted"),
+    ):
+        with pytest.raises(InvalidEvent, match=named.replace("(", r"\(").replace(")", r"\)")):
+            o.invoke(event)
+    assert sum(len(o.sent(a, r)) for a in (HOME, A, C) for r in (REGION, OTHER_REGION)) == sends
+
+
+def test_a_region_the_account_has_not_enabled_is_reported_unreachable(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    o = organization
+    monkeypatch.setenv("MEMBER_REGIONS", f"{REGION},ap-east-1")
+    o.member(A, REGION)
+    o.member(A, "ap-east-1")  # the stack instance was made before the region was disabled again
+    o.org.identities.enable_region(A, "ap-east-1")
+    o.launch(A, "ap-east-1")
+    o.org.identities.disable_region(A, "ap-east-1")
+    o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    assert targets(report)[(A, "ap-east-1")] == ("unreachable", "region_unreachable")
+    unreached = next(t for t in report["targets"] if t["region"] == "ap-east-1")
+    assert unreached["detail"]["error"] in {"AuthFailure", "UnrecognizedClientException"}
+    assert [i["region"] for i in report["instances"]] == [REGION]
+    assert "error" not in report
+
+
+def test_every_page_of_stack_instances_is_read_and_member_settings_narrow_them(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    o = organization
+    accounts = [f"{index:012d}" for index in range(400_000_000_001, 400_000_000_131)]
+    for account in accounts:  # 130 stack instances still being created: none is called
+        o.member(account, REGION, status="OUTDATED", detailed_status="RUNNING")
+    o.member(A, REGION)
+    o.launch(A, REGION)
+
+    report = o.invoke({"dry_run": True})
+
+    assert len(report["targets"]) == 1 + 131
+    assert o.org.cloudformation_endpoint.calls["ListStackInstances"] == 2  # pages of 100
+    assert {i["account_id"] for i in report["instances"]} == {A}
+    listed = o.org.cloudformation_endpoint.sent("ListStackInstances")
+    assert {(r["StackSetName"], r["CallAs"]) for r in listed} == {(STACK_SET, "DELEGATED_ADMIN")}
+
+    monkeypatch.setenv("MEMBER_ACCOUNTS", f"{A},{accounts[0]}")
+    narrowed = o.invoke({"dry_run": True})
+    assert {t["account_id"] for t in narrowed["targets"]} == {HOME, A, accounts[0]}
+
+
+def test_instance_ids_are_looked_for_in_every_pair_and_reported_once(organization: Organization) -> None:
+    o = organization
+    o.member(A, OTHER_REGION)
+    (member_id,) = o.launch(A, OTHER_REGION)
+    (home_id,) = o.launch(HOME, REGION)
+    missing = "i-0123456789abcdef0"
+
+    report = o.invoke({"instance_ids": [member_id, home_id, missing], "dry_run": True})
+
+    assert where(report) == {
+        home_id: (HOME, REGION, "skipped", "dry_run"),
+        member_id: (A, OTHER_REGION, "skipped", "dry_run"),
+        missing: (HOME, REGION, "skipped", "instance_not_found"),
+    }
+
+
+def test_a_single_account_run_names_its_account_and_region_and_nothing_more(world: World) -> None:
+    world.launch(2)
+
+    report = world.invoke({"dry_run": True})
+
+    assert {(i["account_id"], i["region"]) for i in report["instances"]} == {(HOME, REGION)}
+    assert "targets" not in report
+    assert "accounts" not in report["summary"]
+    with pytest.raises(InvalidEvent, match=f"regions: '{OTHER_REGION}' is not covered"):
+        world.invoke({"regions": [OTHER_REGION]})
+    assert (
+        world.invoke({"account_ids": [HOME], "regions": [REGION], "dry_run": True})["summary"]["total"] == 2
+    )
+
+
+def test_a_stack_set_that_cannot_be_listed_fails_the_run_before_anything_is_sent(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner's account is the StackSets delegated administrator: asking as SELF finds nothing
+    # (StackSetNotFoundException, as CloudFormation answers a delegated administrator doing so).
+    o = organization
+    o.member(A, REGION)
+    o.launch(A, REGION)
+    (home_id,) = o.launch(HOME, REGION)
+    monkeypatch.setenv("STACK_SET_CALL_AS", "SELF")
+
+    report = o.invoke({"instance_ids": [home_id]})
+
+    assert report["error"]["code"] == "StackSetNotFoundException"
+    assert report["targets"] == []
+    assert where(report) == {home_id: (HOME, REGION, "failed", "run_failed")}
+    assert o.sent(HOME, REGION) == [] and o.sent(A, REGION) == []
+    (mail,) = o.notifications()
+    assert mail["Subject"] == "ecr-fleet-auth refresh: run failed (StackSetNotFoundException)"
+
+
+def test_pairs_still_waiting_for_a_thread_near_the_deadline_are_not_started(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One pair at a time, each agent running 170 s, in an invocation of 200 s: the first member pair
+    # takes about 185 s; the second would start too late to report (past 200 s - the 15-s reserve -
+    # 30 s), so it is left for the next run.
+    o = organization
+    monkeypatch.setattr(runner, "MAX_CONCURRENT_PAIRS", 1)
+    for account in (A, C):
+        o.member(account, REGION)
+        o.launch(account, REGION, agent=CannedRun(duration=170))
+
+    report = o.runner.invoke({}, timeout_seconds=200)
+
+    assert targets(report) == {
+        (HOME, REGION): ("reached", None),
+        (A, REGION): ("reached", None),
+        (C, REGION): ("unreachable", "not_sent_before_deadline"),
+    }
+    assert o.sent(C, REGION) == [] and len(o.sent(A, REGION)) == 1
+    assert o.org.pair(C, REGION).ec2_endpoint.calls == {}
+    assert [(i["account_id"], i["status"], i["reason"]) for i in report["instances"]] == [
+        (A, "succeeded", "ok")
+    ]
