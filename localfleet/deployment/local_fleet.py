@@ -10,11 +10,22 @@ over HTTP like EC2 and SSM. ``add_instance(..., launched_now=True)`` sends the i
 ``running`` event; ``register_agent`` and ``tag`` are its agent registering late and a tag
 given later. What those runs report is read from their log records (``event_reports``), as
 on AWS, where the answer to SQS holds only the batch item failures.
+
+With ``organization`` the fleet's account is the home pair of a ``SimulatedOrganization``
+(issue 14): EC2 and SSM are its routed endpoints, so a request reaches the account whose
+credentials signed it; STS (moto's, behind the simulator's gate) and CloudFormation's
+ListStackInstances are served beside them, all over HTTP on loopback. ``add_member_account``
+plays what the StackSet deploys in a member account (its stack instance, the member role, the
+member document); ``add_instance(..., account=...)`` puts an instance there, which reaches its
+own account's ECR (moto run as that account) and registry. The runner runs in organization
+mode only when invoked with ``organization_env()``; without it, it covers the home pair alone,
+as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import tempfile
@@ -35,10 +46,13 @@ from ..lambda_runtime import FunctionError, InvokeResult, LambdaEnvironment, XRa
 from ..synthesized_stack import LAMBDA_SOURCE, Template, document_content, runner_environment
 from .local_services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .simulated_account import SimulatedAccount
+from .simulated_organization import SimulatedOrganization
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 NOT_REGISTERED = "not registered"  # an instance whose SSM agent has not registered (yet)
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
+STACK_SET_NAME = "EcrFleetAuth-Members"
+ORGANIZATIONAL_UNIT_ID = "ou-ab12-cdef3456"
 
 
 @dataclass
@@ -48,6 +62,7 @@ class FleetInstance:
     tagged: bool
     ping_status: str
     sandbox: SandboxInstance
+    account_id: str = ACCOUNT
 
 
 class LocalFleet:
@@ -60,9 +75,11 @@ class LocalFleet:
         asset: Path | None = None,
         *,
         new_instances: bool = False,
+        organization: bool = False,
     ) -> None:
         """`asset`: the runner's code as synthesis staged it (default: its source directory);
-        `new_instances`: deploy the new-instance path (rules, queue, event source mapping)."""
+        `new_instances`: deploy the new-instance path (rules, queue, event source mapping);
+        `organization`: the account is an organization's home pair (member accounts may be added)."""
         self.template = template
         self.new_instances = new_instances
         self.delivery: NewInstanceDelivery | None = None
@@ -74,8 +91,19 @@ class LocalFleet:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-local-"))
         self.services = LocalServices(self.workdir)
+        self.member_services: dict[str, LocalServices] = {}  # member account -> its ECR and registry
         # SendCommand tag targets resolve against EC2, the fleet's one source of tags.
-        self.account = SimulatedAccount(RealClock(), tags_from_ec2=True)
+        self.organization: SimulatedOrganization | None = None
+        if organization:
+            self.organization = SimulatedOrganization(
+                RealClock(),
+                stack_set_name=STACK_SET_NAME,
+                runner_key=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                tags_from_ec2=True,
+            )
+            self.account = self.organization.home
+        else:
+            self.account = SimulatedAccount(RealClock(), tags_from_ec2=True)
         self.endpoints: dict[str, str] = {}  # service -> its loopback URL
         self.xray = XRayDaemon()
         self.instances: list[FleetInstance] = []
@@ -89,7 +117,13 @@ class LocalFleet:
     def __enter__(self) -> LocalFleet:
         try:
             self.services.start()
-            self.endpoints = {service: self.account.serve(service) for service in ("ec2", "ssm")}
+            if self.organization is not None:
+                self.endpoints = {
+                    service: self.organization.serve(service)
+                    for service in ("ec2", "ssm", "sts", "cloudformation")
+                }
+            else:
+                self.endpoints = {service: self.account.serve(service) for service in ("ec2", "ssm")}
             if self.new_instances:  # the account's SQS: the runner puts events back there
                 self.endpoints["sqs"] = self.account.serve("sqs")
             self.xray.start()
@@ -116,9 +150,13 @@ class LocalFleet:
             with contextlib.suppress(Exception):
                 instance.sandbox.close()
         with contextlib.suppress(Exception):
-            self.account.close()
+            # An organization's pairs (the fleet's account among them) share its clock.
+            (self.organization or self.account).close()
         with contextlib.suppress(Exception):
             self.xray.stop()
+        for services in self.member_services.values():
+            with contextlib.suppress(Exception):
+                services.close()
         self.services.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
@@ -170,24 +208,84 @@ class LocalFleet:
         ping_status: str = "Online",
         registered: bool = True,
         launched_now: bool = False,
+        account: str = ACCOUNT,
     ) -> FleetInstance:
         """An instance of the fleet; ``registered=False``: its SSM agent has not registered yet
         (``register_agent``); ``launched_now``: EC2 sends its ``running`` event (a launch now, not
-        an instance that was already running)."""
+        an instance that was already running); ``account``: a member account (``add_member_account``)
+        whose ECR and registry it reaches."""
         tags = {"Name": name, **(self.target_tag() if tagged else {})}
-        (instance_id,) = self.account.ec2.launch(1, tags)
+        pair, services = self.pair(account), self._services_of(account)
+        (instance_id,) = pair.ec2.launch(1, tags)
         sandbox = SandboxInstance(
-            instance_id, self.workdir / instance_id, self.services.surroundings(), list(users)
+            instance_id, self.workdir / instance_id, services.surroundings(), list(users)
         )
         if registered:
-            self.account.add_node(instance_id, tags=tags, executor=sandbox, ping_status=ping_status)
+            pair.add_node(instance_id, tags=tags, executor=sandbox, ping_status=ping_status)
         instance = FleetInstance(
-            name, instance_id, tagged, ping_status if registered else NOT_REGISTERED, sandbox
+            name, instance_id, tagged, ping_status if registered else NOT_REGISTERED, sandbox, account
         )
         self.instances.append(instance)
         if launched_now:
             self.account.entered_running(instance_id)
         return instance
+
+    # --- the organization (``organization=True``)
+    def pair(self, account: str = ACCOUNT) -> SimulatedAccount:
+        """The account's EC2 and Run Command in the fleet's region."""
+        if account == ACCOUNT:
+            return self.account
+        if self.organization is None or account not in self.member_services:
+            raise ValueError(f"{account} is not a member account of this fleet (add_member_account)")
+        return self.organization.pair(account, REGION)
+
+    def _services_of(self, account: str) -> LocalServices:
+        if account == ACCOUNT:
+            return self.services
+        services = self.member_services[account]
+        if not services.moto_port:  # started with the account's first instance
+            services.start()
+        return services
+
+    def add_member_account(self, account: str, *, role_trusts_runner: bool = True) -> None:
+        """What the StackSet deploys in ``account`` and the fleet's region: its stack instance
+        (CURRENT), the member role and the member document. ``role_trusts_runner=False``: the role's
+        trust names another role than the runner's, so AssumeRole is refused (AccessDenied)."""
+        if self.organization is None:
+            raise RuntimeError("the local fleet was started without organization")
+        trust = None
+        if not role_trusts_runner:
+            trust = self.organization.member_trust()
+            trust["Statement"][0]["Condition"]["ArnEquals"]["aws:PrincipalArn"] = (
+                f"arn:aws:iam::{ACCOUNT}:role/SomeoneElse"
+            )
+        self.organization.deploy_member(
+            account,
+            REGION,
+            document=(self.member_document_name(), document_content(self.template)),
+            trust_policy=trust,
+            organizational_unit_id=ORGANIZATIONAL_UNIT_ID,
+        )
+        index = len(self.member_services) + 1
+        self.member_services[account] = LocalServices(self.workdir / f"account-{account}", account, index)
+
+    def member_document_name(self) -> str:
+        """The member document's name as the stack names it: the content's hash in the name."""
+        content = json.dumps(document_content(self.template), sort_keys=True).encode()
+        return f"EcrFleetAuth-Agent-{hashlib.sha256(content).hexdigest()[:8]}"
+
+    def organization_env(self) -> dict[str, str]:
+        """The runner's organization settings, as the stack sets them in organization mode.
+
+        TODO(lead, at the merge with the CDK side; as tests/runner/test_organization.py): take
+        STACK_SET_NAME and MEMBER_DOCUMENT_NAME from the template synthesized with organization
+        context; this branch's stack still writes them empty."""
+        return {
+            "STACK_SET_NAME": STACK_SET_NAME,
+            "MEMBER_DOCUMENT_NAME": self.member_document_name(),
+            "ORGANIZATIONAL_UNIT_IDS": ORGANIZATIONAL_UNIT_ID,
+            "STACK_SET_CALL_AS": "DELEGATED_ADMIN",  # the fleet's account is the delegated administrator
+        }
 
     def target_tag(self) -> dict[str, str]:
         """The tag the stack's configuration selects (its first accepted value)."""
@@ -224,6 +322,14 @@ class LocalFleet:
             "AWS_ENDPOINT_URL": self.services.moto_url,
             "AWS_ENDPOINT_URL_EC2": self.endpoints["ec2"],
             "AWS_ENDPOINT_URL_SSM": self.endpoints["ssm"],
+            **(
+                {
+                    "AWS_ENDPOINT_URL_STS": self.endpoints["sts"],
+                    "AWS_ENDPOINT_URL_CLOUDFORMATION": self.endpoints["cloudformation"],
+                }
+                if "sts" in self.endpoints
+                else {}
+            ),
             "AWS_XRAY_DAEMON_ADDRESS": self.xray.address,
             **({"AWS_ENDPOINT_URL_SQS": self.endpoints["sqs"]} if "sqs" in self.endpoints else {}),
         }

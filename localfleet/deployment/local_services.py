@@ -7,6 +7,13 @@
 - a real registry (docker-registry, TLS, htpasswd) on its own loopback address,
   port 443, which instances reach under the real ECR host name; its password is
   the token moto hands out, so only a real login works.
+
+One ``LocalServices`` is one account's: its moto processes run with ``MOTO_ACCOUNT_ID`` set to
+it, so ECR hands out that account's token (``moto_token(account)``) and its registry
+(``<account>.dkr.ecr.<region>.amazonaws.com``, on a loopback address of its own) accepts only
+that. A member account of an organization-wide local fleet gets its own (``account``,
+``index``): its instances reach its ECR and registry, as an instance role reaches its own
+account's on AWS.
 """
 
 from __future__ import annotations
@@ -41,9 +48,21 @@ from ..hosts.sandbox_instance import Surroundings
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-# Its own loopback address per process, so port 443 is free whatever else runs on
-# 127.0.0.1, and two checkouts can run their local fleets side by side.
-REGISTRY_ADDRESS = f"127.77.{os.getpid() // 254 % 256}.{os.getpid() % 254 + 1}"
+
+
+def registry_name(account: str) -> str:
+    """The account's private registry in the fleet's region."""
+    return f"{account}.dkr.ecr.{REGION}.amazonaws.com"
+
+
+def registry_address(index: int) -> str:
+    """The loopback address of the ``index``-th account's registry (0: the fleet's own account).
+
+    Its own address per process, so port 443 is free whatever else runs on 127.0.0.1, and two
+    checkouts can run their local fleets side by side."""
+    return f"127.{77 + index}.{os.getpid() // 254 % 256}.{os.getpid() % 254 + 1}"
+
+
 INSTANCE_CA = "/etc/ecr-fleet-auth-local/ca.crt"
 # moto accepts any credentials; these stand in for the instance role and the runner's role.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -72,8 +91,12 @@ def free_port() -> int:
 
 
 class LocalServices:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, account: str = ACCOUNT, index: int = 0) -> None:
+        """``account``: whose ECR and registry these are; ``index``: its registry's loopback address."""
         self.workdir = workdir
+        self.account = account
+        self.registry = registry_name(account)
+        self.registry_address = registry_address(index)
         self._processes: list[subprocess.Popen[bytes]] = []
         self.moto_port = self.moto_tls_port = self.proxy_port = 0
         self.ca = self.cert = self.key = Path()
@@ -86,8 +109,8 @@ class LocalServices:
     def start(self) -> None:
         self.ca, self.cert, self.key = make_certificates(
             self.workdir / "tls",
-            [REGISTRY, f"api.ecr.{REGION}.amazonaws.com"],
-            ips=("127.0.0.1", REGISTRY_ADDRESS),
+            [self.registry, f"api.ecr.{REGION}.amazonaws.com"],
+            ips=("127.0.0.1", self.registry_address),
         )
         self.moto_port, self.moto_tls_port, self.proxy_port = free_port(), free_port(), free_port()
         moto = str(VENV_BIN / "moto_server")
@@ -120,7 +143,7 @@ class LocalServices:
             f"127.0.0.1:{self.moto_port}",
             f"127.0.0.1:{self.moto_tls_port}",
             f"127.0.0.1:{self.proxy_port}",
-            f"{REGISTRY_ADDRESS}:443",
+            f"{self.registry_address}:443",
         )
         self._push_probe_image()
 
@@ -136,8 +159,8 @@ class LocalServices:
         return Surroundings(
             ca=self.ca,
             ca_inside=INSTANCE_CA,
-            hosts={REGISTRY: REGISTRY_ADDRESS},
-            registry=REGISTRY,
+            hosts={self.registry: self.registry_address},
+            registry=self.registry,
             env=self.instance_env(),
         )
 
@@ -149,13 +172,13 @@ class LocalServices:
             "AWS_CA_BUNDLE": INSTANCE_CA,
             "AWS_EC2_METADATA_DISABLED": "true",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy_port}",
-            "NO_PROXY": f"127.0.0.1,localhost,{REGISTRY}",
+            "NO_PROXY": f"127.0.0.1,localhost,{self.registry}",
             "AWS_ECR_DISABLE_CACHE": "true",
         }
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it from here
-        env = {"PATH": os.environ.get("PATH", INSTANCE_PATH), "MOTO_ACCOUNT_ID": ACCOUNT}
+        env = {"PATH": os.environ.get("PATH", INSTANCE_PATH), "MOTO_ACCOUNT_ID": self.account}
         self._processes.append(
             subprocess.Popen([*DIE_WITH_PARENT, *argv], env=env, stdout=log, stderr=subprocess.STDOUT)
         )
@@ -163,9 +186,9 @@ class LocalServices:
 
     def _start_registry(self) -> None:
         self.htpasswd.parent.mkdir(parents=True, exist_ok=True)
-        self.set_registry_password(moto_token(ACCOUNT))
+        self.set_registry_password(moto_token(self.account))
         config = write_registry_config(
-            self.htpasswd.parent, REGISTRY_ADDRESS, self.cert, self.key, self.htpasswd
+            self.htpasswd.parent, self.registry_address, self.cert, self.key, self.htpasswd
         )
         self._spawn("registry", [REGISTRY_BIN, "serve", str(config)])
 
@@ -178,9 +201,9 @@ class LocalServices:
 
     def _push_probe_image(self) -> None:
         done = subprocess.run(
-            [sys.executable, str(SERVERS / "push_image.py"), REGISTRY_ADDRESS, PROBE_REPOSITORY, PROBE_TAG,
-             str(self.ca)],
-            input=moto_token(ACCOUNT).encode(),
+            [sys.executable, str(SERVERS / "push_image.py"), self.registry_address, PROBE_REPOSITORY,
+             PROBE_TAG, str(self.ca)],
+            input=moto_token(self.account).encode(),
             capture_output=True,
             check=False,
         )  # fmt: skip

@@ -18,6 +18,9 @@ tests and benchmarks (in this process, on a ``SimulatedClock`` shared by every p
   instance, and when that is ``CURRENT`` the member role (trusting the runner's role) and the
   member document; faults are injected per pair (``pair(...).ssm_endpoint.fault``) or on STS and
   CloudFormation (``sts_endpoint``, ``cloudformation_endpoint``).
+
+The local fleet serves the same endpoints over HTTP on loopback (``serve``, on a ``RealClock``):
+the runner started as Lambda starts it reaches them through ``AWS_ENDPOINT_URL_<SERVICE>``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from ..cloudformation import StackInstance, StackSets, StackSetsWire
 from ..ec2 import Ec2Inventory, Ec2Wire
 from ..iam import Identities, Principal, StsGate
 from ..ssm import SsmWire
-from ..transport import InProcessTransport, Reply, ServiceEndpoint, ServiceError
+from ..transport import InProcessTransport, LoopbackServer, Reply, ServiceEndpoint, ServiceError
 from ..transport.endpoint import Answering
 from ..transport.routing import RoutedEndpoint, Signature
 from .simulated_account import ACCOUNT, REGION, SimulatedAccount
@@ -57,12 +60,16 @@ class SimulatedOrganization:
         management_account: str = MANAGEMENT_ACCOUNT,
         runner_key: str | None = None,
         member_role: str = MEMBER_ROLE,
+        tags_from_ec2: bool = False,
     ) -> None:
         """``runner_key``: the access key of the runner's own credentials, its Lambda role's session
         (default: AWS_ACCESS_KEY_ID now, which ``mock_aws`` sets to its own fake key).
         The runner's account is the StackSets delegated administrator unless it is the management
-        account."""
+        account. ``tags_from_ec2``: every pair's tag targets resolve against its EC2
+        (``SimulatedAccount``)."""
         self.clock = clock
+        self.tags_from_ec2 = tags_from_ec2
+        self._servers: list[LoopbackServer] = []
         self.home_account, self.home_region = home_account, home_region
         self.member_role = member_role
         self.runner_role_arn = f"arn:aws:iam::{home_account}:role/{RUNNER_ROLE}"
@@ -102,11 +109,31 @@ class SimulatedOrganization:
             # Instance ids are unique across accounts and regions, as AWS's are.
             first = len(self.pairs) * PAIR_INSTANCE_NUMBERS
             self.pairs[key] = SimulatedAccount(
-                self.clock, account_id=account, region=region, first_instance_number=first
+                self.clock,
+                account_id=account,
+                region=region,
+                first_instance_number=first,
+                tags_from_ec2=self.tags_from_ec2,
             )
         return self.pairs[key]
 
+    def serve(self, service: str) -> str:
+        """Serve ``service`` (ec2, ssm: routed to each request's pair; sts; cloudformation) over
+        loopback HTTP; its endpoint URL."""
+        routed: dict[str, Answering] = {
+            "ec2": self.ec2,
+            "ssm": self.ssm,
+            "sts": self.sts_endpoint,
+            "cloudformation": self.cloudformation_endpoint,
+        }
+        server = LoopbackServer(routed[service]).start()
+        self._servers.append(server)
+        return server.url
+
     def close(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
         for pair in self.pairs.values():
             pair.close(clock=False)
         self.clock.close()

@@ -1,0 +1,89 @@
+"""Organization scale end to end (issue 14): one invocation of the runner, started as Lambda starts
+it, refreshes sandboxed instances in two accounts over the organization's routed endpoints on
+loopback (EC2 and SSM by the signing credentials, STS through the simulator's gate before moto's,
+ListStackInstances); each instance then pulls from its own account's registry with the token its
+own account's ECR handed out; a member account whose role does not trust the runner is reported."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from localfleet.deployment.local_fleet import LocalFleet
+from localfleet.deployment.local_services import ACCOUNT, REGION, prerequisites, registry_name
+from localfleet.hosts.registry_server import moto_token
+from localfleet.hosts.sandbox_instance import User
+from localfleet.lambda_runtime import asset_directory
+from tests.conftest import require
+from tests.support.template import Template
+
+pytestmark = pytest.mark.integration
+
+MEMBER = "111111111111"
+LOCKED_OUT = "222222222222"  # its member role trusts another role than the runner's
+
+
+def member_config_password(config: str) -> str:
+    """The stored login's password (docker config ``auths.<registry>.auth`` is base64 of user:password)."""
+    auths = json.loads(config)["auths"]
+    return base64.b64decode(auths[registry_name(MEMBER)]["auth"]).decode()
+
+
+@pytest.fixture(scope="module")
+def fleet(synthesized_template: Template, synthesized_outdir: Path) -> Iterator[LocalFleet]:
+    for present, what in prerequisites():
+        require(present, what)
+    asset = asset_directory(synthesized_template, synthesized_outdir)
+    with LocalFleet(synthesized_template, asset=asset, organization=True) as local:
+        local.add_member_account(MEMBER)
+        local.add_member_account(LOCKED_OUT, role_trusts_runner=False)
+        local.add_instance("home-web", [User("root")])
+        local.add_instance("member-web", [User("root"), User("ec2-user")], account=MEMBER)
+        yield local
+
+
+def test_one_invocation_refreshes_two_accounts_and_reports_the_one_it_cannot_reach(fleet: LocalFleet) -> None:
+    home, member = fleet.instances
+    assert (home.account_id, member.account_id) == (ACCOUNT, MEMBER)
+    assert not member.sandbox.can_pull("root") and not home.sandbox.can_pull("root")
+
+    report = fleet.invoke({"action": "refresh"}, extra_env=fleet.organization_env())
+
+    entries = {entry["instance_id"]: entry for entry in report["instances"]}
+    assert set(entries) == {home.instance_id, member.instance_id}
+    assert (entries[home.instance_id]["account_id"], entries[home.instance_id]["region"]) == (ACCOUNT, REGION)
+    assert (entries[member.instance_id]["account_id"], entries[member.instance_id]["region"]) == (
+        MEMBER,
+        REGION,
+    )
+    for instance in (home, member):
+        entry = entries[instance.instance_id]
+        assert (entry["status"], entry["outcome"]) == ("succeeded", "changed"), entry
+        for user in instance.sandbox.users:
+            assert instance.sandbox.can_pull(user.name), f"{instance.name}/{user.name} cannot pull"
+
+    # Each instance logged in to its own account's registry, with its own account's token.
+    assert member.sandbox.surroundings.registry == registry_name(MEMBER)
+    member_config = (member.sandbox.config_bytes("root") or b"").decode()
+    assert registry_name(MEMBER) in member_config and registry_name(ACCOUNT) not in member_config
+    # ... which accepts only the password moto's ECR hands out for the member account.
+    assert fleet.member_services[MEMBER].account == MEMBER != ACCOUNT
+    assert moto_token(MEMBER) in member_config_password(member_config)
+
+    # The member's command ran in the member account, with the StackSet's document.
+    member_pair = fleet.pair(MEMBER)
+    (command,) = member_pair.commands.values()
+    assert fleet.pair(ACCOUNT).ssm_endpoint.calls["SendCommand"] >= 1
+    assert member_pair.ssm_endpoint.calls["SendCommand"] == 1
+    assert command.request["DocumentName"] == fleet.member_document_name()
+
+    targets = {(t["account_id"], t["region"]): t for t in report["targets"]}
+    assert targets[(ACCOUNT, REGION)]["status"] == targets[(MEMBER, REGION)]["status"] == "reached"
+    locked = targets[(LOCKED_OUT, REGION)]
+    assert (locked["status"], locked["reason"]) == ("unreachable", "role_not_assumable"), locked
+    assert set(report["summary"]["accounts"]) >= {ACCOUNT, MEMBER}
+    assert report["summary"]["accounts"][MEMBER]["succeeded"] == 1
