@@ -112,6 +112,60 @@ def new_instance_step(fleet: LocalFleet) -> None:
     print(pull_matrix(fleet), flush=True)
 
 
+# The organization part: a member account the StackSet reached, and one whose role does not trust the runner.
+MEMBER_ACCOUNT = "111111111111"
+LOCKED_OUT_ACCOUNT = "222222222222"
+
+
+def organization_step(fleet: LocalFleet) -> None:
+    """The same stack as its organization's StackSet administrator (issue 14): a member account
+    with two instances of its own (its ECR, its registry), another whose member role does not
+    trust the runner; one invocation covers both accounts and prints the merged report."""
+    print(
+        f"\n=== organization: member account {MEMBER_ACCOUNT} (two instances, its own registry) and "
+        f"{LOCKED_OUT_ACCOUNT} (its member role does not trust the runner's)",
+        flush=True,
+    )
+    started = time.monotonic()
+    fleet.add_member_account(MEMBER_ACCOUNT)
+    fleet.add_member_account(LOCKED_OUT_ACCOUNT, role_trusts_runner=False)
+    fleet.add_instance("m-web-1", [User("root"), User("ec2-user")], account=MEMBER_ACCOUNT)
+    fleet.add_instance("m-web-2", [User("root")], account=MEMBER_ACCOUNT)
+    event = {"action": "refresh"}
+    print(
+        f"refresh across the organization: {json.dumps(event)} (ListStackInstances -> AssumeRole per member "
+        "account -> each account's EC2 and Run Command, all at once)",
+        flush=True,
+    )
+    report = fleet.invoke(event, extra_env={**QUIET, **fleet.organization_env()})
+    print(render(report))
+    print("\nper account (summary.accounts; targets: what was not reached, and why):")
+    unreached = {t["account_id"]: t for t in report.get("targets", []) if t.get("status") == "unreachable"}
+    accounts = report["summary"].get("accounts", {})
+    for account in sorted({*accounts, *unreached}):
+        counts = accounts.get(account, {})
+        why = f"  <- not reached: {unreached[account]['reason']}" if account in unreached else ""
+        print(f"  {account}  " + "  ".join(f"{key}={value}" for key, value in counts.items()) + why)
+    for note in fleet.notifications():
+        print(f"\nnotification: {note['subject']}")
+    print(f"\n(took {time.monotonic() - started:.1f}s) can each user pull from their own account's registry?")
+    print(accounts_pull_matrix(fleet), flush=True)
+
+
+def accounts_pull_matrix(fleet: LocalFleet) -> str:
+    """``pull_matrix`` with each instance's account and the registry it pulls from."""
+    lines = []
+    for instance in fleet.instances:
+        sandbox = instance.sandbox
+        where = f"  {instance.account_id}  {instance.name:<16}"
+        if instance.ping_status != "Online":
+            lines.append(f"{where} (offline)")
+            continue
+        cells = [f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}" for user in sandbox.users]
+        lines.append(f"{where} {'  '.join(cells)}  <- {sandbox.surroundings.registry}")
+    return "\n".join(lines)
+
+
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -126,7 +180,8 @@ def main() -> int:
     outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-demo-cdk.out-"))
     template = synthesize(outdir=str(outdir))["EcrFleetAuth"]
     try:
-        with LocalFleet(template, asset=asset_directory(template, outdir), new_instances=True) as fleet:
+        asset = asset_directory(template, outdir)
+        with LocalFleet(template, asset=asset, new_instances=True, organization=True) as fleet:
             print(
                 "starting moto, the simulated EC2 and Run Command, the registry and five instances...",
                 flush=True,
@@ -137,6 +192,7 @@ def main() -> int:
             run_step(fleet, "check (read-only)", {"action": "check"})
             run_step(fleet, "refresh (docker login with a fresh token)", {"action": "refresh"})
             run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
+            organization_step(fleet)
             new_instance_step(fleet)
     except KeyboardInterrupt:
         print("\ninterrupted: everything started has been stopped", file=sys.stderr)
