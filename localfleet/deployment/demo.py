@@ -48,15 +48,16 @@ def build_fleet(fleet: LocalFleet) -> None:
     fleet.add_instance("web-4-corrupt", [User("root"), User("ec2-user", config=CORRUPT_CONFIG)])
 
 
-def how_configured(config: bytes | None) -> str:
-    """What the user's docker config holds for the registry: the helper, a stored login, or nothing."""
+def how_configured(config: bytes | None, registry: str = REGISTRY) -> str:
+    """What the user's docker config holds for the registry (the instance's account's): the helper,
+    a stored login, or nothing."""
     try:
         data = json.loads(config or b"{}")
     except ValueError:
         return "corrupt config"
-    if REGISTRY in (data.get("credHelpers") or {}):
+    if registry in (data.get("credHelpers") or {}):
         return "helper"
-    return "login" if REGISTRY in (data.get("auths") or {}) else "nothing"
+    return "login" if registry in (data.get("auths") or {}) else "nothing"
 
 
 def pull_matrix(fleet: LocalFleet) -> str:
@@ -68,7 +69,7 @@ def pull_matrix(fleet: LocalFleet) -> str:
         sandbox = instance.sandbox
         cells = [
             f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}"
-            f" ({how_configured(sandbox.config_bytes(user.name))})"
+            f" ({how_configured(sandbox.config_bytes(user.name), sandbox.surroundings.registry)})"
             for user in sandbox.users
         ]
         lines.append(f"  {instance.name:<16} " + "  ".join(cells))
@@ -161,8 +162,13 @@ def accounts_pull_matrix(fleet: LocalFleet) -> str:
         if instance.ping_status != "Online":
             lines.append(f"{where} (offline)")
             continue
-        cells = [f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}" for user in sandbox.users]
-        lines.append(f"{where} {'  '.join(cells)}  <- {sandbox.surroundings.registry}")
+        registry = sandbox.surroundings.registry
+        cells = [
+            f"{user.name}={'yes' if sandbox.can_pull(user.name) else 'no'}"
+            f" ({how_configured(sandbox.config_bytes(user.name), registry)})"
+            for user in sandbox.users
+        ]
+        lines.append(f"{where} {'  '.join(cells)}  <- {registry}")
     return "\n".join(lines)
 
 
