@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -197,3 +198,43 @@ def test_trust_policies_are_read_the_way_iam_reads_them() -> None:
     # A condition the simulator does not model never allows (HARSHER than AWS, never laxer).
     odd = statement(Condition={"StringEquals": {"aws:SourceIdentity": "x"}})
     assert not trusts({"Statement": [odd]}, A, runner)
+
+
+def test_served_over_http_each_request_reaches_the_pair_of_its_signature(org: SimulatedOrganization) -> None:
+    """The local fleet's way (``serve``): the same routing, STS gate and StackSets over loopback HTTP."""
+    org.deploy_member(A, "eu-west-1")
+    home_ids = org.home.launch(1, tags={"Name": "home"})
+    member_ids = org.pair(A, "eu-west-1").launch(2, tags={"Name": "member"})
+    urls = {service: org.serve(service) for service in ("ec2", "ssm", "sts", "cloudformation")}
+    assert all(url.startswith("http://127.0.0.1:") for url in urls.values())
+    session = boto3.Session(region_name="eu-west-1")  # not org.session(): nothing answered in-process
+
+    def client(service: str, **credentials: str) -> Any:
+        return session.client(service, endpoint_url=urls[service], config=ONE_TRY, **credentials)  # type: ignore[call-overload]
+
+    answer = client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{A}:role/{org.member_role}", RoleSessionName="ecr-fleet-auth"
+    )["Credentials"]
+    member = {
+        "aws_access_key_id": answer["AccessKeyId"],
+        "aws_secret_access_key": answer["SecretAccessKey"],
+        "aws_session_token": answer["SessionToken"],
+    }
+    assert instance_ids(client("ec2")) == home_ids
+    assert instance_ids(client("ec2", **member)) == sorted(member_ids)
+    assert client("sts", **member).get_caller_identity()["Account"] == A
+    nodes = client("ssm", **member).describe_instance_information()["InstanceInformationList"]
+    assert sorted(node["InstanceId"] for node in nodes) == sorted(member_ids)
+    (summary,) = client("cloudformation").list_stack_instances(
+        StackSetName=STACK_SET, CallAs="DELEGATED_ADMIN"
+    )["Summaries"]
+    assert (summary["Account"], summary["Status"]) == (A, "CURRENT")
+    # Refusals come back over HTTP in each service's own words.
+    role_b = f"arn:aws:iam::{B}:role/{org.member_role}"
+    assert (
+        error(client("sts").assume_role, RoleArn=role_b, RoleSessionName="ecr-fleet-auth")[0]
+        == "AccessDenied"
+    )
+    unknown = {"aws_access_key_id": "AKIAUNKNOWN", "aws_secret_access_key": "x"}
+    assert error(client("ec2", **unknown).describe_instances)[0] == "AuthFailure"
+    assert error(client("ssm", **unknown).describe_instance_information)[0] == "UnrecognizedClientException"
