@@ -203,6 +203,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"the launches happen within this many seconds (default {LAUNCH_SPREAD_SECONDS})",
     )
     parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the measured stack, as cdk's -c takes it "
+        "(e.g. -c newInstanceMaxConcurrency=100%%)",
+    )
+    parser.add_argument(
         "--no-comparison",
         dest="comparison",
         action="store_false",
@@ -263,6 +272,7 @@ def _measure(template: Template, options: argparse.Namespace) -> list[Burst]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_arguments(argv)
+    context = dict(item.partition("=")[::2] for item in options.context)
     os.environ.update(ENVIRONMENT)
     seeds = (
         f"seed {options.seed}" if options.seeds is None else f"seeds {options.seeds[0]}-{options.seeds[-1]}"
@@ -270,10 +280,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"ecr-fleet-auth new-instance benchmark: {options.instances} launches within {options.spread} s, "
         f"Online after {ONLINE_AFTER_SECONDS[0]}-{ONLINE_AFTER_SECONDS[1]} s, agent runs "
-        f"{AGENT_SECONDS[0]}-{AGENT_SECONDS[1]} s, {seeds} (simulated time, the template's settings)"
+        f"{AGENT_SECONDS[0]}-{AGENT_SECONDS[1]} s, {seeds} (simulated time, the template's settings"
+        + "".join(f", {key}={value!r}" for key, value in context.items())
+        + ")"
     )
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
-        (template,) = synthesize(outdir=outdir).values()
+        (template,) = synthesize(context, outdir=outdir).values()
     mapping = NewInstanceDelivery.from_template(
         template, SimulatedClock(), SimulatedAccount(SimulatedClock()).sqs, lambda event: None
     ).settings
@@ -286,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bursts = _measure(template, options)
     if options.comparison:
         with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
-            (at_fleet_rate,) = synthesize(AT_FLEET_RATE, outdir=outdir).values()
+            (at_fleet_rate,) = synthesize({**context, **AT_FLEET_RATE}, outdir=outdir).values()
         fleet_rate = resolved_runner_environment(at_fleet_rate, DEPLOY_TIME)["MAX_CONCURRENCY"]
         print()
         print(
