@@ -1,9 +1,15 @@
-"""`make bench`: every benchmark, figures printed (not part of `make test`)."""
+"""`make bench`: every benchmark, figures printed (not part of `make test`).
+
+Options after a benchmark's name go to that benchmark, e.g.
+`make bench BENCH="new_instances --seed 2 --instances 2000"`;
+`python -m bench new_instances --help` lists them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
 BENCHMARKS = {
@@ -15,15 +21,33 @@ BENCHMARKS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="%(prog)s [-h] [NAME ...] [NAME OPTION ...]",
+    )
     parser.add_argument("names", nargs="*", help=f"which to run: {', '.join(BENCHMARKS)} (default: all)")
-    names = parser.parse_args().names or list(BENCHMARKS)
+    arguments = sys.argv[1:]
+    # The benchmark names come first; from the first option on, the arguments belong to the last
+    # name (a lone -h/--help before any name is ours).
+    first_option = next((i for i, arg in enumerate(arguments) if arg.startswith("-")), len(arguments))
+    if first_option == 0:
+        parser.parse_args(arguments)  # --help, or an error for an option without a benchmark
+    names = parser.parse_args(arguments[:first_option]).names or list(BENCHMARKS)
+    options = arguments[first_option:]
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    modules = {name: importlib.import_module(BENCHMARKS[name]) for name in names}
+    if options and not inspect.signature(modules[names[-1]].main).parameters:
+        parser.error(f"benchmark {names[-1]} takes no options (given: {' '.join(options)})")
     for name in names:
         print(f"\n=== {name} benchmark ===", flush=True)
-        importlib.import_module(BENCHMARKS[name]).main()
+        if name == names[-1] and options:
+            modules[name].main(options)
+        else:
+            modules[name].main()
     return 0
 
 

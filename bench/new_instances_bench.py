@@ -18,6 +18,7 @@ ceil(500/50) + 10 SendCommand calls.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import math
@@ -26,6 +27,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +78,12 @@ class Burst:
     wall_seconds: float
 
 
-def run_burst(template: Template, seed: int = SEED) -> Burst:
+def run_burst(
+    template: Template,
+    seed: int = SEED,
+    instances: int = INSTANCES,
+    spread_seconds: float = LAUNCH_SPREAD_SECONDS,
+) -> Burst:
     clock = SimulatedClock()
     account = SimulatedAccount(clock)
     account.register_document(DOCUMENT, document_content(template))
@@ -94,8 +101,8 @@ def run_burst(template: Template, seed: int = SEED) -> Burst:
 
         clock.call_at(clock.monotonic() + online_after, register)
 
-    for _ in range(INSTANCES):
-        at = start + rng.uniform(0, LAUNCH_SPREAD_SECONDS)
+    for _ in range(instances):
+        at = start + rng.uniform(0, spread_seconds)
         online_after, agent_seconds = rng.uniform(*ONLINE_AFTER_SECONDS), rng.uniform(*AGENT_SECONDS)
         clock.call_at(at, lambda o=online_after, a=agent_seconds: launch(o, a))
 
@@ -108,7 +115,7 @@ def run_burst(template: Template, seed: int = SEED) -> Burst:
         account.event_bus.append(delivery.put)
         began = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the handler's logs and EMF metrics
-            clock.sleep(LAUNCH_SPREAD_SECONDS)  # every launch has happened
+            clock.sleep(spread_seconds)  # every launch has happened
             delivery.run_until_idle()
         wall = time.perf_counter() - began
     latencies, uncovered, twice = [], 0, 0
@@ -122,7 +129,7 @@ def run_burst(template: Template, seed: int = SEED) -> Burst:
     account.close()
     return Burst(
         latencies=latencies,
-        uncovered=uncovered + INSTANCES - len(account.agents),
+        uncovered=uncovered + instances - len(account.agents),
         send_commands=account.ssm_endpoint.calls["SendCommand"],
         invocations=len(delivery.invocations),
         commanded_twice=twice,
@@ -137,31 +144,34 @@ def _target_tag(template: Template) -> dict[str, str]:
     return {environment["TARGET_TAG_KEY"]: environment["TARGET_TAG_VALUES"].split(",")[0]}
 
 
-def send_command_budget() -> int:
-    return math.ceil(INSTANCES / 50) + 10
+def send_command_budget(instances: int = INSTANCES) -> int:
+    return math.ceil(instances / 50) + 10
 
 
-def describe(burst: Burst) -> str:
+def describe(burst: Burst, instances: int = INSTANCES) -> str:
     latencies = sorted(burst.latencies)
     p90 = latencies[int(0.9 * (len(latencies) - 1))] if latencies else float("nan")
     return (
         f"  Online -> agent run done: median {statistics.median(latencies):.0f} s, p90 {p90:.0f} s, "
         f"max {max(latencies):.0f} s ({len(latencies)} covered, {burst.uncovered} not)\n"
-        f"  SendCommand calls {burst.send_commands} (budget {send_command_budget()}), "
+        f"  SendCommand calls {burst.send_commands} (budget {send_command_budget(instances)}), "
         f"Lambda invocations {burst.invocations}, API calls {burst.api_calls}, "
         f"instances commanded twice {burst.commanded_twice}\n"
         f"  simulated {burst.simulated_seconds:.0f} s, wall {burst.wall_seconds:.1f} s"
     )
 
 
-def verdicts(burst: Burst) -> list[tuple[str, bool]]:
+def verdicts(burst: Burst, instances: int = INSTANCES) -> list[tuple[str, bool]]:
     return [
         ("every instance covered, none twice", burst.uncovered == 0 and burst.commanded_twice == 0),
         (
             f"max under {GOAL_SECONDS} s from Online",
             bool(burst.latencies) and max(burst.latencies) < GOAL_SECONDS,
         ),
-        (f"SendCommand calls <= ceil({INSTANCES}/50)+10", burst.send_commands <= send_command_budget()),
+        (
+            f"SendCommand calls <= ceil({instances}/50)+10",
+            burst.send_commands <= send_command_budget(instances),
+        ),
     ]
 
 
@@ -169,17 +179,113 @@ def verdicts(burst: Burst) -> list[tuple[str, bool]]:
 AT_FLEET_RATE = {"newInstanceMaxConcurrency": ""}
 
 
-def main() -> None:
-    os.environ.update(ENVIRONMENT)
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench new_instances",
+        description="A burst of tagged launches covered through the event path, in simulated time "
+        '(make bench BENCH="new_instances --seed 2 --instances 2000").',
+    )
+    parser.add_argument("--seed", type=int, default=SEED, help=f"random seed of the burst (default {SEED})")
+    parser.add_argument(
+        "--seeds",
+        type=_seed_range,
+        metavar="FIRST-LAST",
+        help="run every seed from FIRST to LAST (e.g. 1-20) and print the range (min-max over the seeds)",
+    )
+    parser.add_argument(
+        "--instances", type=_positive, default=INSTANCES, help=f"instances launched (default {INSTANCES})"
+    )
+    parser.add_argument(
+        "--spread",
+        type=_positive,
+        default=LAUNCH_SPREAD_SECONDS,
+        metavar="SECONDS",
+        help=f"the launches happen within this many seconds (default {LAUNCH_SPREAD_SECONDS})",
+    )
+    parser.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the measured stack, as cdk's -c takes it "
+        "(e.g. -c newInstanceMaxConcurrency=100%%)",
+    )
+    parser.add_argument(
+        "--no-comparison",
+        dest="comparison",
+        action="store_false",
+        help="skip the second measurement, with newInstanceMaxConcurrency empty",
+    )
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of 1 or more")
+    return value
+
+
+def _seed_range(text: str) -> range:
+    first, _, last = text.partition("-")
+    try:
+        seeds = range(int(first), int(last or first) + 1)
+    except ValueError:
+        seeds = range(0)
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIRST-LAST, e.g. 1-20")
+    return seeds
+
+
+def _measure(template: Template, options: argparse.Namespace) -> list[Burst]:
+    """One seed: its full description; several: a line each and the range over them."""
+    if options.seeds is None:
+        burst = run_burst(template, options.seed, options.instances, options.spread)
+        print(describe(burst, options.instances))
+        return [burst]
+    bursts = []
+    for seed in options.seeds:
+        burst = run_burst(template, seed, options.instances, options.spread)
+        bursts.append(burst)
+        print(
+            f"  seed {seed:>3}: median {statistics.median(burst.latencies or [math.nan]):.0f} s, "
+            f"max {max(burst.latencies, default=math.nan):.0f} s, SendCommand {burst.send_commands}, "
+            f"invocations {burst.invocations}, not covered {burst.uncovered}, "
+            f"commanded twice {burst.commanded_twice}",
+            flush=True,
+        )
+    medians = [statistics.median(b.latencies or [math.nan]) for b in bursts]
+    maxima = [max(b.latencies, default=math.nan) for b in bursts]
+    sends = [b.send_commands for b in bursts]
     print(
-        f"ecr-fleet-auth new-instance benchmark: {INSTANCES} launches within {LAUNCH_SPREAD_SECONDS} s, "
+        f"  seeds {options.seeds[0]}-{options.seeds[-1]}: median {min(medians):.0f}-{max(medians):.0f} s, "
+        f"max {min(maxima):.0f}-{max(maxima):.0f} s, SendCommand {min(sends)}-{max(sends)} "
+        f"(budget {send_command_budget(options.instances)}), "
+        f"seeds with max >= {GOAL_SECONDS} s: {sum(m >= GOAL_SECONDS for m in maxima)}"
+    )
+    return bursts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = parse_arguments(argv)
+    context = dict(item.partition("=")[::2] for item in options.context)
+    os.environ.update(ENVIRONMENT)
+    seeds = (
+        f"seed {options.seed}" if options.seeds is None else f"seeds {options.seeds[0]}-{options.seeds[-1]}"
+    )
+    print(
+        f"ecr-fleet-auth new-instance benchmark: {options.instances} launches within {options.spread} s, "
         f"Online after {ONLINE_AFTER_SECONDS[0]}-{ONLINE_AFTER_SECONDS[1]} s, agent runs "
-        f"{AGENT_SECONDS[0]}-{AGENT_SECONDS[1]} s, seed {SEED} (simulated time, the template's settings)"
+        f"{AGENT_SECONDS[0]}-{AGENT_SECONDS[1]} s, {seeds} (simulated time, the template's settings"
+        + "".join(f", {key}={value!r}" for key, value in context.items())
+        + ")"
     )
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
-        (template,) = synthesize(outdir=outdir).values()
-    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
-        (at_fleet_rate,) = synthesize(AT_FLEET_RATE, outdir=outdir).values()
+        (template,) = synthesize(context, outdir=outdir).values()
     mapping = NewInstanceDelivery.from_template(
         template, SimulatedClock(), SimulatedAccount(SimulatedClock()).sqs, lambda event: None
     ).settings
@@ -189,15 +295,20 @@ def main() -> None:
         f"maximum concurrency {mapping.maximum_concurrency}; runs of instance events: "
         f"MaxConcurrency {environment['NEW_INSTANCE_MAX_CONCURRENCY']}, MaxErrors {environment['MAX_ERRORS']}"
     )
-    burst = run_burst(template)
-    print(describe(burst))
+    bursts = _measure(template, options)
+    if options.comparison:
+        with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
+            (at_fleet_rate,) = synthesize({**context, **AT_FLEET_RATE}, outdir=outdir).values()
+        fleet_rate = resolved_runner_environment(at_fleet_rate, DEPLOY_TIME)["MAX_CONCURRENCY"]
+        print()
+        print(
+            "for comparison, newInstanceMaxConcurrency empty "
+            f"(runs of instance events at maxConcurrency {fleet_rate}):"
+        )
+        _measure(at_fleet_rate, options)
     print()
-    fleet_rate = resolved_runner_environment(at_fleet_rate, DEPLOY_TIME)["MAX_CONCURRENCY"]
-    print(
-        "for comparison, newInstanceMaxConcurrency empty "
-        f"(runs of instance events at maxConcurrency {fleet_rate}):"
-    )
-    print(describe(run_burst(at_fleet_rate)))
-    print()
-    for name, met in verdicts(burst):
-        print(f"  [{'met' if met else 'MISSED'}] {name} (as deployed)")
+    every = " for every seed" if len(bursts) > 1 else ""
+    results = [verdicts(burst, options.instances) for burst in bursts]
+    for index, (name, _) in enumerate(results[0]):
+        met = all(result[index][1] for result in results)
+        print(f"  [{'met' if met else 'MISSED'}] {name} (as deployed){every}")

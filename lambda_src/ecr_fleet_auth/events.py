@@ -6,6 +6,9 @@ number) and closed (unknown fields are errors), and every string is checked
 against the same pattern the SSM document enforces, so a bad event fails here —
 before any AWS call — with a message naming the field and the accepted form.
 
+``source`` is ``schedule`` or ``manual``: the sources of runs of instance events are the runner's
+own (it builds those requests itself), so an event carrying one is rejected.
+
 An event can only narrow the run: ``instance_ids`` selects among the tagged
 fleet (the runner reports, and never commands, an id without the target tag);
 ``account_ids`` and ``regions`` select among the (account, region) pairs the stack covers
@@ -36,9 +39,7 @@ AccountId = Annotated[str, StringConstraints(pattern=ACCOUNT_ID_PATTERN)]
 RegionName = Annotated[str, StringConstraints(pattern=rf"^{contract.REGION_RE}$")]
 
 ACCEPTED_FORMS: dict[str, str] = {
-    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run), "
-    f"or for a run of instance events '{contract.SOURCE_INSTANCE_RUNNING}', "
-    f"'{contract.SOURCE_TAG_CHANGE}' or '{contract.SOURCE_INSTANCE_EVENTS}'",
+    "source": f"'{contract.SOURCE_SCHEDULE}' or '{contract.SOURCE_MANUAL}' (omit it for a manual run)",
     "action": contract.PARAMETERS_BY_NAME[contract.ACTION].accepted_form,
     "dry_run": "true or false",
     "instance_ids": (
@@ -113,6 +114,13 @@ class RunRequest(BaseModel):
             if value is not None
         }
         problems = [_null_problem(field) for field in nulls]
+        # A run of instance events is the runner's own (triggers.handle builds its request): an
+        # event claiming that source would label a run it is not.
+        if data.get("source") in contract.INSTANCE_EVENT_SOURCES:
+            problems.append(
+                f"source: {data.pop('source')!r} is set by the runner itself, for a run of instance events; "
+                f"expected {ACCEPTED_FORMS['source']}"
+            )
         try:
             request = cls.model_validate(data)
         except ValidationError as error:

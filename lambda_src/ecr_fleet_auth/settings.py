@@ -163,11 +163,17 @@ def _integer(least: int, most: int) -> Callable[[Any], int]:
 
 
 def _boolean(raw: Any) -> bool:
+    # JSON's true/false in cdk.json; `-c key=value` gives a string, taken as JSON spells them
+    # (exactly, like every other choice: "TRUE" or "False" is refused, not guessed at).
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    raise ValueError("not a boolean")
+    if raw in ("true", "false"):
+        return bool(raw == "true")
+    raise ValueError(
+        "not a boolean (lower case)"
+        if isinstance(raw, str) and raw.lower() in ("true", "false")
+        else "not a boolean"
+    )
 
 
 def _time_zone(raw: Any) -> str:

@@ -4,10 +4,13 @@ Synthesizes the stack, starts the simulated AWS (moto, the simulated EC2 and SSM
 Command, a real registry) and five instances, then runs the real runner three times —
 check, refresh, helper — each a cold start of its synthesized asset as Lambda would
 start it, printing each report and, per instance and user, whether a pull works. Then a
-new instance is launched after those runs: its ``running`` event goes through the stack's
-rule, queue and event source mapping (``localfleet.events``) to the runner, which covers
-it without a scheduled run; that run's report (as the runner logged it) is printed.
-Everything started is stopped on exit, on Ctrl-C and on failure.
+new instance is launched after those (manual) runs: its ``running`` event goes through the
+stack's rule, queue and event source mapping (``localfleet.events``) to the runner, which
+covers it without a scheduled run; that run's report is printed as the runner logged it, with
+the new instance's row read from Run Command's history when it succeeded (the log record lists
+only the instances that did not succeed). Exits 1 if the new instance is not covered (a
+successful agent run) within ``NEW_INSTANCE_WAIT_SECONDS``. Everything started is stopped on
+exit, on Ctrl-C and on failure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from ecr_fleet_auth.report import InstanceResult
+from ecr_fleet_auth.results import AgentResult, instance_result, needs_full_output
+from ecr_fleet_auth.run_command import Invocation
 from tools.invoke_runner import render
 
 from ..hosts.sandbox_instance import User
@@ -91,8 +97,12 @@ def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
 NEW_INSTANCE_WAIT_SECONDS = 180
 
 
-def new_instance_step(fleet: LocalFleet) -> None:
-    print("\n=== a new instance launched after the scheduled run: web-5-new", flush=True)
+def new_instance_step(fleet: LocalFleet) -> bool:
+    """Launch web-5-new and print how its run went; whether it was covered (a successful agent run)."""
+    print(
+        "\n=== a new instance launched after the earlier runs (all manual, no scheduled run): web-5-new",
+        flush=True,
+    )
     started = time.monotonic()
     instance = fleet.add_instance("web-5-new", [User("root"), User("ec2-user")], launched_now=True)
     print(
@@ -100,17 +110,68 @@ def new_instance_step(fleet: LocalFleet) -> None:
         "(batching window) -> the runner...",
         flush=True,
     )
-    if not fleet.wait_for_new_instances(NEW_INSTANCE_WAIT_SECONDS):
-        print(f"not covered within {NEW_INSTANCE_WAIT_SECONDS} s", file=sys.stderr)
+    idle = fleet.wait_for_new_instances(NEW_INSTANCE_WAIT_SECONDS)
+    waited = time.monotonic() - started
+    history = instance_history(fleet, instance.instance_id, instance.name)
     for report in fleet.event_reports():
-        # The runner's log record of the run: the report, listing only the instances that did not succeed.
-        print(f"\nsource={report['source']}  (from the run's log record; succeeded instances are counted)")
-        print(render({**report, "instances": report["instances_not_succeeded"]}))
-    ssm = fleet.client("ssm")
-    for invocation in ssm.list_command_invocations(InstanceId=instance.instance_id)["CommandInvocations"]:
-        print(f"\n{instance.name}: command {invocation['CommandId']} {invocation['Status']}")
-    print(f"\n(covered {time.monotonic() - started:.1f}s after its launch) can each user pull now?")
+        # The run's log record (as CloudWatch Logs holds it) lists only the instances that did not
+        # succeed; a succeeded new instance is counted in the summary and read from Run Command.
+        logged = report["instances_not_succeeded"]
+        rows = list(logged)
+        if not any(row.get("instance_id") == instance.instance_id for row in logged):
+            rows += [
+                r.to_dict() for r in history if r.detail.get("command_id") in report.get("command_ids", [])
+            ]
+        print(
+            f"\nsource={report['source']}  (the run's log record, which lists only the instances that did "
+            "not succeed; a succeeded instance's row is read from Run Command's history)"
+        )
+        print(render({**report, "instances": rows}))
+    print(f"\nRun Command's history of {instance.name} ({instance.instance_id}):")
+    for result in history:
+        print(
+            f"  command {result.detail.get('command_id')}: {result.detail.get('ssm_status')} -> "
+            f"{result.status} ({result.outcome or '-'}, {result.reason})"
+        )
+    if not history:
+        print("  no command")
+    covered = any(result.status == "succeeded" for result in history)
+    print(f"\n({waited:.1f}s after its launch) can each user pull now?")
     print(pull_matrix(fleet), flush=True)
+    if not covered:
+        state = "the queue was still busy" if not idle else "the queue went idle"
+        print(
+            f"\nmake demo: FAILED: {instance.name} was not covered within {NEW_INSTANCE_WAIT_SECONDS} s "
+            f"of its launch ({state}; {len(history)} command(s) reached it, none succeeded)",
+            file=sys.stderr,
+        )
+    return covered
+
+
+def instance_history(fleet: LocalFleet, instance_id: str, name: str) -> list[InstanceResult]:
+    """The instance's commands as Run Command lists them, each read as the runner reads it."""
+    ssm = fleet.client("ssm")
+    results = []
+    pages = ssm.get_paginator("list_command_invocations").paginate(InstanceId=instance_id, Details=True)
+    for item in (item for page in pages for item in page["CommandInvocations"]):
+        plugins = item.get("CommandPlugins", [])
+        codes = [plugin["ResponseCode"] for plugin in plugins if "ResponseCode" in plugin]
+        invocation = Invocation(
+            command_id=item["CommandId"],
+            instance_id=instance_id,
+            instance_name=item.get("InstanceName", ""),
+            status=item.get("Status", ""),
+            status_details=item.get("StatusDetails", ""),
+            output="\n".join(plugin.get("Output", "") for plugin in plugins),
+            response_code=next((code for code in codes if code != 0), codes[0] if codes else None),
+        )
+        output = invocation.output
+        if needs_full_output(invocation):
+            output = ssm.get_command_invocation(CommandId=invocation.command_id, InstanceId=instance_id)[
+                "StandardOutputContent"
+            ]
+        results.append(instance_result(invocation, AgentResult.parse(output), name))
+    return results
 
 
 # The organization part: a member account the StackSet reached, and one whose role does not trust the runner.
@@ -199,7 +260,8 @@ def main() -> int:
             run_step(fleet, "refresh (docker login with a fresh token)", {"action": "refresh"})
             run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
             organization_step(fleet)
-            new_instance_step(fleet)
+            if not new_instance_step(fleet):
+                return 1
     except KeyboardInterrupt:
         print("\ninterrupted: everything started has been stopped", file=sys.stderr)
         return 130

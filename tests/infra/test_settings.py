@@ -104,6 +104,20 @@ def configuration_row(setting: settings.Setting) -> str:
     return f"| `{setting.key}` | `{json.dumps(setting.default)}` | {form} | {setting.doc} |"
 
 
+@pytest.mark.parametrize("key", [s.key for s in SETTINGS if s.form == "true or false"])
+def test_a_boolean_is_true_or_false_as_the_table_says(key: str) -> None:
+    parse = BY_KEY[key].parse
+    # cdk.json holds JSON booleans; `cdk -c key=value` gives strings.
+    assert [parse(True), parse(False), parse("true"), parse("false")] == [True, False, True, False]
+    for raw in ("TRUE", "False", "yes", "1", 1, ""):
+        with pytest.raises(ValueError, match="not a boolean"):
+            parse(raw)
+    with pytest.raises(
+        SettingsError, match=rf"{key}='False': not a boolean \(lower case\); expected true or false"
+    ):
+        DeploymentConfig.from_context({key: "False"}.get)
+
+
 def test_names_are_one_name_in_three_spellings() -> None:
     for setting in SETTINGS:
         assert re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", setting.key), setting.key

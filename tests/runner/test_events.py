@@ -36,6 +36,10 @@ INVALID = {
     "not_an_object": ("event", "JSON object"),
     "unknown_field": ("instance_id", "accepted fields: source, action, dry_run, instance_ids"),
     "unknown_source": ("source", "'schedule' or 'manual'"),
+    # The runner sets these itself, for the runs of instance events it makes (README "Invoking by hand").
+    "source_instance_running": ("source", "set by the runner itself"),
+    "source_tag_change": ("source", "set by the runner itself"),
+    "source_instance_events": ("source", "'schedule' or 'manual'"),
     "unknown_action": ("action", "one of refresh, helper, check"),
     "action_wrong_case": ("action", "one of refresh, helper, check"),
     "dry_run_as_string": ("dry_run", "true or false"),
@@ -77,6 +81,23 @@ def test_invalid_event_is_rejected_naming_the_field_before_any_aws_call(world: W
     assert accepted in message
     assert world.api_calls == {}, "no AWS call may precede validation"
     assert world.ssm.sent("SendCommand") == []
+
+
+@pytest.mark.parametrize("source", contract.INSTANCE_EVENT_SOURCES)
+def test_a_source_the_runner_sets_itself_is_refused_in_an_event_but_not_in_its_own_requests(
+    source: str,
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        RunRequest.from_event({"source": source, "action": "check"})
+    assert str(raised.value) == (
+        f"invalid event: source: {source!r} is set by the runner itself, for a run of instance events; "
+        "expected 'schedule' or 'manual' (omit it for a manual run)"
+    )
+    # Another problem in the same event is still reported with it.
+    with pytest.raises(InvalidEvent, match=r"source: .* \| action: "):
+        RunRequest.from_event({"source": source, "action": "logout"})
+    # The runner's own narrowed runs (triggers.handle) build the request directly.
+    assert RunRequest(source=source, instance_ids=("i-0123456789abcdef0",)).source == source
 
 
 def test_the_valid_twin_of_an_invalid_event_is_accepted(world: World) -> None:

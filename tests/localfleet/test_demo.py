@@ -1,0 +1,118 @@
+"""`make demo`'s new-instance step, against a stand-in fleet: what it prints and when it fails."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth import contract
+from localfleet.deployment import demo
+
+INSTANCE_ID = "i-0123456789abcdef0"
+COMMAND_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def _result_line(outcome: str, reason: str) -> str:
+    return json.dumps({"schema": contract.RESULT_SCHEMA, "outcome": outcome, "reason": reason})
+
+
+@dataclass
+class Instance:
+    name: str
+    instance_id: str = INSTANCE_ID
+    ping_status: str = "ConnectionLost"  # the pull matrix shows it as offline: no sandbox needed
+
+
+@dataclass
+class Pages:
+    invocations: list[dict[str, Any]]
+
+    def paginate(self, **_: Any) -> list[dict[str, Any]]:
+        return [{"CommandInvocations": self.invocations}]
+
+
+@dataclass
+class Ssm:
+    invocations: list[dict[str, Any]]
+
+    def get_paginator(self, name: str) -> Pages:
+        assert name == "list_command_invocations"
+        return Pages(self.invocations)
+
+
+@dataclass
+class Fleet:
+    idle: bool
+    invocations: list[dict[str, Any]]
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+
+    def add_instance(self, name: str, users: Any, *, launched_now: bool) -> Instance:
+        assert launched_now
+        self.instances.append(Instance(name))
+        return self.instances[-1]
+
+    def wait_for_new_instances(self, timeout: float) -> bool:
+        return self.idle
+
+    def event_reports(self) -> list[dict[str, Any]]:
+        return self.reports
+
+    def client(self, name: str) -> Ssm:
+        return Ssm(self.invocations)
+
+
+def _invocation(status: str, outcome: str, reason: str) -> dict[str, Any]:
+    return {
+        "CommandId": COMMAND_ID,
+        "InstanceId": INSTANCE_ID,
+        "Status": status,
+        "StatusDetails": status,
+        "CommandPlugins": [{"Output": _result_line(outcome, reason), "ResponseCode": 0}],
+    }
+
+
+def _report(not_succeeded: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "run_id": "run-1",
+        "action": "refresh",
+        "dry_run": False,
+        "source": "instance_running",
+        "summary": {"total": 1, "succeeded": 1 - len(not_succeeded)},
+        "command_ids": [COMMAND_ID],
+        "instances_not_succeeded": not_succeeded,
+        "instances_not_logged": 0,
+    }
+
+
+def test_a_covered_instance_shows_its_row_from_run_commands_history(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet = Fleet(idle=True, invocations=[_invocation("Success", "changed", "ok")], reports=[_report([])])
+    assert demo.new_instance_step(fleet) is True  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert "after the earlier runs (all manual, no scheduled run)" in out
+    assert "scheduled run: web-5-new" not in out
+    row = next(line for line in out.splitlines() if line.startswith(INSTANCE_ID))
+    assert row.split()[1:5] == ["web-5-new", "succeeded", "changed", "ok"]
+    assert f"command {COMMAND_ID}: Success -> succeeded (changed, ok)" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("idle", "invocations"),
+    [
+        (False, []),  # nothing reached it in time
+        (True, [_invocation("Failed", "failed", "config_corrupt")]),  # reached, but failed
+    ],
+)
+def test_an_instance_not_covered_in_time_fails_the_demo(
+    capsys: pytest.CaptureFixture[str], idle: bool, invocations: list[dict[str, Any]]
+) -> None:
+    fleet = Fleet(idle=idle, invocations=invocations)
+    assert demo.new_instance_step(fleet) is False  # type: ignore[arg-type]
+    _, err = capsys.readouterr()
+    assert f"make demo: FAILED: web-5-new was not covered within {demo.NEW_INSTANCE_WAIT_SECONDS} s" in err
