@@ -43,7 +43,9 @@ class EcrFleetAuthStack(Stack):
             "Runner",
             config=config,
             document=document,
-            registries=registries,
+            # An organization's runner gets `registries` as set: empty, each pair logs into its own
+            # account's registry in its region (RunnerSettings.registries_for).
+            registries=list(config.registries) if organization else registries,
             topic=notifications.topic,
             command_output=command_output,
             stack_set_name=stack_set_name(config.stack_name) if organization else "",

@@ -226,7 +226,16 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     (member_send,) = o.sent(A, OTHER_REGION)
     assert (member_send["DocumentName"], member_send["DocumentVersion"]) == (o.document_name, "1")
     assert member_send["Parameters"]["Registries"] == [f"{A}.dkr.ecr.{OTHER_REGION}.amazonaws.com"]
-    assert "CloudWatchOutputConfig" not in member_send
+    # Its output goes to the member region's group of the central group's name (the member
+    # template's; tests/infra/test_organization_stack.py: its instance policy may write to it).
+    assert (
+        member_send["CloudWatchOutputConfig"]
+        == home_send["CloudWatchOutputConfig"]
+        == {
+            "CloudWatchLogGroupName": DEPLOY_TIME["OUTPUT_LOG_GROUP"],
+            "CloudWatchOutputEnabled": True,
+        }
+    )
     assert o.sent(B, REGION) == [] and o.sent(C, OTHER_REGION) == []
     assert o.org.pair(C, OTHER_REGION).ec2_endpoint.calls == {}  # not ready: not even looked at
     # All at once: every agent runs 60 s, so five pairs one after the other would take 300 s and
@@ -256,6 +265,32 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     secrets = [k for k in o.org.identities._keys if k.startswith("ASIA")]
     assert secrets
     assert not any(secret in json.dumps(report) or secret in mail["Message"] for secret in secrets)
+
+
+def test_registries_left_empty_are_each_pairs_own_and_named_ones_are_sent_everywhere(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    o = organization
+    assert os.environ["REGISTRIES"] == ""  # what the stack writes when `registries` is left empty
+    o.member(A, OTHER_REGION)
+    o.launch(A, OTHER_REGION)
+    o.launch(HOME, REGION)
+
+    o.invoke({})
+
+    (home_send,) = o.sent(HOME, REGION)
+    (member_send,) = o.sent(A, OTHER_REGION)
+    assert home_send["Parameters"]["Registries"] == [f"{HOME}.dkr.ecr.{REGION}.amazonaws.com"]
+    assert member_send["Parameters"]["Registries"] == [f"{A}.dkr.ecr.{OTHER_REGION}.amazonaws.com"]
+
+    # Named registries (a central registry every account pulls from) go to every pair as they are,
+    # also when the one named is the home account's own.
+    named = f"{HOME}.dkr.ecr.{REGION}.amazonaws.com,public.ecr.aws"
+    monkeypatch.setenv("REGISTRIES", named)
+    o.invoke({})
+
+    for account, region in ((HOME, REGION), (A, OTHER_REGION)):
+        assert o.sent(account, region)[-1]["Parameters"]["Registries"] == [named]
 
 
 def test_a_throttling_region_is_ridden_out_and_one_that_stays_throttled_fails_alone(
