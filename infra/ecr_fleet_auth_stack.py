@@ -64,6 +64,8 @@ class EcrFleetAuthStack(Stack):
         notifications.alarm_on_instances_left_broken(self, service=service)
         notifications.alarm_on_failed_runs(self, service=service)
         notifications.alarm_on_runner_errors(self, runner.function, service=service)
+        if organization:
+            notifications.alarm_on_unreachable_targets(self, service=service)
         RunnerSchedule(
             self,
             "Schedule",

@@ -317,6 +317,26 @@ def test_the_dashboard_breaks_outcomes_down_by_account(organization: Synth) -> N
     }
 
 
+def test_unreachable_pairs_raise_an_alarm_like_the_others(organization: Synth) -> None:
+    alarms = {
+        logical_id[:-8]: resource["Properties"]
+        for logical_id, resource in resources(organization.central, "AWS::CloudWatch::Alarm").items()
+    }
+    alarm = alarms["TargetsUnreachable"]
+    (stat,) = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+    assert stat["Metric"] == {
+        "Namespace": contract.METRIC_NAMESPACE,
+        "MetricName": contract.TARGETS_UNREACHABLE_METRIC,
+        "Dimensions": [{"Name": contract.METRIC_SERVICE_DIMENSION, "Value": "EcrFleetAuth"}],
+    }
+    assert (stat["Stat"], stat["Period"]) == ("Sum", 3600)
+    topic = {"Ref": next(iter(resources(organization.central, "AWS::SNS::Topic")))}
+    assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        1, "GreaterThanOrEqualToThreshold", "notBreaching"
+    )  # fmt: skip
+
+
 def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_template: Template) -> None:
     assert not resources(synthesized_template, "AWS::CloudFormation::StackSet")
     variables = runner_environment(synthesized_template)
@@ -325,6 +345,7 @@ def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_temp
     assert not {a for a in actions if a.startswith(("sts:", "cloudformation:", "organizations:"))}
     dashboard = only(synthesized_template, "AWS::CloudWatch::Dashboard")
     assert ACCOUNT_DIMENSION not in json.dumps(dashboard) and "SEARCH(" not in json.dumps(dashboard)
+    assert contract.TARGETS_UNREACHABLE_METRIC not in json.dumps(synthesized_template)
 
 
 def _without(resource: dict[str, Any], *paths: tuple[str, ...]) -> dict[str, Any]:
@@ -355,6 +376,7 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
     added = {name: central[name] for name in set(central) - set(single)}
     assert sorted(resource["Type"] for resource in added.values()) == [
         "AWS::CloudFormation::StackSet",
+        "AWS::CloudWatch::Alarm",  # TargetsUnreachable
         "AWS::IAM::Policy",
     ]
     (grants,) = (resource for resource in added.values() if resource["Type"] == "AWS::IAM::Policy")

@@ -251,7 +251,13 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     per_account = {
         d[contract.METRIC_ACCOUNT_DIMENSION]: d for d in documents if contract.METRIC_ACCOUNT_DIMENSION in d
     }
-    (invocation,) = [d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d]
+    (unreached,) = [d for d in documents if contract.TARGETS_UNREACHABLE_METRIC in d]
+    assert unreached[contract.TARGETS_UNREACHABLE_METRIC] == [3.0]  # B's two pairs and C/us-east-1
+    assert dimensions(unreached) == [[contract.METRIC_SERVICE_DIMENSION]]
+    assert unreached[contract.METRIC_SERVICE_DIMENSION] == os.environ["STACK_NAME"]
+    (invocation,) = [
+        d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d and d is not unreached
+    ]
     assert invocation[contract.status_metric_name("failed")] == [1.0]
     assert [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACTION_DIMENSION] in dimensions(invocation)
     assert set(per_account) == {HOME, A, B, C}
@@ -291,6 +297,24 @@ def test_registries_left_empty_are_each_pairs_own_and_named_ones_are_sent_everyw
 
     for account, region in ((HOME, REGION), (A, OTHER_REGION)):
         assert o.sent(account, region)[-1]["Parameters"]["Registries"] == [named]
+
+
+def test_a_run_that_reached_every_pair_counts_no_unreachable_target_and_a_dry_run_counts_nothing(
+    organization: Organization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    o = organization
+    o.member(A, REGION)
+    o.launch(A, REGION)
+    capsys.readouterr()
+
+    o.invoke({})
+    (counted,) = [
+        d for d in emf_documents(capsys.readouterr().out) if contract.TARGETS_UNREACHABLE_METRIC in d
+    ]
+    assert counted[contract.TARGETS_UNREACHABLE_METRIC] == [0.0], "0, so that the alarm clears"
+
+    o.invoke({"dry_run": True})
+    assert not [d for d in emf_documents(capsys.readouterr().out) if contract.TARGETS_UNREACHABLE_METRIC in d]
 
 
 def test_a_throttling_region_is_ridden_out_and_one_that_stays_throttled_fails_alone(
