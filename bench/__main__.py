@@ -11,6 +11,7 @@ BENCHMARKS = {
     "runner": "bench.runner_bench",
     "emulator": "bench.emulator_bench",
     "new_instances": "bench.new_instances_bench",
+    "organization": "bench.organization_bench",
 }
 
 
