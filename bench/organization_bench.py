@@ -242,6 +242,8 @@ def _print(  # noqa: PLR0917 - the figures of one run
             f"; tracemalloc peak during the run {traced:,.0f} MiB (Python allocations, simulator included)"
         )
     print(memory)
+    report_mib = len(json.dumps(report)) / 2**20
+    print(f"  report             : {report_mib:,.1f} MiB as JSON ({summary['total']:,} instances)")
     print(
         f"  wall time          : {wall:,.1f} s for the invocation ({setup_wall:,.1f} s to set up the fleet)"
     )
