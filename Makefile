@@ -26,7 +26,7 @@ help:
 	@echo "make synth   - cdk synth -> cdk.out/$(STACK).template.json (offline)"
 	@echo "make deploy  - cdk deploy with the context in cdk.json (-c overrides via CDK_CONTEXT)"
 	@echo "make demo    - remediate a local simulated fleet end to end and print the reports"
-	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator|new_instances;"
+	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator|new_instances|organization;"
 	@echo "              options after a name: BENCH=\"new_instances --seed 2 --instances 2000\", --help)"
 	@echo "make format  - ruff format + autofix"
 

@@ -17,6 +17,7 @@ BENCHMARKS = {
     "runner": "bench.runner_bench",
     "emulator": "bench.emulator_bench",
     "new_instances": "bench.new_instances_bench",
+    "organization": "bench.organization_bench",
 }
 
 

@@ -43,7 +43,9 @@ class EcrFleetAuthStack(Stack):
             "Runner",
             config=config,
             document=document,
-            registries=registries,
+            # An organization's runner gets `registries` as set: empty, each pair logs into its own
+            # account's registry in its region (RunnerSettings.registries_for).
+            registries=list(config.registries) if organization else registries,
             topic=notifications.topic,
             command_output=command_output,
             stack_set_name=stack_set_name(config.stack_name) if organization else "",
@@ -62,6 +64,8 @@ class EcrFleetAuthStack(Stack):
         notifications.alarm_on_instances_left_broken(self, service=service)
         notifications.alarm_on_failed_runs(self, service=service)
         notifications.alarm_on_runner_errors(self, runner.function, service=service)
+        if organization:
+            notifications.alarm_on_unreachable_targets(self, service=service)
         RunnerSchedule(
             self,
             "Schedule",

@@ -1,4 +1,5 @@
-"""Where people hear about runs: an encrypted topic, an optional e-mail, three alarms.
+"""Where people hear about runs: an encrypted topic, an optional e-mail, three alarms (four in an
+organization: ``TargetsUnreachable``).
 
 The alarms read the runner's metrics of this stack only: their ``service`` dimension is the
 stack's name (``RunnerFunction.metrics_service``), so two stacks in one region stay apart."""
@@ -75,6 +76,24 @@ class Notifications(Construct):
             _sum(metrics, "Runs that failed", Duration.hours(1)),
             "ecr-fleet-auth: a run failed before it could report on every instance "
             "(discovery throttled or refused, or a runner error); its report's error says why.",
+        )
+
+    def alarm_on_unreachable_targets(self, scope: Construct, *, service: str) -> aws_cloudwatch.Alarm:
+        """Organization mode: alarm when a run could not reach an (account, region) pair (its stack
+        instance not ready, its role not assumable, its region refusing, no time left to start it)."""
+        metric = aws_cloudwatch.Metric(
+            namespace=contract.METRIC_NAMESPACE,
+            metric_name=contract.TARGETS_UNREACHABLE_METRIC,
+            dimensions_map={contract.METRIC_SERVICE_DIMENSION: service},
+            statistic="Sum",
+            period=Duration.hours(1),
+        )
+        return self._alarm(
+            scope,
+            "TargetsUnreachable",
+            _sum({"unreachable": metric}, "Account-regions not reached", Duration.hours(1)),
+            "ecr-fleet-auth: a run could not reach one or more (account, region) pairs of the organization; "
+            "the report's targets say which and why.",
         )
 
     def alarm_on_runner_errors(

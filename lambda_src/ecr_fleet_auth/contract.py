@@ -265,6 +265,10 @@ def status_metric_name(status: str) -> str:
 RUN_DURATION_METRIC: Final = "RunDurationSeconds"
 # 1 for a run that stopped before it could report per instance (``error`` in its report), else 0.
 RUNS_FAILED_METRIC: Final = "RunsFailed"
+# An organization's run: the (account, region) pairs it could not reach (its report's ``targets``
+# with status unreachable), 0 or more; dimension service only. The stack's TargetsUnreachable
+# alarm reads it.
+TARGETS_UNREACHABLE_METRIC: Final = "TargetsUnreachable"
 # Events the runner rejected (the caller's error; dimension service only). The stack's
 # function-error alarm subtracts them, so a mistyped console event does not page anyone.
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"

@@ -3,7 +3,9 @@
 The log record and the metrics are what the stack's dashboard and alarms read
 (names in ``contract``). An organization's run also counts each account's instances under
 the same metric names with dimensions ``service`` and ``account_id`` (one EMF record per
-account, ``EphemeralMetrics``: the invocation's own metrics keep their dimensions). Dry runs are
+account, ``EphemeralMetrics``: the invocation's own metrics keep their dimensions), and the pairs it
+could not reach (``TargetsUnreachable``, dimension service only, 0 when every pair was reached: the
+stack's alarm of that name reads it). Dry runs are
 logged only: nothing ran, so nothing is counted or sent. A lost e-mail never fails the run;
 the report is still returned and logged.
 """
@@ -62,6 +64,16 @@ def _count(report: Report, duration_seconds: float, service: str) -> None:
     )
     if report.targets is not None:
         _count_accounts(report, service)
+        _count_unreachable_targets(report, service)
+
+
+def _count_unreachable_targets(report: Report, service: str) -> None:
+    unreached = EphemeralMetrics(namespace=metrics.namespace)
+    unreached.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=service)
+    unreached.add_metric(
+        name=contract.TARGETS_UNREACHABLE_METRIC, unit=MetricUnit.Count, value=len(report.unreachable_targets)
+    )
+    unreached.flush_metrics()
 
 
 def _count_accounts(report: Report, service: str) -> None:

@@ -296,34 +296,16 @@ class _PairRun:
         return _Outcome(reached, instances, progress.command_ids(), error)
 
     def _spec(self, target: Target) -> CommandSpec:
-        """The home pair sends the stack's own document; a member pair the StackSet's, at version 1."""
-        spec = self.options.command_spec(self.settings, self.run_id)
+        """The home pair sends the stack's own document; a member pair the StackSet's, at version 1.
+        Every pair's output goes to ``OUTPUT_LOG_GROUP``: the member template creates a group of the
+        central group's name in each member region, and its instance policy lets instances write
+        to it (``infra/members.py``)."""
+        spec = self.options.command_spec(self.settings, self.run_id, target.pair)
         if target.home:
             return spec
-        parameters = dict(spec.parameters)
-        if self.request.registries is None:
-            parameters[contract.REGISTRIES] = ",".join(
-                member_registries(self.settings.registries, self.home, target.pair)
-            )
-        # The stack's output log group is the central account's: members keep the output in Run
-        # Command (ListCommandInvocations and GetCommandInvocation read it).
         return replace(
-            spec,
-            document_name=self.settings.member_document_name,
-            document_version=MEMBER_DOCUMENT_VERSION,
-            parameters=parameters,
-            output_log_group="",
+            spec, document_name=self.settings.member_document_name, document_version=MEMBER_DOCUMENT_VERSION
         )
-
-
-def member_registries(registries: Sequence[str], home: Pair, member: Pair) -> tuple[str, ...]:
-    """A member pair's registries: the stack's default (the own account's registry in its region,
-    ``registries`` left empty) becomes the member account's own registry in its region; registries
-    the settings name are used as they are (e.g. a central registry every account pulls from)."""
-    default = f"{home.account}.dkr.ecr.{home.region}."
-    if len(registries) == 1 and registries[0].startswith(default):
-        return (f"{member.account}.dkr.ecr.{member.region}.{registries[0][len(default) :]}",)
-    return tuple(registries)
 
 
 def _merged(runs: Sequence[_Outcome], requested: tuple[str, ...] | None) -> list[InstanceResult]:
@@ -374,14 +356,20 @@ class RunOptions:
             wait_seconds=settings.wait_seconds if request.wait_seconds is None else request.wait_seconds,
         )
 
-    def command_spec(self, settings: RunnerSettings, run_id: str) -> CommandSpec:
-        """Every document parameter, always: the document's own defaults never apply to a run."""
+    def command_spec(self, settings: RunnerSettings, run_id: str, pair: Pair | None) -> CommandSpec:
+        """Every document parameter, always: the document's own defaults never apply to a run.
+        ``pair``: where it is sent (``REGISTRIES`` left empty: that account's registry there)."""
+        registries = self.registries
+        if not registries:
+            if pair is None:
+                raise ValueError("REGISTRIES is empty: the registries depend on the (account, region)")
+            registries = settings.registries_for(pair.account, pair.region)
         return CommandSpec(
             document_name=settings.document_name,
             document_version=settings.document_version,
             parameters={
                 contract.ACTION: self.action,
-                contract.REGISTRIES: ",".join(self.registries),
+                contract.REGISTRIES: ",".join(registries),
                 contract.USERS: ",".join(self.users),
                 contract.HELPER_VERSION: settings.helper_version,
                 contract.RELEASE_BASE_URL: settings.release_base_url,

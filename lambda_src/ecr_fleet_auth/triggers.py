@@ -86,7 +86,7 @@ def handle(
     if first:
         action = settings.new_instance_action or settings.action
         # 1. Look: tag, state and ping status; for those online, the document's other commands.
-        decided = _look(first, settings, factory, clock, action, can_wait=events.from_queue)
+        decided = _look(first, settings, factory, clock, action, can_wait=events.from_queue, home=home)
         # 2. Put back who must wait, before the run: the next look does not wait for this run's end.
         if decided.waiting and events.queue is not None:
             waiting = [first[i] for i in decided.waiting]
@@ -128,10 +128,11 @@ def _look(
     action: contract.Action,
     *,
     can_wait: bool,
+    home: Pair | None = None,
 ) -> Triage:
     """What becomes of each named instance (``readiness``), from EC2's and SSM's answers now."""
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "")
+    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", home)
     aws = factory.clients_for()
     fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
     since = {instance_id: arrival.time for instance_id, arrival in first.items()}

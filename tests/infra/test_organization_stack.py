@@ -59,6 +59,7 @@ NARROWED = {
     "memberAccounts": "111111111111,222222222222",
     "memberRoleName": "FleetAuthMember",
     "stackSetCallAs": "SELF",
+    "registries": "444444444444.dkr.ecr.eu-west-1.amazonaws.com,public.ecr.aws",
 }
 STACK_SET = "EcrFleetAuth-Members"
 
@@ -205,6 +206,22 @@ def test_the_stack_set_passes_the_member_template_its_parameters(
     assert narrowed.parameters()["IamRegion"] == {"Ref": "AWS::Region"}
 
 
+def test_member_instances_may_write_the_output_group_the_runner_names(organization: Synth) -> None:
+    """The runner sends OUTPUT_LOG_GROUP to every pair: the member stack's group has that name, and
+    its instance policy allows writing to a group of that name in every region of the account."""
+    parameters = organization.parameters()
+    assert (
+        runner_environment(organization.central)["OUTPUT_LOG_GROUP"] == parameters["RunCommandOutputLogGroup"]
+    )
+    group = only(organization.member, "AWS::Logs::LogGroup")
+    assert group["Properties"]["LogGroupName"] == {"Ref": "RunCommandOutputLogGroup"}
+    policy = only(organization.member, "AWS::IAM::ManagedPolicy")["Properties"]["PolicyDocument"]
+    (write,) = [s for s in policy["Statement"] if s["Sid"] == "WriteRunCommandOutput"]
+    assert set(_actions(write)) >= {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert _join(write["Resource"]).endswith(":log-group:<RunCommandOutputLogGroup>:*")
+    assert ":logs:*:<AWS::AccountId>:" in _join(write["Resource"]), "every region of the member account"
+
+
 def test_the_runner_learns_the_stack_set_and_the_member_document(organization: Synth) -> None:
     variables = runner_environment(organization.central)
     assert variables["STACK_SET_NAME"] == STACK_SET
@@ -222,8 +239,34 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
     }
     settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
     assert settings.stack_set_name == STACK_SET
+    # `registries` left empty: the stack says so (REGISTRIES empty) and each pair logs into its own
+    # account's registry in its region, with the partition's suffix; never a guess from a host name.
+    assert variables["REGISTRIES"] == ""
+    assert settings.registries == ()
+    assert settings.registries_for("111111111111", "us-east-1") == (
+        "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+    )
+    assert settings.registries_for("111111111111", "cn-north-1") == (
+        "111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn",
+    )
+    assert settings.registries_for("111111111111", "us-gov-west-1") == (
+        "111111111111.dkr.ecr.us-gov-west-1.amazonaws.com",
+    )
     assert settings.organizational_unit_ids == tuple(UNITS)
     assert settings.member_role_name == "EcrFleetAuthMember"
+
+
+def test_named_registries_reach_the_runner_as_they_are_and_empty_ones_only_in_an_organization(
+    narrowed: Synth,
+) -> None:
+    named = NARROWED["registries"]
+    assert runner_environment(narrowed.central)["REGISTRIES"] == named
+    settings = RunnerSettings.from_environment(
+        {"DOCUMENT_NAME": "d", "REGISTRIES": named, "STACK_SET_NAME": "s"}
+    )
+    assert settings.registries_for("111111111111", "us-east-1") == tuple(named.split(","))
+    with pytest.raises(SettingsError, match="REGISTRIES='': names no registry"):
+        RunnerSettings.from_environment({"DOCUMENT_NAME": "d", "REGISTRIES": ""})
 
 
 def test_the_runner_may_assume_only_the_member_role_inside_its_organization(organization: Synth) -> None:
@@ -274,6 +317,26 @@ def test_the_dashboard_breaks_outcomes_down_by_account(organization: Synth) -> N
     }
 
 
+def test_unreachable_pairs_raise_an_alarm_like_the_others(organization: Synth) -> None:
+    alarms = {
+        logical_id[:-8]: resource["Properties"]
+        for logical_id, resource in resources(organization.central, "AWS::CloudWatch::Alarm").items()
+    }
+    alarm = alarms["TargetsUnreachable"]
+    (stat,) = [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+    assert stat["Metric"] == {
+        "Namespace": contract.METRIC_NAMESPACE,
+        "MetricName": contract.TARGETS_UNREACHABLE_METRIC,
+        "Dimensions": [{"Name": contract.METRIC_SERVICE_DIMENSION, "Value": "EcrFleetAuth"}],
+    }
+    assert (stat["Stat"], stat["Period"]) == ("Sum", 3600)
+    topic = {"Ref": next(iter(resources(organization.central, "AWS::SNS::Topic")))}
+    assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
+        1, "GreaterThanOrEqualToThreshold", "notBreaching"
+    )  # fmt: skip
+
+
 def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_template: Template) -> None:
     assert not resources(synthesized_template, "AWS::CloudFormation::StackSet")
     variables = runner_environment(synthesized_template)
@@ -282,6 +345,7 @@ def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_temp
     assert not {a for a in actions if a.startswith(("sts:", "cloudformation:", "organizations:"))}
     dashboard = only(synthesized_template, "AWS::CloudWatch::Dashboard")
     assert ACCOUNT_DIMENSION not in json.dumps(dashboard) and "SEARCH(" not in json.dumps(dashboard)
+    assert contract.TARGETS_UNREACHABLE_METRIC not in json.dumps(synthesized_template)
 
 
 def _without(resource: dict[str, Any], *paths: tuple[str, ...]) -> dict[str, Any]:
@@ -312,6 +376,7 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
     added = {name: central[name] for name in set(central) - set(single)}
     assert sorted(resource["Type"] for resource in added.values()) == [
         "AWS::CloudFormation::StackSet",
+        "AWS::CloudWatch::Alarm",  # TargetsUnreachable
         "AWS::IAM::Policy",
     ]
     (grants,) = (resource for resource in added.values() if resource["Type"] == "AWS::IAM::Policy")
@@ -342,9 +407,10 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
             new_env = after["Properties"]["Environment"]["Variables"]
             assert set(old_env) == set(new_env)
             differing = {key for key in old_env if old_env[key] != new_env[key]}
+            # REGISTRIES: empty (each pair's own registry) where the single-account stack writes its own.
             assert differing <= {
                 "ORGANIZATIONAL_UNIT_IDS", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "MEMBER_ROLE_NAME",
-                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME",
+                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES",
             }, differing  # fmt: skip
             env = ("Properties", "Environment")
             assert _without(before, env) == _without(after, env)

@@ -242,7 +242,7 @@ def test_the_runner_sends_every_document_parameter_from_a_setting() -> None:
     parameters = {setting.parameter: setting.key for setting in SETTINGS if setting.parameter}
     assert set(parameters) == set(contract.PARAMETERS_BY_NAME)
     read = RunnerSettings.from_environment({"DOCUMENT_NAME": "doc", "REGISTRIES": "public.ecr.aws"})
-    spec = RunOptions.resolve(RunRequest.from_event({}), read).command_spec(read, "run-1")
+    spec = RunOptions.resolve(RunRequest.from_event({}), read).command_spec(read, "run-1", None)
     assert set(spec.parameters) == set(contract.PARAMETERS_BY_NAME), "document defaults never apply to a run"
     for name, key in parameters.items():
         if name != contract.REGISTRIES:  # empty there means the account's own registry

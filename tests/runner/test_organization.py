@@ -1,10 +1,9 @@
 """Organization scale (issue 14) through ``handler.handler``: many accounts x regions, one run, one report.
 
-The runner gets the synthesized template's environment, plus the two values the stack sets
-in organization mode. TODO(lead, at the merge with the CDK side): synthesize the stack with
-organization context (``organizationalUnitIds`` ...) and take ``STACK_SET_NAME`` and
-``MEMBER_DOCUMENT_NAME`` from that template instead of setting them here; this branch's stack
-still writes them empty (``infra/runner_function.py``).
+The runner gets the environment of the stack synthesized with organization context
+(``organizationalUnitIds``, ``memberRegions``: ``ORGANIZATION_CONTEXT``), deploy-time references
+replaced by this world's names; each member pair's document is the member template's, under
+the name the stack gives the runner (``MEMBER_DOCUMENT_NAME``).
 
 AWS's side is ``localfleet.deployment.simulated_organization``: each (account, region) an EC2
 inventory and Run Command of its own, requests routed by their SigV4 scope and credentials;
@@ -29,26 +28,44 @@ from moto import mock_aws
 from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.observability import metrics
+from infra.members import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
+from tests.runner.conftest import DEPLOY_TIME, DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
+from tests.support.template import document_content, resolved_runner_environment, synthesize
 
 HOME = "123456789012"
 A, B, C = "111111111111", "222222222222", "333333333333"
 OTHER_REGION = "us-east-1"
 STACK_SET = "EcrFleetAuth-Members"
-MEMBER_DOCUMENT = "EcrFleetAuth-Agent-0a1b2c3d"
-ORGANIZATION = {
-    # TODO(lead): from the template synthesized with organization context (see the module docstring).
-    "STACK_SET_NAME": STACK_SET,
-    "MEMBER_DOCUMENT_NAME": MEMBER_DOCUMENT,
-    "ORGANIZATIONAL_UNIT_IDS": "ou-ab12-cdef3456",
-    "MEMBER_REGIONS": f"{REGION},{OTHER_REGION}",
+ORGANIZATION_CONTEXT = {
+    "organizationalUnitIds": "ou-ab12-cdef3456",
+    "memberRegions": f"{REGION},{OTHER_REGION}",
 }
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
+
+
+@dataclass(frozen=True)
+class OrganizationStack:
+    """The central stack synthesized with organization context, and its member template."""
+
+    environment: dict[str, str]  # the runner's, deploy-time values resolved (DEPLOY_TIME)
+    member_document: dict[str, Any]  # the agent document the StackSet creates in each member pair
+
+    @property
+    def member_document_name(self) -> str:
+        return self.environment["MEMBER_DOCUMENT_NAME"]
+
+
+@pytest.fixture(scope="module")
+def organization_stack(tmp_path_factory: pytest.TempPathFactory) -> OrganizationStack:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    central = synthesize(ORGANIZATION_CONTEXT, outdir=str(outdir))["EcrFleetAuth"]
+    member = json.loads((outdir / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
+    return OrganizationStack(resolved_runner_environment(central, DEPLOY_TIME), document_content(member))
 
 
 @dataclass
@@ -56,6 +73,7 @@ class Organization:
     org: SimulatedOrganization
     runner: InProcessRunner
     document: dict[str, Any]
+    document_name: str
     queue_url: str
     sqs: Any
 
@@ -66,7 +84,9 @@ class Organization:
 
     def member(self, account: str, region: str, **options: Any) -> SimulatedAccount:
         """The StackSet's stack instance there (``options``: its status ...) and what it deployed."""
-        return self.org.deploy_member(account, region, document=(MEMBER_DOCUMENT, self.document), **options)
+        return self.org.deploy_member(
+            account, region, document=(self.document_name, self.document), **options
+        )
 
     def launch(self, account: str, region: str, count: int = 1, agent: CannedRun | None = None) -> list[str]:
         return self.org.pair(account, region).launch(count, tags=TAGS, agent=agent)
@@ -85,16 +105,13 @@ class Organization:
 
 @pytest.fixture
 def organization(
-    monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str], agent_document: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch, organization_stack: OrganizationStack, agent_document: dict[str, Any]
 ) -> Iterator[Organization]:
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
             monkeypatch.delenv(name)
     environment = {
-        **template_environment,
-        **ORGANIZATION,
-        "DOCUMENT_NAME": DOCUMENT,
-        "REGISTRIES": f"{HOME}.dkr.ecr.{REGION}.amazonaws.com",  # the stack's default: its own registry
+        **organization_stack.environment,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
@@ -116,7 +133,14 @@ def organization(
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
         monkeypatch.setenv("TOPIC_ARN", topic)
         runner = InProcessRunner(org.home, monkeypatch, region=REGION, session=org.session())
-        yield Organization(org, runner, agent_document, queue_url, sqs)
+        yield Organization(
+            org,
+            runner,
+            organization_stack.member_document,
+            organization_stack.member_document_name,
+            queue_url,
+            sqs,
+        )
         org.close()
     metrics.clear_metrics()
 
@@ -200,9 +224,18 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
         DOCUMENT, [f"{HOME}.dkr.ecr.{REGION}.amazonaws.com"]
     )  # fmt: skip
     (member_send,) = o.sent(A, OTHER_REGION)
-    assert (member_send["DocumentName"], member_send["DocumentVersion"]) == (MEMBER_DOCUMENT, "1")
+    assert (member_send["DocumentName"], member_send["DocumentVersion"]) == (o.document_name, "1")
     assert member_send["Parameters"]["Registries"] == [f"{A}.dkr.ecr.{OTHER_REGION}.amazonaws.com"]
-    assert "CloudWatchOutputConfig" not in member_send
+    # Its output goes to the member region's group of the central group's name (the member
+    # template's; tests/infra/test_organization_stack.py: its instance policy may write to it).
+    assert (
+        member_send["CloudWatchOutputConfig"]
+        == home_send["CloudWatchOutputConfig"]
+        == {
+            "CloudWatchLogGroupName": DEPLOY_TIME["OUTPUT_LOG_GROUP"],
+            "CloudWatchOutputEnabled": True,
+        }
+    )
     assert o.sent(B, REGION) == [] and o.sent(C, OTHER_REGION) == []
     assert o.org.pair(C, OTHER_REGION).ec2_endpoint.calls == {}  # not ready: not even looked at
     # All at once: every agent runs 60 s, so five pairs one after the other would take 300 s and
@@ -218,7 +251,13 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     per_account = {
         d[contract.METRIC_ACCOUNT_DIMENSION]: d for d in documents if contract.METRIC_ACCOUNT_DIMENSION in d
     }
-    (invocation,) = [d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d]
+    (unreached,) = [d for d in documents if contract.TARGETS_UNREACHABLE_METRIC in d]
+    assert unreached[contract.TARGETS_UNREACHABLE_METRIC] == [3.0]  # B's two pairs and C/us-east-1
+    assert dimensions(unreached) == [[contract.METRIC_SERVICE_DIMENSION]]
+    assert unreached[contract.METRIC_SERVICE_DIMENSION] == os.environ["STACK_NAME"]
+    (invocation,) = [
+        d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d and d is not unreached
+    ]
     assert invocation[contract.status_metric_name("failed")] == [1.0]
     assert [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACTION_DIMENSION] in dimensions(invocation)
     assert set(per_account) == {HOME, A, B, C}
@@ -232,6 +271,50 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     secrets = [k for k in o.org.identities._keys if k.startswith("ASIA")]
     assert secrets
     assert not any(secret in json.dumps(report) or secret in mail["Message"] for secret in secrets)
+
+
+def test_registries_left_empty_are_each_pairs_own_and_named_ones_are_sent_everywhere(
+    organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    o = organization
+    assert os.environ["REGISTRIES"] == ""  # what the stack writes when `registries` is left empty
+    o.member(A, OTHER_REGION)
+    o.launch(A, OTHER_REGION)
+    o.launch(HOME, REGION)
+
+    o.invoke({})
+
+    (home_send,) = o.sent(HOME, REGION)
+    (member_send,) = o.sent(A, OTHER_REGION)
+    assert home_send["Parameters"]["Registries"] == [f"{HOME}.dkr.ecr.{REGION}.amazonaws.com"]
+    assert member_send["Parameters"]["Registries"] == [f"{A}.dkr.ecr.{OTHER_REGION}.amazonaws.com"]
+
+    # Named registries (a central registry every account pulls from) go to every pair as they are,
+    # also when the one named is the home account's own.
+    named = f"{HOME}.dkr.ecr.{REGION}.amazonaws.com,public.ecr.aws"
+    monkeypatch.setenv("REGISTRIES", named)
+    o.invoke({})
+
+    for account, region in ((HOME, REGION), (A, OTHER_REGION)):
+        assert o.sent(account, region)[-1]["Parameters"]["Registries"] == [named]
+
+
+def test_a_run_that_reached_every_pair_counts_no_unreachable_target_and_a_dry_run_counts_nothing(
+    organization: Organization, capsys: pytest.CaptureFixture[str]
+) -> None:
+    o = organization
+    o.member(A, REGION)
+    o.launch(A, REGION)
+    capsys.readouterr()
+
+    o.invoke({})
+    (counted,) = [
+        d for d in emf_documents(capsys.readouterr().out) if contract.TARGETS_UNREACHABLE_METRIC in d
+    ]
+    assert counted[contract.TARGETS_UNREACHABLE_METRIC] == [0.0], "0, so that the alarm clears"
+
+    o.invoke({"dry_run": True})
+    assert not [d for d in emf_documents(capsys.readouterr().out) if contract.TARGETS_UNREACHABLE_METRIC in d]
 
 
 def test_a_throttling_region_is_ridden_out_and_one_that_stays_throttled_fails_alone(

@@ -1,0 +1,300 @@
+"""Organization benchmark (issue 14): one invocation over accounts x regions x instances.
+
+The real handler runs with the environment of the stack synthesized with organization context
+(``organizationalUnitIds``, ``memberRegions``: the template's own values, deploy-time references
+replaced by this world's names) against ``localfleet``'s ``SimulatedOrganization``: every
+(account, region) pair an EC2 inventory and Run Command engine of its own, the member document
+from the member template, member roles behind STS, the StackSet's stack instances behind
+CloudFormation, all on one simulated clock. Each agent run takes 5-15 simulated seconds; the rate
+is the template's (``maxConcurrency`` 10%). The home account is the first account, so its home
+region is the home pair and the other pairs are member pairs.
+
+Printed: the simulated run time against Lambda's 15 minutes; API calls per pair (EC2 and SSM
+requests each pair received, retries included: none are throttled here) against the budget
+3*ceil(N/50)+10 of a pair of N instances, max and median; STS and CloudFormation calls; the
+process's peak memory (``ru_maxrss``, before and after the run: the simulator's 40,000 instances
+included, so an upper bound of the runner's; ``--tracemalloc`` adds Python allocations traced
+during the run, slower); wall time.
+
+    make bench BENCH=organization                      # 50 accounts x 4 regions x 200 instances
+    make bench BENCH="organization --accounts 10 --regions 2 --instances 50"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.members import MEMBER_STACK_ID
+from localfleet.clocks import SimulatedClock
+from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
+from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.hosts.canned_agent import CannedRun
+from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
+
+HOME_REGION = "eu-west-1"
+# Regions enabled by default (no opt-in), the home region first.
+REGIONS = (
+    HOME_REGION,
+    "us-east-1",
+    "us-west-2",
+    "eu-central-1",
+    "ap-southeast-2",
+    "ap-northeast-1",
+    "sa-east-1",
+    "ca-central-1",
+    "eu-north-1",
+    "ap-south-1",
+)
+FIRST_ACCOUNT = 100_000_000_000
+UNIT = "ou-ab12-cdef3456"
+DOCUMENT = "EcrFleetAuth-AgentDocument-bench"
+OUTPUT_LOG_GROUP = "EcrFleetAuth-RunCommandOutput-bench"
+MAX_PAIRS_AT_ONCE = 50  # runner.MAX_CONCURRENT_PAIRS, printed for the ceiling
+FUNCTION_MEMORY_MB = 512
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": HOME_REGION,
+    "AWS_DEFAULT_REGION": HOME_REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    # Loopback only, and never dialled: the organization answers before anything is sent.
+    **{f"AWS_ENDPOINT_URL_{s}": "http://127.0.0.1:9" for s in ("SSM", "EC2", "STS", "CLOUDFORMATION")},
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    accounts: int
+    regions: int
+    instances: int  # per pair
+    wait_seconds: int | None  # None: cdk.json's waitSeconds
+    trace_memory: bool
+
+    @property
+    def pairs(self) -> int:
+        return self.accounts * self.regions
+
+    @property
+    def total(self) -> int:
+        return self.pairs * self.instances
+
+
+def budget(instances: int) -> int:
+    return 3 * math.ceil(instances / 50) + 10
+
+
+def _max_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def measure(shape: Shape) -> None:
+    regions = REGIONS[: shape.regions]
+    context: dict[str, Any] = {"organizationalUnitIds": UNIT, "memberRegions": ",".join(regions)}
+    if shape.wait_seconds is not None:
+        context["waitSeconds"] = shape.wait_seconds
+    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
+        central = synthesize(context, outdir=outdir)["EcrFleetAuth"]
+        member = json.loads(
+            (Path(outdir) / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text()
+        )
+    home_document, member_document = document_content(central), document_content(member)
+    deploy_time = {
+        "DOCUMENT_NAME": DOCUMENT,
+        "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+        "TOPIC_ARN": "replaced below",
+        "REGISTRIES": "unused: an organization's stack writes the setting as it is",
+    }
+    environment = resolved_runner_environment(central, deploy_time)
+    accounts = [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts)]
+    home = accounts[0]
+    print(
+        f"shape: {shape.accounts} accounts x {shape.regions} regions x {shape.instances} instances = "
+        f"{shape.pairs} pairs, {shape.total:,} instances; agent run 5-15 s; MaxConcurrency "
+        f"{environment['MAX_CONCURRENCY']}, WAIT_SECONDS {environment['WAIT_SECONDS']}, REGISTRIES "
+        f"{environment['REGISTRIES']!r} (each pair's own)"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
+            patch.delenv(name)
+        for name, value in {**environment, **ENVIRONMENT}.items():
+            patch.setenv(name, value)
+        with mock_aws():
+            _run(shape, regions, accounts, home, home_document, member_document, environment, patch)
+
+
+def _run(  # noqa: PLR0917 - one benchmark, printed top to bottom
+    shape: Shape,
+    regions: tuple[str, ...],
+    accounts: list[str],
+    home: str,
+    home_document: dict[str, Any],
+    member_document: dict[str, Any],
+    environment: dict[str, str],
+    patch: pytest.MonkeyPatch,
+) -> None:
+    sns = boto3.client("sns", region_name=HOME_REGION)
+    patch.setenv("TOPIC_ARN", sns.create_topic(Name="ecr-fleet-auth")["TopicArn"])
+    began_setup = time.perf_counter()
+    org = SimulatedOrganization(
+        SimulatedClock(),
+        stack_set_name=environment["STACK_SET_NAME"],
+        home_account=home,
+        home_region=HOME_REGION,
+    )
+    try:
+        org.home.register_document(DOCUMENT, home_document)
+        for account in accounts:
+            for region in regions:
+                if (account, region) != (home, HOME_REGION):
+                    org.deploy_member(
+                        account,
+                        region,
+                        document=(environment["MEMBER_DOCUMENT_NAME"], member_document),
+                        organizational_unit_id=UNIT,
+                    )
+                pair = org.pair(account, region)
+                for number in range(shape.instances):
+                    tags = {"Name": f"node-{number}", environment["TARGET_TAG_KEY"]: "enabled"}
+                    pair.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
+        setup_wall = time.perf_counter() - began_setup
+        rss_before = _max_rss_mib()
+        runner = InProcessRunner(org.home, patch, region=HOME_REGION, session=org.session())
+        if shape.trace_memory:
+            tracemalloc.start()
+        started = org.clock.monotonic()
+        began = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics and the run's log
+            report = runner.invoke({"source": "schedule"}, LAMBDA_TIMEOUT_SECONDS)
+        wall = time.perf_counter() - began
+        simulated = org.clock.monotonic() - started
+        traced = tracemalloc.get_traced_memory()[1] / 2**20 if shape.trace_memory else None
+        if shape.trace_memory:
+            tracemalloc.stop()
+        rss_after = _max_rss_mib()
+        _print(shape, org, report, simulated, wall, setup_wall, rss_before, rss_after, traced)
+    finally:
+        org.close()
+
+
+def _print(  # noqa: PLR0917 - the figures of one run
+    shape: Shape,
+    org: SimulatedOrganization,
+    report: dict[str, Any],
+    simulated: float,
+    wall: float,
+    setup_wall: float,
+    rss_before: float,
+    rss_after: float,
+    traced: float | None,
+) -> None:
+    per_pair = {
+        key: sum(pair.ssm_endpoint.calls.values()) + sum(pair.ec2_endpoint.calls.values())
+        for key, pair in org.pairs.items()
+    }
+    calls = sorted(per_pair.values())
+    summary = report["summary"]
+    reached = sum(1 for t in report.get("targets", []) if t["status"] == "reached")
+    unreached = [t for t in report.get("targets", []) if t["status"] != "reached"]
+    limit = budget(shape.instances)
+    members = {
+        account for account, region in org.pairs if (account, region) != (org.home_account, org.home_region)
+    }
+    print()
+    outcome = f"{summary['succeeded']:,}/{summary['total']:,} succeeded, {summary['pending']:,} pending, "
+    outcome += f"{summary['failed']:,} failed; pairs reached {reached}/{shape.pairs}"
+    if unreached:
+        outcome += f" (unreached: {sorted({t['reason'] for t in unreached})})"
+    print(f"  outcome            : {outcome}")
+    print(
+        f"  simulated run time : {simulated:,.0f} s of Lambda's {LAMBDA_TIMEOUT_SECONDS} s "
+        f"({simulated / LAMBDA_TIMEOUT_SECONDS:.0%}); pairs {MAX_PAIRS_AT_ONCE} at once, "
+        f"{math.ceil(shape.pairs / MAX_PAIRS_AT_ONCE)} waves"
+    )
+    print(
+        f"  API calls per pair : max {calls[-1]}, median {statistics.median(calls):g}, min {calls[0]} "
+        f"(EC2 + SSM; budget 3*ceil({shape.instances}/50)+10 = {limit})"
+    )
+    print(f"  STS                : {dict(org.sts_endpoint.calls)}")
+    print(f"  CloudFormation     : {dict(org.cloudformation_endpoint.calls)}")
+    memory = f"  peak memory        : ru_maxrss {rss_before:,.0f} MiB before the run (simulator set up), "
+    memory += f"{rss_after:,.0f} MiB after (whole process, simulator included)"
+    if traced is not None:
+        memory += (
+            f"; tracemalloc peak during the run {traced:,.0f} MiB (Python allocations, simulator included)"
+        )
+    print(memory)
+    report_mib = len(json.dumps(report)) / 2**20
+    print(f"  report             : {report_mib:,.1f} MiB as JSON ({summary['total']:,} instances)")
+    print(
+        f"  wall time          : {wall:,.1f} s for the invocation ({setup_wall:,.1f} s to set up the fleet)"
+    )
+    print()
+    verdicts = [
+        (
+            f"one invocation: finished before Lambda's {LAMBDA_TIMEOUT_SECONDS} s",
+            simulated < LAMBDA_TIMEOUT_SECONDS,
+        ),
+        (
+            "every instance succeeded, every pair reached",
+            summary["succeeded"] == shape.total and not unreached,
+        ),
+        (f"API calls per pair <= {limit}", calls[-1] <= limit),
+        (
+            f"one AssumeRole per account with a member pair ({len(members)})",
+            org.sts_endpoint.calls["AssumeRole"] == len(members),
+        ),
+    ]
+    for name, met in verdicts:
+        print(f"  [{'met' if met else 'MISSED'}] {name}")
+
+
+def parse(argv: list[str]) -> Shape:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.organization_bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--accounts", type=int, default=50, help="accounts (default 50)")
+    parser.add_argument(
+        "--regions",
+        type=int,
+        default=4,
+        choices=range(1, len(REGIONS) + 1),
+        metavar="1-10",
+        help="regions per account (default 4)",
+    )
+    parser.add_argument("--instances", type=int, default=200, help="tagged instances per pair (default 200)")
+    parser.add_argument(
+        "--wait-seconds", type=int, default=None, help="the waitSeconds context (default cdk.json's)"
+    )
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slower)")
+    args = parser.parse_args(argv)
+    return Shape(args.accounts, args.regions, args.instances, args.wait_seconds, args.tracemalloc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``make bench BENCH=organization`` calls this with no arguments: the 50 x 4 x 200 shape."""
+    shape = parse(argv or [])
+    print("ecr-fleet-auth organization benchmark (simulated organization, in-process, simulated clock)")
+    measure(shape)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
