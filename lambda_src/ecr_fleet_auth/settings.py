@@ -331,6 +331,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("memberDocumentName", "", "the agent document's name in member accounts, or empty", _any_text,
             "The agent document the StackSet creates in each member account and region.",
             runner=True, context=False),
+    Setting("claimTableName", "", "a DynamoDB table name, or empty for none", _any_text,
+            "The table where runs of instance events claim an instance before commanding or "
+            "reporting it (`newInstances` on), so that two batches never both do.",
+            runner=True, context=False),
 )  # fmt: skip
 
 BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
@@ -416,6 +420,7 @@ class RunnerSettings:
     topic_arn: str
     stack_set_name: str
     member_document_name: str
+    claim_table_name: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:

@@ -59,6 +59,7 @@ RUNNER_VARIABLES = [
     "TOPIC_ARN",
     "STACK_SET_NAME",
     "MEMBER_DOCUMENT_NAME",
+    "CLAIM_TABLE_NAME",
 ]
 # Event fields that override a setting (runner.RunOptions.resolve), by the setting's key.
 EVENT_OVERRIDES = {
