@@ -1,4 +1,4 @@
-"""Claims on instances for their events: of two runs of instance events, one commands (or reports) an instance.
+"""Claims on instances for their events: of two runs of instance events at once, one commands an instance.
 
 Two batches of the event source mapping run at once (``MaximumConcurrency`` 2, the least SQS
 allows), and each looks (``readiness``: ListCommands, DescribeInstanceInformation) before it
@@ -30,11 +30,11 @@ One item per instance (partition key ``instance_id``):
   then the command is sent (and listed by ListCommands, which ``readiness.covering`` reads) or
   the run is over; the crashed run's records come back only after the queue's visibility timeout
   (about 90 minutes), when the claim has expired. A ``report`` claim lasts
-  ``newInstanceReadinessSeconds`` plus a whole invocation (``LAMBDA_TIMEOUT_SECONDS``) more: every other chain of events up to
-  the claim has reached its own readiness bound by then (each is put back at most
-  ``RECHECK_SECONDS`` beyond it, then waits at most one run for a batch slot).
+  ``newInstanceReadinessSeconds`` plus a whole invocation (``LAMBDA_TIMEOUT_SECONDS``) more:
+  every other chain of events up to the claim has reached its own readiness bound by then (each
+  is put back at most ``RECHECK_SECONDS`` beyond it, then waits at most one run for a batch slot).
 
-DynamoDB deletes expired items in the background, typically within a few days
+DynamoDB deletes expired items in the background, "typically within two days of expiration"
 ("Items that have expired and not been deleted will still show up in reads, queries, and
 scans", UpdateTimeToLive, Amazon DynamoDB API Reference; "Working with expired items",
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ttl-expired-items.html): TTL only

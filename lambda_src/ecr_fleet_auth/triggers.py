@@ -103,7 +103,14 @@ def handle(
         # 3. Claim the rest for their events: of two batches at once, one commands (or reports) each.
         if decided.run and settings.claim_table_name:
             left = remaining_millis - int((clock.monotonic() - started) * 1000)
-            _claim(decided, events.latest(), settings, factory, clock, left)
+            _claim(
+                decided,
+                events.latest(),
+                settings=settings,
+                factory=factory,
+                clock=clock,
+                remaining_millis=left,
+            )
         # 4. Run the rest: an ordinary narrowed run.
         if decided.run:
             named = set(decided.run)
@@ -169,6 +176,7 @@ def _look(
 def _claim(
     decided: Triage,
     latest: Mapping[str, datetime],
+    *,
     settings: RunnerSettings,
     factory: ClientFactory,
     clock: Clock,
@@ -190,7 +198,8 @@ def _claim(
         decided.overdue.pop(instance_id, None)
         decided.left_out[instance_id] = CLAIMED_BY_ANOTHER_RUN
     if claimed.held:
-        logger.info("instances claimed by another run", extra={"claims_held": dict(sorted(claimed.held.items())[:50])})
+        held = dict(sorted(claimed.held.items())[:50])
+        logger.info("instances claimed by another run", extra={"claims_held": held})
 
 
 def _with_new_instance_rate(settings: RunnerSettings) -> RunnerSettings:
