@@ -85,7 +85,9 @@ class SimulatedAccount:
 
     def create_tables(self, template: Template, name: str) -> None:
         """The template's DynamoDB table (the claim table, if any) as ``name``, empty (made anew)."""
-        dynamodb = self.session(self.region, ("dynamodb",)).client("dynamodb")
+        # Not through ``session()``: setting up the world is not among the calls the runner made.
+        session = InProcessTransport(self.dynamodb_endpoint).attach(boto3.Session(region_name=self.region))
+        dynamodb = session.client("dynamodb")
         for definition in table_definitions(template):
             with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
                 dynamodb.delete_table(TableName=name)

@@ -12,6 +12,7 @@ bound is minutes long); the local fleet's end-to-end test covers the other cases
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from collections.abc import Callable
@@ -307,6 +308,8 @@ def test_a_run_of_instance_events_goes_at_the_new_instance_rate(
     if setting is not None:
         world.configure(NEW_INSTANCE_MAX_CONCURRENCY=setting)
     new = world.launch(120)
+    # One poller, so that the 120 events make one batch, one run (two would share them out).
+    queue.mapping.settings = dataclasses.replace(queue.settings, maximum_concurrency=1)
     queue.put(*(running_event(i, world.clock.now()) for i in new))
     queue.next_invocation()
     sent = world.ssm.sent("SendCommand")
