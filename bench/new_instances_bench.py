@@ -52,6 +52,7 @@ DEPLOY_TIME = {
     "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
     "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
     "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ecr-fleet-auth",
+    "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaims",
 }
 ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -111,6 +112,7 @@ def run_burst(
         for name, value in environment.items():
             patch.setenv(name, value)
         runner = InProcessRunner(account, patch, region=REGION)
+        account.create_tables(template, DEPLOY_TIME["CLAIM_TABLE_NAME"])  # moto's, in this process
         delivery = NewInstanceDelivery.from_template(template, clock, account.sqs, runner.invoke)
         account.event_bus.append(delivery.put)
         began = time.perf_counter()

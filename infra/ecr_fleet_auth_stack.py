@@ -13,7 +13,7 @@ from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
 from .members import OrganizationMembers, member_document_name, stack_set_name
-from .new_instances import NewInstanceTriggers
+from .new_instances import ClaimTable, NewInstanceTriggers
 from .notifications import Notifications
 from .runner_function import RunnerFunction
 from .schedule import RunnerSchedule
@@ -38,6 +38,8 @@ class EcrFleetAuthStack(Stack):
         notifications = Notifications(self, "Notifications", email=config.notification_email)
         # Organization mode: a StackSet places the member template in every account of the units.
         organization = bool(config.organizational_unit_ids)
+        # Where runs of instance events claim an instance before commanding it (new instances only).
+        claims = ClaimTable(self, "NewInstanceClaims") if config.new_instances else None
         runner = RunnerFunction(
             self,
             "Runner",
@@ -50,6 +52,7 @@ class EcrFleetAuthStack(Stack):
             command_output=command_output,
             stack_set_name=stack_set_name(config.stack_name) if organization else "",
             member_document_name=member_document_name(config) if organization else "",
+            claim_table_name=claims.table.table_name if claims is not None else "",
         )
         if organization:
             OrganizationMembers(
@@ -74,7 +77,7 @@ class EcrFleetAuthStack(Stack):
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
         )
-        if config.new_instances:
+        if claims is not None:
             NewInstanceTriggers(
                 self,
                 "NewInstances",
@@ -83,6 +86,7 @@ class EcrFleetAuthStack(Stack):
                 tag_key=config.target_tag_key,
                 tag_values=config.target_tag_values,
                 topic=notifications.topic,
+                claim_table=claims.table,
             )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
         dashboard = RunnerDashboard(

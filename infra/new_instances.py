@@ -15,6 +15,12 @@ queue); what it returns as failed comes back after the visibility timeout and, a
 ``MAX_RECEIVE_COUNT`` receives, lands in ``DeadLetters`` — as do events EventBridge could not
 deliver. The ``NewInstanceEventsLost`` alarm tells the topic when anything lands there.
 
+``ClaimTable`` is where runs of instance events claim an instance before they command or
+report it (``ecr_fleet_auth/claims.py``): the two batches that may run at once each look before
+either sends, so without it both could command one instance. It is a DynamoDB table billed per
+request (on-demand: nothing while nothing launches, no capacity to provision), one small item
+per instance claimed, deleted by TTL once expired; the runner may only ``PutItem`` there.
+
 Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
 event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
 requests (within the free tier at one queue; see the README's costs).
@@ -25,13 +31,25 @@ from __future__ import annotations
 from typing import Any
 
 import jsii
-from aws_cdk import Duration, aws_cloudwatch, aws_events, aws_iam, aws_lambda, aws_sns, aws_sqs
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+    aws_cloudwatch,
+    aws_dynamodb,
+    aws_events,
+    aws_iam,
+    aws_lambda,
+    aws_sns,
+    aws_sqs,
+)
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth import claims, contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+
+from .nag import acknowledge
 
 # One batch is one narrowed run, which takes at most 1,000 instance ids (the event model's cap):
 # a burst of launches becomes a few runs, each sending SendCommands of up to 50 ids.
@@ -50,6 +68,30 @@ DELIVERY_MAX_EVENT_AGE = Duration.hours(1)
 DEAD_LETTER_RETENTION = Duration.days(14)
 
 
+class ClaimTable(Construct):
+    """The runner's claims on instances (``claims.KEY`` -> one claim; ``claims.TTL_ATTRIBUTE``)."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = aws_dynamodb.Table(
+            self,
+            "Table",
+            partition_key=aws_dynamodb.Attribute(name=claims.KEY, type=aws_dynamodb.AttributeType.STRING),
+            billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=claims.TTL_ATTRIBUTE,
+            # Claims last minutes and mean nothing without the stack: nothing to keep or restore.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            self.table,
+            "AwsSolutions-DDB3",
+            reason=(
+                "Claims live for minutes and are rewritten by the next event: a point-in-time "
+                "restore would bring back only expired claims."
+            ),
+        )
+
+
 class NewInstanceTriggers(Construct):
     def __init__(
         self,
@@ -61,8 +103,10 @@ class NewInstanceTriggers(Construct):
         tag_key: str,
         tag_values: tuple[str, ...],
         topic: aws_sns.ITopic,
+        claim_table: aws_dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.claim_table = claim_table
         self.dead_letters = self._queue("DeadLetters", retention_period=DEAD_LETTER_RETENTION)
         self.queue = self._queue(
             "Queue",
@@ -127,7 +171,8 @@ class NewInstanceTriggers(Construct):
         return rule
 
     def _grant(self, role: aws_iam.IRole) -> aws_iam.Policy:
-        """The runner reads the queue (what Lambda's event source mapping needs) and puts events back."""
+        """The runner reads the queue (what Lambda's event source mapping needs), puts events back,
+        and claims instances (a conditional PutItem: no read, no delete)."""
         return aws_iam.Policy(
             self,
             "RunnerPolicy",
@@ -142,6 +187,11 @@ class NewInstanceTriggers(Construct):
                     sid="PutBackEventsOfInstancesNotOnline",
                     actions=["sqs:GetQueueUrl", "sqs:SendMessage"],
                     resources=[self.queue.queue_arn],
+                ),
+                aws_iam.PolicyStatement(
+                    sid="ClaimInstancesForTheirEvents",
+                    actions=["dynamodb:PutItem"],
+                    resources=[self.claim_table.table_arn],
                 ),
             ],
         )

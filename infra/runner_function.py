@@ -100,9 +100,11 @@ class RunnerFunction(Construct):
         command_output: aws_logs.ILogGroup,
         stack_set_name: str = "",
         member_document_name: str = "",
+        claim_table_name: str = "",
     ) -> None:
         """``stack_set_name`` and ``member_document_name``: the organization's StackSet and its
-        document (empty for a single-account deployment)."""
+        document (empty for a single-account deployment); ``claim_table_name``: where runs of
+        instance events claim instances (empty without ``newInstances``)."""
         super().__init__(scope, construct_id)
         # The service dimension of every metric the runner emits: it reads it from STACK_NAME.
         self.metrics_service = config.stack_name
@@ -150,6 +152,7 @@ class RunnerFunction(Construct):
                     topic_arn=topic.topic_arn,
                     stack_set_name=stack_set_name,
                     member_document_name=member_document_name,
+                    claim_table_name=claim_table_name,
                 ),
                 "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,

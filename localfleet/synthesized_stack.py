@@ -52,6 +52,18 @@ def document_content(template: Template) -> dict[str, Any]:
     return content
 
 
+def table_definitions(template: Template) -> list[dict[str, Any]]:
+    """Each DynamoDB table of the template as CreateTable's arguments (without ``TableName``)."""
+    return [
+        {
+            "KeySchema": table["Properties"]["KeySchema"],
+            "AttributeDefinitions": table["Properties"]["AttributeDefinitions"],
+            "BillingMode": table["Properties"].get("BillingMode", "PROVISIONED"),
+        }
+        for table in resources(template, "AWS::DynamoDB::Table").values()
+    ]
+
+
 def runner_function(template: Template) -> dict[str, Any]:
     """The runner function's resource (the one whose handler is the runner's)."""
     (function,) = [

@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -121,6 +122,7 @@ class ClientFactory:
         self._lock = threading.RLock()  # boto3 sessions are not thread-safe: clients are made under it
         self._sts: STSClient | None = None
         self._cloudformation: CloudFormationClient | None = None
+        self._dynamodb: DynamoDBClient | None = None
 
     def clients_for(
         self, account: str | None = None, region: str | None = None, *, role_name: str | None = None
@@ -174,6 +176,13 @@ class ClientFactory:
                 session = self._session or boto3.Session()
                 self._cloudformation = session.client("cloudformation", config=self._config)
             return self._cloudformation
+
+    def dynamodb(self) -> DynamoDBClient:
+        """DynamoDB with the function's own credentials in its own region (the stack's claim table)."""
+        with self._lock:
+            if self._dynamodb is None:
+                self._dynamodb = (self._session or boto3.Session()).client("dynamodb", config=self._config)
+            return self._dynamodb
 
     def own_region(self) -> str:
         """The region of the function's own clients (AWS_REGION)."""

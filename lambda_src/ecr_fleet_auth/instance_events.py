@@ -90,6 +90,13 @@ class InstanceEvents:
             first.setdefault(arrival.instance_id, arrival)
         return first
 
+    def latest(self) -> dict[str, datetime]:
+        """Each instance's latest event time (what a claim on it must cover: ``claims``)."""
+        last: dict[str, datetime] = {}
+        for arrival in self.arrivals:
+            last[arrival.instance_id] = max(arrival.time, last.get(arrival.instance_id, arrival.time))
+        return last
+
     def message_ids(self, instance_id: str) -> list[str]:
         return [a.message_id for a in self.arrivals if a.instance_id == instance_id and a.message_id]
 

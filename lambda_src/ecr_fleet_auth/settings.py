@@ -347,6 +347,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("memberDocumentName", "", "the agent document's name in member accounts, or empty", _any_text,
             "The agent document the StackSet creates in each member account and region.",
             runner=True, context=False),
+    Setting("claimTableName", "", "a DynamoDB table name, or empty for none", _any_text,
+            "The table where runs of instance events claim an instance before commanding or "
+            "reporting it (`newInstances` on), so that two batches never both do.",
+            runner=True, context=False),
 )  # fmt: skip
 
 BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
@@ -432,6 +436,7 @@ class RunnerSettings:
     topic_arn: str
     stack_set_name: str
     member_document_name: str
+    claim_table_name: str
 
     def registries_for(self, account: str, region: str) -> tuple[str, ...]:
         """The registries a run logs into in ``account`` and ``region``: ``REGISTRIES``, or, left

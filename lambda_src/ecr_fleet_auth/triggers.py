@@ -22,9 +22,12 @@ Before the run, one look at the named instances decides who is run now (``readin
 * repeated events for one instance in a batch collapse into one; an instance a command
   with the same parameters already reached after its event is left out (``readiness.covering``);
   one another command is still working on waits like one not online. So a burst, a
-  repeated event or an overlap with a scheduled run does not command an instance twice
-  (two batches that race within ListCommands' consistency lag can both miss each other:
-  then the agent's lock and its idempotence — a second run is ``unchanged`` — are the last line).
+  repeated event or an overlap with a scheduled run does not command an instance twice.
+  Two batches run at once, though, and each looks before either sends: so who is run now is
+  then *claimed* for its events (``claims``, one conditional DynamoDB write per instance) —
+  an instance the other batch's run claimed is left out, unreported, and that run commands or
+  reports it. Without a claim table (``claimTableName`` empty) the agent's lock and its
+  idempotence — a second run is ``unchanged`` — are the last line.
 
 The answer to SQS is ``{"batchItemFailures": [...]}`` (``ReportBatchItemFailures``): records
 that are not instance events, records whose put-back failed, and the records of a run that
@@ -39,9 +42,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from . import contract, runner
+from .claims import COMMAND, REPORT, InstanceClaims, Wanted
 from .clients import AWS_ERRORS, ClientFactory, Pair
 from .clock import Clock
 from .discovery import Fleet, TargetTag
@@ -57,6 +62,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
+# Why an instance is left out, unreported, when another run of instance events claimed it first.
+CLAIMED_BY_ANOTHER_RUN = "claimed_by_another_run"
 # How long an instance not yet online waits before the next look (SQS DelaySeconds, at most 900).
 RECHECK_SECONDS = 30
 MAX_DELAY_SECONDS = 900
@@ -93,7 +100,18 @@ def handle(
             refused = _put_back(factory.sqs_for(), events.queue, waiting, decided.waiting)
             put_back = len(waiting) - len(refused)
             failures |= {m for i in refused for m in events.message_ids(i)}
-        # 3. Run the rest: an ordinary narrowed run.
+        # 3. Claim the rest for their events: of two batches at once, one commands (or reports) each.
+        if decided.run and settings.claim_table_name:
+            left = remaining_millis - int((clock.monotonic() - started) * 1000)
+            _claim(
+                decided,
+                events.latest(),
+                settings=settings,
+                factory=factory,
+                clock=clock,
+                remaining_millis=left,
+            )
+        # 4. Run the rest: an ordinary narrowed run.
         if decided.run:
             named = set(decided.run)
             request = RunRequest(
@@ -154,6 +172,35 @@ def _look(
         bound_seconds=settings.new_instance_readiness_seconds,
         can_wait=can_wait,
     )
+
+
+def _claim(
+    decided: Triage,
+    latest: Mapping[str, datetime],
+    *,
+    settings: RunnerSettings,
+    factory: ClientFactory,
+    clock: Clock,
+    remaining_millis: int,
+) -> None:
+    """Claim each instance about to be run (``claims``); leave out, unreported, those another run holds.
+
+    An instance past its readiness bound is claimed to be reported, the others to be commanded."""
+    now = clock.now()
+    wanted = [Wanted(i, latest[i], REPORT if i in decided.overdue else COMMAND) for i in decided.run]
+    claimed = InstanceClaims(factory.dynamodb(), settings.claim_table_name).claim(
+        wanted,
+        now=now,
+        deadline=now + timedelta(milliseconds=remaining_millis),
+        readiness_seconds=settings.new_instance_readiness_seconds,
+    )
+    for instance_id in claimed.held:
+        decided.run.remove(instance_id)
+        decided.overdue.pop(instance_id, None)
+        decided.left_out[instance_id] = CLAIMED_BY_ANOTHER_RUN
+    if claimed.held:
+        held = dict(sorted(claimed.held.items())[:50])
+        logger.info("instances claimed by another run", extra={"claims_held": held})
 
 
 def _with_new_instance_rate(settings: RunnerSettings) -> RunnerSettings:

@@ -34,7 +34,7 @@ class InProcessRunner:
         patch: Patcher,
         *,
         region: str = REGION,
-        services: tuple[str, ...] = ("ec2", "ssm", "sqs"),
+        services: tuple[str, ...] = ("ec2", "ssm", "sqs", "dynamodb"),
         session: boto3.Session | None = None,
     ) -> None:
         """``session``: the runner's clients' session, if not ``account``'s own (an organization's)."""

@@ -43,7 +43,13 @@ from ..clocks import RealClock
 from ..events import NewInstanceDelivery
 from ..hosts.sandbox_instance import SandboxInstance, User
 from ..lambda_runtime import FunctionError, InvokeResult, LambdaEnvironment, XRayDaemon, lambda_environment
-from ..synthesized_stack import LAMBDA_SOURCE, Template, document_content, runner_environment
+from ..synthesized_stack import (
+    LAMBDA_SOURCE,
+    Template,
+    document_content,
+    runner_environment,
+    table_definitions,
+)
 from .local_services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .simulated_account import SimulatedAccount
 from .simulated_organization import SimulatedOrganization
@@ -53,6 +59,7 @@ NOT_REGISTERED = "not registered"  # an instance whose SSM agent has not registe
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/local/run-command-output"
 STACK_SET_NAME = "EcrFleetAuth-Members"
 ORGANIZATIONAL_UNIT_ID = "ou-ab12-cdef3456"
+CLAIM_TABLE_NAME = "ecr-fleet-auth-local-claims"
 
 
 @dataclass
@@ -130,7 +137,10 @@ class LocalFleet:
             self.account.register_document(DOCUMENT_NAME, document_content(self.template))
             self._subscribe_to_notifications()
             self.runner = self._lambda_environment()  # built once; every invocation starts from it
-            if self.new_instances:
+            if self.new_instances:  # the claim table in moto, where the runner's DynamoDB calls go
+                dynamodb = self.client("dynamodb")
+                for definition in table_definitions(self.template):
+                    dynamodb.create_table(TableName=CLAIM_TABLE_NAME, **definition)
                 self.delivery = NewInstanceDelivery.from_template(
                     self.template, self.account.clock, self.account.sqs, self._invoke_from_queue
                 )
@@ -310,6 +320,7 @@ class LocalFleet:
             "REGISTRIES": REGISTRY,
             "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
             "TOPIC_ARN": self.topic_arn,
+            "CLAIM_TABLE_NAME": CLAIM_TABLE_NAME,
         }
         return lambda_environment(self.template, self.asset, self.workdir / "lambda", deploy_time=deploy_time)
 

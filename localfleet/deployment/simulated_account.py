@@ -10,11 +10,13 @@ executor: a ``CannedAgent`` here, a sandboxed host in the local fleet.
 EC2 also tells EventBridge (``event_bus``: whoever listens, e.g. the stack's
 ``NewInstanceDelivery``): an instance launched running sends its ``running`` state-change
 event, a tag given to a running instance its ``Tag Change on Resource`` event. The
-account's SQS (``sqs``) holds the stack's queues; the runner reaches it like EC2 and SSM.
+account's SQS (``sqs``) holds the stack's queues; the runner reaches it like EC2 and SSM, and
+DynamoDB (the stack's claim table, ``create_tables``) too: moto's, in this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,7 +32,9 @@ from ..ssm import RunCommandService, SsmWire
 from ..ssm.agent_interface import Executor
 from ..ssm.engine import Command
 from ..ssm.managed_nodes import ManagedInstance
+from ..synthesized_stack import Template, table_definitions
 from ..transport import InProcessTransport, LoopbackServer, ServiceEndpoint
+from ..transport.moto_in_process import MotoJsonWire
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default: the runner's own account, home of the local fleet's other services
@@ -62,6 +66,7 @@ class SimulatedAccount:
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
         self.sqs = SqsService(clock, ACCOUNT, REGION)
         self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs.handler))
+        self.dynamodb_endpoint = ServiceEndpoint(MotoJsonWire("dynamodb", region))
         # EventBridge's default bus: each listener gets every event EC2 sends about an instance.
         self.event_bus: list[Callable[[dict[str, Any]], None]] = []
         self.agents: dict[str, CannedAgent] = {}
@@ -71,7 +76,22 @@ class SimulatedAccount:
 
     # --- reaching it ---------------------------------------------------------------------
     def endpoint(self, service: str) -> ServiceEndpoint:
-        return {"ssm": self.ssm_endpoint, "ec2": self.ec2_endpoint, "sqs": self.sqs_endpoint}[service]
+        return {
+            "ssm": self.ssm_endpoint,
+            "ec2": self.ec2_endpoint,
+            "sqs": self.sqs_endpoint,
+            "dynamodb": self.dynamodb_endpoint,
+        }[service]
+
+    def create_tables(self, template: Template, name: str) -> None:
+        """The template's DynamoDB table (the claim table, if any) as ``name``, empty (made anew)."""
+        # Not through ``session()``: setting up the world is not among the calls the runner made.
+        session = InProcessTransport(self.dynamodb_endpoint).attach(boto3.Session(region_name=self.region))
+        dynamodb = session.client("dynamodb")
+        for definition in table_definitions(template):
+            with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
+                dynamodb.delete_table(TableName=name)
+            dynamodb.create_table(TableName=name, **definition)
 
     def session(self, region: str = REGION, services: tuple[str, ...] = ("ec2", "ssm")) -> boto3.Session:
         """A boto3 session whose clients for ``services`` are answered in this process."""

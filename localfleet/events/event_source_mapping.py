@@ -17,6 +17,14 @@ What it does is what the Lambda Developer Guide says (the settings are the templ
   mapping reads no more (``ScalingConfig``,
   https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html). A batch being
   gathered holds one of them (CHOICE: AWS does not say; a poller that gathers is reading).
+* **Parallel pollers**: "When messages are available, Lambda starts processing five batches at
+  a time with five concurrent invocations of your function" (same page), capped by
+  ``MaximumConcurrency``: the pollers read the queue side by side. HARSHER than one poller at a
+  time: once a message is visible, every free slot starts gathering a batch at that moment, and
+  what becomes visible is dealt to the gathering batches in ReceiveMessage's chunks (at most 10
+  messages a call), one batch after the other; batches gathered together close, and their
+  invocations start, at the same moment. Two records of one instance can so land in two batches
+  that run at once.
 * **Outcome**: a function error leaves the whole batch in the queue, visible again after
   the visibility timeout. With ``ReportBatchItemFailures`` the answer's
   ``batchItemFailures`` names the records to keep; an empty or missing list is full
@@ -41,6 +49,8 @@ from .sqs import Message, Queue, SqsService
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 QUIET_QUEUE_WAIT_SECONDS = 20
+# What one ReceiveMessage call returns at most (a poller's chunk of the visible messages).
+RECEIVE_MAX_MESSAGES = 10
 # The SenderId SQS shows for a message (an IAM principal's id); any fixed one: nobody reads it.
 SENDER_ID = "AIDAIENQZJOLO23YVJ4VO"
 # The function as the mapping calls it: an event in, its answer out (raises on a function error).
@@ -94,7 +104,7 @@ class EventSourceMapping:
         self.invocations: list[Invocation] = []
         self.enabled = True
         self._active = 0  # batches being gathered or invoked
-        self._gathering: _Batch | None = None
+        self._gathering: list[_Batch] = []  # one per poller reading now
         self._lock = threading.RLock()  # the RealClock's scheduler and invocation threads
         queue.listeners.append(self.poll)
 
@@ -104,40 +114,55 @@ class EventSourceMapping:
         return self._active > 0
 
     def poll(self) -> None:
-        """A message may be visible: gather it into the batch, or start one if a slot is free."""
+        """A message may be visible: every free slot starts a batch; the visible messages are dealt
+        to the batches being gathered, a ReceiveMessage's worth at a time."""
         with self._lock:
             if not self.enabled:
                 return
-            batch = self._gathering
-            if batch is None:
-                if self._active >= self.settings.maximum_concurrency or not self.sqs.visible(self.queue):
-                    return
-                self._active += 1
-                batch = self._gathering = _Batch(self.clock.monotonic())
-                wait = self.settings.gathering_seconds
-                if wait > 0:
-                    batch.closing = self.clock.call_at(batch.started + wait, lambda: self._close(batch))
-            self._take(batch)
-            if batch.closing is None or len(batch.messages) >= self.settings.batch_size:
-                self._close(batch)
+            if self.sqs.visible(self.queue):
+                while self._active < self.settings.maximum_concurrency:
+                    self._start()
+            while self._gathering and self.sqs.visible(self.queue):
+                took = False
+                for batch in list(self._gathering):
+                    if self._take(batch):
+                        took = True
+                        self._gathering.remove(batch)  # the next chunk goes to another poller first
+                        self._gathering.append(batch)
+                    if batch.closing is None or len(batch.messages) >= self.settings.batch_size:
+                        self._close(batch)
+                if not took:
+                    break
 
-    def _take(self, batch: _Batch) -> None:
-        room = self.settings.batch_size - len(batch.messages)
-        for message in self.sqs.receive(self.queue, room) if room > 0 else []:
+    def _start(self) -> None:
+        self._active += 1
+        batch = _Batch(self.clock.monotonic())
+        self._gathering.append(batch)
+        wait = self.settings.gathering_seconds
+        if wait > 0:
+            batch.closing = self.clock.call_at(batch.started + wait, lambda: self._close(batch))
+
+    def _take(self, batch: _Batch) -> bool:
+        """One ReceiveMessage for ``batch``; whether it got any message."""
+        room = min(self.settings.batch_size - len(batch.messages), RECEIVE_MAX_MESSAGES)
+        received = self.sqs.receive(self.queue, room) if room > 0 else []
+        for message in received:
             batch.messages.append(message)
             batch.size += len(message.body.encode())
             if batch.size >= MAX_PAYLOAD_BYTES:
                 batch.closing = None  # full: invoke now
+        return bool(received)
 
     def _close(self, batch: _Batch) -> None:
         with self._lock:
-            if self._gathering is not batch:
+            if batch not in self._gathering:
                 return
-            self._gathering = None
+            self._gathering.remove(batch)
             if batch.closing is not None:
                 batch.closing.cancel()
-            if not batch.messages:
+            if not batch.messages:  # its poller found nothing: the slot is free again
                 self._active -= 1
+                self.poll()
                 return
             event = {"Records": [self._record(m) for m in batch.messages]}
             invocation = Invocation(

@@ -40,6 +40,7 @@ DEPLOY_TIME_PLACEHOLDERS = {
     "REGISTRIES": f"123456789012.dkr.ecr.{RUNTIME_REGION}.amazonaws.com",
     "OUTPUT_LOG_GROUP": "EcrFleetAuth-RunCommandOutput-ABCDEF123456",
     "TOPIC_ARN": f"arn:aws:sns:{RUNTIME_REGION}:123456789012:EcrFleetAuth-Topic-ABCDEF123456",
+    "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-ABCDEF123456",
 }
 # Lambda's own session credentials; never sent anywhere by an import.
 SESSION_CREDENTIALS = {

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth import claims, contract
 from ecr_fleet_auth.discovery import TargetTag
 from ecr_fleet_auth.events import MAX_REQUESTED_INSTANCES
 from ecr_fleet_auth.instance_events import parse
@@ -213,10 +213,45 @@ def test_events_lost_to_the_dead_letters_raise_an_alarm(synthesized_template: Te
     assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
 
 
-def test_new_instances_off_deploys_no_rules_and_no_queue() -> None:
+def test_the_claim_table_is_on_demand_keyed_by_instance_and_expires_by_ttl(
+    synthesized_template: Template,
+) -> None:
+    (table,) = resources(synthesized_template, "AWS::DynamoDB::Table").values()
+    properties = table["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"  # nothing to pay while nothing launches
+    assert "ProvisionedThroughput" not in properties
+    assert properties["KeySchema"] == [{"AttributeName": claims.KEY, "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": claims.KEY, "AttributeType": "S"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": claims.TTL_ATTRIBUTE, "Enabled": True}
+    assert table["DeletionPolicy"] == "Delete"  # claims last minutes: nothing to keep
+
+
+def test_the_runner_may_only_put_claims_in_its_claim_table(synthesized_template: Template) -> None:
+    table = _logical_id(synthesized_template, "AWS::DynamoDB::Table", "NewInstanceClaims")
+    dynamodb_statements = [
+        statement
+        for resource in resources(synthesized_template, "AWS::IAM::Policy").values()
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+        if any(str(action).startswith("dynamodb:") for action in _actions(statement))
+    ]
+    assert [(s["Sid"], _actions(s), s["Resource"]) for s in dynamodb_statements] == [
+        ("ClaimInstancesForTheirEvents", ["dynamodb:PutItem"], _arn_of(table))
+    ]
+    function = synthesized_template["Resources"][_runner_id(synthesized_template)]["Properties"]
+    assert function["Environment"]["Variables"]["CLAIM_TABLE_NAME"] == {"Ref": table}
+
+
+def test_new_instances_off_deploys_no_rules_no_queue_and_no_claim_table() -> None:
     template = synthesize({"newInstances": "false"})["EcrFleetAuth"]
-    for resource_type in ("AWS::Events::Rule", "AWS::SQS::Queue", "AWS::Lambda::EventSourceMapping"):
+    for resource_type in (
+        "AWS::Events::Rule",
+        "AWS::SQS::Queue",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::DynamoDB::Table",
+    ):
         assert resources(template, resource_type) == {}, resource_type
+    function = template["Resources"][_runner_id(template)]["Properties"]
+    assert function["Environment"]["Variables"]["CLAIM_TABLE_NAME"] == ""
 
 
 @pytest.mark.parametrize(

@@ -236,6 +236,7 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
         "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
         "OUTPUT_LOG_GROUP": "group",
         "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:t",
+        "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-abc",
     }
     settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
     assert settings.stack_set_name == STACK_SET

@@ -59,6 +59,7 @@ RUNNER_VARIABLES = [
     "TOPIC_ARN",
     "STACK_SET_NAME",
     "MEMBER_DOCUMENT_NAME",
+    "CLAIM_TABLE_NAME",
 ]
 # Event fields that override a setting (runner.RunOptions.resolve), by the setting's key.
 EVENT_OVERRIDES = {
@@ -150,6 +151,7 @@ def test_the_runner_reads_back_what_the_stack_writes() -> None:
         "member_document_name": "EcrFleetAuth-Agent-0123abcd",
         "output_log_group": "group",
         "topic_arn": "arn:aws:sns:eu-west-1:123456789012:t",
+        "claim_table_name": "EcrFleetAuth-NewInstanceClaimsTable-abc",
     }
     environment = config.runner_environment(**stack_values)
     assert list(environment) == RUNNER_VARIABLES

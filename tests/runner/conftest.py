@@ -8,7 +8,9 @@ this process, through the same engine, wire and model validation as the HTTP
 simulator, on a simulated clock. Tests choose what happens on each instance (an
 ``CannedRun``: result line, exit status, duration; ping status; termination; ...);
 Run Command's statuses follow from the engine alone. The runner's SQS calls (events put back
-to the new-instance queue) go to the account's queues; the notifications' inbox is moto's.
+to the new-instance queue) go to the account's queues; its DynamoDB calls (claims) to moto's
+DynamoDB in this process, where the stack's claim table is created; the notifications' inbox
+is moto's.
 """
 
 from __future__ import annotations
@@ -41,12 +43,14 @@ REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 DOCUMENT = "EcrFleetAuth-Agent"
 TAG_KEY, TAG_VALUE = "ecr-fleet-auth", "enabled"
 OUTPUT_LOG_GROUP = "/ecr-fleet-auth/run-command"
+CLAIM_TABLE = "EcrFleetAuth-NewInstanceClaims"
 # What CloudFormation fills in at deploy time, as this world names it (TOPIC_ARN: World sets it).
 DEPLOY_TIME = {
     "DOCUMENT_NAME": DOCUMENT,
     "REGISTRIES": REGISTRY,
     "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
     "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:replaced-by-the-world",
+    "CLAIM_TABLE_NAME": CLAIM_TABLE,
 }
 
 
@@ -182,7 +186,10 @@ def agent_document(synthesized_template: Template) -> dict[str, Any]:
 
 @pytest.fixture
 def world(
-    monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str], agent_document: dict[str, Any]
+    monkeypatch: pytest.MonkeyPatch,
+    template_environment: dict[str, str],
+    agent_document: dict[str, Any],
+    synthesized_template: Template,
 ) -> Iterator[World]:
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
@@ -204,6 +211,7 @@ def world(
     account.register_document(DOCUMENT, agent_document)
     runner = InProcessRunner(account, monkeypatch, region=REGION)
     with mock_aws():
+        account.create_tables(synthesized_template, CLAIM_TABLE)  # moto's DynamoDB, in this process
         yield World(account, runner, monkeypatch)
     account.close()
     metrics.clear_metrics()
