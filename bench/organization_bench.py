@@ -122,6 +122,7 @@ def measure(shape: Shape) -> None:
         "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
         "TOPIC_ARN": "replaced below",
         "REGISTRIES": "unused: an organization's stack writes the setting as it is",
+        "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
     }
     environment = resolved_runner_environment(central, deploy_time)
     accounts = [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts)]

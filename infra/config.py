@@ -90,6 +90,7 @@ class DeploymentConfig:
 
 _TITLE = "invalid ecr-fleet-auth configuration"
 _ORGANIZATION_ONLY = ("memberAccounts", "memberRegions")
+_ORGANIZATION_ONLY_CHOICES = ("memberRoleName", "stackSetCallAs")
 
 
 def _parsed_values(context: Callable[[str], Any]) -> dict[str, Any]:
@@ -117,6 +118,14 @@ def _combination_problems(values: dict[str, Any]) -> list[str]:
                     f"  {key}={', '.join(values[key])!r}: needs organizationalUnitIds (the StackSet "
                     f"deploys to organizational units; {key} only narrows them); set "
                     f"organizationalUnitIds or leave {key} empty"
+                )
+        # Accepted alone they would change nothing but the runner's environment: say so instead.
+        for key in _ORGANIZATION_ONLY_CHOICES:
+            if key in values and values[key] != settings.BY_KEY[key].default:
+                problems.append(
+                    f"  {key}={values[key]!r}: applies only to an organization deployment; set "
+                    f"organizationalUnitIds or leave {key} at its default "
+                    f"({settings.BY_KEY[key].default!r})"
                 )
     regions = values.get("regions") or ()
     if units and len(regions) > 1:

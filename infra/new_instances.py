@@ -46,7 +46,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
-from ecr_fleet_auth import claims, contract
+from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .nag import acknowledge
@@ -69,16 +69,18 @@ DEAD_LETTER_RETENTION = Duration.days(14)
 
 
 class ClaimTable(Construct):
-    """The runner's claims on instances (``claims.KEY`` -> one claim; ``claims.TTL_ATTRIBUTE``)."""
+    """The runner's claims: one per instance (``contract.CLAIM_KEY``), TTL ``CLAIM_TTL_ATTRIBUTE``."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.table = aws_dynamodb.Table(
             self,
             "Table",
-            partition_key=aws_dynamodb.Attribute(name=claims.KEY, type=aws_dynamodb.AttributeType.STRING),
+            partition_key=aws_dynamodb.Attribute(
+                name=contract.CLAIM_KEY, type=aws_dynamodb.AttributeType.STRING
+            ),
             billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=claims.TTL_ATTRIBUTE,
+            time_to_live_attribute=contract.CLAIM_TTL_ATTRIBUTE,
             # Claims last minutes and mean nothing without the stack: nothing to keep or restore.
             removal_policy=RemovalPolicy.DESTROY,
         )

@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecr_fleet_auth import clients, contract, runner, triggers
+from ecr_fleet_auth import clients, contract, publishing, runner, triggers
 from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
 from ecr_fleet_auth.instance_events import is_instance_event
@@ -53,4 +53,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidEvent:
         metrics.add_metric(name=contract.EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=1)
         raise
-    return report.to_dict()
+    return publishing.response(report)

@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
+from . import contract
 from .clients import AWS_ERRORS, error_code
 from .observability import logger
 from .settings import LAMBDA_TIMEOUT_SECONDS
@@ -67,8 +68,8 @@ Purpose = Literal["command", "report"]
 COMMAND: Purpose = "command"
 REPORT: Purpose = "report"
 # The table's key and its TTL attribute (infra/new_instances.py creates the table with these).
-KEY = "instance_id"
-TTL_ATTRIBUTE = "expires_at"
+KEY = contract.CLAIM_KEY
+TTL_ATTRIBUTE = contract.CLAIM_TTL_ATTRIBUTE
 # A command claim outlives its invocation by this much: ListCommands lists the command by then.
 MARGIN_SECONDS = 60
 CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"

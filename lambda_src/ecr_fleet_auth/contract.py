@@ -274,3 +274,8 @@ TARGETS_UNREACHABLE_METRIC: Final = "TargetsUnreachable"
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"
 # The message of the runner's one structured log record per run (the dashboard's query reads it).
 RUN_REPORT_LOG_MESSAGE: Final = "run report"
+
+
+# --- the new-instance claim table (DynamoDB; the stack creates it, ``claims`` writes it) ---
+CLAIM_KEY: Final = "instance_id"  # the partition key: one claim per instance
+CLAIM_TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB's TTL attribute

@@ -12,7 +12,8 @@ the report is still returned and logged.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 LOGGED_INSTANCES = 200
+# Lambda returns at most 6 MB to a synchronous caller (Invoke API reference, "Payload": "The response
+# from the function, or an error object", and the quotas page: "6 MB each for request and response
+# (synchronous)"); an organization's report of tens of thousands of instances is larger. Above this,
+# the return value is the report without ``instances``, as the log record holds it.
+RESPONSE_LIMIT_BYTES = 5_000_000
+RETURNED_INSTANCES = 2000
 
 
 def publish(report: Report, settings: RunnerSettings, sns: SNSClient, *, duration_seconds: float) -> None:
@@ -37,17 +44,27 @@ def publish(report: Report, settings: RunnerSettings, sns: SNSClient, *, duratio
 
 def _log(report: Report) -> None:
     """One structured record: the report, with only the instances that did not succeed (bounded)."""
+    logger.info(contract.RUN_REPORT_LOG_MESSAGE, extra={"report": condensed(report, LOGGED_INSTANCES)})
+
+
+def condensed(report: Report, listed: int) -> dict[str, Any]:
+    """The report without ``instances``: the first ``listed`` instances that did not succeed, and how
+    many more there were (the summary still counts every instance)."""
     attention = [i.to_dict() for i in report.instances if i.status != "succeeded"]
-    logger.info(
-        contract.RUN_REPORT_LOG_MESSAGE,
-        extra={
-            "report": {
-                **{key: value for key, value in report.to_dict().items() if key != "instances"},
-                "instances_not_succeeded": attention[:LOGGED_INSTANCES],
-                "instances_not_logged": max(0, len(attention) - LOGGED_INSTANCES),
-            }
-        },
-    )
+    return {
+        **{key: value for key, value in report.to_dict().items() if key != "instances"},
+        "instances_not_succeeded": attention[:listed],
+        "instances_not_logged": max(0, len(attention) - listed),
+    }
+
+
+def response(report: Report) -> dict[str, Any]:
+    """What the handler returns: the whole report, or, when that is more than Lambda can return to
+    a synchronous caller, the report ``condensed`` (its ``instances_not_succeeded``)."""
+    whole = report.to_dict()
+    if len(json.dumps(whole, default=str)) <= RESPONSE_LIMIT_BYTES:
+        return whole
+    return condensed(report, RETURNED_INSTANCES)
 
 
 def _count(report: Report, duration_seconds: float, service: str) -> None:

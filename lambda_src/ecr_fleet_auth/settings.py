@@ -63,7 +63,7 @@ STACK_NAME_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9-]{0,100}$"
 ORGANIZATIONAL_UNIT_PATTERN: Final = r"^(?:ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$"
 ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
 # IAM role names (IAM API reference, CreateRole: RoleName).
-ROLE_NAME_PATTERN: Final = r"^[\w+=,.@-]{1,64}$"
+ROLE_NAME_PATTERN: Final = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # ASCII only, as IAM: \w would take any letter
 STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
 # A region's partition DNS suffix, by the region name's prefix (the first that matches; else
 # amazonaws.com: aws and aws-us-gov). One of contract.PARTITION_DOMAINS.

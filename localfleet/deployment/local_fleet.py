@@ -25,7 +25,6 @@ as before.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import shutil
 import tempfile
@@ -280,17 +279,19 @@ class LocalFleet:
         self.member_services[account] = LocalServices(self.workdir / f"account-{account}", account, index)
 
     def member_document_name(self) -> str:
-        """The member document's name as the stack names it: the content's hash in the name."""
-        content = json.dumps(document_content(self.template), sort_keys=True).encode()
-        return f"EcrFleetAuth-Agent-{hashlib.sha256(content).hexdigest()[:8]}"
+        """The member document's name by the stack's own rule (``content_named``: the content's hash)."""
+        from infra.document.construct import content_named  # noqa: PLC0415 - the synth's naming rule
+
+        return content_named("EcrFleetAuth-Agent", document_content(self.template))
 
     def organization_env(self) -> dict[str, str]:
-        """The runner's organization settings, as the stack sets them in organization mode.
-
-        TODO(lead, at the merge with the CDK side; as tests/runner/test_organization.py): take
-        STACK_SET_NAME and MEMBER_DOCUMENT_NAME from the template synthesized with organization
-        context; this branch's stack still writes them empty."""
+        """The runner's organization settings, as the stack writes them in organization mode with
+        ``registries`` left empty (each pair's own registry). The fleet's template is synthesized
+        without organization settings, to keep ``make demo`` short; the names follow the stack's
+        rules (tests/infra/test_organization_stack.py checks what the stack writes, and
+        tests/runner/test_organization.py runs the runner with it)."""
         return {
+            "REGISTRIES": "",
             "STACK_SET_NAME": STACK_SET_NAME,
             "MEMBER_DOCUMENT_NAME": self.member_document_name(),
             "ORGANIZATIONAL_UNIT_IDS": ORGANIZATIONAL_UNIT_ID,

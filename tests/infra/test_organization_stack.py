@@ -572,6 +572,13 @@ def _config(**overrides: Any) -> DeploymentConfig:
     [
         ({"memberAccounts": "111111111111"}, ["memberAccounts='111111111111': needs organizationalUnitIds"]),
         ({"memberRegions": ["eu-west-1"]}, ["memberRegions='eu-west-1': needs organizationalUnitIds"]),
+        ({"memberRoleName": "FleetAuth"}, ["memberRoleName='FleetAuth': applies only to an organization"]),
+        ({"stackSetCallAs": "SELF"}, ["stackSetCallAs='SELF': applies only to an organization"]),
+        # IAM role names are ASCII (CreateRole: [\w+=,.@-]+ in IAM's own, ASCII, sense).
+        (
+            {"organizationalUnitIds": UNITS[0], "memberRoleName": "Rôle"},
+            ["memberRoleName='Rôle': not accepted"],
+        ),
         (
             {"organizationalUnitIds": UNITS[0], "regions": "eu-west-1,us-east-1"},
             ["regions='eu-west-1, us-east-1': organization mode", "memberRegions"],

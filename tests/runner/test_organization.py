@@ -512,3 +512,32 @@ def test_pairs_still_waiting_for_a_thread_near_the_deadline_are_not_started(
     assert [(i["account_id"], i["status"], i["reason"]) for i in report["instances"]] == [
         (A, "succeeded", "ok")
     ]
+
+
+def test_a_report_too_big_to_return_is_returned_condensed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda returns at most 6 MB to a synchronous caller (Invoke API reference; Lambda quotas:
+    "6 MB each for request and response (synchronous)"): an organization's report of tens of
+    thousands of instances (about 11 MB at 40,000, `make bench BENCH=organization`) would fail the
+    caller after every command was sent. Above ``RESPONSE_LIMIT_BYTES`` the handler returns the
+    report as the log record holds it: no ``instances``, the ones that did not succeed listed."""
+    from ecr_fleet_auth import publishing  # noqa: PLC0415 - the module whose limit this test lowers
+
+    world.launch(3)
+    world.launch(2, agent=CannedRun(result_line("failed", "login_failed", "401"), exit_code=1))
+    whole = world.invoke({})
+    assert len(whole["instances"]) == 5 and whole["summary"]["failed"] == 2
+
+    monkeypatch.setattr(publishing, "RESPONSE_LIMIT_BYTES", len(json.dumps(whole)) // 2)
+    monkeypatch.setattr(publishing, "RETURNED_INSTANCES", 1)
+    condensed = world.invoke({})
+
+    assert "instances" not in condensed
+    assert condensed["summary"]["total"] == 5 and condensed["summary"]["failed"] == 2
+    (listed,) = condensed["instances_not_succeeded"]
+    assert listed["status"] == "failed" and listed["instance_id"] in {
+        i["instance_id"] for i in whole["instances"]
+    }
+    assert condensed["instances_not_logged"] == 1
+    assert {key for key in whole if key != "instances"} <= set(condensed)
