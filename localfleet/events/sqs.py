@@ -28,7 +28,6 @@ visible from ``listeners`` (called as actions on the clock).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -39,15 +38,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.session
-from botocore.model import OperationModel, ServiceModel
-
 from ..clocks import Clock
-from ..ssm.protocol import shape_output, validate_input
-from ..transport.endpoint import Reply, Request, ServiceError
+from ..ssm.protocol import JsonWire
+from ..transport.endpoint import Reply, ServiceError
 
-JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
-TARGET_PREFIX = "AmazonSQS."
 MAX_DELAY_SECONDS = 900
 MAX_BATCH_ENTRIES = 10
 # What SQS answers in the query-compatible header (botocore reads the error code from it).
@@ -263,57 +257,19 @@ def _delay(value: int) -> int:
     return value
 
 
-class SqsWire:
+class SqsWire(JsonWire):
     """JSON 1.0 (``X-Amz-Target: AmazonSQS.<Operation>``), requests validated, answers shaped by the model."""
 
     service = "sqs"
-
-    def __init__(self, handlers: Callable[[str], Callable[[Mapping[str, Any]], dict[str, Any]]]) -> None:
-        self.handlers = handlers
-
-    def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
-        target = headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
-            raise ServiceError("UnknownOperationException", f"Unknown target {target!r}")
-        operation = _operation(target[len(TARGET_PREFIX) :])
-        try:
-            params = json.loads(body or b"{}")
-        except ValueError:
-            raise ServiceError("SerializationException", "request body is not JSON") from None
-        if not isinstance(params, dict):
-            raise ServiceError("SerializationException", "request body must be a JSON object")
-        return Request(operation.name, params)
-
-    def answer(self, request: Request) -> Reply:
-        operation = _operation(request.operation)
-        try:
-            validate_input(operation, request.params)
-            result = self.handlers(operation.name)(request.params)
-            return _reply(200, shape_output(operation, result))
-        except ServiceError as error:
-            return self.error(error)
-        except Exception as error:  # a simulator bug: answer as the service would, and say where
-            _log.exception("SQS simulator failed on %s", request.operation)
-            return self.error(ServiceError("InternalError", f"simulator error: {error!r}", 500))
+    target_prefix = "AmazonSQS."
+    content_type = "application/x-amz-json-1.0"
+    internal_error_code = "InternalError"
 
     def error(self, error: ServiceError) -> Reply:
-        reply = _reply(error.status, {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message})
+        reply = self.reply(
+            error.status, {"__type": f"com.amazonaws.sqs#{error.code}", "message": error.message}
+        )
         code = QUERY_ERROR_CODES.get(error.code, error.code)
         fault = "Receiver" if error.status >= 500 else "Sender"
         reply.headers["x-amzn-query-error"] = f"{code};{fault}"
         return reply
-
-
-def _reply(status: int, payload: dict[str, Any]) -> Reply:
-    return Reply(status, {"Content-Type": JSON_CONTENT_TYPE}, json.dumps(payload).encode())
-
-
-@functools.cache
-def _model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("sqs")
-
-
-def _operation(name: str) -> OperationModel:
-    if name not in _model().operation_names:
-        raise ServiceError("UnknownOperationException", f"Unknown operation {name}")
-    return _model().operation_model(name)

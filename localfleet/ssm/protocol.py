@@ -27,26 +27,29 @@ from botocore.validate import ParamValidator
 
 from ..transport.endpoint import Reply, Request, ServiceError
 
-JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
-TARGET_PREFIX = "AmazonSSM."
 _log = logging.getLogger(__name__)
 # What the service behind the wire offers: the handler of an operation (request dict in, result out).
 Handlers = Callable[[str], Callable[[Mapping[str, Any]], dict[str, Any]]]
 
 
-class SsmWire:
-    """JSON 1.1 in and out; every request validated against the model, every answer shaped by it."""
+class JsonWire:
+    """A botocore JSON-protocol service (``POST /``, ``X-Amz-Target: <prefix><Operation>``): every
+    request validated against the service's model, every answer shaped by it. A service names
+    itself, its target prefix, its JSON version and how it words an internal error."""
 
-    service = "ssm"
+    service: str
+    target_prefix: str
+    content_type: str
+    internal_error_code: str
 
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
 
     def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
         target = headers.get("x-amz-target", "")
-        if not target.startswith(TARGET_PREFIX):
+        if not target.startswith(self.target_prefix):
             raise ServiceError("UnknownOperationException", f"Unknown target {target!r}")
-        operation = operation_model(target[len(TARGET_PREFIX) :])
+        operation = operation_model(self.service, target[len(self.target_prefix) :])
         try:
             params = json.loads(body or b"{}")
         except ValueError:
@@ -56,32 +59,40 @@ class SsmWire:
         return Request(operation.name, params)
 
     def answer(self, request: Request) -> Reply:
-        operation = operation_model(request.operation)
+        operation = operation_model(self.service, request.operation)
         try:
             validate_input(operation, request.params)
             result = self.handlers(operation.name)(request.params)
-            return _json_reply(200, shape_output(operation, result))
+            return self.reply(200, shape_output(operation, result))
         except ServiceError as error:
             return self.error(error)
         except Exception as error:  # a simulator bug: answer as the service would, and say where
-            _log.exception("SSM simulator failed on %s", request.operation)
-            return self.error(ServiceError("InternalServerError", f"simulator error: {error!r}", 500))
+            _log.exception("%s simulator failed on %s", self.service.upper(), request.operation)
+            return self.error(ServiceError(self.internal_error_code, f"simulator error: {error!r}", 500))
 
     def error(self, error: ServiceError) -> Reply:
-        return _json_reply(error.status, {"__type": error.code, "message": error.message})
+        return self.reply(error.status, {"__type": error.code, "message": error.message})
+
+    def reply(self, status: int, payload: dict[str, Any]) -> Reply:
+        return Reply(status, {"Content-Type": self.content_type}, json.dumps(payload).encode())
 
 
-def _json_reply(status: int, payload: dict[str, Any]) -> Reply:
-    return Reply(status, {"Content-Type": JSON_CONTENT_TYPE}, json.dumps(payload).encode())
+class SsmWire(JsonWire):
+    """JSON 1.1 (``X-Amz-Target: AmazonSSM.<Operation>``), errors as ``{"__type": code, ...}``."""
+
+    service = "ssm"
+    target_prefix = "AmazonSSM."
+    content_type = "application/x-amz-json-1.1"
+    internal_error_code = "InternalServerError"
 
 
 @functools.cache
-def ssm_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("ssm")
+def service_model(service: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(service)
 
 
-def operation_model(name: str) -> OperationModel:
-    model = ssm_model()
+def operation_model(service: str, name: str) -> OperationModel:
+    model = service_model(service)
     if name not in model.operation_names:
         raise ServiceError("UnknownOperationException", f"Unknown operation {name}")
     return model.operation_model(name)
