@@ -184,13 +184,12 @@ def agent_document(synthesized_template: Template) -> dict[str, Any]:
     return document_content(synthesized_template)
 
 
-@pytest.fixture
-def world(
-    monkeypatch: pytest.MonkeyPatch,
-    template_environment: dict[str, str],
-    agent_document: dict[str, Any],
-    synthesized_template: Template,
-) -> Iterator[World]:
+def use_runner_environment(
+    monkeypatch: pytest.MonkeyPatch, template_environment: dict[str, str], *, services: tuple[str, ...]
+) -> None:
+    """The runner's environment as the template gives it, with test credentials and region, and
+    nothing of this process's AWS or Powertools settings. Each of ``services`` points at loopback
+    and is never dialled: the simulator answers in this process before anything is sent."""
     for name in list(os.environ):
         if name.startswith(("AWS_", "POWERTOOLS_")):
             monkeypatch.delenv(name)
@@ -200,13 +199,21 @@ def world(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        # Loopback only, and never dialled: the account answers before anything is sent.
-        "AWS_ENDPOINT_URL_SSM": "http://127.0.0.1:9",
-        "AWS_ENDPOINT_URL_EC2": "http://127.0.0.1:9",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        **{f"AWS_ENDPOINT_URL_{service}": "http://127.0.0.1:9" for service in services},
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def world(
+    monkeypatch: pytest.MonkeyPatch,
+    template_environment: dict[str, str],
+    agent_document: dict[str, Any],
+    synthesized_template: Template,
+) -> Iterator[World]:
+    use_runner_environment(monkeypatch, template_environment, services=("SSM", "EC2"))
     account = SimulatedAccount(SimulatedClock())
     account.register_document(DOCUMENT, agent_document)
     runner = InProcessRunner(account, monkeypatch, region=REGION)

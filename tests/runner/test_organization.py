@@ -34,7 +34,15 @@ from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import DEPLOY_TIME, DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
+from tests.runner.conftest import (
+    DEPLOY_TIME,
+    DOCUMENT,
+    REGION,
+    TAG_KEY,
+    TAG_VALUE,
+    World,
+    use_runner_environment,
+)
 from tests.support.template import document_content, resolved_runner_environment, synthesize
 
 HOME = "123456789012"
@@ -107,22 +115,9 @@ class Organization:
 def organization(
     monkeypatch: pytest.MonkeyPatch, organization_stack: OrganizationStack, agent_document: dict[str, Any]
 ) -> Iterator[Organization]:
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "POWERTOOLS_")):
-            monkeypatch.delenv(name)
-    environment = {
-        **organization_stack.environment,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
-    # Loopback only, and never dialled: the organization answers before anything is sent.
-    for service in ("SSM", "EC2", "STS", "CLOUDFORMATION"):
-        environment[f"AWS_ENDPOINT_URL_{service}"] = "http://127.0.0.1:9"
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+    use_runner_environment(
+        monkeypatch, organization_stack.environment, services=("SSM", "EC2", "STS", "CLOUDFORMATION")
+    )
     with mock_aws():
         org = SimulatedOrganization(SimulatedClock(), stack_set_name=STACK_SET)
         org.home.register_document(DOCUMENT, agent_document)
