@@ -45,7 +45,7 @@ def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
     for path in _files("lambda_src"):
         if path.suffix == ".py":
             roots = {module.split(".")[0] for module in _imported_modules(path)}
-            assert not roots & {"infra", "localfleet", "tools", "bench", "tests", "app"}, path
+            assert not roots & {"ecr_fleet_auth_cdk", "localfleet", "tools", "bench", "tests", "app"}, path
 
 
 def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:

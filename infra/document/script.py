@@ -21,11 +21,12 @@ import io
 import re
 import textwrap
 import tokenize
-from pathlib import Path
 
 from ecr_fleet_auth import contract
 
-AGENT_DIR = Path(__file__).parent / "agent"
+from ..bundled import AGENT, bundled
+
+AGENT_DIR = bundled(AGENT)
 AGENT_PY = AGENT_DIR / "ecr_fleet_auth_agent.py"
 ENTRYPOINT_SH = AGENT_DIR / "entrypoint.sh"
 AGENT_PY_ENV = "ECR_FLEET_AUTH_AGENT_PY"

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from infra.document.script import AGENT_PY
+from ecr_fleet_auth_cdk.document.script import AGENT_PY
 from localfleet.deployment import single_instance as sb
 from tests.conftest import require
 

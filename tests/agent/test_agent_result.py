@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from infra.document.script import ENTRYPOINT_SH
+from ecr_fleet_auth_cdk.document.script import ENTRYPOINT_SH
 from tests.conftest import require
 
 REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"

@@ -25,8 +25,8 @@ from ecr_fleet_auth.settings import (
     RunnerSettings,
     SettingsError,
 )
-from infra.config import DeploymentConfig
-from infra.console_events import console_events
+from ecr_fleet_auth_cdk.config import DeploymentConfig
+from ecr_fleet_auth_cdk.console_events import console_events
 from tests.support.template import PROJECT_ROOT, Template, default_context, document_content
 
 # Deployed stacks and users' cdk.json files depend on these names: never rename one.
