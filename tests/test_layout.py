@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
+
+import pytest
 
 from tests.support.template import PROJECT_ROOT
 
@@ -56,3 +59,14 @@ def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:
                 "ecr_fleet_auth.contract",
                 "ecr_fleet_auth.settings",
             }, path
+
+
+def test_infra_is_imported_only_as_the_package_it_is_installed_as() -> None:
+    """infra/ is the package ecr_fleet_auth_cdk (the wheel's and the editable install's name): imported
+    as `infra` too, each of its files would be loaded twice, as two modules with their own classes."""
+    sources = [*_files(*TREE), *PROJECT_ROOT.glob("*.py")]
+    for path in sources:
+        if path.suffix == ".py":
+            assert "infra" not in {module.split(".")[0] for module in _imported_modules(path)}, path
+    with pytest.raises(ImportError, match="import ecr_fleet_auth_cdk, not infra"):
+        importlib.import_module("infra")

@@ -55,7 +55,7 @@ def test_the_version_is_written_once_and_semantic() -> None:
 
 def test_the_changelog_keeps_a_changelog() -> None:
     """https://keepachangelog.com/en/1.1.0/: newest first, an Unreleased section, each release
-    `## [X.Y.Z] - YYYY-MM-DD` with a link, its changes under the six kinds."""
+    `## [X.Y.Z] - YYYY-MM-DD`, its changes under the six kinds of change."""
     text = (PROJECT_ROOT / "CHANGELOG.md").read_text()
     assert text.startswith("# Changelog\n")
     assert "https://keepachangelog.com/en/1.1.0/" in text and "https://semver.org/" in text
@@ -69,10 +69,6 @@ def test_the_changelog_keeps_a_changelog() -> None:
     dates = [date for _, date in releases]
     assert dates == sorted(dates, reverse=True)
     assert releases[0][0] == _project()["version"], "the latest release is the version pyproject.toml holds"
-    for version, _ in headings:
-        assert re.search(rf"^\[{re.escape(version)}\]: \S+$", text, flags=re.MULTILINE), (
-            f"no link for {version}"
-        )
     sections = set(re.findall(r"^### (.+)$", text, flags=re.MULTILINE))
     assert sections <= KEEP_A_CHANGELOG_SECTIONS, sections - KEEP_A_CHANGELOG_SECTIONS
 

@@ -3,7 +3,8 @@
     .venv/bin/python -m tools.generate_props [--check]
 
 Writes ``infra/props.py`` (``EcrFleetAuthProps``, the TypedDict ``EcrFleetAuth(scope, id, **props)``
-takes) and the props reference page. Each prop of a setting comes from its row in
+takes) and the props reference, the README's block between ``REFERENCE_START`` and
+``REFERENCE_END``. Each prop of a setting comes from its row in
 ``ecr_fleet_auth/settings.py`` (``SETTINGS``): its name in snake_case, default, accepted form and
 meaning; its type is ``DeploymentConfig``'s field of the same name (a list is taken as any
 sequence). The props that hand the construct a resource of the app (a topic, roles, ...) are not
@@ -26,7 +27,9 @@ from ecr_fleet_auth_cdk.config import DeploymentConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPS_MODULE = ROOT / "infra" / "props.py"
-REFERENCE_PAGE = ROOT / "docs" / "reference" / "props.md"
+README = ROOT / "README.md"
+REFERENCE_START = "<!-- props reference: generated from the settings table by make props; do not edit -->"
+REFERENCE_END = "<!-- end of the props reference -->"
 # Python types of DeploymentConfig's fields, as the props take them (any sequence for a list).
 _PROP_TYPES = {"tuple[str, ...]": "Sequence[str]"}
 _WIDTH = 106
@@ -165,19 +168,8 @@ def _cell(text: str) -> str:
 
 
 def render_reference() -> str:
+    """The props reference: a table of the settings' props, one of the resources'."""
     lines = [
-        "# `EcrFleetAuth` props",
-        "",
-        "<!-- Generated from the settings table (lambda_src/ecr_fleet_auth/settings.py) by `make props`. -->",
-        "",
-        "`EcrFleetAuth(scope, id, **props)` takes these keyword arguments, each optional and typed",
-        "(`ecr_fleet_auth_cdk.EcrFleetAuthProps`). The settings are the repository app's `cdk.json`",
-        "keys in snake_case, with the same defaults and accepted values; every value is validated when",
-        "the construct is created, and a bad one raises `ecr_fleet_auth.settings.SettingsError` naming",
-        "the prop and its accepted form, every problem at once.",
-        "",
-        "## Settings",
-        "",
         "| prop | type | default | accepted | meaning | `cdk.json` key |",
         "|---|---|---|---|---|---|",
     ]
@@ -188,10 +180,7 @@ def render_reference() -> str:
         )
     lines += [
         "",
-        "`stackName` and `regions` are the repository app's own settings (which stacks it creates); a",
-        "construct's `name` plays the part `stackName` plays for the app's stacks.",
-        "",
-        "## What the app already has",
+        "What the app already has (no `cdk.json` key):",
         "",
         "| prop | type | meaning |",
         "|---|---|---|",
@@ -200,7 +189,16 @@ def render_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-GENERATED = {PROPS_MODULE: render_props_module, REFERENCE_PAGE: render_reference}
+def render_readme() -> str:
+    """README.md with its props reference block written anew."""
+    text = README.read_text(encoding="utf-8")
+    start, end = text.find(REFERENCE_START), text.find(REFERENCE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no {REFERENCE_START!r} ... {REFERENCE_END!r} block")
+    return text[: start + len(REFERENCE_START)] + "\n" + render_reference() + text[end:]
+
+
+GENERATED = {PROPS_MODULE: render_props_module, README: render_readme}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ def test_every_prop_is_a_setting_or_a_resource_of_the_app_in_the_tables_order() 
 def test_a_props_type_is_the_deployment_configs_field_with_any_sequence_for_a_list() -> None:
     for setting in settings.PROP_SETTINGS:
         declared = DeploymentConfig.__annotations__[setting.field].replace("'", '"')
-        typed = EcrFleetAuthProps.__annotations__[setting.field]
+        typed = EcrFleetAuthProps.__annotations__[setting.field].__forward_arg__.replace("'", '"')
         assert typed == ("Sequence[str]" if declared == "tuple[str, ...]" else declared), setting.field
 
 
