@@ -189,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     dist = parser.parse_args(argv).dist
     os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "1")
     build(dist)
-    for path in sorted(p for p in dist.rglob("*") if p.is_file() and "assets" not in p.parts):
-        print(f"wrote {path}")
+    for folder in ("cloudformation", "ssm-document"):
+        for path in sorted(p for p in (dist / folder).rglob("*") if p.is_file() and "assets" not in p.parts):
+            print(f"wrote {path}")
+    print(f"wrote {dist / 'cloudformation' / 'assets'}/ ({ASSETS_PREFIX}<hash>.zip ...)")
     return 0
 
 
