@@ -75,7 +75,7 @@ class DeploymentConfig:
             values = settings.parse_all(
                 settings.CONTEXT_SETTINGS,
                 lambda setting: context(setting.key),
-                title=_TITLE,
+                title=TITLE,
                 name=lambda setting: setting.key,
             )
         except settings.SettingsError as error:
@@ -85,7 +85,7 @@ class DeploymentConfig:
         parsed = _parsed_values(context)
         problems += _combination_problems(parsed, lambda key: key) + _app_problems(parsed)
         if problems:
-            raise settings.SettingsError(f"{_TITLE}:\n" + "\n".join(problems))
+            raise settings.SettingsError(f"{TITLE}:\n" + "\n".join(problems))
         return cls(**values)
 
     @classmethod
@@ -102,7 +102,7 @@ class DeploymentConfig:
             return name_shown if setting.key == _NAME_KEY else setting.field
 
         try:
-            values = settings.parse_all(rows, lambda setting: raw[setting.key], title=_TITLE, name=shown)
+            values = settings.parse_all(rows, lambda setting: raw[setting.key], title=TITLE, name=shown)
         except settings.SettingsError as error:
             problems = str(error).splitlines()[1:]
         else:
@@ -111,7 +111,7 @@ class DeploymentConfig:
             _valid_values(rows, raw.get), lambda key: settings.BY_KEY[key].field
         )
         if problems:
-            raise settings.SettingsError(f"{_TITLE}:\n" + "\n".join(problems))
+            raise settings.SettingsError(f"{TITLE}:\n" + "\n".join(problems))
         return cls(regions=(), **values)
 
     def props(self) -> EcrFleetAuthProps:
@@ -127,7 +127,8 @@ class DeploymentConfig:
         return settings.runner_environment({**asdict(self), **from_the_stack})
 
 
-_TITLE = "invalid ecr-fleet-auth configuration"
+# The first line of every SettingsError about the configuration (context or props).
+TITLE = "invalid ecr-fleet-auth configuration"
 # The row whose value names a construct (its ``name``) as it names the app's stacks.
 _NAME_KEY = "stackName"
 _ORGANIZATION_ONLY = ("memberAccounts", "memberRegions")

@@ -18,7 +18,7 @@ from constructs import Construct, IConstruct
 
 from ecr_fleet_auth import contract, settings
 
-from .config import DeploymentConfig
+from .config import TITLE, DeploymentConfig
 from .console_events import AWS_CUSTOM_RESOURCE_PROVIDER_ID, ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 # An id CDK leaves out of construct paths, logical ids and names: EcrFleetAuth(stack, "Default")
 # builds exactly the resources the stack itself would.
 DEFAULT_ID = "Default"
-_TITLE = "invalid ecr-fleet-auth configuration"
 
 
 class EcrFleetAuth(Construct):
@@ -53,8 +52,13 @@ class EcrFleetAuth(Construct):
     def __init__(self, scope: Construct, construct_id: str, **props: Unpack[EcrFleetAuthProps]) -> None:
         _check_prop_names(props)
         name, name_shown = _name(scope, construct_id, props.get("name"))
-        config = DeploymentConfig.from_props(props, name=name, name_shown=name_shown)
-        _check_resources(props)
+        problems = _resource_problems(props)
+        try:
+            config = DeploymentConfig.from_props(props, name=name, name_shown=name_shown)
+        except settings.SettingsError as error:
+            raise settings.SettingsError("\n".join([str(error), *problems])) from None
+        if problems:
+            raise settings.SettingsError("\n".join([f"{TITLE}:", *problems]))
         _check_not_taken(scope, config)
         super().__init__(scope, construct_id)
         self.name: str = name
@@ -206,14 +210,15 @@ def _name(scope: Construct, construct_id: str, given: str | None) -> tuple[str, 
         return given, "name"
     stack = Stack.of(scope)
     if Token.is_unresolved(stack.stack_name):
-        raise settings.SettingsError(f"{_TITLE}:\n  name: the stack's name is not known at synth; pass name=")
+        raise settings.SettingsError(f"{TITLE}:\n  name: the stack's name is not known at synth; pass name=")
     below = scope.node.path[len(stack.node.path) :].strip("/")
     ids = [*(below.split("/") if below else []), construct_id]
     name = "-".join([stack.stack_name, *(part for part in ids if part != DEFAULT_ID)])
     return name, "name (by default the stack's name and the construct's id)"
 
 
-def _check_resources(props: EcrFleetAuthProps) -> None:
+def _resource_problems(props: EcrFleetAuthProps) -> list[str]:
+    """What is wrong with the resources handed in (one line each, as the settings' problems)."""
     problems = []
     if props.get("topic_key") is not None and props.get("topic") is None:
         problems.append("  topic_key: given without topic (it is the key of the topic handed in)")
@@ -229,8 +234,7 @@ def _check_resources(props: EcrFleetAuthProps) -> None:
             problems.append(
                 f"  tags: {key}={value!r} not accepted; expected a tag value (up to 256 characters)"
             )
-    if problems:
-        raise settings.SettingsError(f"{_TITLE}:\n" + "\n".join(problems))
+    return problems
 
 
 def _check_not_taken(scope: Construct, config: DeploymentConfig) -> None:
@@ -242,12 +246,12 @@ def _check_not_taken(scope: Construct, config: DeploymentConfig) -> None:
             continue
         if Stack.of(other) is stack and other.name == config.stack_name:
             raise settings.SettingsError(
-                f"{_TITLE}:\n  name={config.stack_name!r}: already the name of {other.node.path}; give each "
+                f"{TITLE}:\n  name={config.stack_name!r}: already the name of {other.node.path}; give each "
                 "EcrFleetAuth in a stack its own"
             )
         both_organizations = config.organizational_unit_ids and other.config.organizational_unit_ids
         if both_organizations and other.config.member_role_name == config.member_role_name:
             raise settings.SettingsError(
-                f"{_TITLE}:\n  member_role_name={config.member_role_name!r}: already the member role of "
+                f"{TITLE}:\n  member_role_name={config.member_role_name!r}: already the member role of "
                 f"{other.node.path}; give each organization deployment its own"
             )

@@ -249,17 +249,29 @@ def test_an_unknown_prop_is_a_type_error_naming_it(stack: cdk.Stack) -> None:
         EcrFleetAuth(stack, "FleetAuth", shedule_expression="rate(1 hour)")  # type: ignore[call-arg]
 
 
-def test_resources_handed_in_are_checked(stack: cdk.Stack) -> None:
+def test_resources_handed_in_are_checked_with_the_settings(stack: cdk.Stack) -> None:
+    """Every problem at once, the settings' and the resources'."""
     key = aws_kms.Key.from_key_arn(stack, "Key", KEY_ARN)
     role = aws_iam.Role.from_role_name(stack, "Role", INSTANCE_ROLE)
     with pytest.raises(SettingsError) as error:
         EcrFleetAuth(
-            stack, "FleetAuth", topic_key=key, instance_roles=role, tags={"aws:owner": "x", "team": "a,b"}
-        )  # type: ignore[typeddict-item]
-    message = str(error.value)
-    assert "  topic_key: given without topic" in message
-    assert "  instance_roles: not a sequence of roles" in message
-    assert "  tags: key 'aws:owner' not accepted" in message
+            stack,
+            "FleetAuth",
+            wait_seconds=9999,
+            topic_key=key,
+            instance_roles=role,  # type: ignore[typeddict-item]
+            tags={"aws:owner": "x", "team": "a,b"},
+        )
+    lines = str(error.value).splitlines()
+    assert lines[0] == "invalid ecr-fleet-auth configuration:"
+    assert lines[1:] == [
+        "  wait_seconds=9999: out of range; expected a whole number from 0 to 840",
+        "  topic_key: given without topic (it is the key of the topic handed in)",
+        "  instance_roles: not a sequence of roles (a list, even of one)",
+        "  tags: key 'aws:owner' not accepted; expected a tag key (1-128 characters, not aws:...)",
+        "  tags: team='a,b' not accepted; expected a tag value (up to 256 characters)",
+    ]
+    assert stack.node.try_find_child("FleetAuth") is None
 
 
 def test_a_name_is_given_once_per_stack(stack: cdk.Stack) -> None:
