@@ -23,7 +23,7 @@ per instance claimed, deleted by TTL once expired; the runner may only ``PutItem
 
 Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
 event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
-requests (within the free tier at one queue; see the README's costs).
+requests (within the free tier at one queue; see docs/operating/limits-and-cost.md).
 """
 
 from __future__ import annotations

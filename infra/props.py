@@ -132,7 +132,8 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     new_instances: bool
     """Covers a tagged instance as soon as it enters `running` or gains the target tag, without waiting for
-    the schedule (see [New instances](#new-instances)); `false` deploys no rules and no queue.
+    the schedule (see [New instances](../how-it-works/new-instances.md)); `false` deploys no rules and no
+    queue.
 
     Default: `True`; accepted: true or false; cdk.json: `newInstances`."""
 
@@ -145,7 +146,7 @@ class EcrFleetAuthProps(TypedDict, total=False):
     new_instance_max_concurrency: str
     """Run Command rate control of runs of instance events, over each run's instances (`maxErrors` still
     applies); `50`: a burst of new instances runs 50 at a time, one SendCommand's worth (see [Latency and
-    limits](#latency-and-limits)); empty: the same as `maxConcurrency`.
+    limits](../how-it-works/new-instances.md#latency-and-limits)); empty: the same as `maxConcurrency`.
 
     Default: `'50'`; accepted: a number of instances or a percentage (1%-100%), or empty for
     `maxConcurrency`; cdk.json: `newInstanceMaxConcurrency`."""
@@ -158,8 +159,8 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     organizational_unit_ids: Sequence[str]
     """Organization units whose accounts the runner covers, through a StackSet with automatic deployment (see
-    [Organizations](#organizations)); empty: the stack covers its own account and region, as a
-    single-account deployment.
+    [Organizations](../how-it-works/organizations.md)); empty: the stack covers its own account and
+    region, as a single-account deployment.
 
     Default: `[]`; accepted: a list of organization root or OU ids (r-..., ou-...-...); empty: this
     account only; cdk.json: `organizationalUnitIds`."""

@@ -1,4 +1,4 @@
-"""The tree shows the architecture (README "Layout"): distinct names, imports one way."""
+"""The tree shows the architecture (docs/development/layout.md): distinct names, imports one way."""
 
 from __future__ import annotations
 

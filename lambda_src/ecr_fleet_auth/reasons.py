@@ -5,7 +5,7 @@ these are the ones the runner assigns when the agent did not speak — not comma
 not delivered, not readable. Code that reports a reason takes it from here, and a
 test (``tests/test_troubleshooting.py``) finds these members, the agent's constants
 and the shim's codes, and requires a next step for each in ``troubleshooting.py``
-and in the README's table.
+and in the troubleshooting page it renders (docs/operating/troubleshooting.md).
 """
 
 from __future__ import annotations

@@ -179,8 +179,9 @@ def test_token_source_is_the_registry_region(
 
 
 def test_the_readme_states_the_agents_numbers(agent: ModuleType) -> None:
-    """What the README promises about refresh timing, helper calls, sizes and the model's floor."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    """What the documentation promises about refresh timing, helper calls, sizes and the model's floor."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    readme = "\n".join((docs / page).read_text() for page in ("index.md", "how-it-works/agent.md"))
     margin = agent.REFRESH_MARGIN.total_seconds() / 3600
     assert f"renews every token with {margin:.0f} hours or less left" in readme
     assert f"runs must reach each instance less than {margin:.0f} hours apart" in readme

@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 RESULT_SCHEMA = 1
 RESULT_LINE_MAX_BYTES = 2000
 
-# --- outcomes and reason codes (CONTRACT.md section 5) ---
+# --- outcomes and reason codes (docs/reference/contract.md, "The agent's result line") ---
 CHANGED = "changed"
 UNCHANGED = "unchanged"
 SKIPPED = "skipped"
