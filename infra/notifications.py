@@ -1,8 +1,9 @@
 """Where people hear about runs: an encrypted topic (or one the app hands in), an optional e-mail, three
 alarms (four in an organization: ``TargetsUnreachable``).
 
-The alarms read the runner's metrics of this stack only: their ``service`` dimension is the
-stack's name (``RunnerFunction.metrics_service``), so two stacks in one region stay apart."""
+The alarms read the runner's metrics of this deployment only: their ``service`` dimension is its
+name (``RunnerFunction.metrics_service``: ``EcrFleetAuth.name``, the stack's name in the repository's
+app), so two stacks in one region, or two constructs in one stack, stay apart."""
 
 from __future__ import annotations
 
