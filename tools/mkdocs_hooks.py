@@ -309,7 +309,8 @@ def metrics_table() -> str:
         (_code(contract.EVENTS_REJECTED_METRIC), f"`{service}`", "events the runner rejected"),
     ]  # fmt: skip
     return (
-        f"Namespace `{contract.METRIC_NAMESPACE}`; `{service}` is the stack's name (a construct's `name`).\n\n"
+        f"Namespace `{contract.METRIC_NAMESPACE}`; `{service}` is the stack's name (a construct's `name`)."
+        "\n\n"
         + _table(("metric", "dimensions", "counts"), rows)
         + f"\n\nThe run's structured log record has the message `{contract.RUN_REPORT_LOG_MESSAGE}`."
     )
