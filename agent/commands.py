@@ -4,7 +4,7 @@
 import subprocess
 import time
 
-# When the run must wrap up (time.monotonic()); set by run() from the document's timeout.
+# When the run must wrap up (time.monotonic()); set by main.run from the document's timeout.
 DEADLINE = [float("inf")]
 
 

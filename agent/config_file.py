@@ -1,4 +1,11 @@
-"""One user's ~/.docker/config.json: the file as written, docker's reading of it, the agent's edits."""
+"""One user's ~/.docker/config.json: the file as written, docker's reading of it, the agent's edits.
+
+Nothing in the file is lost. What the agent does not edit is copied byte for byte (its span in the
+text), data after the first JSON value stays, and a map field written more than once keeps every
+occurrence (even those a later `null` hides from docker): the agent's entry goes into the last
+occurrence, or a new one after a trailing null. Reading the file from disk is reading.py's job,
+writing it writing.py's.
+"""
 
 import json
 
@@ -11,10 +18,6 @@ CONFIG_NAME = "config.json"
 BACKUP_NAME = "config.json.ecr-fleet-auth.bak"
 
 
-# --- the file as written, and the agent's edits to it: nothing in the file is lost. What the agent does
-# not edit is copied byte for byte (its span in the text), data after the first JSON value stays, and a
-# map field written more than once keeps every occurrence (even those a later `null` hides from docker):
-# the agent's entry goes into the last occurrence, or a new one after a trailing null.
 def field_places(document, name):
     """Indexes of the top-level pairs docker reads as field `name` (exact or folded key)."""
     folded = go_fold(name)

@@ -108,7 +108,7 @@ CONFIG_FILE = (
 )
 
 # docker/cli's first release is 17.06; an older docker is read as 17.06. An unreadable version is read
-# as this one (every field typed today, none typed only in the past): see the section's comment.
+# as this one (every field typed today, none typed only in the past): see this module's docstring.
 NEWEST_DOCKER = (99, 0)
 
 # Loader changes by docker version (file.go history): an empty file is no error since 20.10

@@ -1,4 +1,4 @@
-"""Go's encoding/json as docker (and every Go container tool) decodes a config file.
+"""Go's encoding/json, which docker decodes its config file with: what it reads, and how.
 
 - only the first JSON value is read (what follows it is never looked at); an empty file is fine;
   nesting deeper than 10000 levels is an error (Go's maxNestingDepth); strict syntax otherwise;
