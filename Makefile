@@ -20,7 +20,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_FLAGS := --no-notices --no-version-reporting
 SHELL_SOURCES = $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
-AGENT_SOURCES = $(shell git ls-files 'infra/document/agent/*.py' 2>/dev/null)
+AGENT_SOURCES = $(shell git ls-files 'agent/*.py' 2>/dev/null)
 
 .PHONY: help deps runtime-deps system-deps lint format test synth deploy diff dist props demo bench docs clean invoke
 
@@ -73,7 +73,7 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	shellcheck $(SHELL_SOURCES)
-	$(BIN)/vermin --no-tips --violations --target=3.7- $(AGENT_SOURCES)
+	$(BIN)/vermin --no-tips --violations --target=3.6- $(AGENT_SOURCES)
 
 format: deps
 	$(BIN)/ruff format .

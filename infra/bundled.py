@@ -12,14 +12,15 @@ from pathlib import Path
 
 # The runner's Lambda asset: handler.py and the ecr_fleet_auth package, nothing else.
 RUNNER_ASSET = "runner_asset"
-# The on-instance agent's files, which the document construct packs into the document's step.
+# The on-instance agent's package (and its shell shim), which the document construct packs into the
+# document's step; the folder's name is the package's, so the wheel keeps it.
 AGENT = "agent"
 # The pins the tests ran with; the runner's Powertools layer is the release pinned there.
 PINS = "constraints.txt"
 
 BUNDLED: dict[str, str] = {
     RUNNER_ASSET: "lambda_src",
-    AGENT: "infra/document/agent",
+    AGENT: "agent",
     PINS: "constraints.txt",
 }
 

@@ -20,7 +20,7 @@ import pytest
 from ecr_fleet_auth.events import RunRequest
 from ecr_fleet_auth.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
-from ecr_fleet_auth_cdk.document.script import AGENT_PY
+from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE
 from tests.support.docs import DOCS, rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
 from tools.mkdocs_hooks import PARTS, SIMULATOR_README, event_json_schema, expand
@@ -87,14 +87,14 @@ def test_the_invoking_page_explains_every_event_field() -> None:
 def _result_line_keys() -> set[str]:
     """The keys of the agent's result line: the dict ``Report.result`` returns, and what
     ``result_line`` adds when users are left out."""
-    tree = ast.parse(AGENT_PY.read_text(encoding="utf-8"))
+    tree = ast.parse((AGENT_PACKAGE / "result.py").read_text(encoding="utf-8"))
     keys = {"users_truncated"}
     (report,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Report"]
     (result,) = [n for n in report.body if isinstance(n, ast.FunctionDef) and n.name == "result"]
     (returned,) = [n.value for n in ast.walk(result) if isinstance(n, ast.Return)]
     assert isinstance(returned, ast.Dict)
     keys |= {key.value for key in returned.keys if isinstance(key, ast.Constant)}
-    assert "users_truncated" in AGENT_PY.read_text(encoding="utf-8")
+    assert "users_truncated" in (AGENT_PACKAGE / "result.py").read_text(encoding="utf-8")
     return keys
 
 

@@ -2,7 +2,7 @@
 
 The codes are found in the code, not in a list kept here: the runner's are the members
 of ``Reason`` (and no runner module may give a reason as a bare string, so there is no
-other), the agent's are the string constants of its "reason codes" section, the shim's
+other), the agent's are the string constants of the "reason codes" section of agent/outcomes.py, the shim's
 are the ``"reason":"..."`` its result lines print.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from ecr_fleet_auth.reasons import Reason
 from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
-from ecr_fleet_auth_cdk.document.script import AGENT_PY, ENTRYPOINT_SH, run_command_lines
+from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE, ENTRYPOINT_SH, run_command_lines
 from tests.support.docs import rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
 
@@ -27,7 +27,7 @@ REASON_ARGUMENT = {"InstanceResult": (4, "reason"), "Exclusion": (1, "reason"), 
 
 def agent_reason_codes() -> set[str]:
     """The string constants from OK to the end of the agent's "reason codes" section."""
-    lines = AGENT_PY.read_text().splitlines()
+    lines = (AGENT_PACKAGE / "outcomes.py").read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("# ---") and "reason codes" in line)
     last = next(i for i in range(first + 1, len(lines)) if lines[i].startswith("# ---"))
     section = ast.parse("\n".join(lines[first:last]))

@@ -1,6 +1,6 @@
 """Every reason code the runner itself can give an instance (or a run), defined once.
 
-The agent's codes are its own (``infra/document/agent/``: the instance reports them);
+The agent's codes are its own (``agent/outcomes.py``: the instance reports them);
 these are the ones the runner assigns when the agent did not speak — not commanded,
 not delivered, not readable. Code that reports a reason takes it from here, and a
 test (``tests/test_troubleshooting.py``) finds these members, the agent's constants
