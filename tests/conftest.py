@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.service_models import share_service_models
 from tests.support.template import Template, run_command_script, synthesize
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -18,6 +19,7 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY"
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_SESSION_TOKEN", None)
+share_service_models()
 
 
 def require(condition: bool, what: str) -> None:
