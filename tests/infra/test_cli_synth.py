@@ -33,12 +33,13 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def cdk_synth(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
-    """`cdk synth` as `make synth` runs it (offline), into ``outdir``."""
+def cdk_synth(*args: str, outdir: Path, tracer: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`cdk synth` as `make synth` runs it (offline), into ``outdir``; under ``tracer`` if given."""
     require(CDK.exists(), "the CDK CLI (npm ci)")
     env = offline_env()
     return subprocess.run(
         [
+            *tracer,
             str(CDK),
             "synth",
             "--no-notices",
@@ -58,11 +59,21 @@ def cdk_synth(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def traced_cli_synth(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path | None]:
+    """One `cdk synth` for the module: its output folder, and the trace of its connect calls where
+    strace is installed (strace -f: the CLI, the app and the CDK's node runtime)."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    result = cdk_synth(outdir=outdir)
+    strace = shutil.which("strace")
+    trace = tmp_path_factory.mktemp("strace") / "connect.trace" if strace else None
+    tracer = (strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace)) if strace else ()
+    result = cdk_synth(outdir=outdir, tracer=tracer)
     assert result.returncode == 0, result.stderr
-    return outdir
+    return outdir, trace
+
+
+@pytest.fixture(scope="module")
+def cli_synth(traced_cli_synth: tuple[Path, Path | None]) -> Path:
+    return traced_cli_synth[0]
 
 
 def test_synth_writes_the_template(cli_synth: Path) -> None:
@@ -93,22 +104,10 @@ def test_bad_configuration_stops_synth_with_its_message(tmp_path: Path) -> None:
     assert not (tmp_path / "EcrFleetAuth.template.json").exists()
 
 
-def test_synth_opens_no_network_connection(tmp_path: Path) -> None:
+def test_synth_opens_no_network_connection(traced_cli_synth: tuple[Path, Path | None]) -> None:
     """Telemetry, notices and version checks off: the CLI and the app connect nowhere."""
-    strace = shutil.which("strace")
-    require(strace is not None, "strace (Debian package strace)")
-    assert strace is not None
-    trace = tmp_path / "connect.trace"
-    result = subprocess.run(
-        [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), str(CDK), "synth",
-         "--no-notices", "--no-version-reporting", "--quiet", "--output", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    _, trace = traced_cli_synth
+    require(trace is not None, "strace (Debian package strace)")
+    assert trace is not None
     attempts = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
     assert attempts == [], "\n".join(attempts)
