@@ -40,10 +40,10 @@ from xdist.workermanage import WorkerController
 
 from localfleet.synthesized_stack import synthesize
 
-# Where a group starts, by the folder its module is in: the end-to-end scenarios first (they wait in
-# real time for queues, batching windows and readiness bounds, so they are long however idle the
-# machine is), then the agent's modules (a sandboxed world each, CPU-heavy: real docker, AWS CLI, agent),
-# then every other group, then single tests.
+# Where a group starts: the end-to-end scenarios first (they wait in real time for queues, batching
+# windows, readiness bounds and the runner's polls, so they are long however idle the machine is), then
+# the agent's modules (a sandboxed world each, CPU-heavy: real docker, AWS CLI, agent), then the
+# in-process synthesizers (several modules), then every other group, then single tests.
 START_ORDER = ("tests/e2e/", "tests/agent/")
 WIDE_SCOPES = frozenset({"module", "class", "package"})
 SYNTHESIS_GROUP = "cdk-synthesis-in-process"
@@ -70,7 +70,7 @@ def _module_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-def _start_rank(module: str) -> int:
+def _folder_rank(module: str) -> int:
     for position, folder in enumerate(START_ORDER):
         if module.startswith(folder):
             return position
@@ -82,14 +82,19 @@ def group_and_order(config: pytest.Config, items: list[pytest.Item]) -> None:
     groups: dict[str, str] = {}  # module -> its group
     for item in items:
         module = _module_of(item)
-        if _synthesizes_in_process(item) and _start_rank(module) == len(START_ORDER):
+        if _synthesizes_in_process(item) and _folder_rank(module) == len(START_ORDER):
             groups[module] = SYNTHESIS_GROUP
         elif _shares_a_wide_fixture(item):
             groups.setdefault(module, module)
 
     def rank(item: pytest.Item) -> int:
-        module = _module_of(item)
-        return _start_rank(module) if module in groups else len(START_ORDER) + 1
+        group = groups.get(_module_of(item))
+        if group is None:
+            return len(START_ORDER) + 2
+        if group == SYNTHESIS_GROUP:
+            return len(START_ORDER)
+        folder_rank = _folder_rank(_module_of(item))
+        return folder_rank if folder_rank < len(START_ORDER) else len(START_ORDER) + 1
 
     items.sort(key=rank)  # stable: a module's tests keep their order
     target = getattr(config, "workerinput", {}).get(GROUPS_FILE_INPUT)
