@@ -54,6 +54,7 @@ from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
 from .observability import in_this_trace, logger
 from .organization import MEMBER_DOCUMENT_VERSION, Target, organization_mode, targets
+from .partitions import registries_for
 from .planning import plan_dispatches
 from .progress import RunProgress
 from .publishing import publish
@@ -363,7 +364,7 @@ class RunOptions:
         if not registries:
             if pair is None:
                 raise ValueError("REGISTRIES is empty: the registries depend on the (account, region)")
-            registries = settings.registries_for(pair.account, pair.region)
+            registries = registries_for(settings, pair.account, pair.region)
         return CommandSpec(
             document_name=settings.document_name,
             document_version=settings.document_version,

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
+from ecr_fleet_auth.partitions import registries_for
 from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
 from infra.config import DeploymentConfig
 from infra.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
@@ -244,13 +245,13 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
     # account's registry in its region, with the partition's suffix; never a guess from a host name.
     assert variables["REGISTRIES"] == ""
     assert settings.registries == ()
-    assert settings.registries_for("111111111111", "us-east-1") == (
+    assert registries_for(settings, "111111111111", "us-east-1") == (
         "111111111111.dkr.ecr.us-east-1.amazonaws.com",
     )
-    assert settings.registries_for("111111111111", "cn-north-1") == (
+    assert registries_for(settings, "111111111111", "cn-north-1") == (
         "111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn",
     )
-    assert settings.registries_for("111111111111", "us-gov-west-1") == (
+    assert registries_for(settings, "111111111111", "us-gov-west-1") == (
         "111111111111.dkr.ecr.us-gov-west-1.amazonaws.com",
     )
     assert settings.organizational_unit_ids == tuple(UNITS)
@@ -265,7 +266,7 @@ def test_named_registries_reach_the_runner_as_they_are_and_empty_ones_only_in_an
     settings = RunnerSettings.from_environment(
         {"DOCUMENT_NAME": "d", "REGISTRIES": named, "STACK_SET_NAME": "s"}
     )
-    assert settings.registries_for("111111111111", "us-east-1") == tuple(named.split(","))
+    assert registries_for(settings, "111111111111", "us-east-1") == tuple(named.split(","))
     with pytest.raises(SettingsError, match="REGISTRIES='': names no registry"):
         RunnerSettings.from_environment({"DOCUMENT_NAME": "d", "REGISTRIES": ""})
 
