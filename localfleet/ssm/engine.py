@@ -207,13 +207,16 @@ class Command:
     errors: int = 0  # invocations Failed or Execution Timed Out
     ended: int = 0  # invocations in a terminal status
     deadline: Scheduled | None = field(default=None, repr=False)
-    plans: dict[str, list[StepPlan]] = field(default_factory=dict, repr=False)  # by platform type
+    # By the node's platform type and SSM agent version.
+    plans: dict[tuple[str, str], list[StepPlan]] = field(default_factory=dict, repr=False)
 
-    def steps_for(self, platform_type: str) -> list[StepPlan]:
-        """The document's steps as the agent runs them on that platform (planned once per command)."""
-        if platform_type not in self.plans:
-            self.plans[platform_type] = plan_steps(self.document, self.parameter_values, platform_type)
-        return self.plans[platform_type]
+    def steps_for(self, platform_type: str, agent_version: str) -> list[StepPlan]:
+        """The document's steps as an agent of that version runs them on that platform (planned once
+        per command): whether ``SSM_<name>`` is set depends on the agent (``documents.plan_steps``)."""
+        key = (platform_type, agent_version)
+        if key not in self.plans:
+            self.plans[key] = plan_steps(self.document, self.parameter_values, platform_type, agent_version)
+        return self.plans[key]
 
     @property
     def timeout_seconds(self) -> int:
@@ -474,7 +477,7 @@ class CommandEngine:
             elif self._can_take(node, invocation):
                 invocation.details = "In Progress"
                 invocation.started = self.clock.time()
-                steps = invocation.command.steps_for(node.platform_type)
+                steps = invocation.command.steps_for(node.platform_type, node.agent_version)
                 self._start_step(_Run(invocation, node.executor, steps), 0)
             self.changed.notify_all()
 

@@ -117,7 +117,8 @@ def test_the_stacks_document_accepts_its_own_parameters(
     ssm: Any, emulator: SsmEmulator, synthesized_template: Template
 ) -> None:
     executor = CannedExecutor(stdout="{}")
-    emulator.register_instance(instance_id(7), executor)
+    # An agent that exports ENV_VAR parameters (3.3.2746.0 on; older ones: test_parameter_interpolation).
+    emulator.register_instance(instance_id(7), executor, agent_version="3.3.2746.0")
     emulator.register_document("EcrFleetAuth-Document", document_content(synthesized_template))
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
