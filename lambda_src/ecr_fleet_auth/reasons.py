@@ -43,6 +43,17 @@ class Reason(StrEnum):
     IN_PROGRESS = "in_progress"
     DELIVERY_DELAYED = "delivery_delayed"
     CANCELLING = "cancelling"
+    # --- the command ended without ever reaching the instance: what the command's own StatusDetails say
+    # Rate Exceeded: the account's limit of pending invocations; canceled before any instance.
+    RATE_EXCEEDED = "rate_exceeded"
+    # Access Denied for the whole command: its sender may not run the document on the targets.
+    COMMAND_ACCESS_DENIED = "command_access_denied"
+    # No Instances In Tag: SSM resolved the target tag to no managed node.
+    NO_INSTANCES_IN_TAG = "no_instances_in_tag"
+    # Incomplete, and this instance not among the targets SSM resolved.
+    COMMAND_INCOMPLETE = "command_incomplete"
+    # Cancelled before it reached this instance.
+    COMMAND_CANCELLED = "command_cancelled"
     # --- Run Command's own verdict when the agent's result line is not the answer
     OUTPUT_UNPARSEABLE = "output_unparseable"
     COMMAND_FAILED = "command_failed"
