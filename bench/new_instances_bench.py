@@ -289,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
         (template,) = synthesize(context, outdir=outdir).values()
     mapping = NewInstanceDelivery.from_template(
-        template, SimulatedClock(), SimulatedAccount(SimulatedClock()).sqs, lambda event: None
+        template, SimulatedClock(), SimulatedAccount(SimulatedClock()).sqs, lambda event, lineage: None
     ).settings
     environment = resolved_runner_environment(template, DEPLOY_TIME)
     print(

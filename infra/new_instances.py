@@ -141,6 +141,7 @@ class NewInstanceTriggers(Construct):
         # Lambda checks the role's access to the queue when it creates the mapping.
         self.reader.node.add_dependency(policy)
         self.alarm = self._alarm_on_dead_letters(topic)
+        self.loop_alarm = self._alarm_on_stopped_loops(function, topic)
 
     def _queue(
         self,
@@ -197,6 +198,37 @@ class NewInstanceTriggers(Construct):
                 ),
             ],
         )
+
+    def _alarm_on_stopped_loops(
+        self, function: aws_lambda.IFunction, topic: aws_sns.ITopic
+    ) -> aws_cloudwatch.Alarm:
+        """``RecursiveLoopStopped``: Lambda stopped an invocation of the runner as a recursive loop
+        (``AWS/Lambda RecursiveInvocationsDropped``). The function says ``RecursiveLoop: Allow`` and the
+        metric "isn't emitted" then (Lambda Developer Guide, "Use Lambda recursive loop detection"); it
+        fires when the function's setting no longer says so (changed outside the stack, or Lambda's
+        default back): new instances then stop being covered after about 16 looks."""
+        alarm = aws_cloudwatch.Alarm(
+            self,
+            "RecursiveLoopStopped",
+            metric=function.metric(
+                "RecursiveInvocationsDropped", period=Duration.minutes(5), statistic="Sum"
+            ),
+            alarm_description=(
+                "ecr-fleet-auth: Lambda stopped the runner as a recursive loop "
+                "(RecursiveInvocationsDropped): the events of new instances put back to wait are being "
+                "dropped. The stack sets the function's recursive loop detection to Allow (the runner "
+                "bounds its own loop); check the function's configuration "
+                "(aws lambda get-function-recursion-config) and redeploy the stack."
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        action = cw_actions.SnsAction(topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        return alarm
 
     def _alarm_on_dead_letters(self, topic: aws_sns.ITopic) -> aws_cloudwatch.Alarm:
         alarm = aws_cloudwatch.Alarm(

@@ -24,6 +24,7 @@ and which record carried it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -36,6 +37,8 @@ from .discovery import TargetTag
 from .events import InvalidEvent
 
 SQS_EVENT_SOURCE = "aws:sqs"
+# The message attribute the runner counts its looks in when it puts an event back (none: 0 looks).
+LOOKS_ATTRIBUTE = "ecr-fleet-auth-looks"
 # arn:<partition>:ec2:<region>:<account>:instance/<id>
 _INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]*:[0-9]{12}:instance/(i-[0-9a-f]{8,17})$")
 # arn:<partition>:sqs:<region>:<account>:<name>
@@ -58,6 +61,7 @@ class Arrival:
     time: datetime
     body: str  # the event naming this instance alone, as it is put back in the queue to wait
     message_id: str | None = None  # None: delivered directly, not through the queue
+    looks: int = 0  # how often the runner already looked at this event (put it back to wait)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,13 @@ class InstanceEvents:
         for arrival in self.arrivals:
             last[arrival.instance_id] = max(arrival.time, last.get(arrival.instance_id, arrival.time))
         return last
+
+    def looks(self) -> dict[str, int]:
+        """Each instance's most looks so far, over its events (the longest chain bounds them all)."""
+        most: dict[str, int] = {}
+        for arrival in self.arrivals:
+            most[arrival.instance_id] = max(arrival.looks, most.get(arrival.instance_id, 0))
+        return most
 
     def message_ids(self, instance_id: str) -> list[str]:
         return [a.message_id for a in self.arrivals if a.instance_id == instance_id and a.message_id]
@@ -142,7 +153,8 @@ def _batch(records: object, tag: TargetTag) -> InstanceEvents:
             rejected[message_id] = _bounded(str(problem))
             continue
         if named:
-            arrivals += named
+            looks = _looks(record)
+            arrivals += [dataclasses.replace(arrival, looks=looks) for arrival in named]
         else:
             ignored.append(message_id)
     if len(queues) > 1:
@@ -157,6 +169,15 @@ def _queue(record: Mapping[str, Any]) -> Queue:
     if not found:
         raise NotAnInstanceEvent("eventSourceARN: expected the ARN of an SQS queue")
     return Queue(account=found.group(1), name=found.group(2))
+
+
+def _looks(record: Mapping[str, Any]) -> int:
+    """The looks the runner counted on a message it put back (``LOOKS_ATTRIBUTE``); 0 otherwise.
+    Not the runner's whole number there: someone else sent it; it counts as a fresh event."""
+    attribute = record.get("messageAttributes", {})
+    value = attribute.get(LOOKS_ATTRIBUTE, {}) if isinstance(attribute, Mapping) else {}
+    text = value.get("stringValue") if isinstance(value, Mapping) else None
+    return int(text) if isinstance(text, str) and text.isdigit() else 0
 
 
 def _body(record: Mapping[str, Any]) -> Mapping[str, Any]:

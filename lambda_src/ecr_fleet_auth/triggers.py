@@ -18,7 +18,11 @@ Before the run, one look at the named instances decides who is run now (``readin
   while nothing launches. Its record is done with; the put-back event keeps the original
   ``time``, so ``newInstanceReadinessSeconds`` counts from the event, however often it
   comes back. Past that bound it is run once more and, still not online, reported
-  ``unreachable`` / ``not_online_in_time``;
+  ``unreachable`` / ``not_online_in_time``. This is a loop by design through the queue that
+  invokes the function (Lambda's "chain of requests"): the stack lets it run
+  (``RecursiveLoop: Allow``; Lambda would stop it at about 16 invocations, before the bound) and
+  the runner ends every chain itself, by the bound and by the looks it counts on the message
+  (``LOOKS_ATTRIBUTE``, at most ``most_looks``: an event that cannot age still ends);
 * repeated events for one instance in a batch collapse into one; an instance a command
   with the same parameters already reached after its event is left out (``readiness.covering``);
   one another command is still working on waits like one not online. So a burst, a
@@ -51,7 +55,7 @@ from .clients import AWS_ERRORS, ClientFactory, Pair
 from .clock import Clock
 from .discovery import Fleet, TargetTag
 from .events import RunRequest
-from .instance_events import Arrival, InstanceEvents, Queue, parse
+from .instance_events import LOOKS_ATTRIBUTE, Arrival, InstanceEvents, Queue, parse
 from .observability import logger
 from .readiness import Triage, covering, online, triage
 from .report import Report
@@ -68,6 +72,13 @@ CLAIMED_BY_ANOTHER_RUN = "claimed_by_another_run"
 RECHECK_SECONDS = 30
 MAX_DELAY_SECONDS = 900
 SEND_BATCH_ENTRIES = 10  # SendMessageBatch's limit
+
+
+def most_looks(bound_seconds: int) -> int:
+    """The looks a chain of put-backs may have: one per ``RECHECK_SECONDS`` of the readiness bound
+    (every put-back waits that long, but the one that reaches just past the bound), plus the look
+    that reports it. The bound ends a chain first; this ends one whose event never ages."""
+    return math.ceil(bound_seconds / RECHECK_SECONDS) + 1
 
 
 def handle(
@@ -93,11 +104,20 @@ def handle(
     if first:
         action = settings.new_instance_action or settings.action
         # 1. Look: tag, state and ping status; for those online, the document's other commands.
-        decided = _look(first, settings, factory, clock, action, can_wait=events.from_queue, home=home)
+        decided = _look(
+            first,
+            settings,
+            factory,
+            clock,
+            action,
+            can_wait=events.from_queue,
+            home=home,
+            looks=events.looks(),
+        )
         # 2. Put back who must wait, before the run: the next look does not wait for this run's end.
         if decided.waiting and events.queue is not None:
             waiting = [first[i] for i in decided.waiting]
-            refused = _put_back(factory.sqs_for(), events.queue, waiting, decided.waiting)
+            refused = _put_back(factory.sqs_for(), events.queue, waiting, decided.waiting, events.looks())
             put_back = len(waiting) - len(refused)
             failures |= {m for i in refused for m in events.message_ids(i)}
         # 3. Claim the rest for their events: of two batches at once, one commands (or reports) each.
@@ -147,6 +167,7 @@ def _look(
     *,
     can_wait: bool,
     home: Pair | None = None,
+    looks: Mapping[str, int] | None = None,
 ) -> Triage:
     """What becomes of each named instance (``readiness``), from EC2's and SSM's answers now."""
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
@@ -171,6 +192,8 @@ def _look(
         now=clock.now(),
         bound_seconds=settings.new_instance_readiness_seconds,
         can_wait=can_wait,
+        looks=looks,
+        most_looks=most_looks(settings.new_instance_readiness_seconds),
     )
 
 
@@ -231,9 +254,14 @@ def _read(what: str, look: Any) -> dict[str, str]:
 
 
 def _put_back(
-    sqs: SQSClient, queue: Queue, waiting: list[Arrival], seconds_left: Mapping[str, float]
+    sqs: SQSClient,
+    queue: Queue,
+    waiting: list[Arrival],
+    seconds_left: Mapping[str, float],
+    looks: Mapping[str, int],
 ) -> set[str]:
-    """Send each waiting instance's event to the queue again, delayed; returns the instances refused."""
+    """Send each waiting instance's event to the queue again, delayed, with one more look counted;
+    returns the instances refused."""
     try:
         url = sqs.get_queue_url(QueueName=queue.name, QueueOwnerAWSAccountId=queue.account)["QueueUrl"]
     except AWS_ERRORS as error:
@@ -247,6 +275,12 @@ def _put_back(
                 "Id": str(index),
                 "MessageBody": arrival.body,
                 "DelaySeconds": recheck_delay(seconds_left[arrival.instance_id]),
+                "MessageAttributes": {
+                    LOOKS_ATTRIBUTE: {
+                        "DataType": "Number",
+                        "StringValue": str(looks.get(arrival.instance_id, 0) + 1),
+                    }
+                },
             }
             for index, arrival in enumerate(chunk)
         ]

@@ -361,10 +361,13 @@ class LocalFleet:
         report: dict[str, Any] = invocation.payload
         return report
 
-    def _invoke_from_queue(self, event: dict[str, Any]) -> Any:
+    def _invoke_from_queue(self, event: dict[str, Any], *, lineage: str) -> Any:
         """The event source mapping invokes the runner (a function error raises, as Lambda sees it)."""
         invocation = self.runner.invoke(
-            event, function_arn=self.runner.function_arn(ACCOUNT), extra=self.local_services_env()
+            event,
+            function_arn=self.runner.function_arn(ACCOUNT),
+            extra=self.local_services_env(),
+            lineage=lineage,
         )
         with self._invocations_lock:
             self.event_invocations.append(invocation)

@@ -65,7 +65,7 @@ class SimulatedAccount:
         self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
         self.sqs = SqsService(clock, ACCOUNT, REGION)
-        self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs.handler))
+        self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs))
         self.dynamodb_endpoint = ServiceEndpoint(MotoJsonWire("dynamodb", region))
         # EventBridge's default bus: each listener gets every event EC2 sends about an instance.
         self.event_bus: list[Callable[[dict[str, Any]], None]] = []

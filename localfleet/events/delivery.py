@@ -4,7 +4,8 @@
 constants: the rules' event patterns and their target (``AWS::Events::Rule``), the queue's
 visibility timeout and redrive policy and its dead letters (``AWS::SQS::Queue``), the
 mapping's batch size, batching window, maximum concurrency and response types
-(``AWS::Lambda::EventSourceMapping``). Then:
+(``AWS::Lambda::EventSourceMapping``), and whether the function it invokes lets Lambda stop a recursive
+loop (its ``RecursiveLoop``, ``Terminate`` when absent: ``recursion``). Then:
 
 * ``put``: an AWS service sends an event to the default bus; each enabled rule whose
   pattern matches sends the whole event (no input transformer on the target) as the body
@@ -29,6 +30,7 @@ from typing import Any
 
 from ..clocks import Clock, SimulatedClock
 from ..synthesized_stack import Template, resources
+from . import recursion
 from .event_source_mapping import EsmSettings, EventSourceMapping, Invocation, Invoke
 from .eventbridge import matches
 from .sqs import Queue, SqsService
@@ -98,12 +100,16 @@ class NewInstanceDelivery:
         (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
         properties = mapping["Properties"]
         source = queue(_referenced(properties["EventSourceArn"]))
+        function_id = _referenced(properties["FunctionName"])
+        function = resources(template, "AWS::Lambda::Function")[function_id]["Properties"]
         esm = EsmSettings(
             batch_size=int(properties.get("BatchSize", 10)),
             batching_window_seconds=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
             maximum_concurrency=int(properties.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)),
             report_batch_item_failures="ReportBatchItemFailures"
             in properties.get("FunctionResponseTypes", []),
+            recursive_loop=function.get("RecursiveLoop", recursion.TERMINATE),
+            function=recursion.function_hash(f"{stack_name}/{function_id}"),
         )
         rules = [
             Rule(logical_id, rule["Properties"]["EventPattern"], queue(_referenced(target["Arn"])).name)

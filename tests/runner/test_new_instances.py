@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,11 +26,12 @@ import pytest
 from ecr_fleet_auth import claims, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
-from ecr_fleet_auth.triggers import RECHECK_SECONDS
+from ecr_fleet_auth.triggers import RECHECK_SECONDS, most_looks
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event, tag_change_event
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.synthesized_stack import runner_function
 from tests.runner.conftest import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World, load_event
 from tests.support.template import Template, default_context
 
@@ -140,6 +142,71 @@ def test_an_instance_never_online_is_reported_unreachable_once_after_the_bound(
     assert len(queue.put_back_delays()) == len(looks) - 1  # the last look reports it: no put-back
     (notification,) = world.notifications()
     assert "not_online_in_time" in notification["Message"]
+
+
+def test_a_never_online_instance_is_reported_once_at_its_bound_under_lambdas_recursion_guard(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """Lambda Developer Guide, "Use Lambda recursive loop detection to prevent infinite loops": a
+    function that sends to the SQS queue that invokes it is one chain of requests, and "If your function
+    is invoked approximately 16 times in the same chain of requests, then Lambda automatically stops the
+    next function invocation" (boto/boto3#3899; spacelift-io/terraform-aws-spacelift-workerpool-on-ec2
+    #171, #199 and PR #200, where a re-queueing lifecycle Lambda met it). Looking every 30 s for 900 s
+    is more than 15 invocations: the stack declares the loop (RecursiveLoop: Allow) and the runner ends
+    it at the bound, so the instance is still reported, once, there."""
+    assert queue.settings.recursive_loop == "Allow"  # the template says so to Lambda (and the simulator)
+    (new,) = world.launch(managed=False)
+    since = world.clock.now()
+    queue.put(running_event(new, since))
+
+    queue.run_until_idle()
+
+    (report,) = reports
+    (instance,) = report.instances
+    assert (instance.status, instance.reason) == ("unreachable", "not_online_in_time")
+    assert int(instance.detail["waited_seconds"]) >= READINESS_SECONDS
+    assert max(i.lineage for i in queue.invocations) > 15  # beyond where Lambda would have stopped it
+    assert queue.mapping.recursive_invocations_dropped == 0 and not any(i.stopped for i in queue.invocations)
+    assert queue.dead_letters() == 0
+
+
+def test_under_lambdas_default_guard_a_never_online_instance_would_never_be_reported(
+    world: World, synthesized_template: Template, reports: list[Report]
+) -> None:
+    """Why the stack says Allow: with Lambda's default (RecursiveLoop: Terminate) the chain is stopped
+    at its 16th invocation, minutes before the bound; the event is then blocked on every receive until
+    SQS moves it to the dead letters (Lambda Developer Guide, same page), and nobody hears of the
+    instance."""
+    template = json.loads(json.dumps(synthesized_template))
+    function = runner_function(template)
+    function["Properties"]["RecursiveLoop"] = "Terminate"
+    queue = NewInstanceDelivery.from_template(template, world.clock, world.account.sqs, world.invoke)
+    (new,) = world.launch(managed=False)
+    queue.put(running_event(new, world.clock.now()))
+
+    queue.run_until_idle(most_seconds=12 * 3600)
+
+    assert reports == []
+    assert queue.mapping.recursive_invocations_dropped == queue.queue.max_receive_count
+    assert queue.dead_letters() == 1
+
+
+def test_an_event_that_never_ages_still_ends_its_chain_after_the_looks_its_bound_allows(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """A loop allowed by design must end by design (Lambda Developer Guide, "Allowing a Lambda function
+    to run in a recursive loop": "Implement best practice guard rails"): an event whose ``time`` lies in
+    the future never reaches the readiness bound by the clock, so the looks counted on the message end
+    the chain, and the instance is reported once."""
+    (new,) = world.launch(managed=False)
+    queue.put(running_event(new, world.clock.now() + timedelta(days=1)))
+
+    queue.run_until_idle()
+
+    (report,) = reports
+    assert [(i.status, i.reason) for i in report.instances] == [("unreachable", "not_online_in_time")]
+    assert len(queue.invocations) == most_looks(READINESS_SECONDS)
+    assert len(queue.put_back_delays()) == len(queue.invocations) - 1  # put back after each look but the last
 
 
 def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
