@@ -37,7 +37,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from ecr_fleet_auth import settings
+from ecr_fleet_auth import contract, settings
 
 from .config import DeploymentConfig
 from .document.construct import AgentDocument, agent_document_content, content_named
@@ -218,14 +218,36 @@ class MemberStack(Stack):
             description=f"ecr-fleet-auth: the runner of {config.stack_name} runs the agent document here",
             max_session_duration=cdk.Duration.hours(1),
         )
-        statements = run_command_statements(
-            document_arn=self.format_arn(
-                service="ssm", region="*", resource="document", resource_name=document_name
-            ),
-            instances_arn=self.format_arn(service="ec2", region="*", resource="instance", resource_name="*"),
-            tag_key=config.target_tag_key,
-            tag_values=config.target_tag_values,
+        # Every content version of the agent document (``<stackName>-Agent-<sha8>``): while a StackSet
+        # update runs, or after one failed, a region may still have an earlier version, which the
+        # runner then sends (ecr_fleet_auth/organization.py, MemberDocuments); IAM is global, so
+        # this role may be newer or older than a region's document.
+        versions = self.format_arn(
+            service="ssm",
+            region="*",
+            resource="document",
+            resource_name=contract.content_version_family(document_name) + "*",
         )
+        statements = [
+            *run_command_statements(
+                document_arn=versions,
+                instances_arn=self.format_arn(
+                    service="ec2", region="*", resource="instance", resource_name="*"
+                ),
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+            ),
+            aws_iam.PolicyStatement(
+                sid="FindTheAgentDocument",
+                actions=["ssm:DescribeDocument"],
+                resources=[versions],
+            ),
+            aws_iam.PolicyStatement(
+                sid="ListTheAgentDocuments",
+                actions=["ssm:ListDocuments"],
+                resources=["*"],
+            ),
+        ]
         policy = aws_iam.Policy(self, "ExecutionPolicy", statements=statements)
         policy.attach_to_role(role)
         acknowledge(
@@ -234,19 +256,21 @@ class MemberStack(Stack):
             applies_to=["Resource::*"],
             reason=(
                 "ec2:DescribeInstances, ssm:DescribeInstanceInformation, ssm:List*/GetCommandInvocation "
-                "do not support resource-level permissions."
+                "and ssm:ListDocuments do not support resource-level permissions."
             ),
         )
+        family = contract.content_version_family(document_name)
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
             applies_to=[
                 wildcard_arn_finding(self, service="ec2", resource="instance/*", region="*"),
-                wildcard_arn_finding(self, service="ssm", resource=f"document/{document_name}", region="*"),
+                wildcard_arn_finding(self, service="ssm", resource=f"document/{family}*", region="*"),
             ],
             reason=(
-                "The role serves every region of the account (IAM is global): SendCommand of this one "
-                "document, on instances only where they carry the target tag (ssm:resourceTag)."
+                "The role serves every region of the account (IAM is global): SendCommand and "
+                "DescribeDocument of this stack's agent document, every content version of it (a region "
+                "mid-update has an earlier one), on instances only where they carry the target tag."
             ),
         )
         return role, policy

@@ -70,6 +70,8 @@ class Reason(StrEnum):
     # --- an (account, region) the run could not reach (the report's ``targets``)
     # The StackSet's stack instance there is not CURRENT: the member role or document may be missing.
     MEMBER_STACK_NOT_READY = "member_stack_not_ready"
+    # The pair's stack offers no agent document of this stack (neither the expected one nor an earlier one).
+    MEMBER_DOCUMENT_MISSING = "member_document_missing"
     # STS refused to let the runner assume the member role there.
     ROLE_NOT_ASSUMABLE = "role_not_assumable"
     # EC2 or SSM in that region refused the member credentials (region not enabled, ...).

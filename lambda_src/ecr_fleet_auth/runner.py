@@ -53,7 +53,7 @@ from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
 from .observability import in_this_trace, logger
-from .organization import MEMBER_DOCUMENT_VERSION, Target, organization_mode, targets
+from .organization import MEMBER_DOCUMENT_VERSION, MemberDocuments, Target, organization_mode, targets
 from .partitions import registries_for
 from .planning import plan_dispatches
 from .progress import RunProgress
@@ -245,13 +245,13 @@ class _PairRun:
             return _unreachable(pair, Reason.NOT_SENT_BEFORE_DEADLINE, {})
         progress = RunProgress(requested=request.instance_ids)
         error: dict[str, str] | None = None
+        offered: dict[str, Any] = {}
         try:
             if target.home:
                 aws = self.factory.clients_for()
             else:
                 aws = self.factory.clients_for(pair.account, pair.region, role_name=settings.member_role_name)
             fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
-            spec = self._spec(target)
             # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
             try:
                 members = fleet.discover(self.tag, request.instance_ids)
@@ -260,6 +260,13 @@ class _PairRun:
                     raise
                 detail = {"error": error_code(refusal), "message": short(str(refusal))}
                 return _unreachable(pair, Reason.REGION_UNREACHABLE, detail)
+            # A member pair runs the agent document its stack offers (its stack instance may be mid-update).
+            document = None if target.home else MemberDocuments(aws.ssm).choose(settings.member_document_name)
+            if not target.home and document is None:
+                detail = {**target.stack_instance, "document": settings.member_document_name}
+                return _unreachable(pair, Reason.MEMBER_DOCUMENT_MISSING, detail)
+            spec = self._spec(target, document)
+            offered = _offered(target, document, settings.member_document_name)
             candidates = progress.discovered(members)
             progress.not_online_in_time(self.not_online_in_time)
             # 2. Leave out the instances another run's command is still working on.
@@ -293,20 +300,29 @@ class _PairRun:
         ]
         reason = None if error is None else Reason.RUN_FAILED
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
-        reached = TargetResult(pair.account, pair.region, "reached", reason, detail)
+        reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
         return _Outcome(reached, instances, progress.command_ids(), error)
 
-    def _spec(self, target: Target) -> CommandSpec:
-        """The home pair sends the stack's own document; a member pair the StackSet's, at version 1.
-        Every pair's output goes to ``OUTPUT_LOG_GROUP``: the member template creates a group of the
-        central group's name in each member region, and its instance policy lets instances write
-        to it (``infra/members.py``)."""
+    def _spec(self, target: Target, document: str | None) -> CommandSpec:
+        """The home pair sends the stack's own document; a member pair the StackSet's (``document``:
+        the version its stack offers), at version 1. Every pair's output goes to ``OUTPUT_LOG_GROUP``:
+        the member template creates a group of the central group's name in each member region, and
+        its instance policy lets instances write to it (``infra/members.py``)."""
         spec = self.options.command_spec(self.settings, self.run_id, target.pair)
-        if target.home:
+        if target.home or document is None:
             return spec
-        return replace(
-            spec, document_name=self.settings.member_document_name, document_version=MEMBER_DOCUMENT_VERSION
-        )
+        return replace(spec, document_name=document, document_version=MEMBER_DOCUMENT_VERSION)
+
+
+def _offered(target: Target, document: str | None, expected: str) -> dict[str, Any]:
+    """What a reached member pair's report target says of its stack: the stack instance's status when
+    it is not CURRENT, and the document sent when it is not the one the stack expects."""
+    offered: dict[str, Any] = {}
+    if target.stack_instance:
+        offered["stack_instance"] = dict(target.stack_instance)
+    if document is not None and document != expected:
+        offered["document"] = document
+    return offered
 
 
 def _merged(runs: Sequence[_Outcome], requested: tuple[str, ...] | None) -> list[InstanceResult]:

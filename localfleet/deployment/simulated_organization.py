@@ -15,9 +15,12 @@ tests and benchmarks (in this process, on a ``SimulatedClock`` shared by every p
   organization's StackSet, owned by the management account and listed by the runner's
   account as its delegated administrator (``CallAs``), each stack instance with its status;
 * ``deploy_member`` plays what the StackSet does in a member account and region: its stack
-  instance, and when that is ``CURRENT`` the member role (trusting the runner's role) and the
-  member document; faults are injected per pair (``pair(...).ssm_endpoint.fault``) or on STS and
-  CloudFormation (``sts_endpoint``, ``cloudformation_endpoint``).
+  instance, and when a stack exists there (``CURRENT``, or ``stack=True``) the member role
+  (trusting the runner's role) and the member document; ``update_member`` a StackSet operation
+  reaching it (``OUTDATED`` while it runs or after it failed, the previous stack still standing,
+  perhaps a new document created beside the old, or the old one deleted); faults are injected per
+  pair (``pair(...).ssm_endpoint.fault``) or on STS and CloudFormation (``sts_endpoint``,
+  ``cloudformation_endpoint``).
 
 The local fleet serves the same endpoints over HTTP on loopback (``serve``, on a ``RealClock``):
 the runner started as Lambda starts it reaches them through ``AWS_ENDPOINT_URL_<SERVICE>``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,11 +161,13 @@ class SimulatedOrganization:
         document: tuple[str, Mapping[str, Any]] | None = None,
         trust_policy: Mapping[str, Any] | None = None,
         organizational_unit_id: str = "ou-ab12-cdef3456",
+        stack: bool | None = None,
     ) -> SimulatedAccount:
-        """The StackSet's stack instance in (account, region); when ``CURRENT``, what its stack
-        created there: the member role (``trust_policy``, by default trusting only the runner's
-        role, as the member template does) and ``document`` (name, content) in the pair's SSM."""
-        self.stack_set.put(
+        """The StackSet's stack instance in (account, region); when a stack exists there (``stack``;
+        by default when ``CURRENT``), what it created: the member role (``trust_policy``, by default
+        trusting only the runner's role, as the member template does) and ``document`` (name,
+        content) in the pair's SSM."""
+        instance = self.stack_set.put(
             StackInstance(
                 account,
                 region,
@@ -169,13 +175,40 @@ class SimulatedOrganization:
                 detailed_status=detailed_status,
                 status_reason=status_reason,
                 organizational_unit_id=organizational_unit_id,
+                stack_exists=stack,
             )
         )
         pair = self.pair(account, region)
-        if status == "CURRENT":
+        if instance.stack_id:
             self.identities.add_role(account, self.member_role, trust_policy or self.member_trust())
             if document is not None:
                 pair.register_document(*document)
+        return pair
+
+    def update_member(
+        self,
+        account: str,
+        region: str,
+        *,
+        status: str = "OUTDATED",
+        detailed_status: str = "RUNNING",
+        status_reason: str = "",
+        new_document: tuple[str, Mapping[str, Any]] | None = None,
+        deleted_document: str | None = None,
+    ) -> SimulatedAccount:
+        """A StackSet operation on the member stack there: its instance ``OUTDATED`` (``RUNNING``
+        while it runs; ``FAILED`` / ``CANCELLED`` after, the update rolled back) or ``INOPERABLE``,
+        its previous stack still standing; ``new_document``: created by the update so far;
+        ``deleted_document``: removed by it (or by a failed delete)."""
+        (instance,) = [i for i in self.stack_set.instances if (i.account, i.region) == (account, region)]
+        instance.status, instance.detailed_status = status, detailed_status
+        instance.status_reason = status_reason
+        instance.last_operation_id = str(uuid.uuid4())
+        pair = self.pair(account, region)
+        if new_document is not None:
+            pair.register_document(*new_document)
+        if deleted_document is not None:
+            pair.ssm.delete_document(deleted_document)
         return pair
 
     def member_trust(self) -> dict[str, Any]:

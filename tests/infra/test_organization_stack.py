@@ -438,13 +438,22 @@ def test_the_member_role_trusts_only_the_central_runner(organization: Synth) -> 
 
 def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, narrowed: Synth) -> None:
     statements = {s["Sid"]: s for s in _statements(organization.member)}
-    assert set(statements) == {"RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState"}
+    lookups = {"FindTheAgentDocument", "ListTheAgentDocuments"}
+    assert set(statements) == {
+        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState", *lookups
+    }  # fmt: skip
     document_name = only(organization.member, "AWS::SSM::Document")["Properties"]["Name"]
+    # Every content version of the agent document (issue 18: a region mid-update may still have an
+    # earlier one, which the runner sends), and nothing else: <stackName>-Agent-<sha8>.
+    versions = f"arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:document/{document_name[:-8]}*"
+    assert document_name[:-8] == "EcrFleetAuth-Agent-"
     document = statements["RunTheAgentDocument"]
     assert _actions(document) == ["ssm:SendCommand"]
-    assert (
-        _join(document["Resource"]) == f"arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:document/{document_name}"
-    )
+    assert _join(document["Resource"]) == versions
+    assert _actions(statements["FindTheAgentDocument"]) == ["ssm:DescribeDocument"]
+    assert _join(statements["FindTheAgentDocument"]["Resource"]) == versions
+    assert _actions(statements["ListTheAgentDocuments"]) == ["ssm:ListDocuments"]
+    assert statements["ListTheAgentDocuments"]["Resource"] == "*"  # no resource-level permissions
     tagged = statements["OnlyOnTaggedInstances"]
     assert _actions(tagged) == ["ssm:SendCommand"]
     assert _join(tagged["Resource"]) == "arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*"
@@ -454,7 +463,7 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     # The same three statements as the runner's own role, but for the member's document and every region.
     central = {s["Sid"]: s for s in _statements(organization.central) if s.get("Sid") in statements}
     assert {sid: _actions(s) for sid, s in central.items()} == {
-        sid: _actions(s) for sid, s in statements.items()
+        sid: _actions(s) for sid, s in statements.items() if sid not in lookups
     }
     assert central["OnlyOnTaggedInstances"]["Condition"] == tagged["Condition"]
     assert not [s for s in _statements(narrowed.member) if s["Effect"] != "Allow"]

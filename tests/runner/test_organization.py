@@ -408,6 +408,109 @@ def test_a_region_the_account_has_not_enabled_is_reported_unreachable(
     assert "error" not in report
 
 
+EARLIER = "EcrFleetAuth-Agent-0badc0de"  # an earlier content version of the member document
+
+
+@pytest.mark.parametrize(
+    ("status", "detailed_status", "new_document_there", "sent"),
+    [
+        # A StackSet operation in progress: the update has not replaced the document yet, or has.
+        ("OUTDATED", "PENDING", False, EARLIER),
+        ("OUTDATED", "RUNNING", False, EARLIER),
+        ("OUTDATED", "RUNNING", True, "expected"),
+        # The last update failed or was stopped and rolled back: the previous stack still stands.
+        ("OUTDATED", "FAILED", False, EARLIER),
+        ("OUTDATED", "CANCELLED", False, EARLIER),
+        # A failed delete left the stack behind, unstable but there.
+        ("INOPERABLE", "INOPERABLE", False, EARLIER),
+    ],
+)
+def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers(
+    organization: Organization, status: str, detailed_status: str, new_document_there: bool, sent: str
+) -> None:
+    """CloudFormation API reference, StackInstanceSummary: "OUTDATED: The stack isn't currently up to
+    date with the stack set because either: The associated stack failed during a CreateStackSet or
+    UpdateStackSet operation. The stack was part of a CreateStackSet or UpdateStackSet operation that
+    failed or was stopped before the stack was created or updated"; StackInstanceComprehensiveStatus
+    gives the DetailedStatus (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, INOPERABLE,
+    SKIPPED_SUSPENDED_ACCOUNT, FAILED_IMPORT). Every agent change renames the member document, so every
+    deploy is such an update: a pair whose stack still stands is run with the role and the document it
+    has, and its report target says the stack instance's status and detailed status."""
+    o = organization
+    o.org.deploy_member(A, REGION, document=(EARLIER, o.document))  # the stack as the last deploy left it
+    o.org.update_member(
+        A,
+        REGION,
+        status=status,
+        detailed_status=detailed_status,
+        new_document=(o.document_name, o.document) if new_document_there else None,
+    )
+    (instance,) = o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    assert where(report)[instance] == (A, REGION, "succeeded", "ok")
+    (send,) = o.sent(A, REGION)
+    assert send["DocumentName"] == (o.document_name if sent == "expected" else EARLIER)
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("reached", None)
+    assert target["detail"]["stack_instance"] == {
+        "status": status, "detailed_status": detailed_status, "status_reason": ""
+    }  # fmt: skip
+    assert target["detail"].get("document") == (None if sent == "expected" else EARLIER)
+    assert "error" not in report
+
+
+@pytest.mark.parametrize(
+    ("detailed_status", "stack"),
+    [
+        ("PENDING", False),  # created by an operation that has not reached it yet
+        ("RUNNING", False),  # being created
+        ("FAILED", False),  # its creation failed: nothing stands
+        ("CANCELLED", False),  # stopped before it was created
+        ("FAILED_IMPORT", False),
+        ("SKIPPED_SUSPENDED_ACCOUNT", True),  # a suspended account: nothing runs there
+    ],
+)
+def test_a_member_stack_with_nothing_to_run_on_is_unreachable_without_being_called(
+    organization: Organization, detailed_status: str, stack: bool
+) -> None:
+    """Only a pair that cannot work is unreachable: no stack was created there (no StackId), or the
+    account is suspended (StackInstanceComprehensiveStatus SKIPPED_SUSPENDED_ACCOUNT)."""
+    o = organization
+    o.member(A, REGION, status="OUTDATED", detailed_status=detailed_status, stack=stack)
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_stack_not_ready")
+    assert target["detail"]["detailed_status"] == detailed_status
+    assert o.org.pair(A, REGION).ec2_endpoint.calls == {} == o.org.pair(A, REGION).ssm_endpoint.calls
+
+
+@pytest.mark.parametrize("status", ["CURRENT", "OUTDATED"])
+def test_a_member_stack_without_any_usable_agent_document_is_unreachable_and_says_so(
+    organization: Organization, status: str
+) -> None:
+    """No document of the stack there (deleted by hand, or by a delete that failed half-way), or only
+    versions that lack a parameter the runner sends: nothing is sent (SendCommand would refuse it)."""
+    o = organization
+    lacking = json.loads(json.dumps(o.document))
+    del lacking["parameters"][contract.RELEASE_BASE_URL]
+    o.org.deploy_member(A, REGION, document=(EARLIER, lacking))
+    o.org.update_member(
+        A, REGION, status=status, detailed_status="FAILED" if status != "CURRENT" else "SUCCEEDED"
+    )
+    o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_document_missing")
+    assert target["detail"]["document"] == o.document_name
+    assert o.sent(A, REGION) == []
+
+
 def test_every_page_of_stack_instances_is_read_and_member_settings_narrow_them(
     organization: Organization, monkeypatch: pytest.MonkeyPatch
 ) -> None:
