@@ -51,6 +51,7 @@ class DeploymentConfig:
     member_accounts: tuple[str, ...]
     member_regions: tuple[str, ...]  # empty: the stack's own region
     member_role_name: str
+    organization_id: str  # empty: none given (needed with organizationalUnitIds and newInstances)
     stack_set_call_as: Literal["DELEGATED_ADMIN", "SELF"]
 
     @property
@@ -89,7 +90,7 @@ class DeploymentConfig:
 
 
 _TITLE = "invalid ecr-fleet-auth configuration"
-_ORGANIZATION_ONLY = ("memberAccounts", "memberRegions")
+_ORGANIZATION_ONLY = ("memberAccounts", "memberRegions", "organizationId")
 _ORGANIZATION_ONLY_CHOICES = ("memberRoleName", "stackSetCallAs")
 
 
@@ -114,8 +115,9 @@ def _combination_problems(values: dict[str, Any]) -> list[str]:
         # (DeploymentTargets: "For create and delete operations, specify OrganizationalUnitIds").
         for key in _ORGANIZATION_ONLY:
             if values.get(key):
+                shown = values[key] if isinstance(values[key], str) else ", ".join(values[key])
                 problems.append(
-                    f"  {key}={', '.join(values[key])!r}: needs organizationalUnitIds (the StackSet "
+                    f"  {key}={shown!r}: needs organizationalUnitIds (the StackSet "
                     f"deploys to organizational units; {key} only narrows them); set "
                     f"organizationalUnitIds or leave {key} empty"
                 )
@@ -127,6 +129,15 @@ def _combination_problems(values: dict[str, Any]) -> list[str]:
                     f"organizationalUnitIds or leave {key} at its default "
                     f"({settings.BY_KEY[key].default!r})"
                 )
+    if units and values.get("newInstances") and values.get("organizationId") == "":
+        # Member accounts forward their instances' events to this stack's bus, whose policy lets in
+        # only the organization's principals (aws:PrincipalOrgID): it needs the organization's id.
+        problems.append(
+            "  organizationId='': needed with organizationalUnitIds and newInstances (member accounts "
+            "forward their new instances' events to this stack, and only the organization may): set "
+            "organizationId (aws organizations describe-organization --query Organization.Id), or "
+            "newInstances=false"
+        )
     regions = values.get("regions") or ()
     if units and len(regions) > 1:
         problems.append(

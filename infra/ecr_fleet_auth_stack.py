@@ -12,7 +12,7 @@ from .console_events import ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
-from .members import OrganizationMembers, member_document_name, stack_set_name
+from .members import OrganizationMembers, forwarder_role_arns, member_document_name, stack_set_name
 from .new_instances import ClaimTable, NewInstanceTriggers
 from .notifications import Notifications
 from .runner_function import RunnerFunction
@@ -54,7 +54,23 @@ class EcrFleetAuthStack(Stack):
             member_document_name=member_document_name(config) if organization else "",
             claim_table_name=claims.table.table_name if claims is not None else "",
         )
+        triggers = None
+        if claims is not None:
+            triggers = NewInstanceTriggers(
+                self,
+                "NewInstances",
+                function=runner.function,
+                role=runner.role,
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+                topic=notifications.topic,
+                claim_table=claims.table,
+                # In an organization, member stacks forward their new instances' events here too.
+                organization_id=config.organization_id if organization else "",
+                forwarder_role_arns=forwarder_role_arns(self, config.stack_name) if organization else "",
+            )
         if organization:
+            member_events = triggers.member_event_bus if triggers is not None else None
             OrganizationMembers(
                 self,
                 "Members",
@@ -62,6 +78,7 @@ class EcrFleetAuthStack(Stack):
                 registries=registries,
                 runner_role=runner.role,
                 command_output=command_output,
+                central_event_bus_arn=member_events.event_bus_arn if member_events is not None else None,
             )
         service = runner.metrics_service
         notifications.alarm_on_instances_left_broken(self, service=service)
@@ -77,17 +94,6 @@ class EcrFleetAuthStack(Stack):
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
         )
-        if claims is not None:
-            NewInstanceTriggers(
-                self,
-                "NewInstances",
-                function=runner.function,
-                role=runner.role,
-                tag_key=config.target_tag_key,
-                tag_values=config.target_tag_values,
-                topic=notifications.topic,
-                claim_table=claims.table,
-            )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
         dashboard = RunnerDashboard(
             self, "Dashboard", runner_logs=runner.log_group, service=service, by_accounts=organization

@@ -21,6 +21,14 @@ either sends, so without it both could command one instance. It is a DynamoDB ta
 request (on-demand: nothing while nothing launches, no capacity to provision), one small item
 per instance claimed, deleted by TTL once expired; the runner may only ``PutItem`` there.
 
+In organization mode (``organization_id`` given) the member accounts' new instances come this way
+too: each member stack forwards its own ``running`` and target-tag events, bus to bus, to
+``MemberEvents``, an event bus of this stack whose policy lets only the organization's forwarding
+roles put events on it (``aws:PrincipalOrgID`` and the roles' path); its two rules, with the same
+patterns, deliver them to the same queue. EventBridge keeps each event's ``account``, ``region`` and
+resource ARN (EventBridge User Guide, "Sending and receiving events between AWS accounts"), and the
+runner runs each instance in its own account and region.
+
 Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
 event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
 requests (within the free tier at one queue; see the README's costs).
@@ -106,7 +114,11 @@ class NewInstanceTriggers(Construct):
         tag_values: tuple[str, ...],
         topic: aws_sns.ITopic,
         claim_table: aws_dynamodb.ITable,
+        organization_id: str = "",
+        forwarder_role_arns: str = "",
     ) -> None:
+        """``organization_id`` (organization mode): also take member accounts' events, on
+        ``member_event_bus``, from the roles matching ``forwarder_role_arns`` (an ARN pattern)."""
         super().__init__(scope, construct_id)
         self.claim_table = claim_table
         self.dead_letters = self._queue("DeadLetters", retention_period=DEAD_LETTER_RETENTION)
@@ -117,16 +129,21 @@ class NewInstanceTriggers(Construct):
                 max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letters
             ),
         )
-        self.rules = [
-            self._rule(
-                "InstanceRunning", contract.instance_running_pattern(), "an EC2 instance entered running"
-            ),
-            self._rule(
-                "TagGained",
+        patterns = {
+            "InstanceRunning": (contract.instance_running_pattern(), "an EC2 instance entered running"),
+            "TagGained": (
                 contract.tag_gained_pattern(tag_key, tag_values),
                 f"an EC2 instance gained the target tag {tag_key}",
             ),
-        ]
+        }
+        self.rules = [self._rule(name, pattern, what) for name, (pattern, what) in patterns.items()]
+        self.member_event_bus: aws_events.EventBus | None = None
+        if organization_id:
+            self.member_event_bus = self._member_event_bus(organization_id, forwarder_role_arns)
+            self.rules += [
+                self._rule(f"{name}InMembers", pattern, f"{what}, in a member account", self.member_event_bus)
+                for name, (pattern, what) in patterns.items()
+            ]
         policy = self._grant(role)
         self.reader = aws_lambda.EventSourceMapping(
             self,
@@ -161,17 +178,38 @@ class NewInstanceTriggers(Construct):
             dead_letter_queue=dead_letter_queue,
         )
 
-    def _rule(self, construct_id: str, pattern: dict[str, Any], what: str) -> aws_events.Rule:
+    def _rule(
+        self, construct_id: str, pattern: dict[str, Any], what: str, bus: aws_events.IEventBus | None = None
+    ) -> aws_events.Rule:
         rule = aws_events.Rule(
             self,
             construct_id,
             description=f"ecr-fleet-auth: cover a new instance at once ({what})",
+            event_bus=bus,
             event_pattern=aws_events.EventPattern(
                 source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
             ),
         )
         rule.add_target(_QueueTarget(self.queue, self.dead_letters))
         return rule
+
+    def _member_event_bus(self, organization_id: str, forwarder_role_arns: str) -> aws_events.EventBus:
+        """Where member stacks forward their instances' events; only the organization's forwarding roles
+        may put events on it (a principal outside it, or another role of a member account, is refused)."""
+        bus = aws_events.EventBus(self, "MemberEvents")
+        bus.add_to_resource_policy(
+            aws_iam.PolicyStatement(
+                sid="MembersForwardTheirInstanceEvents",
+                principals=[aws_iam.AnyPrincipal()],
+                actions=["events:PutEvents"],
+                resources=[bus.event_bus_arn],
+                conditions={
+                    "StringEquals": {"aws:PrincipalOrgID": organization_id},
+                    "ArnLike": {"aws:PrincipalArn": forwarder_role_arns},
+                },
+            )
+        )
+        return bus
 
     def _grant(self, role: aws_iam.IRole) -> aws_iam.Policy:
         """The runner reads the queue (what Lambda's event source mapping needs), puts events back,

@@ -64,6 +64,8 @@ ORGANIZATIONAL_UNIT_PATTERN: Final = r"^(?:ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a
 ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
 # IAM role names (IAM API reference, CreateRole: RoleName).
 ROLE_NAME_PATTERN: Final = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # ASCII only, as IAM: \w would take any letter
+# An organization's id (Organizations API reference, Organization: Id, "^o-[a-z0-9]{10,32}$").
+ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
 STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
 
 
@@ -209,6 +211,10 @@ def _new_instance_max_concurrency(raw: Any) -> str:
     return "" if raw == "" else _text(contract.MAX_CONCURRENCY_PATTERN)(raw)
 
 
+def _organization_id(raw: Any) -> str:
+    return "" if raw == "" else _text(ORGANIZATION_ID_PATTERN)(raw)
+
+
 def _form(name: str) -> str:
     return contract.PARAMETERS_BY_NAME[name].accepted_form
 
@@ -317,6 +323,11 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _text(ROLE_NAME_PATTERN),
             "Name of the role the StackSet creates in each member account; only the runner can assume it.",
             runner=True),
+    Setting("organizationId", "", "an organization id (o-...), or empty",
+            _organization_id,
+            "The organization's id (`aws organizations describe-organization --query Organization.Id`): "
+            "only its accounts may forward their new instances' events to this stack (needed with "
+            "`organizationalUnitIds` and `newInstances`; see [Organizations](#organizations))."),
     Setting("stackSetCallAs", "DELEGATED_ADMIN", "one of " + ", ".join(STACK_SET_CALL_AS),
             _choice(STACK_SET_CALL_AS),
             "Whether the stack is deployed from a StackSets delegated administrator account "

@@ -51,6 +51,7 @@ OTHER_REGION = "us-east-1"
 STACK_SET = "EcrFleetAuth-Members"
 ORGANIZATION_CONTEXT = {
     "organizationalUnitIds": "ou-ab12-cdef3456",
+    "organizationId": "o-a1b2c3d4e5",
     "memberRegions": f"{REGION},{OTHER_REGION}",
 }
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
