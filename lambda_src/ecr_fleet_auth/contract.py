@@ -269,6 +269,9 @@ RUNS_FAILED_METRIC: Final = "RunsFailed"
 # with status unreachable), 0 or more; dimension service only. The stack's TargetsUnreachable
 # alarm reads it.
 TARGETS_UNREACHABLE_METRIC: Final = "TargetsUnreachable"
+# Records of instance events the runner could not act on (not an instance event, or from an account or
+# region the stack does not cover); dimension service only. They go back to SQS, then to the dead letters.
+INSTANCE_EVENTS_REJECTED_METRIC: Final = "InstanceEventsRejected"
 # Events the runner rejected (the caller's error; dimension service only). The stack's
 # function-error alarm subtracts them, so a mistyped console event does not page anyone.
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"
@@ -298,5 +301,7 @@ def is_content_version(name: str, family: str) -> bool:
 
 
 # --- the new-instance claim table (DynamoDB; the stack creates it, ``claims`` writes it) ---
-CLAIM_KEY: Final = "instance_id"  # the partition key: one claim per instance
+# The partition key: one claim per instance, ``<account>/<region>/<instance id>`` (a run of instance events
+# covers every member account and region in an organization; an instance is known by all three).
+CLAIM_KEY: Final = "instance"
 CLAIM_TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB's TTL attribute

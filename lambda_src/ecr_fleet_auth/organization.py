@@ -20,8 +20,9 @@ was created, or the account is suspended, ``SKIPPED_SUSPENDED_ACCOUNT``), or aft
 (``member_document_missing``: no agent document of the stack there).
 
 An event may narrow the pairs by ``account_ids`` and ``regions``; naming an account or region
-outside them is the caller's error (``InvalidEvent``), raised before anything is sent. Runs of
-instance events cover the own pair only: the stack's rules saw those events there.
+outside them is the caller's error (``InvalidEvent``), raised before anything is sent. A run of
+instance events covers the pairs its events came from (``pair_targets``): the own pair, and in an
+organization the member pairs whose stacks forward their instances' events to the stack.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import contract
-from .clients import AWS_ERRORS, Pair, error_code
+from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
 from .events import InvalidEvent, RunRequest
 from .observability import logger
 from .reasons import Reason
@@ -76,10 +77,24 @@ def targets(
 ) -> list[Target]:
     """The run's pairs, the own pair first, narrowed by the event (``InvalidEvent``: it names another)."""
     found = [Target(home, home=True)]
-    if organization_mode(settings) and request.source not in contract.INSTANCE_EVENT_SOURCES:
+    if organization_mode(settings):
         assert cloudformation is not None
         found += _members(settings, home, cloudformation)
     return narrow(found, request)
+
+
+def pair_targets(
+    pairs: set[Pair], settings: RunnerSettings, home: Pair, factory: ClientFactory
+) -> dict[Pair, Target]:
+    """The pairs among ``pairs`` this stack covers (those of instance events): its own, and in an
+    organization those of the StackSet's stack instances (listed only when a member pair is asked
+    for). A pair not returned is not covered."""
+    found = {home: Target(home, home=True)} if home in pairs else {}
+    if organization_mode(settings) and pairs - {home}:
+        found.update(
+            {t.pair: t for t in _members(settings, home, factory.cloudformation()) if t.pair in pairs}
+        )
+    return found
 
 
 def narrow(found: list[Target], request: RunRequest) -> list[Target]:

@@ -39,14 +39,18 @@ import boto3
 from ..clocks import Clock
 from ..cloudformation import StackInstance, StackSets, StackSetsWire
 from ..ec2 import Ec2Inventory, Ec2Wire
+from ..events import NewInstanceDelivery
+from ..events.forwarding import MemberForwarding
 from ..iam import Identities, Principal, StsGate
 from ..ssm import SsmWire
+from ..synthesized_stack import Template
 from ..transport import InProcessTransport, LoopbackServer, Reply, ServiceEndpoint, ServiceError
 from ..transport.endpoint import Answering
 from ..transport.routing import RoutedEndpoint, Signature
 from .simulated_account import ACCOUNT, REGION, SimulatedAccount
 
 MANAGEMENT_ACCOUNT = "999999999999"
+ORGANIZATION_ID = "o-a1b2c3d4e5"  # every account here is in it (aws:PrincipalOrgID)
 RUNNER_ROLE = "EcrFleetAuth-Runner"
 FUNCTION_NAME = "ecr-fleet-auth-runner"  # the session name Lambda gives its role (InProcessContext's)
 MEMBER_ROLE = "EcrFleetAuthMember"
@@ -86,7 +90,9 @@ class SimulatedOrganization:
                 f"arn:aws:sts::{home_account}:assumed-role/{RUNNER_ROLE}/{FUNCTION_NAME}",
             ),
         )
+        self.organization_id = ORGANIZATION_ID
         self.pairs: dict[tuple[str, str], SimulatedAccount] = {}
+        self.forwarding: MemberForwarding | None = None  # member pairs' new-instance events, to the home pair
         self.home = self.pair(home_account, home_region)
         admins = () if home_account == management_account else (home_account,)
         self.stack_sets = StackSets(management_account, admins)
@@ -101,9 +107,15 @@ class SimulatedOrganization:
         """A boto3 session whose EC2, SSM, STS and CloudFormation clients this organization answers,
         whatever credentials and region each client is made with."""
         session = boto3.Session(region_name=region or self.home_region)
-        InProcessTransport(self.ec2, self.ssm, self.sts_endpoint, self.cloudformation_endpoint).attach(
-            session
-        )
+        InProcessTransport(
+            self.ec2,
+            self.ssm,
+            self.sts_endpoint,
+            self.cloudformation_endpoint,
+            # The runner's own queue (put-backs) and claim table are the home pair's.
+            self.home.sqs_endpoint,
+            self.home.dynamodb_endpoint,
+        ).attach(session)
         return session
 
     def pair(self, account: str, region: str) -> SimulatedAccount:
@@ -119,7 +131,20 @@ class SimulatedOrganization:
                 first_instance_number=first,
                 tags_from_ec2=self.tags_from_ec2,
             )
+            if self.forwarding is not None:
+                self.forwarding.attach(self.pairs[key].event_bus, account, self.organization_id)
         return self.pairs[key]
+
+    def forward_new_instances(
+        self, member_template: Template, central: NewInstanceDelivery
+    ) -> MemberForwarding:
+        """Every member pair's stack forwards its new instances' events to the home pair's stack, as the
+        member template's rules do (``events.forwarding``); the home pair's own rules see its own."""
+        self.forwarding = MemberForwarding.from_template(member_template, central)
+        for (account, region), pair in self.pairs.items():
+            if (account, region) != (self.home_account, self.home_region):
+                self.forwarding.attach(pair.event_bus, account, self.organization_id)
+        return self.forwarding
 
     def serve(self, service: str) -> str:
         """Serve ``service`` (ec2, ssm: routed to each request's pair; sts; cloudformation) over

@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from ecr_fleet_auth import claims, runner
+from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
 from ecr_fleet_auth.triggers import RECHECK_SECONDS, most_looks
@@ -207,6 +208,47 @@ def test_an_event_that_never_ages_still_ends_its_chain_after_the_looks_its_bound
     assert [(i.status, i.reason) for i in report.instances] == [("unreachable", "not_online_in_time")]
     assert len(queue.invocations) == most_looks(READINESS_SECONDS)
     assert len(queue.put_back_delays()) == len(queue.invocations) - 1  # put back after each look but the last
+
+
+@pytest.mark.parametrize(
+    "where",
+    [("210987654321", REGION), (ACCOUNT, "us-east-1"), ("210987654321", "ap-southeast-2")],
+    ids=["another account", "another region", "both"],
+)
+def test_in_a_single_account_stack_an_event_from_elsewhere_is_rejected_counted_and_logged(  # noqa: PLR0917 - fixtures
+    world: World,
+    queue: NewInstanceDelivery,
+    reports: list[Report],
+    where: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """EventBridge forwards events bus to bus across accounts and regions, keeping the source's
+    ``account`` and ``region`` (EventBridge User Guide, "Sending and receiving events between AWS
+    accounts"): someone's own rule may send another account's or region's launches to this stack's
+    bus. A single-account stack cannot command them: the record goes back to SQS (and to the dead
+    letters, where ``NewInstanceEventsLost`` sees it), ``InstanceEventsRejected`` counts it and the
+    log names where it came from — never left out silently, nor looked for in the wrong place."""
+    account, region = where
+    (mine,) = world.launch()
+    now = world.clock.now()
+    foreign = state_change_event("i-0123456789abcdef0", "running", account=account, region=region, at=now)
+    queue.put(running_event(mine, now), foreign)
+    stray = next(m.message_id for m in queue.queue.messages if json.loads(m.body)["account"] == account
+                 and json.loads(m.body)["region"] == region)  # fmt: skip
+    capsys.readouterr()
+
+    answer = queue.next_invocation().answer
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": stray}]}
+    assert [statuses(r) for r in reports] == [{mine: ("succeeded", "ok")}]
+    assert world.ec2.sent("DescribeInstances")[0]["Filters"][0]["Values"] == [mine]  # not looked for here
+    (warning,) = [r for r in caplog.records if "does not cover" in r.getMessage()]
+    assert (warning.account_id, warning.region) == (account, region)  # type: ignore[attr-defined]
+    documents = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert [d["InstanceEventsRejected"] for d in documents if "InstanceEventsRejected" in d] == [[1.0]]
 
 
 def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
@@ -405,7 +447,7 @@ def reported(reports: list[Report], instance_id: str) -> list[tuple[str, str, st
 
 def claim_item(instance_id: str) -> dict[str, Any]:
     item: dict[str, Any] = boto3.client("dynamodb", region_name=REGION).get_item(
-        TableName=CLAIM_TABLE, Key={claims.KEY: {"S": instance_id}}
+        TableName=CLAIM_TABLE, Key={claims.KEY: {"S": claims.claim_key(Pair(ACCOUNT, REGION), instance_id)}}
     )
     return item.get("Item", {})
 
@@ -493,7 +535,7 @@ def test_a_claim_left_by_a_run_that_crashed_blocks_its_events_only_until_it_expi
     boto3.client("dynamodb", region_name=REGION).put_item(
         TableName=CLAIM_TABLE,
         Item={
-            claims.KEY: {"S": new},
+            claims.KEY: {"S": claims.claim_key(Pair(ACCOUNT, REGION), new)},
             "claimed_at": {"N": str(crashed.timestamp())},
             "event_time": {"N": str(event_time.timestamp())},
             "purpose": {"S": claims.COMMAND},

@@ -33,6 +33,8 @@ from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.events import NewInstanceDelivery
+from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import (
     DEPLOY_TIME,
@@ -63,6 +65,8 @@ class OrganizationStack:
 
     environment: dict[str, str]  # the runner's, deploy-time values resolved (DEPLOY_TIME)
     member_document: dict[str, Any]  # the agent document the StackSet creates in each member pair
+    central: dict[str, Any]  # the central template
+    member: dict[str, Any]  # the member template
 
     @property
     def member_document_name(self) -> str:
@@ -74,7 +78,9 @@ def organization_stack(tmp_path_factory: pytest.TempPathFactory) -> Organization
     outdir = tmp_path_factory.mktemp("cdk.out")
     central = synthesize(ORGANIZATION_CONTEXT, outdir=str(outdir))["EcrFleetAuth"]
     member = json.loads((outdir / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
-    return OrganizationStack(resolved_runner_environment(central, DEPLOY_TIME), document_content(member))
+    return OrganizationStack(
+        resolved_runner_environment(central, DEPLOY_TIME), document_content(member), central, member
+    )
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Organization:
     document_name: str
     queue_url: str
     sqs: Any
+    stack: OrganizationStack
 
     @property
     def clock(self) -> SimulatedClock:
@@ -136,6 +143,7 @@ def organization(
             organization_stack.member_document_name,
             queue_url,
             sqs,
+            organization_stack,
         )
         org.close()
     metrics.clear_metrics()
@@ -640,3 +648,157 @@ def test_a_report_too_big_to_return_is_returned_condensed(
     }
     assert condensed["instances_not_logged"] == 1
     assert {key for key in whole if key != "instances"} <= set(condensed)
+
+
+# --- member accounts' new instances (issue 18) ---
+
+
+@pytest.fixture
+def new_instances(organization: Organization) -> NewInstanceDelivery:
+    """The central stack's new-instance path (its queue, mapping and rules, the member bus and its
+    policy) in the home pair, and every member stack forwarding its events to it."""
+    o = organization
+    o.org.home.create_tables(o.stack.central, DEPLOY_TIME["CLAIM_TABLE_NAME"])
+    delivery = NewInstanceDelivery.from_template(o.stack.central, o.clock, o.org.home.sqs, o.runner.invoke)
+    o.org.home.event_bus.append(delivery.put)
+    o.org.forward_new_instances(o.stack.member, delivery)
+    return delivery
+
+
+def event_reports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    captured: list[Any] = []
+    real = runner.run
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        captured.append(report)
+        return report
+
+    monkeypatch.setattr(runner, "run", spy)
+    return captured
+
+
+@pytest.mark.parametrize("region", [REGION, OTHER_REGION])
+def test_a_member_accounts_new_instance_is_covered_through_the_central_queue_in_its_own_account(
+    organization: Organization,
+    new_instances: NewInstanceDelivery,
+    monkeypatch: pytest.MonkeyPatch,
+    region: str,
+) -> None:
+    """EventBridge User Guide, "Sending and receiving events between AWS accounts": a rule can send an
+    account's events to an event bus of another account, in another Region too, and the event keeps
+    its source ``account``, ``region`` and resource ARN. The member stack forwards its instances'
+    ``running`` events to the central stack's bus (its policy: the organization only); the central
+    queue hands them to the runner, which looks for, waits for and commands each instance in its own
+    account and region, through the member role, with the member document."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(A, region)
+    pair = o.org.pair(A, region)
+    (new,) = pair.launch(tags=TAGS, managed=False)  # its running event: A's bus -> the central bus
+    assert new_instances.pending() == 1 and not new_instances.refused
+    (queued,) = [json.loads(m.body) for m in new_instances.queue.messages]
+    assert (queued["account"], queued["region"]) == (A, region)
+
+    new_instances.next_invocation()  # A's instance is not online yet: put back to wait
+    assert reports == [] and new_instances.put_back_delays() == [30]
+    online_at = o.clock.monotonic()
+    pair.register_agent(new, agent=CannedRun(duration=5))
+    new_instances.run_until_idle()
+
+    (report,) = reports
+    assert report.source == "instance_running"
+    assert [(i.instance_id, i.account_id, i.region, i.status) for i in report.instances] == [
+        (new, A, region, "succeeded")
+    ]
+    assert {(t.account_id, t.region, t.status) for t in report.targets or ()} == {(A, region, "reached")}
+    (send,) = o.sent(A, region)
+    assert (send["DocumentName"], send["InstanceIds"]) == (o.document_name, [new])
+    assert o.sent(HOME, REGION) == []
+    (ended,) = [run_end for _, run_end in pair.agents[new].runs]
+    assert ended - online_at <= 120  # the same goal as at home: 2 minutes from Online
+
+
+def test_an_instance_tagged_in_a_member_account_is_covered_there(
+    organization: Organization, new_instances: NewInstanceDelivery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tag Change on Resource (Tagging User Guide, "Monitor tag changes with serverless workflows and
+    Amazon EventBridge"), forwarded like the state change: the tag gained in a member account."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(C, OTHER_REGION)
+    pair = o.org.pair(C, OTHER_REGION)
+    (instance,) = pair.launch(tags={"Name": "later"}, agent=CannedRun(duration=5))
+    new_instances.run_until_idle()  # its running event: not ours (no tag), left out
+    pair.tag(instance, {TAG_KEY: TAG_VALUE})
+    new_instances.run_until_idle()
+
+    assert [(r.source, [(i.account_id, i.status) for i in r.instances]) for r in reports] == [
+        ("tag_change", [(C, "succeeded")])
+    ]
+
+
+def test_only_the_organizations_forwarding_roles_may_put_events_on_the_central_bus(
+    organization: Organization, new_instances: NewInstanceDelivery
+) -> None:
+    """The bus's policy (EventBridge User Guide, "Permissions for event buses"): ``aws:PrincipalOrgID``
+    is the organization's and the principal one of its member stacks' forwarding roles; an account of
+    another organization, or another role of a member account, is refused."""
+    from localfleet.iam.identities import Principal  # noqa: PLC0415
+
+    o = organization
+    o.member(A, REGION)
+    event = state_change_event("i-0123456789abcdef0", "running", account=A, region=REGION, at=o.clock.now())
+    bus = new_instances.member_bus
+    assert bus is not None
+    outsider = Principal(B, f"arn:aws:iam::{B}:role/ecr-fleet-auth/EcrFleetAuth/x", "s", "o-zzzzzzzzzz")
+    other_role = Principal(A, f"arn:aws:iam::{A}:role/Admin", "s", o.org.organization_id)
+    forwarder = Principal(
+        A, f"arn:aws:iam::{A}:role/ecr-fleet-auth/EcrFleetAuth/x", "s", o.org.organization_id
+    )
+
+    assert not new_instances.put_from(event, bus=bus, sender=outsider)
+    assert not new_instances.put_from(event, bus=bus, sender=other_role)
+    assert new_instances.pending() == 0 and len(new_instances.refused) == 2
+    assert new_instances.put_from(event, bus=bus, sender=forwarder)
+    assert new_instances.pending() == 1
+
+
+def test_an_event_from_an_account_or_region_the_stack_does_not_cover_is_rejected_counted_and_logged(
+    organization: Organization,
+    new_instances: NewInstanceDelivery,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An event reaches the queue from a pair the StackSet has no stack instance in (sent there by
+    someone's own rule, or a stack instance removed since): the runner cannot command it. Its record
+    goes back to SQS (then to the dead letters), it is counted (``InstanceEventsRejected``) and logged:
+    never dropped without a trace."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(A, REGION)
+    stray = state_change_event("i-0123456789abcdef0", "running", account=B, region=REGION, at=o.clock.now())
+    mine_id = o.org.pair(A, REGION).launch(tags=TAGS, agent=CannedRun(duration=5))[0]  # forwarded
+    new_instances.put(stray)  # on the central account's default bus (as someone's rule sent it there)
+    capsys.readouterr()
+
+    invocation = new_instances.next_invocation()
+
+    (failed,) = invocation.answer["batchItemFailures"]
+    assert json.loads(next(m.body for m in new_instances.queue.messages))["account"] == B
+    assert failed["itemIdentifier"] == new_instances.queue.messages[0].message_id
+    (report,) = reports
+    assert [(i.instance_id, i.account_id) for i in report.instances] == [(mine_id, A)]
+    (warning,) = [r for r in caplog.records if "does not cover" in r.getMessage()]
+    assert (warning.levelname, warning.account_id, warning.instances) == (  # type: ignore[attr-defined]
+        "WARNING",
+        B,
+        ["i-0123456789abcdef0"],
+    )
+    rejected = [
+        d["InstanceEventsRejected"]
+        for d in emf_documents(capsys.readouterr().out)
+        if "InstanceEventsRejected" in d
+    ]
+    assert rejected == [[1.0]]  # one record, one invocation
