@@ -197,17 +197,24 @@ class NewInstanceTriggers(Construct):
         """Where member stacks forward their instances' events; only the organization's forwarding roles
         may put events on it (a principal outside it, or another role of a member account, is refused)."""
         bus = aws_events.EventBus(self, "MemberEvents")
-        bus.add_to_resource_policy(
-            aws_iam.PolicyStatement(
-                sid="MembersForwardTheirInstanceEvents",
-                principals=[aws_iam.AnyPrincipal()],
-                actions=["events:PutEvents"],
-                resources=[bus.event_bus_arn],
-                conditions={
-                    "StringEquals": {"aws:PrincipalOrgID": organization_id},
-                    "ArnLike": {"aws:PrincipalArn": forwarder_role_arns},
-                },
-            )
+        sid = "MembersForwardTheirInstanceEvents"
+        statement = aws_iam.PolicyStatement(
+            sid=sid,
+            principals=[aws_iam.AnyPrincipal()],
+            actions=["events:PutEvents"],
+            resources=[bus.event_bus_arn],
+            conditions={
+                "StringEquals": {"aws:PrincipalOrgID": organization_id},
+                "ArnLike": {"aws:PrincipalArn": forwarder_role_arns},
+            },
+        )
+        # The policy resource itself (EventBus.add_to_resource_policy sets its deprecated Principal too).
+        aws_events.CfnEventBusPolicy(
+            self,
+            "MemberEventsPolicy",
+            event_bus_name=bus.event_bus_name,
+            statement_id=sid,
+            statement=statement.to_statement_json(),
         )
         return bus
 
