@@ -18,6 +18,7 @@ started is stopped on exit, on Ctrl-C and on failure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -36,7 +37,7 @@ from ..hosts.sandbox_instance import User
 from ..lambda_runtime import asset_directory
 from ..synthesized_stack import member_template, synthesize
 from .local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
-from .local_services import REGISTRY, prerequisites
+from .local_services import ACCOUNT, REGION, REGISTRY, prerequisites
 from .simulated_organization import ORGANIZATION_ID
 
 # The report is printed as a table; the runner's JSON logs and metrics would bury it.
@@ -139,7 +140,9 @@ def new_instance_step(fleet: LocalFleet, name: str = "web-5-new", account: str |
         rows = list(logged)
         if not any(row.get("instance_id") == instance.instance_id for row in logged):
             rows += [
-                r.to_dict() for r in history if r.detail.get("command_id") in report.get("command_ids", [])
+                dataclasses.replace(r, account_id=account or ACCOUNT, region=REGION).to_dict()
+                for r in history
+                if r.detail.get("command_id") in report.get("command_ids", [])
             ]
         print(
             f"\nsource={report['source']}  (the run's log record, which lists only the instances that did "
@@ -156,7 +159,7 @@ def new_instance_step(fleet: LocalFleet, name: str = "web-5-new", account: str |
         print("  no command")
     covered = any(result.status == "succeeded" for result in history)
     print(f"\n({waited:.1f}s after its launch) can each user pull now?")
-    print(pull_matrix(fleet), flush=True)
+    print(accounts_pull_matrix(fleet) if account else pull_matrix(fleet), flush=True)
     if not covered:
         state = "the queue was still busy" if not idle else "the queue went idle"
         print(

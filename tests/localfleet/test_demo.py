@@ -24,6 +24,8 @@ class Instance:
     name: str
     instance_id: str = INSTANCE_ID
     ping_status: str = "ConnectionLost"  # the pull matrix shows it as offline: no sandbox needed
+    account_id: str = "123456789012"
+    sandbox: None = None
 
 
 @dataclass
