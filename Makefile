@@ -17,9 +17,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_FLAGS := --no-notices --no-version-reporting
 SHELL_SOURCES = $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
-AGENT_SOURCES = $(shell git ls-files 'infra/document/agent/*.py' 2>/dev/null)
+AGENT_SOURCES = $(shell git ls-files 'agent/*.py' 2>/dev/null)
 
-.PHONY: help deps system-deps lint format test synth deploy diff demo bench clean invoke
+.PHONY: help deps system-deps lint format test synth deploy diff demo bench docs clean invoke
 
 help:
 	@echo "make test    - install everything, lint, run the whole test suite"
@@ -28,6 +28,7 @@ help:
 	@echo "make demo    - remediate a local simulated fleet end to end and print the reports"
 	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator|new_instances|organization;"
 	@echo "              options after a name: BENCH=\"new_instances --seed 2 --instances 2000\", --help)"
+	@echo "make docs    - build the documentation site into site/ (mkdocs build --strict; make test runs it too)"
 	@echo "make format  - ruff format + autofix"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml setup.cfg
@@ -57,7 +58,7 @@ lint: deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	shellcheck $(SHELL_SOURCES)
-	$(BIN)/vermin --no-tips --violations --target=3.7- $(AGENT_SOURCES)
+	$(BIN)/vermin --no-tips --violations --target=3.6- $(AGENT_SOURCES)
 
 format: deps
 	$(BIN)/ruff format .
@@ -86,12 +87,17 @@ demo: deps
 bench: deps
 	$(PY) -m bench $(BENCH)
 
+# The strict build fails on a broken link or anchor, a page missing from the nav, an unknown
+# generated part; tests/test_docs.py runs the same build in make test.
+docs: $(VENV)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out site .pytest_cache .mypy_cache .ruff_cache
 
 # make invoke ACTION=check DRY_RUN=1 INSTANCES=i-0123456789abcdef0 (uses your AWS credentials).
 # make exits 2 on any failure ("Error N" shows the tool's own status); scripts that want the
-# tool's statuses (0-4, README "Invoking by hand") run: $(PY) -m tools.invoke_runner --help
+# tool's statuses (0-4, docs/operating/invoking.md) run: $(PY) -m tools.invoke_runner --help
 invoke: $(VENV)/.installed
 	$(PY) -m tools.invoke_runner --stack $(STACK) $(if $(ACTION),--action $(ACTION)) \
 	  $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run) $(if $(INSTANCES),--instances $(INSTANCES)) \

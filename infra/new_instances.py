@@ -31,7 +31,7 @@ runner runs each instance in its own account and region.
 
 Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
 event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
-requests (within the free tier at one queue; see the README's costs).
+requests (within the free tier at one queue; see docs/operating/limits-and-cost.md).
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ class Notifications(Construct):
         caller sees the message); they are subtracted, so a mistyped console event pages
         nobody. AsyncEventsDropped: a scheduled invocation throttled past its event age — and
         also an event rejected when invoked asynchronously (retries are 0, so Lambda drops it),
-        which therefore does reach this alarm (the README says so).
+        which therefore does reach this alarm (docs/how-it-works/how-a-run-works.md says so).
         """
         period = FUNCTION_ERRORS_PERIOD
         metrics = {

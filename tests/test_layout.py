@@ -1,16 +1,17 @@
-"""The tree shows the architecture (README "Layout"): distinct names, imports one way."""
+"""The tree shows the architecture (docs/development/layout.md): distinct names, imports one way."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 from tests.support.template import PROJECT_ROOT
 
-PRODUCT = ("lambda_src", "infra")
+PRODUCT = ("lambda_src", "infra", "agent")
 TREE = (*PRODUCT, "localfleet", "tools", "bench", "tests")
 # Names that are many by nature.
-SHARED_NAMES = {"__init__.py", "conftest.py", "py.typed"}
+SHARED_NAMES = {"__init__.py", "__main__.py", "conftest.py", "py.typed"}
 
 
 def _files(*folders: str) -> list[Path]:
@@ -45,12 +46,34 @@ def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
     for path in _files("lambda_src"):
         if path.suffix == ".py":
             roots = {module.split(".")[0] for module in _imported_modules(path)}
-            assert not roots & {"infra", "localfleet", "tools", "bench", "tests", "app"}, path
+            assert not roots & {"agent", "infra", "localfleet", "tools", "bench", "tests", "app"}, path
+
+
+def test_the_agent_imports_only_the_standard_library_and_itself() -> None:
+    """It runs on instances as one file with nothing installed; the packing ships agent/ alone."""
+    modules = [path for path in _files("agent") if path.suffix == ".py"]
+    assert len(modules) > 10
+    for path in modules:
+        roots = {module.split(".")[0] for module in _imported_modules(path)}
+        assert roots <= set(sys.stdlib_module_names) | {"agent"}, path
+        relative = [
+            node
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and node.level
+        ]
+        assert all(node.level == 1 for node in relative), path
+
+
+def test_nothing_but_the_tests_imports_the_agent() -> None:
+    """The stack reads agent/ as files to pack (infra/document/script.py), never as code to run."""
+    for path in _files("lambda_src", "infra", "localfleet", "tools", "bench"):
+        if path.suffix == ".py":
+            assert "agent" not in {module.split(".")[0] for module in _imported_modules(path)}, path
 
 
 def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:
     for path in [*_files("infra"), PROJECT_ROOT / "app.py"]:
-        if path.suffix == ".py" and "agent" not in path.parts:
+        if path.suffix == ".py":
             used = {m for m in _imported_modules(path) if m.startswith("ecr_fleet_auth.")}
             assert {".".join(m.split(".")[:2]) for m in used} <= {
                 "ecr_fleet_auth.contract",

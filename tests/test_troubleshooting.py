@@ -1,8 +1,8 @@
-"""Every reason code an instance (or a run) can end with has a next step, in the code and in the README.
+"""Every reason code an instance (or a run) can end with has a next step, in the code and on the site.
 
 The codes are found in the code, not in a list kept here: the runner's are the members
 of ``Reason`` (and no runner module may give a reason as a bare string, so there is no
-other), the agent's are the string constants of its "reason codes" section, the shim's
+other), the agent's are the string constants of the "reason codes" section of agent/outcomes.py, the shim's
 are the ``"reason":"..."`` its result lines print.
 """
 
@@ -16,7 +16,8 @@ import pytest
 
 from ecr_fleet_auth.reasons import Reason
 from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
-from infra.document.script import AGENT_PY, ENTRYPOINT_SH, run_command_lines
+from infra.document.script import AGENT_PACKAGE, ENTRYPOINT_SH, run_command_lines
+from tests.support.docs import rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
 
 RUNNER_PACKAGE = PROJECT_ROOT / "lambda_src" / "ecr_fleet_auth"
@@ -26,7 +27,7 @@ REASON_ARGUMENT = {"InstanceResult": (4, "reason"), "Exclusion": (1, "reason"), 
 
 def agent_reason_codes() -> set[str]:
     """The string constants from OK to the end of the agent's "reason codes" section."""
-    lines = AGENT_PY.read_text().splitlines()
+    lines = (AGENT_PACKAGE / "outcomes.py").read_text().splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("# ---") and "reason codes" in line)
     last = next(i for i in range(first + 1, len(lines)) if lines[i].startswith("# ---"))
     section = ast.parse("\n".join(lines[first:last]))
@@ -104,10 +105,13 @@ def test_no_next_step_for_a_reason_nothing_gives() -> None:
     assert set(NEXT_STEPS) - every_reason_code() == set()
 
 
-def test_readme_table_matches_the_code() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    rows = dict(re.findall(r"^\| `([a-z_]+)` \| (.+) \|$", readme, flags=re.MULTILINE))
-    assert {code: rows.get(code) for code in NEXT_STEPS} == NEXT_STEPS
+def test_the_troubleshooting_page_gives_every_reason_its_next_step() -> None:
+    """The page as the site renders it (its table generated from NEXT_STEPS): every reason any
+    side can give has its row, with the next step the e-mail gives."""
+    rows = {row[0]: row[1] for row in table_rows(rendered_page("operating/troubleshooting.md"))}
+    missing = sorted(code for code in every_reason_code() if f"`{code}`" not in rows)
+    assert missing == [], f"reasons missing from the troubleshooting page: {missing}"
+    assert {code: rows[f"`{code}`"] for code in NEXT_STEPS} == NEXT_STEPS
 
 
 def test_unknown_reason_gets_the_generic_step() -> None:

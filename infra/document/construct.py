@@ -74,7 +74,7 @@ def document_content(steps: list[ShellStep], execution_timeout_seconds: int) -> 
 
 
 def agent_document_content(execution_timeout_seconds: int) -> dict[str, Any]:
-    """The document's content: one Linux step assembled from infra/document/agent/."""
+    """The document's content: one Linux step assembled from agent/ (the top-level folder)."""
     steps = [
         ShellStep(
             name="ecrFleetAuthLinux",
@@ -93,7 +93,7 @@ def content_named(prefix: str, content: dict[str, Any]) -> str:
 
 
 class AgentDocument(Construct):
-    """Command document whose shell step is assembled from infra/document/agent/.
+    """Command document whose shell step is assembled from agent/ (the top-level folder).
 
     ``name_prefix`` gives it a fixed name, ``<prefix>-<sha8 of its content>``: where the runner
     cannot read the name from the stack (member accounts), it computes it at synth.

@@ -1,14 +1,18 @@
-"""Assembles the document's shell step from the agent's real files.
+"""Assembles the document's shell step from the agent's real files (the top-level agent/ folder).
 
 The deployed script is: a prelude that unpacks the Python agent beside the script
 SSM runs (its orchestration directory, root-only), the `{{ Name }}` fallback for
 SSM agents older than 3.3.2746.0 that do not set `$SSM_<Name>`, then the shell
 shim `entrypoint.sh`, which finds a Python 3 and runs the agent.
 
-The agent travels without its comments and docstrings (the code is unchanged: a
-test compares the two ASTs), gzip-compressed and base64-encoded: as plain text it
-would fill SSM's 64 KB document limit. Compression is deterministic (no timestamp),
-so an unchanged agent synthesizes to an unchanged document.
+The agent is a package of small modules; it travels as one file, a zip application
+(`python3 <file>` runs its `__main__.py`, which imports the package from the zip). Each module
+goes without its comments and docstrings and indented one space a level, on its own lines (the
+code is unchanged: a test compares the ASTs, module by module); the zip stores them uncompressed
+and the whole is gzip-compressed (the modules compress together, as one file did) and
+base64-encoded: as plain text the agent would fill SSM's 64 KB document limit. Every step is
+deterministic (sorted entries, fixed timestamps and permissions, gzip without a timestamp), so an
+unchanged agent synthesizes to an unchanged document.
 """
 
 from __future__ import annotations
@@ -21,23 +25,47 @@ import io
 import re
 import textwrap
 import tokenize
+import zipfile
 from pathlib import Path
 
 from ecr_fleet_auth import contract
 
-AGENT_DIR = Path(__file__).parent / "agent"
-AGENT_PY = AGENT_DIR / "ecr_fleet_auth_agent.py"
-ENTRYPOINT_SH = AGENT_DIR / "entrypoint.sh"
+AGENT_PACKAGE = Path(__file__).resolve().parents[2] / "agent"
+ENTRYPOINT_SH = AGENT_PACKAGE / "entrypoint.sh"
+# The package's __main__.py also sits at the zip's root, where `python3 <file>` looks for it.
+MAIN_MODULE = "__main__.py"
+# The file the script unpacks the agent to, beside _script.sh; the shim runs what $AGENT_PY_ENV names.
+AGENT_FILE = "ecr_fleet_auth_agent.pyz"
 AGENT_PY_ENV = "ECR_FLEET_AUTH_AGENT_PY"
 # The agent's TIMEOUT_ENV: the step's execution timeout, which the agent keeps its run inside.
 AGENT_TIMEOUT_ENV = "ECR_FLEET_AUTH_TIMEOUT"
 _HEREDOC_END = "ECR_FLEET_AUTH_AGENT_EOF"
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+# zip's earliest date: no build time in the archive.
+_ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+_ZIP_UNIX = 3
 # The one result line the contract promises, should the agent not unpack (no base64 or gzip).
 _UNPACK_FAILED = (
     '{"schema":1,"action":null,"outcome":"failed","reason":"agent_unpack_failed",'
     '"message":"could not unpack the agent (base64, gzip)","host":null,"users":[]}'
 )
+
+
+def agent_sources() -> dict[str, bytes]:
+    """The agent's modules as they are in the repository, by their path in the zip application:
+    agent/<module>.py, and agent/__main__.py as the application's __main__.py."""
+    sources = {}
+    for path in sorted(AGENT_PACKAGE.glob("*.py")):
+        name = MAIN_MODULE if path.name == MAIN_MODULE else f"{AGENT_PACKAGE.name}/{path.name}"
+        sources[name] = path.read_bytes()
+    return sources
+
+
+def sources_digest(sources: dict[str, bytes]) -> str:
+    """What `cd agent && LC_ALL=C sha256sum *.py | sha256sum` prints: one digest for the whole package."""
+    by_file = {name.rsplit("/", 1)[-1]: source for name, source in sources.items()}
+    listing = "".join(f"{hashlib.sha256(by_file[name]).hexdigest()}  {name}\n" for name in sorted(by_file))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _docstring_lines(source: bytes) -> tuple[set[int], dict[int, str]]:
@@ -47,6 +75,8 @@ def _docstring_lines(source: bytes) -> tuple[set[int], dict[int, str]]:
     stand_in: dict[int, str] = {}
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if not node.body:  # an empty module
             continue
         first = node.body[0]
         if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)):
@@ -59,8 +89,35 @@ def _docstring_lines(source: bytes) -> tuple[set[int], dict[int, str]]:
     return drop, stand_in
 
 
-def shipped_agent(source: bytes) -> bytes:
-    """The agent without comments and docstrings: the same code in fewer bytes."""
+def _one_space_indents(text: str) -> str:
+    """Each statement indented one space a level, continuation lines not at all (inside brackets or
+    after a backslash, indentation means nothing); lines inside a string are left as they are."""
+    depth, statement_starts, inside_strings = 0, {}, set[int]()
+    at_statement_start = True
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type == tokenize.INDENT:
+            depth += 1
+        elif token.type == tokenize.DEDENT:
+            depth -= 1
+        elif token.type == tokenize.NEWLINE:
+            at_statement_start = True
+        elif token.type not in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
+            if at_statement_start:
+                statement_starts[token.start[0]] = depth
+                at_statement_start = False
+            inside_strings.update(range(token.start[0] + 1, token.end[0] + 1))
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if number in inside_strings:
+            lines.append(line)
+        else:
+            lines.append(" " * statement_starts.get(number, 0) + line.lstrip())
+    return "\n".join(lines) + "\n"
+
+
+def stripped_module(source: bytes) -> bytes:
+    """A module without comments and docstrings, indented one space a level: the same code (the same
+    AST) in fewer bytes, on the same lines (a traceback from an instance names the repository's lines)."""
     drop, stand_in = _docstring_lines(source)
     kept = [
         stand_in.get(number, "" if number in drop else line)
@@ -68,12 +125,38 @@ def shipped_agent(source: bytes) -> bytes:
     ]
     readline = io.StringIO("\n".join(kept) + "\n").readline
     tokens = [token for token in tokenize.generate_tokens(readline) if token.type != tokenize.COMMENT]
-    return "\n".join(line.rstrip() for line in tokenize.untokenize(tokens).splitlines()).encode() + b"\n"
+    return _one_space_indents(
+        "\n".join(line.rstrip() for line in tokenize.untokenize(tokens).splitlines()) + "\n"
+    ).encode()
 
 
-def packed_agent(source: bytes) -> list[str]:
+def zip_application(files: dict[str, bytes]) -> bytes:
+    """A zip of files, the same bytes for the same files: entries sorted, fixed dates and modes, stored
+    (the document's gzip compresses the whole, across modules)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name in sorted(files):
+            entry = zipfile.ZipInfo(name, date_time=_ZIP_DATE_TIME)
+            entry.create_system = _ZIP_UNIX
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, files[name])
+    return buffer.getvalue()
+
+
+def shipped_agent() -> bytes:
+    """The file the document carries: the agent's modules, stripped, as a zip application."""
+    return zip_application({name: stripped_module(source) for name, source in agent_sources().items()})
+
+
+def shipped_modules(application: bytes) -> dict[str, bytes]:
+    """The modules inside a shipped agent, by their path in it (for tests and audits)."""
+    with zipfile.ZipFile(io.BytesIO(application)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def packed_agent(application: bytes) -> list[str]:
     """The agent as base64 lines of its gzip stream (mtime 0: the same bytes every synth)."""
-    return textwrap.wrap(base64.b64encode(gzip.compress(source, compresslevel=9, mtime=0)).decode(), 76)
+    return textwrap.wrap(base64.b64encode(gzip.compress(application, compresslevel=9, mtime=0)).decode(), 76)
 
 
 def unpack_agent(lines: list[str]) -> bytes:
@@ -100,23 +183,25 @@ def timeout_lines(seconds: int | None) -> list[str]:
 def run_command_lines(execution_timeout_seconds: int | None = None) -> list[str]:
     """The step's lines; with the step's timeout, exported as $ECR_FLEET_AUTH_TIMEOUT so that the agent
     stops short of it and still prints its result line (without it the agent assumes the default)."""
-    agent = AGENT_PY.read_bytes()
+    sources = agent_sources()
     entrypoint = ENTRYPOINT_SH.read_text(encoding="utf-8").splitlines()
-    for name, text in (("agent", agent.decode()), ("entrypoint", "\n".join(entrypoint))):
+    texts = [(f"agent module {name}", source.decode()) for name, source in sources.items()]
+    for name, text in [*texts, ("entrypoint", "\n".join(entrypoint))]:
         if _PLACEHOLDER.search(text):
             raise ValueError(f"the {name} must not contain '{{{{ }}}}': SSM would substitute it")
     if entrypoint and entrypoint[0].startswith("#!"):
         entrypoint = entrypoint[1:]
     return [
         "#!/bin/sh",
-        "# ecr-fleet-auth: generated from infra/document/agent/ by the document construct.",
-        f"# The agent (ecr_fleet_auth_agent.py, sha256 {hashlib.sha256(agent).hexdigest()}) follows without",
-        "# comments and docstrings, gzip-compressed and base64-encoded, to fit SSM's 64 KB document limit.",
-        f'{AGENT_PY_ENV}="$(dirname -- "$0")/ecr_fleet_auth_agent.py"',
+        "# ecr-fleet-auth: generated from agent/ by the document construct.",
+        f"# The agent (agent/*.py: LC_ALL=C sha256sum *.py | sha256sum = {sources_digest(sources)})",
+        "# follows as a zip application of its modules without comments and docstrings, gzip-compressed",
+        "# and base64-encoded, to fit SSM's 64 KB document limit.",
+        f'{AGENT_PY_ENV}="$(dirname -- "$0")/{AGENT_FILE}"',
         f"export {AGENT_PY_ENV}",
         f"base64 -d <<'{_HEREDOC_END}' | gzip -dc > \"${AGENT_PY_ENV}\" ||"
         f" {{ printf '%s\\n' '{_UNPACK_FAILED}'; exit 1; }}",
-        *packed_agent(shipped_agent(agent)),
+        *packed_agent(shipped_agent()),
         _HEREDOC_END,
         *parameter_fallback_lines(),
         *timeout_lines(execution_timeout_seconds),

@@ -6,7 +6,7 @@ runner at an emulator. Retries are botocore's adaptive mode: throttling errors
 are retried with back-off *and* slow the client's own send rate, which is what a
 run of thousands of paginated calls needs.
 
-Cross-account runs (CONTRACT.md section 8): ``clients_for(account, region, role_name=...)``
+Cross-account runs (docs/how-it-works/organizations.md): ``clients_for(account, region, role_name=...)``
 gives clients for a member account, signed with the credentials of a session of its member
 role (STS AssumeRole, called on the regional endpoint of the function's own region, whose
 session tokens are valid in every region, opt-in ones included: IAM User Guide, "Manage AWS

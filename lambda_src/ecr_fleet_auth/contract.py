@@ -119,8 +119,8 @@ class DocumentParameter:
 # from the stack's settings (settings.py). Action defaults to the read-only ``check`` there on
 # purpose — a hand-run that names no action changes nothing — while the stack's ``action``
 # setting defaults to ``refresh``. The others equal the settings' defaults; Registries has
-# none (the stack's default, the account's own registry, is a deploy-time value). The README
-# ("The document's own defaults") states this and tests/infra/test_settings.py checks it.
+# none (the stack's default, the account's own registry, is a deploy-time value). The configuration
+# reference ("The document's own defaults") renders this table; tests/infra/test_settings.py checks it.
 DOCUMENT_PARAMETERS: Final = (
     DocumentParameter(
         name=ACTION,
@@ -172,7 +172,7 @@ DOCUMENT_PARAMETERS: Final = (
 )
 PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT_PARAMETERS}
 
-# --- agent result line (CONTRACT.md section 5) ---
+# --- agent result line (docs/reference/contract.md, "The agent's result line") ---
 RESULT_SCHEMA: Final = 1
 Outcome = Literal["changed", "unchanged", "skipped", "failed"]
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
@@ -180,7 +180,7 @@ RegistryState = Literal["helper", "logged_in", "stale_auth", "none", "helper_una
 REGISTRY_STATES: Final[tuple[RegistryState, ...]] = get_args(RegistryState)
 RESULT_LINE_MAX_BYTES: Final = 2000
 
-# --- runner report (CONTRACT.md section 6) ---
+# --- runner report (docs/reference/contract.md, "The report") ---
 InstanceStatus = Literal["succeeded", "failed", "unreachable", "skipped", "pending"]
 INSTANCE_STATUSES: Final[tuple[InstanceStatus, ...]] = get_args(InstanceStatus)
 NotifyPolicy = Literal["failures", "always", "never"]
@@ -188,7 +188,7 @@ NOTIFY_POLICIES: Final[tuple[NotifyPolicy, ...]] = get_args(NotifyPolicy)
 
 # --- what started a run (the report's and the event's ``source``) ---
 # The schedule marks its invocations; manual ones carry no source. A run of instance events
-# (CONTRACT.md section 8) says which kind named its instances: an instance entering `running`,
+# (docs/how-it-works/new-instances.md) says which kind named its instances: an instance entering `running`,
 # the target tag gained, or both kinds in one batch.
 Source = Literal["schedule", "manual", "instance_running", "tag_change", "instance_events"]
 SOURCES: Final[tuple[Source, ...]] = get_args(Source)
@@ -205,7 +205,7 @@ INSTANCE_EVENT_SOURCES: Final[tuple[Source, ...]] = (
     SOURCE_INSTANCE_EVENTS,
 )
 
-# --- organization scale (CONTRACT.md section 8): the report's ``targets``, one per (account, region) ---
+# --- organization scale (docs/how-it-works/organizations.md): the report's ``targets``, one per pair ---
 TargetStatus = Literal["reached", "unreachable"]
 TARGET_STATUSES: Final[tuple[TargetStatus, ...]] = get_args(TargetStatus)
 

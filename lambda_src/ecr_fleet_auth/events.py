@@ -103,7 +103,7 @@ class RunRequest(BaseModel):
         """Parse a Lambda event, raising ``InvalidEvent`` with a message a person can act on."""
         if not isinstance(event, Mapping):
             raise InvalidEvent(f"{MESSAGE_PREFIX}expected a JSON object, got {_json_kind(event)}")
-        # null is never a value (CONTRACT.md section 8): a field is given or omitted. The
+        # null is never a value (docs/reference/contract.md): a field is given or omitted. The
         # model's None means "omitted", so a null must be refused before the model sees it.
         nulls = [str(key) for key, value in event.items() if value is None]
         # JSON arrays arrive as lists; strict mode wants the model's tuples, so

@@ -318,7 +318,7 @@ def _text(data: Mapping[str, Any], key: str, where: str | None = None) -> str:
 
 
 def _kind(value: object) -> str:
-    """As JSON names it: null is never a value (CONTRACT.md section 8)."""
+    """As JSON names it: null is never a value (docs/reference/contract.md)."""
     names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", list: "a list"}
     return names.get(type(value), "an object" if isinstance(value, Mapping) else type(value).__name__)
 

@@ -1,11 +1,11 @@
 """Every reason code the runner itself can give an instance (or a run), defined once.
 
-The agent's codes are its own (``infra/document/agent/``: the instance reports them);
+The agent's codes are its own (``agent/outcomes.py``: the instance reports them);
 these are the ones the runner assigns when the agent did not speak — not commanded,
 not delivered, not readable. Code that reports a reason takes it from here, and a
 test (``tests/test_troubleshooting.py``) finds these members, the agent's constants
 and the shim's codes, and requires a next step for each in ``troubleshooting.py``
-and in the README's table.
+and in the troubleshooting page it renders (docs/operating/troubleshooting.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The run report (CONTRACT.md section 6) and its notification text.
+"""The run report (docs/reference/contract.md, "The report") and its notification text.
 
 Plain data and plain functions: the report's dict is the Lambda's return value,
 its log record and the source of its metrics and SNS message.

@@ -12,8 +12,10 @@ the synth and the runner accept exactly the same values. Derived from this table
 * the runner's environment: the stack writes it with ``runner_environment`` and the runner
   reads it back with ``RunnerSettings.from_environment`` (a variable left out takes the row's
   default: the runner has no defaults of its own);
-* tests/infra/test_settings.py checks cdk.json's context, the README's configuration table,
-  ``DeploymentConfig``'s and ``RunnerSettings``' fields and the console events against it.
+* the configuration reference (docs/reference/configuration.md), rendered from it when the site is
+  built (tools/mkdocs_hooks.py);
+* tests/infra/test_settings.py checks cdk.json's context, ``DeploymentConfig``'s and
+  ``RunnerSettings``' fields and the console events against it, tests/test_docs.py the reference.
 
 Rows with ``context=False`` are not settings a user gives: the stack fills them in from the
 resources it creates (the document's name, the topic, ...). This module is part of the Lambda
@@ -73,9 +75,11 @@ STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
 class Setting:
     key: str  # the cdk.json context key; snake_case: the Python field; UPPER_CASE: the runner's variable
     default: Any  # as cdk.json holds it; None: no default (the stack always sets it)
-    form: str  # the accepted form, as synth errors and the README's configuration table say it
+    form: str  # the accepted form, as synth errors and the configuration reference say it
     parse: Callable[[Any], Any]  # raw value (JSON, or a string from -c or the environment) -> value
-    doc: str  # the README's one-line meaning
+    # The configuration reference's one-line meaning (Markdown; links relative to docs/reference/,
+    # where tools/mkdocs_hooks.py renders the table).
+    doc: str
     runner: bool = False  # the runner reads it from its environment
     context: bool = True  # False: not in cdk.json; the stack sets it from a resource it creates
     parameter: str | None = None  # the document parameter the runner fills with it (an event may override)
@@ -219,7 +223,7 @@ def _form(name: str) -> str:
     return contract.PARAMETERS_BY_NAME[name].accepted_form
 
 
-# --- the table: the order is the README's ---
+# --- the table: the order is the configuration reference's ---
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("stackName", "EcrFleetAuth", "a CloudFormation stack name (letters, digits, -)",
@@ -289,7 +293,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "(see [Reserved concurrency](#reserved-concurrency))."),
     Setting("newInstances", True, "true or false", _boolean,
             "Covers a tagged instance as soon as it enters `running` or gains the target tag, without "
-            "waiting for the schedule (see [New instances](#new-instances)); `false` deploys no rules "
+            "waiting for the schedule (see [New instances](../how-it-works/new-instances.md)); `false` "
+            "deploys no rules "
             "and no queue."),
     Setting("newInstanceAction", "", "one of " + ", ".join(contract.ACTIONS) + ", or empty for `action`",
             _new_instance_action,
@@ -299,7 +304,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _new_instance_max_concurrency,
             "Run Command rate control of runs of instance events, over each run's instances (`maxErrors` "
             "still applies); `50`: a burst of new instances runs 50 at a time, one SendCommand's worth "
-            "(see [Latency and limits](#latency-and-limits)); empty: the same as `maxConcurrency`.",
+            "(see [Latency and limits](../how-it-works/new-instances.md#latency-and-limits)); empty: the "
+            "same as `maxConcurrency`.",
             runner=True),
     Setting("newInstanceReadinessSeconds", 900,
             f"a whole number from {MIN_READINESS_SECONDS} to {MAX_READINESS_SECONDS}",
@@ -310,8 +316,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "a list of organization root or OU ids (r-..., ou-...-...); empty: this account only",
             _list(ORGANIZATIONAL_UNIT_PATTERN, least=0, most=100),
             "Organization units whose accounts the runner covers, through a StackSet with automatic "
-            "deployment (see [Organizations](#organizations)); empty: the stack covers its own account "
-            "and region, as a single-account deployment.", runner=True),
+            "deployment (see [Organizations](../how-it-works/organizations.md)); empty: the stack covers "
+            "its own account and region, as a single-account deployment.", runner=True),
     Setting("memberAccounts", [], "a list of 12-digit account ids (empty: every account in the units)",
             _list(ACCOUNT_ID_PATTERN, least=0, most=1000),
             "Narrows `organizationalUnitIds` to these accounts (StackSets' `INTERSECTION`); accounts "

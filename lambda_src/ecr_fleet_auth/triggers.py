@@ -336,8 +336,8 @@ def _with_new_instance_rate(settings: RunnerSettings) -> RunnerSettings:
     """The run's rate: ``newInstanceMaxConcurrency`` over its instances (empty: ``maxConcurrency``).
 
     At the fleet's ``10%`` a burst of 50 new instances would run 5 at a time, and its runs would
-    hold the event source mapping's two slots long enough to miss the two-minute goal (README,
-    Latency and limits); ``maxErrors`` applies as to any run."""
+    hold the event source mapping's two slots long enough to miss the two-minute goal
+    (docs/how-it-works/new-instances.md, Latency and limits); ``maxErrors`` applies as to any run."""
     if not settings.new_instance_max_concurrency:
         return settings
     return dataclasses.replace(settings, max_concurrency=settings.new_instance_max_concurrency)

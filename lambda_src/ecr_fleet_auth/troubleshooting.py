@@ -1,7 +1,9 @@
-"""What to do about each reason code: the README's troubleshooting table and the e-mail's next steps.
+"""What to do about each reason code: the e-mail's next steps and the troubleshooting page.
 
-Keys are the reason codes the agent prints and the runner assigns; a test keeps
-this table, the agent's codes, the runner's codes and the README's table in step.
+Keys are the reason codes the agent prints and the runner assigns; tests/test_troubleshooting.py
+keeps this table, the agent's codes and the runner's codes in step, and tests/test_docs.py checks
+that the troubleshooting page (docs/operating/troubleshooting.md, rendered from this table when
+the site is built) lists every reason.
 """
 
 from __future__ import annotations

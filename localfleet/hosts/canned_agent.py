@@ -27,7 +27,7 @@ LOCKED_MESSAGE = "another ecr-fleet-auth run is in progress"
 
 
 def result_line(outcome: str = "changed", reason: str = "ok", message: str = "", **extra: Any) -> str:
-    """The agent's one result line (CONTRACT.md section 5), compact JSON."""
+    """The agent's one result line (docs/reference/contract.md), compact JSON."""
     return json.dumps(
         {
             "schema": contract.RESULT_SCHEMA,

@@ -1,30 +1,47 @@
-"""Fixtures for the agent's tests: the agent module itself, and a sandboxed instance with real parts."""
+"""Fixtures for the agent's tests: a user's home for the modules' unit tests, and a sandboxed instance with
+real parts for the integration tests."""
 
 from __future__ import annotations
 
-import importlib.util
+import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from infra.document.script import AGENT_PY
+from agent.docker_model import DockerModel
+from agent.users import Account
 from localfleet.deployment import single_instance as sb
+from tests.agent.user_files import NOBODY
 from tests.conftest import require
 
 DEFAULT_USERS = {"alice": True, "bob": True, "carol": False}
 
 
-@pytest.fixture(scope="session")
-def agent() -> ModuleType:
-    """The agent file loaded as a module (it is a standalone script, not a package member)."""
-    spec = importlib.util.spec_from_file_location("ecr_fleet_auth_agent", AGENT_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A home directory owned by an unprivileged uid, reachable by it (tmp_path's parents are 0700)."""
+    require(os.geteuid() == 0, "root (the agent changes to the user's uid)")
+    folder = tmp_path / "home"
+    folder.mkdir()
+    os.chown(folder, NOBODY, NOBODY)
+    for parent in (tmp_path, *tmp_path.parents):
+        if parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | stat.S_IXOTH)
+    return folder
+
+
+@pytest.fixture
+def account(home: Path) -> Account:
+    return Account("nobody", NOBODY, NOBODY, str(home))
+
+
+@pytest.fixture
+def model() -> DockerModel:
+    return DockerModel((28, 2))
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import datetime
 import json
 import re
 import stat
-from types import ModuleType
 
 import pytest
 
+from agent.docker_model import auth_digest
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN
 from tests.agent.on_instance import (
@@ -232,25 +232,21 @@ def test_a_helper_that_cannot_get_a_token_as_the_user_is_never_healthy(
 # ---------------------------------------------------------------- 3: the refresh margin and the schedule
 
 
-def record_login(world: sb.World, agent: ModuleType, user: str, auth: str, left: datetime.timedelta) -> None:
+def record_login(world: sb.World, user: str, auth: str, left: datetime.timedelta) -> None:
     expires = datetime.datetime.now(datetime.UTC) + left
-    records = {
-        user: {R: {"auth_sha256": agent.auth_digest(auth), "expires_at": f"{expires:%Y-%m-%dT%H:%M:%SZ}"}}
-    }
+    records = {user: {R: {"auth_sha256": auth_digest(auth), "expires_at": f"{expires:%Y-%m-%dT%H:%M:%SZ}"}}}
     world.sandbox.path("/var/lib/ecr-fleet-auth").mkdir(mode=0o700, exist_ok=True)
     world.sandbox.write(LOGINS, json.dumps(records), 0o600)
 
 
-def test_refresh_renews_a_token_with_ten_hours_or_less_left(
-    instance: sb.World, agent_script: str, agent: ModuleType
-) -> None:
+def test_refresh_renews_a_token_with_ten_hours_or_less_left(instance: sb.World, agent_script: str) -> None:
     """ECR tokens last 12 hours (GetAuthorizationToken expiresAt). With the default rate(6 hours) a
     token fetched at 00:03 meets the 06:00 run with 6 h left: it must be renewed then, since the next
     run comes after it expires. Ten hours: a re-run within 2 h of a good run changes nothing, and any
     schedule whose runs reach the instance less than 10 h apart renews every token in time."""
     old = b64("AWS:token-from-the-last-run")
     write_config(instance, "alice", json.dumps({"auths": {R: {"auth": old}}}))
-    record_login(instance, agent, "alice", old, datetime.timedelta(hours=10, minutes=5))
+    record_login(instance, "alice", old, datetime.timedelta(hours=10, minutes=5))
     before = configs(instance, ("alice",))
 
     fresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
@@ -258,7 +254,7 @@ def test_refresh_renews_a_token_with_ten_hours_or_less_left(
     assert outcome(fresh) == ("unchanged", "ok"), fresh.stderr
     assert configs(instance, ("alice",)) == before
 
-    record_login(instance, agent, "alice", old, datetime.timedelta(hours=9, minutes=55))
+    record_login(instance, "alice", old, datetime.timedelta(hours=9, minutes=55))
     due = instance.run_document(agent_script, parameters("refresh", users="alice"))
 
     assert outcome(due) == ("changed", "ok"), due.stderr

@@ -14,13 +14,13 @@ import fcntl
 import hashlib
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 from ecr_fleet_auth import contract
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
+from tests.agent.old_pythons import OLDEST, old_python
 from tests.agent.on_instance import (
     AGENT_OWN_FILES,
     REAL_HELPER,
@@ -449,17 +449,8 @@ def test_amazon_linux_2_enables_the_docker_extras_topic_when_yum_cannot_find_the
 
 # ---------------------------------------------------------------- old interpreters
 
-PYENV_VERSIONS = Path("/root/.pyenv/versions")
 
-
-def old_python(version: str) -> str | None:
-    found = sorted(PYENV_VERSIONS.glob(f"{version}.*/bin/python{version}"))
-    return str(found[-1]) if found else None
-
-
-@pytest.mark.parametrize(
-    ("version", "platform"), [("3.7", "Amazon Linux 2's python3"), ("3.6", "RHEL 8's platform-python")]
-)
+@pytest.mark.parametrize(("version", "platform"), OLDEST)
 def test_agent_runs_on_the_oldest_pythons_it_meets(
     instance: sb.World, agent_script: str, version: str, platform: str
 ) -> None:

@@ -10,78 +10,27 @@ loads the config and touches no network, so whether it warns is docker's own ver
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import re
-import shutil
-import subprocess
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from agent.docker_model import CONFIG_FILE, NEWEST_DOCKER, DockerModel, docker_version_tuple
+from agent.go_json import ConfigRejected
+from tests.agent.real_docker import RealDocker, installed_docker_version, real_docker_in
+from tests.agent.user_files import b64
 from tests.conftest import require
-
-DOCKER = "/usr/local/bin/docker"
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def installed_docker_version() -> tuple[int, int] | None:
-    if not os.access(DOCKER, os.X_OK):
-        return None
-    done = subprocess.run([DOCKER, "--version"], capture_output=True, text=True, check=False)
-    match = re.search(r"version (\d+)\.(\d+)", done.stdout)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-class RealDocker:
-    """The docker CLI with a throwaway DOCKER_CONFIG, without network (a private net namespace as root)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        isolate = os.geteuid() == 0 and shutil.which("unshare") is not None
-        self.prefix = ["unshare", "--net"] if isolate else []
-
-    def run(self, config: bytes, *args: str) -> subprocess.CompletedProcess[str]:
-        (self.folder / "config.json").write_bytes(config)
-        return subprocess.run(
-            [*self.prefix, DOCKER, *args],
-            env={"DOCKER_CONFIG": str(self.folder), "PATH": "/usr/bin:/bin", "HOME": str(self.folder)},
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
-    def loads(self, config: bytes) -> bool:
-        """docker's verdict: it loads the file unless it prints its parse warning."""
-        done = self.run(config, "context", "ls")
-        return "WARNING: Error" not in done.stderr
-
-    def username_for(self, config: bytes, host: str) -> str | None:
-        """The user name docker finds for host in the file store (file_store.go Get), or None."""
-        done = self.run(config, "login", host)
-        match = re.search(r"\[Username: ([^\]]*)\]", done.stderr)
-        return match.group(1) if match else None
 
 
 @pytest.fixture(scope="module")
 def real_docker(tmp_path_factory: pytest.TempPathFactory) -> RealDocker:
-    version = installed_docker_version()
-    require(version is not None, f"docker CLI at {DOCKER}")
-    return RealDocker(tmp_path_factory.mktemp("docker-config"))
+    return real_docker_in(tmp_path_factory.mktemp("docker-config"))
 
 
-def model_loads(agent: ModuleType, version: tuple[int, int] | None, config: bytes) -> bool:
+def model_loads(version: tuple[int, int] | None, config: bytes) -> bool:
     try:
-        agent.DockerModel(version).load(config)
-    except agent.ConfigRejected:
+        DockerModel(version).load(config)
+    except ConfigRejected:
         return False
     return True
 
@@ -190,16 +139,16 @@ SHAPES_SINCE_27: list[tuple[bytes, bool]] = [
 
 
 @pytest.mark.parametrize(("config", "loads"), SHAPES_SINCE_27)
-def test_model_decides_like_docker_28(agent: ModuleType, config: bytes, loads: bool) -> None:
-    assert model_loads(agent, (28, 2), config) is loads
+def test_model_decides_like_docker_28(config: bytes, loads: bool) -> None:
+    assert model_loads((28, 2), config) is loads
 
 
-def test_every_shape_is_what_the_real_docker_cli_does(agent: ModuleType, real_docker: RealDocker) -> None:
+def test_every_shape_is_what_the_real_docker_cli_does(real_docker: RealDocker) -> None:
     version = installed_docker_version()
     require(version is not None and version >= (27, 0), "a docker CLI 27.0 or later (the table's versions)")
     verdicts = [(config, real_docker.loads(config)) for config, _ in SHAPES_SINCE_27]
     assert verdicts == SHAPES_SINCE_27
-    assert [(config, model_loads(agent, version, config)) for config, _ in SHAPES_SINCE_27] == verdicts
+    assert [(config, model_loads(version, config)) for config, _ in SHAPES_SINCE_27] == verdicts
 
 
 # ---------------------------------------------------------------- docker versions differ
@@ -277,7 +226,7 @@ FIELD_HISTORY: list[tuple[str, tuple[int, int] | None, tuple[int, int] | None, s
 ]
 
 
-def model_fields(agent: ModuleType) -> list[tuple[str, Any, Any]]:
+def model_fields() -> list[tuple[str, Any, Any]]:
     """(path, since, until) of every field in the agent's schema of docker's ConfigFile."""
     found = []
 
@@ -291,13 +240,13 @@ def model_fields(agent: ModuleType) -> list[tuple[str, Any, Any]]:
                 found.append((prefix + name, since, until))
                 walk(field_kind, prefix + name + ".")
 
-    walk(agent.CONFIG_FILE, "")
+    walk(CONFIG_FILE, "")
     return found
 
 
-def test_every_typed_field_and_its_versions_are_docker_clis_history(agent: ModuleType) -> None:
+def test_every_typed_field_and_its_versions_are_docker_clis_history() -> None:
     history = [(path, since, until) for path, since, until, _ in FIELD_HISTORY]
-    assert sorted(model_fields(agent)) == sorted(history)
+    assert sorted(model_fields()) == sorted(history)
 
 
 def version_examples() -> list[tuple[tuple[int, int] | None, bytes, bool]]:
@@ -331,9 +280,9 @@ def previous(version: tuple[int, int]) -> tuple[int, int]:
 
 @pytest.mark.parametrize(("version", "config", "loads"), version_examples())
 def test_each_field_is_typed_exactly_in_its_versions(
-    agent: ModuleType, version: tuple[int, int], config: bytes, loads: bool
+    version: tuple[int, int], config: bytes, loads: bool
 ) -> None:
-    assert model_loads(agent, version, config) is loads
+    assert model_loads(version, config) is loads
 
 
 @pytest.mark.parametrize(
@@ -364,29 +313,29 @@ def test_each_field_is_typed_exactly_in_its_versions(
     ],
 )
 def test_model_follows_the_docker_version(
-    agent: ModuleType, version: tuple[int, int] | None, config: bytes, loads: bool
+    version: tuple[int, int] | None, config: bytes, loads: bool
 ) -> None:
-    assert model_loads(agent, version, config) is loads
+    assert model_loads(version, config) is loads
 
 
-def test_docker_before_20_10_reads_an_empty_auth_as_no_user_at_all(agent: ModuleType) -> None:
+def test_docker_before_20_10_reads_an_empty_auth_as_no_user_at_all() -> None:
     """file.go at v19.03: decodeAuth(ac.Auth) ran for every entry, so username/password fields were
     overwritten by the empty decode; since 20.10 only a non-empty auth is decoded."""
     config = b'{"auths":{"r":{"username":"u","password":"p"}}}'
-    _, old = agent.DockerModel((19, 3)).load(config)
-    _, new = agent.DockerModel((20, 10)).load(config)
+    _, old = DockerModel((19, 3)).load(config)
+    _, new = DockerModel((20, 10)).load(config)
     assert not old.file_credential("r").is_secret
     assert (new.file_credential("r").username, new.file_credential("r").password) == ("u", "p")
 
 
-def test_docker_version_is_read_from_its_version_line(agent: ModuleType) -> None:
-    assert agent.docker_version_tuple("28.2.2") == (28, 2)
-    assert agent.docker_version_tuple("26.1.5+dfsg1") == (26, 1)
-    assert agent.docker_version_tuple("20.10.25") == (20, 10)
-    assert agent.docker_version_tuple("17.06.0-ce") == (17, 6)
-    assert agent.docker_version_tuple(None) is None
-    assert agent.docker_version_tuple("unknown") is None
-    assert agent.DockerModel(None).version == agent.NEWEST_DOCKER
+def test_docker_version_is_read_from_its_version_line() -> None:
+    assert docker_version_tuple("28.2.2") == (28, 2)
+    assert docker_version_tuple("26.1.5+dfsg1") == (26, 1)
+    assert docker_version_tuple("20.10.25") == (20, 10)
+    assert docker_version_tuple("17.06.0-ce") == (17, 6)
+    assert docker_version_tuple(None) is None
+    assert docker_version_tuple("unknown") is None
+    assert DockerModel(None).version == NEWEST_DOCKER
 
 
 # ---------------------------------------------------------------- where docker looks for a registry
@@ -417,10 +366,10 @@ KEYS: list[tuple[str, bool]] = [
 
 
 @pytest.mark.parametrize(("key", "matches"), KEYS)
-def test_auths_keys_docker_reads_as_a_host(agent: ModuleType, key: str, matches: bool) -> None:
+def test_auths_keys_docker_reads_as_a_host(key: str, matches: bool) -> None:
     """file_store.go Get: the exact key, else any key whose ConvertToHostname is the host."""
     config = json.dumps({"auths": {key: {"auth": b64("legacy:pw")}}}).encode()
-    _, view = agent.DockerModel((28, 2)).load(config)
+    _, view = DockerModel((28, 2)).load(config)
     assert (view.keys_for(HOST) == [key]) is matches
 
 
@@ -432,11 +381,11 @@ def test_auths_keys_match_what_the_real_docker_cli_reads(real_docker: RealDocker
     assert verdicts == KEYS
 
 
-def test_the_exact_key_wins_over_a_legacy_one(agent: ModuleType, real_docker: RealDocker) -> None:
+def test_the_exact_key_wins_over_a_legacy_one(real_docker: RealDocker) -> None:
     config = json.dumps(
         {"auths": {f"https://{HOST}/v1/": {"auth": b64("legacy:pw")}, HOST: {"auth": b64("exact:pw")}}}
     ).encode()
-    _, view = agent.DockerModel((28, 2)).load(config)
+    _, view = DockerModel((28, 2)).load(config)
     assert view.file_credential(HOST).username == "exact"
     assert real_docker.username_for(config, HOST) == "exact"
 
@@ -455,127 +404,7 @@ def test_the_exact_key_wins_over_a_legacy_one(agent: ModuleType, real_docker: Re
         ({"CREDHELPERS": {REGISTRY: "ecr-login"}}, "ecr-login"),
     ],
 )
-def test_where_docker_keeps_a_registry_credential(
-    agent: ModuleType, config: dict[str, Any], store: str
-) -> None:
+def test_where_docker_keeps_a_registry_credential(config: dict[str, Any], store: str) -> None:
     """file.go getConfiguredCredentialStore: credHelpers[host] if present, else credsStore."""
-    _, view = agent.DockerModel((28, 2)).load(json.dumps(config).encode())
+    _, view = DockerModel((28, 2)).load(json.dumps(config).encode())
     assert view.store_for(REGISTRY) == store
-
-
-# ---------------------------------------------------------------- the agent's edits keep the rest
-
-
-def edited(agent: ModuleType, config: bytes, edit: Any) -> tuple[bytes, Any]:
-    auth_file = agent.DockerAuthFile(agent.DockerModel((28, 2)), config, 0o600)
-    edit(auth_file)
-    content = auth_file.render()
-    _, view = agent.DockerModel((28, 2)).load(content)
-    return content, view
-
-
-def test_a_login_replaces_only_its_entry_and_keeps_unknown_content(agent: ModuleType) -> None:
-    config = (
-        b'{"stackOrchestrator": "swarm", "auths": {"ghcr.io": {"auth": "%s"}, "%s": {"auth": "%s", '
-        b'"email": "x@y"}}, "myTool": {"n": 1.50, "big": 1e999}, "psFormat": "caf\\u00e9"}'
-        % (AUTH.encode(), REGISTRY.encode(), b64("AWS:old").encode())
-    )
-    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
-    data = json.loads(content)
-    assert list(data) == ["stackOrchestrator", "auths", "myTool", "psFormat"], "order and unknown keys kept"
-    assert data["auths"] == {"ghcr.io": {"auth": AUTH}, REGISTRY: {"auth": b64("AWS:new")}}
-    assert b'"n": 1.50' in content and b'"big": 1e999' in content, "numbers keep their text"
-    assert data["psFormat"] == "café"
-    assert (view.file_credential(REGISTRY).username, view.file_credential(REGISTRY).password) == (
-        "AWS",
-        "new",
-    )
-
-
-def test_edits_follow_docker_through_case_variants_and_repeats(agent: ModuleType) -> None:
-    """Go decodes `Auths` and a repeated `auths` into the one map; the edit lands where docker reads it."""
-    config = b'{"Auths": {"ghcr.io": {"auth": "%s"}}, "auths": {"%s": {"auth": "%s"}}}' % (
-        AUTH.encode(),
-        REGISTRY.encode(),
-        b64("AWS:old").encode(),
-    )
-    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
-    assert view.file_credential(REGISTRY).password == "new"
-    assert view.file_credential("ghcr.io").password == "pw"
-    assert content.count(b"AWS:") == 0 and b64("AWS:old").encode() not in content
-
-
-def test_a_null_map_hides_what_came_before_and_the_edit_keeps_it_hidden_and_kept(agent: ModuleType) -> None:
-    config = b'{"auths": {"ghcr.io": {"auth": "%s"}}, "auths": null}' % AUTH.encode()
-    _, before = agent.DockerModel((28, 2)).load(config)
-    assert before.auths == {}, "a later null resets the map in Go"
-    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
-    assert list(view.auths) == [REGISTRY]
-    assert b'"auths": {"ghcr.io": {"auth": "%s"}},\n\t"auths": null,\n\t"auths": {' % AUTH.encode() in content
-
-
-def test_an_edit_loses_nothing_docker_would_not_read(agent: ModuleType, real_docker: RealDocker) -> None:
-    """What the agent does not edit is copied byte for byte: nested values (any depth), numbers,
-    escapes, bytes that are not UTF-8 inside strings, the data after the first JSON value (Go's
-    json.Decoder never reads it), and map fields a later null hides. docker reads the result as meant."""
-    deep_value = b"[" * 3000 + b"]" * 3000
-    config = (
-        b'{"auths": {"ghcr.io": {"auth": "%s", "x": %s}}, "myTool": {"s": "caf\\u00e9 \xff", "n": 1.50},\n'
-        b'  "auths": {"%s": {"auth": "%s"}}} \n{"second": "document"} trailing\n'
-        % (AUTH.encode(), deep_value, REGISTRY.encode(), b64("AWS:old").encode())
-    )
-    assert real_docker.loads(config)
-    content, view = edited(agent, config, lambda f: f.set_login(REGISTRY, "AWS", "new"))
-    for kept in (
-        b'"ghcr.io": {"auth": "%s", "x": %s}' % (AUTH.encode(), deep_value),
-        b'{"s": "caf\\u00e9 \xff", "n": 1.50}',
-        b' \n{"second": "document"} trailing\n',
-    ):
-        assert kept in content
-    assert content.endswith(b'} \n{"second": "document"} trailing\n')
-    assert b64("AWS:old").encode() not in content, "the registry's own old entry is replaced"
-    assert (view.file_credential(REGISTRY).password, view.file_credential("ghcr.io").password) == (
-        "new",
-        "pw",
-    )
-    assert real_docker.loads(content)
-    assert real_docker.username_for(content, REGISTRY) == "AWS"
-
-
-def test_use_helper_sets_credhelpers_and_drops_every_key_docker_reads_as_the_registry(
-    agent: ModuleType,
-) -> None:
-    config = json.dumps(
-        {
-            "auths": {
-                REGISTRY: {"auth": b64("AWS:x")},
-                f"https://{REGISTRY}/v1/": {"auth": b64("AWS:y")},
-                f"{REGISTRY}:5000": {"auth": b64("AWS:z")},
-                "ghcr.io": {"auth": AUTH},
-            },
-            "credHelpers": {"gcr.io": "gcloud"},
-            "psFormat": "table",
-        }
-    ).encode()
-    content, _ = edited(agent, config, lambda f: f.use_helper(REGISTRY))
-    assert json.loads(content) == {
-        "auths": {f"{REGISTRY}:5000": {"auth": b64("AWS:z")}, "ghcr.io": {"auth": AUTH}},
-        "credHelpers": {"gcr.io": "gcloud", REGISTRY: "ecr-login"},
-        "psFormat": "table",
-    }
-    again = agent.DockerAuthFile(agent.DockerModel((28, 2)), content, 0o600)
-    again.use_helper(REGISTRY)
-    assert not again.changed, "idempotent"
-
-
-def test_a_store_login_leaves_docker_s_empty_marker_once(agent: ModuleType) -> None:
-    """native_store.go Store: the secret goes to the helper, the file keeps `{}` for the host;
-    file_store.go Store skips the save when that entry is already there."""
-    content, _ = edited(agent, b'{"credsStore": "pass"}', lambda f: f.mark_in_store(REGISTRY))
-    assert json.loads(content) == {"credsStore": "pass", "auths": {REGISTRY: {}}}
-    again = agent.DockerAuthFile(agent.DockerModel((28, 2)), content, 0o600)
-    again.mark_in_store(REGISTRY)
-    assert not again.changed
-    stale = json.dumps({"credsStore": "pass", "auths": {REGISTRY: {"auth": b64("AWS:old")}}}).encode()
-    content, _ = edited(agent, stale, lambda f: f.mark_in_store(REGISTRY))
-    assert json.loads(content)["auths"] == {REGISTRY: {}}, "docker replaces the whole entry"

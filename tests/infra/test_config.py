@@ -9,7 +9,8 @@ import pytest
 
 from ecr_fleet_auth.settings import CONTEXT_SETTINGS, SettingsError
 from infra.config import DeploymentConfig
-from tests.support.template import PROJECT_ROOT, default_context, only, resources, synthesize
+from tests.support.docs import rendered_page
+from tests.support.template import default_context, only, resources, synthesize
 
 
 def _config(**overrides: Any) -> DeploymentConfig:
@@ -26,10 +27,10 @@ def test_cdk_json_holds_every_setting_at_its_default() -> None:
     assert set(context) - {"cli-telemetry"} == {setting.key for setting in CONTEXT_SETTINGS}
 
 
-def test_readme_documents_every_setting() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
+def test_the_configuration_reference_documents_every_setting() -> None:
+    reference = rendered_page("reference/configuration.md")
     for setting in CONTEXT_SETTINGS:
-        assert f"`{setting.key}`" in readme, f"README does not document {setting.key}"
+        assert f"| `{setting.key}` |" in reference, f"the configuration reference lacks {setting.key}"
 
 
 def test_defaults_without_any_context() -> None:

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tokenize
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,7 @@ def test_shell_step_ships_the_agent_files(synthesized_template: Template) -> Non
     assert lines[0] == "#!/bin/sh"
     start = next(i for i, line in enumerate(lines) if line.startswith("base64 -d <<'")) + 1
     end = lines.index("ECR_FLEET_AUTH_AGENT_EOF", start)
-    assert script.unpack_agent(lines[start:end]) == script.shipped_agent(script.AGENT_PY.read_bytes())
+    assert script.unpack_agent(lines[start:end]) == script.shipped_agent()
     text = "\n".join(lines)
     entrypoint_body = script.ENTRYPOINT_SH.read_text().split("\n", 1)[1].rstrip("\n")
     assert text.endswith(entrypoint_body)
@@ -200,19 +201,63 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 
 
 def test_the_shipped_agent_is_the_same_code_without_comments_and_docstrings() -> None:
-    source = script.AGENT_PY.read_bytes()
-    shipped = script.shipped_agent(source)
-    assert ast.dump(_without_docstrings(ast.parse(shipped))) == ast.dump(
-        _without_docstrings(ast.parse(source))
+    """Module by module: the file the document carries holds every module of agent/, and nothing else."""
+    sources = {path.name: path.read_bytes() for path in script.AGENT_PACKAGE.glob("*.py")}
+    shipped_modules = script.shipped_modules(script.shipped_agent())
+    assert sorted(shipped_modules) == sorted(
+        [script.MAIN_MODULE] + [f"agent/{name}" for name in sources if name != script.MAIN_MODULE]
     )
-    comments = [
-        token
-        for token in tokenize.generate_tokens(io.StringIO(shipped.decode()).readline)
-        if token.type == tokenize.COMMENT
-    ]
-    assert comments == []
-    assert ast.get_docstring(ast.parse(shipped)) is None
-    assert len(shipped) < len(source) * 0.9
+    assert len(sources) > 10
+    for name, shipped in shipped_modules.items():
+        source = sources[name.rsplit("/", 1)[-1]]
+        assert ast.dump(_without_docstrings(ast.parse(shipped))) == ast.dump(
+            _without_docstrings(ast.parse(source))
+        ), name
+        comments = [
+            token
+            for token in tokenize.generate_tokens(io.StringIO(shipped.decode()).readline)
+            if token.type == tokenize.COMMENT
+        ]
+        assert comments == [], name
+        assert ast.get_docstring(ast.parse(shipped)) is None, name
+    assert sum(map(len, shipped_modules.values())) < sum(map(len, sources.values())) * 0.9
+
+
+def test_the_shipped_modules_keep_their_line_numbers() -> None:
+    """A traceback on an instance (internal_error prints one to stderr) names the repository's lines."""
+    shipped_modules = script.shipped_modules(script.shipped_agent())
+    for path in script.AGENT_PACKAGE.glob("*.py"):
+        name = script.MAIN_MODULE if path.name == script.MAIN_MODULE else f"agent/{path.name}"
+        source_lines = path.read_text().splitlines()
+        shipped_lines = shipped_modules[name].decode().splitlines()
+        assert len(shipped_lines) == len(source_lines), name
+        for source_line, shipped_line in zip(source_lines, shipped_lines, strict=True):
+            if shipped_line.strip() and shipped_line.strip() != "pass":
+                assert shipped_line.strip() in source_line, (name, shipped_line)
+
+
+def test_the_shipped_agent_is_a_zip_application_with_fixed_metadata() -> None:
+    """Sorted entries, the zip epoch as every date, one mode: the bytes depend on the modules alone."""
+    with zipfile.ZipFile(io.BytesIO(script.shipped_agent())) as archive:
+        entries = archive.infolist()
+    assert [entry.filename for entry in entries] == sorted(entry.filename for entry in entries)
+    assert {(entry.date_time, entry.external_attr >> 16, entry.compress_type) for entry in entries} == {
+        ((1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_STORED)
+    }
+
+
+def test_the_script_names_the_sources_by_what_sha256sum_prints() -> None:
+    """The digest in the script's comment is what anyone gets from the repository's agent/ folder."""
+    sha256sum = shutil.which("sha256sum")
+    require(sha256sum is not None, "sha256sum (Debian package coreutils)")
+    listing = subprocess.run(
+        ["/bin/sh", "-c", "LC_ALL=C sha256sum *.py | sha256sum"],
+        cwd=script.AGENT_PACKAGE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    assert f"sha256sum = {listing})" in "\n".join(script.run_command_lines())
 
 
 # The Linux step's share of SSM's 64 KB: 36 KB, leaving 28 KB for a second (Windows) step with an agent
@@ -231,10 +276,12 @@ def test_packing_is_deterministic() -> None:
 
 
 def test_script_refuses_an_agent_with_a_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    agent = tmp_path / "agent.py"
-    agent.write_text("print('{{ Action }}')\n")
-    monkeypatch.setattr(script, "AGENT_PY", agent)
-    with pytest.raises(ValueError, match="must not contain"):
+    """In any module of the package: SSM would substitute it in the one file the document carries."""
+    package = tmp_path / "agent"
+    shutil.copytree(script.AGENT_PACKAGE, package)
+    (package / "params.py").write_text((package / "params.py").read_text() + "\nprint('{{ Action }}')\n")
+    monkeypatch.setattr(script, "AGENT_PACKAGE", package)
+    with pytest.raises(ValueError, match=r"agent module agent/params\.py must not contain"):
         script.run_command_lines()
 
 

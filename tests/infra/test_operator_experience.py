@@ -1,4 +1,4 @@
-"""Console test events and the dashboard: what operators meet besides the README."""
+"""Console test events and the dashboard: what operators meet besides the documentation."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The settings table (ecr_fleet_auth/settings.py) against everything that repeats it.
+"""The settings table (ecr_fleet_auth/settings.py) against everything that repeats or shows it.
 
-cdk.json's context, the README's configuration table, ``DeploymentConfig``, ``RunnerSettings``,
-the runner's environment in the template, the event model and the console events, and the
-document's own parameter defaults (stated in the README and the contract).
+cdk.json's context, the configuration reference as the site renders it, ``DeploymentConfig``,
+``RunnerSettings``, the runner's environment in the template, the event model and the console
+events, and the document's own parameter defaults (shown in the configuration reference and the
+contract).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract, settings
+from ecr_fleet_auth import contract
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
 from ecr_fleet_auth.runner import RunOptions
 from ecr_fleet_auth.settings import (
@@ -27,7 +28,8 @@ from ecr_fleet_auth.settings import (
 )
 from infra.config import DeploymentConfig
 from infra.console_events import console_events
-from tests.support.template import PROJECT_ROOT, Template, default_context, document_content
+from tests.support.docs import rendered_page, section, table_rows
+from tests.support.template import Template, default_context, document_content
 
 # Deployed stacks and users' cdk.json files depend on these names: never rename one.
 RUNNER_VARIABLES = [
@@ -68,7 +70,7 @@ EVENT_OVERRIDES = {
     "users": "users",
     "wait_seconds": "waitSeconds",
 }
-# The document's own defaults, as the README states them. They apply only to a hand-run of the
+# The document's own defaults, as the documentation states them. They apply only to a hand-run of the
 # document: the runner always sends every parameter.
 DOCUMENT_DEFAULTS = {
     contract.ACTION: "check",
@@ -84,25 +86,8 @@ def _as_parameter(default: Any) -> Any:
     return ",".join(default) if isinstance(default, list) else default
 
 
-def _readme() -> str:
-    return (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-
-
-def _section(text: str, heading: str) -> str:
-    """From ``heading`` to the next heading of any level."""
-    start = text.index(f"\n{heading}\n") + len(heading) + 2
-    end = re.search(r"\n#+ ", text[start:])
-    return text[start : start + end.start()] if end else text[start:]
-
-
-def _table_rows(section: str) -> list[str]:
-    return [line for line in section.splitlines() if line.startswith("| `")]
-
-
-def configuration_row(setting: settings.Setting) -> str:
-    """The README row of one setting, as the table has it."""
-    form = setting.form.replace("|", "\\|")
-    return f"| `{setting.key}` | `{json.dumps(setting.default)}` | {form} | {setting.doc} |"
+def _configuration_reference() -> str:
+    return rendered_page("reference/configuration.md")
 
 
 @pytest.mark.parametrize("key", [s.key for s in SETTINGS if s.form == "true or false"])
@@ -188,12 +173,16 @@ def test_a_bad_runner_environment_names_the_variable(environment: dict[str, Any]
     assert expected in str(error.value)
 
 
-def test_readme_configuration_table_is_the_settings_table() -> None:
-    rows = _table_rows(_section(_readme(), "## Configuration"))
-    expected = [configuration_row(setting) for setting in CONTEXT_SETTINGS]
-    for row in expected:
-        assert row in rows, f"README's configuration table lacks or differs from:\n{row}"
-    assert rows == expected, "README's configuration rows: one per setting, in the table's order"
+def test_the_configuration_reference_has_every_setting() -> None:
+    """The reference as the site renders it: one row per setting, in the table's order, each with
+    its default, accepted form and meaning (a missing or differing row names the setting)."""
+    settings_section = _configuration_reference().split("\n## ")[0]
+    rows = {row[0]: row for row in table_rows(settings_section)}
+    for setting in CONTEXT_SETTINGS:
+        expected = [f"`{setting.key}`", f"`{json.dumps(setting.default)}`", setting.form, setting.doc]
+        expected = [cell.replace("\\|", "|") for cell in expected]
+        assert rows.get(f"`{setting.key}`") == expected, f"the configuration reference lacks {setting.key}"
+    assert list(rows) == [f"`{setting.key}`" for setting in CONTEXT_SETTINGS], "one row per setting, in order"
 
 
 def test_template_environment_is_the_runner_settings(synthesized_template: Template) -> None:
@@ -263,15 +252,15 @@ def test_the_document_defaults_are_the_stated_ones(synthesized_template: Templat
     assert DOCUMENT_DEFAULTS[contract.ACTION] == "check" != BY_KEY["action"].default == "refresh"
 
 
-def test_readme_states_the_document_defaults() -> None:
-    section = _section(_readme(), "### The document's own defaults")
-    rows = _table_rows(section)
+def test_the_configuration_reference_states_the_document_defaults() -> None:
+    text = section(_configuration_reference(), "## The document's own defaults")
+    rows = table_rows(text)
     for setting in SETTINGS:
         if setting.parameter is None:
             continue
         default = DOCUMENT_DEFAULTS[setting.parameter]
         stated = f"`{default}`" if default is not None else "none (required)"
-        assert any(
-            row.startswith(f"| `{setting.parameter}` | {stated} | `{setting.key}` ") for row in rows
-        ), setting.parameter
-    assert "`check`" in section and "`refresh`" in section
+        row = [f"`{setting.parameter}`", stated, f"`{setting.key}`", f"`{json.dumps(setting.default)}`"]
+        assert row in rows, setting.parameter
+    assert len(rows) == len(contract.DOCUMENT_PARAMETERS)
+    assert "`check`" in text and "`refresh`" in text

@@ -36,7 +36,7 @@ INVALID = {
     "not_an_object": ("event", "JSON object"),
     "unknown_field": ("instance_id", "accepted fields: source, action, dry_run, instance_ids"),
     "unknown_source": ("source", "'schedule' or 'manual'"),
-    # The runner sets these itself, for the runs of instance events it makes (README "Invoking by hand").
+    # The runner sets these itself, for the runs of instance events it makes (docs/operating/invoking.md).
     "source_instance_running": ("source", "set by the runner itself"),
     "source_tag_change": ("source", "set by the runner itself"),
     "source_instance_events": ("source", "'schedule' or 'manual'"),

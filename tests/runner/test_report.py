@@ -53,7 +53,7 @@ def test_report_has_exactly_the_contract_shape() -> None:
         "run_id", "action", "dry_run", "source", "started_at", "finished_at",
         "summary", "instances", "command_ids",
     ]  # fmt: skip
-    # Every entry says its account and region (CONTRACT.md section 8), also in a single-account run.
+    # Every entry says its account and region (docs/reference/contract.md), also in a single-account run.
     assert list(data["instances"][0]) == [
         "instance_id", "account_id", "region", "name", "status", "outcome", "reason", "detail",
     ]  # fmt: skip

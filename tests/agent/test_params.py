@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from agent import params as agent_params
+from agent.outcomes import (
+    CHANGED,
+    FAILED,
+    SKIPPED,
+    STATE_HELPER,
+    STATE_HELPER_UNAVAILABLE,
+    STATE_LOGGED_IN,
+    STATE_NONE,
+    STATE_STALE_AUTH,
+    UNCHANGED,
+    AgentError,
+)
+from agent.params import (
+    ACTIONS,
+    AUTO_USERS,
+    MAX_REGISTRIES,
+    MAX_USERS,
+    PARTITION_DOMAINS,
+    fullmatch,
+    read_params,
+)
+from agent.result import RESULT_LINE_MAX_BYTES, RESULT_SCHEMA
 from ecr_fleet_auth import contract
 
 PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
 REGISTRY_VALUES = [
     PRIVATE,
     "public.ecr.aws",
@@ -32,6 +54,8 @@ REGISTRY_VALUES = [
     "123456789012.dkr.ecr.EU-WEST-1.amazonaws.com",
     "$(id).dkr.ecr.eu-west-1.amazonaws.com",
 ]
+
+
 USERS_VALUES = [
     "auto",
     "ec2-user",
@@ -48,7 +72,11 @@ USERS_VALUES = [
     "root\n",
     "ünicode",
 ]
+
+
 HELPER_VERSION_VALUES = ["latest", "0.6.0", "0.10.1", "1.2", "1.2.3.4", "v0.6.0", "", "latest\n", "12345.0.0"]
+
+
 RELEASE_URL_VALUES = [
     contract.DEFAULT_RELEASE_BASE_URL,
     "https://mirror.example.com",
@@ -74,49 +102,31 @@ RELEASE_URL_VALUES = [
     ],
 )
 def test_agent_patterns_decide_like_the_contract(
-    agent: ModuleType, agent_pattern: str, contract_pattern: str, values: list[str]
+    agent_pattern: str, contract_pattern: str, values: list[str]
 ) -> None:
-    agent_regex = getattr(agent, agent_pattern)
-    decisions = [(value, agent.fullmatch(agent_regex, value)) for value in values]
+    agent_regex = getattr(agent_params, agent_pattern)
+    decisions = [(value, fullmatch(agent_regex, value)) for value in values]
     assert decisions == [(value, contract.matches(contract_pattern, value)) for value in values]
     # The corpus exercises both sides of every pattern.
     assert {accepted for _, accepted in decisions} == {True, False}
 
 
-def test_agent_building_blocks_equal_the_contract(agent: ModuleType) -> None:
-    assert agent.ACTIONS == contract.ACTIONS
-    assert agent.PARTITION_DOMAINS == contract.PARTITION_DOMAINS
-    assert (agent.MAX_REGISTRIES, agent.MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
-    assert agent.AUTO_USERS == contract.AUTO_USERS
-    assert agent.RESULT_SCHEMA == contract.RESULT_SCHEMA
-    assert agent.RESULT_LINE_MAX_BYTES == contract.RESULT_LINE_MAX_BYTES
-    assert (agent.CHANGED, agent.UNCHANGED, agent.SKIPPED, agent.FAILED) == contract.OUTCOMES
+def test_agent_building_blocks_equal_the_contract() -> None:
+    assert ACTIONS == contract.ACTIONS
+    assert PARTITION_DOMAINS == contract.PARTITION_DOMAINS
+    assert (MAX_REGISTRIES, MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
+    assert AUTO_USERS == contract.AUTO_USERS
+    assert RESULT_SCHEMA == contract.RESULT_SCHEMA
+    assert RESULT_LINE_MAX_BYTES == contract.RESULT_LINE_MAX_BYTES
+    assert (CHANGED, UNCHANGED, SKIPPED, FAILED) == contract.OUTCOMES
     states = (
-        agent.STATE_HELPER,
-        agent.STATE_LOGGED_IN,
-        agent.STATE_STALE_AUTH,
-        agent.STATE_NONE,
-        agent.STATE_HELPER_UNAVAILABLE,
+        STATE_HELPER,
+        STATE_LOGGED_IN,
+        STATE_STALE_AUTH,
+        STATE_NONE,
+        STATE_HELPER_UNAVAILABLE,
     )
     assert states == contract.REGISTRY_STATES
-
-
-def test_contract_reason_codes_are_all_defined(agent: ModuleType) -> None:
-    required = {
-        "ok",
-        "docker_missing",
-        "aws_cli_missing",
-        "no_credentials",
-        "login_failed",
-        "helper_install_failed",
-        "checksum_mismatch",
-        "config_corrupt",
-        "config_unsafe",
-        "locked",
-        "unsupported_os",
-    }
-    defined = {value for name, value in vars(agent).items() if name.isupper() and isinstance(value, str)}
-    assert required <= defined
 
 
 def environ(**overrides: str) -> dict[str, str]:
@@ -131,11 +141,11 @@ def environ(**overrides: str) -> dict[str, str]:
     return values
 
 
-def test_read_params_splits_and_deduplicates(agent: ModuleType) -> None:
-    params = agent.read_params(environ())
+def test_read_params_splits_and_deduplicates() -> None:
+    params = read_params(environ())
     assert params.registries == [PRIVATE, "public.ecr.aws"]
     assert params.users == ["alice", "bob"]
-    assert agent.read_params(environ(SSM_Users="auto")).users == "auto"
+    assert read_params(environ(SSM_Users="auto")).users == "auto"
 
 
 @pytest.mark.parametrize(
@@ -150,42 +160,14 @@ def test_read_params_splits_and_deduplicates(agent: ModuleType) -> None:
         {"SSM_Registries": ""},
     ],
 )
-def test_read_params_rejects_what_the_document_would(agent: ModuleType, bad: dict[str, str]) -> None:
-    with pytest.raises(agent.AgentError) as raised:
-        agent.read_params(environ(**bad))
+def test_read_params_rejects_what_the_document_would(bad: dict[str, str]) -> None:
+    with pytest.raises(AgentError) as raised:
+        read_params(environ(**bad))
     assert raised.value.reason == "invalid_parameter"
 
 
-def test_read_params_rejects_a_missing_parameter(agent: ModuleType) -> None:
+def test_read_params_rejects_a_missing_parameter() -> None:
     values = environ()
     del values["SSM_Registries"]
-    with pytest.raises(agent.AgentError, match="Registries"):
-        agent.read_params(values)
-
-
-@pytest.mark.parametrize(
-    ("registry", "source"),
-    [
-        (PRIVATE, ("ecr", "eu-west-1")),
-        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", ("ecr", "us-gov-west-1")),
-        ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", ("ecr", "cn-north-1")),
-        ("public.ecr.aws", ("ecr-public", "us-east-1")),
-    ],
-)
-def test_token_source_is_the_registry_region(
-    agent: ModuleType, registry: str, source: tuple[str, str]
-) -> None:
-    assert agent.token_source(registry) == source
-
-
-def test_the_readme_states_the_agents_numbers(agent: ModuleType) -> None:
-    """What the README promises about refresh timing, helper calls, sizes and the model's floor."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    margin = agent.REFRESH_MARGIN.total_seconds() / 3600
-    assert f"renews every token with {margin:.0f} hours or less left" in readme
-    assert f"runs must reach each instance less than {margin:.0f} hours apart" in readme
-    assert f"Each call of a credential helper or\n  store has {agent.HELPER_TIMEOUT} seconds" in readme
-    assert f"Files larger than {agent.MAX_CONFIG_BYTES // 2**20} MiB are not read" in readme
-    assert f"Go's limit of {agent.MAX_JSON_DEPTH:,} levels" in readme
-    assert f"default of {agent.DEFAULT_TIMEOUT} seconds" in readme
-    assert f"`{agent.USER_PATH}`" in readme
+    with pytest.raises(AgentError, match="Registries"):
+        read_params(values)

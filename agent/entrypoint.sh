@@ -2,13 +2,13 @@
 # ecr-fleet-auth: finds a Python 3 and runs the on-instance agent.
 # SSM runs this as root with `sh -c`, which is dash on Debian/Ubuntu and bash on
 # Amazon Linux: POSIX sh only. The agent path comes from $ECR_FLEET_AUTH_AGENT_PY
-# (the document's prelude writes the agent beside the script), else beside this file.
+# (the document's prelude writes the agent, one zip file, beside the script), else beside this file.
 set -u
 
-agent=${ECR_FLEET_AUTH_AGENT_PY:-$(dirname -- "$0")/ecr_fleet_auth_agent.py}
+agent=${ECR_FLEET_AUTH_AGENT_PY:-$(dirname -- "$0")/ecr_fleet_auth_agent.pyz}
 
 # python3 first; RHEL 8 keeps its system Python (3.6) out of PATH; then versioned names.
-# The agent needs 3.6+ (vermin finds nothing newer than 3.5; the lint gate holds it to 3.7 syntax).
+# The agent needs 3.6+ (the lint gate, vermin, holds it to what 3.6 accepts).
 find_python() {
   for candidate in python3 /usr/libexec/platform-python \
     python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 python3.7 python3.6; do

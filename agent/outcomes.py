@@ -1,0 +1,60 @@
+"""What a run ends with, in the result line's words: outcomes, reason codes, registry states.
+
+The runner reads these (lambda_src/ecr_fleet_auth/contract.py holds the outcomes and states it
+expects; a test keeps the two equal). AgentError carries a reason code with its message."""
+
+# --- outcomes
+CHANGED = "changed"
+UNCHANGED = "unchanged"
+SKIPPED = "skipped"
+FAILED = "failed"
+
+# --- reason codes
+OK = "ok"
+INVALID_PARAMETER = "invalid_parameter"
+NOT_ROOT = "not_root"
+LOCKED = "locked"
+DOCKER_MISSING = "docker_missing"
+AWS_CLI_MISSING = "aws_cli_missing"
+NO_CREDENTIALS = "no_credentials"
+TOKEN_FAILED = "token_failed"  # noqa: S105 - a reason code, not a secret
+LOGIN_FAILED = "login_failed"
+HELPER_INSTALL_FAILED = "helper_install_failed"
+HELPER_VERIFY_FAILED = "helper_verify_failed"
+# A credential helper or store the user's docker config names for a registry is missing or cannot run.
+HELPER_UNAVAILABLE = "helper_unavailable"
+# Not a failure: a docker config (or its backup) holding credentials was made owner-only.
+MODE_TIGHTENED = "mode_tightened"
+CHECKSUM_MISMATCH = "checksum_mismatch"
+UNSUPPORTED_OS = "unsupported_os"
+CONFIG_CORRUPT = "config_corrupt"
+CONFIG_UNSAFE = "config_unsafe"
+CONFIG_UNWRITABLE = "config_unwritable"
+# Larger than the agent reads (reading.MAX_CONFIG_BYTES); docker itself sets no limit.
+CONFIG_TOO_LARGE = "config_too_large"
+# A config or backup holding credentials that other users can read (`check` reports, the others fix).
+SECRET_READABLE = "secret_readable"  # noqa: S105 - a reason code, not a secret
+# A token left beside the helper (the file's auths, or the user's credential store) for a managed registry.
+STALE_CREDENTIALS = "stale_credentials"
+# The run stopped short of the document's execution timeout (main.TIMEOUT_ENV) so it could still report.
+OUT_OF_TIME = "out_of_time"
+NO_SUCH_USER = "no_such_user"
+NO_HOME = "no_home"
+INTERNAL_ERROR = "internal_error"
+# no_python is emitted by entrypoint.sh, agent_unpack_failed by the document's script: never by Python.
+
+# --- per user x registry states
+STATE_HELPER = "helper"
+STATE_LOGGED_IN = "logged_in"
+STATE_STALE_AUTH = "stale_auth"
+STATE_NONE = "none"
+STATE_HELPER_UNAVAILABLE = "helper_unavailable"
+
+
+class AgentError(Exception):
+    """A failure with a stable reason code."""
+
+    def __init__(self, reason, message):
+        Exception.__init__(self, message)
+        self.reason = reason
+        self.message = message

@@ -1,0 +1,147 @@
+"""Credential helpers used as stores (agent/stores.py): docker's helper protocol, each helper run as the
+user's docker runs it."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agent.as_user
+import agent.stores
+from agent.outcomes import AgentError
+from agent.stores import CredentialStores
+from tests.agent.user_files import NOBODY, REGISTRY
+
+
+class StoreHost:
+    """What CredentialStores uses of the host: its environment (the user's PATH is the agent's model)."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.env = {"PATH": "/nowhere", "AWS_ACCESS_KEY_ID": "agent-key", "HTTPS_PROXY": "http://proxy:3128"}
+
+
+def fake_helper(bin_dir: Path, name: str, body: str) -> None:
+    script = bin_dir / f"docker-credential-{name}"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+
+
+@pytest.fixture
+def bin_dir(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory standing in for the user's PATH (agent.as_user.USER_PATH)."""
+    folder = tmp_path / "bin"
+    folder.mkdir(mode=0o755)
+    monkeypatch.setattr(agent.as_user, "USER_PATH", f"{folder}:/usr/bin:/bin")
+    return folder
+
+
+def test_store_answers_are_read_as_docker_reads_them(account: Any, bin_dir: Path) -> None:
+    """docker-credential-helpers client.go Get: "credentials not found in native keychain" is no
+    error; native_store.go: the user name "<token>" marks an identity token."""
+    fake_helper(
+        bin_dir,
+        "fake",
+        'server=$(cat)\ncase "$server" in\n'
+        '  known) echo \'{"ServerURL":"known","Username":"AWS","Secret":"s3cret"}\' ;;\n'
+        '  token) echo \'{"ServerURL":"token","Username":"<token>","Secret":"id-token"}\' ;;\n'
+        '  *) echo "credentials not found in native keychain"; exit 1 ;;\nesac\n',
+    )
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    known = stores.credential("fake", "known")
+    assert (known.username, known.password, known.identity_token) == ("AWS", "s3cret", "")
+    assert stores.credential("fake", "token").identity_token == "id-token"
+    assert stores.credential("fake", "other") is None
+    assert "s3cret" not in repr(known)
+
+
+def test_a_store_that_fails_or_is_missing_is_unusable(account: Any, bin_dir: Path) -> None:
+    fake_helper(bin_dir, "locked", "echo 'gpg: decryption failed: No secret key'; exit 1\n")
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(AgentError, match="No secret key") as raised:
+        stores.credential("locked", "known")
+    assert raised.value.reason == "helper_unavailable"
+    with pytest.raises(AgentError, match="No such file or directory") as raised:
+        stores.credential("missing", "known")
+    assert raised.value.reason == "helper_unavailable"
+    with pytest.raises(AgentError, match="not a helper name"):
+        stores.credential("../../bin/sh", "known")
+
+
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [(0o700, "Permission denied"), (0o755, None)],
+)
+def test_a_helper_is_judged_as_the_user_would_run_it(
+    account: Any, bin_dir: Path, mode: int, why: str | None
+) -> None:
+    """docker runs docker-credential-<name> as the user (exec.Command, the user's PATH): a binary only
+    root may execute is unavailable to the user, though root runs it fine."""
+    fake_helper(bin_dir, "rootonly", 'echo \'{"Username":"AWS","Secret":"t"}\'\n')
+    (bin_dir / "docker-credential-rootonly").chmod(mode)
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    if why is None:
+        assert stores.credential("rootonly", REGISTRY).password == "t"
+        return
+    with pytest.raises(AgentError, match=why) as raised:
+        stores.credential("rootonly", REGISTRY)
+    assert raised.value.reason == "helper_unavailable"
+
+
+def test_a_helper_that_runs_but_cannot_get_a_token_fails_verification(account: Any, bin_dir: Path) -> None:
+    fake_helper(bin_dir, "ecr-login", "echo 'credentials not found in native keychain'; exit 1\n")
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(AgentError, match="credentials not found") as raised:
+        stores.verify(REGISTRY)
+    assert raised.value.reason == "helper_verify_failed"
+
+
+def test_a_helper_runs_with_the_users_environment_not_the_agents_credentials(
+    account: Any, bin_dir: Path, tmp_path: Path
+) -> None:
+    """Under DHMC the agent's AWS credentials are the DHMC role (amazon-ssm-agent #610), not what the
+    user's own docker gets: the user's helper runs without them, with the instance's proxy settings,
+    the user's HOME and PATH, and with the helper's cache and log off."""
+    seen = tmp_path / "seen"
+    seen.mkdir(mode=0o777)
+    seen.chmod(0o777)
+    fake_helper(bin_dir, "ecr-login", f"env > {seen}/env\necho '{{}}'\n")
+    CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
+    env = dict(line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line)
+    assert "AWS_ACCESS_KEY_ID" not in env
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert (env["HOME"], env["USER"], env["PATH"]) == (account.home, "nobody", agent.as_user.USER_PATH)
+    assert (env["AWS_ECR_DISABLE_CACHE"], env["AWS_ECR_CACHE_DIR"]) == ("true", "/dev/null")
+
+
+def test_a_helper_that_hangs_is_given_up_on_and_not_called_again(
+    account: Any, bin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent.stores, "HELPER_TIMEOUT", 1)
+    fake_helper(bin_dir, "slow", "sleep 30\n")
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    with pytest.raises(AgentError, match="no answer in time"):
+        stores.credential("slow", "a")
+    with pytest.raises(AgentError, match="no answer in time"):
+        stores.credential("slow", "b")  # at once: the same helper is not waited for twice
+
+
+def test_store_runs_as_the_user_and_gets_the_secret_on_stdin_only(
+    account: Any, bin_dir: Path, tmp_path: Path
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir(mode=0o777)
+    seen.chmod(0o777)
+    fake_helper(bin_dir, "rec", f'echo "$(id -u) $*" > {seen}/argv\ncat > {seen}/stdin\n')
+    stores = CredentialStores(StoreHost(bin_dir), account)
+    stores.store("rec", REGISTRY, "AWS", "s3cret")
+    assert (seen / "argv").read_text() == f"{NOBODY} store\n"
+    assert json.loads((seen / "stdin").read_text()) == {
+        "ServerURL": REGISTRY,
+        "Username": "AWS",
+        "Secret": "s3cret",
+    }
+    assert stat.S_IMODE((seen / "stdin").stat().st_mode) & 0o077 == 0, "written under the agent's umask 077"
