@@ -333,7 +333,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _organization_id,
             "The organization's id (`aws organizations describe-organization --query Organization.Id`): "
             "only its accounts may forward their new instances' events to this stack (needed with "
-            "`organizationalUnitIds` and `newInstances`; see [Organizations](#organizations))."),
+            "`organizationalUnitIds` and `newInstances`; see "
+            "[Member accounts](../how-it-works/new-instances.md#member-accounts))."),
     Setting("stackSetCallAs", "DELEGATED_ADMIN", "one of " + ", ".join(STACK_SET_CALL_AS),
             _choice(STACK_SET_CALL_AS),
             "Whether the stack is deployed from a StackSets delegated administrator account "
