@@ -474,6 +474,30 @@ def test_a_repeated_event_in_two_batches_at_once_commands_the_instance_once(
     assert world.api_calls["dynamodb.PutItem"] == 2  # each batch claimed it: one granted, one refused
 
 
+def test_a_claim_holds_an_instance_id_only_in_its_own_account_and_region(world: World) -> None:
+    """Amazon EC2 User Guide, "Resource locations": "Each resource identifier, such as an AMI ID,
+    instance ID, EBS volume ID, or EBS snapshot ID, is tied to its Region and can be used only in
+    the Region where you created the resource". AWS promises nothing about an instance id across
+    accounts or Regions, so the harsher reading: one id may name two instances of an organization.
+    A run of instance events covers every account and Region of it (the central queue), so a claim
+    is keyed by ``<account>/<region>/<id>``: a claim on one does not hold the other, and a second
+    claim on the same one is refused."""
+    table = claims.InstanceClaims(boto3.client("dynamodb", region_name=REGION), CLAIM_TABLE)
+    now = world.clock.now()
+    one_id = "i-0123456789abcdef0"
+    pairs = [Pair(ACCOUNT, REGION), Pair("111111111111", REGION), Pair(ACCOUNT, "ap-southeast-2")]
+    wanted = [claims.Wanted(pair, one_id, now, claims.COMMAND) for pair in pairs]
+
+    first = table.claim(wanted, now=now, deadline=now + timedelta(minutes=15), readiness_seconds=900)
+    again = table.claim(wanted, now=now, deadline=now + timedelta(minutes=15), readiness_seconds=900)
+
+    assert first.granted == tuple((pair, one_id) for pair in pairs) and not first.held
+    assert again.granted == () and set(again.held) == {(pair, one_id) for pair in pairs}
+    assert {held["account_id"] + "/" + held["region"] for held in again.held.values()} == {
+        f"{pair.account}/{pair.region}" for pair in pairs
+    }
+
+
 @pytest.mark.parametrize("later", [0, 24, 75, 126])
 def test_an_instance_never_online_is_reported_once_whatever_its_events(
     world: World, queue: NewInstanceDelivery, reports: list[Report], later: int
