@@ -8,36 +8,49 @@ BIN := $(VENV)/bin
 CDK := node_modules/.bin/cdk
 STACK ?= EcrFleetAuth
 
+DIST := dist
+# The Node.js package.json pins (npm ships it as a package): the CDK CLI and jsii run on it.
+NODE_MAJOR := 22
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
 # The CDK CLI must never phone home (cdk.json turns the same things off).
 export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 CDK_FLAGS := --no-notices --no-version-reporting
 SHELL_SOURCES = $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
 AGENT_SOURCES = $(shell git ls-files 'agent/*.py' 2>/dev/null)
 
-.PHONY: help deps system-deps lint format test synth deploy diff demo bench docs clean invoke
+.PHONY: help deps runtime-deps system-deps lint format test synth deploy diff dist props demo bench docs clean invoke
 
 help:
 	@echo "make test    - install everything, lint, run the whole test suite"
 	@echo "make synth   - cdk synth -> cdk.out/$(STACK).template.json (offline)"
 	@echo "make deploy  - cdk deploy with the context in cdk.json (-c overrides via CDK_CONTEXT)"
+	@echo "make dist    - $(DIST)/: the wheel (the construct library), and for use without CDK the"
+	@echo "              CloudFormation template with its assets and parameters, and the SSM document"
+	@echo "make props   - write infra/props.py and the props reference from the settings table"
 	@echo "make demo    - remediate a local simulated fleet end to end and print the reports"
 	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator|new_instances|organization;"
 	@echo "              options after a name: BENCH=\"new_instances --seed 2 --instances 2000\", --help)"
 	@echo "make docs    - build the documentation site into site/ (mkdocs build --strict; make test runs it too)"
 	@echo "make format  - ruff format + autofix"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml setup.cfg
+# What synth and deploy need: the CDK app's runtime requirements only.
+$(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml setup.cfg setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	touch $@
+
+# The development toolchain on top: tests, linters, emulators.
+$(VENV)/.installed: $(VENV)/.runtime requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@node -e 'if (+process.versions.node.split(".")[0] < $(NODE_MAJOR)) { console.error("Node.js $(NODE_MAJOR)+ is needed (this is " + process.version + "): npm ci installs it on Linux x64/arm64; elsewhere put Node.js $(NODE_MAJOR)+ on PATH"); process.exit(1) }'
 	touch $@
 
 system-deps:
@@ -50,6 +63,8 @@ system-deps:
 	    echo "missing Debian packages (install them as root): $$missing" >&2; \
 	  fi; \
 	fi
+
+runtime-deps: $(VENV)/.runtime node_modules/.installed
 
 deps: $(VENV)/.installed node_modules/.installed system-deps
 
@@ -71,15 +86,26 @@ test: lint
 OFFLINE := env -u AWS_PROFILE -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
 	AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
-synth: deps
+synth: runtime-deps
 	$(OFFLINE) $(CDK) synth $(CDK_FLAGS) --quiet $(CDK_CONTEXT)
 	@test -f cdk.out/$(STACK).template.json && echo "wrote cdk.out/$(STACK).template.json"
 
-deploy: deps
+deploy: runtime-deps
 	$(CDK) deploy $(CDK_FLAGS) --all $(CDK_CONTEXT)
 
-diff: deps
+diff: runtime-deps
 	$(CDK) diff $(CDK_FLAGS) --all $(CDK_CONTEXT)
+
+# The wheel is built from the working tree (setup.py copies the runner's asset, the agent and the
+# pins into it); build/ is setuptools' scratch space, removed so no stale file can ship.
+dist: runtime-deps
+	rm -rf build $(DIST)
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
+	rm -rf build
+	$(OFFLINE) $(PY) -m tools.dist $(DIST)
+
+props: runtime-deps
+	$(PY) -m tools.generate_props
 
 demo: deps
 	$(PY) -m localfleet.deployment.demo
@@ -93,7 +119,7 @@ docs: $(VENV)/.installed
 	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf cdk.out site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out site $(DIST) build .pytest_cache .mypy_cache .ruff_cache
 
 # make invoke ACTION=check DRY_RUN=1 INSTANCES=i-0123456789abcdef0 (uses your AWS credentials).
 # make exits 2 on any failure ("Error N" shows the tool's own status); scripts that want the

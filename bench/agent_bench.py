@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ecr_fleet_auth import contract
-from infra.document.script import run_command_lines
+from ecr_fleet_auth_cdk.document.script import run_command_lines
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import INSTANCE_VENV
 

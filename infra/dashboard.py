@@ -60,16 +60,17 @@ class RunnerDashboard(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        name: str,
         runner_logs: aws_logs.ILogGroup,
         service: str,
         by_accounts: bool = False,
     ) -> None:
+        """``name``: the deployment's (``EcrFleetAuth.name``); the dashboard is ``<name>-<region>``."""
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.dashboard = aws_cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{stack.stack_name}-{stack.region}",
+            dashboard_name=f"{name}-{Stack.of(self).region}",
             default_interval=Duration.days(7),
         )
         outcomes = aws_cloudwatch.GraphWidget(

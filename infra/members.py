@@ -391,11 +391,13 @@ class OrganizationMembers(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.stack_set_name = stack_set_name(config.stack_name)
-        # Beside the central template (cdk.out/<stack>.members/Members.template.json), to be read.
+        # Beside the central template (cdk.out/<stack>.members/Members.template.json), to be read; a
+        # deployment not named after its stack (one of several in it) adds its name.
         stage = Stage.of(self)
         assert stage is not None, "a stack is always in an app"
+        named = "" if config.stack_name == stack.stack_name else f".{config.stack_name}"
         template_file, self.template = synthesize_member_template(
-            config, registries, Path(stage.outdir) / f"{stack.artifact_id}.members"
+            config, registries, Path(stage.outdir) / f"{stack.artifact_id}{named}.members"
         )
         body = template_file.read_bytes()
         # TemplateURL, not TemplateBody: the member template is about 44 kB as synthesized, most of

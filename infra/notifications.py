@@ -1,8 +1,9 @@
-"""Where people hear about runs: an encrypted topic, an optional e-mail, three alarms (four in an
-organization: ``TargetsUnreachable``).
+"""Where people hear about runs: an encrypted topic (or one the app hands in), an optional e-mail, three
+alarms (four in an organization: ``TargetsUnreachable``).
 
-The alarms read the runner's metrics of this stack only: their ``service`` dimension is the
-stack's name (``RunnerFunction.metrics_service``), so two stacks in one region stay apart."""
+The alarms read the runner's metrics of this deployment only: their ``service`` dimension is its
+name (``RunnerFunction.metrics_service``: ``EcrFleetAuth.name``, the stack's name in the repository's
+app), so two stacks in one region, or two constructs in one stack, stay apart."""
 
 from __future__ import annotations
 
@@ -15,23 +16,61 @@ from constructs import Construct
 
 from ecr_fleet_auth import contract
 
+from .nag import acknowledge
+
 # Statuses that mean an instance still cannot pull after a run.
 ALARMING_STATUSES = ("failed", "unreachable")
 FUNCTION_ERRORS_PERIOD = Duration.minutes(5)
 
 
 class Notifications(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, email: str) -> None:
+    """``topic`` (and its ``topic_key``): an existing topic to publish to; none: a KMS-encrypted topic of
+    its own, with a rotating key."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        email: str,
+        topic: aws_sns.ITopic | None = None,
+        topic_key: aws_kms.IKey | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.key = aws_kms.Key(
-            self,
-            "TopicKey",
-            description="ecr-fleet-auth: encrypts the notification topic",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        # CloudWatch alarms publish to an encrypted topic only if the key lets them.
-        self.key.add_to_resource_policy(
+        self.owns_topic = topic is None
+        if topic is None:
+            self.key: aws_kms.IKey | None = aws_kms.Key(
+                self,
+                "TopicKey",
+                description="ecr-fleet-auth: encrypts the notification topic",
+                enable_key_rotation=True,
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            self._let_alarms_publish(self.key)
+            self.topic: aws_sns.ITopic = aws_sns.Topic(
+                self,
+                "Topic",
+                display_name="ecr-fleet-auth",
+                master_key=self.key,
+                enforce_ssl=True,
+            )
+            if email:
+                self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            return
+        self.key, self.topic = topic_key, topic
+        if topic_key is not None:
+            # Only a key of this app takes the statement; an imported key's policy is its owner's.
+            self._let_alarms_publish(topic_key)
+        if email:
+            # In this construct, not under the topic (which may belong to another stack).
+            aws_sns.Subscription(
+                self, "Email", topic=topic, endpoint=email, protocol=aws_sns.SubscriptionProtocol.EMAIL
+            )
+
+    @staticmethod
+    def _let_alarms_publish(key: aws_kms.IKey) -> None:
+        """CloudWatch alarms publish to an encrypted topic only if the key lets them."""
+        key.add_to_resource_policy(
             aws_iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToPublish",
                 principals=[aws_iam.ServicePrincipal("cloudwatch.amazonaws.com")],
@@ -39,15 +78,44 @@ class Notifications(Construct):
                 resources=["*"],
             )
         )
-        self.topic = aws_sns.Topic(
-            self,
-            "Topic",
-            display_name="ecr-fleet-auth",
-            master_key=self.key,
-            enforce_ssl=True,
-        )
-        if email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+    def grant_publish(self, role: aws_iam.IRole) -> None:
+        """Let ``role`` publish run reports to the topic (and encrypt them with its key)."""
+        if self.owns_topic:
+            self.topic.grant_publish(role)
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                applies_to=["Action::kms:GenerateDataKey*"],
+                reason=(
+                    "Publishing to the KMS-encrypted topic needs GenerateDataKey* on its key (only that key)."
+                ),
+            )
+            return
+        # Written out: an imported topic does not know its key, so its grant_publish would leave it out.
+        statements = [
+            aws_iam.PolicyStatement(
+                sid="PublishRunReports", actions=["sns:Publish"], resources=[self.topic.topic_arn]
+            )
+        ]
+        if self.key is not None:
+            statements.append(
+                aws_iam.PolicyStatement(
+                    sid="EncryptRunReports",
+                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+                    resources=[self.key.key_arn],
+                )
+            )
+        policy = aws_iam.Policy(self, "PublishPolicy", roles=[role], statements=statements)
+        if self.key is not None:
+            acknowledge(
+                policy,
+                "AwsSolutions-IAM5",
+                applies_to=["Action::kms:GenerateDataKey*"],
+                reason=(
+                    "Publishing to the topic handed in, encrypted with its key: GenerateDataKey* on that key."
+                ),
+            )
 
     def alarm_on_instances_left_broken(self, scope: Construct, *, service: str) -> aws_cloudwatch.Alarm:
         """Alarm when any run, of any action, ends with failed or unreachable instances."""

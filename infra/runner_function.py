@@ -11,14 +11,15 @@ from constructs import Construct
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
+from .bundled import PINS, RUNNER_ASSET, bundled
 from .config import DeploymentConfig
 from .document.construct import AgentDocument
 from .nag import acknowledge, wildcard_arn_finding
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_SOURCE = PROJECT_ROOT / "lambda_src"
+# handler.py and the ecr_fleet_auth package: lambda_src/ in the repository, the wheel's copy of it installed.
+LAMBDA_SOURCE = bundled(RUNNER_ASSET)
 # Every package the tests, the demo and the benchmarks install is pinned here.
-CONSTRAINTS = PROJECT_ROOT / "constraints.txt"
+CONSTRAINTS = bundled(PINS)
 RUNTIME = aws_lambda.Runtime.PYTHON_3_14
 ARCHITECTURE = aws_lambda.Architecture.ARM_64
 POWERTOOLS_DISTRIBUTION = "aws-lambda-powertools"
@@ -173,13 +174,14 @@ class RunnerFunction(Construct):
                 "LOG_LEVEL": "INFO",
             },
         )
-        self._grant(config, document, topic)
+        self._grant(config, document)
 
     def _powertools_layer(self) -> aws_lambda.ILayerVersion:
         arn = aws_ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER)
         return aws_lambda.LayerVersion.from_layer_version_arn(self, "Powertools", arn)
 
-    def _grant(self, config: DeploymentConfig, document: AgentDocument, topic: aws_sns.ITopic) -> None:
+    def _grant(self, config: DeploymentConfig, document: AgentDocument) -> None:
+        """What a run needs (publishing its report is the topic's grant: ``Notifications.grant_publish``)."""
         stack = Stack.of(self)
         instances = stack.format_arn(service="ec2", resource="instance", resource_name="*")
         statements = [
@@ -197,13 +199,6 @@ class RunnerFunction(Construct):
         ]
         policy = aws_iam.Policy(self, "Policy", statements=statements)
         policy.attach_to_role(self.role)
-        topic.grant_publish(self.role)
-        acknowledge(
-            self.role,
-            "AwsSolutions-IAM5",
-            applies_to=["Action::kms:GenerateDataKey*"],
-            reason="Publishing to the KMS-encrypted topic needs GenerateDataKey* on its key (only that key).",
-        )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",

@@ -10,7 +10,17 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_SOURCE = PROJECT_ROOT / "lambda_src"
+# Where npm ci puts the Node.js package.json pins (and the CDK CLI).
+NODE_BIN = PROJECT_ROOT / "node_modules" / ".bin"
 Template = dict[str, Any]
+
+
+def use_pinned_node() -> None:
+    """Put ``node_modules/.bin`` first on PATH, as make does: jsii (which starts ``node`` from PATH)
+    and the CDK CLI then run on the Node.js package.json pins, not whatever the machine has."""
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    if str(NODE_BIN) not in entries:
+        os.environ["PATH"] = os.pathsep.join([str(NODE_BIN), *entries])
 
 
 def default_context() -> dict[str, Any]:
@@ -20,7 +30,7 @@ def default_context() -> dict[str, Any]:
 
 def synthesize(overrides: dict[str, Any] | None = None, outdir: str | None = None) -> dict[str, Template]:
     """Synthesize the app in-process, cdk-nag included; returns the templates by stack id."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    use_pinned_node()
     import aws_cdk as cdk  # noqa: PLC0415 - jsii starts a node process: only when synthesizing
 
     from app import build_app  # noqa: PLC0415

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from localfleet.synthesized_stack import use_pinned_node
 from tests.support.template import Template, run_command_script, synthesize
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+# jsii and the CDK CLI run on the Node.js package.json pins, in every test as under make.
+use_pinned_node()
 # No test may reach real AWS: no instance metadata lookups, and fake credentials so that
 # nothing on this machine (a profile, a role) is ever used.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

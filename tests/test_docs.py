@@ -20,7 +20,7 @@ import pytest
 from ecr_fleet_auth.events import RunRequest
 from ecr_fleet_auth.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
-from infra.document.script import AGENT_PACKAGE
+from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE
 from tests.support.docs import DOCS, rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
 from tools.mkdocs_hooks import PARTS, SIMULATOR_README, event_json_schema, expand

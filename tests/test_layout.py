@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.template import PROJECT_ROOT
 
@@ -46,7 +49,8 @@ def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
     for path in _files("lambda_src"):
         if path.suffix == ".py":
             roots = {module.split(".")[0] for module in _imported_modules(path)}
-            assert not roots & {"agent", "infra", "localfleet", "tools", "bench", "tests", "app"}, path
+            rest = {"agent", "ecr_fleet_auth_cdk", "localfleet", "tools", "bench", "tests", "app"}
+            assert not roots & rest, path
 
 
 def test_the_agent_imports_only_the_standard_library_and_itself() -> None:
@@ -79,3 +83,14 @@ def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:
                 "ecr_fleet_auth.contract",
                 "ecr_fleet_auth.settings",
             }, path
+
+
+def test_infra_is_imported_only_as_the_package_it_is_installed_as() -> None:
+    """infra/ is the package ecr_fleet_auth_cdk (the wheel's and the editable install's name): imported
+    as `infra` too, each of its files would be loaded twice, as two modules with their own classes."""
+    sources = [*_files(*TREE), *PROJECT_ROOT.glob("*.py")]
+    for path in sources:
+        if path.suffix == ".py":
+            assert "infra" not in {module.split(".")[0] for module in _imported_modules(path)}, path
+    with pytest.raises(ImportError, match="import ecr_fleet_auth_cdk, not infra"):
+        importlib.import_module("infra")

@@ -16,7 +16,7 @@ import pytest
 
 from ecr_fleet_auth.reasons import Reason
 from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
-from infra.document.script import AGENT_PACKAGE, ENTRYPOINT_SH, run_command_lines
+from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE, ENTRYPOINT_SH, run_command_lines
 from tests.support.docs import rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
 

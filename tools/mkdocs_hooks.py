@@ -7,14 +7,17 @@ no copy of those tables is committed and none can drift. An unknown name fails t
 ``on_files`` shows ``localfleet/README.md`` as the page ``development/simulator.md``: the
 simulator's own description stays beside its code.
 
-MkDocs loads this file by its path, so it imports only the runner's package (installed in the
-virtualenv), never ``tools``, ``infra`` or ``tests``.
+MkDocs loads this file by its path, so it imports only installed packages (the virtualenv's): the
+runner's, and of the constructs' (``ecr_fleet_auth_cdk``) only the props and the resource props,
+which import nothing but the standard library; never ``tools`` or ``tests``, nor anything that
+starts the CDK.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,8 @@ from ecr_fleet_auth.events import ACCEPTED_FORMS, RunRequest
 from ecr_fleet_auth.reasons import Reason
 from ecr_fleet_auth.report import InstanceResult, Report, TargetResult
 from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS
+from ecr_fleet_auth_cdk.props import EcrFleetAuthProps
+from ecr_fleet_auth_cdk.resource_props import RESOURCE_PROPS
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
@@ -85,6 +90,51 @@ def document_defaults_table() -> str:
         default = _code(parameter.default) if parameter.default is not None else "none (required)"
         rows.append((_code(parameter.name), default, _code(setting.key), _code(json.dumps(setting.default))))
     return _table(("parameter", "document default", "setting", "setting default"), rows)
+
+
+# --- the construct's props ---
+
+
+def _prop_type(name: str) -> str:
+    """A prop's type as ``EcrFleetAuthProps`` declares it, a closed set of the contract's spelt out
+    (``contract.Action`` as ``Literal["refresh", ...]``, a union of literals as one)."""
+    annotation: str = EcrFleetAuthProps.__annotations__[name].__forward_arg__.replace("'", '"')
+
+    def spelt_out(match: re.Match[str]) -> str:
+        values = typing.get_args(getattr(contract, match[1]))
+        return "Literal[" + ", ".join(json.dumps(value) for value in values) + "]"
+
+    parts = [re.sub(r"contract\.(\w+)", spelt_out, part) for part in annotation.split(" | ")]
+    if len(parts) > 1 and all(part.startswith("Literal[") for part in parts):
+        return "Literal[" + ", ".join(part[len("Literal[") : -1] for part in parts) + "]"
+    return " | ".join(parts)
+
+
+def construct_props_table() -> str:
+    """``EcrFleetAuth``'s props: one per setting a construct takes (the settings table's rows, in
+    snake_case), then the resources of the app it may be handed. For a page beside the
+    configuration reference: a meaning's link to one of its sections points there."""
+
+    def meaning(doc: str) -> str:
+        return doc.replace("](#", "](configuration.md#")
+
+    rows = [
+        (
+            _code(s.field),
+            _code(_prop_type(s.field)),
+            _code(repr(s.default)),
+            s.form,
+            meaning(s.doc),
+            _code(s.key),
+        )
+        for s in settings.PROP_SETTINGS
+    ]
+    resources = [(_code(p.name), _code(p.type), p.doc) for p in RESOURCE_PROPS]
+    return (
+        _table(("prop", "type", "default", "accepted", "meaning", "`cdk.json` key"), rows)
+        + "\n\nWhat the app already has (no `cdk.json` key):\n\n"
+        + _table(("prop", "type", "meaning"), resources)
+    )
 
 
 # --- troubleshooting ---
@@ -259,7 +309,8 @@ def metrics_table() -> str:
         (_code(contract.EVENTS_REJECTED_METRIC), f"`{service}`", "events the runner rejected"),
     ]  # fmt: skip
     return (
-        f"Namespace `{contract.METRIC_NAMESPACE}`; `{service}` is the stack's name.\n\n"
+        f"Namespace `{contract.METRIC_NAMESPACE}`; `{service}` is the stack's name (a construct's `name`)."
+        "\n\n"
         + _table(("metric", "dimensions", "counts"), rows)
         + f"\n\nThe run's structured log record has the message `{contract.RUN_REPORT_LOG_MESSAGE}`."
     )
@@ -287,6 +338,7 @@ def result_line_limits() -> str:
 
 PARTS: dict[str, Callable[[], str]] = {
     "settings": settings_table,
+    "construct-props": construct_props_table,
     "document-defaults": document_defaults_table,
     "next-steps": next_steps_table,
     "document-parameters": document_parameters_table,

@@ -26,11 +26,14 @@ import re
 import textwrap
 import tokenize
 import zipfile
-from pathlib import Path
 
 from ecr_fleet_auth import contract
 
-AGENT_PACKAGE = Path(__file__).resolve().parents[2] / "agent"
+from ..bundled import AGENT, bundled
+
+# The agent package's folder: the repository's agent/, or the wheel's copy of it (infra/bundled.py).
+# Its name is the package's name in the zip application.
+AGENT_PACKAGE = bundled(AGENT)
 ENTRYPOINT_SH = AGENT_PACKAGE / "entrypoint.sh"
 # The package's __main__.py also sits at the zip's root, where `python3 <file>` looks for it.
 MAIN_MODULE = "__main__.py"

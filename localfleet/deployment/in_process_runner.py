@@ -5,7 +5,8 @@ whose EC2 and SSM clients the account answers (the runner's own client
 configuration — retries, timeouts — is kept), and with a ``SimulatedClock`` its
 clock and botocore's back-off run on simulated time. ``handler.handler`` is
 (and the runner module, whose Logger Powertools configures at import) imported only
-once the caller has set the environment they read.
+once the caller has set the environment they read; ``handler`` is the asset's own
+``handler.py``, imported by that name as Lambda does (it is not an installed module).
 
 An invocation by an event source mapping gets its trace header as Lambda gives it (with the
 chain's ``Lineage``: ``localfleet.events.recursion``), and every AWS call the runner makes during
@@ -18,7 +19,10 @@ invocations overlapping on one simulated clock would share, so the header is kep
 from __future__ import annotations
 
 import contextvars
+import importlib.util
 import secrets
+import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +33,7 @@ from ecr_fleet_auth.clock import Clock as RunnerClock
 
 from ..clocks import SimulatedClock
 from ..lambda_runtime import InProcessContext
+from ..synthesized_stack import LAMBDA_SOURCE
 from ..transport.botocore_in_process import Patcher, simulate_botocore_time
 from .simulated_account import REGION, SimulatedAccount
 
@@ -72,8 +77,7 @@ class InProcessRunner:
         self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS, *, lineage: str | None = None
     ) -> dict[str, Any]:
         """Call the handler once; ``lineage``: the chain an event source mapping's invocation continues."""
-        from handler import handler  # noqa: PLC0415 - after the caller set the environment it reads
-
+        handler = _asset_handler()  # after the caller set the environment it reads
         clock = self.account.clock
         context = InProcessContext(clock.monotonic, clock.monotonic() + timeout_seconds)
         header = (
@@ -92,3 +96,17 @@ def _add_trace_header(params: dict[str, Any], **_: Any) -> None:
     header = _trace_header.get()
     if header and TRACE_HEADER not in params["headers"]:
         params["headers"][TRACE_HEADER] = quote(header, safe="-=;:+&[]{}\"',")
+
+
+def _asset_handler() -> Callable[[Any, Any], dict[str, Any]]:
+    """``handler.handler`` from the asset (``lambda_src/handler.py``), imported once as ``handler``."""
+    module = sys.modules.get("handler")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("handler", LAMBDA_SOURCE / "handler.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["handler"] = module
+        spec.loader.exec_module(module)
+    entry_point: Callable[[Any, Any], dict[str, Any]] = module.handler
+    return entry_point

@@ -291,9 +291,10 @@ class LocalFleet:
 
     def member_document_name(self) -> str:
         """The member document's name by the stack's own rule (``content_named``: the content's hash)."""
-        from infra.document.construct import content_named  # noqa: PLC0415 - the synth's naming rule
+        from ecr_fleet_auth_cdk.document.construct import content_named  # noqa: PLC0415 - the synth's naming rule
 
-        return content_named("EcrFleetAuth-Agent", document_content(self.template))
+        name: str = content_named("EcrFleetAuth-Agent", document_content(self.template))
+        return name
 
     def organization_env(self) -> dict[str, str]:
         """The runner's organization settings, as the stack writes them in organization mode with

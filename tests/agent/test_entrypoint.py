@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.document.script import ENTRYPOINT_SH
+from ecr_fleet_auth_cdk.document.script import ENTRYPOINT_SH
 from tests.conftest import require
 
 

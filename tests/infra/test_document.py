@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ecr_fleet_auth import contract
-from infra.document import script
-from infra.document.construct import MAX_CONTENT_BYTES
+from ecr_fleet_auth_cdk.document import script
+from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES
 from tests.conftest import require
 from tests.support.template import Template, document_content, only
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.runner_function import LAMBDA_SOURCE
+from ecr_fleet_auth_cdk.runner_function import LAMBDA_SOURCE
 from localfleet.lambda_runtime import (
     LAYER_PACKAGES,
     RUNTIME_PACKAGES,

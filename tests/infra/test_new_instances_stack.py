@@ -13,8 +13,8 @@ from ecr_fleet_auth.discovery import TargetTag
 from ecr_fleet_auth.events import MAX_REQUESTED_INSTANCES
 from ecr_fleet_auth.instance_events import parse
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, SettingsError
-from infra.config import DeploymentConfig
-from infra.new_instances import BATCH_SIZE
+from ecr_fleet_auth_cdk.config import DeploymentConfig
+from ecr_fleet_auth_cdk.new_instances import BATCH_SIZE
 from tests.runner.conftest import load_event
 from tests.support.template import Template, default_context, only, resources, synthesize
 

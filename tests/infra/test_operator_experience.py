@@ -9,8 +9,8 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.events import RunRequest
-from infra.console_events import REGISTRY_NAME, console_events
-from infra.dashboard import SHOWN_STATUSES
+from ecr_fleet_auth_cdk.console_events import REGISTRY_NAME, console_events
+from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from tests.support.template import Template, only, resources
 
 

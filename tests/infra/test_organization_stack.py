@@ -32,11 +32,11 @@ import pytest
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.partitions import registries_for
 from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
-from infra.config import DeploymentConfig
-from infra.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
-from infra.document.construct import MAX_CONTENT_BYTES, content_named
-from infra.members import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
-from infra.runner_function import FLEET_READ_ACTIONS
+from ecr_fleet_auth_cdk.config import DeploymentConfig
+from ecr_fleet_auth_cdk.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
+from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES, content_named
+from ecr_fleet_auth_cdk.members import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
+from ecr_fleet_auth_cdk.runner_function import FLEET_READ_ACTIONS
 from tests.conftest import require
 from tests.infra.test_cli_synth import cdk_synth
 from tests.support.lint import cfn_lint_findings

@@ -26,8 +26,8 @@ from ecr_fleet_auth.settings import (
     RunnerSettings,
     SettingsError,
 )
-from infra.config import DeploymentConfig
-from infra.console_events import console_events
+from ecr_fleet_auth_cdk.config import DeploymentConfig
+from ecr_fleet_auth_cdk.console_events import console_events
 from tests.support.docs import rendered_page, section, table_rows
 from tests.support.template import Template, default_context, document_content
 

@@ -11,7 +11,7 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings
-from infra.runner_function import POWERTOOLS_LAYER_PARAMETER
+from ecr_fleet_auth_cdk.runner_function import POWERTOOLS_LAYER_PARAMETER
 from tests.support.template import PROJECT_ROOT, Template, only, resources, synthesize
 
 

@@ -24,7 +24,7 @@ LAYERS = {
 }
 # The parts that may import the product: the agent's result line, the CDK app, the runner.
 PRODUCT_USERS = {"hosts/canned_agent.py", "synthesized_stack.py"}
-PRODUCT = {"ecr_fleet_auth", "handler", "app", "infra", "agent"}
+PRODUCT = {"ecr_fleet_auth", "handler", "app", "ecr_fleet_auth_cdk", "agent"}
 
 
 def _part(path: Path) -> str:

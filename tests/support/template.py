@@ -11,6 +11,7 @@ from localfleet.synthesized_stack import (
     resolved_runner_environment,
     resources,
     runner_environment,
+    runner_function,
     synthesize,
 )
 
@@ -24,6 +25,7 @@ __all__ = [
     "resources",
     "run_command_script",
     "runner_environment",
+    "runner_function",
     "synthesize",
 ]
 

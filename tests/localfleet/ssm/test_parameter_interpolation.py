@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
-from infra.document.script import parameter_fallback_lines
+from ecr_fleet_auth_cdk.document.script import parameter_fallback_lines
 from localfleet.hosts.executors import CannedExecutor, SubprocessExecutor
 from localfleet.ssm import SsmEmulator
 from localfleet.ssm.managed_nodes import ManagedInstance

@@ -1,0 +1,263 @@
+"""``EcrFleetAuth``: the whole of ecr-fleet-auth in one construct, composing the others (one per concern).
+
+It goes into any stack beside other resources, and two go into one stack or app side by side:
+every name it gives a resource starts with its ``name`` (the stack's name, followed by the
+construct's id unless that is ``Default``), and everything else is named by CloudFormation.
+The cdk-nag acknowledgments it needs are made on its own resources, each with its reason, so a
+stack holding it stays clean under ``AwsSolutionsChecks``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack, Tags, Token, aws_iam, aws_logs
+from constructs import Construct, IConstruct
+
+from ecr_fleet_auth import contract, settings
+
+from .config import TITLE, DeploymentConfig
+from .console_events import AWS_CUSTOM_RESOURCE_PROVIDER_ID, ConsoleTestEvents
+from .dashboard import RunnerDashboard
+from .document.construct import AgentDocument
+from .instance_access import InstanceAccessPolicy, own_registry
+from .members import OrganizationMembers, forwarder_role_arns, member_document_name, stack_set_name
+from .new_instances import ClaimTable, NewInstanceTriggers
+from .notifications import Notifications
+from .props import EcrFleetAuthProps
+from .runner_function import RunnerFunction
+from .schedule import RunnerSchedule
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+# An id CDK leaves out of construct paths, logical ids and names: EcrFleetAuth(stack, "Default")
+# builds exactly the resources the stack itself would.
+DEFAULT_ID = "Default"
+
+
+class EcrFleetAuth(Construct):
+    """ecr-fleet-auth: the agent document, the runner Lambda and its schedule, the new-instance rules,
+    the notifications and alarms, the dashboard and the instances' managed policy (and, in organization
+    mode, the StackSet of the member accounts). ``props``: ``EcrFleetAuthProps``, each optional.
+
+    Raises ``ecr_fleet_auth.settings.SettingsError`` naming every bad prop and its accepted form,
+    ``TypeError`` for a prop it does not know.
+    """
+
+    _created: ClassVar[weakref.WeakSet[EcrFleetAuth]] = weakref.WeakSet()
+
+    def __init__(self, scope: Construct, construct_id: str, **props: Unpack[EcrFleetAuthProps]) -> None:
+        _check_prop_names(props)
+        name, name_shown = _name(scope, construct_id, props.get("name"))
+        problems = _resource_problems(props)
+        try:
+            config = DeploymentConfig.from_props(props, name=name, name_shown=name_shown)
+        except settings.SettingsError as error:
+            raise settings.SettingsError("\n".join([str(error), *problems])) from None
+        if problems:
+            raise settings.SettingsError("\n".join([f"{TITLE}:", *problems]))
+        _check_not_taken(scope, config)
+        super().__init__(scope, construct_id)
+        self.name: str = name
+        self.config = config
+        self._compose(config, props)
+        EcrFleetAuth._created.add(self)
+
+    def _compose(self, config: DeploymentConfig, props: EcrFleetAuthProps) -> None:
+        registries = list(config.registries) or [own_registry()]
+
+        document = AgentDocument(
+            self, "AgentDocument", execution_timeout_seconds=config.execution_timeout_seconds
+        )
+        command_output = aws_logs.LogGroup(
+            self,
+            "RunCommandOutput",
+            retention=config.log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        notifications = Notifications(
+            self,
+            "Notifications",
+            email=config.notification_email,
+            topic=props.get("topic"),
+            topic_key=props.get("topic_key"),
+        )
+        # Organization mode: a StackSet places the member template in every account of the units.
+        organization = bool(config.organizational_unit_ids)
+        # Where runs of instance events claim an instance before commanding it (new instances only).
+        claims = ClaimTable(self, "NewInstanceClaims") if config.new_instances else None
+        runner = RunnerFunction(
+            self,
+            "Runner",
+            config=config,
+            document=document,
+            # An organization's runner gets `registries` as set: empty, each pair logs into its own
+            # account's registry in its region (RunnerSettings.registries_for).
+            registries=list(config.registries) if organization else registries,
+            topic=notifications.topic,
+            command_output=command_output,
+            stack_set_name=stack_set_name(config.stack_name) if organization else "",
+            member_document_name=member_document_name(config) if organization else "",
+            claim_table_name=claims.table.table_name if claims is not None else "",
+        )
+        notifications.grant_publish(runner.role)
+        triggers = None
+        if claims is not None:
+            triggers = NewInstanceTriggers(
+                self,
+                "NewInstances",
+                function=runner.function,
+                role=runner.role,
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+                topic=notifications.topic,
+                claim_table=claims.table,
+                # In an organization, member stacks forward their new instances' events here too.
+                organization_id=config.organization_id if organization else "",
+                forwarder_role_arns=forwarder_role_arns(self, config.stack_name) if organization else "",
+            )
+        if organization:
+            member_events = triggers.member_event_bus if triggers is not None else None
+            OrganizationMembers(
+                self,
+                "Members",
+                config=config,
+                registries=registries,
+                runner_role=runner.role,
+                command_output=command_output,
+                central_event_bus_arn=member_events.event_bus_arn if member_events is not None else None,
+            )
+        service = runner.metrics_service
+        notifications.alarm_on_instances_left_broken(self, service=service)
+        notifications.alarm_on_failed_runs(self, service=service)
+        notifications.alarm_on_runner_errors(self, runner.function, service=service)
+        if organization:
+            notifications.alarm_on_unreachable_targets(self, service=service)
+        RunnerSchedule(
+            self,
+            "Schedule",
+            function=runner.function,
+            expression=config.schedule_expression,
+            time_zone=config.schedule_time_zone,
+            enabled=config.schedule_enabled,
+        )
+        ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
+        dashboard = RunnerDashboard(
+            self,
+            "Dashboard",
+            name=config.stack_name,
+            runner_logs=runner.log_group,
+            service=service,
+            by_accounts=organization,
+        )
+        access = InstanceAccessPolicy(
+            self, "InstanceAccess", registries=registries, command_output_arn=command_output.log_group_arn
+        )
+        for role in props.get("instance_roles", ()):
+            access.policy.attach_to_role(role)
+
+        self.runner = runner
+        self.document = document
+        self.instance_policy = access.policy
+        self.topic = notifications.topic
+        self.command_output = command_output
+        self.dashboard = dashboard.dashboard
+        self._apply_to_everything_created(props.get("permissions_boundary"), props.get("tags") or {})
+
+    def add_outputs(self, *, export_prefix: str | None = None) -> None:
+        """Stack outputs naming what people look for (the function to invoke, the document, the policy
+        to attach, ...); with ``export_prefix`` each is exported as ``<export_prefix>-<output>``."""
+
+        outputs = {
+            "RunnerFunctionName": (self.runner.function.function_name, "Invoke this for a manual run"),
+            "DocumentName": (self.document.document_name, "SSM Command document that runs the agent"),
+            "InstancePolicyArn": (self.instance_policy.managed_policy_arn, "Attach to your instance roles"),
+            "RunCommandOutputLogGroup": (self.command_output.log_group_name, "Full agent output per command"),
+            "NotificationTopicArn": (self.topic.topic_arn, "Run reports and alarms"),
+            "DashboardName": (self.dashboard.dashboard_name, "Outcomes, durations, latest failures"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(
+                self,
+                name,
+                value=value,
+                description=description,
+                export_name=None if export_prefix is None else f"{export_prefix}-{name}",
+            )
+
+    def _apply_to_everything_created(self, boundary: Any, tags: Mapping[str, str]) -> None:
+        """The permissions boundary on every role, the tags on every taggable resource: the construct's
+        own, and the stack's shared AwsCustomResource provider (the console events' registry uses it)."""
+        scopes: list[IConstruct] = [self]
+        provider = Stack.of(self).node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
+        if provider is not None:
+            scopes.append(provider)
+        for scope in scopes:
+            if boundary is not None:
+                aws_iam.PermissionsBoundary.of(scope).apply(boundary)
+            for key, value in tags.items():
+                Tags.of(scope).add(key, value)
+
+
+def _check_prop_names(props: Mapping[str, object]) -> None:
+    unknown = sorted(set(props) - set(EcrFleetAuthProps.__optional_keys__))
+    if unknown:
+        known = ", ".join(sorted(EcrFleetAuthProps.__optional_keys__))
+        raise TypeError(f"EcrFleetAuth got unknown props: {', '.join(unknown)} (its props: {known})")
+
+
+def _name(scope: Construct, construct_id: str, given: str | None) -> tuple[str, str]:
+    """The construct's name and how an error names it: ``given``, or the stack's name followed by
+    the construct's path below the stack (``Default`` ids left out, as CDK leaves them out)."""
+    if given is not None:
+        return given, "name"
+    stack = Stack.of(scope)
+    if Token.is_unresolved(stack.stack_name):
+        raise settings.SettingsError(f"{TITLE}:\n  name: the stack's name is not known at synth; pass name=")
+    below = scope.node.path[len(stack.node.path) :].strip("/")
+    ids = [*(below.split("/") if below else []), construct_id]
+    name = "-".join([stack.stack_name, *(part for part in ids if part != DEFAULT_ID)])
+    return name, "name (by default the stack's name and the construct's id)"
+
+
+def _resource_problems(props: EcrFleetAuthProps) -> list[str]:
+    """What is wrong with the resources handed in (one line each, as the settings' problems)."""
+    problems = []
+    if props.get("topic_key") is not None and props.get("topic") is None:
+        problems.append("  topic_key: given without topic (it is the key of the topic handed in)")
+    roles = props.get("instance_roles", ())
+    if isinstance(roles, str) or not isinstance(roles, Sequence):
+        problems.append("  instance_roles: not a sequence of roles (a list, even of one)")
+    for key, value in (props.get("tags") or {}).items():
+        if not isinstance(key, str) or not contract.matches(settings.TAG_KEY_PATTERN, key):
+            problems.append(
+                f"  tags: key {key!r} not accepted; expected a tag key (1-128 characters, not aws:...)"
+            )
+        elif not isinstance(value, str) or not contract.matches(settings.TAG_VALUE_PATTERN, value):
+            problems.append(
+                f"  tags: {key}={value!r} not accepted; expected a tag value (up to 256 characters)"
+            )
+    return problems
+
+
+def _check_not_taken(scope: Construct, config: DeploymentConfig) -> None:
+    """Two constructs of one app must not give one physical name twice: the same ``name`` in one
+    stack, or the same member role in two organization deployments."""
+    stack, root = Stack.of(scope), scope.node.root
+    for other in EcrFleetAuth._created:
+        if other.node.root is not root:
+            continue
+        if Stack.of(other) is stack and other.name == config.stack_name:
+            raise settings.SettingsError(
+                f"{TITLE}:\n  name={config.stack_name!r}: already the name of {other.node.path}; give each "
+                "EcrFleetAuth in a stack its own"
+            )
+        both_organizations = config.organizational_unit_ids and other.config.organizational_unit_ids
+        if both_organizations and other.config.member_role_name == config.member_role_name:
+            raise settings.SettingsError(
+                f"{TITLE}:\n  member_role_name={config.member_role_name!r}: already the member role of "
+                f"{other.node.path}; give each organization deployment its own"
+            )

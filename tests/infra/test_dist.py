@@ -1,0 +1,115 @@
+"""`make dist` for people without CDK: the stack's template for plain CloudFormation, its assets, and
+the SSM document on its own (tools/dist.py)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecr_fleet_auth_cdk.runner_function import LAMBDA_SOURCE
+from tests.support.lint import cfn_lint_findings
+from tests.support.template import Template, document_content, runner_function
+from tools import dist as dist_tool
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dist")
+    dist_tool.build(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dist_template(dist: Path) -> Template:
+    template: Template = json.loads((dist / "cloudformation" / "EcrFleetAuth.template.json").read_text())
+    return template
+
+
+def _asset_locations(node: Any, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every {S3Bucket, S3Key} pair in a template."""
+    if isinstance(node, dict):
+        if "S3Bucket" in node and "S3Key" in node:
+            found.append(node)
+        for value in node.values():
+            _asset_locations(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _asset_locations(value, found)
+    return found
+
+
+def test_the_template_reads_its_assets_from_the_bucket_its_parameter_names(dist_template: Template) -> None:
+    """No CDK bootstrap: no bootstrap bucket, version parameter or rule, only the bucket given."""
+    text = json.dumps(dist_template)
+    assert "cdk-hnb659fds" not in text
+    assert "BootstrapVersion" not in text and "Rules" not in dist_template
+    parameter = dist_template["Parameters"][dist_tool.ASSETS_BUCKET_PARAMETER]
+    assert parameter["Type"] == "String" and "Default" not in parameter
+    locations = _asset_locations(dist_template["Resources"], [])
+    assert len(locations) == 2, "the runner's code and the custom resource provider's"
+    for location in locations:
+        assert location["S3Bucket"] == {"Fn::Sub": "${AssetsBucket}"}
+        assert location["S3Key"].startswith(dist_tool.ASSETS_PREFIX)
+
+
+def test_it_is_the_apps_stack_but_for_where_assets_come_from(
+    dist_template: Template, synthesized_template: Template
+) -> None:
+    def without_asset_locations(template: Template) -> Template:
+        template = copy.deepcopy(template)
+        for location in _asset_locations(template["Resources"], []):
+            location["S3Bucket"] = "<bucket>"
+            location["S3Key"] = location["S3Key"].removeprefix(dist_tool.ASSETS_PREFIX)
+        for resource in template["Resources"].values():
+            resource.pop("Metadata", None)
+        template["Parameters"].pop("BootstrapVersion", None)
+        template["Parameters"].pop(dist_tool.ASSETS_BUCKET_PARAMETER, None)
+        template.pop("Rules", None)
+        return template
+
+    assert without_asset_locations(dist_template) == without_asset_locations(synthesized_template)
+
+
+def test_every_asset_is_there_under_its_key_and_nothing_else(dist: Path, dist_template: Template) -> None:
+    assets = dist / "cloudformation" / "assets"
+    keys = {location["S3Key"] for location in _asset_locations(dist_template["Resources"], [])}
+    assert {p.relative_to(assets).as_posix() for p in assets.rglob("*") if p.is_file()} == keys
+
+
+def test_the_runners_zip_is_the_lambda_source_file_for_file(dist: Path, dist_template: Template) -> None:
+    key = runner_function(dist_template)["Properties"]["Code"]["S3Key"]
+    with zipfile.ZipFile(dist / "cloudformation" / "assets" / key) as archive:
+        zipped = {info.filename: archive.read(info) for info in archive.infolist()}
+        times = {info.date_time for info in archive.infolist()}
+    sources = {
+        path.relative_to(LAMBDA_SOURCE).as_posix(): path.read_bytes()
+        for path in LAMBDA_SOURCE.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert zipped == sources
+    assert times == {dist_tool.ZIP_TIME}, "the same files zip to the same bytes"
+
+
+def test_cfn_lint_finds_no_error_in_the_template(dist: Path) -> None:
+    unexpected = cfn_lint_findings(dist / "cloudformation" / "EcrFleetAuth.template.json")
+    assert unexpected == [], json.dumps(unexpected, indent=1)
+
+
+def test_the_document_on_its_own_is_the_stacks(dist: Path, synthesized_template: Template) -> None:
+    document = json.loads((dist / "ssm-document" / dist_tool.DOCUMENT_FILE).read_text())
+    assert document == document_content(synthesized_template)
+    assert document["schemaVersion"] == "2.2"
+
+
+def test_the_readme_says_how_to_deploy_with_each_parameter(dist: Path, dist_template: Template) -> None:
+    readme = (dist / "cloudformation" / "README.md").read_text()
+    assert "aws s3 sync assets s3://<bucket>/" in readme
+    assert "--parameter-overrides AssetsBucket=<bucket>" in readme
+    for name in dist_template["Parameters"]:
+        assert f"| `{name}` |" in readme
+    assert f"file://../ssm-document/{dist_tool.DOCUMENT_FILE}" in readme

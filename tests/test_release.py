@@ -1,0 +1,131 @@
+"""Release hygiene: the licence, the changelog, the version in one place, the security policy, and a
+deploy that installs only what deploying needs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.support.template import PROJECT_ROOT
+
+KEEP_A_CHANGELOG_SECTIONS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+SEMVER = r"(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)"
+
+
+def _project() -> dict[str, object]:
+    project: dict[str, object] = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def test_the_licence_is_apache_2() -> None:
+    text = (PROJECT_ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    assert _project()["license"] == "Apache-2.0"
+    assert _project()["license-files"] == ["LICENSE"]
+
+
+def test_the_version_is_written_once_and_semantic() -> None:
+    """pyproject.toml holds it; the package reads it from the installed metadata, the changelog names
+    each release; nothing else spells it out."""
+    version = str(_project()["version"])
+    assert re.fullmatch(SEMVER, version)
+    assert metadata.version("ecr-fleet-auth") == version, "reinstall (make deps) after a version change"
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    spelled = [
+        name
+        for name in tracked
+        if name not in ("pyproject.toml", "CHANGELOG.md", "package-lock.json")
+        and (PROJECT_ROOT / name).is_file()
+        and re.search(rf"\b{re.escape(version)}\b", (PROJECT_ROOT / name).read_text(errors="replace"))
+        and not name.startswith("tests/events/")
+    ]
+    assert spelled == [], f"the version {version} is spelt out in {spelled}"
+
+
+def test_the_changelog_keeps_a_changelog() -> None:
+    """https://keepachangelog.com/en/1.1.0/: newest first, an Unreleased section, each release
+    `## [X.Y.Z] - YYYY-MM-DD`, its changes under the six kinds of change."""
+    text = (PROJECT_ROOT / "CHANGELOG.md").read_text()
+    assert text.startswith("# Changelog\n")
+    assert "https://keepachangelog.com/en/1.1.0/" in text and "https://semver.org/" in text
+    headings = re.findall(r"^## \[(.+?)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, flags=re.MULTILINE)
+    assert headings[0] == ("Unreleased", "")
+    releases = headings[1:]
+    assert releases, "at least one release"
+    assert all(re.fullmatch(SEMVER, version) and date for version, date in releases)
+    versions = [tuple(int(part) for part in version.split(".")) for version, _ in releases]
+    assert versions == sorted(versions, reverse=True), "newest first"
+    dates = [date for _, date in releases]
+    assert dates == sorted(dates, reverse=True)
+    assert releases[0][0] == _project()["version"], "the latest release is the version pyproject.toml holds"
+    sections = set(re.findall(r"^### (.+)$", text, flags=re.MULTILINE))
+    assert sections <= KEEP_A_CHANGELOG_SECTIONS, sections - KEEP_A_CHANGELOG_SECTIONS
+
+
+def test_the_security_policy_states_the_threat_model_and_how_to_report() -> None:
+    text = (PROJECT_ROOT / "SECURITY.md").read_text()
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert {"Supported versions", "Reporting a vulnerability", "Threat model"} <= set(headings)
+    model = text[text.index("## Threat model") :]
+    for subject in ("target tag", "root", "invoke", "release bucket", "sha256", "permissions boundary"):
+        assert subject in model, subject
+
+
+def _fresh_tree(tmp_path: Path) -> Path:
+    """The repository's top-level files as a fresh clone has them: no .venv, no node_modules."""
+    tree = tmp_path / "clone"
+    tree.mkdir()
+    for path in PROJECT_ROOT.iterdir():
+        if path.is_file() and not path.name.startswith("."):
+            shutil.copy2(path, tree / path.name)
+    return tree
+
+
+def _dry_run(tree: Path, target: str) -> str:
+    make = shutil.which("make")
+    require(make is not None, "make")
+    assert make is not None
+    done = subprocess.run(
+        [make, "-n", target], cwd=tree, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("target", ["deploy", "synth", "diff", "dist"])
+def test_deploying_installs_only_what_deploying_needs(tmp_path: Path, target: str) -> None:
+    """On a fresh machine `make deploy` (synth, diff, dist) installs the CDK app's runtime
+    requirements and the pinned CDK CLI and Node.js: no test packages, no Debian packages."""
+    commands = _dry_run(_fresh_tree(tmp_path), target)
+    installs = [line for line in commands.splitlines() if "pip install" in line]
+    assert len(installs) == 1 and "-r requirements.txt" in installs[0], commands
+    assert "npm ci" in commands
+    for development in ("requirements-dev.txt", "apt-get", "system-packages.txt"):
+        assert development not in commands, development
+
+
+def test_the_runtime_requirements_hold_no_development_package() -> None:
+    def names(path: Path) -> set[str]:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return {re.split(r"[=<>\[ ]", line)[0].lower() for line in lines if line and not line.startswith("-")}
+
+    runtime = names(PROJECT_ROOT / "requirements.txt")
+    assert runtime == {"aws-cdk-lib", "constructs", "cdk-nag"}
+    assert not runtime & names(PROJECT_ROOT / "requirements-dev.txt")
+
+
+def test_the_tests_install_the_development_toolchain(tmp_path: Path) -> None:
+    commands = _dry_run(_fresh_tree(tmp_path), "test")
+    assert "-r requirements-dev.txt" in commands
+    assert "-r requirements.txt" in commands
