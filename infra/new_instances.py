@@ -41,7 +41,9 @@ from typing import Any
 import jsii
 from aws_cdk import (
     Duration,
+    Names,
     RemovalPolicy,
+    Stack,
     aws_cloudwatch,
     aws_dynamodb,
     aws_events,
@@ -58,6 +60,9 @@ from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .nag import acknowledge
+
+# An event bus name is at most 256 characters (AWS::Events::EventBus Name); "-MemberEvents" follows.
+MAX_BUS_NAME = 256 - len("-MemberEvents")
 
 # One batch is one narrowed run, which takes at most 1,000 instance ids (the event model's cap):
 # a burst of launches becomes a few runs, each sending SendCommands of up to 50 ids.
@@ -196,26 +201,25 @@ class NewInstanceTriggers(Construct):
     def _member_event_bus(self, organization_id: str, forwarder_role_arns: str) -> aws_events.EventBus:
         """Where member stacks forward their instances' events; only the organization's forwarding roles
         may put events on it (a principal outside it, or another role of a member account, is refused)."""
-        bus = aws_events.EventBus(self, "MemberEvents")
-        sid = "MembersForwardTheirInstanceEvents"
+        # The bus holds its policy (the bus's own Policy property): an AWS::Events::EventBusPolicy
+        # resource would do the same, but cdk-nag reads its deprecated Principal property and prints
+        # a deprecation warning on every synth. The policy names the bus's ARN, so the name is fixed
+        # here (unique to this construct in the app) rather than read back from the bus.
+        name = Names.unique_resource_name(self, max_length=MAX_BUS_NAME, separator="-") + "-MemberEvents"
+        bus = aws_events.EventBus(self, "MemberEvents", event_bus_name=name)
         statement = aws_iam.PolicyStatement(
-            sid=sid,
+            sid="MembersForwardTheirInstanceEvents",
             principals=[aws_iam.AnyPrincipal()],
             actions=["events:PutEvents"],
-            resources=[bus.event_bus_arn],
+            resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=name)],
             conditions={
                 "StringEquals": {"aws:PrincipalOrgID": organization_id},
                 "ArnLike": {"aws:PrincipalArn": forwarder_role_arns},
             },
         )
-        # The policy resource itself (EventBus.add_to_resource_policy sets its deprecated Principal too).
-        aws_events.CfnEventBusPolicy(
-            self,
-            "MemberEventsPolicy",
-            event_bus_name=bus.event_bus_name,
-            statement_id=sid,
-            statement=statement.to_statement_json(),
-        )
+        cfn_bus = bus.node.default_child
+        assert isinstance(cfn_bus, aws_events.CfnEventBus)
+        cfn_bus.policy = aws_iam.PolicyDocument(statements=[statement]).to_json()
         return bus
 
     def _grant(self, role: aws_iam.IRole) -> aws_iam.Policy:

@@ -13,12 +13,12 @@ loop (its ``RecursiveLoop``, ``Terminate`` when absent: ``recursion``). Then:
   and best-effort events that never come are the scheduled run's business.
 * ``put_from``: another account's rule forwards an event to one of the stack's event buses (an
   organization's member stacks: ``forwarding``), as the principal its target's role makes it. The
-  bus's resource policy (``AWS::Events::EventBusPolicy``, read from the template) decides, as
-  EventBridge's "Permissions for event buses" say: only what it allows gets on the bus (HARSHER: a
-  condition the simulator does not model allows nothing: ``iam.allows``); a refused event is kept
-  in ``refused``. What gets on goes through that bus's rules, kept as it was sent: its ``account``,
-  ``region`` and resources are the source's (EventBridge User Guide, "Sending and receiving events
-  between AWS accounts").
+  bus's resource policy (its ``Policy``, or an ``AWS::Events::EventBusPolicy``, read from the
+  template) decides, as EventBridge's "Permissions for event buses" say: only what it allows
+  gets on the bus (HARSHER: a condition the simulator does not model allows nothing:
+  ``iam.allows``); a refused event is kept in ``refused``. What gets on goes through that bus's
+  rules, kept as it was sent: its ``account``, ``region`` and resources are the source's
+  (EventBridge User Guide, "Sending and receiving events between AWS accounts").
 * the queue (``sqs.SqsService``) holds it, with the runner's own put-backs (SendMessageBatch
   with ``DelaySeconds``, which the runner sends to this same service: in-process for the
   runner's tests and benchmarks, over HTTP for the local fleet);
@@ -142,15 +142,21 @@ class NewInstanceDelivery:
             for target in rule["Properties"].get("Targets", [])
             if _referenced(target["Arn"]) in declared
         ]
-        # Each bus's policy, its references resolved as CloudFormation would in this account and region.
+        # Each bus's policy, its references resolved as CloudFormation would in this account and region:
+        # the bus's own Policy property, and any AWS::Events::EventBusPolicy naming it (statements add up).
+        buses = resources(template, "AWS::Events::EventBus")
         references = {"AWS::Partition": "aws", "AWS::AccountId": sqs.account, "AWS::Region": sqs.region}
         references |= {
-            f"{bus}.Arn": f"arn:aws:events:{sqs.region}:{sqs.account}:event-bus/{stack_name}-{bus}"
-            for bus in resources(template, "AWS::Events::EventBus")
+            f"{bus}.Arn": f"arn:aws:events:{sqs.region}:{sqs.account}:event-bus/"
+            + bus_resource["Properties"].get("Name", f"{stack_name}-{bus}")
+            for bus, bus_resource in buses.items()
         }
-        policies: dict[str, dict[str, Any]] = {
-            bus: {"Statement": []} for bus in resources(template, "AWS::Events::EventBus")
-        }
+        policies: dict[str, dict[str, Any]] = {bus: {"Statement": []} for bus in buses}
+        for bus, bus_resource in buses.items():
+            held = bus_resource["Properties"].get("Policy", {"Statement": []})
+            held = json.loads(held) if isinstance(held, str) else held  # JSON text or an object
+            statements = resolve(held, references)["Statement"]
+            policies[bus]["Statement"] += statements if isinstance(statements, list) else [statements]
         for policy in resources(template, "AWS::Events::EventBusPolicy").values():
             properties = policy["Properties"]
             policies[_referenced(properties["EventBusName"])]["Statement"].append(

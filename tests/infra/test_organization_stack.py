@@ -388,8 +388,7 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
     assert sorted(resource["Type"] for resource in added.values()) == [
         "AWS::CloudFormation::StackSet",
         "AWS::CloudWatch::Alarm",  # TargetsUnreachable
-        "AWS::Events::EventBus",  # MemberEvents
-        "AWS::Events::EventBusPolicy",
+        "AWS::Events::EventBus",  # MemberEvents, holding its policy
         "AWS::Events::Rule",  # InstanceRunningInMembers
         "AWS::Events::Rule",  # TagGainedInMembers
         "AWS::IAM::Policy",
@@ -693,16 +692,19 @@ def test_member_accounts_new_instances_reach_the_central_queue_through_a_bus_onl
     ``aws:PrincipalOrgID`` limits that to an organization's principals (same guide; IAM User Guide,
     global condition keys)."""
     central = organization.central
-    (bus_id,) = resources(central, "AWS::Events::EventBus")
-    (policy,) = resources(central, "AWS::Events::EventBusPolicy").values()
-    statement = policy["Properties"]["Statement"]
-    assert policy["Properties"]["EventBusName"] == {"Ref": bus_id}
+    ((bus_id, bus),) = resources(central, "AWS::Events::EventBus").items()
+    assert resources(central, "AWS::Events::EventBusPolicy") == {}  # the bus holds its policy
+    (statement,) = bus["Properties"]["Policy"]["Statement"]
     assert (statement["Effect"], statement["Action"], statement["Principal"]) == (
         "Allow",
         "events:PutEvents",
         {"AWS": "*"},
     )
-    assert statement["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    name = bus["Properties"]["Name"]
+    assert (
+        _join(statement["Resource"])
+        == f"arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/{name}"
+    )
     assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION_ID}
     assert _join(statement["Condition"]["ArnLike"]["aws:PrincipalArn"]) == (
         "arn:<AWS::Partition>:iam::*:role/ecr-fleet-auth/EcrFleetAuth/*"
