@@ -45,8 +45,10 @@ def main() -> int:
         parser.error(f"benchmark {names[-1]} takes no options (given: {' '.join(options)})")
     for name in names:
         print(f"\n=== {name} benchmark ===", flush=True)
-        if name == names[-1] and options:
-            modules[name].main(options)
+        if inspect.signature(modules[name].main).parameters:
+            # Its own options only (none: its defaults); without a list it would parse this
+            # process's arguments, the benchmark names among them.
+            modules[name].main(options if name == names[-1] else [])
         else:
             modules[name].main()
     return 0

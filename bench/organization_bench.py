@@ -64,6 +64,7 @@ REGIONS = (
     "ap-south-1",
 )
 FIRST_ACCOUNT = 100_000_000_000
+ORGANIZATION_ID = "o-a1b2c3d4e5"
 UNIT = "ou-ab12-cdef3456"
 DOCUMENT = "EcrFleetAuth-AgentDocument-bench"
 OUTPUT_LOG_GROUP = "EcrFleetAuth-RunCommandOutput-bench"
@@ -108,7 +109,11 @@ def _max_rss_mib() -> float:
 
 def measure(shape: Shape) -> None:
     regions = REGIONS[: shape.regions]
-    context: dict[str, Any] = {"organizationalUnitIds": UNIT, "memberRegions": ",".join(regions)}
+    context: dict[str, Any] = {
+        "organizationalUnitIds": UNIT,
+        "memberRegions": ",".join(regions),
+        "organizationId": ORGANIZATION_ID,
+    }
     if shape.wait_seconds is not None:
         context["waitSeconds"] = shape.wait_seconds
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:

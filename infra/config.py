@@ -59,6 +59,7 @@ class DeploymentConfig:
     member_accounts: tuple[str, ...]
     member_regions: tuple[str, ...]  # empty: the stack's own region
     member_role_name: str
+    organization_id: str  # empty: none given (needed with organizationalUnitIds and newInstances)
     stack_set_call_as: Literal["DELEGATED_ADMIN", "SELF"]
 
     @property
@@ -131,7 +132,7 @@ class DeploymentConfig:
 TITLE = "invalid ecr-fleet-auth configuration"
 # The row whose value names a construct (its ``name``) as it names the app's stacks.
 _NAME_KEY = "stackName"
-_ORGANIZATION_ONLY = ("memberAccounts", "memberRegions")
+_ORGANIZATION_ONLY = ("memberAccounts", "memberRegions", "organizationId")
 _ORGANIZATION_ONLY_CHOICES = ("memberRoleName", "stackSetCallAs")
 
 
@@ -174,8 +175,9 @@ def _combination_problems(values: dict[str, Any], shown: Callable[[str], str]) -
         # (DeploymentTargets: "For create and delete operations, specify OrganizationalUnitIds").
         for key in _ORGANIZATION_ONLY:
             if values.get(key):
+                value = values[key] if isinstance(values[key], str) else ", ".join(values[key])
                 problems.append(
-                    f"  {shown(key)}={', '.join(values[key])!r}: needs {named_units} (the StackSet "
+                    f"  {shown(key)}={value!r}: needs {named_units} (the StackSet "
                     f"deploys to organizational units; {shown(key)} only narrows them); set "
                     f"{named_units} or leave {shown(key)} empty"
                 )
@@ -187,4 +189,14 @@ def _combination_problems(values: dict[str, Any], shown: Callable[[str], str]) -
                     f"{named_units} or leave {shown(key)} at its default "
                     f"({settings.BY_KEY[key].default!r})"
                 )
+    if units and values.get("newInstances") and values.get("organizationId") == "":
+        # Member accounts forward their instances' events to this stack's bus, whose policy lets in
+        # only the organization's principals (aws:PrincipalOrgID): it needs the organization's id.
+        named = shown("organizationId")
+        problems.append(
+            f"  {named}='': needed with {named_units} and {shown('newInstances')} (member accounts "
+            "forward their new instances' events to this stack, and only the organization may): set "
+            f"{named} (aws organizations describe-organization --query Organization.Id), or "
+            f"{shown('newInstances')}=false"
+        )
     return problems

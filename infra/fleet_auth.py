@@ -23,7 +23,7 @@ from .console_events import AWS_CUSTOM_RESOURCE_PROVIDER_ID, ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
-from .members import OrganizationMembers, member_document_name, stack_set_name
+from .members import OrganizationMembers, forwarder_role_arns, member_document_name, stack_set_name
 from .new_instances import ClaimTable, NewInstanceTriggers
 from .notifications import Notifications
 from .props import EcrFleetAuthProps
@@ -104,7 +104,23 @@ class EcrFleetAuth(Construct):
             claim_table_name=claims.table.table_name if claims is not None else "",
         )
         notifications.grant_publish(runner.role)
+        triggers = None
+        if claims is not None:
+            triggers = NewInstanceTriggers(
+                self,
+                "NewInstances",
+                function=runner.function,
+                role=runner.role,
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+                topic=notifications.topic,
+                claim_table=claims.table,
+                # In an organization, member stacks forward their new instances' events here too.
+                organization_id=config.organization_id if organization else "",
+                forwarder_role_arns=forwarder_role_arns(self, config.stack_name) if organization else "",
+            )
         if organization:
+            member_events = triggers.member_event_bus if triggers is not None else None
             OrganizationMembers(
                 self,
                 "Members",
@@ -112,6 +128,7 @@ class EcrFleetAuth(Construct):
                 registries=registries,
                 runner_role=runner.role,
                 command_output=command_output,
+                central_event_bus_arn=member_events.event_bus_arn if member_events is not None else None,
             )
         service = runner.metrics_service
         notifications.alarm_on_instances_left_broken(self, service=service)
@@ -127,17 +144,6 @@ class EcrFleetAuth(Construct):
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
         )
-        if claims is not None:
-            NewInstanceTriggers(
-                self,
-                "NewInstances",
-                function=runner.function,
-                role=runner.role,
-                tag_key=config.target_tag_key,
-                tag_values=config.target_tag_values,
-                topic=notifications.topic,
-                claim_table=claims.table,
-            )
         ConsoleTestEvents(self, "ConsoleTestEvents", function=runner.function)
         dashboard = RunnerDashboard(
             self,

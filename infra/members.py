@@ -11,6 +11,14 @@ permissions and automatic deployment (``OrganizationMembers``), which the centra
 IAM is global and a StackSet places one stack per account *and region*: the role and the managed
 policy are created only by the stack in one region of each account (``IamRegion``: the first of
 ``memberRegions``, else the central region), and their permissions cover every region.
+
+With ``newInstances`` each member stack also forwards its instances' ``running`` and target-tag
+events, bus to bus, to the central stack's ``MemberEvents`` bus (``CentralEventBusArn``), through a
+role of its own (``events.amazonaws.com`` for this account only; ``events:PutEvents`` on that bus
+only) under the path ``forwarder_role_path``, which the central bus's policy names: EventBridge
+needs a role for a rule whose target is an event bus in another account or region (EventBridge User
+Guide, "Sending and receiving events between AWS accounts"; "Sending and receiving events between
+AWS Regions"). Not in the central account and region, whose own rules see those events already.
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ from aws_cdk import (
     Stack,
     Stage,
     aws_cloudformation,
+    aws_events,
     aws_iam,
     aws_logs,
     aws_s3_assets,
 )
 from constructs import Construct
 
-from ecr_fleet_auth import settings
+from ecr_fleet_auth import contract, settings
 
 from .config import DeploymentConfig
 from .document.construct import AgentDocument, agent_document_content, content_named
@@ -68,6 +77,22 @@ def _document_name_prefix(stack_name: str) -> str:
     return f"{stack_name}-Agent"
 
 
+def forwarder_role_path(stack_name: str) -> str:
+    """The IAM path of every member stack's event-forwarding role (the central bus policy names it)."""
+    return f"/ecr-fleet-auth/{stack_name}/"
+
+
+def forwarder_role_arns(scope: Construct, stack_name: str) -> str:
+    """What the central bus's policy lets put events: the forwarding roles of any member account."""
+    return Stack.of(scope).format_arn(
+        service="iam",
+        region="",
+        account="*",
+        resource="role",
+        resource_name=forwarder_role_path(stack_name).lstrip("/") + "*",
+    )
+
+
 def iam_region(config: DeploymentConfig) -> str:
     """The region whose member stack creates the account's IAM role and policy."""
     return config.member_regions[0] if config.member_regions else Aws.REGION
@@ -82,6 +107,7 @@ class _MemberParameters:
     runner_role_arn: str
     output_group: str
     iam_region: str
+    central_event_bus_arn: str | None  # with newInstances: where member events are forwarded
 
 
 class MemberStack(Stack):
@@ -98,14 +124,28 @@ class MemberStack(Stack):
             description=f"ecr-fleet-auth member of {config.stack_name}: agent document, instance policy, "
             "execution role for the central runner",
         )
-        parameters = self._parameters()
+        parameters = self._parameters(config)
         document = AgentDocument(
             self,
             "AgentDocument",
             execution_timeout_seconds=config.execution_timeout_seconds,
             name_prefix=_document_name_prefix(config.stack_name),
         )
+        # Resources only outside the central account and region, which has them already (the central
+        # account may be in a target OU, and its other regions are member regions then).
+        self.outside_central = CfnCondition(
+            self,
+            "OutsideTheCentralStack",
+            expression=Fn.condition_not(
+                Fn.condition_and(
+                    Fn.condition_equals(Aws.ACCOUNT_ID, parameters.central_account),
+                    Fn.condition_equals(Aws.REGION, parameters.central_region),
+                )
+            ),
+        )
         self._output_group(config, parameters)
+        if parameters.central_event_bus_arn is not None:
+            self._forward_instance_events(config, parameters.central_event_bus_arn)
         # IAM is global: only the stack in the account's IAM region creates the role and the policy.
         creates_iam = CfnCondition(
             self, "CreatesIam", expression=Fn.condition_equals(Aws.REGION, parameters.iam_region)
@@ -117,7 +157,7 @@ class MemberStack(Stack):
             assert isinstance(resource, cdk.CfnResource)
             resource.cfn_options.condition = creates_iam
 
-    def _parameters(self) -> _MemberParameters:
+    def _parameters(self, config: DeploymentConfig) -> _MemberParameters:
         def parameter(name: str, description: str, pattern: str | None = None) -> str:
             return CfnParameter(
                 self, name, type="String", description=description, allowed_pattern=pattern
@@ -143,6 +183,13 @@ class MemberStack(Stack):
                 "IamRegion",
                 "The region whose stack creates the account's IAM role and policy (IAM is global)",
             ),
+            central_event_bus_arn=parameter(
+                "CentralEventBusArn",
+                "The central stack's event bus for member accounts' new instances",
+                r"^arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/\S+$",
+            )
+            if config.new_instances
+            else None,
         )
 
     def _instance_access(
@@ -191,16 +238,47 @@ class MemberStack(Stack):
         # Deleted with the stack instance (an account leaving the OUs): a retained group of this
         # name would make the stack fail to create if the account came back.
         group.apply_removal_policy(RemovalPolicy.DESTROY)
-        group.cfn_options.condition = CfnCondition(
+        group.cfn_options.condition = self.outside_central
+
+    def _forward_instance_events(self, config: DeploymentConfig, central_bus_arn: str) -> None:
+        """This account and region's ``running`` and target-tag events, to the central stack's bus."""
+        forwarder = aws_iam.Role(
             self,
-            "OutsideTheCentralStack",
-            expression=Fn.condition_not(
-                Fn.condition_and(
-                    Fn.condition_equals(Aws.ACCOUNT_ID, parameters.central_account),
-                    Fn.condition_equals(Aws.REGION, parameters.central_region),
-                )
+            "EventForwarder",
+            path=forwarder_role_path(config.stack_name),
+            assumed_by=aws_iam.ServicePrincipal(
+                "events.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
             ),
+            description=f"ecr-fleet-auth: forwards new instances' events to the central {config.stack_name}",
+            inline_policies={
+                "ForwardToTheCentralStack": aws_iam.PolicyDocument(
+                    statements=[
+                        aws_iam.PolicyStatement(actions=["events:PutEvents"], resources=[central_bus_arn])
+                    ]
+                )
+            },
         )
+        role = forwarder.node.default_child
+        assert isinstance(role, cdk.CfnResource)
+        role.cfn_options.condition = self.outside_central
+        patterns = {
+            "InstanceRunning": contract.instance_running_pattern(),
+            "TagGained": contract.tag_gained_pattern(config.target_tag_key, config.target_tag_values),
+        }
+        for name, pattern in patterns.items():
+            rule = aws_events.CfnRule(
+                self,
+                f"{name}Forwarded",
+                description=f"ecr-fleet-auth: {name} events of this account, to the central stack",
+                event_pattern=pattern,
+                state="ENABLED",
+                targets=[
+                    aws_events.CfnRule.TargetProperty(
+                        id="CentralStack", arn=central_bus_arn, role_arn=forwarder.role_arn
+                    )
+                ],
+            )
+            rule.cfn_options.condition = self.outside_central
 
     def _execution_role(
         self, config: DeploymentConfig, document_name: str, parameters: _MemberParameters
@@ -218,14 +296,36 @@ class MemberStack(Stack):
             description=f"ecr-fleet-auth: the runner of {config.stack_name} runs the agent document here",
             max_session_duration=cdk.Duration.hours(1),
         )
-        statements = run_command_statements(
-            document_arn=self.format_arn(
-                service="ssm", region="*", resource="document", resource_name=document_name
-            ),
-            instances_arn=self.format_arn(service="ec2", region="*", resource="instance", resource_name="*"),
-            tag_key=config.target_tag_key,
-            tag_values=config.target_tag_values,
+        # Every content version of the agent document (``<stackName>-Agent-<sha8>``): while a StackSet
+        # update runs, or after one failed, a region may still have an earlier version, which the
+        # runner then sends (ecr_fleet_auth/organization.py, MemberDocuments); IAM is global, so
+        # this role may be newer or older than a region's document.
+        versions = self.format_arn(
+            service="ssm",
+            region="*",
+            resource="document",
+            resource_name=contract.content_version_family(document_name) + "*",
         )
+        statements = [
+            *run_command_statements(
+                document_arn=versions,
+                instances_arn=self.format_arn(
+                    service="ec2", region="*", resource="instance", resource_name="*"
+                ),
+                tag_key=config.target_tag_key,
+                tag_values=config.target_tag_values,
+            ),
+            aws_iam.PolicyStatement(
+                sid="FindTheAgentDocument",
+                actions=["ssm:DescribeDocument"],
+                resources=[versions],
+            ),
+            aws_iam.PolicyStatement(
+                sid="ListTheAgentDocuments",
+                actions=["ssm:ListDocuments"],
+                resources=["*"],
+            ),
+        ]
         policy = aws_iam.Policy(self, "ExecutionPolicy", statements=statements)
         policy.attach_to_role(role)
         acknowledge(
@@ -234,19 +334,21 @@ class MemberStack(Stack):
             applies_to=["Resource::*"],
             reason=(
                 "ec2:DescribeInstances, ssm:DescribeInstanceInformation, ssm:List*/GetCommandInvocation "
-                "do not support resource-level permissions."
+                "and ssm:ListDocuments do not support resource-level permissions."
             ),
         )
+        family = contract.content_version_family(document_name)
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
             applies_to=[
                 wildcard_arn_finding(self, service="ec2", resource="instance/*", region="*"),
-                wildcard_arn_finding(self, service="ssm", resource=f"document/{document_name}", region="*"),
+                wildcard_arn_finding(self, service="ssm", resource=f"document/{family}*", region="*"),
             ],
             reason=(
-                "The role serves every region of the account (IAM is global): SendCommand of this one "
-                "document, on instances only where they carry the target tag (ssm:resourceTag)."
+                "The role serves every region of the account (IAM is global): SendCommand and "
+                "DescribeDocument of this stack's agent document, every content version of it (a region "
+                "mid-update has an earlier one), on instances only where they carry the target tag."
             ),
         )
         return role, policy
@@ -283,7 +385,9 @@ class OrganizationMembers(Construct):
         registries: list[str],
         runner_role: aws_iam.IRole,
         command_output: aws_logs.ILogGroup,
+        central_event_bus_arn: str | None = None,
     ) -> None:
+        """``central_event_bus_arn`` (with ``newInstances``): where member stacks forward their events."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.stack_set_name = stack_set_name(config.stack_name)
@@ -335,6 +439,7 @@ class OrganizationMembers(Construct):
                     "RunnerRoleArn": runner_role.role_arn,
                     "RunCommandOutputLogGroup": command_output.log_group_name,
                     "IamRegion": iam_region(config),
+                    **({"CentralEventBusArn": central_event_bus_arn} if central_event_bus_arn else {}),
                 }.items()
             ],
             stack_instances_group=[

@@ -21,6 +21,14 @@ either sends, so without it both could command one instance. It is a DynamoDB ta
 request (on-demand: nothing while nothing launches, no capacity to provision), one small item
 per instance claimed, deleted by TTL once expired; the runner may only ``PutItem`` there.
 
+In organization mode (``organization_id`` given) the member accounts' new instances come this way
+too: each member stack forwards its own ``running`` and target-tag events, bus to bus, to
+``MemberEvents``, an event bus of this stack whose policy lets only the organization's forwarding
+roles put events on it (``aws:PrincipalOrgID`` and the roles' path); its two rules, with the same
+patterns, deliver them to the same queue. EventBridge keeps each event's ``account``, ``region`` and
+resource ARN (EventBridge User Guide, "Sending and receiving events between AWS accounts"), and the
+runner runs each instance in its own account and region.
+
 Nothing here runs while nothing launches: rules and Lambda cost nothing without events; the
 event source mapping's pollers make empty long-poll receives on the queue, which SQS counts as
 requests (within the free tier at one queue; see docs/operating/limits-and-cost.md).
@@ -33,7 +41,9 @@ from typing import Any
 import jsii
 from aws_cdk import (
     Duration,
+    Names,
     RemovalPolicy,
+    Stack,
     aws_cloudwatch,
     aws_dynamodb,
     aws_events,
@@ -50,6 +60,9 @@ from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .nag import acknowledge
+
+# An event bus name is at most 256 characters (AWS::Events::EventBus Name); "-MemberEvents" follows.
+MAX_BUS_NAME = 256 - len("-MemberEvents")
 
 # One batch is one narrowed run, which takes at most 1,000 instance ids (the event model's cap):
 # a burst of launches becomes a few runs, each sending SendCommands of up to 50 ids.
@@ -106,7 +119,11 @@ class NewInstanceTriggers(Construct):
         tag_values: tuple[str, ...],
         topic: aws_sns.ITopic,
         claim_table: aws_dynamodb.ITable,
+        organization_id: str = "",
+        forwarder_role_arns: str = "",
     ) -> None:
+        """``organization_id`` (organization mode): also take member accounts' events, on
+        ``member_event_bus``, from the roles matching ``forwarder_role_arns`` (an ARN pattern)."""
         super().__init__(scope, construct_id)
         self.claim_table = claim_table
         self.dead_letters = self._queue("DeadLetters", retention_period=DEAD_LETTER_RETENTION)
@@ -117,16 +134,21 @@ class NewInstanceTriggers(Construct):
                 max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letters
             ),
         )
-        self.rules = [
-            self._rule(
-                "InstanceRunning", contract.instance_running_pattern(), "an EC2 instance entered running"
-            ),
-            self._rule(
-                "TagGained",
+        patterns = {
+            "InstanceRunning": (contract.instance_running_pattern(), "an EC2 instance entered running"),
+            "TagGained": (
                 contract.tag_gained_pattern(tag_key, tag_values),
                 f"an EC2 instance gained the target tag {tag_key}",
             ),
-        ]
+        }
+        self.rules = [self._rule(name, pattern, what) for name, (pattern, what) in patterns.items()]
+        self.member_event_bus: aws_events.EventBus | None = None
+        if organization_id:
+            self.member_event_bus = self._member_event_bus(organization_id, forwarder_role_arns)
+            self.rules += [
+                self._rule(f"{name}InMembers", pattern, f"{what}, in a member account", self.member_event_bus)
+                for name, (pattern, what) in patterns.items()
+            ]
         policy = self._grant(role)
         self.reader = aws_lambda.EventSourceMapping(
             self,
@@ -141,6 +163,7 @@ class NewInstanceTriggers(Construct):
         # Lambda checks the role's access to the queue when it creates the mapping.
         self.reader.node.add_dependency(policy)
         self.alarm = self._alarm_on_dead_letters(topic)
+        self.loop_alarm = self._alarm_on_stopped_loops(function, topic)
 
     def _queue(
         self,
@@ -160,17 +183,44 @@ class NewInstanceTriggers(Construct):
             dead_letter_queue=dead_letter_queue,
         )
 
-    def _rule(self, construct_id: str, pattern: dict[str, Any], what: str) -> aws_events.Rule:
+    def _rule(
+        self, construct_id: str, pattern: dict[str, Any], what: str, bus: aws_events.IEventBus | None = None
+    ) -> aws_events.Rule:
         rule = aws_events.Rule(
             self,
             construct_id,
             description=f"ecr-fleet-auth: cover a new instance at once ({what})",
+            event_bus=bus,
             event_pattern=aws_events.EventPattern(
                 source=pattern["source"], detail_type=pattern["detail-type"], detail=pattern["detail"]
             ),
         )
         rule.add_target(_QueueTarget(self.queue, self.dead_letters))
         return rule
+
+    def _member_event_bus(self, organization_id: str, forwarder_role_arns: str) -> aws_events.EventBus:
+        """Where member stacks forward their instances' events; only the organization's forwarding roles
+        may put events on it (a principal outside it, or another role of a member account, is refused)."""
+        # The bus holds its policy (the bus's own Policy property): an AWS::Events::EventBusPolicy
+        # resource would do the same, but cdk-nag reads its deprecated Principal property and prints
+        # a deprecation warning on every synth. The policy names the bus's ARN, so the name is fixed
+        # here (unique to this construct in the app) rather than read back from the bus.
+        name = Names.unique_resource_name(self, max_length=MAX_BUS_NAME, separator="-") + "-MemberEvents"
+        bus = aws_events.EventBus(self, "MemberEvents", event_bus_name=name)
+        statement = aws_iam.PolicyStatement(
+            sid="MembersForwardTheirInstanceEvents",
+            principals=[aws_iam.AnyPrincipal()],
+            actions=["events:PutEvents"],
+            resources=[Stack.of(self).format_arn(service="events", resource="event-bus", resource_name=name)],
+            conditions={
+                "StringEquals": {"aws:PrincipalOrgID": organization_id},
+                "ArnLike": {"aws:PrincipalArn": forwarder_role_arns},
+            },
+        )
+        cfn_bus = bus.node.default_child
+        assert isinstance(cfn_bus, aws_events.CfnEventBus)
+        cfn_bus.policy = aws_iam.PolicyDocument(statements=[statement]).to_json()
+        return bus
 
     def _grant(self, role: aws_iam.IRole) -> aws_iam.Policy:
         """The runner reads the queue (what Lambda's event source mapping needs), puts events back,
@@ -197,6 +247,37 @@ class NewInstanceTriggers(Construct):
                 ),
             ],
         )
+
+    def _alarm_on_stopped_loops(
+        self, function: aws_lambda.IFunction, topic: aws_sns.ITopic
+    ) -> aws_cloudwatch.Alarm:
+        """``RecursiveLoopStopped``: Lambda stopped an invocation of the runner as a recursive loop
+        (``AWS/Lambda RecursiveInvocationsDropped``). The function says ``RecursiveLoop: Allow`` and the
+        metric "isn't emitted" then (Lambda Developer Guide, "Use Lambda recursive loop detection"); it
+        fires when the function's setting no longer says so (changed outside the stack, or Lambda's
+        default back): new instances then stop being covered after about 16 looks."""
+        alarm = aws_cloudwatch.Alarm(
+            self,
+            "RecursiveLoopStopped",
+            metric=function.metric(
+                "RecursiveInvocationsDropped", period=Duration.minutes(5), statistic="Sum"
+            ),
+            alarm_description=(
+                "ecr-fleet-auth: Lambda stopped the runner as a recursive loop "
+                "(RecursiveInvocationsDropped): the events of new instances put back to wait are being "
+                "dropped. The stack sets the function's recursive loop detection to Allow (the runner "
+                "bounds its own loop); check the function's configuration "
+                "(aws lambda get-function-recursion-config) and redeploy the stack."
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        action = cw_actions.SnsAction(topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        return alarm
 
     def _alarm_on_dead_letters(self, topic: aws_sns.ITopic) -> aws_cloudwatch.Alarm:
         alarm = aws_cloudwatch.Alarm(

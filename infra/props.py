@@ -184,6 +184,13 @@ class EcrFleetAuthProps(TypedDict, total=False):
     Default: `'EcrFleetAuthMember'`; accepted: an IAM role name (1-64 of letters, digits, +=,.@_-);
     cdk.json: `memberRoleName`."""
 
+    organization_id: str
+    """The organization's id (`aws organizations describe-organization --query Organization.Id`): only its
+    accounts may forward their new instances' events to this stack (needed with `organizationalUnitIds`
+    and `newInstances`; see [Member accounts](../how-it-works/new-instances.md#member-accounts)).
+
+    Default: `''`; accepted: an organization id (o-...), or empty; cdk.json: `organizationId`."""
+
     stack_set_call_as: Literal["DELEGATED_ADMIN", "SELF"]
     """Whether the stack is deployed from a StackSets delegated administrator account (`DELEGATED_ADMIN`) or
     the organization's management account (`SELF`).

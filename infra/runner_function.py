@@ -32,6 +32,14 @@ MAX_EVENT_AGE = Duration.hours(1)
 # A run reports its own failures (RunsFailed); retrying it would notify twice and could
 # command instances again. The next scheduled run is the retry.
 RETRY_ATTEMPTS = 0
+# With newInstances on, the runner puts the event of an instance not online yet back on the queue
+# that invokes it: a chain of requests by design (Lambda Developer Guide, "Use Lambda recursive loop
+# detection to prevent infinite loops"), which Lambda would stop at about 16 invocations (an instance
+# that never comes online would then never be reported, and its event would reach the dead letters
+# hours later). The stack says so to Lambda (RecursiveLoop: Allow) and the runner bounds each chain
+# itself (triggers.py: the readiness bound, and a count of looks carried on the message). Why not
+# keep Terminate and 15 invocations: the README, New instances, "A loop by design".
+RECURSIVE_LOOP_WITH_NEW_INSTANCES = aws_lambda.RecursiveLoop.ALLOW
 
 
 def pinned_version(distribution: str, constraints: Path = CONSTRAINTS) -> str:
@@ -141,6 +149,12 @@ class RunnerFunction(Construct):
             reserved_concurrent_executions=config.reserved_concurrency or None,
             retry_attempts=RETRY_ATTEMPTS,
             max_event_age=MAX_EVENT_AGE,
+            # Only the new-instance queue makes a loop; without it Lambda keeps its default guard.
+            recursive_loop=(
+                RECURSIVE_LOOP_WITH_NEW_INSTANCES
+                if config.new_instances
+                else aws_lambda.RecursiveLoop.TERMINATE
+            ),
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={

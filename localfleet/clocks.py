@@ -26,6 +26,7 @@ sleeping 5 s take 5 simulated seconds, not 25.
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import logging
@@ -241,7 +242,9 @@ class SimulatedClock:
         """
         if len(tasks) <= 1:
             return [task() for task in tasks]
-        pending = list(enumerate(tasks))
+        # Each task sees the caller's context variables, as threads of one process see its environment
+        # (a Lambda invocation's trace header, say: ``in_process_runner``).
+        pending = [(index, _in_context(task)) for index, task in enumerate(tasks)]
         results: dict[int, T] = {}
         errors: list[BaseException] = []
         running = [max(1, min(workers, len(tasks)))]
@@ -368,3 +371,9 @@ class SimulatedClock:
                 return
             entry.action()
         self._hand(None)  # nobody waits on the clock
+
+
+def _in_context(task: Callable[[], T]) -> Callable[[], T]:
+    """``task``, to run in a copy of the current thread's context variables."""
+    context = contextvars.copy_context()
+    return lambda: context.run(task)

@@ -104,3 +104,29 @@ def resolved_runner_environment(template: Template, deploy_time: Mapping[str, st
         else:
             raise ValueError(f"the runner's {name} is a deploy-time value ({value}) with no local value")
     return resolved
+
+
+def resolve(value: Any, references: Mapping[str, str]) -> Any:
+    """A template value with ``Ref``, ``Fn::GetAtt`` and ``Fn::Join`` worked out as CloudFormation
+    would, each reference's value taken from ``references`` (``AWS::Partition``, a logical id, or
+    ``<logical id>.<attribute>``); a reference it lacks is an error, not a guess."""
+    if isinstance(value, Mapping):
+        if "Ref" in value:
+            return references[value["Ref"]]
+        if "Fn::GetAtt" in value:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return references[f"{logical_id}.{attribute}"]
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return separator.join(str(resolve(part, references)) for part in parts)
+        return {key: resolve(item, references) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, references) for item in value]
+    return value
+
+
+def member_template(outdir: str | Path, stack_id: str = "EcrFleetAuth") -> Template:
+    """The member template an organization's central stack synthesized beside itself in ``outdir``."""
+    path = Path(outdir) / f"{stack_id}.members" / "Members.template.json"
+    template: Template = json.loads(path.read_text())
+    return template

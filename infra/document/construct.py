@@ -89,7 +89,7 @@ def agent_document_content(execution_timeout_seconds: int) -> dict[str, Any]:
 def content_named(prefix: str, content: dict[str, Any]) -> str:
     """``<prefix>-<first 8 hex of the content's SHA-256>``: a name that changes with the content."""
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-    return f"{prefix}-{hashlib.sha256(canonical).hexdigest()[:8]}"
+    return contract.content_version_name(prefix, hashlib.sha256(canonical).hexdigest())
 
 
 class AgentDocument(Construct):

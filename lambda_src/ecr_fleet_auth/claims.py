@@ -15,7 +15,8 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/BestPractices_I
 instance for one event exactly one succeeds and the other gets ``ConditionalCheckFailedException``.
 The instance the other run claimed is left out, unreported: the claiming run reports it.
 
-One item per instance (partition key ``instance_id``):
+One item per instance (partition key ``instance``: ``<account>/<region>/<instance id>``, since a run of
+instance events covers every account and region of an organization):
 
 * ``claimed_at``: when the claim was made. A claim **covers every event up to that moment**: a
   command sent after it reaches the instance after each of those events (a repeat, the other
@@ -57,7 +58,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from . import contract
-from .clients import AWS_ERRORS, error_code
+from .clients import AWS_ERRORS, Pair, error_code
 from .observability import logger
 from .settings import LAMBDA_TIMEOUT_SECONDS
 
@@ -84,22 +85,33 @@ CONDITIONS: Mapping[Purpose, str] = {
 
 @dataclass(frozen=True)
 class Wanted:
-    """A claim a run wants: on this instance, for its events up to ``event_time``, to do ``purpose``."""
+    """A claim a run wants: on this instance of ``pair``, for its events up to ``event_time``, to do
+    ``purpose``."""
 
+    pair: Pair
     instance_id: str
     event_time: datetime
     purpose: Purpose
+
+    @property
+    def key(self) -> str:
+        return claim_key(self.pair, self.instance_id)
+
+
+def claim_key(pair: Pair, instance_id: str) -> str:
+    """The claim table's key of an instance: ``<account>/<region>/<instance id>``."""
+    return f"{pair.account}/{pair.region}/{instance_id}"
 
 
 @dataclass(frozen=True)
 class Claims:
     """What came of a run's claims."""
 
-    granted: tuple[str, ...] = ()
-    # Instance id -> the other run's claim that covers this run's event (for the log).
-    held: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    granted: tuple[tuple[Pair, str], ...] = ()
+    # (pair, instance id) -> the other run's claim that covers this run's event (for the log).
+    held: Mapping[tuple[Pair, str], Mapping[str, str]] = field(default_factory=dict)
     # Claims that could not be written (DynamoDB refused): the run goes on as if granted.
-    unknown: tuple[str, ...] = ()
+    unknown: tuple[tuple[Pair, str], ...] = ()
 
 
 class InstanceClaims:
@@ -113,10 +125,11 @@ class InstanceClaims:
         self, wanted: Iterable[Wanted], *, now: datetime, deadline: datetime, readiness_seconds: int
     ) -> Claims:
         """One conditional PutItem per instance. ``deadline``: the claiming invocation's end."""
-        granted: list[str] = []
-        held: dict[str, Mapping[str, str]] = {}
-        unknown: list[str] = []
+        granted: list[tuple[Pair, str]] = []
+        held: dict[tuple[Pair, str], Mapping[str, str]] = {}
+        unknown: list[tuple[Pair, str]] = []
         for claim in wanted:
+            which = (claim.pair, claim.instance_id)
             expires = deadline.timestamp() + MARGIN_SECONDS
             if claim.purpose == REPORT:
                 expires = now.timestamp() + readiness_seconds + LAMBDA_TIMEOUT_SECONDS
@@ -124,7 +137,10 @@ class InstanceClaims:
                 self.dynamodb.put_item(
                     TableName=self.table_name,
                     Item={
-                        KEY: {"S": claim.instance_id},
+                        KEY: {"S": claim.key},
+                        "instance_id": {"S": claim.instance_id},
+                        "account_id": {"S": claim.pair.account},
+                        "region": {"S": claim.pair.region},
                         "claimed_at": {"N": _number(now.timestamp())},
                         "event_time": {"N": _number(claim.event_time.timestamp())},
                         "purpose": {"S": claim.purpose},
@@ -142,15 +158,15 @@ class InstanceClaims:
             except AWS_ERRORS as error:
                 if error_code(error) == CONDITIONAL_CHECK_FAILED:
                     item = getattr(error, "response", {}).get("Item", {})
-                    held[claim.instance_id] = {name: next(iter(v.values())) for name, v in item.items()}
+                    held[which] = {name: next(iter(v.values())) for name, v in item.items()}
                     continue
                 logger.warning(
                     "could not claim an instance; going on without",
-                    extra={"instance_id": claim.instance_id, "error": str(error)},
+                    extra={"instance": claim.key, "error": str(error)},
                 )
-                unknown.append(claim.instance_id)
+                unknown.append(which)
                 continue
-            granted.append(claim.instance_id)
+            granted.append(which)
         return Claims(tuple(granted), held, tuple(unknown))
 
 

@@ -30,6 +30,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .partitions import role_arn
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -72,12 +74,6 @@ class Pair:
 
     def __str__(self) -> str:
         return f"{self.account}/{self.region}"
-
-
-def partition(region: str) -> str:
-    """The ARN partition of a region (aws, aws-cn, aws-us-gov, ...)."""
-    prefixes = {"cn-": "aws-cn", "us-gov-": "aws-us-gov", "us-iso-": "aws-iso", "us-isob-": "aws-iso-b"}
-    return next((name for prefix, name in prefixes.items() if region.startswith(prefix)), "aws")
 
 
 def error_code(error: Exception) -> str:
@@ -153,7 +149,7 @@ class ClientFactory:
         if known is not None and known.lasts():
             return known
         region = self.own_region()
-        arn = f"arn:{partition(region)}:iam::{account}:role/{role_name}"
+        arn = role_arn(account, role_name, region)
         answer = self.sts().assume_role(RoleArn=arn, RoleSessionName=ROLE_SESSION_NAME)["Credentials"]
         made = _RoleSession(
             answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"], answer["Expiration"]

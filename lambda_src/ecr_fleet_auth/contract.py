@@ -269,6 +269,9 @@ RUNS_FAILED_METRIC: Final = "RunsFailed"
 # with status unreachable), 0 or more; dimension service only. The stack's TargetsUnreachable
 # alarm reads it.
 TARGETS_UNREACHABLE_METRIC: Final = "TargetsUnreachable"
+# Records of instance events the runner could not act on (not an instance event, or from an account or
+# region the stack does not cover); dimension service only. They go back to SQS, then to the dead letters.
+INSTANCE_EVENTS_REJECTED_METRIC: Final = "InstanceEventsRejected"
 # Events the runner rejected (the caller's error; dimension service only). The stack's
 # function-error alarm subtracts them, so a mistyped console event does not page anyone.
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"
@@ -276,6 +279,29 @@ EVENTS_REJECTED_METRIC: Final = "EventsRejected"
 RUN_REPORT_LOG_MESSAGE: Final = "run report"
 
 
+# --- agent documents named by their content (each member account's: ``<prefix>-<sha8 of the content>``)
+# A content change is a new document, never a new version; every version shares the prefix, so the
+# runner finds a member pair's documents by it (ListDocuments' Name filter takes a prefix).
+CONTENT_DIGEST_CHARS: Final = 8
+
+
+def content_version_name(prefix: str, sha256_hex: str) -> str:
+    """The name of the document of this content: ``<prefix>-<first 8 hex of its SHA-256>``."""
+    return f"{prefix}-{sha256_hex[:CONTENT_DIGEST_CHARS]}"
+
+
+def content_version_family(name: str) -> str:
+    """What every content version of the document named ``name`` starts with (``<prefix>-``)."""
+    return name[:-CONTENT_DIGEST_CHARS]
+
+
+def is_content_version(name: str, family: str) -> bool:
+    """Whether ``name`` is a content version of ``family`` (``<prefix>-`` and 8 hex digits)."""
+    return name.startswith(family) and re.fullmatch(r"[0-9a-f]{8}", name[len(family) :]) is not None
+
+
 # --- the new-instance claim table (DynamoDB; the stack creates it, ``claims`` writes it) ---
-CLAIM_KEY: Final = "instance_id"  # the partition key: one claim per instance
+# The partition key: one claim per instance, ``<account>/<region>/<instance id>`` (a run of instance events
+# covers every member account and region in an organization; an instance is known by all three).
+CLAIM_KEY: Final = "instance"
 CLAIM_TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB's TTL attribute

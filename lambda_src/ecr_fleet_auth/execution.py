@@ -37,7 +37,7 @@ from .observability import logger
 from .planning import Dispatch, Exclusion, Plan, exclusion, halves, without
 from .reasons import Reason
 from .report import InstanceResult, short
-from .results import AgentResult, instance_result, needs_full_output
+from .results import AgentResult, instance_result, needs_full_output, uninvoked_reason
 from .run_command import (
     INSTANCE_ERRORS,
     MAYBE_INSTANCE_ERRORS,
@@ -106,6 +106,8 @@ class Execution:
         self._released: set[str] = set()
         # Instance id -> the finished command that never reached it.
         self._uninvoked: dict[str, str] = {}
+        # Command id -> its StatusDetails once finished: why an instance it never reached was not run.
+        self._command_details: dict[str, str] = {}
         self._completed_seen: dict[str, int] = {}
         self._fallbacks_left = MAX_OUTPUT_FALLBACKS
         self.results: dict[str, InstanceResult] = {}
@@ -286,6 +288,7 @@ class Execution:
             logger.warning("ListCommands failed", extra={"command_id": command_id, "error": str(error)})
             return False, None
         if progress.finished:
+            self._command_details[command_id] = progress.status_details
             return True, self._invocations(command_id)
         ours = len(dispatch.instance_ids)
         if not dispatch.by_tag or progress.completed_count < ours:
@@ -323,9 +326,15 @@ class Execution:
                 agent = self._full_output_result(command_id, invocation.instance_id)
             self.results[invocation.instance_id] = instance_result(invocation, agent)
         missing = [i for i in dispatch.instance_ids if i not in self.results]
-        if finished:
-            self._set(missing, "failed", Reason.NO_INVOCATION, {"command_id": command_id})
-            self._uninvoked.update(dict.fromkeys(missing, command_id))
+        if finished and missing:
+            # Reported for what happened to the command: refused before any instance (Rate Exceeded,
+            # Access Denied, No Instances In Tag), cancelled, or run without this instance among its targets.
+            details = self._command_details.get(command_id, "")
+            reason = uninvoked_reason(details)
+            detail = {"command_id": command_id, **({"command_status": details} if details else {})}
+            self._set(missing, "failed", reason, detail)
+            if reason == Reason.NO_INVOCATION:  # perhaps stopped or terminated since discovery: one look
+                self._uninvoked.update(dict.fromkeys(missing, command_id))
         else:
             self._set(missing, "pending", Reason.NOT_YET_DELIVERED, {"command_id": command_id})
 

@@ -11,6 +11,11 @@ Two events, in the shapes AWS documents (samples in ``tests/events/``):
   target tag is among ``changed-tag-keys`` and now holds an accepted value (what the
   stack's rule matches): a removed tag, or another value, names none.
 
+Each names where it happened: the envelope's ``account`` and ``region`` (EventBridge keeps them
+when it forwards an event bus to bus, across accounts and regions: EventBridge User Guide, "Sending
+and receiving events between AWS accounts"), so each instance is looked for in its own (account,
+region) pair.
+
 Each SQS record's ``body`` is one such event (EventBridge sends the matched event as it
 is). What is read must be there with its type (``null`` is never a value); fields AWS may
 add are ignored. A record whose body is not such an event is *rejected*: the runner
@@ -24,6 +29,7 @@ and which record carried it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -32,10 +38,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import contract
+from .clients import Pair
 from .discovery import TargetTag
 from .events import InvalidEvent
+from .settings import ACCOUNT_ID_PATTERN
 
 SQS_EVENT_SOURCE = "aws:sqs"
+# The message attribute the runner counts its looks in when it puts an event back (none: 0 looks).
+LOOKS_ATTRIBUTE = "ecr-fleet-auth-looks"
 # arn:<partition>:ec2:<region>:<account>:instance/<id>
 _INSTANCE_ARN = re.compile(r"^arn:aws[a-z-]*:ec2:[a-z0-9-]*:[0-9]{12}:instance/(i-[0-9a-f]{8,17})$")
 # arn:<partition>:sqs:<region>:<account>:<name>
@@ -57,7 +67,13 @@ class Arrival:
     source: contract.Source  # instance_running or tag_change
     time: datetime
     body: str  # the event naming this instance alone, as it is put back in the queue to wait
+    pair: Pair  # where it happened: the event's account and region
     message_id: str | None = None  # None: delivered directly, not through the queue
+    looks: int = 0  # how often the runner already looked at this event (put it back to wait)
+
+    @property
+    def key(self) -> tuple[Pair, str]:
+        return self.pair, self.instance_id
 
 
 @dataclass(frozen=True)
@@ -83,22 +99,30 @@ class InstanceEvents:
     def from_queue(self) -> bool:
         return self.queue is not None
 
-    def earliest(self) -> dict[str, Arrival]:
-        """One arrival per instance: its earliest event (a repeated event collapses into it)."""
-        first: dict[str, Arrival] = {}
+    def earliest(self) -> dict[Pair, dict[str, Arrival]]:
+        """Per (account, region), one arrival per instance: its earliest event (a repeated event
+        collapses into it)."""
+        first: dict[Pair, dict[str, Arrival]] = {}
         for arrival in sorted(self.arrivals, key=lambda a: a.time):
-            first.setdefault(arrival.instance_id, arrival)
+            first.setdefault(arrival.pair, {}).setdefault(arrival.instance_id, arrival)
         return first
 
-    def latest(self) -> dict[str, datetime]:
+    def latest(self) -> dict[tuple[Pair, str], datetime]:
         """Each instance's latest event time (what a claim on it must cover: ``claims``)."""
-        last: dict[str, datetime] = {}
+        last: dict[tuple[Pair, str], datetime] = {}
         for arrival in self.arrivals:
-            last[arrival.instance_id] = max(arrival.time, last.get(arrival.instance_id, arrival.time))
+            last[arrival.key] = max(arrival.time, last.get(arrival.key, arrival.time))
         return last
 
-    def message_ids(self, instance_id: str) -> list[str]:
-        return [a.message_id for a in self.arrivals if a.instance_id == instance_id and a.message_id]
+    def looks(self) -> dict[tuple[Pair, str], int]:
+        """Each instance's most looks so far, over its events (the longest chain bounds them all)."""
+        most: dict[tuple[Pair, str], int] = {}
+        for arrival in self.arrivals:
+            most[arrival.key] = max(arrival.looks, most.get(arrival.key, 0))
+        return most
+
+    def message_ids(self, pair: Pair, instance_id: str) -> list[str]:
+        return [a.message_id for a in self.arrivals if a.key == (pair, instance_id) and a.message_id]
 
 
 def is_instance_event(event: object) -> bool:
@@ -142,7 +166,8 @@ def _batch(records: object, tag: TargetTag) -> InstanceEvents:
             rejected[message_id] = _bounded(str(problem))
             continue
         if named:
-            arrivals += named
+            looks = _looks(record)
+            arrivals += [dataclasses.replace(arrival, looks=looks) for arrival in named]
         else:
             ignored.append(message_id)
     if len(queues) > 1:
@@ -157,6 +182,15 @@ def _queue(record: Mapping[str, Any]) -> Queue:
     if not found:
         raise NotAnInstanceEvent("eventSourceARN: expected the ARN of an SQS queue")
     return Queue(account=found.group(1), name=found.group(2))
+
+
+def _looks(record: Mapping[str, Any]) -> int:
+    """The looks the runner counted on a message it put back (``LOOKS_ATTRIBUTE``); 0 otherwise.
+    Not the runner's whole number there: someone else sent it; it counts as a fresh event."""
+    attribute = record.get("messageAttributes", {})
+    value = attribute.get(LOOKS_ATTRIBUTE, {}) if isinstance(attribute, Mapping) else {}
+    text = value.get("stringValue") if isinstance(value, Mapping) else None
+    return int(text) if isinstance(text, str) and text.isdigit() else 0
 
 
 def _body(record: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -189,19 +223,19 @@ def _named(
 
 def _state_change(event: Mapping[str, Any], body: str | None, message_id: str | None) -> list[Arrival]:
     _expect(event, "source", contract.EC2_EVENT_SOURCE)
-    time, detail = _time(event), _detail(event)
+    time, detail, pair = _time(event), _detail(event), _pair(event)
     instance_id, state = _instance_id(detail, "detail.instance-id"), _text(detail, "state", "detail.state")
     if state != "running":
         return []
     text = body if body is not None else json.dumps(event, separators=(",", ":"))
-    return [Arrival(instance_id, contract.SOURCE_INSTANCE_RUNNING, time, text, message_id)]
+    return [Arrival(instance_id, contract.SOURCE_INSTANCE_RUNNING, time, text, pair, message_id)]
 
 
 def _tag_change(
     event: Mapping[str, Any], tag: TargetTag, body: str | None, message_id: str | None
 ) -> list[Arrival]:
     _expect(event, "source", contract.TAG_EVENT_SOURCE)
-    time, detail = _time(event), _detail(event)
+    time, detail, pair = _time(event), _detail(event), _pair(event)
     if _text(detail, "service", "detail.service") != "ec2":
         return []
     if _text(detail, "resource-type", "detail.resource-type") != "instance":
@@ -229,8 +263,20 @@ def _tag_change(
             text = body
         else:
             text = json.dumps({**event, "resources": [arn]}, separators=(",", ":"))
-        arrivals.append(Arrival(instance_id, contract.SOURCE_TAG_CHANGE, time, text, message_id))
+        arrivals.append(Arrival(instance_id, contract.SOURCE_TAG_CHANGE, time, text, pair, message_id))
     return arrivals
+
+
+def _pair(event: Mapping[str, Any]) -> Pair:
+    """Where the event happened: its ``account`` and ``region`` (the envelope's, kept when forwarded)."""
+    account, region = _text(event, "account"), _text(event, "region")
+    if not contract.matches(ACCOUNT_ID_PATTERN, account):
+        raise NotAnInstanceEvent(
+            f"account: {_shown(account)} is not accepted; expected a 12-digit account id"
+        )
+    if not contract.matches(rf"^{contract.REGION_RE}$", region):
+        raise NotAnInstanceEvent(f"region: {_shown(region)} is not accepted; expected a region name")
+    return Pair(account, region)
 
 
 def _detail(event: Mapping[str, Any]) -> Mapping[str, Any]:

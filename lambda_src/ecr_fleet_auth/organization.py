@@ -4,15 +4,25 @@ Without a StackSet (``STACK_SET_NAME`` empty) a run covers its own account and r
 With one, the pairs are the own pair (own credentials, own document) plus every stack instance
 of the organization's StackSet, read with CloudFormation's ListStackInstances (its paginator,
 ``CallAs`` = ``STACK_SET_CALL_AS``), kept to ``MEMBER_ACCOUNTS`` / ``MEMBER_REGIONS`` when set
-(never widened). A stack instance equal to the own pair is the own pair. One whose ``Status``
-is not ``CURRENT`` (``OUTDATED``, ``INOPERABLE``: CloudFormation API reference,
-StackInstanceSummary) is reported unreachable without being called
-(``member_stack_not_ready``, with its status, detailed status and reason): its role or document
-may be missing or old.
+(never widened). A stack instance equal to the own pair is the own pair.
+
+A stack instance that is not ``CURRENT`` is not necessarily unusable (CloudFormation API
+reference, StackInstanceSummary and StackInstanceComprehensiveStatus): ``OUTDATED`` covers every
+stack during a StackSet operation (``DetailedStatus`` ``PENDING`` or ``RUNNING``) and every stack
+whose last update failed or was stopped (``FAILED``, ``CANCELLED``) while the previous stack still
+stands; ``INOPERABLE`` is a stack a failed delete left behind. Every agent change renames the member
+document, so every deploy is such an update. So a pair whose stack instance has a stack
+(``StackId``) is run with what that stack offers — its role, and the agent document it has
+(``MemberDocuments``: the expected one, else the newest earlier version with the contract's
+parameters) — and its report target says the stack instance's status and detailed status. Only a
+pair with nothing to use is unreachable without being called (``member_stack_not_ready``: no stack
+was created, or the account is suspended, ``SKIPPED_SUSPENDED_ACCOUNT``), or after one look
+(``member_document_missing``: no agent document of the stack there).
 
 An event may narrow the pairs by ``account_ids`` and ``regions``; naming an account or region
-outside them is the caller's error (``InvalidEvent``), raised before anything is sent. Runs of
-instance events cover the own pair only: the stack's rules saw those events there.
+outside them is the caller's error (``InvalidEvent``), raised before anything is sent. A run of
+instance events covers the pairs its events came from (``pair_targets``): the own pair, and in an
+organization the member pairs whose stacks forward their instances' events to the stack.
 """
 
 from __future__ import annotations
@@ -22,16 +32,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import contract
-from .clients import Pair
+from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
 from .events import InvalidEvent, RunRequest
+from .observability import logger
 from .reasons import Reason
 from .settings import RunnerSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_ssm import SSMClient
 
 LIST_PAGE_SIZE = 100  # ListStackInstances' MaxResults limit
+DOCUMENT_PAGE_SIZE = 50  # ListDocuments' MaxResults limit
 MEMBER_DOCUMENT_VERSION = "1"  # a member document's content change gives it a new name, never a version
+# Stack instances with nothing to run on, whatever their stack: the account is suspended.
+UNUSABLE_DETAILED_STATUSES = frozenset({"SKIPPED_SUSPENDED_ACCOUNT"})
+# What a member role from before the document lookup answers it: the expected document is used, as then.
+ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,9 @@ class Target:
     ready: bool = True
     reason: Reason | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    # A member's stack instance that is not CURRENT (status, detailed_status, status_reason), run on
+    # the stack that still stands there; empty for CURRENT ones and the own pair.
+    stack_instance: dict[str, str] = field(default_factory=dict)
 
 
 def organization_mode(settings: RunnerSettings) -> bool:
@@ -57,10 +77,24 @@ def targets(
 ) -> list[Target]:
     """The run's pairs, the own pair first, narrowed by the event (``InvalidEvent``: it names another)."""
     found = [Target(home, home=True)]
-    if organization_mode(settings) and request.source not in contract.INSTANCE_EVENT_SOURCES:
+    if organization_mode(settings):
         assert cloudformation is not None
         found += _members(settings, home, cloudformation)
     return narrow(found, request)
+
+
+def pair_targets(
+    pairs: set[Pair], settings: RunnerSettings, home: Pair, factory: ClientFactory
+) -> dict[Pair, Target]:
+    """The pairs among ``pairs`` this stack covers (those of instance events): its own, and in an
+    organization those of the StackSet's stack instances (listed only when a member pair is asked
+    for). A pair not returned is not covered."""
+    found = {home: Target(home, home=True)} if home in pairs else {}
+    if organization_mode(settings) and pairs - {home}:
+        found.update(
+            {t.pair: t for t in _members(settings, home, factory.cloudformation()) if t.pair in pairs}
+        )
+    return found
 
 
 def narrow(found: list[Target], request: RunRequest) -> list[Target]:
@@ -111,6 +145,9 @@ def _members(settings: RunnerSettings, home: Pair, cloudformation: CloudFormatio
                 "detailed_status": summary.get("StackInstanceStatus", {}).get("DetailedStatus", ""),
                 "status_reason": summary.get("StatusReason", ""),
             }
+            if summary.get("StackId") and detail["detailed_status"] not in UNUSABLE_DETAILED_STATUSES:
+                members[pair] = Target(pair, stack_instance=detail)  # the previous stack still stands
+                continue
             members[pair] = Target(pair, ready=False, reason=Reason.MEMBER_STACK_NOT_READY, detail=detail)
     return [members[pair] for pair in sorted(members)]
 
@@ -126,3 +163,49 @@ def _listed(items: Sequence[str] | set[str], most: int = 10) -> str:
     ordered = sorted(items)
     shown = ", ".join(ordered[:most])
     return shown + (f", ... and {len(ordered) - most} more" if len(ordered) > most else "")
+
+
+class MemberDocuments:
+    """Which agent document a member pair offers: the one the stack expects (``MEMBER_DOCUMENT_NAME``),
+    else, while its stack instance is being updated or after an update failed, the newest earlier
+    version that takes the contract's parameters. One ListDocuments call (``Owner`` Self, ``Name``
+    prefix: the SSM API reference's DocumentKeyValuesFilter) finds every version."""
+
+    def __init__(self, ssm: SSMClient) -> None:
+        self._ssm = ssm
+
+    def choose(self, expected: str) -> str | None:
+        """The document to send; None when the pair has no usable one."""
+        family = contract.content_version_family(expected)
+        try:
+            found = self._versions(family)
+        except AWS_ERRORS as error:
+            if error_code(error) not in ACCESS_DENIED_CODES:
+                raise
+            # A member role from before the lookup was granted: send the expected document, as then.
+            logger.warning("may not list the member documents; sending the expected one")
+            return expected
+        if expected in found:
+            return expected
+        for name in sorted(found, key=lambda n: (found[n], n), reverse=True):
+            if self._takes_the_contracts_parameters(name):
+                return name
+        return None
+
+    def _versions(self, family: str) -> dict[str, float]:
+        """Name -> creation time of every content version of the family there."""
+        pages = self._ssm.get_paginator("list_documents").paginate(
+            Filters=[{"Key": "Owner", "Values": ["Self"]}, {"Key": "Name", "Values": [family]}],
+            PaginationConfig={"PageSize": DOCUMENT_PAGE_SIZE},
+        )
+        return {
+            identifier["Name"]: identifier["CreatedDate"].timestamp() if "CreatedDate" in identifier else 0.0
+            for page in pages
+            for identifier in page.get("DocumentIdentifiers", [])
+            if contract.is_content_version(identifier.get("Name", ""), family)
+        }
+
+    def _takes_the_contracts_parameters(self, name: str) -> bool:
+        described = self._ssm.describe_document(Name=name)["Document"]
+        declared = {parameter.get("Name", "") for parameter in described.get("Parameters", [])}
+        return described.get("Status", "Active") == "Active" and declared >= set(contract.PARAMETERS_BY_NAME)

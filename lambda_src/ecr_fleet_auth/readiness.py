@@ -18,6 +18,12 @@ Plain decisions (``triage``) over what discovery, the busy check and ``covering`
   that runs never overlap on it and it still gets the new-instance action.
 * Otherwise commanded now: the run checks tag, state and ping status again (a run can
   only narrow) and reports it like any other.
+
+Every wait is one more link of a chain of invocations (the event goes back to the queue that
+invokes the runner): the stack lets that loop run (``RecursiveLoop: Allow``) and the time bound
+above ends it. So that nothing can make it endless (an event whose ``time`` lies in the future
+never ages), a chain also ends after ``most_looks`` looks at its instance, whatever the clock says:
+the last look decides as if the bound had passed.
 """
 
 from __future__ import annotations
@@ -58,16 +64,23 @@ def triage(
     now: datetime,
     bound_seconds: int,
     can_wait: bool,
+    looks: Mapping[str, int] | None = None,
+    most_looks: int | None = None,
 ) -> Triage:
-    """Decide for each instance in ``since`` (instance id -> its earliest event's time)."""
+    """Decide for each instance in ``since`` (instance id -> its earliest event's time).
+
+    ``looks``: how many looks its events already had (put back that often); at ``most_looks`` this
+    is its last look: it waits no more, as past its bound."""
     decided = Triage()
     found = {member.instance_id: member for member in members}
     for instance_id, moment in since.items():
         waited = max(0.0, (now - moment).total_seconds())
         left = bound_seconds - waited
+        if most_looks is not None and (looks or {}).get(instance_id, 0) + 1 >= most_looks:
+            left = min(left, 0.0)  # the chain's last look: decide as at the bound
         member = found.get(instance_id)
         if member is None or not member.exists:
-            if can_wait and waited < min(NOT_FOUND_GRACE_SECONDS, bound_seconds):
+            if can_wait and left > 0 and waited < min(NOT_FOUND_GRACE_SECONDS, bound_seconds):
                 decided.waiting[instance_id] = min(left, NOT_FOUND_GRACE_SECONDS - waited)
             else:
                 decided.left_out[instance_id] = "instance_not_found"

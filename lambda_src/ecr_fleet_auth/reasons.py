@@ -43,6 +43,17 @@ class Reason(StrEnum):
     IN_PROGRESS = "in_progress"
     DELIVERY_DELAYED = "delivery_delayed"
     CANCELLING = "cancelling"
+    # --- the command ended without ever reaching the instance: what the command's own StatusDetails say
+    # Rate Exceeded: the account's limit of pending invocations; canceled before any instance.
+    RATE_EXCEEDED = "rate_exceeded"
+    # Access Denied for the whole command: its sender may not run the document on the targets.
+    COMMAND_ACCESS_DENIED = "command_access_denied"
+    # No Instances In Tag: SSM resolved the target tag to no managed node.
+    NO_INSTANCES_IN_TAG = "no_instances_in_tag"
+    # Incomplete, and this instance not among the targets SSM resolved.
+    COMMAND_INCOMPLETE = "command_incomplete"
+    # Cancelled before it reached this instance.
+    COMMAND_CANCELLED = "command_cancelled"
     # --- Run Command's own verdict when the agent's result line is not the answer
     OUTPUT_UNPARSEABLE = "output_unparseable"
     COMMAND_FAILED = "command_failed"
@@ -59,6 +70,8 @@ class Reason(StrEnum):
     # --- an (account, region) the run could not reach (the report's ``targets``)
     # The StackSet's stack instance there is not CURRENT: the member role or document may be missing.
     MEMBER_STACK_NOT_READY = "member_stack_not_ready"
+    # The pair's stack offers no agent document of this stack (neither the expected one nor an earlier one).
+    MEMBER_DOCUMENT_MISSING = "member_document_missing"
     # STS refused to let the runner assume the member role there.
     ROLE_NOT_ASSUMABLE = "role_not_assumable"
     # EC2 or SSM in that region refused the member credentials (region not enabled, ...).

@@ -45,6 +45,22 @@ SSM_STATUSES: dict[str, tuple[str, Reason]] = {
     "TimedOut": ("failed", Reason.TIMED_OUT),
     "Cancelled": ("failed", Reason.CANCELLED),
 }
+# A finished command that lists no invocation for an instance: what its own StatusDetails say happened
+# (Command.StatusDetails, SSM API reference; "Understanding command statuses"). The refusals end the
+# command before any instance ("Rate Exceeded: ... The system has canceled the command before running it
+# on any managed node"; command-level "Access Denied"; "No Instances In Tag"); after Success and the
+# other outcomes, the command ran but the instance was not among the targets SSM resolved.
+COMMAND_DETAILS_WITHOUT_INVOCATION: dict[str, Reason] = {
+    "Rate Exceeded": Reason.RATE_EXCEEDED,
+    "Access Denied": Reason.COMMAND_ACCESS_DENIED,
+    "No Instances In Tag": Reason.NO_INSTANCES_IN_TAG,
+    "Incomplete": Reason.COMMAND_INCOMPLETE,
+    "Cancelled": Reason.COMMAND_CANCELLED,
+    "Success": Reason.NO_INVOCATION,
+    "Failed": Reason.NO_INVOCATION,
+    "Delivery Timed Out": Reason.NO_INVOCATION,
+    "Execution Timed Out": Reason.NO_INVOCATION,
+}
 # Invocations whose output can hold a result line: the agent ran to the end.
 AGENT_FINISHED = frozenset({"Success", "Failed"})
 OUTCOME_STATUS = {"changed": "succeeded", "unchanged": "succeeded", "skipped": "skipped", "failed": "failed"}
@@ -100,3 +116,11 @@ def instance_result(invocation: Invocation, agent: AgentResult | None, name: str
         invocation.status, ("failed", Reason.UNKNOWN_SSM_STATUS)
     )
     return InstanceResult(invocation.instance_id, label, status, None, reason, detail)
+
+
+def uninvoked_reason(command_status_details: str) -> Reason:
+    """Why a finished command has no invocation for an instance, from the command's StatusDetails
+    (none read: ``no_invocation``); ``unknown_ssm_status`` for details this version does not know."""
+    if not command_status_details:
+        return Reason.NO_INVOCATION
+    return COMMAND_DETAILS_WITHOUT_INVOCATION.get(command_status_details, Reason.UNKNOWN_SSM_STATUS)

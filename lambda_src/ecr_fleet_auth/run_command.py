@@ -122,6 +122,7 @@ class CommandProgress:
     status: str
     target_count: int
     completed_count: int
+    status_details: str = ""
 
     @property
     def finished(self) -> bool:
@@ -255,6 +256,7 @@ class RunCommand:
             status=command.get("Status", ""),
             target_count=command.get("TargetCount", 0),
             completed_count=command.get("CompletedCount", 0),
+            status_details=command.get("StatusDetails", ""),
         )
 
     def invocations(self, command_id: str, *, details: bool = True) -> list[Invocation]:

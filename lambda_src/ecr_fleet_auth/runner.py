@@ -53,7 +53,8 @@ from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
 from .observability import in_this_trace, logger
-from .organization import MEMBER_DOCUMENT_VERSION, Target, organization_mode, targets
+from .organization import MEMBER_DOCUMENT_VERSION, MemberDocuments, Target, organization_mode, targets
+from .partitions import registries_for
 from .planning import plan_dispatches
 from .progress import RunProgress
 from .publishing import publish
@@ -88,25 +89,32 @@ def run(
     factory: ClientFactory,
     remaining_millis: int,
     clock: Clock | None = None,
-    not_online_in_time: Mapping[str, Mapping[str, str]] | None = None,
+    not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str]]] | None = None,
     home: Pair | None = None,
+    instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None,
+    pair_targets: Sequence[Target] | None = None,
 ) -> Report:
     """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
-    with the detail to report if they are still not online. ``home``: the function's own account
-    and region (from its ARN; None: asked of STS). Raises ``InvalidEvent`` when the event narrows
-    to an account or region the stack does not cover, before anything is sent."""
+    by pair, with the detail to report if they are still not online. ``home``: the function's own
+    account and region (from its ARN; None: asked of STS). A run of instance events names its pairs
+    (``pair_targets``, already known) and each pair's instances (``instances_by_pair``); any other run
+    finds its pairs itself. Raises ``InvalidEvent`` when the event narrows to an account or region
+    the stack does not cover, before anything is sent."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
     run_id = str(uuid.uuid4())
     options = RunOptions.resolve(request, settings)
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
-    home = home or Pair(factory.sts().get_caller_identity()["Account"], factory.own_region())
+    home = home or own_pair(factory)
     organization = organization_mode(settings)
 
     error: dict[str, str] | None = None
     try:
         # 0. Which (account, region) pairs: the own one, and the StackSet's stack instances.
-        chosen = targets(request, settings, home, factory.cloudformation() if organization else None)
+        if pair_targets is not None:
+            chosen = list(pair_targets)
+        else:
+            chosen = targets(request, settings, home, factory.cloudformation() if organization else None)
     except InvalidEvent:
         raise
     except Exception as failure:  # the pairs are unknown: nothing is sent anywhere
@@ -114,6 +122,7 @@ def run(
         chosen, error = [], _run_error(failure)
     pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
     pair_run.not_online_in_time = not_online_in_time or {}
+    pair_run.instances_by_pair = instances_by_pair
     runs = _run_all(chosen, pair_run, clock)
 
     # 5. Report: returned, logged, counted and published per the notify policy.
@@ -215,7 +224,9 @@ class _PairRun:
             remaining_millis,
         )
         self.tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-        self.not_online_in_time: Mapping[str, Mapping[str, str]] = {}
+        # Per pair: new instances past their readiness bound; the instances each pair's run is for.
+        self.not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str]]] = {}
+        self.instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None
 
     def reach(self, account: str) -> dict[str, str] | None:
         """Assume the member role in ``account``; None, or what STS said (no secret: code and message)."""
@@ -242,25 +253,36 @@ class _PairRun:
         if not target.home and clock.monotonic() > last_start:
             logger.warning("no time left to start this pair", extra={"account_id": pair.account})
             return _unreachable(pair, Reason.NOT_SENT_BEFORE_DEADLINE, {})
-        progress = RunProgress(requested=request.instance_ids)
+        # A run of instance events looks for each pair's own instances; any other for the event's.
+        requested = request.instance_ids
+        if self.instances_by_pair is not None:
+            requested = self.instances_by_pair.get(pair, ())
+        progress = RunProgress(requested=requested)
         error: dict[str, str] | None = None
+        offered: dict[str, Any] = {}
         try:
             if target.home:
                 aws = self.factory.clients_for()
             else:
                 aws = self.factory.clients_for(pair.account, pair.region, role_name=settings.member_role_name)
             fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
-            spec = self._spec(target)
             # 1. Discover the tagged running fleet (or the requested instances); some are reported only.
             try:
-                members = fleet.discover(self.tag, request.instance_ids)
+                members = fleet.discover(self.tag, requested)
             except AWS_ERRORS as refusal:
                 if target.home or error_code(refusal) not in REGION_REFUSALS:
                     raise
                 detail = {"error": error_code(refusal), "message": short(str(refusal))}
                 return _unreachable(pair, Reason.REGION_UNREACHABLE, detail)
+            # A member pair runs the agent document its stack offers (its stack instance may be mid-update).
+            document = None if target.home else MemberDocuments(aws.ssm).choose(settings.member_document_name)
+            if not target.home and document is None:
+                detail = {**target.stack_instance, "document": settings.member_document_name}
+                return _unreachable(pair, Reason.MEMBER_DOCUMENT_MISSING, detail)
+            spec = self._spec(target, document)
+            offered = _offered(target, document, settings.member_document_name)
             candidates = progress.discovered(members)
-            progress.not_online_in_time(self.not_online_in_time)
+            progress.not_online_in_time(self.not_online_in_time.get(pair, {}))
             # 2. Leave out the instances another run's command is still working on.
             busy = _busy(commands, spec.document_name, candidates)
             targetable = progress.leave_out_busy(candidates, busy)
@@ -268,7 +290,7 @@ class _PairRun:
             plan = plan_dispatches(
                 targetable,
                 # A tag command would reach the busy instances too: send to the others by id.
-                narrowed=request.instance_ids is not None or bool(busy),
+                narrowed=requested is not None or bool(busy),
                 max_concurrency=settings.max_concurrency,
                 max_errors=settings.max_errors,
             )
@@ -292,20 +314,29 @@ class _PairRun:
         ]
         reason = None if error is None else Reason.RUN_FAILED
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
-        reached = TargetResult(pair.account, pair.region, "reached", reason, detail)
+        reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
         return _Outcome(reached, instances, progress.command_ids(), error)
 
-    def _spec(self, target: Target) -> CommandSpec:
-        """The home pair sends the stack's own document; a member pair the StackSet's, at version 1.
-        Every pair's output goes to ``OUTPUT_LOG_GROUP``: the member template creates a group of the
-        central group's name in each member region, and its instance policy lets instances write
-        to it (``infra/members.py``)."""
+    def _spec(self, target: Target, document: str | None) -> CommandSpec:
+        """The home pair sends the stack's own document; a member pair the StackSet's (``document``:
+        the version its stack offers), at version 1. Every pair's output goes to ``OUTPUT_LOG_GROUP``:
+        the member template creates a group of the central group's name in each member region, and
+        its instance policy lets instances write to it (``infra/members.py``)."""
         spec = self.options.command_spec(self.settings, self.run_id, target.pair)
-        if target.home:
+        if target.home or document is None:
             return spec
-        return replace(
-            spec, document_name=self.settings.member_document_name, document_version=MEMBER_DOCUMENT_VERSION
-        )
+        return replace(spec, document_name=document, document_version=MEMBER_DOCUMENT_VERSION)
+
+
+def _offered(target: Target, document: str | None, expected: str) -> dict[str, Any]:
+    """What a reached member pair's report target says of its stack: the stack instance's status when
+    it is not CURRENT, and the document sent when it is not the one the stack expects."""
+    offered: dict[str, Any] = {}
+    if target.stack_instance:
+        offered["stack_instance"] = dict(target.stack_instance)
+    if document is not None and document != expected:
+        offered["document"] = document
+    return offered
 
 
 def _merged(runs: Sequence[_Outcome], requested: tuple[str, ...] | None) -> list[InstanceResult]:
@@ -331,6 +362,11 @@ def _located(outcome: _Outcome, organization: bool) -> dict[str, str] | None:
         return outcome.error
     where = f"{outcome.target.account_id}/{outcome.target.region}: "
     return {**outcome.error, "message": short(where + outcome.error["message"])}
+
+
+def own_pair(factory: ClientFactory) -> Pair:
+    """The function's own account (STS) and region, when its ARN was not given."""
+    return Pair(factory.sts().get_caller_identity()["Account"], factory.own_region())
 
 
 def current_clock() -> Clock:
@@ -363,7 +399,7 @@ class RunOptions:
         if not registries:
             if pair is None:
                 raise ValueError("REGISTRIES is empty: the registries depend on the (account, region)")
-            registries = settings.registries_for(pair.account, pair.region)
+            registries = registries_for(settings, pair.account, pair.region)
         return CommandSpec(
             document_name=settings.document_name,
             document_version=settings.document_version,

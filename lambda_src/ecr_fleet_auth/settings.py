@@ -70,17 +70,9 @@ ORGANIZATIONAL_UNIT_PATTERN: Final = r"^(?:ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a
 ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
 # IAM role names (IAM API reference, CreateRole: RoleName).
 ROLE_NAME_PATTERN: Final = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # ASCII only, as IAM: \w would take any letter
+# An organization's id (Organizations API reference, Organization: Id, "^o-[a-z0-9]{10,32}$").
+ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
 STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
-# A region's partition DNS suffix, by the region name's prefix (the first that matches; else
-# amazonaws.com: aws and aws-us-gov). One of contract.PARTITION_DOMAINS.
-REGION_DOMAINS: Final = (
-    ("cn-", "amazonaws.com.cn"),
-    ("us-isob-", "sc2s.sgov.gov"),
-    ("us-isof-", "csp.hci.ic.gov"),
-    ("us-iso-", "c2s.ic.gov"),
-    ("eu-isoe-", "cloud.adc-e.uk"),
-    ("eusc-", "amazonaws.eu"),
-)
 
 
 @dataclass(frozen=True)
@@ -228,6 +220,10 @@ def _new_instance_max_concurrency(raw: Any) -> str:
     return "" if raw == "" else _text(contract.MAX_CONCURRENCY_PATTERN)(raw)
 
 
+def _organization_id(raw: Any) -> str:
+    return "" if raw == "" else _text(ORGANIZATION_ID_PATTERN)(raw)
+
+
 def _form(name: str) -> str:
     return contract.PARAMETERS_BY_NAME[name].accepted_form
 
@@ -338,6 +334,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             _text(ROLE_NAME_PATTERN),
             "Name of the role the StackSet creates in each member account; only the runner can assume it.",
             runner=True),
+    Setting("organizationId", "", "an organization id (o-...), or empty",
+            _organization_id,
+            "The organization's id (`aws organizations describe-organization --query Organization.Id`): "
+            "only its accounts may forward their new instances' events to this stack (needed with "
+            "`organizationalUnitIds` and `newInstances`; see "
+            "[Member accounts](../how-it-works/new-instances.md#member-accounts))."),
     Setting("stackSetCallAs", "DELEGATED_ADMIN", "one of " + ", ".join(STACK_SET_CALL_AS),
             _choice(STACK_SET_CALL_AS),
             "Whether the stack is deployed from a StackSets delegated administrator account "
@@ -450,11 +452,6 @@ class RunnerSettings:
     member_document_name: str
     claim_table_name: str
 
-    def registries_for(self, account: str, region: str) -> tuple[str, ...]:
-        """The registries a run logs into in ``account`` and ``region``: ``REGISTRIES``, or, left
-        empty (organization mode with ``registries`` empty), that account's own registry there."""
-        return self.registries or (own_registry(account, region),)
-
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:
         environ = os.environ if environ is None else environ
@@ -465,16 +462,10 @@ class RunnerSettings:
             name=lambda setting: setting.env,
         )
         # With ``registries`` empty a single-account stack writes its own registry there; an
-        # organization's writes nothing, and every pair logs into its own (``registries_for``).
+        # organization's writes nothing, and every pair logs into its own (``partitions.registries_for``).
         if not values["registries"] and not values["stack_set_name"]:
             raise SettingsError(
                 "invalid runner environment:\n"
                 "  REGISTRIES='': names no registry (empty only with STACK_SET_NAME)"
             )
         return cls(**values)
-
-
-def own_registry(account: str, region: str) -> str:
-    """The private ECR registry of ``account`` in ``region``, with its partition's DNS suffix."""
-    domain = next((domain for prefix, domain in REGION_DOMAINS if region.startswith(prefix)), "amazonaws.com")
-    return f"{account}.dkr.ecr.{region}.{domain}"

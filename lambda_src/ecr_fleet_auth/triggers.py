@@ -18,7 +18,11 @@ Before the run, one look at the named instances decides who is run now (``readin
   while nothing launches. Its record is done with; the put-back event keeps the original
   ``time``, so ``newInstanceReadinessSeconds`` counts from the event, however often it
   comes back. Past that bound it is run once more and, still not online, reported
-  ``unreachable`` / ``not_online_in_time``;
+  ``unreachable`` / ``not_online_in_time``. This is a loop by design through the queue that
+  invokes the function (Lambda's "chain of requests"): the stack lets it run
+  (``RecursiveLoop: Allow``; Lambda would stop it at about 16 invocations, before the bound) and
+  the runner ends every chain itself, by the bound and by the looks it counts on the message
+  (``LOOKS_ATTRIBUTE``, at most ``most_looks``: an event that cannot age still ends);
 * repeated events for one instance in a batch collapse into one; an instance a command
   with the same parameters already reached after its event is left out (``readiness.covering``);
   one another command is still working on waits like one not online. So a burst, a
@@ -43,16 +47,20 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from . import contract, runner
-from .claims import COMMAND, REPORT, InstanceClaims, Wanted
-from .clients import AWS_ERRORS, ClientFactory, Pair
+from aws_lambda_powertools.metrics import MetricUnit
+
+from . import contract, organization, runner
+from .claims import COMMAND, REPORT, InstanceClaims, Wanted, claim_key
+from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
 from .clock import Clock
 from .discovery import Fleet, TargetTag
 from .events import RunRequest
-from .instance_events import Arrival, InstanceEvents, Queue, parse
-from .observability import logger
+from .instance_events import LOOKS_ATTRIBUTE, Arrival, InstanceEvents, Queue, parse
+from .observability import in_this_trace, logger, metrics
+from .organization import Target
 from .readiness import Triage, covering, online, triage
 from .report import Report
 from .run_command import RunCommand
@@ -70,6 +78,13 @@ MAX_DELAY_SECONDS = 900
 SEND_BATCH_ENTRIES = 10  # SendMessageBatch's limit
 
 
+def most_looks(bound_seconds: int) -> int:
+    """The looks a chain of put-backs may have: one per ``RECHECK_SECONDS`` of the readiness bound
+    (every put-back waits that long, but the one that reaches just past the bound), plus the look
+    that reports it. The bound ends a chain first; this ends one whose event never ages."""
+    return math.ceil(bound_seconds / RECHECK_SECONDS) + 1
+
+
 def handle(
     event: object,
     settings: RunnerSettings,
@@ -80,44 +95,74 @@ def handle(
     home: Pair | None = None,
 ) -> dict[str, Any]:
     """Raises ``InvalidEvent`` only when the invocation as a whole cannot be read. ``home``: the
-    function's own account and region, the one pair a run of instance events covers."""
+    function's own account and region (its ARN's)."""
     clock = clock or runner.current_clock()
     started = clock.monotonic()
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
     events = parse(event, tag)
-    first = events.earliest()
+    arrived = events.earliest()
     failures = set(events.rejected)
     for message_id, problem in events.rejected.items():
         logger.warning("not an instance event", extra={"message_id": message_id, "problem": problem})
-    decided, report, put_back = Triage(), None, 0
-    if first:
+    decided: dict[Pair, Triage] = {}
+    report, put_back, foreign = None, 0, 0
+    if arrived:
+        home = home or runner.own_pair(factory)
+        # 0. Where: each instance in its event's (account, region); one this stack does not cover is
+        # rejected, counted and logged (its record goes back to SQS, then to the dead letters).
+        covered, unlisted = _covered(arrived, settings, home, factory)
+        for pair in [p for p in arrived if p not in covered]:
+            ids = sorted(arrived.pop(pair))
+            records = {m for i in ids for m in events.message_ids(pair, i)}
+            failures |= records
+            if pair in unlisted:  # the StackSet could not be listed: looked at again on redelivery
+                continue
+            foreign += len(records)
+            logger.warning(
+                "instance events from an account or region this stack does not cover",
+                extra={"account_id": pair.account, "region": pair.region, "instances": ids[:50]},
+            )
+    if arrived:
         action = settings.new_instance_action or settings.action
-        # 1. Look: tag, state and ping status; for those online, the document's other commands.
-        decided = _look(first, settings, factory, clock, action, can_wait=events.from_queue, home=home)
+        # 1. Look, in each (account, region): tag, state and ping status; for those online, the
+        # document's other commands.
+        looks = events.looks()
+        decided, unlooked = _look_all(
+            arrived,
+            covered,
+            settings=settings,
+            factory=factory,
+            clock=clock,
+            action=action,
+            can_wait=events.from_queue,
+            looks=looks,
+        )
+        failures |= {m for pair in unlooked for i in arrived[pair] for m in events.message_ids(pair, i)}
         # 2. Put back who must wait, before the run: the next look does not wait for this run's end.
-        if decided.waiting and events.queue is not None:
-            waiting = [first[i] for i in decided.waiting]
-            refused = _put_back(factory.sqs_for(), events.queue, waiting, decided.waiting)
+        waiting = [arrived[pair][i] for pair, t in decided.items() for i in t.waiting]
+        if waiting and events.queue is not None:
+            left = {(pair, i): seconds for pair, t in decided.items() for i, seconds in t.waiting.items()}
+            refused = _put_back(factory.sqs_for(), events.queue, waiting, left, looks)
             put_back = len(waiting) - len(refused)
-            failures |= {m for i in refused for m in events.message_ids(i)}
+            failures |= {m for pair, i in refused for m in events.message_ids(pair, i)}
         # 3. Claim the rest for their events: of two batches at once, one commands (or reports) each.
-        if decided.run and settings.claim_table_name:
-            left = remaining_millis - int((clock.monotonic() - started) * 1000)
+        if any(t.run for t in decided.values()) and settings.claim_table_name:
             _claim(
                 decided,
                 events.latest(),
                 settings=settings,
                 factory=factory,
                 clock=clock,
-                remaining_millis=left,
+                remaining_millis=remaining_millis - int((clock.monotonic() - started) * 1000),
             )
-        # 4. Run the rest: an ordinary narrowed run.
-        if decided.run:
-            named = set(decided.run)
+        # 4. Run the rest: one narrowed run over their (account, region) pairs.
+        to_run = {pair: tuple(t.run) for pair, t in decided.items() if t.run}
+        if to_run:
+            named = {(pair, i) for pair, ids in to_run.items() for i in ids}
             request = RunRequest(
-                source=_source(a for a in events.arrivals if a.instance_id in named),
+                source=_source(a for a in events.arrivals if a.key in named),
                 action=action,
-                instance_ids=tuple(decided.run),
+                instance_ids=tuple(dict.fromkeys(i for ids in to_run.values() for i in ids)),
             )
             report = runner.run(
                 request,
@@ -125,44 +170,121 @@ def handle(
                 factory=factory,
                 remaining_millis=remaining_millis - int((clock.monotonic() - started) * 1000),
                 clock=clock,
-                not_online_in_time=decided.overdue,
+                not_online_in_time={pair: t.overdue for pair, t in decided.items() if t.overdue},
                 home=home,
+                instances_by_pair=to_run,
+                pair_targets=[covered[pair] for pair in to_run],
             )
             if report.error is not None:  # delivered again; the run's report already says what failed
-                failures |= {m for i in decided.run for m in events.message_ids(i)}
-    _log(events, decided, put_back, failures, report)
+                failures |= {m for pair, i in named for m in events.message_ids(pair, i)}
+    rejected = len(events.rejected) + foreign
+    metrics.add_metric(name=contract.INSTANCE_EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=rejected)
+    _log(events, decided, put_back=put_back, failures=failures, report=report, rejected=rejected)
     if events.from_queue:
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failures)]}
     if report is not None:
         return report.to_dict()
-    return {"instances_left_out": dict(decided.left_out)}
+    return {"instances_left_out": {i: why for t in decided.values() for i, why in t.left_out.items()}}
 
 
-def _look(
-    first: Mapping[str, Arrival],
+def _covered(
+    arrived: Mapping[Pair, Any], settings: RunnerSettings, home: Pair, factory: ClientFactory
+) -> tuple[dict[Pair, Target], set[Pair]]:
+    """The pairs of ``arrived`` this stack covers, with what the run needs to know of each: its own
+    pair, and in an organization the StackSet's stack instances (``organization.pair_targets``). If the
+    StackSet cannot be listed, only the own pair is covered and the others are returned as unlisted
+    (their records go back to SQS, to be looked at again)."""
+    try:
+        return organization.pair_targets(set(arrived), settings, home, factory), set()
+    except AWS_ERRORS as error:
+        logger.warning("could not list the StackSet's stack instances", extra={"error": str(error)})
+        own = {home: Target(home, home=True)} if home in arrived else {}
+        return own, set(arrived) - set(own)
+
+
+def _look_all(
+    arrived: Mapping[Pair, Mapping[str, Arrival]],
+    covered: Mapping[Pair, Target],
+    *,
     settings: RunnerSettings,
     factory: ClientFactory,
     clock: Clock,
     action: contract.Action,
-    *,
     can_wait: bool,
-    home: Pair | None = None,
+    looks: Mapping[tuple[Pair, str], int],
+) -> tuple[dict[Pair, Triage], set[Pair]]:
+    """Each pair's decisions, its look made at once with the others'; a member pair whose look failed
+    is returned apart (its records go back to SQS). The own pair's failure fails the invocation."""
+    pairs = list(arrived)
+
+    def look(pair: Pair) -> Triage | None:
+        target = covered[pair]
+        try:
+            return _look(
+                arrived[pair],
+                target,
+                settings=settings,
+                factory=factory,
+                clock=clock,
+                action=action,
+                can_wait=can_wait,
+                looks=looks,
+            )
+        except AWS_ERRORS as error:
+            if target.home:
+                raise
+            logger.warning(
+                "could not look at a member pair's new instances; SQS delivers their events again",
+                extra={"account_id": pair.account, "region": pair.region, "error": str(error)},
+            )
+            return None
+
+    tasks = [in_this_trace(partial(look, pair)) for pair in pairs]
+    found = clock.concurrently(tasks, runner.MAX_CONCURRENT_PAIRS)
+    decided = {pair: t for pair, t in zip(pairs, found, strict=True) if t is not None}
+    return decided, {pair for pair, t in zip(pairs, found, strict=True) if t is None}
+
+
+def _look(
+    first: Mapping[str, Arrival],
+    target: Target,
+    *,
+    settings: RunnerSettings,
+    factory: ClientFactory,
+    clock: Clock,
+    action: contract.Action,
+    can_wait: bool,
+    looks: Mapping[tuple[Pair, str], int],
 ) -> Triage:
-    """What becomes of each named instance (``readiness``), from EC2's and SSM's answers now."""
+    """What becomes of each named instance of one pair (``readiness``), from EC2's and SSM's answers now.
+
+    A member pair the run cannot reach (its stack instance has nothing to run on, its role is not
+    assumable, it offers no agent document) is not looked at: its instances go to the run, which
+    reports the pair unreachable in its ``targets``."""
+    pair = target.pair
+    if not target.ready:
+        return Triage(run=list(first))
+    if target.home:
+        aws, document = factory.clients_for(), settings.document_name
+    else:
+        try:
+            aws = factory.clients_for(pair.account, pair.region, role_name=settings.member_role_name)
+        except AWS_ERRORS as refusal:
+            if error_code(refusal) not in ("AccessDenied", "AccessDeniedException"):
+                raise
+            return Triage(run=list(first))
+        chosen = organization.MemberDocuments(aws.ssm).choose(settings.member_document_name)
+        if chosen is None:
+            return Triage(run=list(first))
+        document = chosen
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", home)
-    aws = factory.clients_for()
+    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", pair)
     fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
     since = {instance_id: arrival.time for instance_id, arrival in first.items()}
     members = fleet.discover(tag, list(first))
     ready = {i: since[i] for i in online(members)}
-    busy = _read(
-        "commands still running", lambda: commands.busy_instances(settings.document_name, list(ready))
-    )
-    covered = _read(
-        "commands since the events",
-        lambda: covering(commands, settings.document_name, spec.parameters, ready),
-    )
+    busy = _read("commands still running", lambda: commands.busy_instances(document, list(ready)))
+    covered = _read("commands since the events", lambda: covering(commands, document, spec.parameters, ready))
     return triage(
         members,
         since,
@@ -171,12 +293,14 @@ def _look(
         now=clock.now(),
         bound_seconds=settings.new_instance_readiness_seconds,
         can_wait=can_wait,
+        looks={i: looks.get((pair, i), 0) for i in first},
+        most_looks=most_looks(settings.new_instance_readiness_seconds),
     )
 
 
 def _claim(
-    decided: Triage,
-    latest: Mapping[str, datetime],
+    decided: Mapping[Pair, Triage],
+    latest: Mapping[tuple[Pair, str], datetime],
     *,
     settings: RunnerSettings,
     factory: ClientFactory,
@@ -187,19 +311,24 @@ def _claim(
 
     An instance past its readiness bound is claimed to be reported, the others to be commanded."""
     now = clock.now()
-    wanted = [Wanted(i, latest[i], REPORT if i in decided.overdue else COMMAND) for i in decided.run]
+    wanted = [
+        Wanted(pair, i, latest[(pair, i)], REPORT if i in triaged.overdue else COMMAND)
+        for pair, triaged in decided.items()
+        for i in triaged.run
+    ]
     claimed = InstanceClaims(factory.dynamodb(), settings.claim_table_name).claim(
         wanted,
         now=now,
         deadline=now + timedelta(milliseconds=remaining_millis),
         readiness_seconds=settings.new_instance_readiness_seconds,
     )
-    for instance_id in claimed.held:
-        decided.run.remove(instance_id)
-        decided.overdue.pop(instance_id, None)
-        decided.left_out[instance_id] = CLAIMED_BY_ANOTHER_RUN
+    for pair, instance_id in claimed.held:
+        triaged = decided[pair]
+        triaged.run.remove(instance_id)
+        triaged.overdue.pop(instance_id, None)
+        triaged.left_out[instance_id] = CLAIMED_BY_ANOTHER_RUN
     if claimed.held:
-        held = dict(sorted(claimed.held.items())[:50])
+        held = {claim_key(pair, i): item for (pair, i), item in sorted(claimed.held.items())[:50]}
         logger.info("instances claimed by another run", extra={"claims_held": held})
 
 
@@ -231,22 +360,30 @@ def _read(what: str, look: Any) -> dict[str, str]:
 
 
 def _put_back(
-    sqs: SQSClient, queue: Queue, waiting: list[Arrival], seconds_left: Mapping[str, float]
-) -> set[str]:
-    """Send each waiting instance's event to the queue again, delayed; returns the instances refused."""
+    sqs: SQSClient,
+    queue: Queue,
+    waiting: list[Arrival],
+    seconds_left: Mapping[tuple[Pair, str], float],
+    looks: Mapping[tuple[Pair, str], int],
+) -> set[tuple[Pair, str]]:
+    """Send each waiting instance's event to the queue again, delayed, with one more look counted;
+    returns the instances refused."""
     try:
         url = sqs.get_queue_url(QueueName=queue.name, QueueOwnerAWSAccountId=queue.account)["QueueUrl"]
     except AWS_ERRORS as error:
         logger.warning("could not find the queue to put events back", extra={"error": str(error)})
-        return {arrival.instance_id for arrival in waiting}
-    refused: set[str] = set()
+        return {arrival.key for arrival in waiting}
+    refused: set[tuple[Pair, str]] = set()
     for start in range(0, len(waiting), SEND_BATCH_ENTRIES):
         chunk = waiting[start : start + SEND_BATCH_ENTRIES]
         entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {
                 "Id": str(index),
                 "MessageBody": arrival.body,
-                "DelaySeconds": recheck_delay(seconds_left[arrival.instance_id]),
+                "DelaySeconds": recheck_delay(seconds_left[arrival.key]),
+                "MessageAttributes": {
+                    LOOKS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(looks.get(arrival.key, 0) + 1)}
+                },
             }
             for index, arrival in enumerate(chunk)
         ]
@@ -254,9 +391,9 @@ def _put_back(
             answer = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         except AWS_ERRORS as error:
             logger.warning("could not put events back", extra={"error": str(error)})
-            refused |= {arrival.instance_id for arrival in chunk}
+            refused |= {arrival.key for arrival in chunk}
             continue
-        refused |= {chunk[int(failed["Id"])].instance_id for failed in answer.get("Failed", [])}
+        refused |= {chunk[int(failed["Id"])].key for failed in answer.get("Failed", [])}
     return refused
 
 
@@ -266,21 +403,36 @@ def recheck_delay(seconds_left: float) -> int:
 
 
 def _log(
-    events: InstanceEvents, decided: Triage, put_back: int, failures: set[str], report: Report | None
+    events: InstanceEvents,
+    decided: Mapping[Pair, Triage],
+    *,
+    put_back: int,
+    failures: set[str],
+    report: Report | None,
+    rejected: int,
 ) -> None:
+    def count(part: str) -> int:
+        return sum(len(getattr(triaged, part)) for triaged in decided.values())
+
+    left_out = {
+        f"{pair.account}/{pair.region}/{i}": why
+        for pair, t in decided.items()
+        for i, why in t.left_out.items()
+    }
     logger.info(
         "instance events",
         extra={
             "instance_events": {
                 "arrivals": len(events.arrivals),
-                "instances": len({a.instance_id for a in events.arrivals}),
-                "rejected": len(events.rejected),
+                "instances": len({a.key for a in events.arrivals}),
+                "pairs": len({a.pair for a in events.arrivals}),
+                "rejected": rejected,
                 "ignored": len(events.ignored),
-                "run": len(decided.run),
-                "not_online_in_time": len(decided.overdue),
-                "waiting": len(decided.waiting),
+                "run": count("run"),
+                "not_online_in_time": count("overdue"),
+                "waiting": count("waiting"),
                 "put_back": put_back,
-                "left_out": dict(sorted(decided.left_out.items())[:50]),
+                "left_out": dict(sorted(left_out.items())[:50]),
                 "batch_item_failures": len(failures),
                 "run_id": report.run_id if report is not None else None,
             }

@@ -12,6 +12,9 @@ test set each instance's state:
   DeleteStackInstances failed and left it unstable); ``StackInstanceStatus.DetailedStatus``:
   ``PENDING``, ``RUNNING``, ``SUCCEEDED``, ``FAILED``, ``CANCELLED``, ``INOPERABLE``,
   ``SKIPPED_SUSPENDED_ACCOUNT``, ``FAILED_IMPORT``; ``StatusReason`` when there is one.
+  ``StackId`` only once a stack exists: an instance whose creation failed or has not run yet has
+  none, while one that is ``OUTDATED`` during an update, or after a failed one (the update rolled
+  back, the previous stack still stands), or ``INOPERABLE`` keeps its stack and says so.
 * ``CallAs`` (StackSets of the ``SERVICE_MANAGED`` model belong to the organization's
   management account): ``SELF`` (the default) finds only the caller's own stack sets, so a
   delegated administrator asking as ``SELF`` gets ``StackSetNotFoundException`` ("StackSet
@@ -61,6 +64,7 @@ class StackInstance:
     organizational_unit_id: str = ""
     last_operation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     stack_id: str = ""  # empty: no stack was created (yet)
+    stack_exists: bool | None = None  # None: a stack exists when the instance is CURRENT
 
 
 @dataclass
@@ -80,7 +84,8 @@ class StackSet:
             i for i in self.instances if (i.account, i.region) != (instance.account, instance.region)
         ]
         self.instances.append(instance)
-        if instance.status == "CURRENT" and not instance.stack_id:
+        exists = instance.status == "CURRENT" if instance.stack_exists is None else instance.stack_exists
+        if exists and not instance.stack_id:
             instance.stack_id = (
                 f"arn:aws:cloudformation:{instance.region}:{instance.account}:stack/"
                 f"StackSet-{self.name}-{uuid.uuid4()}/{uuid.uuid4()}"

@@ -8,13 +8,17 @@ new instance is launched after those (manual) runs: its ``running`` event goes t
 stack's rule, queue and event source mapping (``localfleet.events``) to the runner, which
 covers it without a scheduled run; that run's report is printed as the runner logged it, with
 the new instance's row read from Run Command's history when it succeeded (the log record lists
-only the instances that did not succeed). Exits 1 if the new instance is not covered (a
-successful agent run) within ``NEW_INSTANCE_WAIT_SECONDS``. Everything started is stopped on
-exit, on Ctrl-C and on failure.
+only the instances that did not succeed). Then the same in member account ``MEMBER_ACCOUNT``: the
+stack synthesized with organization context deploys the organization's new-instance path, so the
+member instance's event goes from the member stack's rule to the central stack's bus, rule and queue
+to the runner, which covers it in its own account through the member role. Exits 1 if a new
+instance is not covered (a successful agent run) within ``NEW_INSTANCE_WAIT_SECONDS``. Everything
+started is stopped on exit, on Ctrl-C and on failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import signal
@@ -31,9 +35,10 @@ from tools.invoke_runner import render
 
 from ..hosts.sandbox_instance import User
 from ..lambda_runtime import asset_directory
-from ..synthesized_stack import synthesize
-from .local_fleet import LocalFleet
-from .local_services import REGISTRY, prerequisites
+from ..synthesized_stack import member_template, synthesize
+from .local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
+from .local_services import ACCOUNT, REGION, REGISTRY, prerequisites
+from .simulated_organization import ORGANIZATION_ID
 
 # The report is printed as a table; the runner's JSON logs and metrics would bury it.
 QUIET = {"LOG_LEVEL": "WARNING", "POWERTOOLS_LOG_LEVEL": "WARNING"}
@@ -97,30 +102,47 @@ def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
 NEW_INSTANCE_WAIT_SECONDS = 180
 
 
-def new_instance_step(fleet: LocalFleet) -> bool:
-    """Launch web-5-new and print how its run went; whether it was covered (a successful agent run)."""
+# What a new instance's event goes through, at home and in a member account.
+HOME_PATH = (
+    "its 'running' event -> EventBridge rule InstanceRunning -> the queue -> the event source mapping "
+    "(batching window) -> the runner..."
+)
+MEMBER_PATH = (
+    "its 'running' event -> the member stack's rule on its account's bus -> the central stack's member "
+    "bus (its policy: the organization's forwarding roles only) -> rule InstanceRunningInMembers -> the "
+    "queue -> the event source mapping -> the runner -> AssumeRole into the member account..."
+)
+
+
+def new_instance_step(fleet: LocalFleet, name: str = "web-5-new", account: str | None = None) -> bool:
+    """Launch ``name`` (in member ``account``, if given) and print how its run went; whether it was
+    covered (a successful agent run)."""
+    where = f" in member account {account}" if account else ""
     print(
-        "\n=== a new instance launched after the earlier runs (all manual, no scheduled run): web-5-new",
+        f"\n=== a new instance launched{where} after the earlier runs (all manual, no scheduled run): {name}",
         flush=True,
     )
     started = time.monotonic()
-    instance = fleet.add_instance("web-5-new", [User("root"), User("ec2-user")], launched_now=True)
-    print(
-        "its 'running' event -> EventBridge rule InstanceRunning -> the queue -> the event source mapping "
-        "(batching window) -> the runner...",
-        flush=True,
-    )
+    reports_before = len(fleet.event_reports())
+    users = [User("root"), User("ec2-user")]
+    if account:
+        instance = fleet.add_instance(name, users, launched_now=True, account=account)
+    else:
+        instance = fleet.add_instance(name, users, launched_now=True)
+    print(MEMBER_PATH if account else HOME_PATH, flush=True)
     idle = fleet.wait_for_new_instances(NEW_INSTANCE_WAIT_SECONDS)
     waited = time.monotonic() - started
-    history = instance_history(fleet, instance.instance_id, instance.name)
-    for report in fleet.event_reports():
+    history = instance_history(fleet, instance.instance_id, instance.name, account)
+    for report in fleet.event_reports()[reports_before:]:
         # The run's log record (as CloudWatch Logs holds it) lists only the instances that did not
         # succeed; a succeeded new instance is counted in the summary and read from Run Command.
         logged = report["instances_not_succeeded"]
         rows = list(logged)
         if not any(row.get("instance_id") == instance.instance_id for row in logged):
             rows += [
-                r.to_dict() for r in history if r.detail.get("command_id") in report.get("command_ids", [])
+                dataclasses.replace(r, account_id=account or ACCOUNT, region=REGION).to_dict()
+                for r in history
+                if r.detail.get("command_id") in report.get("command_ids", [])
             ]
         print(
             f"\nsource={report['source']}  (the run's log record, which lists only the instances that did "
@@ -137,7 +159,7 @@ def new_instance_step(fleet: LocalFleet) -> bool:
         print("  no command")
     covered = any(result.status == "succeeded" for result in history)
     print(f"\n({waited:.1f}s after its launch) can each user pull now?")
-    print(pull_matrix(fleet), flush=True)
+    print(accounts_pull_matrix(fleet) if account else pull_matrix(fleet), flush=True)
     if not covered:
         state = "the queue was still busy" if not idle else "the queue went idle"
         print(
@@ -148,9 +170,12 @@ def new_instance_step(fleet: LocalFleet) -> bool:
     return covered
 
 
-def instance_history(fleet: LocalFleet, instance_id: str, name: str) -> list[InstanceResult]:
-    """The instance's commands as Run Command lists them, each read as the runner reads it."""
-    ssm = fleet.client("ssm")
+def instance_history(
+    fleet: LocalFleet, instance_id: str, name: str, account: str | None = None
+) -> list[InstanceResult]:
+    """The instance's commands as Run Command lists them (in its own account), each read as the runner
+    reads it."""
+    ssm = fleet.client_in(account, "ssm") if account else fleet.client("ssm")
     results = []
     pages = ssm.get_paginator("list_command_invocations").paginate(InstanceId=instance_id, Details=True)
     for item in (item for page in pages for item in page["CommandInvocations"]):
@@ -177,6 +202,8 @@ def instance_history(fleet: LocalFleet, instance_id: str, name: str) -> list[Ins
 # The organization part: a member account the StackSet reached, and one whose role does not trust the runner.
 MEMBER_ACCOUNT = "111111111111"
 LOCKED_OUT_ACCOUNT = "222222222222"
+# The organization the stack is synthesized for, whose new-instance path the fleet deploys.
+ORGANIZATION_CONTEXT = {"organizationalUnitIds": ORGANIZATIONAL_UNIT_ID, "organizationId": ORGANIZATION_ID}
 
 
 def organization_step(fleet: LocalFleet) -> None:
@@ -243,12 +270,20 @@ def main() -> int:
         print("make demo needs: " + ", ".join(missing), file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _stop_on_signal)
-    print("synthesizing the stack (cdk-nag included)...", flush=True)
+    print("synthesizing the stack (cdk-nag included), also with organization context...", flush=True)
     outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-demo-cdk.out-"))
     template = synthesize(outdir=str(outdir))["EcrFleetAuth"]
+    organization_outdir = outdir / "organization"
+    (central,) = synthesize(ORGANIZATION_CONTEXT, outdir=str(organization_outdir)).values()
     try:
         asset = asset_directory(template, outdir)
-        with LocalFleet(template, asset=asset, new_instances=True, organization=True) as fleet:
+        with LocalFleet(
+            template,
+            asset=asset,
+            new_instances=True,
+            organization=True,
+            organization_templates=(central, member_template(organization_outdir)),
+        ) as fleet:
             print(
                 "starting moto, the simulated EC2 and Run Command, the registry and five instances...",
                 flush=True,
@@ -261,6 +296,8 @@ def main() -> int:
             run_step(fleet, "helper (install and configure the credential helper)", {"action": "helper"})
             organization_step(fleet)
             if not new_instance_step(fleet):
+                return 1
+            if not new_instance_step(fleet, "m-web-3-new", MEMBER_ACCOUNT):
                 return 1
     except KeyboardInterrupt:
         print("\ninterrupted: everything started has been stopped", file=sys.stderr)

@@ -7,14 +7,24 @@ clock and botocore's back-off run on simulated time. ``handler.handler`` is
 (and the runner module, whose Logger Powertools configures at import) imported only
 once the caller has set the environment they read; ``handler`` is the asset's own
 ``handler.py``, imported by that name as Lambda does (it is not an installed module).
+
+An invocation by an event source mapping gets its trace header as Lambda gives it (with the
+chain's ``Lineage``: ``localfleet.events.recursion``), and every AWS call the runner makes during
+it carries that header as ``X-Amzn-Trace-Id``, as botocore's ``add_recursion_detection_header``
+adds ``_X_AMZN_TRACE_ID`` inside Lambda. That handler reads the process environment, which
+invocations overlapping on one simulated clock would share, so the header is kept per invocation
+(a context variable its threads inherit, ``SimulatedClock.concurrently``) and added the same way.
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib.util
+import secrets
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 
@@ -28,6 +38,9 @@ from ..transport.botocore_in_process import Patcher, simulate_botocore_time
 from .simulated_account import REGION, SimulatedAccount
 
 LAMBDA_TIMEOUT_SECONDS = 900
+TRACE_HEADER = "X-Amzn-Trace-Id"
+# The invocation's _X_AMZN_TRACE_ID, while one runs (None: not inside an invocation).
+_trace_header: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_header", default=None)
 
 
 class InProcessRunner:
@@ -47,7 +60,9 @@ class InProcessRunner:
 
         self.account = account
         self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
-        factory = clients.ClientFactory(session=session or account.session(region, services))
+        session = session or account.session(region, services)
+        session.events.register("before-call", _add_trace_header)
+        factory = clients.ClientFactory(session=session)
         patch.setattr(clients, "default_factory", lambda: factory)
         clock = account.clock
         if isinstance(clock, SimulatedClock):
@@ -58,12 +73,29 @@ class InProcessRunner:
             runner_clock = RunnerClock(clock.monotonic, clock.sleep, clock.now)
         patch.setattr(runner, "SYSTEM_CLOCK", runner_clock)
 
-    def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
+    def invoke(
+        self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS, *, lineage: str | None = None
+    ) -> dict[str, Any]:
+        """Call the handler once; ``lineage``: the chain an event source mapping's invocation continues."""
         handler = _asset_handler()  # after the caller set the environment it reads
         clock = self.account.clock
         context = InProcessContext(clock.monotonic, clock.monotonic() + timeout_seconds)
-        result: dict[str, Any] = handler(event, context)
+        header = (
+            f"Root=1-{secrets.token_hex(4)}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+        )
+        token = _trace_header.set(header + (f";Lineage={lineage}" if lineage else ""))
+        try:
+            result: dict[str, Any] = handler(event, context)
+        finally:
+            _trace_header.reset(token)
         return result
+
+
+def _add_trace_header(params: dict[str, Any], **_: Any) -> None:
+    """botocore's ``handlers.add_recursion_detection_header``, with the invocation's header."""
+    header = _trace_header.get()
+    if header and TRACE_HEADER not in params["headers"]:
+        params["headers"][TRACE_HEADER] = quote(header, safe="-=;:+&[]{}\"',")
 
 
 def _asset_handler() -> Callable[[Any, Any], dict[str, Any]]:

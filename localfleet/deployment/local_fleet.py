@@ -19,7 +19,11 @@ plays what the StackSet deploys in a member account (its stack instance, the mem
 member document); ``add_instance(..., account=...)`` puts an instance there, which reaches its
 own account's ECR (moto run as that account) and registry. The runner runs in organization
 mode only when invoked with ``organization_env()``; without it, it covers the home pair alone,
-as before.
+as before. With ``organization_templates`` (the stack synthesized with organization context: the
+central template and the member template) the new-instance path is the organization's: the central
+template's queue, rules and member bus, each member account's stack forwarding its instances' events
+to that bus (``SimulatedOrganization.forward_new_instances``), and the runner invoked from the queue
+in organization mode, so a member account's new instance is covered through the central path.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from ..synthesized_stack import (
 )
 from .local_services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
 from .simulated_account import SimulatedAccount
-from .simulated_organization import SimulatedOrganization
+from .simulated_organization import MEMBER_ROLE, SimulatedOrganization
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 NOT_REGISTERED = "not registered"  # an instance whose SSM agent has not registered (yet)
@@ -82,12 +86,16 @@ class LocalFleet:
         *,
         new_instances: bool = False,
         organization: bool = False,
+        organization_templates: tuple[Template, Template] | None = None,
     ) -> None:
         """`asset`: the runner's code as synthesis staged it (default: its source directory);
         `new_instances`: deploy the new-instance path (rules, queue, event source mapping);
-        `organization`: the account is an organization's home pair (member accounts may be added)."""
+        `organization`: the account is an organization's home pair (member accounts may be added);
+        `organization_templates`: the central and member templates of the stack synthesized with
+        organization context, whose new-instance path (member accounts' events included) is deployed."""
         self.template = template
         self.new_instances = new_instances
+        self.organization_templates = organization_templates if organization else None
         self.delivery: NewInstanceDelivery | None = None
         self.event_invocations: list[
             InvokeResult
@@ -137,13 +145,16 @@ class LocalFleet:
             self._subscribe_to_notifications()
             self.runner = self._lambda_environment()  # built once; every invocation starts from it
             if self.new_instances:  # the claim table in moto, where the runner's DynamoDB calls go
+                central = self.organization_templates[0] if self.organization_templates else self.template
                 dynamodb = self.client("dynamodb")
-                for definition in table_definitions(self.template):
+                for definition in table_definitions(central):
                     dynamodb.create_table(TableName=CLAIM_TABLE_NAME, **definition)
                 self.delivery = NewInstanceDelivery.from_template(
-                    self.template, self.account.clock, self.account.sqs, self._invoke_from_queue
+                    central, self.account.clock, self.account.sqs, self._invoke_from_queue
                 )
                 self.account.event_bus.append(self.delivery.put)
+                if self.organization is not None and self.organization_templates is not None:
+                    self.organization.forward_new_instances(self.organization_templates[1], self.delivery)
         except BaseException:
             self.close()
             raise
@@ -236,7 +247,7 @@ class LocalFleet:
         )
         self.instances.append(instance)
         if launched_now:
-            self.account.entered_running(instance_id)
+            pair.entered_running(instance_id)
         return instance
 
     # --- the organization (``organization=True``)
@@ -306,13 +317,29 @@ class LocalFleet:
 
     def register_agent(self, instance: FleetInstance) -> None:
         """The instance's SSM agent registers now: SSM lists it, Online."""
-        self.account.register_agent(instance.instance_id, executor=instance.sandbox)
+        self.pair(instance.account_id).register_agent(instance.instance_id, executor=instance.sandbox)
         instance.ping_status = "Online"
 
     def tag(self, instance: FleetInstance) -> None:
         """Someone gives the running instance the target tag (its tag-change event goes to the bus)."""
-        self.account.tag(instance.instance_id, self.target_tag())
+        self.pair(instance.account_id).tag(instance.instance_id, self.target_tag())
         instance.tagged = True
+
+    def client_in(self, account: str, service: str) -> Any:
+        """A client of the simulated ``service`` (EC2, SSM) in ``account``: the fleet's own, or a
+        member account's through its member role (as the runner reaches it: STS AssumeRole)."""
+        if account == ACCOUNT:
+            return self.client(service)
+        role = f"arn:aws:iam::{account}:role/{MEMBER_ROLE}"
+        credentials = self.client("sts").assume_role(RoleArn=role, RoleSessionName="local-fleet")[
+            "Credentials"
+        ]
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=REGION,
+        ).client(service, endpoint_url=self.endpoints[service])  # type: ignore[call-overload]
 
     # --- the runner
     def _lambda_environment(self) -> LambdaEnvironment:
@@ -362,10 +389,15 @@ class LocalFleet:
         report: dict[str, Any] = invocation.payload
         return report
 
-    def _invoke_from_queue(self, event: dict[str, Any]) -> Any:
-        """The event source mapping invokes the runner (a function error raises, as Lambda sees it)."""
+    def _invoke_from_queue(self, event: dict[str, Any], *, lineage: str) -> Any:
+        """The event source mapping invokes the runner (a function error raises, as Lambda sees it);
+        in organization mode when the organization's new-instance path is deployed."""
+        organization = self.organization_env() if self.organization_templates else {}
         invocation = self.runner.invoke(
-            event, function_arn=self.runner.function_arn(ACCOUNT), extra=self.local_services_env()
+            event,
+            function_arn=self.runner.function_arn(ACCOUNT),
+            extra={**self.local_services_env(), **organization},
+            lineage=lineage,
         )
         with self._invocations_lock:
             self.event_invocations.append(invocation)

@@ -64,8 +64,8 @@ class SimulatedAccount:
         self.ssm = RunCommandService(clock, self.ec2.tagged if tags_from_ec2 else None)
         self.ssm_endpoint = ServiceEndpoint(SsmWire(self.ssm.handler))
         self.ec2_endpoint = ServiceEndpoint(Ec2Wire(self.ec2))
-        self.sqs = SqsService(clock, ACCOUNT, REGION)
-        self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs.handler))
+        self.sqs = SqsService(clock, account_id, region)
+        self.sqs_endpoint = ServiceEndpoint(SqsWire(self.sqs))
         self.dynamodb_endpoint = ServiceEndpoint(MotoJsonWire("dynamodb", region))
         # EventBridge's default bus: each listener gets every event EC2 sends about an instance.
         self.event_bus: list[Callable[[dict[str, Any]], None]] = []
@@ -153,7 +153,7 @@ class SimulatedAccount:
         for instance_id in instance_ids:
             self._emit(
                 state_change_event(
-                    instance_id, "running", account=ACCOUNT, region=REGION, at=self.clock.now()
+                    instance_id, "running", account=self.account_id, region=self.region, at=self.clock.now()
                 )
             )
 
@@ -165,7 +165,12 @@ class SimulatedAccount:
             node.tags.update(tags)
         self._emit(
             tag_change_event(
-                instance_id, list(tags), after, account=ACCOUNT, region=REGION, at=self.clock.now()
+                instance_id,
+                list(tags),
+                after,
+                account=self.account_id,
+                region=self.region,
+                at=self.clock.now(),
             )
         )
 

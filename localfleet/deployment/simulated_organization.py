@@ -15,9 +15,12 @@ tests and benchmarks (in this process, on a ``SimulatedClock`` shared by every p
   organization's StackSet, owned by the management account and listed by the runner's
   account as its delegated administrator (``CallAs``), each stack instance with its status;
 * ``deploy_member`` plays what the StackSet does in a member account and region: its stack
-  instance, and when that is ``CURRENT`` the member role (trusting the runner's role) and the
-  member document; faults are injected per pair (``pair(...).ssm_endpoint.fault``) or on STS and
-  CloudFormation (``sts_endpoint``, ``cloudformation_endpoint``).
+  instance, and when a stack exists there (``CURRENT``, or ``stack=True``) the member role
+  (trusting the runner's role) and the member document; ``update_member`` a StackSet operation
+  reaching it (``OUTDATED`` while it runs or after it failed, the previous stack still standing,
+  perhaps a new document created beside the old, or the old one deleted); faults are injected per
+  pair (``pair(...).ssm_endpoint.fault``) or on STS and CloudFormation (``sts_endpoint``,
+  ``cloudformation_endpoint``).
 
 The local fleet serves the same endpoints over HTTP on loopback (``serve``, on a ``RealClock``):
 the runner started as Lambda starts it reaches them through ``AWS_ENDPOINT_URL_<SERVICE>``.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,14 +39,18 @@ import boto3
 from ..clocks import Clock
 from ..cloudformation import StackInstance, StackSets, StackSetsWire
 from ..ec2 import Ec2Inventory, Ec2Wire
+from ..events import NewInstanceDelivery
+from ..events.forwarding import MemberForwarding
 from ..iam import Identities, Principal, StsGate
 from ..ssm import SsmWire
+from ..synthesized_stack import Template
 from ..transport import InProcessTransport, LoopbackServer, Reply, ServiceEndpoint, ServiceError
 from ..transport.endpoint import Answering
 from ..transport.routing import RoutedEndpoint, Signature
 from .simulated_account import ACCOUNT, REGION, SimulatedAccount
 
 MANAGEMENT_ACCOUNT = "999999999999"
+ORGANIZATION_ID = "o-a1b2c3d4e5"  # every account here is in it (aws:PrincipalOrgID)
 RUNNER_ROLE = "EcrFleetAuth-Runner"
 FUNCTION_NAME = "ecr-fleet-auth-runner"  # the session name Lambda gives its role (InProcessContext's)
 MEMBER_ROLE = "EcrFleetAuthMember"
@@ -82,7 +90,9 @@ class SimulatedOrganization:
                 f"arn:aws:sts::{home_account}:assumed-role/{RUNNER_ROLE}/{FUNCTION_NAME}",
             ),
         )
+        self.organization_id = ORGANIZATION_ID
         self.pairs: dict[tuple[str, str], SimulatedAccount] = {}
+        self.forwarding: MemberForwarding | None = None  # member pairs' new-instance events, to the home pair
         self.home = self.pair(home_account, home_region)
         admins = () if home_account == management_account else (home_account,)
         self.stack_sets = StackSets(management_account, admins)
@@ -97,9 +107,15 @@ class SimulatedOrganization:
         """A boto3 session whose EC2, SSM, STS and CloudFormation clients this organization answers,
         whatever credentials and region each client is made with."""
         session = boto3.Session(region_name=region or self.home_region)
-        InProcessTransport(self.ec2, self.ssm, self.sts_endpoint, self.cloudformation_endpoint).attach(
-            session
-        )
+        InProcessTransport(
+            self.ec2,
+            self.ssm,
+            self.sts_endpoint,
+            self.cloudformation_endpoint,
+            # The runner's own queue (put-backs) and claim table are the home pair's.
+            self.home.sqs_endpoint,
+            self.home.dynamodb_endpoint,
+        ).attach(session)
         return session
 
     def pair(self, account: str, region: str) -> SimulatedAccount:
@@ -115,7 +131,20 @@ class SimulatedOrganization:
                 first_instance_number=first,
                 tags_from_ec2=self.tags_from_ec2,
             )
+            if self.forwarding is not None:
+                self.forwarding.attach(self.pairs[key].event_bus, account, self.organization_id)
         return self.pairs[key]
+
+    def forward_new_instances(
+        self, member_template: Template, central: NewInstanceDelivery
+    ) -> MemberForwarding:
+        """Every member pair's stack forwards its new instances' events to the home pair's stack, as the
+        member template's rules do (``events.forwarding``); the home pair's own rules see its own."""
+        self.forwarding = MemberForwarding.from_template(member_template, central)
+        for (account, region), pair in self.pairs.items():
+            if (account, region) != (self.home_account, self.home_region):
+                self.forwarding.attach(pair.event_bus, account, self.organization_id)
+        return self.forwarding
 
     def serve(self, service: str) -> str:
         """Serve ``service`` (ec2, ssm: routed to each request's pair; sts; cloudformation) over
@@ -157,11 +186,13 @@ class SimulatedOrganization:
         document: tuple[str, Mapping[str, Any]] | None = None,
         trust_policy: Mapping[str, Any] | None = None,
         organizational_unit_id: str = "ou-ab12-cdef3456",
+        stack: bool | None = None,
     ) -> SimulatedAccount:
-        """The StackSet's stack instance in (account, region); when ``CURRENT``, what its stack
-        created there: the member role (``trust_policy``, by default trusting only the runner's
-        role, as the member template does) and ``document`` (name, content) in the pair's SSM."""
-        self.stack_set.put(
+        """The StackSet's stack instance in (account, region); when a stack exists there (``stack``;
+        by default when ``CURRENT``), what it created: the member role (``trust_policy``, by default
+        trusting only the runner's role, as the member template does) and ``document`` (name,
+        content) in the pair's SSM."""
+        instance = self.stack_set.put(
             StackInstance(
                 account,
                 region,
@@ -169,13 +200,40 @@ class SimulatedOrganization:
                 detailed_status=detailed_status,
                 status_reason=status_reason,
                 organizational_unit_id=organizational_unit_id,
+                stack_exists=stack,
             )
         )
         pair = self.pair(account, region)
-        if status == "CURRENT":
+        if instance.stack_id:
             self.identities.add_role(account, self.member_role, trust_policy or self.member_trust())
             if document is not None:
                 pair.register_document(*document)
+        return pair
+
+    def update_member(
+        self,
+        account: str,
+        region: str,
+        *,
+        status: str = "OUTDATED",
+        detailed_status: str = "RUNNING",
+        status_reason: str = "",
+        new_document: tuple[str, Mapping[str, Any]] | None = None,
+        deleted_document: str | None = None,
+    ) -> SimulatedAccount:
+        """A StackSet operation on the member stack there: its instance ``OUTDATED`` (``RUNNING``
+        while it runs; ``FAILED`` / ``CANCELLED`` after, the update rolled back) or ``INOPERABLE``,
+        its previous stack still standing; ``new_document``: created by the update so far;
+        ``deleted_document``: removed by it (or by a failed delete)."""
+        (instance,) = [i for i in self.stack_set.instances if (i.account, i.region) == (account, region)]
+        instance.status, instance.detailed_status = status, detailed_status
+        instance.status_reason = status_reason
+        instance.last_operation_id = str(uuid.uuid4())
+        pair = self.pair(account, region)
+        if new_document is not None:
+            pair.register_document(*new_document)
+        if deleted_document is not None:
+            pair.ssm.delete_document(deleted_document)
         return pair
 
     def member_trust(self) -> dict[str, Any]:

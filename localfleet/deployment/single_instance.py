@@ -35,7 +35,7 @@ from ..hosts.registry_server import (
     write_htpasswd,
     write_registry_config,
 )
-from ..ssm.documents import substitute
+from ..ssm.documents import sets_parameter_variables, substitute
 from . import local_services as services
 
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -146,12 +146,13 @@ class World:
         parameters: dict[str, str],
         env: dict[str, str] | None = None,
         *,
-        parameter_env: bool = True,
+        agent_version: str = "3.3.2746.0",
     ) -> AgentRun:
-        """Run the document's step as the SSM agent does: `sh -c _script.sh`, as root, without HOME."""
+        """Run the document's step as an SSM agent of ``agent_version`` does: `sh -c _script.sh`, as
+        root, without HOME; `{{ Name }}` replaced, and `$SSM_<Name>` set only by agents that set it."""
         rendered = substitute(script, {name: [value] for name, value in parameters.items()})
         ssm_env: dict[str, str] = {}
-        if parameter_env:  # SSM agents before 3.3.2746.0 only substitute {{ Name }}
+        if sets_parameter_variables(agent_version):
             ssm_env.update({f"SSM_{name}": value for name, value in parameters.items()})
         ssm_env.update(self.instance_env() if env is None else env)
         started = time.monotonic()

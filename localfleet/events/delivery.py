@@ -4,12 +4,21 @@
 constants: the rules' event patterns and their target (``AWS::Events::Rule``), the queue's
 visibility timeout and redrive policy and its dead letters (``AWS::SQS::Queue``), the
 mapping's batch size, batching window, maximum concurrency and response types
-(``AWS::Lambda::EventSourceMapping``). Then:
+(``AWS::Lambda::EventSourceMapping``), and whether the function it invokes lets Lambda stop a recursive
+loop (its ``RecursiveLoop``, ``Terminate`` when absent: ``recursion``). Then:
 
 * ``put``: an AWS service sends an event to the default bus; each enabled rule whose
   pattern matches sends the whole event (no input transformer on the target) as the body
   of a message to its queue. CHOICE: at once — EventBridge delivers in well under a second,
   and best-effort events that never come are the scheduled run's business.
+* ``put_from``: another account's rule forwards an event to one of the stack's event buses (an
+  organization's member stacks: ``forwarding``), as the principal its target's role makes it. The
+  bus's resource policy (its ``Policy``, or an ``AWS::Events::EventBusPolicy``, read from the
+  template) decides, as EventBridge's "Permissions for event buses" say: only what it allows
+  gets on the bus (HARSHER: a condition the simulator does not model allows nothing:
+  ``iam.allows``); a refused event is kept in ``refused``. What gets on goes through that bus's
+  rules, kept as it was sent: its ``account``, ``region`` and resources are the source's
+  (EventBridge User Guide, "Sending and receiving events between AWS accounts").
 * the queue (``sqs.SqsService``) holds it, with the runner's own put-backs (SendMessageBatch
   with ``DelaySeconds``, which the runner sends to this same service: in-process for the
   runner's tests and benchmarks, over HTTP for the local fleet);
@@ -28,10 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..clocks import Clock, SimulatedClock
-from ..synthesized_stack import Template, resources
+from ..iam.identities import Principal, allows
+from ..synthesized_stack import Template, resolve, resources
+from . import recursion
 from .event_source_mapping import EsmSettings, EventSourceMapping, Invocation, Invoke
 from .eventbridge import matches
 from .sqs import Queue, SqsService
+
+DEFAULT_BUS = "default"
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,7 @@ class Rule:
     name: str
     pattern: Mapping[str, Any]
     queue: str  # the target queue's name
+    bus: str = DEFAULT_BUS  # the event bus it is on: the default one, or the logical id of the stack's
 
 
 def _referenced(value: Any) -> str:
@@ -60,13 +74,17 @@ class NewInstanceDelivery:
         *,
         invoke: Invoke,
         esm: EsmSettings,
+        bus_policies: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``bus_policies``: each of the stack's event buses (logical id) and its resource policy."""
         self.clock = clock
         self.sqs = sqs
         self.rules = rules
         self.queue = queue
+        self.bus_policies = dict(bus_policies or {})
         self.mapping = EventSourceMapping(clock, sqs, queue, invoke, esm)
         self.events: list[dict[str, Any]] = []  # every event put on the bus
+        self.refused: list[tuple[dict[str, Any], Principal]] = []  # events a bus's policy turned away
         self._from_rules: set[str] = set()  # ids of the messages the function did not send
 
     @classmethod
@@ -98,22 +116,53 @@ class NewInstanceDelivery:
         (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
         properties = mapping["Properties"]
         source = queue(_referenced(properties["EventSourceArn"]))
+        function_id = _referenced(properties["FunctionName"])
+        function = resources(template, "AWS::Lambda::Function")[function_id]["Properties"]
         esm = EsmSettings(
             batch_size=int(properties.get("BatchSize", 10)),
             batching_window_seconds=int(properties.get("MaximumBatchingWindowInSeconds", 0)),
             maximum_concurrency=int(properties.get("ScalingConfig", {}).get("MaximumConcurrency", 1000)),
             report_batch_item_failures="ReportBatchItemFailures"
             in properties.get("FunctionResponseTypes", []),
+            recursive_loop=function.get("RecursiveLoop", recursion.TERMINATE),
+            function=recursion.function_hash(f"{stack_name}/{function_id}"),
         )
         rules = [
-            Rule(logical_id, rule["Properties"]["EventPattern"], queue(_referenced(target["Arn"])).name)
+            Rule(
+                logical_id,
+                rule["Properties"]["EventPattern"],
+                queue(_referenced(target["Arn"])).name,
+                _referenced(rule["Properties"]["EventBusName"])
+                if "EventBusName" in rule["Properties"]
+                else DEFAULT_BUS,
+            )
             for logical_id, rule in resources(template, "AWS::Events::Rule").items()
             if rule["Properties"].get("State", "ENABLED") == "ENABLED"
             and "EventPattern" in rule["Properties"]
             for target in rule["Properties"].get("Targets", [])
             if _referenced(target["Arn"]) in declared
         ]
-        return cls(clock, sqs, rules, source, invoke=invoke, esm=esm)
+        # Each bus's policy, its references resolved as CloudFormation would in this account and region:
+        # the bus's own Policy property, and any AWS::Events::EventBusPolicy naming it (statements add up).
+        buses = resources(template, "AWS::Events::EventBus")
+        references = {"AWS::Partition": "aws", "AWS::AccountId": sqs.account, "AWS::Region": sqs.region}
+        references |= {
+            f"{bus}.Arn": f"arn:aws:events:{sqs.region}:{sqs.account}:event-bus/"
+            + bus_resource["Properties"].get("Name", f"{stack_name}-{bus}")
+            for bus, bus_resource in buses.items()
+        }
+        policies: dict[str, dict[str, Any]] = {bus: {"Statement": []} for bus in buses}
+        for bus, bus_resource in buses.items():
+            held = bus_resource["Properties"].get("Policy", {"Statement": []})
+            held = json.loads(held) if isinstance(held, str) else held  # JSON text or an object
+            statements = resolve(held, references)["Statement"]
+            policies[bus]["Statement"] += statements if isinstance(statements, list) else [statements]
+        for policy in resources(template, "AWS::Events::EventBusPolicy").values():
+            properties = policy["Properties"]
+            policies[_referenced(properties["EventBusName"])]["Statement"].append(
+                resolve(properties["Statement"], references)
+            )
+        return cls(clock, sqs, rules, source, invoke=invoke, esm=esm, bus_policies=policies)
 
     @property
     def settings(self) -> EsmSettings:
@@ -127,11 +176,27 @@ class NewInstanceDelivery:
     def put(self, *events: Mapping[str, Any]) -> None:
         """AWS puts ``events`` on the default bus; matching rules send each to their queue."""
         for event in events:
-            self.events.append(dict(event))
-            for rule in self.rules:
-                if matches(rule.pattern, event):
-                    message = self.sqs.send(self.sqs.queues[rule.queue], json.dumps(event))
-                    self._from_rules.add(message.message_id)
+            self._on_bus(DEFAULT_BUS, event)
+
+    @property
+    def member_bus(self) -> str | None:
+        """The stack's own event bus (organization mode: where member stacks forward), if any."""
+        return next(iter(self.bus_policies), None)
+
+    def put_from(self, event: Mapping[str, Any], *, bus: str, sender: Principal) -> bool:
+        """Another account's rule puts ``event`` on ``bus`` as ``sender``; whether the bus's policy let it."""
+        if not allows(self.bus_policies.get(bus, {}), "events:PutEvents", sender):
+            self.refused.append((dict(event), sender))
+            return False
+        self._on_bus(bus, event)
+        return True
+
+    def _on_bus(self, bus: str, event: Mapping[str, Any]) -> None:
+        self.events.append(dict(event))
+        for rule in self.rules:
+            if rule.bus == bus and matches(rule.pattern, event):
+                message = self.sqs.send(self.sqs.queues[rule.queue], json.dumps(event))
+                self._from_rules.add(message.message_id)
 
     def put_raw(self, body: str) -> None:
         """A message that is not an event (someone else sent to the queue)."""

@@ -33,6 +33,15 @@ What it does is what the Lambda Developer Guide says (the settings are the templ
   https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html). The rest is
   deleted.
 
+* **Recursive loop detection** (``recursion``): each record carries the ``AWSTraceHeader`` the
+  message was sent with; an invocation continues the longest chain among its records (HARSHER where
+  AWS is silent) and gets that chain's lineage in its trace header, so what the function sends while it
+  runs is one more link of the chain. Unless the function says ``RecursiveLoop: Allow``, the
+  invocation that would be the 16th of a chain is stopped (HARSHER than "approximately 16"):
+  ``RecursiveInvocationException``, counted in ``recursive_invocations_dropped``, and its batch stays
+  in the queue, visible again after the visibility timeout, until SQS moves its messages to the
+  dead-letter queue after ``maxReceiveCount`` receives.
+
 On a ``SimulatedClock`` invocations run concurrently by taking turns (``Clock.run_concurrently``),
 so two batches overlap in simulated time as they would; on a ``RealClock`` each runs on a thread.
 """
@@ -40,11 +49,11 @@ so two batches overlap in simulated time as they would; on a ``RealClock`` each 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..clocks import Clock, Scheduled
+from . import recursion
 from .sqs import Message, Queue, SqsService
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -53,8 +62,15 @@ QUIET_QUEUE_WAIT_SECONDS = 20
 RECEIVE_MAX_MESSAGES = 10
 # The SenderId SQS shows for a message (an IAM principal's id); any fixed one: nobody reads it.
 SENDER_ID = "AIDAIENQZJOLO23YVJ4VO"
-# The function as the mapping calls it: an event in, its answer out (raises on a function error).
-Invoke = Callable[[dict[str, Any]], Any]
+RECURSIVE_INVOCATION = "RecursiveInvocationException"
+
+
+class Invoke(Protocol):
+    """The function as the mapping calls it: an event and the invocation's lineage (what Lambda puts
+    in its trace header, ``<version>:<function hash>:<count>``) in, its answer out (raises on a
+    function error)."""
+
+    def __call__(self, event: dict[str, Any], *, lineage: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,10 @@ class EsmSettings:
     batching_window_seconds: int = 0
     maximum_concurrency: int = 1000
     report_batch_item_failures: bool = False
+    # The function's AWS::Lambda::Function RecursiveLoop (Terminate unless it says Allow) and its mark
+    # in a lineage.
+    recursive_loop: str = recursion.TERMINATE
+    function: str = "function"
 
     @property
     def gathering_seconds(self) -> float:
@@ -82,6 +102,8 @@ class Invocation:
     answer: Any = None
     error: str | None = None  # the function failed (raised)
     kept: tuple[str, ...] = ()  # message ids left in the queue (failed items, or all on an error)
+    lineage: int = 1  # which invocation of its chain (the longest among its records)
+    stopped: bool = False  # Lambda's recursive loop detection stopped it: the function never ran
 
 
 @dataclass
@@ -105,6 +127,7 @@ class EventSourceMapping:
         self.enabled = True
         self._active = 0  # batches being gathered or invoked
         self._gathering: list[_Batch] = []  # one per poller reading now
+        self.recursive_invocations_dropped = 0  # AWS/Lambda RecursiveInvocationsDropped
         self._lock = threading.RLock()  # the RealClock's scheduler and invocation threads
         queue.listeners.append(self.poll)
 
@@ -165,17 +188,30 @@ class EventSourceMapping:
                 self.poll()
                 return
             event = {"Records": [self._record(m) for m in batch.messages]}
+            function = self.settings.function
+            count = recursion.invocation_count(function, (m.trace_header for m in batch.messages))
             invocation = Invocation(
-                self.clock.monotonic(), len(batch.messages), tuple(m.message_id for m in batch.messages)
+                self.clock.monotonic(),
+                len(batch.messages),
+                tuple(m.message_id for m in batch.messages),
+                lineage=count,
             )
             self.invocations.append(invocation)
+            if recursion.stopped(self.settings.recursive_loop, count):
+                # Not invoked: the records stay in the queue, their receive counted, until the DLQ.
+                self.recursive_invocations_dropped += 1
+                invocation.stopped = True
+                stopped = (None, RECURSIVE_INVOCATION)
+                self.clock.call_at(self.clock.monotonic(), lambda: self._settle(batch, invocation, stopped))
+                return
+        lineage = f"{recursion.LINEAGE_VERSION}:{function}:{count}"
         self.clock.run_concurrently(
-            lambda: self._call(event), lambda outcome: self._settle(batch, invocation, outcome)
+            lambda: self._call(event, lineage), lambda outcome: self._settle(batch, invocation, outcome)
         )
 
-    def _call(self, event: dict[str, Any]) -> tuple[Any, str | None]:
+    def _call(self, event: dict[str, Any], lineage: str) -> tuple[Any, str | None]:
         try:
-            return self.invoke(event), None
+            return self.invoke(event, lineage=lineage), None
         except Exception as error:  # a function error: the batch stays in the queue
             return None, f"{type(error).__name__}: {error}"
 
@@ -211,17 +247,29 @@ class EventSourceMapping:
         return kept
 
     def _record(self, message: Message) -> dict[str, Any]:
+        attributes = {
+            "ApproximateReceiveCount": str(message.receives),
+            "SentTimestamp": str(int(message.sent_at * 1000)),
+            "SenderId": SENDER_ID,
+            "ApproximateFirstReceiveTimestamp": str(int((message.first_received_at or 0) * 1000)),
+        }
+        if message.trace_header:
+            attributes["AWSTraceHeader"] = message.trace_header
         return {
             "messageId": message.message_id,
             "receiptHandle": message.receipt_handle,
             "body": message.body,
-            "attributes": {
-                "ApproximateReceiveCount": str(message.receives),
-                "SentTimestamp": str(int(message.sent_at * 1000)),
-                "SenderId": SENDER_ID,
-                "ApproximateFirstReceiveTimestamp": str(int((message.first_received_at or 0) * 1000)),
+            "attributes": attributes,
+            # As Lambda's SQS records show them (camelCase, string values; lists empty).
+            "messageAttributes": {
+                name: {
+                    "stringValue": value.get("StringValue"),
+                    "stringListValues": [],
+                    "binaryListValues": [],
+                    "dataType": value.get("DataType", "String"),
+                }
+                for name, value in message.attributes.items()
             },
-            "messageAttributes": {},
             "md5OfBody": message.md5_of_body,
             "eventSource": "aws:sqs",
             "eventSourceARN": self.queue.arn,

@@ -14,6 +14,12 @@ What the queue does is what the SQS Developer Guide says a standard queue does:
 * **Redrive**: "when the ``ReceiveCount`` for a message exceeds the ``maxReceiveCount`` for a
   queue, Amazon SQS moves the message to a dead-letter queue"
   (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html).
+* **Trace header**: a message keeps the ``X-Amzn-Trace-Id`` of the request that sent it as its
+  ``AWSTraceHeader`` system attribute ("AWSTraceHeader ... the X-Ray trace header string"; an explicit
+  ``MessageSystemAttributes.AWSTraceHeader`` takes precedence over the HTTP header: SQS API reference,
+  SendMessage / MessageSystemAttributeValue), and Lambda hands it back in the record's ``attributes``:
+  how Lambda's recursive loop detection follows a chain (``recursion``). Message attributes
+  (``MessageAttributes``) are kept and handed back too.
 * CHOICE: a standard queue delivers at least once and "might" deliver out of order; here it
   delivers each message once per receive, in the order messages became visible, so a run
   is the same every time (tests send duplicates themselves when they want them).
@@ -40,7 +46,7 @@ from typing import Any
 
 from ..clocks import Clock
 from ..ssm.protocol import JsonWire
-from ..transport.endpoint import Reply, ServiceError
+from ..transport.endpoint import Reply, Request, ServiceError
 
 MAX_DELAY_SECONDS = 900
 MAX_BATCH_ENTRIES = 10
@@ -64,6 +70,9 @@ class Message:
     receives: int = 0
     first_received_at: float | None = None  # epoch seconds
     receipt_handle: str | None = None
+    trace_header: str | None = None  # the AWSTraceHeader system attribute
+    # Message attributes as SendMessage takes them: name -> {"DataType": ..., "StringValue": ...}.
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def md5_of_body(self) -> str:
@@ -118,9 +127,19 @@ class SqsService:
         return queue
 
     # --- what a producer does ---------------------------------------------------------
-    def send(self, queue: Queue, body: str, delay_seconds: int = 0) -> Message:
+    def send(
+        self,
+        queue: Queue,
+        body: str,
+        delay_seconds: int = 0,
+        *,
+        trace_header: str | None = None,
+        attributes: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Message:
         now = self.clock.monotonic()
         message = Message(str(uuid.uuid4()), body, self.clock.time(), now + delay_seconds, delay_seconds)
+        message.trace_header = trace_header
+        message.attributes = {name: dict(value) for name, value in (attributes or {}).items()}
         with self._lock:
             queue.messages.append(message)
             queue.sent.append((message.message_id, delay_seconds))
@@ -151,6 +170,7 @@ class SqsService:
                     moved = Message(
                         str(uuid.uuid4()), message.body, message.sent_at, now, 0, message.receives
                     )
+                    moved.trace_header, moved.attributes = message.trace_header, message.attributes
                     queue.dead_letters.messages.append(moved)
                     continue
                 message.receives += 1
@@ -171,6 +191,14 @@ class SqsService:
             self.clock.call_at(when, listener)
 
     # --- the API, as the wire calls it ------------------------------------------------
+    def call(self, operation: str, params: Mapping[str, Any], trace_header: str | None) -> dict[str, Any]:
+        """An operation, with the request's ``X-Amzn-Trace-Id`` (what a message sent now keeps)."""
+        if operation == "SendMessage":
+            return self._send_message(params, trace_header)
+        if operation == "SendMessageBatch":
+            return self._send_message_batch(params, trace_header)
+        return self.handler(operation)(params)
+
     def handler(self, operation: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "GetQueueUrl": self._get_queue_url,
@@ -219,12 +247,25 @@ class SqsService:
             else {k: v for k, v in attributes.items() if k in wanted}
         }
 
-    def _send_message(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _send_message(self, params: Mapping[str, Any], trace_header: str | None = None) -> dict[str, Any]:
         queue = self._by_url(params["QueueUrl"])
-        message = self.send(queue, params["MessageBody"], _delay(params.get("DelaySeconds", 0)))
+        message = self._sent(queue, params, trace_header)
         return {"MessageId": message.message_id, "MD5OfMessageBody": message.md5_of_body}
 
-    def _send_message_batch(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _sent(self, queue: Queue, entry: Mapping[str, Any], trace_header: str | None) -> Message:
+        """One message of SendMessage or a SendMessageBatch entry, with its attributes and trace header."""
+        explicit = entry.get("MessageSystemAttributes", {}).get("AWSTraceHeader", {}).get("StringValue")
+        return self.send(
+            queue,
+            entry["MessageBody"],
+            _delay(entry.get("DelaySeconds", 0)),
+            trace_header=explicit or trace_header,
+            attributes=entry.get("MessageAttributes"),
+        )
+
+    def _send_message_batch(
+        self, params: Mapping[str, Any], trace_header: str | None = None
+    ) -> dict[str, Any]:
         queue = self._by_url(params["QueueUrl"])
         entries = params["Entries"]
         if not entries:
@@ -240,7 +281,7 @@ class SqsService:
             raise ServiceError("BatchEntryIdsNotDistinct", "Id values must be distinct.")
         successful = []
         for entry in entries:
-            message = self.send(queue, entry["MessageBody"], _delay(entry.get("DelaySeconds", 0)))
+            message = self._sent(queue, entry, trace_header)
             successful.append(
                 {"Id": entry["Id"], "MessageId": message.message_id, "MD5OfMessageBody": message.md5_of_body}
             )
@@ -264,6 +305,13 @@ class SqsWire(JsonWire):
     target_prefix = "AmazonSQS."
     content_type = "application/x-amz-json-1.0"
     internal_error_code = "InternalError"
+
+    def __init__(self, sqs: SqsService) -> None:
+        super().__init__(sqs.handler)
+        self.sqs = sqs
+
+    def call(self, operation: str, request: Request) -> dict[str, Any]:
+        return self.sqs.call(operation, request.params, request.headers.get("x-amzn-trace-id"))
 
     def error(self, error: ServiceError) -> Reply:
         reply = self.reply(

@@ -6,9 +6,11 @@
 * **Roles** by (account, name) with their trust policy (``AssumeRolePolicyDocument``). ``trusts``
   evaluates the parts a cross-account trust uses: ``Allow``/``Deny`` statements for
   ``sts:AssumeRole``; ``Principal.AWS`` as an account id, ``arn:...:root`` or a role ARN; conditions
-  ``StringEquals``/``StringLike``/``ArnEquals``/``ArnLike`` on ``aws:PrincipalArn`` and
-  ``aws:PrincipalAccount``. Anything else in a statement (another operator or key, a
-  ``NotPrincipal``) makes that statement not apply (HARSHER: AWS might allow; never the reverse).
+  ``StringEquals``/``StringLike``/``ArnEquals``/``ArnLike`` on ``aws:PrincipalArn``,
+  ``aws:PrincipalAccount`` and ``aws:PrincipalOrgID`` (the organization of the caller's account).
+  Anything else in a statement (another operator or key, a ``NotPrincipal``) makes that statement
+  not apply (HARSHER: AWS might allow; never the reverse). ``allows`` reads a resource policy the
+  same way for another action (an event bus's ``events:PutEvents``).
 * **Regions**: the opt-in regions (``OPT_IN_REGIONS``) answer an account only once it enabled
   them; the others always do. A request signed for a region its account has not enabled is
   refused as AWS refuses it there — each service in its own words (``refusal``):
@@ -69,6 +71,7 @@ class Principal:
     account: str
     arn: str
     session_arn: str
+    org_id: str | None = None  # the organization of its account (aws:PrincipalOrgID); None: none
 
 
 class Identities:
@@ -126,9 +129,14 @@ class Identities:
 
 def trusts(policy: Mapping[str, Any], role_account: str, caller: Principal) -> bool:
     """Whether the trust policy lets ``caller`` AssumeRole (an explicit Deny wins)."""
+    return allows(policy, "sts:AssumeRole", caller)
+
+
+def allows(policy: Mapping[str, Any], action: str, caller: Principal) -> bool:
+    """Whether a resource policy lets ``caller`` do ``action`` (an explicit Deny wins)."""
     allowed = False
     for statement in _listed(policy.get("Statement", [])):
-        if not _applies(statement, role_account, caller):
+        if not _applies(statement, action, caller):
             continue
         if statement.get("Effect") == "Deny":
             return False
@@ -140,11 +148,11 @@ def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _applies(statement: Mapping[str, Any], role_account: str, caller: Principal) -> bool:
+def _applies(statement: Mapping[str, Any], action: str, caller: Principal) -> bool:
     if "NotPrincipal" in statement or "NotAction" in statement:
         return False
     actions = _listed(statement.get("Action", []))
-    if not any(fnmatch.fnmatchcase("sts:AssumeRole", action) for action in actions):
+    if not any(fnmatch.fnmatchcase(action, pattern) for pattern in actions):
         return False
     principal = statement.get("Principal", {})
     names = _listed(principal.get("AWS", [])) if isinstance(principal, Mapping) else _listed(principal)
@@ -158,7 +166,11 @@ def _names(name: str, caller: Principal) -> bool:
     return name in ("*", caller.account, caller.arn) or name.endswith(partition_root)
 
 
-_CONDITION_KEYS = {"aws:principalarn": "arn", "aws:principalaccount": "account"}
+_CONDITION_KEYS = {
+    "aws:principalarn": "arn",
+    "aws:principalaccount": "account",
+    "aws:principalorgid": "org_id",
+}
 
 
 def _holds(operator: str, keys: Mapping[str, Any], caller: Principal) -> bool:
@@ -167,6 +179,8 @@ def _holds(operator: str, keys: Mapping[str, Any], caller: Principal) -> bool:
         if attribute is None:
             return False
         actual = getattr(caller, attribute)
+        if actual is None:  # no such context (an account outside any organization): never matches
+            return False
         values = [str(value) for value in _listed(expected)]
         if operator in ("StringEquals", "ArnEquals"):
             matched = actual in values

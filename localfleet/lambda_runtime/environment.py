@@ -211,15 +211,28 @@ class LambdaEnvironment:
         )
 
     def invoke(
-        self, event: Any, *, function_arn: str, extra: Mapping[str, str] | None = None
+        self,
+        event: Any,
+        *,
+        function_arn: str,
+        extra: Mapping[str, str] | None = None,
+        lineage: str | None = None,
     ) -> InvokeResult:
-        """Invoke the handler once, in a fresh interpreter (a cold start), as Lambda would."""
+        """Invoke the handler once, in a fresh interpreter (a cold start), as Lambda would.
+
+        Lambda gives every invocation a trace header (``_X_AMZN_TRACE_ID``), traced or not, which
+        botocore then sends with each call; ``lineage``: the chain an event source mapping's
+        invocation continues (``localfleet.events.recursion``)."""
         with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-invoke-") as scratch:
             result_path = Path(scratch) / "result.json"
             tracing = self._variables(extra).get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("true", "1")
             trace_id = _new_trace_id() if tracing else None
             # Sampled=1: an invocation the sampling rule picked, so its trace can be read back.
-            header = f"Root={trace_id};Parent={secrets.token_hex(8)};Sampled=1" if trace_id else ""
+            header = (
+                f"Root={trace_id or _new_trace_id()};Parent={secrets.token_hex(8)};Sampled={int(tracing)}"
+            )
+            if lineage:
+                header += f";Lineage={lineage}"
             settings = json.dumps(
                 {
                     "function_arn": function_arn,

@@ -172,12 +172,38 @@ class StepPlan:
     fail_message: str | None = None  # the agent cannot run the step at all
 
 
-def plan_steps(document: Document, values: Mapping[str, list[str]], platform_type: str) -> list[StepPlan]:
+def plan_steps(
+    document: Document, values: Mapping[str, list[str]], platform_type: str, agent_version: str
+) -> list[StepPlan]:
+    """The document's steps as an agent of ``agent_version`` on ``platform_type`` runs them.
+
+    ``interpolationType: ENV_VAR`` gives the step ``SSM_<name>`` only from agent 3.3.2746.0 on
+    (SSM User Guide, "Troubleshooting parameter handling issues": "Verify SSM Agent version is
+    3.3.2746.0 or later ... Add fallback logic for older agent versions"); an older agent sets no
+    variable. Every agent still replaces ``{{ name }}`` in the step ("Data elements and
+    parameters": the ENV_VAR example's ``echo {{Message}}``, and allowedPattern "technically
+    unnecessary" only where no ``{{ }}`` is used), so a ``{{ }}`` fallback runs on old agents.
+    """
     parameters = document.parameters()
     env = {
-        f"SSM_{name}": ",".join(values[name]) for name, parameter in parameters.items() if parameter.env_var
+        f"SSM_{name}": ",".join(values[name])
+        for name, parameter in parameters.items()
+        if parameter.env_var and sets_parameter_variables(agent_version)
     }
     return [_plan_step(step, values, env, platform_type) for step in document.steps()]
+
+
+# The first SSM agent that sets SSM_<name> for ENV_VAR parameters.
+ENV_VAR_INTERPOLATION_SINCE = (3, 3, 2746, 0)
+
+
+def sets_parameter_variables(agent_version: str) -> bool:
+    """Whether an agent of this version exports ``SSM_<name>`` (HARSHER: an unreadable version does not)."""
+    try:
+        version = tuple(int(part) for part in agent_version.split("."))
+    except ValueError:
+        return False
+    return version >= ENV_VAR_INTERPOLATION_SINCE
 
 
 def _plan_step(

@@ -23,6 +23,17 @@ What happens to an invocation:
   A node already shutting down or terminated then is not a target (no invocation).
   A tag that matches no managed node ends the command with StatusDetails
   ``No Instances In Tag`` (HARSHER: Status Failed; the guide gives only the detail).
+* Command-level refusals end a command with no invocation at all (Command.StatusDetails in the
+  API reference; "Understanding command statuses"):
+  ``Rate Exceeded`` — "The number of managed nodes targeted by the command exceeded the account
+  limit for pending invocations. The system has canceled the command before running it on any
+  managed node": when its targets and the invocations still pending in the account exceed
+  ``pending_invocation_limit`` (CHOICE: no limit unless set; the guide gives no number), the command
+  ends so at once, TargetCount 0 (HARSHER: no invocation listed, not even cancelled ones), Status
+  Cancelled (CHOICE: the guide's "canceled"; the Status enum has no Rate Exceeded).
+  ``Access Denied`` — a tag command none of whose resolved targets the caller may command ends so,
+  no invocation (HARSHER: AWS leaves open whether the refusal is per node or for the command; a
+  command with some allowed targets keeps per-node ``Access Denied`` invocations), Status Failed.
 * Sending respects MaxConcurrency across the whole command; MaxErrors: "when the
   command fails one more time beyond the value of MaxErrors, the system stops
   sending the command to additional targets" — those end ``Terminated``.
@@ -83,6 +94,8 @@ TERMINAL_DETAILS = frozenset(STATUS_OF_DETAILS) - NOT_STARTED_DETAILS - {"In Pro
 # these alone count against MaxErrors (delivery timeouts and undeliverables do not).
 ERROR_DETAILS = frozenset({"Failed", "Execution Timed Out"})
 NO_INSTANCES_IN_TAG = "No Instances In Tag"
+RATE_EXCEEDED = "Rate Exceeded"
+COMMAND_ACCESS_DENIED = "Access Denied"
 
 # The output limits, stated once. GetCommandInvocation: StandardOutputContent "The first
 # 24,000 characters", StandardErrorContent the first 8,000. ListCommandInvocations with
@@ -204,16 +217,20 @@ class Command:
     queue: deque[Invocation] = field(default_factory=deque)  # not yet sent, in sending order
     running: int = 0  # invocations holding a MaxConcurrency slot
     cancel_requested: bool = False
+    refused: str | None = None  # a command-level refusal (Rate Exceeded, Access Denied): no invocation
     errors: int = 0  # invocations Failed or Execution Timed Out
     ended: int = 0  # invocations in a terminal status
     deadline: Scheduled | None = field(default=None, repr=False)
-    plans: dict[str, list[StepPlan]] = field(default_factory=dict, repr=False)  # by platform type
+    # By the node's platform type and SSM agent version.
+    plans: dict[tuple[str, str], list[StepPlan]] = field(default_factory=dict, repr=False)
 
-    def steps_for(self, platform_type: str) -> list[StepPlan]:
-        """The document's steps as the agent runs them on that platform (planned once per command)."""
-        if platform_type not in self.plans:
-            self.plans[platform_type] = plan_steps(self.document, self.parameter_values, platform_type)
-        return self.plans[platform_type]
+    def steps_for(self, platform_type: str, agent_version: str) -> list[StepPlan]:
+        """The document's steps as an agent of that version runs them on that platform (planned once
+        per command): whether ``SSM_<name>`` is set depends on the agent (``documents.plan_steps``)."""
+        key = (platform_type, agent_version)
+        if key not in self.plans:
+            self.plans[key] = plan_steps(self.document, self.parameter_values, platform_type, agent_version)
+        return self.plans[key]
 
     @property
     def timeout_seconds(self) -> int:
@@ -226,6 +243,8 @@ class Command:
     def status_details(self) -> str:
         if not self.resolved:
             return "Pending"
+        if self.refused is not None:
+            return self.refused
         if not self.invocations and self.by_tag:
             return NO_INSTANCES_IN_TAG
         if self.ended < len(self.invocations):
@@ -261,6 +280,8 @@ class Command:
             "In Progress": "InProgress",
             "Incomplete": "Failed",
             NO_INSTANCES_IN_TAG: "Failed",
+            RATE_EXCEEDED: "Cancelled",
+            COMMAND_ACCESS_DENIED: "Failed",
             "Cancelling": "Cancelling",
         }.get(details, STATUS_OF_DETAILS.get(details, details))
 
@@ -281,11 +302,14 @@ class CommandEngine:
         *,
         delivery_time_scale: float = 1.0,
         target_resolution_seconds: float = 0.0,
+        pending_invocation_limit: int | None = None,
     ) -> None:
         self.clock = clock
         self.nodes = nodes
         self.delivery_time_scale = delivery_time_scale
         self.target_resolution_seconds = target_resolution_seconds
+        # The account's limit of pending invocations (None: none): a command beyond it is Rate Exceeded.
+        self.pending_invocation_limit = pending_invocation_limit
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.commands: dict[str, Command] = {}
@@ -385,6 +409,11 @@ class CommandEngine:
     # --- events ------------------------------------------------------------------------
     def _resolve(self, command: Command, targets: list[ManagedInstance]) -> None:
         with self.lock:
+            refusal = self._refusal(command, targets)
+            if refusal is not None:
+                command.refused, command.resolved = refusal, True
+                self.changed.notify_all()
+                return
             count = len(targets)
             request = command.request
             command.concurrency = rate_limit(
@@ -410,6 +439,23 @@ class CommandEngine:
                 )
                 self._dispatch(command)
             self.changed.notify_all()
+
+    def _refusal(self, command: Command, targets: list[ManagedInstance]) -> str | None:
+        """A command-level refusal of this command and its targets, if any (the module docstring)."""
+        limit = self.pending_invocation_limit
+        if limit is not None and targets and self._pending_invocations() + len(targets) > limit:
+            return RATE_EXCEEDED
+        if command.by_tag and targets and not any(target.commandable for target in targets):
+            return COMMAND_ACCESS_DENIED
+        return None
+
+    def _pending_invocations(self) -> int:
+        """Invocations of the account's commands that have not ended yet."""
+        return sum(
+            not invocation.terminal
+            for command in self.commands.values()
+            for invocation in command.invocations.values()
+        )
 
     def _dispatch(self, command: Command) -> None:
         """Send queued invocations while MaxConcurrency has room."""
@@ -474,7 +520,7 @@ class CommandEngine:
             elif self._can_take(node, invocation):
                 invocation.details = "In Progress"
                 invocation.started = self.clock.time()
-                steps = invocation.command.steps_for(node.platform_type)
+                steps = invocation.command.steps_for(node.platform_type, node.agent_version)
                 self._start_step(_Run(invocation, node.executor, steps), 0)
             self.changed.notify_all()
 

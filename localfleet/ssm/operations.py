@@ -78,6 +78,7 @@ class RunCommandService:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "CreateDocument": self.create_document,
             "DescribeDocument": self.describe_document,
+            "ListDocuments": self.list_documents,
             "DescribeInstanceInformation": self.describe_instance_information,
             "SendCommand": self.send_command,
             "ListCommands": self.list_commands,
@@ -147,6 +148,7 @@ class RunCommandService:
 
     # --- documents -------------------------------------------------------------------
     def add_document(self, document: Document) -> None:
+        document.created = self.clock.time()  # CreatedDate on the service's clock
         with self.lock:
             if document.name in self.documents:
                 raise ServiceError("DocumentAlreadyExists", "The specified document already exists.")
@@ -160,6 +162,47 @@ class RunCommandService:
         document = Document.from_content(params["Name"], params["Content"])
         self.add_document(document)
         return {"DocumentDescription": self._describe_document(document)}
+
+    def delete_document(self, name: str) -> None:
+        """What DeleteDocument (or CloudFormation deleting the document's resource) does."""
+        with self.lock:
+            self.documents.pop(name, None)
+
+    def list_documents(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The documents the filters select, as DocumentIdentifiers. Filters (DocumentKeyValuesFilter):
+        ``Owner`` (``Self``: this account's; every document here is), ``Name`` ("you can use a name
+        prefix to return a list of documents"), ``DocumentType``; other keys are refused (CHOICE: not
+        used by the stack). Several values of a key: any of them; several keys: all of them."""
+        if params.get("DocumentFilterList"):
+            raise ServiceError("ValidationException", "DocumentFilterList is not emulated: use Filters")
+        with self.lock:
+            documents = sorted(self.documents.values(), key=lambda d: d.name)
+        for found in params.get("Filters", []):
+            key, values = found["Key"], found.get("Values", [])
+            if key == "Owner":
+                if values not in (["Self"], ["Private"]):
+                    documents = []
+            elif key == "Name":
+                documents = [d for d in documents if any(d.name.startswith(v) for v in values)]
+            elif key == "DocumentType":
+                documents = documents if "Command" in values else []
+            else:
+                raise ServiceError("InvalidFilterKey", f"Filter key {key} is not emulated")
+        page, token = paginate(documents, params, "ListDocuments")
+        return {"DocumentIdentifiers": [self._identify_document(d) for d in page], "NextToken": token}
+
+    @staticmethod
+    def _identify_document(document: Document) -> dict[str, Any]:
+        return {
+            "Name": document.name,
+            "CreatedDate": document.created,
+            "Owner": ACCOUNT_ID,
+            "PlatformTypes": document.platform_types(),
+            "DocumentVersion": document.version,
+            "DocumentType": "Command",
+            "SchemaVersion": document.content["schemaVersion"],
+            "DocumentFormat": "JSON",
+        }
 
     def describe_document(self, params: Mapping[str, Any]) -> dict[str, Any]:
         document = self._document(params["Name"], params.get("DocumentVersion"))

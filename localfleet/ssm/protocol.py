@@ -56,19 +56,23 @@ class JsonWire:
             raise ServiceError("SerializationException", "request body is not JSON") from None
         if not isinstance(params, dict):
             raise ServiceError("SerializationException", "request body must be a JSON object")
-        return Request(operation.name, params)
+        return Request(operation.name, params, dict(headers))
 
     def answer(self, request: Request) -> Reply:
         operation = operation_model(self.service, request.operation)
         try:
             validate_input(operation, request.params)
-            result = self.handlers(operation.name)(request.params)
+            result = self.call(operation.name, request)
             return self.reply(200, shape_output(operation, result))
         except ServiceError as error:
             return self.error(error)
         except Exception as error:  # a simulator bug: answer as the service would, and say where
             _log.exception("%s simulator failed on %s", self.service.upper(), request.operation)
             return self.error(ServiceError(self.internal_error_code, f"simulator error: {error!r}", 500))
+
+    def call(self, operation: str, request: Request) -> dict[str, Any]:
+        """The service's answer to a valid request (a service that reads headers overrides this)."""
+        return self.handlers(operation)(request.params)
 
     def error(self, error: ServiceError) -> Reply:
         return self.reply(error.status, {"__type": error.code, "message": error.message})

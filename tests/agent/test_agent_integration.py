@@ -410,7 +410,7 @@ def test_token_never_in_argv_and_user_steps_run_as_the_user(instance: sb.World, 
 def test_older_ssm_agents_without_parameter_env_vars_still_pass_the_parameters(
     instance: sb.World, agent_script: str
 ) -> None:
-    run = instance.run_document(agent_script, parameters("refresh", users="bob"), parameter_env=False)
+    run = instance.run_document(agent_script, parameters("refresh", users="bob"), agent_version="3.3.1142.0")
 
     assert (run.result["action"], run.result["outcome"]) == ("refresh", "changed")
     assert [entry["user"] for entry in run.result["users"]] == ["bob"]

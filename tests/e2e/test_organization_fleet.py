@@ -2,7 +2,10 @@
 it, refreshes sandboxed instances in two accounts over the organization's routed endpoints on
 loopback (EC2 and SSM by the signing credentials, STS through the simulator's gate before moto's,
 ListStackInstances); each instance then pulls from its own account's registry with the token its
-own account's ECR handed out; a member account whose role does not trust the runner is reported."""
+own account's ECR handed out; a member account whose role does not trust the runner is reported. A
+new instance in the member account is covered at once through the central path (issue 18): the member
+stack's rule forwards its ``running`` event to the central stack's bus, whose rule puts it in the central
+queue; the runner, invoked by the event source mapping, covers it in its own account."""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from localfleet.deployment.local_fleet import LocalFleet
+from localfleet.deployment.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
 from localfleet.deployment.local_services import ACCOUNT, REGION, prerequisites, registry_name
+from localfleet.deployment.simulated_organization import ORGANIZATION_ID
 from localfleet.hosts.registry_server import moto_token
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory
+from localfleet.synthesized_stack import member_template
 from tests.conftest import require
-from tests.support.template import Template
+from tests.support.template import Template, synthesize
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +38,27 @@ def member_config_password(config: str) -> str:
     return base64.b64decode(auths[registry_name(MEMBER)]["auth"]).decode()
 
 
+# The stack synthesized with organization context: its new-instance path covers member accounts.
+ORGANIZATION_CONTEXT = {"organizationalUnitIds": ORGANIZATIONAL_UNIT_ID, "organizationId": ORGANIZATION_ID}
+NEW_INSTANCE_WAIT_SECONDS = 180
+
+
 @pytest.fixture(scope="module")
-def fleet(synthesized_template: Template, synthesized_outdir: Path) -> Iterator[LocalFleet]:
+def fleet(
+    synthesized_template: Template, synthesized_outdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalFleet]:
     for present, what in prerequisites():
         require(present, what)
     asset = asset_directory(synthesized_template, synthesized_outdir)
-    with LocalFleet(synthesized_template, asset=asset, organization=True) as local:
+    outdir = tmp_path_factory.mktemp("cdk.out-organization")
+    (central,) = synthesize(ORGANIZATION_CONTEXT, outdir=str(outdir)).values()
+    with LocalFleet(
+        synthesized_template,
+        asset=asset,
+        organization=True,
+        new_instances=True,
+        organization_templates=(central, member_template(outdir)),
+    ) as local:
         local.add_member_account(MEMBER)
         local.add_member_account(LOCKED_OUT, role_trusts_runner=False)
         local.add_instance("home-web", [User("root")])
@@ -87,3 +107,27 @@ def test_one_invocation_refreshes_two_accounts_and_reports_the_one_it_cannot_rea
     assert (locked["status"], locked["reason"]) == ("unreachable", "role_not_assumable"), locked
     assert set(report["summary"]["accounts"]) >= {ACCOUNT, MEMBER}
     assert report["summary"]["accounts"][MEMBER]["succeeded"] == 1
+
+
+def test_a_new_instance_in_a_member_account_is_covered_through_the_central_path(fleet: LocalFleet) -> None:
+    """EventBridge User Guide, "Sending and receiving events between AWS accounts": the member stack's
+    rule sends its account's events to the central stack's bus (its policy: the organization's
+    forwarding roles only); the central rule, queue and event source mapping hand it to the runner,
+    which covers the instance in its own account, through the member role, with no scheduled run."""
+    launched = fleet.add_instance("member-new", [User("root")], account=MEMBER, launched_now=True)
+    delivery = fleet.delivery
+    assert delivery is not None
+
+    assert fleet.wait_for_new_instances(NEW_INSTANCE_WAIT_SECONDS), f"{delivery.pending()} still queued"
+
+    assert not delivery.refused
+    (forwarded,) = [e for e in delivery.events if e["detail"].get("instance-id") == launched.instance_id]
+    assert (forwarded["account"], forwarded["region"]) == (MEMBER, REGION)
+    ssm = fleet.client_in(MEMBER, "ssm")
+    (invocation,) = ssm.list_command_invocations(InstanceId=launched.instance_id)["CommandInvocations"]
+    assert invocation["Status"] == "Success", invocation
+    assert invocation["DocumentName"] == fleet.member_document_name()
+    (report,) = [r for r in fleet.event_reports() if invocation["CommandId"] in r["command_ids"]]
+    assert report["source"] == "instance_running"
+    assert report["summary"]["accounts"][MEMBER]["succeeded"] == 1
+    assert launched.sandbox.can_pull("root")

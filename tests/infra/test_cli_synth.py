@@ -137,3 +137,26 @@ def test_synth_opens_no_network_connection(
     assert trace is not None
     attempts = [line for line in trace.read_text().splitlines() if "AF_INET" in line]
     assert attempts == [], "\n".join(attempts)
+
+
+def test_an_organization_with_new_instances_synthesizes_warning_nothing(tmp_path: Path) -> None:
+    """Organization mode with new instances (the central bus and its policy, the member template's
+    forwarding): the CLI prints no deprecation warning, cdk-nag finds nothing unacknowledged and
+    cfn-lint no error in either template. An ``AWS::Events::EventBusPolicy`` would have cdk-nag read
+    its deprecated ``Principal`` ("aws-cdk-lib.aws_events.CfnEventBusPolicy#principal is
+    deprecated") on every synth; the bus holds its policy instead (``AWS::Events::EventBus``
+    ``Policy``, CloudFormation User Guide)."""
+    result = cdk_synth(
+        "-c", "organizationalUnitIds=ou-abcd-12345678", "-c", "organizationId=o-a1b2c3d4e5", outdir=tmp_path
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "deprecated" not in result.stderr and "[WARNING]" not in result.stderr, result.stderr
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert (nag["conclusion"], nag["violations"]) == ("success", [])
+    templates = [tmp_path / "EcrFleetAuth.template.json", *tmp_path.glob("*/Members.template.json")]
+    assert len(templates) == 2, templates
+    for template in templates:
+        assert cfn_lint_findings(template) == [], template
+    central = json.loads(templates[0].read_text())["Resources"]
+    assert [r["Type"] for r in central.values()].count("AWS::Events::EventBus") == 1

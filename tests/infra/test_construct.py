@@ -299,6 +299,18 @@ def test_two_organization_deployments_need_their_own_member_role(stack: cdk.Stac
     units = ["ou-abcd-12345678"]
     EcrFleetAuth(stack, "Web", organizational_unit_ids=units, new_instances=False)
     taken = "member_role_name='EcrFleetAuthMember': already the member role of Platform/Web; give each"
+    organization = "o-a1b2c3d4e5"  # with new instances (the default), member accounts forward to the bus
     with pytest.raises(SettingsError, match=taken):
-        EcrFleetAuth(cdk.Stack(stack.node.root, "Other"), "Builds", organizational_unit_ids=units)
-    EcrFleetAuth(stack, "Builds", organizational_unit_ids=units, member_role_name="EcrFleetAuthBuilds")
+        EcrFleetAuth(
+            cdk.Stack(stack.node.root, "Other"),
+            "Builds",
+            organizational_unit_ids=units,
+            organization_id=organization,
+        )
+    EcrFleetAuth(
+        stack,
+        "Builds",
+        organizational_unit_ids=units,
+        member_role_name="EcrFleetAuthBuilds",
+        organization_id=organization,
+    )

@@ -213,6 +213,32 @@ def test_events_lost_to_the_dead_letters_raise_an_alarm(synthesized_template: Te
     assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
 
 
+def test_the_runner_declares_its_put_back_loop_to_lambda_and_an_alarm_watches_for_stops(
+    synthesized_template: Template,
+) -> None:
+    """Lambda Developer Guide, "Use Lambda recursive loop detection to prevent infinite loops": a
+    function writing to the SQS queue that invokes it is a chain Lambda stops at about 16 invocations
+    unless the function allows it ("RecursiveLoop: Allow", AWS::Lambda::Function; CDK
+    ``recursive_loop``); ``RecursiveInvocationsDropped`` (AWS/Lambda) counts the stops. The put-backs
+    make such a loop by design, longer than 16 at the default readiness bound."""
+    runner = _runner_id(synthesized_template)
+    assert synthesized_template["Resources"][runner]["Properties"]["RecursiveLoop"] == "Allow"
+    (alarm,) = [
+        r["Properties"]
+        for i, r in resources(synthesized_template, "AWS::CloudWatch::Alarm").items()
+        if "RecursiveLoopStopped" in i
+    ]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/Lambda",
+        "RecursiveInvocationsDropped",
+        "Sum",
+    )
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": runner}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    topic = {"Ref": _logical_id(synthesized_template, "AWS::SNS::Topic", "NotificationsTopic")}
+    assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
+
+
 def test_the_claim_table_is_on_demand_keyed_by_instance_and_expires_by_ttl(
     synthesized_template: Template,
 ) -> None:
@@ -252,6 +278,8 @@ def test_new_instances_off_deploys_no_rules_no_queue_and_no_claim_table() -> Non
         assert resources(template, resource_type) == {}, resource_type
     function = template["Resources"][_runner_id(template)]["Properties"]
     assert function["Environment"]["Variables"]["CLAIM_TABLE_NAME"] == ""
+    assert function["RecursiveLoop"] == "Terminate"  # no loop without the queue: Lambda's guard stays
+    assert not [i for i in resources(template, "AWS::CloudWatch::Alarm") if "RecursiveLoopStopped" in i]
 
 
 @pytest.mark.parametrize(

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecr_fleet_auth import contract
+from ecr_fleet_auth.partitions import registries_for
 from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
@@ -52,10 +54,16 @@ from tests.support.template import (
 
 UNITS = ["ou-abcd-11111111", "ou-abcd-22222222"]
 MEMBER_REGIONS = ["eu-west-1", "us-east-1"]
-ORGANIZATION = {"organizationalUnitIds": ",".join(UNITS), "memberRegions": ",".join(MEMBER_REGIONS)}
+ORGANIZATION_ID = "o-a1b2c3d4e5"
+ORGANIZATION = {
+    "organizationalUnitIds": ",".join(UNITS),
+    "memberRegions": ",".join(MEMBER_REGIONS),
+    "organizationId": ORGANIZATION_ID,
+}
 # The other shape: narrowed to accounts, deployed from the management account, member regions = the stack's.
 NARROWED = {
     "organizationalUnitIds": UNITS[0],
+    "organizationId": ORGANIZATION_ID,
     "memberAccounts": "111111111111,222222222222",
     "memberRoleName": "FleetAuthMember",
     "stackSetCallAs": "SELF",
@@ -244,13 +252,13 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
     # account's registry in its region, with the partition's suffix; never a guess from a host name.
     assert variables["REGISTRIES"] == ""
     assert settings.registries == ()
-    assert settings.registries_for("111111111111", "us-east-1") == (
+    assert registries_for(settings, "111111111111", "us-east-1") == (
         "111111111111.dkr.ecr.us-east-1.amazonaws.com",
     )
-    assert settings.registries_for("111111111111", "cn-north-1") == (
+    assert registries_for(settings, "111111111111", "cn-north-1") == (
         "111111111111.dkr.ecr.cn-north-1.amazonaws.com.cn",
     )
-    assert settings.registries_for("111111111111", "us-gov-west-1") == (
+    assert registries_for(settings, "111111111111", "us-gov-west-1") == (
         "111111111111.dkr.ecr.us-gov-west-1.amazonaws.com",
     )
     assert settings.organizational_unit_ids == tuple(UNITS)
@@ -265,7 +273,7 @@ def test_named_registries_reach_the_runner_as_they_are_and_empty_ones_only_in_an
     settings = RunnerSettings.from_environment(
         {"DOCUMENT_NAME": "d", "REGISTRIES": named, "STACK_SET_NAME": "s"}
     )
-    assert settings.registries_for("111111111111", "us-east-1") == tuple(named.split(","))
+    assert registries_for(settings, "111111111111", "us-east-1") == tuple(named.split(","))
     with pytest.raises(SettingsError, match="REGISTRIES='': names no registry"):
         RunnerSettings.from_environment({"DOCUMENT_NAME": "d", "REGISTRIES": ""})
 
@@ -366,11 +374,13 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
 ) -> None:
     """Issue 14: "when none are set, the stack behaves exactly as today". Organization mode adds the
     StackSet and the runner's policy for the organization (assume the member role, list the stack
-    instances), and changes at most three things of the single-account stack: the
-    runner's grants (the policy gains statements), its environment (the organization's values) and the
-    dashboard (per-account graphs). Every other resource is identical in both, so the single-account
-    template holds nothing that organization mode would change, and the tests of the single-account stack
-    (tests/infra/test_stack.py and the others) keep describing it."""
+    instances), the event bus member stacks forward their new instances' events to, with its policy and
+    its two rules (issue 18), and changes at most four things of the single-account stack: the
+    runner's grants (the policy gains statements), its environment (the organization's values), the
+    dashboard (per-account graphs) and the queues' policies (the member rules may send too). Every other
+    resource is identical in both, so the single-account template holds nothing that organization mode
+    would change, and the tests of the single-account stack (tests/infra/test_stack.py and the others)
+    keep describing it."""
     single = synthesized_template["Resources"]
     central = organization.central["Resources"]
     assert set(single) <= set(central)
@@ -378,6 +388,9 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
     assert sorted(resource["Type"] for resource in added.values()) == [
         "AWS::CloudFormation::StackSet",
         "AWS::CloudWatch::Alarm",  # TargetsUnreachable
+        "AWS::Events::EventBus",  # MemberEvents, holding its policy
+        "AWS::Events::Rule",  # InstanceRunningInMembers
+        "AWS::Events::Rule",  # TagGainedInMembers
         "AWS::IAM::Policy",
     ]
     (grants,) = (resource for resource in added.values() if resource["Type"] == "AWS::IAM::Policy")
@@ -391,12 +404,12 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
     )
     changed = {name for name in single if single[name] != central[name]}
     changed_types = {single[name]["Type"] for name in changed}
-    assert changed_types <= {"AWS::IAM::Policy", "AWS::Lambda::Function", "AWS::CloudWatch::Dashboard"}, (
-        changed
-    )
+    assert changed_types <= {
+        "AWS::IAM::Policy", "AWS::Lambda::Function", "AWS::CloudWatch::Dashboard", "AWS::SQS::QueuePolicy"
+    }, changed  # fmt: skip
     for name in changed:
         before, after = single[name], central[name]
-        if before["Type"] == "AWS::IAM::Policy":
+        if before["Type"] in ("AWS::IAM::Policy", "AWS::SQS::QueuePolicy"):
             old = before["Properties"]["PolicyDocument"]["Statement"]
             new = after["Properties"]["PolicyDocument"]["Statement"]
             assert all(statement in new for statement in old), "organization mode took a grant away"
@@ -420,8 +433,13 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
 # --- the member template ---
 
 
+def _named_roles(template: Template) -> list[dict[str, Any]]:
+    """The member template's roles with a fixed name: the execution role (once per account)."""
+    return [r for r in resources(template, "AWS::IAM::Role").values() if "RoleName" in r["Properties"]]
+
+
 def test_the_member_role_trusts_only_the_central_runner(organization: Synth) -> None:
-    (role,) = resources(organization.member, "AWS::IAM::Role").values()
+    (role,) = _named_roles(organization.member)
     assert role["Properties"]["RoleName"] == "EcrFleetAuthMember"
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Effect"] == "Allow" and trust["Action"] == "sts:AssumeRole"
@@ -437,13 +455,22 @@ def test_the_member_role_trusts_only_the_central_runner(organization: Synth) -> 
 
 def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, narrowed: Synth) -> None:
     statements = {s["Sid"]: s for s in _statements(organization.member)}
-    assert set(statements) == {"RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState"}
+    lookups = {"FindTheAgentDocument", "ListTheAgentDocuments"}
+    assert set(statements) == {
+        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState", *lookups
+    }  # fmt: skip
     document_name = only(organization.member, "AWS::SSM::Document")["Properties"]["Name"]
+    # Every content version of the agent document (issue 18: a region mid-update may still have an
+    # earlier one, which the runner sends), and nothing else: <stackName>-Agent-<sha8>.
+    versions = f"arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:document/{document_name[:-8]}*"
+    assert document_name[:-8] == "EcrFleetAuth-Agent-"
     document = statements["RunTheAgentDocument"]
     assert _actions(document) == ["ssm:SendCommand"]
-    assert (
-        _join(document["Resource"]) == f"arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:document/{document_name}"
-    )
+    assert _join(document["Resource"]) == versions
+    assert _actions(statements["FindTheAgentDocument"]) == ["ssm:DescribeDocument"]
+    assert _join(statements["FindTheAgentDocument"]["Resource"]) == versions
+    assert _actions(statements["ListTheAgentDocuments"]) == ["ssm:ListDocuments"]
+    assert statements["ListTheAgentDocuments"]["Resource"] == "*"  # no resource-level permissions
     tagged = statements["OnlyOnTaggedInstances"]
     assert _actions(tagged) == ["ssm:SendCommand"]
     assert _join(tagged["Resource"]) == "arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*"
@@ -453,11 +480,11 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     # The same three statements as the runner's own role, but for the member's document and every region.
     central = {s["Sid"]: s for s in _statements(organization.central) if s.get("Sid") in statements}
     assert {sid: _actions(s) for sid, s in central.items()} == {
-        sid: _actions(s) for sid, s in statements.items()
+        sid: _actions(s) for sid, s in statements.items() if sid not in lookups
     }
     assert central["OnlyOnTaggedInstances"]["Condition"] == tagged["Condition"]
     assert not [s for s in _statements(narrowed.member) if s["Effect"] != "Allow"]
-    (narrowed_role,) = resources(narrowed.member, "AWS::IAM::Role").values()
+    (narrowed_role,) = _named_roles(narrowed.member)
     assert narrowed_role["Properties"]["RoleName"] == "FleetAuthMember"
 
 
@@ -493,9 +520,12 @@ def test_global_resources_once_per_account_regional_ones_per_region(organization
     assert member["Conditions"]["CreatesIam"] == {
         "Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "IamRegion"}]
     }
+    # Named IAM resources once per account; the event forwarder's role (issue 18) has a generated name
+    # and belongs to its region's rules, so each region's stack has its own.
     for resource_type in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-        for resource in resources(member, resource_type).values():
-            assert resource["Condition"] == "CreatesIam", resource_type
+        for logical_id, resource in resources(member, resource_type).items():
+            expected = "OutsideTheCentralStack" if logical_id.startswith("EventForwarder") else "CreatesIam"
+            assert resource["Condition"] == expected, logical_id
     assert "Condition" not in only(member, "AWS::SSM::Document")
     # The output group under the central group's name, except where the central stack has it already;
     # deleted with the stack instance, so an account that leaves and comes back can create it again.
@@ -551,6 +581,8 @@ def test_the_cli_synthesizes_an_organization_offline(tmp_path: Path) -> None:
         "organizationalUnitIds=ou-abcd-12345678",
         "-c",
         "memberRegions=eu-west-1,us-east-1",
+        "-c",
+        f"organizationId={ORGANIZATION_ID}",
         outdir=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -576,12 +608,33 @@ def _config(**overrides: Any) -> DeploymentConfig:
         ({"stackSetCallAs": "SELF"}, ["stackSetCallAs='SELF': applies only to an organization"]),
         # IAM role names are ASCII (CreateRole: [\w+=,.@-]+ in IAM's own, ASCII, sense).
         (
-            {"organizationalUnitIds": UNITS[0], "memberRoleName": "Rôle"},
+            {"organizationId": ORGANIZATION_ID},
+            [f"organizationId='{ORGANIZATION_ID}': needs organizationalUnitIds"],
+        ),
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": ORGANIZATION_ID, "memberRoleName": "Rôle"},
             ["memberRoleName='Rôle': not accepted"],
         ),
         (
-            {"organizationalUnitIds": UNITS[0], "regions": "eu-west-1,us-east-1"},
+            {
+                "organizationalUnitIds": UNITS[0],
+                "organizationId": ORGANIZATION_ID,
+                "regions": "eu-west-1,us-east-1",
+            },
             ["regions='eu-west-1, us-east-1': organization mode", "memberRegions"],
+        ),
+        # Member accounts' new instances are forwarded to this stack's bus, which only the organization
+        # may write to (aws:PrincipalOrgID): its id is needed, unless newInstances is off.
+        (
+            {"organizationalUnitIds": UNITS[0]},
+            [
+                "organizationId='': needed with organizationalUnitIds and newInstances",
+                "describe-organization",
+            ],
+        ),
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": "o-short"},
+            ["organizationId='o-short': not accepted"],
         ),
     ],
 )
@@ -608,8 +661,109 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_organization_settings_that_go_together_are_accepted() -> None:
     config = _config(
-        organizationalUnitIds=",".join(UNITS), memberAccounts="111111111111", regions="eu-west-1"
+        organizationalUnitIds=",".join(UNITS),
+        organizationId=ORGANIZATION_ID,
+        memberAccounts="111111111111",
+        regions="eu-west-1",
     )
     assert config.organizational_unit_ids == tuple(UNITS)
     assert config.member_accounts == ("111111111111",)
     assert _config(regions="eu-west-1,us-east-1").regions == ("eu-west-1", "us-east-1"), "single-account"
+
+
+# --- member accounts' new instances (issue 18) ---
+
+
+def _central_rule(template: Template, name: str) -> dict[str, Any]:
+    (rule,) = [
+        r["Properties"]
+        for i, r in resources(template, "AWS::Events::Rule").items()
+        if re.fullmatch(rf"{name}[0-9A-F]{{8}}", i)
+    ]
+    return rule
+
+
+def test_member_accounts_new_instances_reach_the_central_queue_through_a_bus_only_the_organization_may_use(
+    organization: Synth,
+) -> None:
+    """EventBridge forwards events bus to bus across accounts and regions, keeping the source ``account``,
+    ``region`` and resource ARN (EventBridge User Guide, "Sending and receiving events between AWS
+    accounts"); a bus takes events from other accounts only as its resource policy allows, and
+    ``aws:PrincipalOrgID`` limits that to an organization's principals (same guide; IAM User Guide,
+    global condition keys)."""
+    central = organization.central
+    ((bus_id, bus),) = resources(central, "AWS::Events::EventBus").items()
+    assert resources(central, "AWS::Events::EventBusPolicy") == {}  # the bus holds its policy
+    (statement,) = bus["Properties"]["Policy"]["Statement"]
+    assert (statement["Effect"], statement["Action"], statement["Principal"]) == (
+        "Allow",
+        "events:PutEvents",
+        {"AWS": "*"},
+    )
+    name = bus["Properties"]["Name"]
+    assert (
+        _join(statement["Resource"])
+        == f"arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:event-bus/{name}"
+    )
+    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalOrgID": ORGANIZATION_ID}
+    assert _join(statement["Condition"]["ArnLike"]["aws:PrincipalArn"]) == (
+        "arn:<AWS::Partition>:iam::*:role/ecr-fleet-auth/EcrFleetAuth/*"
+    )
+    # The same two patterns as the home rules, on that bus, into the same queue.
+    for name in ("InstanceRunning", "TagGained"):
+        home, members = (
+            _central_rule(central, f"NewInstances{name}"),
+            _central_rule(central, f"NewInstances{name}InMembers"),
+        )
+        assert members["EventBusName"] == {"Ref": bus_id} and "EventBusName" not in home
+        assert members["EventPattern"] == home["EventPattern"]
+        assert [t["Arn"] for t in members["Targets"]] == [t["Arn"] for t in home["Targets"]]
+    (stack_set,) = resources(central, "AWS::CloudFormation::StackSet").values()
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack_set["Properties"]["Parameters"]}
+    assert parameters["CentralEventBusArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+
+
+def test_each_member_stack_forwards_its_own_instance_events_with_a_role_that_may_do_only_that(
+    organization: Synth,
+) -> None:
+    """A rule whose target is an event bus in another account or Region needs a role EventBridge assumes
+    (EventBridge User Guide, "Sending and receiving events between AWS accounts"; "... between AWS
+    Regions"): trusted by events.amazonaws.com for this account only (aws:SourceAccount, the confused
+    deputy guard), allowed events:PutEvents on the central bus only."""
+    member = organization.member
+    central = organization.central
+    roles = {i: r for i, r in resources(member, "AWS::IAM::Role").items() if i.startswith("EventForwarder")}
+    ((role_id, role),) = roles.items()
+    properties = role["Properties"]
+    assert properties["Path"] == "/ecr-fleet-auth/EcrFleetAuth/"
+    (trust,) = properties["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = properties["Policies"]
+    (allowed,) = policy["PolicyDocument"]["Statement"]
+    assert (allowed["Action"], allowed["Resource"]) == ("events:PutEvents", {"Ref": "CentralEventBusArn"})
+    rules = resources(member, "AWS::Events::Rule")
+    assert sorted(
+        json.dumps(r["Properties"]["EventPattern"], sort_keys=True) for r in rules.values()
+    ) == sorted(
+        json.dumps(_central_rule(central, f"NewInstances{name}InMembers")["EventPattern"], sort_keys=True)
+        for name in ("InstanceRunning", "TagGained")
+    )
+    for rule in rules.values():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["Arn"] == {"Ref": "CentralEventBusArn"}
+        assert target["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+        assert "EventBusName" not in rule["Properties"]  # the account's default bus, where EC2 sends
+        assert rule["Condition"] == "OutsideTheCentralStack"  # the central pair's own rules see them
+    assert re.match(
+        member["Parameters"]["CentralEventBusArn"]["AllowedPattern"],
+        "arn:aws:events:eu-west-1:123456789012:event-bus/EcrFleetAuthMemberEvents",
+    )
+
+
+def test_without_new_instances_an_organization_forwards_nothing() -> None:
+    outdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-test-"))
+    central = synthesize({**ORGANIZATION, "newInstances": "false"}, outdir=str(outdir))["EcrFleetAuth"]
+    member = json.loads((outdir / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
+    assert resources(central, "AWS::Events::EventBus") == {} == resources(member, "AWS::Events::Rule")
+    assert "CentralEventBusArn" not in member["Parameters"]

@@ -24,6 +24,8 @@ class Instance:
     name: str
     instance_id: str = INSTANCE_ID
     ping_status: str = "ConnectionLost"  # the pull matrix shows it as offline: no sandbox needed
+    account_id: str = "123456789012"
+    sandbox: None = None
 
 
 @dataclass
@@ -49,19 +51,29 @@ class Fleet:
     invocations: list[dict[str, Any]]
     reports: list[dict[str, Any]] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
+    clients_in: list[str] = field(default_factory=list)  # member accounts whose Run Command was read
 
-    def add_instance(self, name: str, users: Any, *, launched_now: bool) -> Instance:
+    accounts: list[str | None] = field(default_factory=list)  # where each instance was launched
+
+    def add_instance(
+        self, name: str, users: Any, *, launched_now: bool, account: str | None = None
+    ) -> Instance:
         assert launched_now
         self.instances.append(Instance(name))
+        self.accounts.append(account)
         return self.instances[-1]
 
     def wait_for_new_instances(self, timeout: float) -> bool:
         return self.idle
 
     def event_reports(self) -> list[dict[str, Any]]:
-        return self.reports
+        return self.reports if self.instances else []  # the runs of the instance's events, once launched
 
     def client(self, name: str) -> Ssm:
+        return Ssm(self.invocations)
+
+    def client_in(self, account: str, name: str) -> Ssm:
+        self.clients_in.append(account)
         return Ssm(self.invocations)
 
 
@@ -116,3 +128,16 @@ def test_an_instance_not_covered_in_time_fails_the_demo(
     assert demo.new_instance_step(fleet) is False  # type: ignore[arg-type]
     _, err = capsys.readouterr()
     assert f"make demo: FAILED: web-5-new was not covered within {demo.NEW_INSTANCE_WAIT_SECONDS} s" in err
+
+
+def test_a_member_accounts_new_instance_is_launched_there_and_read_from_its_own_run_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fleet = Fleet(idle=True, invocations=[_invocation("Success", "changed", "ok")], reports=[_report([])])
+    assert demo.new_instance_step(fleet, "m-web-3-new", demo.MEMBER_ACCOUNT) is True  # type: ignore[arg-type]
+    out, _ = capsys.readouterr()
+    assert fleet.accounts == [demo.MEMBER_ACCOUNT] and fleet.clients_in == [demo.MEMBER_ACCOUNT]
+    assert f"launched in member account {demo.MEMBER_ACCOUNT}" in out
+    assert "the central stack's member bus" in out
+    row = next(line for line in out.splitlines() if line.startswith(INSTANCE_ID))
+    assert row.split()[1:5] == ["m-web-3-new", "succeeded", "changed", "ok"]

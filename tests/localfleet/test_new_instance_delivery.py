@@ -35,12 +35,14 @@ class Function:
     def __init__(self, clock: SimulatedClock, seconds: float = 0.0) -> None:
         self.clock, self.seconds = clock, seconds
         self.events: list[dict[str, Any]] = []
+        self.lineages: list[str] = []
         self.fail_ids: set[str] = set()
         self.raise_error = False
         self.running = self.most_running = 0
 
-    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, event: dict[str, Any], *, lineage: str = "") -> dict[str, Any]:
         self.events.append(event)
+        self.lineages.append(lineage)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         self.clock.sleep(self.seconds)
@@ -65,11 +67,14 @@ def running(instance_id: str, clock: SimulatedClock) -> dict[str, Any]:
 def test_settings_and_rules_are_the_templates(synthesized_template: Template) -> None:
     model = delivery(synthesized_template, Function(SimulatedClock()))
     mapping = only(synthesized_template, "AWS::Lambda::EventSourceMapping")["Properties"]
+    function = resources(synthesized_template, "AWS::Lambda::Function")[mapping["FunctionName"]["Ref"]]
     assert model.settings == EsmSettings(
         batch_size=mapping["BatchSize"],
         batching_window_seconds=mapping["MaximumBatchingWindowInSeconds"],
         maximum_concurrency=mapping["ScalingConfig"]["MaximumConcurrency"],
         report_batch_item_failures=mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"],
+        recursive_loop=function["Properties"].get("RecursiveLoop", "Terminate"),
+        function=model.settings.function,
     )
     patterns = sorted(json.dumps(r["Properties"]["EventPattern"], sort_keys=True)
                       for r in resources(synthesized_template, "AWS::Events::Rule").values())  # fmt: skip
@@ -186,7 +191,7 @@ def test_an_invalid_answer_fails_the_whole_batch() -> None:
         clock,
         sqs,
         queue,
-        lambda event: {"batchItemFailures": [{"itemIdentifier": ""}]},
+        lambda event, lineage: {"batchItemFailures": [{"itemIdentifier": ""}]},
         EsmSettings(10, 1, 2, True),
     )
     sqs.send(queue, "{}")
@@ -200,10 +205,14 @@ def test_put_backs_through_boto3_become_visible_after_their_delay() -> None:
     queue = sqs.create_queue("EcrFleetAuth-Queue", visibility_timeout=60)
     got: list[tuple[float, int]] = []
     EventSourceMapping(
-        clock, sqs, queue, lambda e: got.append((clock.monotonic(), len(e["Records"]))), EsmSettings()
+        clock,
+        sqs,
+        queue,
+        lambda e, lineage: got.append((clock.monotonic(), len(e["Records"]))),
+        EsmSettings(),
     )
     session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
-    InProcessTransport(ServiceEndpoint(SqsWire(sqs.handler))).attach(session)
+    InProcessTransport(ServiceEndpoint(SqsWire(sqs))).attach(session)
     client = session.client("sqs", endpoint_url="http://127.0.0.1:9")
     url = client.get_queue_url(QueueName=queue.name, QueueOwnerAWSAccountId=ACCOUNT)["QueueUrl"]
     start = clock.monotonic()
@@ -230,9 +239,13 @@ def test_on_a_real_clock_over_http() -> None:
     queue = sqs.create_queue("EcrFleetAuth-Queue", visibility_timeout=60)
     delivered = threading.Event()
     mapping = EventSourceMapping(
-        clock, sqs, queue, lambda e: delivered.set() or {"batchItemFailures": []}, EsmSettings(10, 0, 2, True)
+        clock,
+        sqs,
+        queue,
+        lambda e, lineage: delivered.set() or {"batchItemFailures": []},
+        EsmSettings(10, 0, 2, True),
     )
-    server = LoopbackServer(ServiceEndpoint(SqsWire(sqs.handler))).start()
+    server = LoopbackServer(ServiceEndpoint(SqsWire(sqs))).start()
     try:
         client = boto3.client(
             "sqs",
@@ -253,3 +266,140 @@ def test_on_a_real_clock_over_http() -> None:
     finally:
         server.stop()
         clock.close()
+
+
+class LoopingFunction:
+    """A function that sends every record it gets back to its own queue, through boto3 as code inside
+    Lambda does: botocore's ``add_recursion_detection_header`` adds the invocation's
+    ``_X_AMZN_TRACE_ID`` (with ``AWS_LAMBDA_FUNCTION_NAME`` set) to the SendMessage request."""
+
+    def __init__(self, clock: SimulatedClock, sqs: SqsService, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.clock, self.monkeypatch = clock, monkeypatch
+        session = boto3.Session(region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        InProcessTransport(ServiceEndpoint(SqsWire(sqs))).attach(session)
+        self.client = session.client("sqs", endpoint_url="http://127.0.0.1:9")
+        self.lineages: list[str] = []
+        self.loops_left: dict[str, int] = {}  # body -> how many more times to send it back (default: always)
+
+    def __call__(self, event: dict[str, Any], *, lineage: str) -> dict[str, Any]:
+        self.lineages.append(lineage)
+        self.monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "looping")
+        self.monkeypatch.setenv("_X_AMZN_TRACE_ID", f"Root=1-00000000-{'0' * 24};Sampled=0;Lineage={lineage}")
+        for record in event["Records"]:
+            left = self.loops_left.get(record["body"], 1_000_000)
+            if left > 0:
+                self.loops_left[record["body"]] = left - 1
+                url = self.client.get_queue_url(QueueName=record["eventSourceARN"].rsplit(":", 1)[-1])[
+                    "QueueUrl"
+                ]
+                self.client.send_message(QueueUrl=url, MessageBody=record["body"], DelaySeconds=5)
+        return {"batchItemFailures": []}
+
+
+def looping(
+    monkeypatch: pytest.MonkeyPatch, recursive_loop: str = "Terminate", max_receive_count: int = 5
+) -> tuple[SimulatedClock, SqsService, EventSourceMapping, LoopingFunction]:
+    clock = SimulatedClock()
+    sqs = SqsService(clock, ACCOUNT, REGION)
+    dead = sqs.create_queue("dead-letters")
+    queue = sqs.create_queue(
+        "loop", visibility_timeout=60, dead_letters=dead, max_receive_count=max_receive_count
+    )
+    function = LoopingFunction(clock, sqs, monkeypatch)
+    settings = EsmSettings(10, 0, 2, True, recursive_loop=recursive_loop, function="0a1b2c3d")
+    return clock, sqs, EventSourceMapping(clock, sqs, queue, function, settings), function
+
+
+def test_lambda_stops_the_16th_invocation_of_a_chain_and_the_message_waits_for_the_dead_letters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Lambda Developer Guide, "Use Lambda recursive loop detection to prevent infinite loops": "If your
+    function is invoked approximately 16 times in the same chain of requests, then Lambda automatically
+    stops the next function invocation" (HARSHER: the 16th is stopped); it "returns a
+    RecursiveInvocationException to the event source mapping. This increments the receiveCount value on
+    the message. Lambda continues to retry the message, and continues to block function invocations,
+    until Amazon SQS determines that the maxReceiveCount is exceeded and sends the message to the
+    configured dead-letter queue." boto/boto3#3899: "stops after 16 (sixteen) calls"."""
+    clock, sqs, mapping, function = looping(monkeypatch)
+    sqs.send(mapping.queue, "from EventBridge")  # no trace header: a chain starts here
+    clock.sleep(15 * 5 + 10)
+
+    ran = [i for i in mapping.invocations if not i.stopped]
+    assert [i.lineage for i in ran] == list(range(1, 16))
+    assert function.lineages[-1].endswith(":0a1b2c3d:15")
+    stopped = [i for i in mapping.invocations if i.stopped]
+    assert stopped[0].lineage == 16 and stopped[0].error == "RecursiveInvocationException"
+    # The stopped message stays, is received again after each visibility timeout, stopped again...
+    clock.sleep(5 * mapping.queue.visibility_timeout + 10)
+    assert len(function.lineages) == 15  # never invoked again
+    assert mapping.recursive_invocations_dropped == 5 == mapping.queue.max_receive_count
+    assert mapping.queue.messages == [] and len(mapping.queue.dead_letters.messages) == 1  # type: ignore[union-attr]
+    dead = mapping.queue.dead_letters.messages[0]  # type: ignore[union-attr]
+    assert dead.body == "from EventBridge" and "Lineage=1:0a1b2c3d:15" in (dead.trace_header or "")
+
+
+def test_a_function_that_says_recursive_loop_allow_is_not_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "If your design intentionally uses a recursive loop, you can configure a Lambda function to allow
+    it to be invoked recursively" (RecursiveLoop: Allow); "the CloudWatch metric
+    RecursiveInvocationsDropped isn't emitted" then (same guide)."""
+    clock, sqs, mapping, function = looping(monkeypatch, recursive_loop="Allow")
+    function.loops_left["from EventBridge"] = 29
+    sqs.send(mapping.queue, "from EventBridge")
+    clock.sleep(40 * 5)
+
+    assert [i.lineage for i in mapping.invocations] == list(range(1, 31))
+    assert mapping.recursive_invocations_dropped == 0 and not any(i.stopped for i in mapping.invocations)
+
+
+def test_a_batch_mixing_chains_continues_the_longest_and_is_stopped_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AWS does not say how a batch of records from several chains counts: HARSHER, the invocation
+    continues the longest chain (whatever it sends carries that count) and a stop holds back every
+    record of the batch."""
+    clock, sqs, mapping, function = looping(monkeypatch)
+    function.loops_left.update({"old": 0, "older": 0, "fresh": 1, "also fresh": 0})
+    chain = "Root=1-00000000-000000000000000000000000;Lineage=1:0a1b2c3d:"
+    sqs.send(mapping.queue, "old", trace_header=chain + "14")
+    sqs.send(mapping.queue, "fresh")
+    clock.sleep(1)
+    (first,) = mapping.invocations
+    assert first.lineage == 15 and first.records == 2  # the fresh event joined the old chain...
+    (put_back,) = mapping.queue.messages
+    assert put_back.body == "fresh" and (put_back.trace_header or "").endswith(":15")  # ...and carries it on
+    clock.sleep(10)
+    assert mapping.invocations[1].stopped and mapping.invocations[1].lineage == 16
+
+    sqs.send(mapping.queue, "older", trace_header=chain + "15")
+    sqs.send(mapping.queue, "also fresh")
+    clock.sleep(1)
+    together = mapping.invocations[2]
+    assert (together.records, together.lineage, together.stopped) == (2, 16, True)
+    assert {m.body for m in mapping.queue.messages} == {"fresh", "older", "also fresh"}  # all held back
+    assert len(function.lineages) == 1
+
+
+def test_the_trace_header_travels_from_botocore_through_sqs_into_the_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQS keeps the sender's X-Amzn-Trace-Id as the AWSTraceHeader system attribute and Lambda hands it
+    back in the record's attributes; an explicit MessageSystemAttributes.AWSTraceHeader wins (SQS API
+    reference, SendMessage)."""
+    clock, sqs, mapping, function = looping(monkeypatch)
+    function.loops_left["x"] = 1
+    sqs.send(mapping.queue, "x")
+    clock.sleep(1)
+    (message,) = mapping.queue.messages
+    assert message.trace_header is not None and message.trace_header.endswith(";Lineage=1:0a1b2c3d:1")
+    record = mapping._record(message)
+    assert record["attributes"]["AWSTraceHeader"] == message.trace_header
+    url = function.client.get_queue_url(QueueName="loop")["QueueUrl"]
+    function.client.send_message(
+        QueueUrl=url,
+        MessageBody="y",
+        MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=explicit"}},
+        MessageAttributes={"looks": {"DataType": "Number", "StringValue": "3"}},
+    )
+    sent = mapping.queue.messages[-1]
+    assert sent.trace_header == "Root=explicit"
+    assert mapping._record(sent)["messageAttributes"]["looks"]["stringValue"] == "3"

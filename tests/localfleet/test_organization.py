@@ -168,6 +168,33 @@ def test_list_stack_instances_pages_statuses_and_call_as(org: SimulatedOrganizat
     )
 
 
+def test_a_stack_instance_mid_update_keeps_its_stack_its_role_and_its_documents(
+    org: SimulatedOrganization,
+) -> None:
+    """StackInstanceSummary: OUTDATED covers a stack during a StackSet operation and one whose update
+    failed (the previous stack still stands: it has a StackId), unlike one never created (none)."""
+    org.deploy_member(A, "eu-west-1", document=("Members-Agent-0badc0de", {"schemaVersion": "2.2",
+                      "mainSteps": [{"action": "aws:runShellScript", "name": "s",
+                                     "inputs": {"runCommand": ["true"]}}]}))  # fmt: skip
+    org.update_member(A, "eu-west-1", detailed_status="RUNNING", deleted_document="Members-Agent-0badc0de")
+    org.deploy_member(B, "eu-west-1", status="OUTDATED", detailed_status="RUNNING")  # being created
+    cloudformation = org.session().client("cloudformation")
+
+    summaries = cloudformation.list_stack_instances(StackSetName=STACK_SET, CallAs="DELEGATED_ADMIN")[
+        "Summaries"
+    ]
+    by_account = {s["Account"]: s for s in summaries}
+    assert (by_account[A]["Status"], by_account[A]["StackInstanceStatus"]["DetailedStatus"]) == (
+        "OUTDATED",
+        "RUNNING",
+    )
+    assert by_account[A]["StackId"].startswith(f"arn:aws:cloudformation:eu-west-1:{A}:stack/")
+    assert "StackId" not in by_account[B]
+    assert org.pair(A, "eu-west-1").ssm.documents == {}  # deleted by the update
+    assert org.identities.trust_policy(A, org.member_role) is not None
+    assert org.identities.trust_policy(B, org.member_role) is None
+
+
 def test_the_management_account_is_no_delegated_administrator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDFORMATION", "http://127.0.0.1:9")
     with mock_aws():

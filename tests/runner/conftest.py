@@ -164,8 +164,11 @@ class World:
         (command,) = [c for c in self.commands.values() if instance_id in c.invocations]
         self.engine.cancel(command, [instance_id])
 
-    def invoke(self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS) -> dict[str, Any]:
-        return self.runner.invoke(event, timeout_seconds)
+    def invoke(
+        self, event: Any, timeout_seconds: float = LAMBDA_TIMEOUT_SECONDS, *, lineage: str | None = None
+    ) -> dict[str, Any]:
+        """The handler, invoked directly or (``lineage``) by the event source mapping."""
+        return self.runner.invoke(event, timeout_seconds, lineage=lineage)
 
     def notifications(self) -> list[dict[str, str]]:
         received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)

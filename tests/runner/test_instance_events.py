@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
+from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.discovery import TargetTag
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.instance_events import Queue, is_instance_event, parse
@@ -67,11 +68,14 @@ def test_an_sqs_batch_names_each_record_s_instance_and_repeats_collapse() -> Non
     assert [a.body for a in events.arrivals] == [r["body"] for r in batch["Records"]]
     assert events.rejected == {} and events.ignored == ()
     # The first instance is named twice (running, then tagged): one arrival, its earliest event.
-    first = events.earliest()
+    # Each instance where its event says it is: the envelope's account and region.
+    (pair,) = events.earliest()
+    assert pair == Pair("123456789012", "us-east-1")
+    first = events.earliest()[pair]
     assert sorted(first) == ["i-0a1b2c3d4e5f60718", "i-0f9e8d7c6b5a40312"]
     assert first[SAMPLE_INSTANCE].source == "instance_running"
     assert first[SAMPLE_INSTANCE].time == datetime(2025, 3, 4, 10, 15, 19, tzinfo=UTC)
-    assert events.message_ids(SAMPLE_INSTANCE) == [
+    assert events.message_ids(pair, SAMPLE_INSTANCE) == [
         batch["Records"][0]["messageId"],
         batch["Records"][2]["messageId"],
     ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -23,13 +24,15 @@ import boto3
 import pytest
 
 from ecr_fleet_auth import claims, runner
+from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
-from ecr_fleet_auth.triggers import RECHECK_SECONDS
+from ecr_fleet_auth.triggers import RECHECK_SECONDS, most_looks
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event, tag_change_event
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.synthesized_stack import runner_function
 from tests.runner.conftest import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World, load_event
 from tests.support.template import Template, default_context
 
@@ -140,6 +143,112 @@ def test_an_instance_never_online_is_reported_unreachable_once_after_the_bound(
     assert len(queue.put_back_delays()) == len(looks) - 1  # the last look reports it: no put-back
     (notification,) = world.notifications()
     assert "not_online_in_time" in notification["Message"]
+
+
+def test_a_never_online_instance_is_reported_once_at_its_bound_under_lambdas_recursion_guard(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """Lambda Developer Guide, "Use Lambda recursive loop detection to prevent infinite loops": a
+    function that sends to the SQS queue that invokes it is one chain of requests, and "If your function
+    is invoked approximately 16 times in the same chain of requests, then Lambda automatically stops the
+    next function invocation" (boto/boto3#3899; spacelift-io/terraform-aws-spacelift-workerpool-on-ec2
+    #171, #199 and PR #200, where a re-queueing lifecycle Lambda met it). Looking every 30 s for 900 s
+    is more than 15 invocations: the stack declares the loop (RecursiveLoop: Allow) and the runner ends
+    it at the bound, so the instance is still reported, once, there."""
+    assert queue.settings.recursive_loop == "Allow"  # the template says so to Lambda (and the simulator)
+    (new,) = world.launch(managed=False)
+    since = world.clock.now()
+    queue.put(running_event(new, since))
+
+    queue.run_until_idle()
+
+    (report,) = reports
+    (instance,) = report.instances
+    assert (instance.status, instance.reason) == ("unreachable", "not_online_in_time")
+    assert int(instance.detail["waited_seconds"]) >= READINESS_SECONDS
+    assert max(i.lineage for i in queue.invocations) > 15  # beyond where Lambda would have stopped it
+    assert queue.mapping.recursive_invocations_dropped == 0 and not any(i.stopped for i in queue.invocations)
+    assert queue.dead_letters() == 0
+
+
+def test_under_lambdas_default_guard_a_never_online_instance_would_never_be_reported(
+    world: World, synthesized_template: Template, reports: list[Report]
+) -> None:
+    """Why the stack says Allow: with Lambda's default (RecursiveLoop: Terminate) the chain is stopped
+    at its 16th invocation, minutes before the bound; the event is then blocked on every receive until
+    SQS moves it to the dead letters (Lambda Developer Guide, same page), and nobody hears of the
+    instance."""
+    template = json.loads(json.dumps(synthesized_template))
+    function = runner_function(template)
+    function["Properties"]["RecursiveLoop"] = "Terminate"
+    queue = NewInstanceDelivery.from_template(template, world.clock, world.account.sqs, world.invoke)
+    (new,) = world.launch(managed=False)
+    queue.put(running_event(new, world.clock.now()))
+
+    queue.run_until_idle(most_seconds=12 * 3600)
+
+    assert reports == []
+    assert queue.mapping.recursive_invocations_dropped == queue.queue.max_receive_count
+    assert queue.dead_letters() == 1
+
+
+def test_an_event_that_never_ages_still_ends_its_chain_after_the_looks_its_bound_allows(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """A loop allowed by design must end by design (Lambda Developer Guide, "Allowing a Lambda function
+    to run in a recursive loop": "Implement best practice guard rails"): an event whose ``time`` lies in
+    the future never reaches the readiness bound by the clock, so the looks counted on the message end
+    the chain, and the instance is reported once."""
+    (new,) = world.launch(managed=False)
+    queue.put(running_event(new, world.clock.now() + timedelta(days=1)))
+
+    queue.run_until_idle()
+
+    (report,) = reports
+    assert [(i.status, i.reason) for i in report.instances] == [("unreachable", "not_online_in_time")]
+    assert len(queue.invocations) == most_looks(READINESS_SECONDS)
+    assert len(queue.put_back_delays()) == len(queue.invocations) - 1  # put back after each look but the last
+
+
+@pytest.mark.parametrize(
+    "where",
+    [("210987654321", REGION), (ACCOUNT, "us-east-1"), ("210987654321", "ap-southeast-2")],
+    ids=["another account", "another region", "both"],
+)
+def test_in_a_single_account_stack_an_event_from_elsewhere_is_rejected_counted_and_logged(  # noqa: PLR0917 - fixtures
+    world: World,
+    queue: NewInstanceDelivery,
+    reports: list[Report],
+    where: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """EventBridge forwards events bus to bus across accounts and regions, keeping the source's
+    ``account`` and ``region`` (EventBridge User Guide, "Sending and receiving events between AWS
+    accounts"): someone's own rule may send another account's or region's launches to this stack's
+    bus. A single-account stack cannot command them: the record goes back to SQS (and to the dead
+    letters, where ``NewInstanceEventsLost`` sees it), ``InstanceEventsRejected`` counts it and the
+    log names where it came from — never left out silently, nor looked for in the wrong place."""
+    account, region = where
+    (mine,) = world.launch()
+    now = world.clock.now()
+    foreign = state_change_event("i-0123456789abcdef0", "running", account=account, region=region, at=now)
+    queue.put(running_event(mine, now), foreign)
+    stray = next(m.message_id for m in queue.queue.messages if json.loads(m.body)["account"] == account
+                 and json.loads(m.body)["region"] == region)  # fmt: skip
+    capsys.readouterr()
+
+    answer = queue.next_invocation().answer
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": stray}]}
+    assert [statuses(r) for r in reports] == [{mine: ("succeeded", "ok")}]
+    assert world.ec2.sent("DescribeInstances")[0]["Filters"][0]["Values"] == [mine]  # not looked for here
+    (warning,) = [r for r in caplog.records if "does not cover" in r.getMessage()]
+    assert (warning.account_id, warning.region) == (account, region)  # type: ignore[attr-defined]
+    documents = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert [d["InstanceEventsRejected"] for d in documents if "InstanceEventsRejected" in d] == [[1.0]]
 
 
 def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
@@ -338,7 +447,7 @@ def reported(reports: list[Report], instance_id: str) -> list[tuple[str, str, st
 
 def claim_item(instance_id: str) -> dict[str, Any]:
     item: dict[str, Any] = boto3.client("dynamodb", region_name=REGION).get_item(
-        TableName=CLAIM_TABLE, Key={claims.KEY: {"S": instance_id}}
+        TableName=CLAIM_TABLE, Key={claims.KEY: {"S": claims.claim_key(Pair(ACCOUNT, REGION), instance_id)}}
     )
     return item.get("Item", {})
 
@@ -363,6 +472,30 @@ def test_a_repeated_event_in_two_batches_at_once_commands_the_instance_once(
     assert reported(reports, mine) == [("instance_running", "succeeded", "ok")]
     assert claim_item(mine)["purpose"] == {"S": claims.COMMAND}
     assert world.api_calls["dynamodb.PutItem"] == 2  # each batch claimed it: one granted, one refused
+
+
+def test_a_claim_holds_an_instance_id_only_in_its_own_account_and_region(world: World) -> None:
+    """Amazon EC2 User Guide, "Resource locations": "Each resource identifier, such as an AMI ID,
+    instance ID, EBS volume ID, or EBS snapshot ID, is tied to its Region and can be used only in
+    the Region where you created the resource". AWS promises nothing about an instance id across
+    accounts or Regions, so the harsher reading: one id may name two instances of an organization.
+    A run of instance events covers every account and Region of it (the central queue), so a claim
+    is keyed by ``<account>/<region>/<id>``: a claim on one does not hold the other, and a second
+    claim on the same one is refused."""
+    table = claims.InstanceClaims(boto3.client("dynamodb", region_name=REGION), CLAIM_TABLE)
+    now = world.clock.now()
+    one_id = "i-0123456789abcdef0"
+    pairs = [Pair(ACCOUNT, REGION), Pair("111111111111", REGION), Pair(ACCOUNT, "ap-southeast-2")]
+    wanted = [claims.Wanted(pair, one_id, now, claims.COMMAND) for pair in pairs]
+
+    first = table.claim(wanted, now=now, deadline=now + timedelta(minutes=15), readiness_seconds=900)
+    again = table.claim(wanted, now=now, deadline=now + timedelta(minutes=15), readiness_seconds=900)
+
+    assert first.granted == tuple((pair, one_id) for pair in pairs) and not first.held
+    assert again.granted == () and set(again.held) == {(pair, one_id) for pair in pairs}
+    assert {held["account_id"] + "/" + held["region"] for held in again.held.values()} == {
+        f"{pair.account}/{pair.region}" for pair in pairs
+    }
 
 
 @pytest.mark.parametrize("later", [0, 24, 75, 126])
@@ -426,7 +559,7 @@ def test_a_claim_left_by_a_run_that_crashed_blocks_its_events_only_until_it_expi
     boto3.client("dynamodb", region_name=REGION).put_item(
         TableName=CLAIM_TABLE,
         Item={
-            claims.KEY: {"S": new},
+            claims.KEY: {"S": claims.claim_key(Pair(ACCOUNT, REGION), new)},
             "claimed_at": {"N": str(crashed.timestamp())},
             "event_time": {"N": str(event_time.timestamp())},
             "purpose": {"S": claims.COMMAND},

@@ -33,6 +33,8 @@ from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.events import NewInstanceDelivery
+from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import (
     DEPLOY_TIME,
@@ -51,6 +53,7 @@ OTHER_REGION = "us-east-1"
 STACK_SET = "EcrFleetAuth-Members"
 ORGANIZATION_CONTEXT = {
     "organizationalUnitIds": "ou-ab12-cdef3456",
+    "organizationId": "o-a1b2c3d4e5",
     "memberRegions": f"{REGION},{OTHER_REGION}",
 }
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
@@ -62,6 +65,8 @@ class OrganizationStack:
 
     environment: dict[str, str]  # the runner's, deploy-time values resolved (DEPLOY_TIME)
     member_document: dict[str, Any]  # the agent document the StackSet creates in each member pair
+    central: dict[str, Any]  # the central template
+    member: dict[str, Any]  # the member template
 
     @property
     def member_document_name(self) -> str:
@@ -73,7 +78,9 @@ def organization_stack(tmp_path_factory: pytest.TempPathFactory) -> Organization
     outdir = tmp_path_factory.mktemp("cdk.out")
     central = synthesize(ORGANIZATION_CONTEXT, outdir=str(outdir))["EcrFleetAuth"]
     member = json.loads((outdir / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
-    return OrganizationStack(resolved_runner_environment(central, DEPLOY_TIME), document_content(member))
+    return OrganizationStack(
+        resolved_runner_environment(central, DEPLOY_TIME), document_content(member), central, member
+    )
 
 
 @dataclass
@@ -84,6 +91,7 @@ class Organization:
     document_name: str
     queue_url: str
     sqs: Any
+    stack: OrganizationStack
 
     @property
     def clock(self) -> SimulatedClock:
@@ -135,6 +143,7 @@ def organization(
             organization_stack.member_document_name,
             queue_url,
             sqs,
+            organization_stack,
         )
         org.close()
     metrics.clear_metrics()
@@ -408,6 +417,109 @@ def test_a_region_the_account_has_not_enabled_is_reported_unreachable(
     assert "error" not in report
 
 
+EARLIER = "EcrFleetAuth-Agent-0badc0de"  # an earlier content version of the member document
+
+
+@pytest.mark.parametrize(
+    ("status", "detailed_status", "new_document_there", "sent"),
+    [
+        # A StackSet operation in progress: the update has not replaced the document yet, or has.
+        ("OUTDATED", "PENDING", False, EARLIER),
+        ("OUTDATED", "RUNNING", False, EARLIER),
+        ("OUTDATED", "RUNNING", True, "expected"),
+        # The last update failed or was stopped and rolled back: the previous stack still stands.
+        ("OUTDATED", "FAILED", False, EARLIER),
+        ("OUTDATED", "CANCELLED", False, EARLIER),
+        # A failed delete left the stack behind, unstable but there.
+        ("INOPERABLE", "INOPERABLE", False, EARLIER),
+    ],
+)
+def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers(
+    organization: Organization, status: str, detailed_status: str, new_document_there: bool, sent: str
+) -> None:
+    """CloudFormation API reference, StackInstanceSummary: "OUTDATED: The stack isn't currently up to
+    date with the stack set because either: The associated stack failed during a CreateStackSet or
+    UpdateStackSet operation. The stack was part of a CreateStackSet or UpdateStackSet operation that
+    failed or was stopped before the stack was created or updated"; StackInstanceComprehensiveStatus
+    gives the DetailedStatus (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, INOPERABLE,
+    SKIPPED_SUSPENDED_ACCOUNT, FAILED_IMPORT). Every agent change renames the member document, so every
+    deploy is such an update: a pair whose stack still stands is run with the role and the document it
+    has, and its report target says the stack instance's status and detailed status."""
+    o = organization
+    o.org.deploy_member(A, REGION, document=(EARLIER, o.document))  # the stack as the last deploy left it
+    o.org.update_member(
+        A,
+        REGION,
+        status=status,
+        detailed_status=detailed_status,
+        new_document=(o.document_name, o.document) if new_document_there else None,
+    )
+    (instance,) = o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    assert where(report)[instance] == (A, REGION, "succeeded", "ok")
+    (send,) = o.sent(A, REGION)
+    assert send["DocumentName"] == (o.document_name if sent == "expected" else EARLIER)
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("reached", None)
+    assert target["detail"]["stack_instance"] == {
+        "status": status, "detailed_status": detailed_status, "status_reason": ""
+    }  # fmt: skip
+    assert target["detail"].get("document") == (None if sent == "expected" else EARLIER)
+    assert "error" not in report
+
+
+@pytest.mark.parametrize(
+    ("detailed_status", "stack"),
+    [
+        ("PENDING", False),  # created by an operation that has not reached it yet
+        ("RUNNING", False),  # being created
+        ("FAILED", False),  # its creation failed: nothing stands
+        ("CANCELLED", False),  # stopped before it was created
+        ("FAILED_IMPORT", False),
+        ("SKIPPED_SUSPENDED_ACCOUNT", True),  # a suspended account: nothing runs there
+    ],
+)
+def test_a_member_stack_with_nothing_to_run_on_is_unreachable_without_being_called(
+    organization: Organization, detailed_status: str, stack: bool
+) -> None:
+    """Only a pair that cannot work is unreachable: no stack was created there (no StackId), or the
+    account is suspended (StackInstanceComprehensiveStatus SKIPPED_SUSPENDED_ACCOUNT)."""
+    o = organization
+    o.member(A, REGION, status="OUTDATED", detailed_status=detailed_status, stack=stack)
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_stack_not_ready")
+    assert target["detail"]["detailed_status"] == detailed_status
+    assert o.org.pair(A, REGION).ec2_endpoint.calls == {} == o.org.pair(A, REGION).ssm_endpoint.calls
+
+
+@pytest.mark.parametrize("status", ["CURRENT", "OUTDATED"])
+def test_a_member_stack_without_any_usable_agent_document_is_unreachable_and_says_so(
+    organization: Organization, status: str
+) -> None:
+    """No document of the stack there (deleted by hand, or by a delete that failed half-way), or only
+    versions that lack a parameter the runner sends: nothing is sent (SendCommand would refuse it)."""
+    o = organization
+    lacking = json.loads(json.dumps(o.document))
+    del lacking["parameters"][contract.RELEASE_BASE_URL]
+    o.org.deploy_member(A, REGION, document=(EARLIER, lacking))
+    o.org.update_member(
+        A, REGION, status=status, detailed_status="FAILED" if status != "CURRENT" else "SUCCEEDED"
+    )
+    o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_document_missing")
+    assert target["detail"]["document"] == o.document_name
+    assert o.sent(A, REGION) == []
+
+
 def test_every_page_of_stack_instances_is_read_and_member_settings_narrow_them(
     organization: Organization, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -536,3 +648,157 @@ def test_a_report_too_big_to_return_is_returned_condensed(
     }
     assert condensed["instances_not_logged"] == 1
     assert {key for key in whole if key != "instances"} <= set(condensed)
+
+
+# --- member accounts' new instances (issue 18) ---
+
+
+@pytest.fixture
+def new_instances(organization: Organization) -> NewInstanceDelivery:
+    """The central stack's new-instance path (its queue, mapping and rules, the member bus and its
+    policy) in the home pair, and every member stack forwarding its events to it."""
+    o = organization
+    o.org.home.create_tables(o.stack.central, DEPLOY_TIME["CLAIM_TABLE_NAME"])
+    delivery = NewInstanceDelivery.from_template(o.stack.central, o.clock, o.org.home.sqs, o.runner.invoke)
+    o.org.home.event_bus.append(delivery.put)
+    o.org.forward_new_instances(o.stack.member, delivery)
+    return delivery
+
+
+def event_reports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    captured: list[Any] = []
+    real = runner.run
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        report = real(*args, **kwargs)
+        captured.append(report)
+        return report
+
+    monkeypatch.setattr(runner, "run", spy)
+    return captured
+
+
+@pytest.mark.parametrize("region", [REGION, OTHER_REGION])
+def test_a_member_accounts_new_instance_is_covered_through_the_central_queue_in_its_own_account(
+    organization: Organization,
+    new_instances: NewInstanceDelivery,
+    monkeypatch: pytest.MonkeyPatch,
+    region: str,
+) -> None:
+    """EventBridge User Guide, "Sending and receiving events between AWS accounts": a rule can send an
+    account's events to an event bus of another account, in another Region too, and the event keeps
+    its source ``account``, ``region`` and resource ARN. The member stack forwards its instances'
+    ``running`` events to the central stack's bus (its policy: the organization only); the central
+    queue hands them to the runner, which looks for, waits for and commands each instance in its own
+    account and region, through the member role, with the member document."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(A, region)
+    pair = o.org.pair(A, region)
+    (new,) = pair.launch(tags=TAGS, managed=False)  # its running event: A's bus -> the central bus
+    assert new_instances.pending() == 1 and not new_instances.refused
+    (queued,) = [json.loads(m.body) for m in new_instances.queue.messages]
+    assert (queued["account"], queued["region"]) == (A, region)
+
+    new_instances.next_invocation()  # A's instance is not online yet: put back to wait
+    assert reports == [] and new_instances.put_back_delays() == [30]
+    online_at = o.clock.monotonic()
+    pair.register_agent(new, agent=CannedRun(duration=5))
+    new_instances.run_until_idle()
+
+    (report,) = reports
+    assert report.source == "instance_running"
+    assert [(i.instance_id, i.account_id, i.region, i.status) for i in report.instances] == [
+        (new, A, region, "succeeded")
+    ]
+    assert {(t.account_id, t.region, t.status) for t in report.targets or ()} == {(A, region, "reached")}
+    (send,) = o.sent(A, region)
+    assert (send["DocumentName"], send["InstanceIds"]) == (o.document_name, [new])
+    assert o.sent(HOME, REGION) == []
+    (ended,) = [run_end for _, run_end in pair.agents[new].runs]
+    assert ended - online_at <= 120  # the same goal as at home: 2 minutes from Online
+
+
+def test_an_instance_tagged_in_a_member_account_is_covered_there(
+    organization: Organization, new_instances: NewInstanceDelivery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tag Change on Resource (Tagging User Guide, "Monitor tag changes with serverless workflows and
+    Amazon EventBridge"), forwarded like the state change: the tag gained in a member account."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(C, OTHER_REGION)
+    pair = o.org.pair(C, OTHER_REGION)
+    (instance,) = pair.launch(tags={"Name": "later"}, agent=CannedRun(duration=5))
+    new_instances.run_until_idle()  # its running event: not ours (no tag), left out
+    pair.tag(instance, {TAG_KEY: TAG_VALUE})
+    new_instances.run_until_idle()
+
+    assert [(r.source, [(i.account_id, i.status) for i in r.instances]) for r in reports] == [
+        ("tag_change", [(C, "succeeded")])
+    ]
+
+
+def test_only_the_organizations_forwarding_roles_may_put_events_on_the_central_bus(
+    organization: Organization, new_instances: NewInstanceDelivery
+) -> None:
+    """The bus's policy (EventBridge User Guide, "Permissions for event buses"): ``aws:PrincipalOrgID``
+    is the organization's and the principal one of its member stacks' forwarding roles; an account of
+    another organization, or another role of a member account, is refused."""
+    from localfleet.iam.identities import Principal  # noqa: PLC0415
+
+    o = organization
+    o.member(A, REGION)
+    event = state_change_event("i-0123456789abcdef0", "running", account=A, region=REGION, at=o.clock.now())
+    bus = new_instances.member_bus
+    assert bus is not None
+    outsider = Principal(B, f"arn:aws:iam::{B}:role/ecr-fleet-auth/EcrFleetAuth/x", "s", "o-zzzzzzzzzz")
+    other_role = Principal(A, f"arn:aws:iam::{A}:role/Admin", "s", o.org.organization_id)
+    forwarder = Principal(
+        A, f"arn:aws:iam::{A}:role/ecr-fleet-auth/EcrFleetAuth/x", "s", o.org.organization_id
+    )
+
+    assert not new_instances.put_from(event, bus=bus, sender=outsider)
+    assert not new_instances.put_from(event, bus=bus, sender=other_role)
+    assert new_instances.pending() == 0 and len(new_instances.refused) == 2
+    assert new_instances.put_from(event, bus=bus, sender=forwarder)
+    assert new_instances.pending() == 1
+
+
+def test_an_event_from_an_account_or_region_the_stack_does_not_cover_is_rejected_counted_and_logged(
+    organization: Organization,
+    new_instances: NewInstanceDelivery,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An event reaches the queue from a pair the StackSet has no stack instance in (sent there by
+    someone's own rule, or a stack instance removed since): the runner cannot command it. Its record
+    goes back to SQS (then to the dead letters), it is counted (``InstanceEventsRejected``) and logged:
+    never dropped without a trace."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(A, REGION)
+    stray = state_change_event("i-0123456789abcdef0", "running", account=B, region=REGION, at=o.clock.now())
+    mine_id = o.org.pair(A, REGION).launch(tags=TAGS, agent=CannedRun(duration=5))[0]  # forwarded
+    new_instances.put(stray)  # on the central account's default bus (as someone's rule sent it there)
+    capsys.readouterr()
+
+    invocation = new_instances.next_invocation()
+
+    (failed,) = invocation.answer["batchItemFailures"]
+    assert json.loads(next(m.body for m in new_instances.queue.messages))["account"] == B
+    assert failed["itemIdentifier"] == new_instances.queue.messages[0].message_id
+    (report,) = reports
+    assert [(i.instance_id, i.account_id) for i in report.instances] == [(mine_id, A)]
+    (warning,) = [r for r in caplog.records if "does not cover" in r.getMessage()]
+    assert (warning.levelname, warning.account_id, warning.instances) == (  # type: ignore[attr-defined]
+        "WARNING",
+        B,
+        ["i-0123456789abcdef0"],
+    )
+    rejected = [
+        d["InstanceEventsRejected"]
+        for d in emf_documents(capsys.readouterr().out)
+        if "InstanceEventsRejected" in d
+    ]
+    assert rejected == [[1.0]]  # one record, one invocation

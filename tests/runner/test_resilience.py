@@ -517,11 +517,12 @@ def test_a_tag_ssm_has_not_seen_ends_the_command_and_says_what_to_do(world: Worl
     world.node(instance).tags = {}  # EC2 has the tag; Run Command's target resolution does not
     report = world.invoke({})
 
-    assert status_and_reason(report) == {instance: ("failed", "no_invocation")}
+    # Reported for what the command said (issue 18): No Instances In Tag has its own next step.
+    assert status_and_reason(report) == {instance: ("failed", "no_instances_in_tag")}
     (command,) = world.commands.values()
     assert command.status_details() == "No Instances In Tag"
     (notification,) = world.notifications()
-    assert NEXT_STEPS["no_invocation"] in notification["Message"]
+    assert NEXT_STEPS["no_instances_in_tag"] in notification["Message"]
 
 
 def test_an_instance_terminated_before_a_whole_fleet_send_is_not_a_failure(

@@ -142,7 +142,10 @@ def test_parameters_reach_the_script_by_substitution_and_as_ssm_env(
             },
         ),
     )
-    emulator.register_instance(instance_id(1), SubprocessExecutor(work_dir=tmp_path))
+    # An agent that exports ENV_VAR parameters (3.3.2746.0 on; older ones: test_parameter_interpolation).
+    emulator.register_instance(
+        instance_id(1), SubprocessExecutor(work_dir=tmp_path), agent_version="3.3.2746.0"
+    )
 
     command_id = send(
         ssm, InstanceIds=[instance_id(1)], DocumentName="Env-Doc", Parameters={"Action": ["refresh"]}

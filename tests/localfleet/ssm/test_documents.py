@@ -117,7 +117,8 @@ def test_the_stacks_document_accepts_its_own_parameters(
     ssm: Any, emulator: SsmEmulator, synthesized_template: Template
 ) -> None:
     executor = CannedExecutor(stdout="{}")
-    emulator.register_instance(instance_id(7), executor)
+    # An agent that exports ENV_VAR parameters (3.3.2746.0 on; older ones: test_parameter_interpolation).
+    emulator.register_instance(instance_id(7), executor, agent_version="3.3.2746.0")
     emulator.register_document("EcrFleetAuth-Document", document_content(synthesized_template))
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
@@ -154,3 +155,24 @@ def test_only_schema_2_2_documents_are_accepted(ssm: Any) -> None:
         ssm.create_document(Name="Old-Doc", Content=json.dumps(old))
 
     assert error_code(caught) == "InvalidDocumentSchemaVersion"
+
+
+def test_list_documents_by_owner_and_name_prefix_pages(ssm: Any, emulator: SsmEmulator) -> None:
+    """ListDocuments' Filters (DocumentKeyValuesFilter, SSM API reference): "If you use Name as a key, you
+    can use a name prefix to return a list of documents"; ``Owner`` ``Self`` gives the account's own."""
+    for suffix in ("0badc0de", "1badc0de", "2badc0de"):
+        emulator.register_document(f"Stack-Agent-{suffix}", shell_document(["true"]))
+    emulator.register_document("Other-Agent-0badc0de", shell_document(["true"]))
+    pages = ssm.get_paginator("list_documents").paginate(
+        Filters=[{"Key": "Owner", "Values": ["Self"]}, {"Key": "Name", "Values": ["Stack-Agent-"]}],
+        PaginationConfig={"PageSize": 2},
+    )
+    found = [identifier for page in pages for identifier in page["DocumentIdentifiers"]]
+    assert [d["Name"] for d in found] == [
+        "Stack-Agent-0badc0de",
+        "Stack-Agent-1badc0de",
+        "Stack-Agent-2badc0de",
+    ]
+    assert all(d["DocumentType"] == "Command" and "CreatedDate" in d for d in found)
+    amazon = ssm.list_documents(Filters=[{"Key": "Owner", "Values": ["Amazon"]}])
+    assert amazon["DocumentIdentifiers"] == []

@@ -166,6 +166,52 @@ def test_a_node_the_caller_may_not_command(ssm: Any, account: SimulatedAccount) 
     assert error_code(refused) == "AccessDeniedException"
 
 
+def test_a_command_beyond_the_accounts_pending_invocations_ends_rate_exceeded_with_no_invocation(
+    ssm: Any, account: SimulatedAccount
+) -> None:
+    """Command.StatusDetails "Rate Exceeded: The number of managed nodes targeted by the command
+    exceeded the account limit for pending invocations. The system has canceled the command before
+    running it on any managed node. This is a terminal state." (SSM API reference, Command; SSM User
+    Guide, "Understanding command statuses")."""
+    account.ssm.engine.pending_invocation_limit = 3
+    busy = account.launch(2, tags={"team": "a"}, agent=CannedRun(duration=600))
+    more = account.launch(2, tags={"team": "b"})
+
+    running = send(ssm, InstanceIds=busy)
+    refused = send(ssm, InstanceIds=more)  # 2 pending + 2 targets > 3
+    by_tag = send(ssm, Targets=[{"Key": "tag:team", "Values": ["b"]}])
+
+    for command_id in (refused, by_tag):
+        ended = command(ssm, command_id)
+        assert (ended["Status"], ended["StatusDetails"], ended["TargetCount"]) == (
+            "Cancelled",
+            "Rate Exceeded",
+            0,
+        )
+        assert invocations(ssm, command_id) == {}
+    assert set(invocations(ssm, running)) == set(busy)
+    later(account, 600)  # the pending ones ended: room again
+    accepted = send(ssm, InstanceIds=more)
+    later(account, 60)
+    assert details(ssm, accepted) == dict.fromkeys(more, "Success")
+
+
+def test_a_tag_command_on_nodes_none_of_which_the_caller_may_command_ends_access_denied(
+    ssm: Any, account: SimulatedAccount
+) -> None:
+    """Command.StatusDetails ``Access Denied`` ends the command with no invocation (SSM User Guide,
+    "Understanding command statuses"); HARSHER where the guide leaves open whether the refusal is
+    per node: only when no resolved target may be commanded (otherwise per-node Access Denied)."""
+    account.launch(2, tags={"team": "a"}, commandable=False)
+
+    command_id = send(ssm, Targets=[TAG])
+    later(account, 1)
+
+    ended = command(ssm, command_id)
+    assert (ended["Status"], ended["StatusDetails"], ended["TargetCount"]) == ("Failed", "Access Denied", 0)
+    assert invocations(ssm, command_id) == {}
+
+
 def test_tag_targets_resolve_late_and_a_tag_on_no_node_ends_the_command(
     ssm: Any, account: SimulatedAccount
 ) -> None:

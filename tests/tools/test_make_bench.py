@@ -1,0 +1,46 @@
+"""`make bench BENCH=<name> [options]`: each benchmark gets its own options, never the process's arguments."""
+
+from __future__ import annotations
+
+import sys
+import types
+from argparse import Namespace
+from collections.abc import Sequence
+
+import pytest
+
+import bench.__main__ as bench_main
+from bench import new_instances_bench
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[Namespace]:
+    """``new_instances`` replaced by a benchmark that only parses its options as the real one does."""
+    seen: list[Namespace] = []
+
+    def main(argv: Sequence[str] | None = None) -> None:
+        seen.append(new_instances_bench.parse_arguments(argv))
+
+    fake = types.ModuleType("fake_new_instances_bench")
+    fake.main = main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_new_instances_bench", fake)
+    monkeypatch.setattr(bench_main, "BENCHMARKS", {"new_instances": "fake_new_instances_bench"})
+    return seen
+
+
+def test_a_benchmark_named_alone_runs_with_its_defaults(
+    parsed: list[Namespace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m bench new_instances` (what `make bench BENCH=new_instances` runs): argparse without an
+    argument list reads sys.argv, where the benchmark's own name is an unrecognized argument."""
+    monkeypatch.setattr(sys, "argv", ["python -m bench", "new_instances"])
+    assert bench_main.main() == 0
+    assert parsed == [new_instances_bench.parse_arguments([])]
+
+
+def test_options_after_a_name_go_to_that_benchmark(
+    parsed: list[Namespace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["python -m bench", "new_instances", "--seed", "2", "--instances", "40"])
+    assert bench_main.main() == 0
+    assert (parsed[0].seed, parsed[0].instances) == (2, 40)
