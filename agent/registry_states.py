@@ -1,18 +1,27 @@
-"""The state of each user x registry pair: helper, logged in (and until when), stale, none, unavailable."""
+"""The state of each user x registry pair: helper, logged in (and until when), stale, shadowed, none,
+unavailable; per client (each read order's answer), and the worst of them for the pair."""
 
+import os
+
+from .credential_files import ERROR, FILE, HELPER, NONE
+from .docker_client import CONFIG_NAME
+from .docker_model import DockerModel
+from .go_json import ConfigRejected
 from .outcomes import (
     STALE_CREDENTIALS,
     STATE_HELPER,
     STATE_HELPER_UNAVAILABLE,
     STATE_LOGGED_IN,
     STATE_NONE,
+    STATE_SHADOWED,
     STATE_STALE_AUTH,
+    TOKEN_SHADOWED,
     AgentError,
 )
 from .params import unique
 from .records import record_expiry
 from .stores import HELPER_CRED_NAME
-from .times import format_time, utc_now
+from .times import format_time, parse_time, utc_now
 
 
 def registry_state(auth_file, registry, record, stores):
@@ -65,3 +74,151 @@ def stale_stores(auth_file, registries):
             if name and name != HELPER_CRED_NAME:
                 found.extend((name, form) for form in forms)
     return unique(found)
+
+
+# --- the state each read order's answer gives its clients, and the registry's state for the user
+
+# Worst first: the registry's state for a user is its worst client's (a host is not healthy while any of
+# its clients would pull with another file than the one kept fresh).
+SEVERITY = (
+    STATE_HELPER_UNAVAILABLE,
+    STATE_SHADOWED,
+    "error",
+    STATE_NONE,
+    "expired",
+    STATE_STALE_AUTH,
+    STATE_LOGGED_IN,
+    STATE_HELPER,
+)
+
+
+def severity(state):
+    if "error" in state:
+        return SEVERITY.index("error")
+    if state.get("expired"):
+        return SEVERITY.index("expired")
+    return SEVERITY.index(state["state"])
+
+
+def fresh_source(creds, answers, registry, record):
+    """Where the agent's current credential for the registry is, for telling a shadowing token: "the
+    credential helper" when some client is served by it, else a file holding the login the agent
+    recorded (while it is valid), else None."""
+    if any(answer.kind == HELPER for answer in answers):
+        return "the credential helper"
+    expires_at = parse_time((record or {}).get("expires_at"))
+    if not record or (expires_at is not None and expires_at <= utc_now()):
+        return None
+    for ref in creds.refs():
+        credential = creds.file_credential(ref.path, registry)
+        if credential is not None and credential.digest() == record.get("auth_sha256"):
+            return ref.path
+    return None
+
+
+def answer_state(creds, answer, registry, record, stores, *, fresh):
+    """The state an answer gives its clients (a problem, if any, under "problem", as registry_state)."""
+    kind = answer.kind
+    if kind == ERROR and answer.store:
+        return {"state": STATE_HELPER_UNAVAILABLE, "helper": answer.store, "problem": answer.error}
+    if kind == ERROR:
+        return {"state": STATE_NONE, "error": answer.error.reason, "problem": answer.error}
+    if kind == HELPER:
+        return helper_answer_state(creds, answer, registry, stores)
+    if kind == NONE:
+        return {"state": STATE_NONE}
+    digest = answer.credential.digest()
+    recorded = record_expiry(record, digest)
+    if fresh is not None and fresh != answer.path and recorded is None:
+        why = "%s read %s first: a token the agent does not keep, ahead of the current one in %s" % (
+            answer.clients,
+            answer.path if kind == FILE else "docker-credential-" + answer.store,
+            fresh,
+        )
+        return {"state": STATE_SHADOWED, "problem": AgentError(TOKEN_SHADOWED, why)}
+    return logged_in_state(recorded)
+
+
+def helper_answer_state(creds, answer, registry, stores):
+    if answer.order.rules == "docker":
+        auth_file = creds.load(answer.order.files[0])
+        view = auth_file.docker_view(DockerModel(answer.order.docker_version))
+        return registry_state(DockerFileView(view), registry, None, stores)
+    try:
+        stores.verify(registry)
+    except AgentError as error:
+        return {"state": STATE_HELPER_UNAVAILABLE, "helper": HELPER_CRED_NAME, "problem": error}
+    view = creds.load(next(ref for ref in answer.order.files if ref.path == answer.path)).containers_view()
+    stale = [key for key in view.keys_for(registry) if secret_entry(view, key)]
+    if stale:  # credHelpers comes first in the file: these are never read, but they are secrets
+        why = "a token from before the helper is still in %s (auths %s)" % (answer.path, ", ".join(stale))
+        return {"state": STATE_STALE_AUTH, "problem": AgentError(STALE_CREDENTIALS, why)}
+    return {"state": STATE_HELPER}
+
+
+def secret_entry(view, key):
+    try:
+        return view.credential(key).is_secret
+    except ConfigRejected:
+        return True
+
+
+class DockerFileView(object):
+    """What registry_state asks of a docker config, from a DockerView."""
+
+    def __init__(self, view):
+        self.view = view
+
+    def store_for(self, registry):
+        return self.view.store_for(registry)
+
+    def file_credential(self, registry):
+        return self.view.file_credential(registry)
+
+    def stale_secret_keys(self, registry):
+        return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
+
+
+def registry_states(creds, registry, record, stores):
+    """[(answer, state)] for every read order of the user, with shadowing judged across them all."""
+    answers = [creds.answer(order, registry, stores) for order in creds.orders]
+    fresh = fresh_source(creds, answers, registry, record)
+    return [
+        (answer, answer_state(creds, answer, registry, record, stores, fresh=fresh)) for answer in answers
+    ]
+
+
+def combined_state(account, answered):
+    """The registry's entry in the result: its worst client's state; `file` when one file (not
+    ~/.docker/config.json) answers every client, `clients` when they do not all agree."""
+    problems = []
+    by_client = {}
+    for answer, state in answered:
+        problem = state.pop("problem", None)
+        if problem is not None and all(problem.message != known.message for known in problems):
+            problems.append(problem)
+        for client in answer.order.clients:
+            current = by_client.get(client)
+            if current is None or severity(state) < severity(current[0]):
+                by_client[client] = (state, answer.path)
+    worst = min((entry for entry in by_client.values()), key=lambda entry: severity(entry[0]))
+    entry = dict(worst[0])
+    groups = {}
+    for client, (state, path) in by_client.items():
+        shown = dict(state, file=shown_path(account, path)) if path else dict(state)
+        groups.setdefault(json_key(shown), ([], shown))[0].append(client)
+    if len(groups) > 1:
+        entry["clients"] = {",".join(names): shown for names, shown in groups.values()}
+    elif worst[1] and worst[1] != os.path.join(account.config_dir, CONFIG_NAME):
+        entry["file"] = shown_path(account, worst[1])
+    return entry, problems
+
+
+def json_key(value):
+    return tuple(sorted(value.items()))
+
+
+def shown_path(account, path):
+    """A path as the result shows it: the home as ~ (bytes count on a 2,000-byte line)."""
+    home = account.home.rstrip("/") + "/"
+    return "~/" + path[len(home) :] if path.startswith(home) else path
