@@ -567,14 +567,13 @@ def docker_stale_stores(creds, ref, registries):
 
 
 def docker_login_note(version):
-    """What happens to a user's own `docker login` to a registry now served by the helper."""
-    # docker login stores through credHelpers[registry]; ecr-login's `store` answers "not implemented"
-    # (amazon-ecr-credential-helper ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
+    """What happens to a user's own login (docker, podman...) to a registry now served by the helper."""
+    # docker login stores through credHelpers[registry], and so does containers/image's SetCredentials
+    # (setAuthToCredHelper); ecr-login's `store` answers "not implemented" (amazon-ecr-credential-helper
+    # ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
     if helper_version_tuple(version) >= (0, 9, 0):
-        return (
-            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
-        )
-    return "users' own docker login to these now fails (helper store: not implemented); pulls need none"
+        return "users' own logins to these fail unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
+    return "users' own logins to these now fail (helper store: not implemented); pulls need none"
 
 
 def helper_version_tuple(version):

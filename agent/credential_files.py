@@ -8,9 +8,10 @@ credHelpers before auths; containers_model). A file one of its readers cannot lo
 """
 
 from .clients import Client
+from .config_file import AuthFile
 from .containers_model import ContainersView
 from .docker_model import DockerModel
-from .go_json import ConfigRejected
+from .go_json import EMPTY_DOCUMENT, ConfigRejected
 from .orders import FileRef
 from .outcomes import CONFIG_CORRUPT, AgentError
 from .read_order import read_orders
@@ -29,8 +30,11 @@ ERROR = "error"  # a file the client cannot read or load ends its lookup
 class Answer(object):
     """What one read order gives its clients for a registry."""
 
-    def __init__(self, order, kind, path=None, *, store=None, credential=None, keys=(), error=None):
+    def __init__(
+        self, order, kind, path=None, *, store=None, credential=None, keys=(), error=None, empty=False
+    ):
         self.order = order
+        self.empty = empty  # ERROR: the file is empty, which a write mends (there is nothing in it to lose)
         self.kind = kind
         self.path = path  # the file answering (None: none does)
         self.store = store  # helper or store name for HELPER and STORE
@@ -46,9 +50,12 @@ class Answer(object):
 class UserCredentials(object):
     """A user's read orders (every client of the host, in every kind of session) and their files."""
 
-    def __init__(self, host, account):
+    def __init__(self, host, account, environments=None):
         self.account = account
-        self.environments, self.unknown = user_environments(account)
+        if environments is None:
+            self.environments, self.unknown = user_environments(account)
+        else:
+            self.environments, self.unknown = environments, []
         # On a host without any client, what docker would read (check reports it; the others refuse).
         clients = host.clients or [Client("docker", None, None)]
         self.orders = read_orders(clients, account, self.environments)
@@ -93,14 +100,20 @@ class UserCredentials(object):
             )
             raise failure from None
 
-    def containers_view(self, order, ref):
-        """containers/image's reading of one file (raises AgentError)."""
+    def containers_view(self, order, ref, writing=False):
+        """containers/image's reading of one file (raises AgentError). An empty file fails every lookup
+        that reaches it, yet holds nothing to lose: `writing` reads it as empty, so a write can mend it."""
         auth_file = self.load(ref)
         try:
             return auth_file, auth_file.containers_view()
         except ConfigRejected as error:
+            if auth_file.document is EMPTY_DOCUMENT and writing:
+                auth_file.views["containers"] = ContainersView({}, {}, ref.legacy)
+                return auth_file, auth_file.views["containers"]
             what = "%s cannot load %s: %s" % (" and ".join(order.clients), auth_file.path, error)
-            self.rejected[auth_file.path] = failure = AgentError(CONFIG_CORRUPT, what)
+            failure = AgentError(CONFIG_CORRUPT, what)
+            if auth_file.document is not EMPTY_DOCUMENT:
+                self.rejected[auth_file.path] = failure
             raise failure from None
 
     def readers_of(self, path):
@@ -113,7 +126,7 @@ class UserCredentials(object):
             if order.rules == "docker":
                 self.docker_view(order)
             else:
-                self.containers_view(order, ref)
+                self.containers_view(order, ref, writing=True)
         if path in self.rejected:
             raise self.rejected[path]
         return self.load(FileRef(path))
@@ -158,7 +171,12 @@ class UserCredentials(object):
     def containers_answer(self, order, registry, stores):
         """containers/image's getCredentialsWithHomeDir: the first file with credentials answers."""
         for ref in order.files:
-            auth_file, view = self.containers_view(order, ref)
+            try:
+                auth_file, view = self.containers_view(order, ref)
+            except AgentError as error:
+                found = self.files.get(ref.path)
+                empty = isinstance(found, AuthFile) and found.exists and found.document is EMPTY_DOCUMENT
+                return Answer(order, ERROR, ref.path, error=error, empty=empty and not ref.legacy)
             if not auth_file.exists:
                 continue
             helper = view.helper_for(registry)
@@ -210,6 +228,8 @@ def write_target(creds, answer):
     that client's login writes) or docker keeps credentials in a store containers/image cannot use
     (credsStore: then the containers family's own auth.json in XDG_CONFIG_HOME)."""
     order = answer.order
+    if answer.kind == ERROR and answer.empty:
+        answer = Answer(order, NONE)
     if answer.kind not in (FILE, STORE, NONE):
         return None
     if order.rules == "docker":

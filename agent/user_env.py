@@ -45,7 +45,8 @@ SUBJECT = r"\"?\$(?:\{?(USER|LOGNAME|UID)\}?|\((id -un|whoami|id -u)\))\"?"
 TEST = re.compile(
     r"^(?:\[\[?|test)\s+" + SUBJECT + r"\s+(==?|!=|-eq|-ne)\s+[\"']?([A-Za-z0-9._-]+)[\"']?\s*(?:\]\]?)?$"
 )
-IF_LINE = re.compile(r"^(if|elif)\s+(.+?)\s*;\s*then$")
+IF_LINE = re.compile(r"^(if|elif)\s+(.+?)(?:\s*;\s*then)?$")
+ONE_LINE_IF = re.compile(r"^if\s+(.+?)\s*;\s*then\s+(.+?)\s*;?\s*fi$")
 AND_LINE = re.compile(r"^(.+?)\s*&&\s*(.+)$")
 OPENERS = re.compile(r"^(?:case|for|while|until|select)\b|\{\s*$|\(\)\s*\{?")
 CLOSERS = re.compile(r"^(?:esac|done|\})\s*;?$")
@@ -180,7 +181,13 @@ class ShellFile(object):
             self.line(line.split(" #", 1)[0].strip(), number)
 
     def line(self, line, number):
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#") or line == "then":
+            return
+        one_line = ONE_LINE_IF.match(line)
+        if one_line:
+            self.blocks.append(user_test(one_line.group(1), self.account))
+            self.statement(one_line.group(2), number)
+            self.blocks.pop()
             return
         condition = IF_LINE.match(line)
         if condition:
