@@ -16,7 +16,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import run_as_user
-from .credential_files import ERROR, FILE, NONE, Answer, UserCredentials, write_target
+from .credential_files import FILE, NONE, Answer, UserCredentials, write_target
 from .docker_login import verify_login
 from .docker_model import DockerModel, auth_digest, basic_auth
 from .go_json import ConfigRejected
@@ -138,11 +138,9 @@ class Run(object):
             self.report.problem(problem.reason, message, user)
 
     def note_answers(self, account, user, registry, answered):
-        """A registry's entry from every client's answer; when no client could read its files at all,
-        only the problems (the registry's state is unknown)."""
+        """A registry's entry from every client's answer, and their problems."""
         entry, problems = combined_state(account, answered)
-        if any(answer.kind != ERROR or answer.store for answer, _ in answered):
-            user.registries[registry] = entry
+        user.registries[registry] = entry
         for problem in problems:
             self.note_problem(user, registry, problem)
 

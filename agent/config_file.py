@@ -14,7 +14,7 @@ import os
 from .containers_model import ContainersView, containers_view
 from .docker_client import CONFIG_NAME
 from .docker_model import DockerView, basic_auth
-from .go_json import JsonNumber, JsonObject, go_fold, parse_json_document, skip_space
+from .go_json import JsonNumber, JsonObject, go_fold, parse_json_document
 from .stores import HELPER_CRED_NAME
 
 BACKUP_SUFFIX = ".ecr-fleet-auth.bak"
@@ -154,12 +154,10 @@ class AuthFile(object):
             remove_from_map(self._editable(), "auths", stale_keys)
 
     def render(self):
-        if not self.exists and self.name != CONFIG_NAME:
-            tail = ""  # containers/image writes json.MarshalIndent's bytes: no final newline
-        elif skip_space(self.text, self.end) < len(self.text):
-            tail = self.text[self.end :]
-        else:
-            tail = "\n"
+        """The new bytes. What followed the JSON value stays as it was; a new containers auth.json ends
+        as containers/image writes one (json.MarshalIndent's bytes, no final newline)."""
+        new_tail = "\n" if self.name == CONFIG_NAME else ""
+        tail = self.text[self.end :] if self.exists else new_tail
         return (json_text(self._editable(), self.text) + tail).encode("utf-8", "surrogateescape")
 
 

@@ -201,21 +201,21 @@ class UserCredentials(object):
         return Answer(order, NONE)
 
     def file_credential(self, path, registry):
-        """The credential a file holds under the registry's own key (docker's or containers/image's
-        reading, whichever loads it), for telling where the agent's current token is."""
-        found = self.files.get(path)
-        if found is None or isinstance(found, AgentError) or not found.exists or path in self.rejected:
-            return None
-        for view in found.views.values():
-            if isinstance(view, ContainersView):
-                key = view.host_key(registry)
-                try:
-                    return view.credential(key) if key is not None else None
-                except ConfigRejected:
-                    return None
-            credential = view.file_credential(registry)
-            if credential is not None:
-                return credential
+        """The credential a file holds under the registry's own key as its readers read it (None: none, or
+        a file they cannot read), for telling where the agent's current token is."""
+        for order, ref in self.readers_of(path):
+            try:
+                if order.rules == "docker":
+                    auth_file, view = self.docker_view(order)
+                    if auth_file.exists:
+                        return view.file_credential(registry)
+                else:
+                    auth_file, view = self.containers_view(order, ref)
+                    key = view.host_key(registry) if auth_file.exists else None
+                    if key is not None:
+                        return view.credential(key)
+            except (AgentError, ConfigRejected):
+                continue
         return None
 
 

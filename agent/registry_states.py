@@ -21,7 +21,7 @@ from .outcomes import (
 from .params import unique
 from .records import record_expiry
 from .stores import HELPER_CRED_NAME
-from .times import format_time, parse_time, utc_now
+from .times import format_time, utc_now
 
 
 def registry_state(auth_file, registry, record, stores):
@@ -101,13 +101,12 @@ def severity(state):
 
 
 def fresh_source(creds, answers, registry, record):
-    """Where the agent's current credential for the registry is, for telling a shadowing token: "the
-    credential helper" when some client is served by it, else a file holding the login the agent
-    recorded (while it is valid), else None."""
+    """Where the credential the agent keeps for the registry is, for telling a token that shadows it:
+    "the credential helper" when some client is served by it, else a file holding the login the agent
+    recorded (it renews that one on every refresh), else None."""
     if any(answer.kind == HELPER for answer in answers):
         return "the credential helper"
-    expires_at = parse_time((record or {}).get("expires_at"))
-    if not record or (expires_at is not None and expires_at <= utc_now()):
+    if not record:
         return None
     for ref in creds.refs():
         credential = creds.file_credential(ref.path, registry)

@@ -2,18 +2,21 @@
 read: DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR, XDG_CONFIG_HOME (and TMPDIR, podman's
 last resort for its runtime directory).
 
-A user runs clients in more than one kind of session, and each sees its own environment:
+A user runs clients in more than one kind of session, and each sees its own environment; a kind is
+modelled for a user who has it (detected, not assumed):
 - login: a login shell (SSH, `su -`, the console). pam_env reads /etc/environment (NAME=VALUE, an
   optional `export `, quotes stripped, no expansion: linux-pam modules/pam_env/pam_env.c
   _parse_env_file); the shell then runs /etc/profile.d/*.sh and the user's ~/.profile,
   ~/.bash_profile, ~/.bash_login and ~/.bashrc. pam_systemd sets XDG_RUNTIME_DIR=/run/user/<uid>
   (pam_systemd(8)) while that directory exists.
-- units: systemd user units (rootless podman's Quadlet units, rootless docker's daemon):
+- units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
+  systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and
   ~/.config/environment.d, KEY=VALUE with ${VAR}, $VAR, ${VAR:-default} and ${VAR:+alternate}
   expansion; XDG_RUNTIME_DIR as for logins.
-- services: cron jobs, system services and Run Command: /etc/environment only (cron's PAM stack),
-  no XDG_RUNTIME_DIR.
+- services, for root (system services, Run Command, cron) and users with a crontab
+  (/var/spool/cron/crontabs/<user>, /var/spool/cron/<user>): /etc/environment only (cron's PAM
+  stack), no XDG_RUNTIME_DIR.
 From shell files only what a static reading can decide is taken: `export NAME=VALUE` (or NAME=VALUE
 and `export NAME`), at the top level or under `if` / `&&` conditions on the user's name or uid
 ($USER, $LOGNAME, $(id -un), $(whoami), $UID, $(id -u)); values may use $HOME, $USER, $LOGNAME, ~
@@ -76,10 +79,12 @@ class Unknowable(object):
 
 
 def read_source(path, owner_uid=None):
-    """A file's text, or None: read without following a symlink at its end, owned by root or (for the
-    user's own files) the user, bounded in size."""
+    """A file's text, or None: owned by root or (for the user's own files, `owner_uid`) the user, bounded
+    in size. A user's file is read without following a symlink at its end; the system's are followed
+    (Debian's /usr/lib/environment.d/99-environment.conf is a link to /etc/environment)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if owner_uid is not None else 0)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, flags)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as handle:
@@ -263,6 +268,29 @@ def environment_d_sources(account):
     return [chosen[name] for name in sorted(chosen)]
 
 
+USER_UNITS = (
+    "~/.config/systemd/user",
+    "~/.config/containers/systemd",
+    "/etc/containers/systemd/users/%(uid)d",
+)
+LINGER = "/var/lib/systemd/linger/%(name)s"
+CRONTABS = ("/var/spool/cron/crontabs/%(name)s", "/var/spool/cron/%(name)s")
+
+
+def has_any(account, patterns):
+    values = {"uid": account.uid, "name": account.name}
+    for pattern in patterns:
+        path = pattern % values
+        if path.startswith("~/"):
+            path = os.path.join(account.home, path[2:])
+        try:  # a file, or a directory with something in it
+            if os.path.isfile(path) or (os.path.isdir(path) and os.listdir(path)):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def user_environments(account):
     """([Environment], [Unknowable]): the distinct environments the user's clients run with."""
     unknown = []
@@ -291,8 +319,13 @@ def user_environments(account):
         if text is not None:
             environment_d_file(text, units)
 
+    kinds = [("login", login)]
+    if has_any(account, USER_UNITS + (LINGER,)):
+        kinds.append(("units", units))
+    if account.uid == 0 or has_any(account, CRONTABS):
+        kinds.append(("services", dict(base)))
     environments = []
-    for kind, values in (("login", login), ("units", units), ("services", dict(base))):
+    for kind, values in kinds:
         environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)})
         if all(environment.key() != other.key() for other in environments):
             environments.append(environment)

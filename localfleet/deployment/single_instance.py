@@ -86,6 +86,7 @@ class World:
     mirror_port: int = 0
     mirror_dir: Path = field(default_factory=Path)
     htpasswd: Path = field(default_factory=Path)
+    proxy_log: Path = field(default_factory=Path)  # the CONNECT proxy's tunnels, one line each
 
     # --- registry password (the registry reloads htpasswd when it changes)
     def set_registry_password(self, password: str) -> None:
@@ -225,9 +226,10 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
         [moto, "-H", "127.0.0.1", "-p", str(world.moto_tls_port), "-c", str(cert), "-k", str(key)], base_env
     )
     python = sys.executable
-    sandbox.start_server(
+    proxy = sandbox.start_server(
         [python, str(SERVERS / "connect_proxy.py"), str(world.proxy_port), str(world.moto_tls_port)]
     )
+    world.proxy_log = sandbox.server_log(proxy)
     world.mirror_dir = workdir / "mirror"
     world.mirror_dir.mkdir()
     sandbox.start_server(

@@ -206,6 +206,10 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         self._servers.append(server)
         return server
 
+    def server_log(self, server: subprocess.Popen[bytes]) -> Path:
+        """Where a server started by start_server writes its output."""
+        return self.workdir / f"server-{self._servers.index(server)}.log"
+
     def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
         self._ns([sys.executable, str(SERVERS / "wait_for_ports.py"), str(timeout), *map(str, ports)])
 

@@ -139,8 +139,9 @@ def test_environment_d_expands_as_systemd_does() -> None:
 
 
 def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A login shell reads /etc/environment and the profiles; user units environment.d; cron and services
-    /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it only for sessions)."""
+    """A login shell reads /etc/environment and the profiles; user units (the user has one) environment.d;
+    cron and services (root's) /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it only
+    for sessions)."""
     etc = tmp_path / "etc"
     (etc / "profile.d").mkdir(parents=True)
     (etc / "environment.d").mkdir()
@@ -153,6 +154,8 @@ def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(user_env, "PROFILE_DIR", str(etc / "profile.d"))
     monkeypatch.setattr(user_env, "ENVIRONMENT_D", (str(etc / "environment.d"),))
     monkeypatch.setattr(user_env, "RUNTIME_DIR", str(runtime) + "/%d")
+    (tmp_path / "home" / ".config" / "systemd" / "user").mkdir(parents=True)
+    (tmp_path / "home" / ".config" / "systemd" / "user" / "app.service").write_text("[Service]\n")
     account = Account("ci", os.geteuid(), os.getegid(), str(tmp_path / "home"))
     environments, unknown = user_environments(account)
     session = str(runtime / str(os.geteuid()))
