@@ -570,8 +570,14 @@ def docker_login_note(version):
     # (setAuthToCredHelper); ecr-login's `store` answers "not implemented" (amazon-ecr-credential-helper
     # ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
     if helper_version_tuple(version) >= (0, 9, 0):
-        return "users' own logins to these fail unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
-    return "users' own logins to these now fail (helper store: not implemented); pulls need none"
+        return (
+            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true (podman's, "
+            "skopeo's too); pulls need none"
+        )
+    return (
+        "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "
+        "implemented); pulls need none"
+    )
 
 
 def helper_version_tuple(version):
