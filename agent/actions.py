@@ -9,16 +9,16 @@ registry from, drop old tokens there.
 check: a read-only report of every user x registry x client state and the agent's AWS identity."""
 
 import os
-import re
 import shutil
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import run_as_user
+from .clients import version_tuple
 from .credential_files import FILE, NONE, Answer, UserCredentials, write_target
 from .docker_login import verify_login
-from .docker_model import DockerModel, auth_digest, basic_auth
+from .docker_model import auth_digest, basic_auth
 from .go_json import ConfigRejected
 from .helper_install import install_helper
 from .log import log
@@ -40,7 +40,7 @@ from .outcomes import (
 )
 from .params import AUTO_USERS, unique
 from .records import is_fresh, load_records, record_for, remember_login, save_records
-from .registry_states import DockerFileView, combined_state, logged_in_state, registry_states, stale_stores
+from .registry_states import combined_state, logged_in_state, registry_states, stale_stores
 from .result import plural
 from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores, helper_too_old
 from .times import utc_now
@@ -86,11 +86,11 @@ class Run(object):
                     creds.load(FileRef(order.docker_path))  # a home docker could use
                     if order.rules == "docker":
                         creds.docker_view(order)
-                for unknowable in creds.unknown:
+                for variable, where in creds.unknown:
                     message = "%s: %s is set in %s by shell code the agent cannot evaluate" % (
                         account.name,
-                        unknowable.variable,
-                        unknowable.where,
+                        variable,
+                        where,
                     )
                     log(message)
                     self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
@@ -121,14 +121,6 @@ class Run(object):
                 self.unexpected(entry[1], error)
         return done
 
-    def note_state(self, user, registry, state):
-        """Record a registry's state; a credential helper that cannot run is a problem, never health, and
-        a stale token left beside the helper is worth a notice (and, in `check`, the reason)."""
-        problem = state.pop("problem", None)
-        user.registries[registry] = state
-        if problem:
-            self.note_problem(user, registry, problem)
-
     def note_problem(self, user, registry, problem):
         message = "%s@%s: %s" % (user.name, registry, problem.message)
         if problem.reason == STALE_CREDENTIALS:
@@ -153,7 +145,7 @@ class Run(object):
                 lax.append(
                     (auth_file.directory, auth_file.name + ".ecr-fleet-auth.bak", auth_file.backup_mode)
                 )
-            if auth_file.mode is not None and auth_file.mode & 0o077 and holds_secrets(auth_file):
+            if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets():
                 lax.append((auth_file.directory, auth_file.name, auth_file.mode))
         for directory, name, mode in lax:
             shown = shown_name(account, os.path.join(directory, name))
@@ -167,17 +159,6 @@ class Run(object):
                 self.report.problem(error.reason, "%s: %s" % (where, error.message), user)
                 continue
             self.report.tightened(user, shown, mode)
-
-
-def holds_secrets(auth_file):
-    """Whether any client finds a credential in the file (docker's reading or containers/image's)."""
-    for read in (lambda: auth_file.docker_view(DockerModel(None)), auth_file.containers_view):
-        try:
-            if read().holds_secrets():
-                return True
-        except ConfigRejected:
-            continue
-    return False
 
 
 def no_client(run):
@@ -414,11 +395,11 @@ def write_logins(run, loaded_user, logins, refused):
 def mark_store_login(creds, path, registry, edited):
     """What a store `docker login` leaves in docker's file: `{}` under the exact key (containers/image's
     setAuthToCredHelper writes nothing to its file)."""
-    auth_file = creds.load(FileRef(path))
-    docker_views = [view for key, view in auth_file.views.items() if key != "containers"]
-    if docker_views:
-        auth_file.mark_in_store(registry, docker_views[0].auths.get(registry))
-        edited[path] = auth_file
+    for order, _ in creds.readers_of(path):
+        if order.rules == "docker":
+            auth_file, view = creds.docker_view(order)
+            auth_file.mark_in_store(registry, view.auths.get(registry))
+            edited[path] = auth_file
 
 
 def login_done(run, records, login):
@@ -460,7 +441,7 @@ def action_helper(run):
         report.changes += 1
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
         report.host = host.summary()
-    version = helper_version_tuple(host.helper_version) if host.helper_version else None
+    version = version_tuple(host.helper_version)
     served = []
     for registry in run.params.registries:
         too_old = helper_too_old(version, registry)
@@ -471,7 +452,10 @@ def action_helper(run):
     configured, already = [], []
 
     def configure_user(account, user, creds):
-        stale = [entry for ref in creds.docker_refs() for entry in docker_stale_stores(creds, ref, served)]
+        stale = []  # where a token may lie in a store docker used, read before the file is edited
+        for order in creds.orders:
+            if order.rules == "docker" and order.files[0].path not in creds.rejected:
+                stale += stale_stores(creds.docker_view(order)[1], served)
         changed = configure_files(run, account, user, creds, served)
         if changed is None:
             return
@@ -553,23 +537,12 @@ def configure_files(run, account, user, creds, registries):
     return written
 
 
-def docker_stale_stores(creds, ref, registries):
-    """[(store, server)] of a docker config where a credential for these registries may lie once the
-    helper serves them (read before the file is edited)."""
-    try:
-        auth_file = creds.load(ref)
-        views = [view for key, view in auth_file.views.items() if key != "containers"]
-    except AgentError:
-        return []
-    return stale_stores(DockerFileView(views[0]), registries) if views else []
-
-
 def docker_login_note(version):
     """What happens to a user's own login (docker, podman...) to a registry now served by the helper."""
     # docker login stores through credHelpers[registry], and so does containers/image's SetCredentials
     # (setAuthToCredHelper); ecr-login's `store` answers "not implemented" (amazon-ecr-credential-helper
     # ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
-    if helper_version_tuple(version) >= (0, 9, 0):
+    if (version_tuple(version) or (0,)) >= (0, 9, 0):
         return (
             "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true (podman's, "
             "skopeo's too); pulls need none"
@@ -578,11 +551,6 @@ def docker_login_note(version):
         "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "
         "implemented); pulls need none"
     )
-
-
-def helper_version_tuple(version):
-    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version or "")
-    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
 
 
 def erase_from_stores(run, account, user, stale):

@@ -42,16 +42,11 @@ class Client(object):
     def version_tuple(self):
         return version_tuple(self.version)
 
-    def __repr__(self):
-        return "Client(%s %s at %s)" % (self.name, self.version, self.program)
 
-
-def version_tuple(text, parts=3):
+def version_tuple(text):
     """(major, minor, patch) of a version string; None when it has none."""
     match = re.match(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?", text or "")
-    if not match:
-        return None
-    return tuple(int(number or 0) for number in match.groups())[:parts]
+    return tuple(int(number or 0) for number in match.groups()) if match else None
 
 
 def identify(name, output):

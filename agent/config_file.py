@@ -13,8 +13,8 @@ import os
 
 from .containers_model import ContainersView, containers_view
 from .docker_client import CONFIG_NAME
-from .docker_model import DockerView, basic_auth
-from .go_json import JsonNumber, JsonObject, go_fold, parse_json_document
+from .docker_model import DockerModel, DockerView, basic_auth
+from .go_json import ConfigRejected, JsonNumber, JsonObject, go_fold, parse_json_document
 from .stores import HELPER_CRED_NAME
 
 BACKUP_SUFFIX = ".ecr-fleet-auth.bak"
@@ -116,11 +116,15 @@ class AuthFile(object):
         return self.views["containers"]
 
     def holds_secrets(self):
-        """Whether any reader finds a credential in it (what makes an owner-only mode necessary)."""
-        views = [view for key, view in self.views.items() if key != "containers"]
-        if any(view.holds_secrets() for view in views):
-            return True
-        return "containers" in self.views and self.views["containers"].holds_secrets()
+        """Whether any client finds a credential in it (docker's reading or containers/image's): what
+        makes an owner-only mode necessary."""
+        for read in (lambda: self.docker_view(DockerModel(None)), self.containers_view):
+            try:
+                if read().holds_secrets():
+                    return True
+            except ConfigRejected:
+                continue
+        return False
 
     # --- edits (to a fresh parse of the text; `render` gives the new bytes)
     def _editable(self):
@@ -178,20 +182,6 @@ class DockerAuthFile(AuthFile):
         AuthFile.__init__(self, path or CONFIG_NAME, raw, mode, backup_mode)
         self.model = model
         self.view = self.docker_view(model)
-
-    # --- questions docker would answer
-    def store_for(self, registry):
-        return self.view.store_for(registry)
-
-    def file_credential(self, registry):
-        return self.view.file_credential(registry)
-
-    def stale_secret_keys(self, registry):
-        """auths keys for this registry that still hold a secret (left beside a helper)."""
-        return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
-
-    def set_login(self, registry, username, password, keys=()):
-        AuthFile.set_login(self, registry, username, password, keys)
 
     def mark_in_store(self, registry, current=None):
         AuthFile.mark_in_store(self, registry, self.view.auths.get(registry))

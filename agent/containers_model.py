@@ -40,14 +40,13 @@ AUTH_FILE = (
 
 
 def normalize_key(key, legacy):
-    """normalizeAuthFileKey: http(s):// stripped, and then (or always, in the legacy format) the path."""
+    """normalizeAuthFileKey: http(s):// stripped, and then (or always, in the legacy format) the path
+    (its normalizeRegistry renames only docker.io's names, never an ECR registry)."""
     stripped = key
     for scheme in ("http://", "https://"):
         if stripped.startswith(scheme):
             stripped = stripped[len(scheme) :]
-    if legacy or stripped != key:
-        stripped = stripped.split("/", 1)[0]
-    return {"registry-1.docker.io": "index.docker.io", "docker.io": "index.docker.io"}.get(stripped, stripped)
+    return stripped.split("/", 1)[0] if legacy or stripped != key else stripped
 
 
 def decode_entry(key, entry):
@@ -68,10 +67,15 @@ def decode_entry(key, entry):
 class ContainersView(object):
     """The parts of one file containers/image reads: its auths entries and credHelpers."""
 
+    creds_store = ""  # containers/image has no credsStore
+
     def __init__(self, auths, cred_helpers, legacy):
         self.auths = auths  # key as written -> {"auth": ..., "identitytoken": ...}
         self.cred_helpers = cred_helpers
         self.legacy = legacy
+
+    def store_for(self, server):
+        return self.cred_helpers.get(server, "")
 
     def helper_for(self, registry):
         """The credential helper this file names for the registry, or None ("" is a helper name too)."""
@@ -98,14 +102,26 @@ class ContainersView(object):
     def credential(self, key):
         return decode_entry(key, self.auths[key])
 
+    def credential_at(self, key):
+        return self.credential(key) if key in self.auths else None
+
+    def file_credential(self, registry):
+        """What a lookup of the registry itself finds in this file (None: nothing)."""
+        key = self.host_key(registry)
+        return self.credential(key) if key is not None else None
+
+    def stale_secret_keys(self, registry):
+        """The registry's auths keys holding a credential (a bad one counts: it is meant as one)."""
+        return [key for key in self.keys_for(registry) if not self.decodes_empty(key)]
+
+    def decodes_empty(self, key):
+        try:
+            return not self.credential(key).is_secret
+        except ConfigRejected:
+            return False
+
     def holds_secrets(self):
-        for key, entry in self.auths.items():
-            try:
-                if decode_entry(key, entry).is_secret:
-                    return True
-            except ConfigRejected:
-                return True  # not base64: whatever it is, it is meant as a credential
-        return False
+        return not all(self.decodes_empty(key) for key in self.auths)
 
 
 def containers_view(raw, legacy=False):

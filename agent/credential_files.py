@@ -42,10 +42,6 @@ class Answer(object):
         self.keys = list(keys)  # auths keys answering (FILE)
         self.error = error
 
-    @property
-    def clients(self):
-        return ",".join(self.order.clients)
-
 
 class UserCredentials(object):
     """A user's read orders (every client of the host, in every kind of session) and their files."""
@@ -69,9 +65,6 @@ class UserCredentials(object):
             for ref in order.files:
                 seen.setdefault(ref.path, ref)
         return list(seen.values())
-
-    def docker_refs(self):
-        return [order.files[0] for order in self.orders if order.rules == "docker"]
 
     def load(self, ref):
         """The file as written (raises AgentError: unsafe, unreadable, too large, not JSON at all)."""
@@ -116,6 +109,12 @@ class UserCredentials(object):
                 self.rejected[auth_file.path] = failure
             raise failure from None
 
+    def view(self, order, ref, writing=False):
+        """(file, its reading by the order's client) (raises AgentError)."""
+        if order.rules == "docker":
+            return self.docker_view(order)
+        return self.containers_view(order, ref, writing)
+
     def readers_of(self, path):
         return [(order, ref) for order in self.orders for ref in order.files if ref.path == path]
 
@@ -123,25 +122,18 @@ class UserCredentials(object):
         """The file at path, read by every client that reads it (raises AgentError when one cannot):
         what the agent writes there is then checked against each of those readings."""
         for order, ref in self.readers_of(path):
-            if order.rules == "docker":
-                self.docker_view(order)
-            else:
-                self.containers_view(order, ref, writing=True)
+            self.view(order, ref, writing=True)
         if path in self.rejected:
             raise self.rejected[path]
         return self.load(FileRef(path))
 
     def digests(self, path, keys):
         """Fingerprints of the logins a file holds under these auths keys (None for none)."""
-        auth_file = self.prepare(path)
-        found = set()
-        for key in keys:
-            credential = None
-            for view in auth_file.views.values():
-                if key in view.auths:
-                    credential = view.credential(key) if isinstance(view, ContainersView) else view.auths[key]
-            found.add(credential.digest() if credential is not None else None)
-        return found
+        views = list(self.prepare(path).views.values())
+        credentials = [
+            next((view.credential_at(key) for view in views if view.credential_at(key)), None) for key in keys
+        ]
+        return {credential.digest() if credential is not None else None for credential in credentials}
 
     def answer(self, order, registry, stores):
         try:
@@ -205,15 +197,7 @@ class UserCredentials(object):
         a file they cannot read), for telling where the agent's current token is."""
         for order, ref in self.readers_of(path):
             try:
-                if order.rules == "docker":
-                    auth_file, view = self.docker_view(order)
-                    if auth_file.exists:
-                        return view.file_credential(registry)
-                else:
-                    auth_file, view = self.containers_view(order, ref)
-                    key = view.host_key(registry) if auth_file.exists else None
-                    if key is not None:
-                        return view.credential(key)
+                return self.view(order, ref)[1].file_credential(registry)
             except (AgentError, ConfigRejected):
                 continue
         return None

@@ -40,7 +40,6 @@ class ReadOrder(object):
         self.user_path = user_path
         self.required = required
         self.docker_version = docker_version  # docker's rules: the loader's docker version
-        self.environment = None
 
     def key(self):
         files = tuple(ref.key() for ref in self.files)

@@ -22,7 +22,6 @@ def read_orders(clients, account, environments):
     for environment in environments:
         for client in clients:
             for order in client_rules(client).read_orders(client, account, environment):
-                order.environment = environment.kind
                 known = orders.get(order.key())
                 if known is None:
                     orders[order.key()] = order

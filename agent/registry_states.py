@@ -5,8 +5,6 @@ import os
 
 from .credential_files import ERROR, FILE, HELPER, NONE
 from .docker_client import CONFIG_NAME
-from .docker_model import DockerModel
-from .go_json import ConfigRejected
 from .outcomes import (
     STALE_CREDENTIALS,
     STATE_HELPER,
@@ -24,33 +22,27 @@ from .stores import HELPER_CRED_NAME
 from .times import format_time, utc_now
 
 
-def registry_state(auth_file, registry, record, stores):
-    """helper / stale_auth / helper_unavailable / logged_in (+ expires_at when known) / none.
+def helper_state(view, registry, stores):
+    """helper, stale_auth or helper_unavailable, for a file that names ecr-login for the registry.
 
-    `stores` (CredentialStores) runs the user's credential helpers as docker would. A state that is a
-    problem carries it as "problem" (an AgentError), which Run.note_state reports and takes out.
-    """
-    name = auth_file.store_for(registry)
+    `stores` (CredentialStores) runs the user's credential helpers as the user's clients would. A
+    state that is a problem carries it as "problem" (an AgentError), which the caller reports."""
     try:
-        if name == HELPER_CRED_NAME:
-            stores.verify(registry)
-            stale = ["auths." + key for key in auth_file.stale_secret_keys(registry)]
-            for store, server in stale_stores(auth_file, [registry]):
-                try:
-                    if stores.credential(store, server) is not None:
-                        stale.append("docker-credential-%s (%s)" % (store, server))
-                except AgentError:
-                    pass  # a store docker cannot run hands nothing to anyone
-            if stale:
-                why = "a token from before the helper is still in %s" % ", ".join(stale)
-                return {"state": STATE_STALE_AUTH, "problem": AgentError(STALE_CREDENTIALS, why)}
-            return {"state": STATE_HELPER}
-        credential = stores.credential(name, registry) if name else auth_file.file_credential(registry)
+        stores.verify(registry)
     except AgentError as error:
-        return {"state": STATE_HELPER_UNAVAILABLE, "helper": name, "problem": error}
-    if credential is None or not credential.is_secret:
-        return {"state": STATE_NONE}
-    return logged_in_state(record_expiry(record, credential.digest()))
+        return {"state": STATE_HELPER_UNAVAILABLE, "helper": HELPER_CRED_NAME, "problem": error}
+    # Never read while the helper answers first (credHelpers before auths), but secrets all the same.
+    stale = ["auths." + key for key in view.stale_secret_keys(registry)]
+    for store, server in stale_stores(view, [registry]):
+        try:
+            if stores.credential(store, server) is not None:
+                stale.append("docker-credential-%s (%s)" % (store, server))
+        except AgentError:
+            pass  # a store that cannot run hands nothing to anyone
+    if stale:
+        why = "a token from before the helper is still in %s" % ", ".join(stale)
+        return {"state": STATE_STALE_AUTH, "problem": AgentError(STALE_CREDENTIALS, why)}
+    return {"state": STATE_HELPER}
 
 
 def logged_in_state(expires_at):
@@ -62,14 +54,14 @@ def logged_in_state(expires_at):
     return state
 
 
-def stale_stores(auth_file, registries):
+def stale_stores(view, registries):
     """[(helper, server)] where a credential for a managed registry may lie in a store once the helper
     serves it: the server forms `docker logout` erases (logout.go: host, http://host, https://host),
     in the store docker used for each and in the default credsStore."""
     found = []
     for registry in registries:
         forms = [registry, "http://" + registry, "https://" + registry]
-        names = unique([auth_file.store_for(form) for form in forms] + [auth_file.view.creds_store])
+        names = unique([view.store_for(form) for form in forms] + [view.creds_store])
         for name in names:
             if name and name != HELPER_CRED_NAME:
                 found.extend((name, form) for form in forms)
@@ -116,66 +108,27 @@ def fresh_source(creds, answers, registry, record):
 
 
 def answer_state(creds, answer, registry, record, stores, *, fresh):
-    """The state an answer gives its clients (a problem, if any, under "problem", as registry_state)."""
+    """The state an answer gives its clients (a problem, if any, under "problem", as helper_state)."""
     kind = answer.kind
     if kind == ERROR and answer.store:
         return {"state": STATE_HELPER_UNAVAILABLE, "helper": answer.store, "problem": answer.error}
     if kind == ERROR:
         return {"state": STATE_NONE, "error": answer.error.reason, "problem": answer.error}
     if kind == HELPER:
-        return helper_answer_state(creds, answer, registry, stores)
+        ref = next(ref for ref in answer.order.files if ref.path == answer.path)
+        return helper_state(creds.view(answer.order, ref)[1], registry, stores)
     if kind == NONE:
         return {"state": STATE_NONE}
     digest = answer.credential.digest()
     recorded = record_expiry(record, digest)
     if fresh is not None and fresh != answer.path and recorded is None:
         why = "%s read %s first: a token the agent does not keep, ahead of the current one in %s" % (
-            answer.clients,
+            ",".join(answer.order.clients),
             answer.path if kind == FILE else "docker-credential-" + answer.store,
             fresh,
         )
         return {"state": STATE_SHADOWED, "problem": AgentError(TOKEN_SHADOWED, why)}
     return logged_in_state(recorded)
-
-
-def helper_answer_state(creds, answer, registry, stores):
-    if answer.order.rules == "docker":
-        auth_file = creds.load(answer.order.files[0])
-        view = auth_file.docker_view(DockerModel(answer.order.docker_version))
-        return registry_state(DockerFileView(view), registry, None, stores)
-    try:
-        stores.verify(registry)
-    except AgentError as error:
-        return {"state": STATE_HELPER_UNAVAILABLE, "helper": HELPER_CRED_NAME, "problem": error}
-    view = creds.load(next(ref for ref in answer.order.files if ref.path == answer.path)).containers_view()
-    stale = [key for key in view.keys_for(registry) if secret_entry(view, key)]
-    if stale:  # credHelpers comes first in the file: these are never read, but they are secrets
-        why = "a token from before the helper is still in %s (auths %s)" % (answer.path, ", ".join(stale))
-        return {"state": STATE_STALE_AUTH, "problem": AgentError(STALE_CREDENTIALS, why)}
-    return {"state": STATE_HELPER}
-
-
-def secret_entry(view, key):
-    try:
-        return view.credential(key).is_secret
-    except ConfigRejected:
-        return True
-
-
-class DockerFileView(object):
-    """What registry_state asks of a docker config, from a DockerView."""
-
-    def __init__(self, view):
-        self.view = view
-
-    def store_for(self, registry):
-        return self.view.store_for(registry)
-
-    def file_credential(self, registry):
-        return self.view.file_credential(registry)
-
-    def stale_secret_keys(self, registry):
-        return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
 
 
 def registry_states(creds, registry, record, stores):

@@ -66,17 +66,6 @@ class Environment(object):
     def get(self, name):
         return self.values.get(name) or None
 
-    def key(self):
-        return tuple(self.values.get(name) or "" for name in MODELLED)
-
-
-class Unknowable(object):
-    """Where a modelled variable is set in a way the agent cannot evaluate."""
-
-    def __init__(self, variable, where):
-        self.variable = variable
-        self.where = where
-
 
 def read_source(path, owner_uid=None):
     """A file's text, or None: owned by root or (for the user's own files, `owner_uid`) the user, bounded
@@ -233,7 +222,7 @@ class ShellFile(object):
                 return
             value = shell_value(assignment.group(2), self.values, self.account.home)
             if not self.decided() or value is None:
-                self.unknown.append(Unknowable(name, where))
+                self.unknown.append((name, where))
             elif self.applies():
                 if line.startswith("export ") or assignment.group(3) or name in self.values:
                     self.values[name] = value
@@ -247,7 +236,7 @@ class ShellFile(object):
             return
         for name in MODELLED:
             if re.search(r"\b" + name + r"=", line):
-                self.unknown.append(Unknowable(name, where))
+                self.unknown.append((name, where))
 
 
 def sorted_sources(folder, suffix):
@@ -292,7 +281,8 @@ def has_any(account, patterns):
 
 
 def user_environments(account):
-    """([Environment], [Unknowable]): the distinct environments the user's clients run with."""
+    """([Environment], [(variable, where)]): the distinct environments the user's clients run with, and
+    where a modelled variable is set in a way the agent cannot evaluate."""
     unknown = []
     base = {}
     text = read_source(ETC_ENVIRONMENT)
@@ -327,6 +317,6 @@ def user_environments(account):
     environments = []
     for kind, values in kinds:
         environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)})
-        if all(environment.key() != other.key() for other in environments):
+        if all(environment.values != other.values for other in environments):
             environments.append(environment)
     return environments, unknown

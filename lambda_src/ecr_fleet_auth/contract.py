@@ -158,8 +158,8 @@ DOCUMENT_PARAMETERS: Final = (
         name=REGISTRIES,
         description=(
             "Comma-separated ECR registry hosts: "
-            "<account>.dkr.ecr[-fips].<region>.<partition domain>, its dual-stack name "
-            "<account>.dkr-ecr[-fips].<region>.on.aws, public.ecr.aws or ecr-public.aws.com."
+            "<account>.dkr.ecr[-fips].<region>.<partition domain> (dual-stack: dkr-ecr[-fips]...on.aws), "
+            "public.ecr.aws or ecr-public.aws.com."
         ),
         allowed_pattern=REGISTRIES_PATTERN,
         accepted_form=(
@@ -171,8 +171,8 @@ DOCUMENT_PARAMETERS: Final = (
     DocumentParameter(
         name=USERS,
         description=(
-            "auto (root, members of the docker group and users who run rootless container clients) "
-            "or comma-separated user names."
+            "auto (root, the docker group, users of rootless container clients) or comma-separated "
+            "user names."
         ),
         default=AUTO_USERS,
         allowed_pattern=USERS_PATTERN,

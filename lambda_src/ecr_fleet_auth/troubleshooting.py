@@ -40,7 +40,7 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "no_such_user": "A configured user does not exist on this instance: fix `users` or the event's users.",
     "no_home": "docker could keep no config for this user: the home directory is missing, or the user may not create ~/.docker in it (a service account whose home belongs to root). With users=auto such accounts are listed with this reason and are not a failure; give the account a home it owns, or leave it out.",
     "no_python": "Install python3 on the instance (the agent needs Python 3.6 or newer).",
-    "agent_unpack_failed": "The instance lacks base64 or gzip (coreutils, gzip): install them.",
+    "agent_unpack_failed": "The agent could not be unpacked (the message says why): the instance lacks base64 (coreutils), or its Python lacks the lzma module every distribution's python3 has (a Python built from source without liblzma): install coreutils, or the distribution's python3.",
     "internal_error": "An agent bug: see the Run Command output log group and open an issue.",
     # --- from the runner
     "not_target_tagged": "The instance lacks the target tag: tag it to manage it (events cannot widen the set).",

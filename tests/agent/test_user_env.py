@@ -3,7 +3,7 @@
 Profile scripts are judged by the real shell: each case is sourced by `sh` (dash, what /etc/profile
 sources /etc/profile.d with on Debian) as the user would source it at login, and whatever value the
 agent decides must be the one the shell gets; where the agent cannot decide, it must say so
-(Unknowable), never guess. /etc/environment follows linux-pam's pam_env.c _parse_env_file,
+(an unknowable assignment), never guess. /etc/environment follows linux-pam's pam_env.c _parse_env_file,
 environment.d(5) its own rules.
 """
 
@@ -83,10 +83,10 @@ def shell_sees(script: str, tmp_path: Path, account: Account = CI) -> dict[str, 
 
 def agent_reads(script: str) -> tuple[dict[str, str], list[str]]:
     values = {"HOME": CI.home, "USER": CI.name, "LOGNAME": CI.name}
-    unknown: list[user_env.Unknowable] = []
+    unknown: list[tuple[str, str]] = []
     ShellFile("/etc/profile.d/ci.sh", CI, values, unknown).read(script)
     decided = {name: value for name, value in values.items() if name in user_env.MODELLED}
-    return decided, [item.variable for item in unknown]
+    return decided, [variable for variable, _ in unknown]
 
 
 @pytest.mark.parametrize("name", list(PROFILES))
