@@ -21,7 +21,7 @@ Modules, each with one job:
   main              the entry: parameters, lock, action, result line
   params            the document's parameters and their patterns
   host              host facts: tools, versions, OS, architecture
-  clients           which container clients the host has (docker, nerdctl, podman, skopeo, buildah)
+  host_clients      which container clients the host has (docker, nerdctl, podman, skopeo, buildah)
   users             the accounts to manage
   user_env          a user's environment in each kind of session
   read_order, orders, docker_client, nerdctl_client, containers_client   who reads which file

@@ -15,12 +15,12 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import run_as_user
-from .clients import version_tuple
 from .credential_files import FILE, NONE, Answer, UserCredentials, write_target
 from .docker_login import verify_login
 from .docker_model import auth_digest, basic_auth
 from .go_json import ConfigRejected
 from .helper_install import install_helper
+from .host_clients import version_tuple
 from .log import log
 from .orders import FileRef
 from .outcomes import (

@@ -7,11 +7,11 @@ docker_model) and containers/image's (file after file, the first with credential
 credHelpers before auths; containers_model). A file one of its readers cannot load is never written.
 """
 
-from .clients import Client
 from .config_file import AuthFile
 from .containers_model import ContainersView
 from .docker_model import DockerModel
 from .go_json import EMPTY_DOCUMENT, ConfigRejected
+from .host_clients import Client
 from .orders import FileRef
 from .outcomes import CONFIG_CORRUPT, AgentError
 from .read_order import read_orders

@@ -9,8 +9,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import USER_PATH
-from .clients import CLIENT_NAMES, clients_from_probes
 from .commands import run_command
+from .host_clients import CLIENT_NAMES, clients_from_probes
 from .params import unique
 from .stores import HELPER_NAME
 

@@ -4,9 +4,9 @@ import json
 import subprocess
 
 from .as_user import privilege_dropper, user_env
-from .clients import version_tuple
 from .commands import run_command
 from .docker_model import Credential
+from .host_clients import version_tuple
 from .log import redact
 from .outcomes import HELPER_TOO_OLD, HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
 from .params import DUALSTACK_PUBLIC_REGISTRY, PUBLIC_REGISTRY, fullmatch

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.clients import Client
 from agent.containers_client import read_orders as containers_orders
 from agent.credential_files import FILE, UserCredentials
 from agent.docker_client import read_orders as docker_orders
+from agent.host_clients import Client
 from agent.user_env import Environment
 from agent.users import Account
 from tests.agent.real_containers import PODMAN, SKOPEO, RealContainers, real_containers_in

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agent.clients import Client
 from agent.config_file import AuthFile
 from agent.credential_files import UserCredentials
 from agent.docker_model import Credential, auth_digest
+from agent.host_clients import Client
 from agent.outcomes import AgentError
 from agent.registry_states import combined_state, registry_states
 from agent.user_env import Environment

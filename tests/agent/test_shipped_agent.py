@@ -59,8 +59,8 @@ def test_every_module_of_the_shipped_agent_imports(
         "runpy.run_path(pyz, run_name='check')['install'](pyz); "
         "modules = [importlib.import_module('agent.' + name) for name in sys.argv[2:]]; "
         "assert all(m.__spec__.origin == pyz + '/agent/%s.py' % n for m, n in zip(modules, sys.argv[2:])); "
-        "code = importlib.import_module('agent.clients').identify.__code__; "
-        "assert code.co_filename == pyz + '/agent/clients.py', code.co_filename; "
+        "code = importlib.import_module('agent.host_clients').identify.__code__; "
+        "assert code.co_filename == pyz + '/agent/host_clients.py', code.co_filename; "
         "print('%d.%d' % sys.version_info[:2], len(modules))"
     )
     done = subprocess.run(

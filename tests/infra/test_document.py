@@ -32,6 +32,10 @@ VALID_REGISTRIES = [
     "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
     "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
     "public.ecr.aws",
+    "123456789012.dkr-ecr.eu-west-1.on.aws",
+    "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+    "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+    "ecr-public.aws.com",
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com,public.ecr.aws",
     ",".join(f"1234567890{n:02d}.dkr.ecr.eu-west-1.amazonaws.com" for n in range(contract.MAX_REGISTRIES)),
 ]
@@ -42,6 +46,9 @@ INVALID_REGISTRIES = [
     "12345678901.dkr.ecr.eu-west-1.amazonaws.com",  # 11 digits
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.com",
     "123456789012.dkr.ecr.eu-west-1.evil.com",
+    "123456789012.dkr-ecr.eu-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.eu-west-1.on.aws",
+    "ecr-public.aws.com.evil.com",
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com;reboot",
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com$(reboot)",
     "123456789012.dkr.ecr.eu-west-1.amazonaws.com`id`",

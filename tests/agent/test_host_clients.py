@@ -1,4 +1,4 @@
-"""Which clients a host has (agent/clients.py): each known by what it prints, never by its file name.
+"""Which clients a host has (agent/host_clients.py): each known by what it prints, never by its file name.
 
 The real programs' --version lines are read where this machine has them (Debian 12's podman, skopeo,
 buildah, podman-docker's shim; the docker CLI); nerdctl's line is cobra's default version template with
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.clients import Client, clients_from_probes, identify, version_tuple
+from agent.host_clients import Client, clients_from_probes, identify, version_tuple
 from localfleet.hosts.container_clients import PODMAN_DOCKER_SHIM, podman_docker_installed
 from tests.conftest import require
 
