@@ -152,6 +152,19 @@ def test_a_stale_runtime_token_shadowing_the_fresh_one_is_named_and_refresh_repl
     assert file_state(world, runtime_file + ".ecr-fleet-auth.bak") == FileState(
         stale, 0o600, uid_of(world, "alice")
     )
+    assert_token_confined(refresh, world, TOKEN_A)
+    # /run is a tmpfs of its own (not in the overlay's list): there too, only the runtime file holds it
+    run_files = [
+        path for path in world.sandbox.path("/run").rglob("*") if path.is_file() and not path.is_symlink()
+    ]
+    holding = [
+        path
+        for path in run_files
+        if FRESH.encode() in path.read_bytes() or TOKEN_A.encode() in path.read_bytes()
+    ]
+    assert [str(path).rsplit("/run/", 1)[1] for path in holding] == [
+        f"user/{uid_of(world, 'alice')}/containers/auth.json"
+    ]
     assert pulls(world, cases) == [True, True, True]
     check = world.run_document(agent_script, parameters("check", users="auto"))
     assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
