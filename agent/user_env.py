@@ -8,7 +8,8 @@ modelled for a user who has it (detected, not assumed):
   optional `export `, quotes stripped, no expansion: linux-pam modules/pam_env/pam_env.c
   _parse_env_file); the shell then runs /etc/profile.d/*.sh and the user's ~/.profile,
   ~/.bash_profile, ~/.bash_login and ~/.bashrc. pam_systemd sets XDG_RUNTIME_DIR=/run/user/<uid>
-  (pam_systemd(8)) while that directory exists.
+  (pam_systemd(8); every supported distribution's login, sshd and su stacks have it), a directory
+  that exists while the user has a session (when it does not, no file in it can answer).
 - units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
   systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and
@@ -289,9 +290,7 @@ def user_environments(account):
     if text is not None:
         pam_env_file(text, base)
     base = {name: base[name] for name in MODELLED if base.get(name)}
-    session = {}
-    if os.path.isdir(RUNTIME_DIR % account.uid):
-        session["XDG_RUNTIME_DIR"] = RUNTIME_DIR % account.uid
+    session = {"XDG_RUNTIME_DIR": RUNTIME_DIR % account.uid}
     identity = {"HOME": account.home, "USER": account.name, "LOGNAME": account.name}
 
     login = dict(identity, **base)

@@ -140,16 +140,15 @@ def test_environment_d_expands_as_systemd_does() -> None:
 
 def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A login shell reads /etc/environment and the profiles; user units (the user has one) environment.d;
-    cron and services (root's) /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it only
-    for sessions)."""
+    cron and services (root's) /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it for
+    sessions, whether or not one is open now)."""
     etc = tmp_path / "etc"
     (etc / "profile.d").mkdir(parents=True)
     (etc / "environment.d").mkdir()
     (etc / "environment").write_text("REGISTRY_AUTH_FILE=/srv/shared.json\n")
     (etc / "profile.d" / "ci.sh").write_text('[ "$USER" = ci ] && export DOCKER_CONFIG=/srv/ci/.docker\n')
     (etc / "environment.d" / "50-auth.conf").write_text("REGISTRY_AUTH_FILE=${HOME}/units-auth.json\n")
-    runtime = tmp_path / "run-user"
-    (runtime / str(os.geteuid())).mkdir(parents=True)
+    runtime = tmp_path / "run-user"  # /run/user: <uid> in it only while the user has a session
     monkeypatch.setattr(user_env, "ETC_ENVIRONMENT", str(etc / "environment"))
     monkeypatch.setattr(user_env, "PROFILE_DIR", str(etc / "profile.d"))
     monkeypatch.setattr(user_env, "ENVIRONMENT_D", (str(etc / "environment.d"),))
