@@ -42,7 +42,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth_cdk.members import MEMBER_STACK_ID
+from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization

@@ -321,7 +321,7 @@ class _PairRun:
         """The home pair sends the stack's own document; a member pair the StackSet's (``document``:
         the version its stack offers), at version 1. Every pair's output goes to ``OUTPUT_LOG_GROUP``:
         the member template creates a group of the central group's name in each member region, and
-        its instance policy lets instances write to it (``infra/members.py``)."""
+        its instance policy lets instances write to it (``infra/member_stack.py``)."""
         spec = self.options.command_spec(self.settings, self.run_id, target.pair)
         if target.home or document is None:
             return spec
