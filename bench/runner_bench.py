@@ -211,6 +211,9 @@ def _report(template: Template, outdir: Path) -> None:
     imports = cold_start.measure(IMPORT_RUNS, (template, outdir))
     print(imports.summary())
     verdicts.append(("cold import under 300 ms (median, as deployed)", imports.met))
+    verdicts.append(
+        (f"cold import within {cold_start.TARGET_RATIO}x the boto3 + Powertools floor", imports.ratio_met)
+    )
     print()
     for name, met in verdicts:
         print(f"  [{'met' if met else 'MISSED'}] {name}")
