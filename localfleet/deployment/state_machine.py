@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
@@ -53,7 +53,7 @@ class InProcessStateMachine:
         self.figures.install(patch)
         self.lambda_tasks = LambdaTasks({FUNCTION_NAME: self._invoke})
         self.lambda_tasks.attach()  # mock_aws made boto3's default session: the interpreter's clients use it
-        self.s3 = boto3.client("s3", region_name=region)
+        self.s3: Any = cast(Any, boto3.client("s3", region_name=region))  # any region of a test or bench
         self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
         self.machines = StateMachines(boto3.client("stepfunctions", region_name=region), account)
         name, definition = resolved_definition(template, _references(template, region, account, bucket))

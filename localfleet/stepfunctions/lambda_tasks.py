@@ -97,11 +97,13 @@ class LambdaTasks:
         if boto3.DEFAULT_SESSION is None:
             boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-send.lambda", self._before_send)
+        answer: Callable[..., Any] = self._before_send
+        boto3.DEFAULT_SESSION.events.register("before-send.lambda", answer)
 
     def detach(self) -> None:
         if boto3.DEFAULT_SESSION is not None:
-            boto3.DEFAULT_SESSION.events.unregister("before-send.lambda", self._before_send)
+            answer: Callable[..., Any] = self._before_send
+            boto3.DEFAULT_SESSION.events.unregister("before-send.lambda", answer)
 
     def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         body = request.body or b""
