@@ -34,10 +34,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth import contract, settings
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
-from .nag import acknowledge, attribute_finding
+from .nag import acknowledge, attribute_finding, wildcard_arn_finding
 
 RUNS_PREFIX = "runs/"
 # Children at once (the Distributed Map's MaxConcurrency): 50 invocations of the runner, each one
@@ -60,7 +60,8 @@ REJECTED_ERROR = "InvalidEvent"
 class OrganizationStateMachine(Construct):
     """``name``: the deployment's name (the state machine is ``contract.state_machine_name(name)``);
     ``function`` and ``runner_role``: the runner the steps invoke and its role, granted the bucket
-    and the executions; ``retention``: how long runs are kept (the stack's log retention)."""
+    and the executions; ``retention_days``: how long runs and the state machine's logs are kept (the
+    stack's ``logRetentionDays``)."""
 
     def __init__(
         self,
@@ -92,7 +93,7 @@ class OrganizationStateMachine(Construct):
                     "Logs",
                     # The prefix Step Functions' log delivery expects (no resource policy to outgrow).
                     log_group_name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-                    retention=aws_logs.RetentionDays.ONE_MONTH,
+                    retention=aws_logs.RetentionDays[settings.LOG_RETENTION[retention_days]],
                     removal_policy=RemovalPolicy.DESTROY,
                 ),
                 level=sfn.LogLevel.ALL,
@@ -248,8 +249,9 @@ class OrganizationStateMachine(Construct):
             policy,
             "AwsSolutions-IAM5",
             applies_to=[
-                "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-                f"{self.state_machine_name}:*"
+                wildcard_arn_finding(
+                    self, service="states", resource=f"execution:{self.state_machine_name}:*"
+                )
             ],
             reason="A step checks that the execution its event names is a running one of this state machine.",
         )
@@ -279,11 +281,13 @@ class OrganizationStateMachine(Construct):
         name = (
             f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{self._logical_id(self.state_machine)}"}}]}}]}}'
         )
-        executions = f"Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}"
         acknowledge(
             self,
             "AwsSolutions-IAM5",
-            applies_to=[f"{executions}:*", f"{executions}/*:*"],
+            applies_to=[
+                wildcard_arn_finding(self, service="states", resource=f"execution:{name}:*"),
+                wildcard_arn_finding(self, service="states", resource=f"execution:{name}/*:*"),
+            ],
             reason="A Distributed Map runs its children as executions of its own state machine, named then.",
         )
         acknowledge(
