@@ -209,9 +209,9 @@ def render(report: dict[str, Any]) -> str:
         "  ".join(f"{key}={value}" for key, value in summary.items() if key != "accounts"),
         "",
     ]
-    rows = [
-        [str(instance.get(column) or "-") for column in columns] for instance in report.get("instances", [])
-    ]
+    # A merged report (the organization's state machine) lists the instances that need attention only.
+    listed = report["instances"] if "instances" in report else report.get("instances_not_succeeded", [])
+    rows = [[str(instance.get(column) or "-") for column in columns] for instance in listed]
     widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(columns)]
     lines.append(
         "  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True))

@@ -56,7 +56,10 @@ class InProcessStateMachine:
         self.s3: Any = cast(Any, boto3.client("s3", region_name=region))  # any region of a test or bench
         self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
         self.machines = StateMachines(boto3.client("stepfunctions", region_name=region), account)
-        name, definition = resolved_definition(template, _references(template, region, account, bucket))
+        function_arn = f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_NAME}"
+        name, definition = resolved_definition(
+            template, definition_references(template, region, account, bucket, function_arn)
+        )
         self.arn = self.machines.create(name, definition)
 
     def run(self, execution_input: Any, name: str, timeout: float = 600.0) -> dict[str, Any]:
@@ -84,11 +87,13 @@ class InProcessStateMachine:
             self.timeline.ran(clock.monotonic() - began)
 
 
-def _references(template: Template, region: str, account: str, bucket: str) -> dict[str, str]:
+def definition_references(
+    template: Template, region: str, account: str, bucket: str, function_arn: str
+) -> dict[str, str]:
     """What CloudFormation would put in the definition, as this world names it."""
     references = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account}
     for logical_id in resources(template, "AWS::Lambda::Function"):
-        references[f"{logical_id}.Arn"] = f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_NAME}"
+        references[f"{logical_id}.Arn"] = function_arn
     for logical_id in resources(template, "AWS::S3::Bucket"):
         references[logical_id] = bucket
     return references

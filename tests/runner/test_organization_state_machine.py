@@ -40,7 +40,7 @@ from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.deployment.state_machine import InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.stepfunctions import MOTO_CONFIG
+from localfleet.stepfunctions import MOTO_CONFIG, Unhandled
 from tests.runner.conftest import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, use_runner_environment
 from tests.runner.test_organization import (
     OTHER_REGION,
@@ -209,3 +209,154 @@ def test_a_step_event_from_anywhere_else_is_refused_before_anything_is_read(run:
     assert type(refused.value).__name__ == "InvalidEvent"
     assert not run.machine.s3.list_objects_v2(Bucket=run.machine.bucket).get("Contents")
     assert all(not pair.ssm_endpoint.calls for pair in run.org.pairs.values())
+
+
+# --- nothing lost, nothing twice (issue 23) --------------------------------------------------------
+
+
+def wrap_runner(run: Run, around: Any) -> None:
+    """Every Lambda task of the execution goes through ``around(invoke, event)`` first."""
+    (name,) = run.machine.lambda_tasks.functions
+    invoke = run.machine.lambda_tasks.functions[name]
+    run.machine.lambda_tasks.functions[name] = lambda event: around(invoke, event)
+
+
+def is_child(event: Any, batch: int) -> bool:
+    return bool(event.get(contract.STEP_FIELD) == "child" and event.get("batch") == batch)
+
+
+def test_a_child_that_times_out_has_its_pairs_reported_with_its_own_reason(run: Run) -> None:
+    """Lambda Developer Guide, "Configure Lambda function timeout" and "AWS Lambda function errors":
+    an invocation that runs past its timeout is stopped and Invoke answers ``X-Amz-Function-Error:
+    Unhandled`` with ``errorType`` ``Sandbox.Timedout`` ("Task timed out after 900.00 seconds"); Step
+    Functions makes the errorType the state's Error, which the child's Catch (States.ALL) records. The
+    batch's pairs are reported with that error and the child's execution, none dropped, none commanded."""
+
+    def time_out_batch_2(invoke: Any, event: Any) -> Any:
+        if is_child(event, 2):
+            raise Unhandled("Sandbox.Timedout", "RequestId: 1 Error: Task timed out after 900.00 seconds")
+        return invoke(event)
+
+    wrap_runner(run, time_out_batch_2)
+
+    described = run.machine.run(RUN, name="scheduled-timeout")
+
+    assert described["status"] == "SUCCEEDED", described
+    report = run.machine.report(described)
+    failed = [t for t in report["targets"] if t["reason"] == "child_run_failed"]
+    # Batch 2: the last two accounts, both regions (the first holds the home pair and 24 accounts, the
+    # second 25: 50 pairs a child at wait_seconds 60, whole accounts only).
+    assert {(t["account_id"], t["region"]) for t in failed} == {
+        (account, region) for account in MEMBERS[-2:] for region in (REGION, OTHER_REGION)
+    }
+    assert all(t["detail"]["error"] == "Sandbox.Timedout" and t["detail"]["batch"] == 2 for t in failed)
+    assert all(t["detail"]["execution"].startswith("arn:aws:states:") for t in failed)
+    assert not [
+        run.sent(t["account_id"], t["region"]) for t in failed if run.sent(t["account_id"], t["region"])
+    ]
+    assert len(report["targets"]) == 103, "every pair of the plan is in the report"
+    assert report["error"]["code"] == "Sandbox.Timedout"
+    (mail,) = run.notifications()
+    assert "run failed (Sandbox.Timedout)" in mail["Subject"]
+
+
+def test_a_child_invoked_twice_commands_its_pairs_once(run: Run) -> None:
+    """Lambda and Step Functions deliver at least once (Step Functions Developer Guide, "Handling
+    errors": a retried Task invokes its function again; Lambda Developer Guide, "Invoking functions":
+    the same request may arrive twice). The second invocation of a batch finds it claimed (S3 User
+    Guide, conditional writes, ``If-None-Match: *``) and sends nothing; the merge reads the first's report."""
+    second: list[Any] = []
+
+    def deliver_batch_0_twice(invoke: Any, event: Any) -> Any:
+        first = invoke(event)
+        if is_child(event, 0):
+            second.append(invoke(event))
+            return second[-1]  # the Map keeps the later answer: harsher than keeping the first's
+        return first
+
+    wrap_runner(run, deliver_batch_0_twice)
+
+    described = run.machine.run(RUN, name="scheduled-twice")
+
+    assert described["status"] == "SUCCEEDED", described
+    assert second == [{"batch": 0, "claimed_elsewhere": True}]
+    report = run.machine.report(described)
+    sends = [len(run.sent(account, region)) for account in MEMBERS for region in (REGION, OTHER_REGION)]
+    assert set(sends) == {1}, "every pair commanded once"
+    assert len(run.sent(HOME, REGION)) == 1
+    assert "error" not in report and report["summary"]["succeeded"] == report["summary"]["total"] == 103
+    assert len(report["parts"]) == 3
+
+
+def test_a_map_that_fails_still_reports_every_pair_and_notifies(run: Run) -> None:
+    """Step Functions Developer Guide, "ItemReader": an item source that cannot be read fails the Map
+    run (``States.Runtime`` ... NoSuchKey in moto's interpreter; AWS: ``States.ItemReaderFailed``); the
+    Map's Catch takes the execution to the merge, which reports every planned pair ``child_run_failed``
+    with that error, publishes the failed run once (RunsFailed) and sends one notification."""
+
+    def lose_the_items(invoke: Any, event: Any) -> Any:
+        answer = invoke(event)
+        if event.get(contract.STEP_FIELD) == "plan":
+            run.machine.s3.delete_object(Bucket=run.machine.bucket, Key=answer["items"])
+        return answer
+
+    wrap_runner(run, lose_the_items)
+
+    described = run.machine.run(RUN, name="scheduled-no-items")
+
+    assert described["status"] == "SUCCEEDED", described
+    report = run.machine.report(described)
+    assert run.machine.timeline.children == 0
+    assert len(report["targets"]) == 103
+    assert {t["reason"] for t in report["targets"]} == {"child_run_failed"}
+    assert {t["detail"]["batch"] for t in report["targets"]} == {0, 1, 2}
+    assert all(not pair.ssm_endpoint.sent("SendCommand") for pair in run.org.pairs.values())
+    assert report["error"]["reason"] == "run_failed"
+    (mail,) = run.notifications()
+    assert "run failed" in mail["Subject"]
+
+
+def test_a_merge_that_fails_fails_the_execution_which_runs_failed_counts(run: Run) -> None:
+    """When the last step itself fails nothing is left to publish the report: the execution FAILS with
+    the merge's error (Step Functions Developer Guide, "Handling errors": an uncaught error fails the
+    execution), which Step Functions counts in ``ExecutionsFailed`` (AWS/States, StateMachineArn), one
+    of the RunsFailed alarm's metrics (tests/infra/test_organization_stack.py), whose action notifies."""
+
+    def break_the_merge(invoke: Any, event: Any) -> Any:
+        if event.get(contract.STEP_FIELD) == "merge":
+            raise RuntimeError("the merge could not read the reports")
+        return invoke(event)
+
+    wrap_runner(run, break_the_merge)
+
+    described = run.machine.run(RUN, name="scheduled-merge-fails")
+
+    assert described["status"] == "FAILED", described
+    assert described["error"] == "RuntimeError"
+    assert "the merge could not read the reports" in described["cause"]
+    assert not run.notifications(), "the alarm notifies, not the run"
+
+
+def test_a_busy_instance_is_left_out_by_the_child_whose_pair_it_is(run: Run) -> None:
+    """The busy check holds across children as within one invocation: an instance still running an
+    earlier run's command (a manual one, here) is reported ``pending`` / ``instance_busy`` by the child
+    that has its pair, and never runs two agent runs at once."""
+    pair = run.org.pair(MEMBERS[0], REGION)
+    (busy,) = pair.launch(1, tags=TAGS, agent=CannedRun(duration=900))
+    manual = run.runner.invoke(
+        {"instance_ids": [busy], "account_ids": [MEMBERS[0]], "regions": [REGION], "wait_seconds": 0}
+    )
+    assert manual["command_ids"]
+
+    described = run.machine.run(RUN, name="scheduled-busy")
+
+    report = run.machine.report(described)
+    # The merged report lists the instances that need attention (its counts are exact).
+    (entry,) = [i for i in report["instances_not_succeeded"] if i["instance_id"] == busy]
+    assert (entry["status"], entry["reason"]) == ("pending", "instance_busy")
+    assert entry["detail"]["command_id"] in manual["command_ids"]
+    assert all(not p.agent_runs_overlap() for p in run.org.pairs.values())
+    assert len(run.sent(MEMBERS[0], REGION)) == 2, (
+        "the manual run's command and the child's, the busy one left out"
+    )
+    assert busy not in run.sent(MEMBERS[0], REGION)[-1].get("InstanceIds", [])

@@ -364,19 +364,20 @@ def test_an_organization_wide_run_goes_through_the_state_machine_and_says_so(
     monkeypatch.setattr(invoke_runner, "EXECUTION_POLL_SECONDS", 0.0)
     session = OrganizationSession()
     output = {"run_id": "r-1", "report": {"bucket": "runs-bucket", "key": "runs/manual-1/report.json"}}
-    report = {
-        **REPORT,
-        "instances": REPORT["instances"][:1],  # type: ignore[index]
-        "summary": {**REPORT["summary"], "total": 1, "unreachable": 0},
-    }  # type: ignore[dict-item]
+    # A merged report lists the instances that need attention (instances_not_succeeded), not all.
+    pending = {**REPORT["instances"][1], "status": "pending", "reason": "instance_busy"}  # type: ignore[index]
+    report: dict[str, Any] = {key: value for key, value in REPORT.items() if key != "instances"}
+    report["instances_not_succeeded"], report["instances_not_logged"] = [pending], 0
+    report["summary"] = {**REPORT["summary"], "unreachable": 0, "pending": 1}  # type: ignore[dict-item]
     stubs = _stub_execution(session, {"status": "SUCCEEDED", "output": json.dumps(output)}, report)
 
     status = invoke_runner.main(["--action", "check"], session=session)
 
     out, err = capsys.readouterr()
-    assert status == 0, (out, err)
+    assert status == 1, (out, err)  # an instance pending
     assert out.splitlines()[-1] == f"ran through the state machine: execution {EXECUTION}", err
-    assert "i-0123456789abcdef0" in out and "total=1" in out
+    row = next(line for line in out.splitlines() if line.startswith("i-0123456789abcdef1"))
+    assert "pending" in row and "instance_busy" in row and "total=2" in out
     for stub in stubs:
         stub.assert_no_pending_responses()
 
