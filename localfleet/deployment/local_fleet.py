@@ -425,7 +425,7 @@ class LocalFleet:
                 aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 region_name=REGION,
             )
-            s3 = session.client("s3", endpoint_url=server.url)
+            s3: Any = session.client("s3", endpoint_url=server.url)
             s3.create_bucket(Bucket=RUNS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
             machines = StateMachines(session.client("stepfunctions", endpoint_url=server.url), ACCOUNT)
             references = definition_references(central, REGION, ACCOUNT, RUNS_BUCKET, function_arn)
