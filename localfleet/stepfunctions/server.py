@@ -17,12 +17,19 @@ import threading
 import urllib.request
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .lambda_tasks import LambdaTasks
 from .machines import MOTO_CONFIG
 
 MOTO_PORT = "MOTO_PORT"
+
+
+class _Quiet(WSGIRequestHandler):
+    """No access log: the interpreter's every call would be a line of ``make demo``'s output."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 class StepFunctionsServer:
@@ -43,7 +50,9 @@ class StepFunctionsServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
 
         application: Any = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server("127.0.0.1", 0, self.lambda_tasks.middleware(application), threaded=True)
+        self._server = make_server(
+            "127.0.0.1", 0, self.lambda_tasks.middleware(application), threaded=True, request_handler=_Quiet
+        )
         self._thread = threading.Thread(target=self._server.serve_forever, name="stepfunctions", daemon=True)
         self._thread.start()
         self._previous_port = os.environ.get(MOTO_PORT)
