@@ -121,10 +121,11 @@ docs: $(VENV)/.installed
 clean:
 	rm -rf cdk.out site $(DIST) build .pytest_cache .mypy_cache .ruff_cache
 
-# make invoke ACTION=check DRY_RUN=1 INSTANCES=i-0123456789abcdef0 (uses your AWS credentials).
+# make invoke ACTION=check DRY_RUN=1 INSTANCES=i-0123456789abcdef0 [VIA=runner|state-machine] (uses your AWS
+# credentials; an organization-wide run goes through the stack's state machine when it has one).
 # make exits 2 on any failure ("Error N" shows the tool's own status); scripts that want the
 # tool's statuses (0-4, docs/operating/invoking.md) run: $(PY) -m tools.invoke_runner --help
 invoke: $(VENV)/.installed
 	$(PY) -m tools.invoke_runner --stack $(STACK) $(if $(ACTION),--action $(ACTION)) \
 	  $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run) $(if $(INSTANCES),--instances $(INSTANCES)) \
-	  $(if $(REGION),--region $(REGION))
+	  $(if $(REGION),--region $(REGION)) $(if $(VIA),--via $(VIA))

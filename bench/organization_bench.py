@@ -18,6 +18,7 @@ during the run, slower); wall time.
 
     make bench BENCH=organization                      # 50 accounts x 4 regions x 200 instances
     make bench BENCH="organization --accounts 10 --regions 2 --instances 50"
+    make bench BENCH="organization --state-machine"    # beyond one invocation: 2,000 pairs (its own module)
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Shape:
     instances: int  # per pair
     wait_seconds: int | None  # None: cdk.json's waitSeconds
     trace_memory: bool
+    state_machine: bool = False
 
     @property
     def pairs(self) -> int:
@@ -279,7 +281,9 @@ def parse(argv: list[str]) -> Shape:
     parser = argparse.ArgumentParser(
         prog="python -m bench.organization_bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--accounts", type=int, default=50, help="accounts (default 50)")
+    parser.add_argument(
+        "--accounts", type=int, default=None, help="accounts (default 50; 500 with --state-machine)"
+    )
     parser.add_argument(
         "--regions",
         type=int,
@@ -293,13 +297,30 @@ def parse(argv: list[str]) -> Shape:
         "--wait-seconds", type=int, default=None, help="the waitSeconds context (default cdk.json's)"
     )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slower)")
+    parser.add_argument(
+        "--state-machine",
+        action="store_true",
+        help="run through the stack's state machine (moto's interpreter, a child per batch; issue 23)",
+    )
     args = parser.parse_args(argv)
-    return Shape(args.accounts, args.regions, args.instances, args.wait_seconds, args.tracemalloc)
+    accounts = args.accounts or (500 if args.state_machine else 50)
+    return Shape(
+        accounts, args.regions, args.instances, args.wait_seconds, args.tracemalloc, args.state_machine
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     """``make bench BENCH=organization`` calls this with no arguments: the 50 x 4 x 200 shape."""
     shape = parse(argv or [])
+    if shape.state_machine:
+        from .organization_state_machine_bench import measure as through_the_state_machine  # noqa: PLC0415
+
+        print(
+            "ecr-fleet-auth organization benchmark, state-machine mode (the synthesized state machine on "
+            "moto's interpreter, the real handler, simulated organization and clock)"
+        )
+        through_the_state_machine(shape)
+        return
     print("ecr-fleet-auth organization benchmark (simulated organization, in-process, simulated clock)")
     measure(shape)
 

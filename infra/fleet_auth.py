@@ -28,6 +28,7 @@ from .member_stack import forwarder_role_arns, member_document_name, stack_set_n
 from .new_instances import NewInstanceTriggers
 from .notifications import Notifications
 from .organization_members import OrganizationMembers
+from .organization_state_machine import OrganizationStateMachine
 from .props import EcrFleetAuthProps
 from .runner_function import RunnerFunction
 from .schedule import RunnerSchedule
@@ -121,6 +122,7 @@ class EcrFleetAuth(Construct):
                 organization_id=config.organization_id if organization else "",
                 forwarder_role_arns=forwarder_role_arns(self, config.stack_name) if organization else "",
             )
+        organization_run = None
         if organization:
             member_events = triggers.member_event_bus if triggers is not None else None
             OrganizationMembers(
@@ -132,9 +134,22 @@ class EcrFleetAuth(Construct):
                 command_output=command_output,
                 central_event_bus_arn=member_events.event_bus_arn if member_events is not None else None,
             )
+            # Beyond one invocation: the schedule starts the state machine, whose children are the runner.
+            organization_run = OrganizationStateMachine(
+                self,
+                "OrganizationRun",
+                name=config.stack_name,
+                function=runner.function,
+                runner_role=runner.role,
+                retention_days=config.log_retention_days,
+            )
         service = runner.metrics_service
         notifications.alarm_on_instances_left_broken(self, service=service)
-        notifications.alarm_on_failed_runs(self, service=service)
+        notifications.alarm_on_failed_runs(
+            self,
+            service=service,
+            state_machine=organization_run.state_machine if organization_run is not None else None,
+        )
         notifications.alarm_on_runner_errors(self, runner.function, service=service)
         if organization:
             notifications.alarm_on_unreachable_targets(self, service=service)
@@ -142,6 +157,7 @@ class EcrFleetAuth(Construct):
             self,
             "Schedule",
             function=runner.function,
+            state_machine=organization_run.state_machine if organization_run is not None else None,
             expression=config.schedule_expression,
             time_zone=config.schedule_time_zone,
             enabled=config.schedule_enabled,
@@ -167,6 +183,7 @@ class EcrFleetAuth(Construct):
         self.topic = notifications.topic
         self.command_output = command_output
         self.dashboard = dashboard.dashboard
+        self.organization_run = organization_run
         self._apply_to_everything_created(props.get("permissions_boundary"), props.get("tags") or {})
 
     def add_outputs(self, *, export_prefix: str | None = None) -> None:
@@ -181,6 +198,11 @@ class EcrFleetAuth(Construct):
             "NotificationTopicArn": (self.topic.topic_arn, "Run reports and alarms"),
             "DashboardName": (self.dashboard.dashboard_name, "Outcomes, durations, latest failures"),
         }
+        if self.organization_run is not None:
+            outputs["OrganizationRunStateMachineArn"] = (
+                self.organization_run.state_machine.state_machine_arn,
+                "Start an execution for an organization-wide run of any size (make invoke does)",
+            )
         for name, (value, description) in outputs.items():
             CfnOutput(
                 self,

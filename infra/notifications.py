@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy, aws_cloudwatch, aws_iam, aws_kms, aws_lambda, aws_sns
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+    aws_cloudwatch,
+    aws_iam,
+    aws_kms,
+    aws_lambda,
+    aws_sns,
+    aws_stepfunctions,
+)
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -132,12 +141,21 @@ class Notifications(Construct):
             "see the runner's report and the Run Command output log group.",
         )
 
-    def alarm_on_failed_runs(self, scope: Construct, *, service: str) -> aws_cloudwatch.Alarm:
-        """Alarm when a run stops before it can report per instance (RunsFailed, any action)."""
-        metrics = {
+    def alarm_on_failed_runs(
+        self, scope: Construct, *, service: str, state_machine: aws_stepfunctions.IStateMachine | None = None
+    ) -> aws_cloudwatch.Alarm:
+        """Alarm when a run stops before it can report per instance (RunsFailed, any action); in
+        organization mode also when an execution of its state machine fails, times out or is stopped
+        (its merge, which reports a failed run, did not run or failed itself)."""
+        metrics: dict[str, aws_cloudwatch.IMetric] = {
             f"failed_{action}": _runner_metric(contract.RUNS_FAILED_METRIC, service, action)
             for action in contract.ACTIONS
         }
+        if state_machine is not None:
+            period = Duration.hours(1)
+            metrics["executions_failed"] = state_machine.metric_failed(period=period, statistic="Sum")
+            metrics["executions_timed_out"] = state_machine.metric_timed_out(period=period, statistic="Sum")
+            metrics["executions_aborted"] = state_machine.metric_aborted(period=period, statistic="Sum")
         return self._alarm(
             scope,
             "RunsFailed",

@@ -1,7 +1,9 @@
 """Lambda entry point: parse the settings and the event, run, return the report.
 
-Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence, and
-``triggers.handle`` for a batch of instance events (EventBridge, through SQS) that becomes one.
+Everything else lives in ``ecr_fleet_auth``; see ``runner.run`` for the sequence,
+``triggers.handle`` for a batch of instance events (EventBridge, through SQS) that becomes one, and
+``organization_run.handle`` for a step of the organization's state machine (its plan, a child, its
+merge: an organization's run beyond one invocation).
 A rejected event is raised (the caller's error, before anything is sent) and counted
 as ``EventsRejected``; a run that fails after that is returned as a report with ``error``.
 Every metric carries the dimension ``service`` = the stack's name (``STACK_NAME``).
@@ -14,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecr_fleet_auth import clients, contract, publishing, runner, triggers
+from ecr_fleet_auth import clients, contract, organization_run, publishing, runner, step_events, triggers
 from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
 from ecr_fleet_auth.instance_events import is_instance_event
@@ -36,6 +38,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if is_instance_event(event):  # EventBridge's instance events, directly or as an SQS batch
             return triggers.handle(
                 event,
+                settings,
+                factory=clients.default_factory(),
+                remaining_millis=context.get_remaining_time_in_millis(),
+                home=home,
+            )
+        if step_events.is_step(event):  # the organization's state machine: its plan, a child, its merge
+            return organization_run.handle(
+                step_events.parse(event),
                 settings,
                 factory=clients.default_factory(),
                 remaining_millis=context.get_remaining_time_in_millis(),

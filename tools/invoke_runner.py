@@ -4,7 +4,14 @@
 
 Finds the function through the stack's `RunnerFunctionName` output, invokes it
 synchronously with an event built from the arguments (the runner validates it),
-and prints the summary and one row per instance. So that it serves in scripts,
+and prints the summary and one row per instance.
+
+An organization's stack has a state machine too (its `OrganizationRunStateMachineArn`
+output): a run not narrowed to instances then goes through it, as the schedule's does
+(StartExecution, DescribeExecution until it ends, the merged report read from the runs
+bucket), so that it is not held to one invocation's ceiling. `VIA=runner` (--via runner)
+invokes the function once instead; `VIA=state-machine` insists on the state machine. The
+last line says which way the run went; a failed execution's error names it. So that it serves in scripts,
 run it directly (`.venv/bin/python -m tools.invoke_runner --help`; make turns every
 failure into its own exit status 2):
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +40,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 FUNCTION_OUTPUT = "RunnerFunctionName"
+STATE_MACHINE_OUTPUT = "OrganizationRunStateMachineArn"
+VIA_AUTO, VIA_RUNNER, VIA_STATE_MACHINE = "auto", "runner", "state-machine"
+# The state machine's own TimeoutSeconds is 12 hours; DescribeExecution every few seconds until then.
+EXECUTION_POLL_SECONDS = 5.0
+EXECUTION_WAIT_SECONDS = 12 * 3600 + 60
+ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+WAY = "_way"  # which way the run went, said after the table
 # The runner may wait up to its 15-minute timeout; the SDK must wait a little longer.
 INVOKE_CONFIG = Config(read_timeout=960, retries={"max_attempts": 0})
 COLUMNS = ("instance_id", "name", "status", "outcome", "reason")
@@ -108,12 +123,64 @@ def build_event(action: str | None, dry_run: bool, instances: str | None) -> dic
     return event
 
 
-def runner_function_name(cloudformation: Any, stack_name: str) -> str:
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
     stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    for output in stacks[0].get("Outputs", []):
-        if output["OutputKey"] == FUNCTION_OUTPUT:
-            return str(output["OutputValue"])
+    return {output["OutputKey"]: str(output["OutputValue"]) for output in stacks[0].get("Outputs", [])}
+
+
+def runner_function_name(cloudformation: Any, stack_name: str) -> str:
+    outputs = stack_outputs(cloudformation, stack_name)
+    if FUNCTION_OUTPUT in outputs:
+        return outputs[FUNCTION_OUTPUT]
     raise InvokeError(f"stack {stack_name} has no output {FUNCTION_OUTPUT}; is it an ecr-fleet-auth stack?")
+
+
+def choose_way(via: str, outputs: dict[str, str], event: dict[str, Any], stack_name: str) -> str | None:
+    """The state machine's ARN when the run goes through it, else None (one invocation of the runner)."""
+    machine = outputs.get(STATE_MACHINE_OUTPUT)
+    if via == VIA_STATE_MACHINE and machine is None:
+        raise InvokeError(
+            f"stack {stack_name} has no state machine (output {STATE_MACHINE_OUTPUT}): it is deployed "
+            "without organization mode, where one invocation runs the account; leave VIA unset"
+        )
+    if via == VIA_RUNNER or machine is None:
+        return None
+    if via == VIA_AUTO and event.get("instance_ids"):
+        return None  # a few instances: one invocation reaches them
+    return machine
+
+
+def start_and_wait(
+    stepfunctions: Any,
+    s3: Any,
+    state_machine_arn: str,
+    event: dict[str, Any],
+) -> dict[str, Any]:
+    """Start an execution with ``event`` as the run (what the schedule gives it), wait for its end, and
+    read the merged report its output points at."""
+    name = "manual-" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+    started = stepfunctions.start_execution(
+        stateMachineArn=state_machine_arn, name=name, input=json.dumps(event)
+    )
+    arn = started["executionArn"]
+    waited = 0.0
+    while True:
+        described = stepfunctions.describe_execution(executionArn=arn)
+        if described["status"] in ENDED:
+            break
+        if waited >= EXECUTION_WAIT_SECONDS:
+            raise InvokeError(f"execution {arn} still {described['status']}; it goes on: see the console")
+        time.sleep(EXECUTION_POLL_SECONDS)
+        waited += EXECUTION_POLL_SECONDS
+    if described["status"] != "SUCCEEDED":
+        kind, cause = described.get("error", ""), " ".join(str(described.get("cause", "")).split())
+        if kind == REJECTED_TYPE:
+            raise InvokeError(f"the runner rejected the event: {cause}")
+        raise InvokeError(f"execution {arn} ended {described['status']}: {kind or 'error'}: {cause[:500]}")
+    where = json.loads(described["output"])["report"]
+    body = s3.get_object(Bucket=where["bucket"], Key=where["key"])["Body"].read()
+    report: dict[str, Any] = json.loads(body)
+    return {**report, WAY: f"through the state machine: execution {arn}"}
 
 
 def invoke(lambda_client: Any, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -142,9 +209,9 @@ def render(report: dict[str, Any]) -> str:
         "  ".join(f"{key}={value}" for key, value in summary.items() if key != "accounts"),
         "",
     ]
-    rows = [
-        [str(instance.get(column) or "-") for column in columns] for instance in report.get("instances", [])
-    ]
+    # A merged report (the organization's state machine) lists the instances that need attention only.
+    listed = report["instances"] if "instances" in report else report.get("instances_not_succeeded", [])
+    rows = [[str(instance.get(column) or "-") for column in columns] for instance in listed]
     widths = [max([len(column), *(len(row[i]) for row in rows)]) for i, column in enumerate(columns)]
     lines.append(
         "  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True))
@@ -174,16 +241,31 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--instances", default=None, help="comma-separated instance ids (narrows the run)")
     parser.add_argument("--json", action="store_true", help="print the raw report")
+    parser.add_argument(
+        "--via",
+        choices=(VIA_AUTO, VIA_RUNNER, VIA_STATE_MACHINE),
+        default=VIA_AUTO,
+        help="auto (default): an organization's stack runs through its state machine unless the run is "
+        "narrowed to instances; runner: one invocation; state-machine: through the state machine",
+    )
     args = parser.parse_args(argv)
     session = session or boto3.session.Session(region_name=args.region)
     try:
         try:
-            name = runner_function_name(session.client("cloudformation"), args.stack)
-            report = invoke(
-                session.client("lambda", config=INVOKE_CONFIG),
-                name,
-                build_event(args.action, args.dry_run, args.instances),
-            )
+            outputs = stack_outputs(session.client("cloudformation"), args.stack)
+            event = build_event(args.action, args.dry_run, args.instances)
+            machine = choose_way(args.via, outputs, event, args.stack)
+            if machine is not None:
+                report = start_and_wait(session.client("stepfunctions"), session.client("s3"), machine, event)
+            else:
+                if FUNCTION_OUTPUT not in outputs:
+                    raise InvokeError(
+                        f"stack {args.stack} has no output {FUNCTION_OUTPUT}; is it an ecr-fleet-auth stack?"
+                    )
+                report = invoke(
+                    session.client("lambda", config=INVOKE_CONFIG), outputs[FUNCTION_OUTPUT], event
+                )
+                report[WAY] = f"one invocation of the runner: {outputs[FUNCTION_OUTPUT]}"
         except (ClientError, BotoCoreError) as error:
             raise NotInvoked.from_error(error, args.stack, getattr(session, "region_name", None)) from None
     except Throttled as busy:
@@ -195,7 +277,8 @@ def main(argv: Sequence[str] | None = None, session: Any = None) -> int:
     except InvokeError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOT_ALL_SUCCEEDED
-    print(json.dumps(report, indent=2) if args.json else render(report))
+    way = report.pop(WAY)
+    print(json.dumps(report, indent=2) if args.json else f"{render(report)}\n\nran {way}")
     if report.get("error"):
         return EXIT_NOT_ALL_SUCCEEDED
     if report.get("dry_run"):

@@ -36,9 +36,11 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_stepfunctions import SFNClient
     from mypy_boto3_sts import STSClient
 
 # Throttling storms on DescribeInstanceInformation / ListCommandInvocations are
@@ -119,6 +121,8 @@ class ClientFactory:
         self._sts: STSClient | None = None
         self._cloudformation: CloudFormationClient | None = None
         self._dynamodb: DynamoDBClient | None = None
+        self._s3: S3Client | None = None
+        self._stepfunctions: SFNClient | None = None
 
     def clients_for(
         self, account: str | None = None, region: str | None = None, *, role_name: str | None = None
@@ -179,6 +183,22 @@ class ClientFactory:
             if self._dynamodb is None:
                 self._dynamodb = (self._session or boto3.Session()).client("dynamodb", config=self._config)
             return self._dynamodb
+
+    def s3(self) -> S3Client:
+        """S3 with the function's own credentials in its own region (the organization run's bucket)."""
+        with self._lock:
+            if self._s3 is None:
+                self._s3 = (self._session or boto3.Session()).client("s3", config=self._config)
+            return self._s3
+
+    def stepfunctions(self) -> SFNClient:
+        """Step Functions with the function's own credentials in its own region (the organization's
+        state machine, whose executions a step's event names)."""
+        with self._lock:
+            if self._stepfunctions is None:
+                session = self._session or boto3.Session()
+                self._stepfunctions = session.client("stepfunctions", config=self._config)
+            return self._stepfunctions
 
     def own_region(self) -> str:
         """The region of the function's own clients (AWS_REGION)."""

@@ -9,6 +9,7 @@ that SSM's ``allowedPattern`` evaluates them exactly as Python's ``re`` does.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
@@ -333,3 +334,25 @@ def is_content_version(name: str, family: str) -> bool:
 # covers every member account and region in an organization; an instance is known by all three).
 CLAIM_KEY: Final = "instance"
 CLAIM_TTL_ATTRIBUTE: Final = "expires_at"  # epoch seconds; DynamoDB's TTL attribute
+
+
+# --- an organization's run beyond one invocation (docs/how-it-works/organizations.md)
+# The state machine's name is fixed by the stack's name, so the runner knows its executions' ARNs without
+# being told (its environment stays the single-account stack's): ``<stackName>-OrganizationRun``, cut and
+# marked with a digest of the whole name when that is longer than Step Functions allows.
+STATE_MACHINE_SUFFIX: Final = "-OrganizationRun"
+MAX_STATE_MACHINE_NAME: Final = 80  # CreateStateMachine: name, 1-80 characters
+# The field that marks an event as a step of that state machine, and its steps.
+STEP_FIELD: Final = "state_machine_step"
+Step = Literal["plan", "child", "merge"]
+STEPS: Final[tuple[Step, ...]] = get_args(Step)
+
+
+def state_machine_name(stack_name: str) -> str:
+    """The organization's state machine of the stack (or construct) named ``stack_name``."""
+    name = stack_name + STATE_MACHINE_SUFFIX
+    if len(name) <= MAX_STATE_MACHINE_NAME:
+        return name
+    digest = hashlib.sha256(stack_name.encode()).hexdigest()[:CONTENT_DIGEST_CHARS]
+    keep = MAX_STATE_MACHINE_NAME - len(STATE_MACHINE_SUFFIX) - CONTENT_DIGEST_CHARS - 1
+    return f"{stack_name[:keep]}-{digest}{STATE_MACHINE_SUFFIX}"

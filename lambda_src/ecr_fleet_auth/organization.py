@@ -27,7 +27,7 @@ organization the member pairs whose stacks forward their instances' events to th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,31 @@ class Target:
     # A member's stack instance that is not CURRENT (status, detailed_status, status_reason), run on
     # the stack that still stands there; empty for CURRENT ones and the own pair.
     stack_instance: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the organization's state machine keeps it between its plan and a child (JSON)."""
+        return {
+            "account_id": self.pair.account,
+            "region": self.pair.region,
+            "home": self.home,
+            "ready": self.ready,
+            "reason": None if self.reason is None else str(self.reason),
+            "detail": dict(self.detail),
+            "stack_instance": dict(self.stack_instance),
+        }
+
+    @classmethod
+    def from_dict(cls, kept: Mapping[str, Any]) -> Target:
+        """``to_dict``'s shape back as a target."""
+        reason = kept.get("reason")
+        return cls(
+            Pair(str(kept["account_id"]), str(kept["region"])),
+            home=bool(kept.get("home", False)),
+            ready=bool(kept.get("ready", True)),
+            reason=None if reason is None else Reason(reason),
+            detail=dict(kept.get("detail") or {}),
+            stack_instance={str(k): str(v) for k, v in (kept.get("stack_instance") or {}).items()},
+        )
 
 
 def organization_mode(settings: RunnerSettings) -> bool:

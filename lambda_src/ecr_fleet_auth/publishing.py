@@ -49,12 +49,14 @@ def _log(report: Report) -> None:
 
 def condensed(report: Report, listed: int) -> dict[str, Any]:
     """The report without ``instances``: the first ``listed`` instances that did not succeed, and how
-    many more there were (the summary still counts every instance)."""
-    attention = [i.to_dict() for i in report.instances if i.status != "succeeded"]
+    many more there were (the summary still counts every instance, and so does a merged report that
+    lists only some of them)."""
+    attention = [i.to_dict() for i in report.instances if i.status != "succeeded"][:listed]
+    summary = report.summary()
     return {
         **{key: value for key, value in report.to_dict().items() if key != "instances"},
-        "instances_not_succeeded": attention[:listed],
-        "instances_not_logged": max(0, len(attention) - listed),
+        "instances_not_succeeded": attention,
+        "instances_not_logged": max(0, summary["total"] - summary["succeeded"] - len(attention)),
     }
 
 

@@ -76,3 +76,6 @@ class Reason(StrEnum):
     ROLE_NOT_ASSUMABLE = "role_not_assumable"
     # EC2 or SSM in that region refused the member credentials (region not enabled, ...).
     REGION_UNREACHABLE = "region_unreachable"
+    # An organization's state machine run: the child execution for this pair's batch ended without a report
+    # (its invocation failed or timed out, or the run stopped before it): detail.execution, detail.error.
+    CHILD_RUN_FAILED = "child_run_failed"

@@ -6,12 +6,17 @@ its log record and the source of its metrics and SNS message.
 Every instance entry says its ``account_id`` and ``region``. A run of an organization
 (``targets`` set) also lists every (account, region) pair it covered and whether it reached it
 (``targets``), and counts instances per account (``summary.accounts``).
+
+A run merged from the reports of an organization's state machine (``organization_run``) may be
+larger than one process holds as objects: it carries its exact counts (``counted``) and lists only
+the instances that need attention, so everything read from it — the summary, the log record, the
+metrics, the e-mail — is the same as for a report that lists every instance.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -39,6 +44,20 @@ class InstanceResult:
     account_id: str = ""
     region: str = ""
 
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> InstanceResult:
+        """An entry of a report's ``instances`` (``to_dict``'s shape) back as a result."""
+        return cls(
+            instance_id=entry["instance_id"],
+            name=entry.get("name") or "",
+            status=entry["status"],
+            outcome=entry.get("outcome"),
+            reason=entry["reason"],
+            detail=dict(entry.get("detail") or {}),
+            account_id=entry.get("account_id", ""),
+            region=entry.get("region", ""),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "instance_id": self.instance_id,
@@ -61,6 +80,17 @@ class TargetResult:
     status: str  # contract.TARGET_STATUSES
     reason: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> TargetResult:
+        """An entry of a report's ``targets`` back as a result."""
+        return cls(
+            account_id=entry["account_id"],
+            region=entry["region"],
+            status=entry["status"],
+            reason=entry.get("reason"),
+            detail=dict(entry.get("detail") or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,15 +116,21 @@ class Report:
     error: dict[str, str] | None = None
     # An organization's run: every (account, region) it covered (None: a single-account run).
     targets: tuple[TargetResult, ...] | None = None
+    # A run merged from parts: its exact counts, ``instances`` listing only some of them (None: all listed).
+    counted: Counted | None = None
+    # A run of the organization's state machine: its execution's ARN.
+    execution: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        counts: dict[str, Any] = _counts(self.instances)
+        counts: dict[str, Any] = dict(self.counted.summary) if self.counted else _counts(self.instances)
         if self.targets is not None:
             counts["accounts"] = self.accounts()
         return counts
 
     def accounts(self) -> dict[str, dict[str, int]]:
         """Counts like the summary's for each account the run covered (an unreached one counts 0)."""
+        if self.counted is not None:
+            return {account: dict(counts) for account, counts in sorted(self.counted.accounts.items())}
         named = sorted({t.account_id for t in self.targets or ()} | {i.account_id for i in self.instances})
         return {account: _counts([i for i in self.instances if i.account_id == account]) for account in named}
 
@@ -104,9 +140,10 @@ class Report:
 
     @property
     def has_failures(self) -> bool:
+        counts = self.summary()
         return (
             self.error is not None
-            or any(i.status in FAILURE_STATUSES for i in self.instances)
+            or any(counts[status] for status in FAILURE_STATUSES)
             or bool(self.unreachable_targets)
         )
 
@@ -126,7 +163,23 @@ class Report:
             data["targets"] = [target.to_dict() for target in self.targets]
         if self.error is not None:
             data["error"] = dict(self.error)
+        if self.execution is not None:
+            data["execution"] = self.execution
         return data
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The exact counts of a report whose ``instances`` list only some of its instances: ``summary``
+    (``total``, ``succeeded``, ... as ``_counts`` gives them) and the same per account."""
+
+    summary: dict[str, int]
+    accounts: dict[str, dict[str, int]]
+
+
+def counts(instances: Sequence[InstanceResult]) -> dict[str, int]:
+    """The summary's counts of ``instances``: total, succeeded (changed, unchanged), and per status."""
+    return _counts(instances)
 
 
 def _counts(instances: Sequence[InstanceResult]) -> dict[str, int]:
@@ -185,6 +238,7 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
         "",
         f"Run {report.run_id} ({report.source}{', dry run' if report.dry_run else ''})",
         f"Started {report.started_at}, finished {report.finished_at}",
+        *([f"State machine execution: {report.execution}"] if report.execution else []),
         "",
         f"Instances: {counts['total']}",
         f"  succeeded:   {counts['succeeded']}"
@@ -202,15 +256,16 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
         lines += _targets_lines(report)
     for status in (*FAILURE_STATUSES, "pending"):
         listed = [instance for instance in report.instances if instance.status == status]
-        if listed:
-            lines += ["", f"{status.capitalize()} ({len(listed)}):"]
+        if counts[status]:
+            lines += ["", f"{status.capitalize()} ({counts[status]}):"]
             for instance in listed[:MAX_LISTED_PER_STATUS]:
                 lines += [
                     _line(instance, where_too=report.targets is not None),
                     f"      next step: {next_step(instance.reason)}",
                 ]
-            if len(listed) > MAX_LISTED_PER_STATUS:
-                lines.append(f"  ... and {len(listed) - MAX_LISTED_PER_STATUS} more (see the run's log)")
+            more = counts[status] - min(len(listed), MAX_LISTED_PER_STATUS)
+            if more > 0:
+                lines.append(f"  ... and {more} more (see the run's log)")
     if report.command_ids:
         lines += ["", "Run Command ids: " + ", ".join(_bounded(report.command_ids, 10))]
     if output_log_group and region:

@@ -93,16 +93,20 @@ def run(
     home: Pair | None = None,
     instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None,
     pair_targets: Sequence[Target] | None = None,
+    run_id: str | None = None,
+    publish_report: bool = True,
 ) -> Report:
     """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
     by pair, with the detail to report if they are still not online. ``home``: the function's own
     account and region (from its ARN; None: asked of STS). A run of instance events names its pairs
-    (``pair_targets``, already known) and each pair's instances (``instances_by_pair``); any other run
-    finds its pairs itself. Raises ``InvalidEvent`` when the event narrows to an account or region
-    the stack does not cover, before anything is sent."""
+    (``pair_targets``, already known) and each pair's instances (``instances_by_pair``), and so does
+    a child of the organization's state machine (its batch of the plan, ``organization_run``), which
+    also runs under its whole run's ``run_id`` and leaves publishing to the merge
+    (``publish_report=False``); any other run finds its pairs itself. Raises ``InvalidEvent`` when
+    the event narrows to an account or region the stack does not cover, before anything is sent."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
-    run_id = str(uuid.uuid4())
+    run_id = run_id or new_run_id()
     options = RunOptions.resolve(request, settings)
     logger.append_keys(run_id=run_id, action=options.action, source=request.source)
     home = home or own_pair(factory)
@@ -119,7 +123,7 @@ def run(
         raise
     except Exception as failure:  # the pairs are unknown: nothing is sent anywhere
         logger.exception("could not list the StackSet's stack instances")
-        chosen, error = [], _run_error(failure)
+        chosen, error = [], run_error(failure)
     pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
     pair_run.not_online_in_time = not_online_in_time or {}
     pair_run.instances_by_pair = instances_by_pair
@@ -139,14 +143,15 @@ def run(
         action=options.action,
         dry_run=request.dry_run,
         source=request.source,
-        started_at=_iso(started_at),
-        finished_at=_iso(clock.now()),
+        started_at=iso(started_at),
+        finished_at=iso(clock.now()),
         instances=tuple(instances),
         command_ids=tuple(command for r in runs for command in r.command_ids),
         error=error,
         targets=tuple(r.target for r in runs) if organization else None,
     )
-    publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
+    if publish_report:
+        publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
     return report
 
 
@@ -307,7 +312,7 @@ class _PairRun:
                 progress.commanded = progress.execution.carry_out(plan, stop_at)
         except Exception as failure:  # whatever stops a run, the operator hears of it
             logger.exception("the run failed before it could report per instance")
-            error = _run_error(failure)
+            error = run_error(failure)
         instances = [
             replace(instance, account_id=pair.account, region=pair.region)
             for instance in progress.instances(failed=error is not None)
@@ -340,20 +345,25 @@ def _offered(target: Target, document: str | None, expected: str) -> dict[str, A
 
 
 def _merged(runs: Sequence[_Outcome], requested: tuple[str, ...] | None) -> list[InstanceResult]:
-    """Every pair's instances in one list. A requested instance is looked for in every pair: it is
-    reported where it is, and ``instance_not_found`` only once (the first pair's) if it is nowhere."""
+    """Every pair's instances in one list (``found_once``)."""
     instances = [instance for run in runs for instance in run.instances]
     if requested and len(runs) > 1:
-        found = {i.instance_id for i in instances if i.reason != Reason.INSTANCE_NOT_FOUND}
-        kept, missing = [], set()
-        for instance in instances:
-            if instance.reason == Reason.INSTANCE_NOT_FOUND:
-                if instance.instance_id in found or instance.instance_id in missing:
-                    continue
-                missing.add(instance.instance_id)
-            kept.append(instance)
-        instances = kept
+        instances = found_once(instances)
     return sorted(instances, key=lambda i: (i.account_id, i.region, i.instance_id))
+
+
+def found_once(instances: Sequence[InstanceResult]) -> list[InstanceResult]:
+    """A requested instance is looked for in every pair: it is reported where it is, and
+    ``instance_not_found`` only once (the first pair's) if it is nowhere."""
+    found = {i.instance_id for i in instances if i.reason != Reason.INSTANCE_NOT_FOUND}
+    kept, missing = [], set()
+    for instance in instances:
+        if instance.reason == Reason.INSTANCE_NOT_FOUND:
+            if instance.instance_id in found or instance.instance_id in missing:
+                continue
+            missing.add(instance.instance_id)
+        kept.append(instance)
+    return kept
 
 
 def _located(outcome: _Outcome, organization: bool) -> dict[str, str] | None:
@@ -439,10 +449,15 @@ def _stop_at(options: RunOptions, started: float, remaining_millis: int, targeta
     return started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
 
 
-def _run_error(failure: Exception) -> dict[str, str]:
+def new_run_id() -> str:
+    """A run's id: in its report, and in the comment of every command it sends."""
+    return str(uuid.uuid4())
+
+
+def run_error(failure: Exception) -> dict[str, str]:
     text = short(str(failure)) or type(failure).__name__
     return {"reason": Reason.RUN_FAILED.value, "code": error_code(failure), "message": text}
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

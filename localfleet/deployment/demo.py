@@ -209,7 +209,8 @@ ORGANIZATION_CONTEXT = {"organizationalUnitIds": ORGANIZATIONAL_UNIT_ID, "organi
 def organization_step(fleet: LocalFleet) -> None:
     """The same stack as its organization's StackSet administrator (issue 14): a member account
     with two instances of its own (its ECR, its registry), another whose member role does not
-    trust the runner; one invocation covers both accounts and prints the merged report."""
+    trust the runner; the organization's state machine (issue 23: plan, a child per batch, merge, on
+    moto's Step Functions interpreter) covers both accounts and prints the merged report."""
     print(
         f"\n=== organization: member account {MEMBER_ACCOUNT} (two instances, its own registry) and "
         f"{LOCKED_OUT_ACCOUNT} (its member role does not trust the runner's)",
@@ -222,11 +223,17 @@ def organization_step(fleet: LocalFleet) -> None:
     fleet.add_instance("m-web-2", [User("root")], account=MEMBER_ACCOUNT)
     event = {"action": "refresh"}
     print(
-        f"refresh across the organization: {json.dumps(event)} (ListStackInstances -> AssumeRole per member "
-        "account -> each account's EC2 and Run Command, all at once)",
+        f"refresh across the organization through its state machine: {json.dumps(event)} (plan: "
+        "ListStackInstances, batches in S3 -> Distributed Map: a child invocation per batch, AssumeRole per "
+        "member account, each account's EC2 and Run Command -> merge: one report, one notification)",
         flush=True,
     )
-    report = fleet.invoke(event, extra_env={**QUIET, **fleet.organization_env()})
+    described, report = fleet.run_state_machine(event, name="demo-organization", extra_env=QUIET)
+    print(f"execution {described['executionArn']}: {described['status']}")
+    if report is None:
+        raise RuntimeError(
+            f"the organization's execution ended {described['status']}: {described.get('cause')}"
+        )
     print(render(report))
     print("\nper account (summary.accounts; targets: what was not reached, and why):")
     unreached = {t["account_id"]: t for t in report.get("targets", []) if t.get("status") == "unreachable"}

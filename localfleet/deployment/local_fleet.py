@@ -389,6 +389,58 @@ class LocalFleet:
         report: dict[str, Any] = invocation.payload
         return report
 
+    def run_state_machine(
+        self, event: dict[str, Any], name: str, *, extra_env: dict[str, str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """An execution of the organization's state machine (issue 23), as the schedule starts it:
+        the organization template's definition, references resolved, run by moto's interpreter
+        behind a loopback server (``localfleet.stepfunctions.StepFunctionsServer``) whose Lambda
+        tasks start the runner as Lambda does (``invoke``, organization settings and ``extra_env``),
+        its runs bucket that server's S3. DescribeExecution's answer, and the merged report (None
+        when the execution did not succeed)."""
+        from ..stepfunctions import (  # noqa: PLC0415
+            LambdaTasks,
+            StateMachines,
+            StepFunctionsServer,
+            resolved_definition,
+        )
+        from .state_machine import RUNS_BUCKET, definition_references  # noqa: PLC0415
+
+        if not self.organization_templates:
+            raise RuntimeError("the fleet was not given the organization's templates")
+        central = self.organization_templates[0]
+        function_arn = self.runner.function_arn(ACCOUNT)
+        server: StepFunctionsServer | None = None
+
+        def step(step_event: Any) -> Any:
+            assert server is not None
+            url = {"AWS_ENDPOINT_URL_SFN": server.url, "AWS_ENDPOINT_URL_S3": server.url}
+            return self.invoke(step_event, extra_env={**self.organization_env(), **url, **(extra_env or {})})
+
+        server = StepFunctionsServer(LambdaTasks({self.runner.variables["AWS_LAMBDA_FUNCTION_NAME"]: step}))
+        server.start()
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                region_name=REGION,
+            )
+            s3: Any = session.client("s3", endpoint_url=server.url)
+            s3.create_bucket(Bucket=RUNS_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+            machines = StateMachines(session.client("stepfunctions", endpoint_url=server.url), ACCOUNT)
+            references = definition_references(central, REGION, ACCOUNT, RUNS_BUCKET, function_arn)
+            arn = machines.create(*resolved_definition(central, references))
+            described = machines.wait(machines.start(arn, event, name), timeout=900)
+            if described["status"] != "SUCCEEDED":
+                return described, None
+            where = json.loads(described["output"])["report"]
+            report: dict[str, Any] = json.loads(
+                s3.get_object(Bucket=where["bucket"], Key=where["key"])["Body"].read()
+            )
+            return described, report
+        finally:
+            server.stop()
+
     def _invoke_from_queue(self, event: dict[str, Any], *, lineage: str) -> Any:
         """The event source mapping invokes the runner (a function error raises, as Lambda sees it);
         in organization mode when the organization's new-instance path is deployed."""

@@ -109,6 +109,27 @@ def test_one_invocation_refreshes_two_accounts_and_reports_the_one_it_cannot_rea
     assert report["summary"]["accounts"][MEMBER]["succeeded"] == 1
 
 
+def test_the_organizations_state_machine_runs_it_on_the_real_fleet(fleet: LocalFleet) -> None:
+    """Issue 23, as ``make demo`` shows it: the organization template's state machine on moto's
+    interpreter behind a loopback server (server mode: ``MOTO_PORT``), its Lambda tasks starting the
+    runner as Lambda does (the asset, the runtime, the template's environment), its Map reading the
+    plan's items from that server's S3; the sandboxed instances of both accounts refreshed by the
+    child, one report and one notification from the merge, the locked-out account reported."""
+    fleet.notifications()  # what earlier runs published
+
+    described, report = fleet.run_state_machine({"action": "refresh"}, name="e2e-organization")
+
+    assert described["status"] == "SUCCEEDED", described
+    assert report is not None
+    targets = {(t["account_id"], t["region"]): t for t in report["targets"]}
+    assert targets[(ACCOUNT, REGION)]["status"] == targets[(MEMBER, REGION)]["status"] == "reached"
+    assert targets[(LOCKED_OUT, REGION)]["reason"] == "role_not_assumable"
+    assert report["summary"]["total"] == report["summary"]["succeeded"] == 2
+    assert report["execution"] == described["executionArn"]
+    (mail,) = fleet.notifications()
+    assert "State machine execution: " + described["executionArn"] in mail["message"]
+
+
 def test_a_new_instance_in_a_member_account_is_covered_through_the_central_path(fleet: LocalFleet) -> None:
     """EventBridge User Guide, "Sending and receiving events between AWS accounts": the member stack's
     rule sends its account's events to the central stack's bus (its policy: the organization's

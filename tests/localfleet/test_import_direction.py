@@ -17,6 +17,7 @@ LAYERS = {
     "ec2": 2,
     "iam": 2,
     "cloudformation": 2,
+    "stepfunctions": 2,
     "hosts": 3,
     "events": 3,
     "lambda_runtime": 4,

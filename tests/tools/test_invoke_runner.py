@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from tools import invoke_runner
 
@@ -299,3 +299,119 @@ def test_event_from_arguments() -> None:
         "instance_ids": ["i-1", "i-2"],
     }
     assert invoke_runner.build_event(None, False, None) == {}
+
+
+# --- an organization's stack: through its state machine (issue 23) ---------------------------------
+
+MACHINE = "arn:aws:states:eu-west-1:123456789012:stateMachine:EcrFleetAuth-OrganizationRun"
+EXECUTION = "arn:aws:states:eu-west-1:123456789012:execution:EcrFleetAuth-OrganizationRun:manual-1"
+ORGANIZATION_OUTPUTS = [
+    {"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"},
+    {"OutputKey": "OrganizationRunStateMachineArn", "OutputValue": MACHINE},
+]
+
+
+class OrganizationSession(FakeSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stepfunctions = boto3.client("stepfunctions", region_name="eu-west-1")
+        self.s3 = boto3.client("s3", region_name="eu-west-1")
+
+    def client(self, name: str, config: object = None) -> Any:
+        return {"stepfunctions": self.stepfunctions, "s3": self.s3}.get(name) or super().client(name, config)
+
+
+def _stub_execution(
+    session: OrganizationSession, described: dict[str, Any], report: Any = None
+) -> list[Stubber]:
+    """Step Functions API reference: StartExecution (name, input), DescribeExecution (status, output,
+    error, cause); the merged report in the runs bucket (GetObject). Stubber checks each request
+    against the services' models."""
+    cloudformation, stepfunctions, s3 = (
+        Stubber(c) for c in (session.cloudformation, session.stepfunctions, session.s3)
+    )
+    cloudformation.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
+                     "StackStatus": "CREATE_COMPLETE", "Outputs": ORGANIZATION_OUTPUTS}]},
+        {"StackName": "EcrFleetAuth"},
+    )  # fmt: skip
+    started = {"executionArn": EXECUTION, "startDate": "2026-11-27T10:00:00Z"}
+    expected_start = {"stateMachineArn": MACHINE, "name": ANY, "input": json.dumps({"action": "check"})}
+    stepfunctions.add_response("start_execution", started, expected_start)
+    running = {
+        "executionArn": EXECUTION,
+        "stateMachineArn": MACHINE,
+        "status": "RUNNING",
+        "startDate": "2026-11-27T10:00:00Z",
+    }
+    stepfunctions.add_response("describe_execution", running, {"executionArn": EXECUTION})
+    stepfunctions.add_response("describe_execution", {**running, **described}, {"executionArn": EXECUTION})
+    if report is not None:
+        s3.add_response(
+            "get_object",
+            {"Body": _body(report)},
+            {"Bucket": "runs-bucket", "Key": "runs/manual-1/report.json"},
+        )
+    for stub in (cloudformation, stepfunctions, s3):
+        stub.activate()
+    return [cloudformation, stepfunctions, s3]
+
+
+def test_an_organization_wide_run_goes_through_the_state_machine_and_says_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invoke_runner, "EXECUTION_POLL_SECONDS", 0.0)
+    session = OrganizationSession()
+    output = {"run_id": "r-1", "report": {"bucket": "runs-bucket", "key": "runs/manual-1/report.json"}}
+    # A merged report lists the instances that need attention (instances_not_succeeded), not all.
+    pending = {**REPORT["instances"][1], "status": "pending", "reason": "instance_busy"}  # type: ignore[index]
+    report: dict[str, Any] = {key: value for key, value in REPORT.items() if key != "instances"}
+    report["instances_not_succeeded"], report["instances_not_logged"] = [pending], 0
+    report["summary"] = {**REPORT["summary"], "unreachable": 0, "pending": 1}  # type: ignore[dict-item]
+    stubs = _stub_execution(session, {"status": "SUCCEEDED", "output": json.dumps(output)}, report)
+
+    status = invoke_runner.main(["--action", "check"], session=session)
+
+    out, err = capsys.readouterr()
+    assert status == 1, (out, err)  # an instance pending
+    assert out.splitlines()[-1] == f"ran through the state machine: execution {EXECUTION}", err
+    row = next(line for line in out.splitlines() if line.startswith("i-0123456789abcdef1"))
+    assert "pending" in row and "instance_busy" in row and "total=2" in out
+    for stub in stubs:
+        stub.assert_no_pending_responses()
+
+
+def test_a_failed_execution_names_itself_and_fails(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(invoke_runner, "EXECUTION_POLL_SECONDS", 0.0)
+    session = OrganizationSession()
+    _stub_execution(session, {"status": "FAILED", "error": "RuntimeError", "cause": "the merge failed"})
+
+    status = invoke_runner.main(["--action", "check"], session=session)
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"error: execution {EXECUTION} ended FAILED: RuntimeError: the merge failed" in err
+
+
+def test_the_way_a_run_goes() -> None:
+    """A run narrowed to instances is one invocation (it reaches a few); VIA forces either way; a
+    single-account stack has no state machine, and asking for it says so."""
+    with_machine = {"RunnerFunctionName": "fn", "OrganizationRunStateMachineArn": MACHINE}
+    choose = invoke_runner.choose_way
+    assert choose("auto", with_machine, {}, "S") == MACHINE
+    assert choose("auto", with_machine, {"instance_ids": ["i-1"]}, "S") is None
+    assert choose("runner", with_machine, {}, "S") is None
+    assert choose("state-machine", with_machine, {"instance_ids": ["i-1"]}, "S") == MACHINE
+    assert choose("auto", {"RunnerFunctionName": "fn"}, {}, "S") is None
+    with pytest.raises(invoke_runner.InvokeError, match="stack S has no state machine"):
+        choose("state-machine", {"RunnerFunctionName": "fn"}, {}, "S")
+
+
+def test_a_single_account_run_says_it_is_one_invocation(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    _stub(session, REPORT)
+    invoke_runner.main(["--action", "check", "--instances", "i-0123456789abcdef0"], session=session)
+    assert capsys.readouterr().out.splitlines()[-1] == "ran one invocation of the runner: runner-fn"

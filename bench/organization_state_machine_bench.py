@@ -1,0 +1,309 @@
+"""Organization benchmark, state-machine mode (issue 23): a run beyond one invocation, on Step Functions.
+
+The stack synthesized with organization context gives the state machine; moto 5.2's Amazon States
+Language interpreter runs its definition as synthesized (``localfleet.deployment.state_machine``):
+the plan, the Distributed Map reading its items from S3 (``MaxConcurrency`` as the template says),
+each child's Lambda task and Catch, the merge. Every Lambda task reaches the real handler with the
+environment the template gives it. The children take turns in real time and run on simulated time
+(``SimulatedTimeline``): each child's invocation gets a world of its own on a clock starting when its
+Map slot frees — the (account, region) pairs of its batch only, each with its instances (agent runs of
+5-15 s, ``maxConcurrency`` 10%), built before the invocation and dropped after it, so that two million
+instances never live in memory at once. The plan's world is the StackSet's stack instances (every
+pair; ListStackInstances is all the plan reads), the merge's an empty one (it reads the bucket).
+
+Printed: the execution's total simulated time against one invocation's (the slowest child: one
+invocation of the runner on one child's load, at most ``pairs_per_child`` pairs — what one
+invocation runs before the ceiling), API calls per pair (EC2 + SSM, max and median over every pair,
+against the budget 3*ceil(N/50)+10), children, state transitions (every ``*StateEntered``, the
+children's included: what Step Functions bills, plus one per child execution started), the largest
+state payload the interpreter checked against 256 KiB, the peak of Python allocations during one
+child's invocation (``ru_maxrss`` after the first and the last child, an upper bound: the whole
+process; ``--tracemalloc`` adds the first child's Python allocations, slower), wall time.
+
+    make bench BENCH="organization --state-machine"                      # 500 accounts x 4 regions x 200
+    make bench BENCH="organization --state-machine --accounts 2500"      # 10,000 pairs, 2,000,000 instances
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import resource
+import statistics
+import tempfile
+import time
+import tracemalloc
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
+from localfleet.clocks import SimulatedClock
+from localfleet.cloudformation.stack_sets import StackInstance
+from localfleet.deployment.in_process_runner import InProcessRunner
+from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.deployment.state_machine import InProcessStateMachine
+from localfleet.hosts.canned_agent import CannedRun
+from localfleet.lambda_runtime.in_process import ACCOUNT
+from localfleet.stepfunctions import MOTO_CONFIG
+from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
+
+from .organization_bench import (
+    DOCUMENT,
+    ENVIRONMENT,
+    FIRST_ACCOUNT,
+    HOME_REGION,
+    ORGANIZATION_ID,
+    OUTPUT_LOG_GROUP,
+    REGIONS,
+    UNIT,
+    Shape,
+    budget,
+)
+
+START = 1000.0
+# Step Functions' quota on a state's input or output (Developer Guide, "Step Functions service quotas").
+STATE_PAYLOAD_LIMIT = 256 * 1024
+
+
+@dataclass
+class Worlds:
+    """The world each invocation runs on, built when it starts and dropped when the next one starts."""
+
+    shape: Shape
+    regions: tuple[str, ...]
+    accounts: list[str]
+    environment: dict[str, str]
+    home_document: dict[str, Any]
+    member_document: dict[str, Any]
+    patch: pytest.MonkeyPatch
+    s3: Any = None
+    bucket: str = ""
+    calls_per_pair: list[int] = field(default_factory=list)
+    sts_calls: Counter[str] = field(default_factory=Counter)
+    cloudformation_calls: Counter[str] = field(default_factory=Counter)
+    build_wall: float = 0.0
+    child_traced_mib: float | None = None
+    child_rss_mib: list[float] = field(default_factory=list)  # the process's ru_maxrss after each child
+    _current: SimulatedOrganization | None = None
+    _kind: str = ""
+
+    def __call__(self, event: Any, at: float) -> InProcessRunner:
+        self.drop()
+        began = time.perf_counter()
+        step = event.get(contract.STEP_FIELD)
+        org = SimulatedOrganization(
+            SimulatedClock(start=at),
+            stack_set_name=self.environment["STACK_SET_NAME"],
+            home_account=ACCOUNT,
+            home_region=HOME_REGION,
+        )
+        org.home.register_document(DOCUMENT, self.home_document)
+        if step == "plan":
+            for account in self.accounts:
+                for region in self.regions:
+                    if (account, region) != (ACCOUNT, HOME_REGION):
+                        org.stack_set.put(StackInstance(account, region, organizational_unit_id=UNIT))
+        elif step == "child":
+            for account, region in self._batch(int(event["batch"])):
+                if (account, region) != (ACCOUNT, HOME_REGION):
+                    org.deploy_member(
+                        account,
+                        region,
+                        document=(self.environment["MEMBER_DOCUMENT_NAME"], self.member_document),
+                        organizational_unit_id=UNIT,
+                    )
+                pair = org.pair(account, region)
+                for number in range(self.shape.instances):
+                    tags = {"Name": f"node-{number}", self.environment["TARGET_TAG_KEY"]: "enabled"}
+                    pair.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
+        self._current, self._kind = org, step
+        self.build_wall += time.perf_counter() - began
+        if step == "child" and self.shape.trace_memory and self.child_traced_mib is None:
+            tracemalloc.start()
+        return InProcessRunner(org.home, self.patch, region=HOME_REGION, session=org.session())
+
+    def drop(self) -> None:
+        org = self._current
+        if org is None:
+            return
+        if self._kind == "child":
+            self.child_rss_mib.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            if tracemalloc.is_tracing():
+                self.child_traced_mib = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+            for (account, region), pair in org.pairs.items():
+                calls = sum(pair.ssm_endpoint.calls.values()) + sum(pair.ec2_endpoint.calls.values())
+                if calls or (account, region) != (ACCOUNT, HOME_REGION):
+                    self.calls_per_pair.append(calls)
+        self.sts_calls.update(org.sts_endpoint.calls)
+        self.cloudformation_calls.update(org.cloudformation_endpoint.calls)
+        org.close()
+        self._current = None
+
+    def _batch(self, index: int) -> list[tuple[str, str]]:
+        """The batch's pairs, as the plan wrote them to the runs bucket."""
+        suffix = f"/batches/{index:05d}.json"
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="runs/")
+        (key,) = [o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+        kept = json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        return [(target["account_id"], target["region"]) for target in kept]
+
+
+def measure(shape: Shape) -> None:
+    regions = REGIONS[: shape.regions]
+    context: dict[str, Any] = {
+        "organizationalUnitIds": UNIT,
+        "memberRegions": ",".join(regions),
+        "organizationId": ORGANIZATION_ID,
+    }
+    if shape.wait_seconds is not None:
+        context["waitSeconds"] = shape.wait_seconds
+    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
+        central = synthesize(context, outdir=outdir)["EcrFleetAuth"]
+        member = json.loads(
+            (Path(outdir) / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text()
+        )
+    deploy_time = {
+        "DOCUMENT_NAME": DOCUMENT,
+        "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+        "TOPIC_ARN": "replaced below",
+        "REGISTRIES": "unused: an organization's stack writes the setting as it is",
+        "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
+    }
+    environment = resolved_runner_environment(central, deploy_time)
+    # The home account first (the function's own: the state machine's executions are its).
+    accounts = [ACCOUNT] + [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts - 1)]
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
+            patch.delenv(name)
+        for name, value in {**environment, **ENVIRONMENT}.items():
+            patch.setenv(name, value)
+        # The runner's modules read the environment when imported (its Logger): import them now.
+        from ecr_fleet_auth.fan_out import pairs_per_child  # noqa: PLC0415
+
+        per_child = pairs_per_child(int(environment["WAIT_SECONDS"]))
+        print(
+            f"shape: {shape.accounts} accounts x {shape.regions} regions x {shape.instances} instances = "
+            f"{shape.pairs:,} pairs, {shape.total:,} instances; agent run 5-15 s; MaxConcurrency "
+            f"{environment['MAX_CONCURRENCY']}, WAIT_SECONDS {environment['WAIT_SECONDS']} "
+            f"(at most {per_child} pairs a child)"
+        )
+        with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+            sns = boto3.client("sns", region_name=HOME_REGION)
+            patch.setenv("TOPIC_ARN", sns.create_topic(Name="ecr-fleet-auth")["TopicArn"])
+            worlds = Worlds(
+                shape,
+                regions,
+                accounts,
+                environment,
+                document_content(central),
+                document_content(member),
+                patch,
+            )
+            machine = InProcessStateMachine(central, patch, worlds=worlds, start=START, region=HOME_REGION)
+            worlds.s3, worlds.bucket = machine.s3, machine.bucket
+            try:
+                began = time.perf_counter()
+                with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics and the runs' logs
+                    described = machine.run({"source": "schedule"}, name="bench-1", timeout=24 * 3600)
+                wall = time.perf_counter() - began
+                worlds.drop()
+            finally:
+                machine.close()
+            if described["status"] != "SUCCEEDED":
+                print(f"  execution {described['status']}: {described.get('error')} {described.get('cause')}")
+                return
+            _print(shape, machine, machine.report(described), worlds, per_child, wall)
+
+
+def _print(  # noqa: PLR0917 - the figures of one run
+    shape: Shape,
+    machine: InProcessStateMachine,
+    report: dict[str, Any],
+    worlds: Worlds,
+    per_child: int,
+    wall: float,
+) -> None:
+    timeline, figures = machine.timeline, machine.figures
+    one = max(timeline.child_seconds) if timeline.child_seconds else 0.0
+    total = timeline.elapsed
+    calls = sorted(worlds.calls_per_pair) or [0]
+    summary = report["summary"]
+    reached = sum(1 for t in report.get("targets", []) if t["status"] == "reached")
+    unreached = sorted({t["reason"] for t in report.get("targets", []) if t["status"] != "reached"})
+    limit = budget(shape.instances)
+    child_transitions = figures.transitions + timeline.children  # AWS bills each child execution started
+    print()
+    outcome = f"{summary['succeeded']:,}/{summary['total']:,} succeeded, {summary['pending']:,} pending, "
+    outcome += f"{summary['failed']:,} failed; pairs reached {reached:,}/{shape.pairs:,}"
+    if unreached:
+        outcome += f" (unreached: {unreached})"
+    print(f"  outcome             : {outcome}")
+    print(
+        f"  total simulated time: {total:,.0f} s; one invocation (the slowest child) {one:,.0f} s: "
+        f"{total / one if one else 0:.2f}x"
+    )
+    print(
+        f"  children            : {timeline.children} (MaxConcurrency {_max_concurrency(machine)}); "
+        f"child durations median {statistics.median(timeline.child_seconds or [0]):,.0f} s"
+    )
+    print(
+        f"  API calls per pair  : max {calls[-1]}, median {statistics.median(calls):g}, min {calls[0]} "
+        f"(EC2 + SSM over {len(calls):,} pairs; budget 3*ceil({shape.instances}/50)+10 = {limit})"
+    )
+    print(f"  STS, CloudFormation : {dict(worlds.sts_calls)}, {dict(worlds.cloudformation_calls)}")
+    print(
+        f"  state transitions   : {figures.transitions:,} states entered "
+        f"({', '.join(f'{name} {count}' for name, count in sorted(figures.entered.items()))}); "
+        f"billed {child_transitions:,} with one per child execution started"
+    )
+    print(
+        f"  largest state       : {figures.largest_payload:,} B of {STATE_PAYLOAD_LIMIT:,} B "
+        f"({figures.largest_payload / STATE_PAYLOAD_LIMIT:.1%})"
+    )
+    traced, rss = worlds.child_traced_mib, worlds.child_rss_mib or [0.0]
+    memory = f"  one child's memory  : ru_maxrss {rss[0]:,.0f} MiB after the first child, {rss[-1]:,.0f} MiB "
+    memory += "after the last (whole process: the interpreter, moto and one child's simulator included)"
+    if traced is not None:
+        memory += f"; tracemalloc peak {traced:,.0f} MiB during the first child (Python allocations)"
+    print(memory)
+    part = machine.s3.head_object(Bucket=machine.bucket, Key=report["parts"][0]) if report["parts"] else {}
+    print(
+        f"  wall time           : {wall:,.0f} s ({worlds.build_wall:,.0f} s of it building the children's "
+        f"worlds); a child's report in S3 {part.get('ContentLength', 0) / 1024:,.0f} KiB gzipped"
+    )
+    print()
+    verdicts = [
+        (f"total simulated time <= 1.2x one invocation's ({1.2 * one:,.0f} s)", total <= 1.2 * one),
+        (f"every child within Lambda's {LAMBDA_TIMEOUT_SECONDS} s", one < LAMBDA_TIMEOUT_SECONDS),
+        (
+            "every instance succeeded, every pair reached",
+            summary["succeeded"] == shape.total and not unreached,
+        ),
+        (f"API calls per pair <= {limit}", calls[-1] <= limit),
+        ("largest state payload <= 256 KiB", figures.largest_payload <= STATE_PAYLOAD_LIMIT),
+        (
+            f"children = ceil(pairs / {per_child}) ({math.ceil(shape.pairs / per_child)})",
+            timeline.children == math.ceil(shape.pairs / per_child),
+        ),
+    ]
+    for name, met in verdicts:
+        print(f"  [{'met' if met else 'MISSED'}] {name}")
+
+
+def _max_concurrency(machine: InProcessStateMachine) -> int:
+    definition = json.loads(
+        machine.machines.client.describe_state_machine(stateMachineArn=machine.arn)["definition"]
+    )
+    return int(definition["States"]["Children"]["MaxConcurrency"])
