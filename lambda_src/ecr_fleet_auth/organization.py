@@ -10,13 +10,16 @@ A stack instance that is not ``CURRENT`` is not necessarily unusable (CloudForma
 reference, StackInstanceSummary and StackInstanceComprehensiveStatus): ``OUTDATED`` covers every
 stack during a StackSet operation (``DetailedStatus`` ``PENDING`` or ``RUNNING``) and every stack
 whose last update failed or was stopped (``FAILED``, ``CANCELLED``) while the previous stack still
-stands; ``INOPERABLE`` is a stack a failed delete left behind. Every agent change renames the member
-document, so every deploy is such an update. So a pair whose stack instance has a stack
+stands; ``INOPERABLE`` is a stack a failed delete left behind; ``SKIPPED_SUSPENDED_ACCOUNT`` says the
+account "was suspended at the time of the operation" and stays until the next StackSet operation, so
+a reinstated account's stack that stands is tried like any other (a still suspended one answers the
+role or the calls with a refusal, and the pair is reported unreachable for that). Every agent change
+renames the member document, so every deploy is such an update. So a pair whose stack instance has a stack
 (``StackId``) is run with what that stack offers — its role, and the agent document it has
 (``MemberDocuments``: the expected one, else the newest earlier version with the contract's
 parameters) — and its report target says the stack instance's status and detailed status. Only a
 pair with nothing to use is unreachable without being called (``member_stack_not_ready``: no stack
-was created, or the account is suspended, ``SKIPPED_SUSPENDED_ACCOUNT``), or after one look
+was created there, whatever the detailed status), or after one look
 (``member_document_missing``: no agent document of the stack there).
 
 An event may narrow the pairs by ``account_ids`` and ``regions``; naming an account or region
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
 LIST_PAGE_SIZE = 100  # ListStackInstances' MaxResults limit
 DOCUMENT_PAGE_SIZE = 50  # ListDocuments' MaxResults limit
 MEMBER_DOCUMENT_VERSION = "1"  # a member document's content change gives it a new name, never a version
-# Stack instances with nothing to run on, whatever their stack: the account is suspended.
-UNUSABLE_DETAILED_STATUSES = frozenset({"SKIPPED_SUSPENDED_ACCOUNT"})
 # What a member role from before the document lookup answers it: the expected document is used, as then.
 ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 
@@ -145,7 +146,7 @@ def _members(settings: RunnerSettings, home: Pair, cloudformation: CloudFormatio
                 "detailed_status": summary.get("StackInstanceStatus", {}).get("DetailedStatus", ""),
                 "status_reason": summary.get("StatusReason", ""),
             }
-            if summary.get("StackId") and detail["detailed_status"] not in UNUSABLE_DETAILED_STATUSES:
+            if summary.get("StackId"):
                 members[pair] = Target(pair, stack_instance=detail)  # the previous stack still stands
                 continue
             members[pair] = Target(pair, ready=False, reason=Reason.MEMBER_STACK_NOT_READY, detail=detail)

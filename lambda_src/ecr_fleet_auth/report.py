@@ -86,6 +86,10 @@ class Report:
     error: dict[str, str] | None = None
     # An organization's run: every (account, region) it covered (None: a single-account run).
     targets: tuple[TargetResult, ...] | None = None
+    # A run of instance events: instances whose command Run Command refused for a passing cause
+    # (Rate Exceeded: nothing ran), left out of this report for their events to come again
+    # (``triggers``). Neither counted, listed nor published: the run that gives up reports them.
+    retried: tuple[InstanceResult, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, Any] = _counts(self.instances)
