@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import contract
 from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
@@ -62,6 +62,9 @@ from .reasons import Reason
 from .report import InstanceResult, Report, TargetResult, short
 from .run_command import LIST_PAGE_SIZE, CommandSpec, RunCommand
 from .settings import RunnerSettings
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 # Kept back from the Lambda deadline for the last collection, the log and SNS:
 # a fixed part plus time for each page of ListCommandInvocations (LIST_PAGE_SIZE instances).
@@ -296,11 +299,12 @@ class _PairRun:
                 detail = {"error": error_code(refusal), "message": short(str(refusal))}
                 return self.unreachable(target, Reason.REGION_UNREACHABLE, detail)
             # A member pair runs the agent document its stack offers (its stack instance may be mid-update).
-            document = None if target.home else MemberDocuments(aws.ssm).choose(settings.member_document_name)
-            if not target.home and document is None:
-                detail = {"document": settings.member_document_name}
-                return self.unreachable(target, Reason.MEMBER_DOCUMENT_MISSING, detail)
-            spec = self._spec(target, document)
+            spec, document = self._spec(target, None), None
+            if not target.home:
+                chosen = self._member_document(target, aws.ssm, spec)
+                if isinstance(chosen, _Outcome):
+                    return chosen
+                document, spec = chosen, self._spec(target, chosen)
             offered = _offered(target, document, settings.member_document_name)
             candidates = progress.discovered(members)
             progress.not_online_in_time(self.not_online_in_time.get(pair, {}))
@@ -340,6 +344,15 @@ class _PairRun:
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
         reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
         return _Outcome(reached, instances, progress.command_ids(), error, retried)
+
+    def _member_document(self, target: Target, ssm: SSMClient, spec: CommandSpec) -> str | _Outcome:
+        """The agent document a member pair offers for ``spec``'s values, or the pair unreachable."""
+        expected = self.settings.member_document_name
+        chosen = MemberDocuments(ssm).choose(expected, spec.parameters)
+        if chosen.name is not None:
+            return chosen.name
+        why = Reason.MEMBER_DOCUMENT_OUTDATED if chosen.outdated else Reason.MEMBER_DOCUMENT_MISSING
+        return self.unreachable(target, why, {"document": expected, **chosen.outdated})
 
     def _spec(self, target: Target, document: str | None) -> CommandSpec:
         """The home pair sends the stack's own document; a member pair the StackSet's (``document``:

@@ -311,6 +311,7 @@ def _look(
     pair = target.pair
     if not target.ready:
         return Triage(run=list(first))
+    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", pair)
     if target.home:
         aws, document = factory.clients_for(), settings.document_name
     else:
@@ -320,12 +321,11 @@ def _look(
             if error_code(refusal) not in ("AccessDenied", "AccessDeniedException"):
                 raise
             return Triage(run=list(first))
-        chosen = organization.MemberDocuments(aws.ssm).choose(settings.member_document_name)
-        if chosen is None:
+        chosen = organization.MemberDocuments(aws.ssm).choose(settings.member_document_name, spec.parameters)
+        if chosen.name is None:
             return Triage(run=list(first))
-        document = chosen
+        document = chosen.name
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", pair)
     fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
     since = {instance_id: arrival.time for instance_id, arrival in first.items()}
     members = fleet.discover(tag, list(first))

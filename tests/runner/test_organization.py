@@ -28,6 +28,7 @@ from moto import mock_aws
 from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.observability import metrics
+from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
@@ -474,6 +475,53 @@ def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers
     }  # fmt: skip
     assert target["detail"].get("document") == (None if sent == "expected" else EARLIER)
     assert "error" not in report
+
+
+@pytest.mark.parametrize(
+    ("parameter", "earlier_rule", "why"),
+    [
+        (
+            contract.REGISTRIES,
+            {"allowedPattern": r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$"},
+            "allowedPattern",
+        ),
+        (contract.ACTION, {"allowedValues": ["check", "helper"]}, "allowedValues"),
+    ],
+    ids=["pattern before dual-stack names", "values before refresh"],
+)
+def test_a_member_stack_mid_update_whose_earlier_document_refuses_todays_values_is_unreachable_and_says_why(
+    organization: Organization,
+    monkeypatch: pytest.MonkeyPatch,
+    parameter: str,
+    earlier_rule: dict[str, Any],
+    why: str,
+) -> None:
+    """SSM User Guide, "SSM document syntax elements" (parameters: allowedValues, allowedPattern) and
+    SSM API reference, SendCommand (InvalidParameters): a value outside an earlier document's
+    allowedValues or allowedPattern is refused. An earlier version chosen by its parameter names only
+    (registries' dual-stack names, ``dkr-ecr.<region>.on.aws``, came after it) fails every instance
+    ``send_failed`` / InvalidParameters with a next step about 5xx errors. The runner reads the
+    earlier version (GetDocument) before choosing it: one that would refuse the values is not sent,
+    and the pair is reported ``member_document_outdated`` naming the version and the parameter."""
+    o = organization
+    earlier = json.loads(json.dumps(o.document))
+    earlier["parameters"][parameter].pop("allowedPattern", None)
+    earlier["parameters"][parameter].update(earlier_rule)
+    o.org.deploy_member(A, REGION, document=(EARLIER, earlier))
+    o.org.update_member(A, REGION, status="OUTDATED", detailed_status="FAILED", status_reason="Update failed")
+    o.launch(A, REGION, 2)
+    monkeypatch.setenv("REGISTRIES", f"{A}.dkr-ecr.{REGION}.on.aws")
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_document_outdated")
+    assert target["detail"]["document"] == o.document_name
+    assert target["detail"]["outdated_document"] == EARLIER
+    assert target["detail"]["parameter"] == parameter and why in target["detail"]["problem"]
+    assert target["detail"]["detailed_status"] == "FAILED"
+    assert o.sent(A, REGION) == []
+    assert NEXT_STEPS["member_document_outdated"] in o.notifications()[0]["Message"]
 
 
 @pytest.mark.parametrize(
