@@ -313,7 +313,7 @@ class MemberStack(Stack):
             ),
             aws_iam.PolicyStatement(
                 sid="FindTheAgentDocument",
-                actions=["ssm:DescribeDocument"],
+                actions=["ssm:DescribeDocument", "ssm:GetDocument"],
                 resources=[versions],
             ),
             aws_iam.PolicyStatement(

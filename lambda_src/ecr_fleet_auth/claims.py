@@ -169,6 +169,26 @@ class InstanceClaims:
             granted.append(which)
         return Claims(tuple(granted), held, tuple(unknown))
 
+    def release(self, keys: Iterable[tuple[Pair, str]], claimed_at: datetime) -> None:
+        """Withdraw this run's claims (made at ``claimed_at``) on instances its command never ran on,
+        so their events, put back, are commanded by the run that looks next. A claim made since by
+        another run is left alone (the condition), and a failed delete only delays: the claim expires."""
+        for pair, instance_id in keys:
+            try:
+                self.dynamodb.delete_item(
+                    TableName=self.table_name,
+                    Key={KEY: {"S": claim_key(pair, instance_id)}},
+                    ConditionExpression="#at = :at",
+                    ExpressionAttributeNames={"#at": "claimed_at"},
+                    ExpressionAttributeValues={":at": {"N": _number(claimed_at.timestamp())}},
+                )
+            except AWS_ERRORS as error:
+                if error_code(error) != CONDITIONAL_CHECK_FAILED:
+                    logger.warning(
+                        "could not release a claim; it expires by itself",
+                        extra={"instance": claim_key(pair, instance_id), "error": str(error)},
+                    )
+
 
 def _names(purpose: Purpose) -> dict[str, str]:
     """The names the purpose's condition uses (DynamoDB refuses unused ones)."""

@@ -10,14 +10,18 @@ A stack instance that is not ``CURRENT`` is not necessarily unusable (CloudForma
 reference, StackInstanceSummary and StackInstanceComprehensiveStatus): ``OUTDATED`` covers every
 stack during a StackSet operation (``DetailedStatus`` ``PENDING`` or ``RUNNING``) and every stack
 whose last update failed or was stopped (``FAILED``, ``CANCELLED``) while the previous stack still
-stands; ``INOPERABLE`` is a stack a failed delete left behind. Every agent change renames the member
-document, so every deploy is such an update. So a pair whose stack instance has a stack
+stands; ``INOPERABLE`` is a stack a failed delete left behind; ``SKIPPED_SUSPENDED_ACCOUNT`` says the
+account "was suspended at the time of the operation" and stays until the next StackSet operation, so
+a reinstated account's stack that stands is tried like any other (a still suspended one answers the
+role or the calls with a refusal, and the pair is reported unreachable for that). Every agent change
+renames the member document, so every deploy is such an update. So a pair whose stack instance has a stack
 (``StackId``) is run with what that stack offers — its role, and the agent document it has
 (``MemberDocuments``: the expected one, else the newest earlier version with the contract's
 parameters) — and its report target says the stack instance's status and detailed status. Only a
 pair with nothing to use is unreachable without being called (``member_stack_not_ready``: no stack
-was created, or the account is suspended, ``SKIPPED_SUSPENDED_ACCOUNT``), or after one look
-(``member_document_missing``: no agent document of the stack there).
+was created there, whatever the detailed status), or after one look
+(``member_document_missing``: no agent document of the stack there; ``member_document_outdated``:
+only earlier versions whose parameters refuse the values to be sent).
 
 An event may narrow the pairs by ``account_ids`` and ``regions``; naming an account or region
 outside them is the caller's error (``InvalidEvent``), raised before anything is sent. A run of
@@ -27,6 +31,8 @@ organization the member pairs whose stacks forward their instances' events to th
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,8 +51,6 @@ if TYPE_CHECKING:
 LIST_PAGE_SIZE = 100  # ListStackInstances' MaxResults limit
 DOCUMENT_PAGE_SIZE = 50  # ListDocuments' MaxResults limit
 MEMBER_DOCUMENT_VERSION = "1"  # a member document's content change gives it a new name, never a version
-# Stack instances with nothing to run on, whatever their stack: the account is suspended.
-UNUSABLE_DETAILED_STATUSES = frozenset({"SKIPPED_SUSPENDED_ACCOUNT"})
 # What a member role from before the document lookup answers it: the expected document is used, as then.
 ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
 
@@ -170,7 +174,7 @@ def _members(settings: RunnerSettings, home: Pair, cloudformation: CloudFormatio
                 "detailed_status": summary.get("StackInstanceStatus", {}).get("DetailedStatus", ""),
                 "status_reason": summary.get("StatusReason", ""),
             }
-            if summary.get("StackId") and detail["detailed_status"] not in UNUSABLE_DETAILED_STATUSES:
+            if summary.get("StackId"):
                 members[pair] = Target(pair, stack_instance=detail)  # the previous stack still stands
                 continue
             members[pair] = Target(pair, ready=False, reason=Reason.MEMBER_STACK_NOT_READY, detail=detail)
@@ -190,17 +194,33 @@ def _listed(items: Sequence[str] | set[str], most: int = 10) -> str:
     return shown + (f", ... and {len(ordered) - most} more" if len(ordered) > most else "")
 
 
+@dataclass(frozen=True)
+class DocumentChoice:
+    """The agent document a member pair offers for a command (``name``; None: none fits). When none
+    fits but an earlier version takes the contract's parameters, ``outdated`` says which version and
+    which of its parameters refuses the value to be sent (``member_document_outdated``)."""
+
+    name: str | None
+    outdated: dict[str, str] = field(default_factory=dict)
+
+
 class MemberDocuments:
     """Which agent document a member pair offers: the one the stack expects (``MEMBER_DOCUMENT_NAME``),
     else, while its stack instance is being updated or after an update failed, the newest earlier
-    version that takes the contract's parameters. One ListDocuments call (``Owner`` Self, ``Name``
-    prefix: the SSM API reference's DocumentKeyValuesFilter) finds every version."""
+    version that takes the contract's parameters *and accepts the values to be sent*: an earlier
+    version's ``allowedPattern`` or ``allowedValues`` may predate a value the runner sends now (the
+    registries' dual-stack names), and SendCommand refuses a value that does not match them (SSM API
+    reference, SendCommand: InvalidParameters, "You must specify values for all required parameters in
+    the Amazon Web Services Systems Manager document ... and only supported parameters"; Systems
+    Manager User Guide, "SSM document syntax elements": allowedValues, allowedPattern). One ListDocuments
+    call (``Owner`` Self, ``Name`` prefix: the SSM API reference's DocumentKeyValuesFilter) finds every
+    version; DescribeDocument names an earlier one's parameters, GetDocument gives its content."""
 
     def __init__(self, ssm: SSMClient) -> None:
         self._ssm = ssm
 
-    def choose(self, expected: str) -> str | None:
-        """The document to send; None when the pair has no usable one."""
+    def choose(self, expected: str, values: Mapping[str, str]) -> DocumentChoice:
+        """The document to send ``values`` with."""
         family = contract.content_version_family(expected)
         try:
             found = self._versions(family)
@@ -209,12 +229,40 @@ class MemberDocuments:
                 raise
             # A member role from before the lookup was granted: send the expected document, as then.
             logger.warning("may not list the member documents; sending the expected one")
-            return expected
+            return DocumentChoice(expected)
         if expected in found:
-            return expected
+            return DocumentChoice(expected)
+        outdated: dict[str, str] = {}
         for name in sorted(found, key=lambda n: (found[n], n), reverse=True):
-            if self._takes_the_contracts_parameters(name):
-                return name
+            if not self._takes_the_contracts_parameters(name):
+                continue
+            refusal = self._refusal(name, values)
+            if refusal is None:
+                return DocumentChoice(name)
+            outdated = outdated or {"outdated_document": name, **refusal}
+        return DocumentChoice(None, outdated)
+
+    def _refusal(self, name: str, values: Mapping[str, str]) -> dict[str, str] | None:
+        """The first parameter of document ``name`` whose allowedValues or allowedPattern refuse its
+        value (``parameter``, ``problem``); None if all accept. A member role from before GetDocument
+        was granted cannot tell: the document is taken, as then."""
+        try:
+            content = self._ssm.get_document(Name=name, DocumentFormat="JSON")["Content"]
+        except AWS_ERRORS as error:
+            if error_code(error) not in ACCESS_DENIED_CODES:
+                raise
+            logger.warning("may not read the member document; sending it unchecked", extra={"document": name})
+            return None
+        declared: Mapping[str, Any] = json.loads(content).get("parameters", {})
+        for parameter, value in values.items():
+            spec = declared.get(parameter, {})
+            allowed = spec.get("allowedValues")
+            if allowed is not None and value not in [str(v) for v in allowed]:
+                return {"parameter": parameter, "problem": f"not one of its allowedValues {allowed}"}
+            # As SSM applies it: a search, the pattern carrying its own anchors (contract.py).
+            pattern = spec.get("allowedPattern")
+            if pattern is not None and not re.search(pattern, value):
+                return {"parameter": parameter, "problem": f"does not match its allowedPattern {pattern}"}
         return None
 
     def _versions(self, family: str) -> dict[str, float]:

@@ -47,7 +47,7 @@ class Exclusion:
 
     status: str
     reason: Reason
-    detail: dict[str, str]
+    detail: dict[str, Any]
 
 
 def exclusion(member: FleetMember) -> Exclusion | None:  # noqa: PLR0911 - one return per reason

@@ -32,7 +32,7 @@ class RunProgress:
         self.exclusions = {member.instance_id: exclusion(member) for member in members}
         return [instance_id for instance_id, excluded in self.exclusions.items() if excluded is None]
 
-    def not_online_in_time(self, overdue: Mapping[str, Mapping[str, str]]) -> None:
+    def not_online_in_time(self, overdue: Mapping[str, Mapping[str, str | int]]) -> None:
         """New instances waited for until the readiness bound: if still not online, say so (their own reason).
 
         One that came online meanwhile is commanded like any other; one that lost its tag or

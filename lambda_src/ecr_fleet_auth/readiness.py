@@ -48,7 +48,7 @@ NOT_FOUND_GRACE_SECONDS = 120
 class Triage:
     run: list[str] = field(default_factory=list)
     # Waited for until the bound and still not online: instance id -> what the report adds.
-    overdue: dict[str, dict[str, str]] = field(default_factory=dict)
+    overdue: dict[str, dict[str, str | int]] = field(default_factory=dict)
     # Put back to wait: instance id -> seconds left until its readiness bound.
     waiting: dict[str, float] = field(default_factory=dict)
     # Not commanded and not reported: instance id -> why (for the log).
@@ -109,7 +109,7 @@ def _not_online(
     if left <= 0:
         decided.overdue[instance_id] = {
             "since": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "waited_seconds": str(int(waited)),
+            "waited_seconds": int(waited),
         }
     decided.run.append(instance_id)
 

@@ -72,6 +72,8 @@ class Reason(StrEnum):
     MEMBER_STACK_NOT_READY = "member_stack_not_ready"
     # The pair's stack offers no agent document of this stack (neither the expected one nor an earlier one).
     MEMBER_DOCUMENT_MISSING = "member_document_missing"
+    # Only an earlier version of the document is there, and its parameters refuse today's values.
+    MEMBER_DOCUMENT_OUTDATED = "member_document_outdated"
     # STS refused to let the runner assume the member role there.
     ROLE_NOT_ASSUMABLE = "role_not_assumable"
     # EC2 or SSM in that region refused the member credentials (region not enabled, ...).

@@ -120,6 +120,10 @@ class Report:
     counted: Counted | None = None
     # A run of the organization's state machine: its execution's ARN.
     execution: str | None = None
+    # A run of instance events: instances whose command Run Command refused for a passing cause
+    # (Rate Exceeded: nothing ran), left out of this report for their events to come again
+    # (``triggers``). Neither counted, listed nor published: the run that gives up reports them.
+    retried: tuple[InstanceResult, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, Any] = dict(self.counted.summary) if self.counted else _counts(self.instances)

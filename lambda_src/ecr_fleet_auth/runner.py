@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import contract
 from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
@@ -63,6 +63,9 @@ from .report import InstanceResult, Report, TargetResult, short
 from .run_command import LIST_PAGE_SIZE, CommandSpec, RunCommand
 from .settings import RunnerSettings
 
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
+
 # Kept back from the Lambda deadline for the last collection, the log and SNS:
 # a fixed part plus time for each page of ListCommandInvocations (LIST_PAGE_SIZE instances).
 RESERVE_SECONDS = 15.0
@@ -75,6 +78,9 @@ MAX_CONCURRENT_PAIRS = 50
 # started: its discovery and sends could not be reported in time. It is reported unreached,
 # ``not_sent_before_deadline``; the next run covers it.
 PAIR_START_SECONDS = 30.0
+# Why a command reached no instance that passes by itself: Run Command's "Rate Exceeded" canceled it
+# before it ran anywhere (the account's pending invocations). A run of instance events tries again.
+RETRIED_REASONS = frozenset({Reason.RATE_EXCEEDED})
 # What EC2 and SSM answer credentials they do not accept in a region (a region not enabled for the
 # account, ...): the pair is unreachable, not a failed run.
 REGION_REFUSALS = frozenset(
@@ -89,12 +95,13 @@ def run(
     factory: ClientFactory,
     remaining_millis: int,
     clock: Clock | None = None,
-    not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str]]] | None = None,
+    not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str | int]]] | None = None,
     home: Pair | None = None,
     instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None,
     pair_targets: Sequence[Target] | None = None,
     run_id: str | None = None,
     publish_report: bool = True,
+    retryable: Mapping[Pair, frozenset[str]] | None = None,
 ) -> Report:
     """``not_online_in_time``: new instances waited for until the readiness bound (``triggers``),
     by pair, with the detail to report if they are still not online. ``home``: the function's own
@@ -102,8 +109,11 @@ def run(
     (``pair_targets``, already known) and each pair's instances (``instances_by_pair``), and so does
     a child of the organization's state machine (its batch of the plan, ``organization_run``), which
     also runs under its whole run's ``run_id`` and leaves publishing to the merge
-    (``publish_report=False``); any other run finds its pairs itself. Raises ``InvalidEvent`` when
-    the event narrows to an account or region the stack does not cover, before anything is sent."""
+    (``publish_report=False``); any other run finds its pairs itself. ``retryable``: by pair, the
+    instances whose events may come again; one whose command Run Command refused for a passing cause
+    (``RETRIED_REASONS``) is returned in the report's ``retried`` instead of being reported. Raises
+    ``InvalidEvent`` when the event narrows to an account or region the stack does not cover, before
+    anything is sent."""
     clock = clock or SYSTEM_CLOCK  # looked up here: tests and benchmarks replace runner.SYSTEM_CLOCK
     started_at, started = clock.now(), clock.monotonic()
     run_id = run_id or new_run_id()
@@ -127,6 +137,7 @@ def run(
     pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
     pair_run.not_online_in_time = not_online_in_time or {}
     pair_run.instances_by_pair = instances_by_pair
+    pair_run.retryable = retryable or {}
     runs = _run_all(chosen, pair_run, clock)
 
     # 5. Report: returned, logged, counted and published per the notify policy.
@@ -149,6 +160,7 @@ def run(
         command_ids=tuple(command for r in runs for command in r.command_ids),
         error=error,
         targets=tuple(r.target for r in runs) if organization else None,
+        retried=tuple(instance for r in runs for instance in r.retried),
     )
     if publish_report:
         publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
@@ -163,6 +175,7 @@ class _Outcome:
     instances: list[InstanceResult] = field(default_factory=list)
     command_ids: tuple[str, ...] = ()
     error: dict[str, str] | None = None
+    retried: list[InstanceResult] = field(default_factory=list)
 
 
 def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list[_Outcome]:
@@ -186,10 +199,10 @@ def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list
     runnable = []
     for target in chosen:
         if not target.ready:
-            outcomes[target.pair] = _unreachable(target.pair, target.reason, target.detail)
+            outcomes[target.pair] = pair_run.unreachable(target, target.reason, target.detail)
         elif not target.home and target.pair.account in refused:
             detail = refused[target.pair.account]
-            outcomes[target.pair] = _unreachable(target.pair, Reason.ROLE_NOT_ASSUMABLE, detail)
+            outcomes[target.pair] = pair_run.unreachable(target, Reason.ROLE_NOT_ASSUMABLE, detail)
         else:
             runnable.append(target)
     for target, outcome in zip(
@@ -199,10 +212,6 @@ def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list
     ):
         outcomes[target.pair] = outcome
     return [outcomes[target.pair] for target in chosen]
-
-
-def _unreachable(pair: Pair, reason: Reason | None, detail: Mapping[str, Any]) -> _Outcome:
-    return _Outcome(TargetResult(pair.account, pair.region, "unreachable", reason, dict(detail)))
 
 
 class _PairRun:
@@ -230,8 +239,24 @@ class _PairRun:
         )
         self.tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
         # Per pair: new instances past their readiness bound; the instances each pair's run is for.
-        self.not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str]]] = {}
+        self.not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str | int]]] = {}
         self.instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None
+        self.retryable: Mapping[Pair, frozenset[str]] = {}
+
+    def unreachable(self, target: Target, reason: Reason | None, detail: Mapping[str, Any]) -> _Outcome:
+        """A pair the run could not reach. Its target's detail carries the stack instance's status
+        when that is not CURRENT (whatever kept the pair out). In a run of instance events each
+        instance the events named there is reported too, unreachable for the pair's reason: an event
+        is never consumed without a trace (the summary counts it, the e-mail gives the next step)."""
+        pair = target.pair
+        detail = {**target.stack_instance, **detail}
+        result = _Outcome(TargetResult(pair.account, pair.region, "unreachable", reason, detail))
+        if self.instances_by_pair is not None and reason is not None:
+            result.instances = [
+                InstanceResult(i, "", "unreachable", None, reason, dict(detail), pair.account, pair.region)
+                for i in self.instances_by_pair.get(pair, ())
+            ]
+        return result
 
     def reach(self, account: str) -> dict[str, str] | None:
         """Assume the member role in ``account``; None, or what STS said (no secret: code and message)."""
@@ -257,7 +282,7 @@ class _PairRun:
         last_start = self.started + self.remaining_millis / 1000 - RESERVE_SECONDS - PAIR_START_SECONDS
         if not target.home and clock.monotonic() > last_start:
             logger.warning("no time left to start this pair", extra={"account_id": pair.account})
-            return _unreachable(pair, Reason.NOT_SENT_BEFORE_DEADLINE, {})
+            return self.unreachable(target, Reason.NOT_SENT_BEFORE_DEADLINE, {})
         # A run of instance events looks for each pair's own instances; any other for the event's.
         requested = request.instance_ids
         if self.instances_by_pair is not None:
@@ -278,13 +303,14 @@ class _PairRun:
                 if target.home or error_code(refusal) not in REGION_REFUSALS:
                     raise
                 detail = {"error": error_code(refusal), "message": short(str(refusal))}
-                return _unreachable(pair, Reason.REGION_UNREACHABLE, detail)
+                return self.unreachable(target, Reason.REGION_UNREACHABLE, detail)
             # A member pair runs the agent document its stack offers (its stack instance may be mid-update).
-            document = None if target.home else MemberDocuments(aws.ssm).choose(settings.member_document_name)
-            if not target.home and document is None:
-                detail = {**target.stack_instance, "document": settings.member_document_name}
-                return _unreachable(pair, Reason.MEMBER_DOCUMENT_MISSING, detail)
-            spec = self._spec(target, document)
+            spec, document = self._spec(target, None), None
+            if not target.home:
+                chosen = self._member_document(target, aws.ssm, spec)
+                if isinstance(chosen, _Outcome):
+                    return chosen
+                document, spec = chosen, self._spec(target, chosen)
             offered = _offered(target, document, settings.member_document_name)
             candidates = progress.discovered(members)
             progress.not_online_in_time(self.not_online_in_time.get(pair, {}))
@@ -317,10 +343,22 @@ class _PairRun:
             replace(instance, account_id=pair.account, region=pair.region)
             for instance in progress.instances(failed=error is not None)
         ]
+        retryable = self.retryable.get(pair, frozenset())
+        retried = [i for i in instances if i.reason in RETRIED_REASONS and i.instance_id in retryable]
+        instances = [i for i in instances if i not in retried]
         reason = None if error is None else Reason.RUN_FAILED
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
         reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
-        return _Outcome(reached, instances, progress.command_ids(), error)
+        return _Outcome(reached, instances, progress.command_ids(), error, retried)
+
+    def _member_document(self, target: Target, ssm: SSMClient, spec: CommandSpec) -> str | _Outcome:
+        """The agent document a member pair offers for ``spec``'s values, or the pair unreachable."""
+        expected = self.settings.member_document_name
+        chosen = MemberDocuments(ssm).choose(expected, spec.parameters)
+        if chosen.name is not None:
+            return chosen.name
+        why = Reason.MEMBER_DOCUMENT_OUTDATED if chosen.outdated else Reason.MEMBER_DOCUMENT_MISSING
+        return self.unreachable(target, why, {"document": expected, **chosen.outdated})
 
     def _spec(self, target: Target, document: str | None) -> CommandSpec:
         """The home pair sends the stack's own document; a member pair the StackSet's (``document``:

@@ -105,23 +105,14 @@ def handle(
     for message_id, problem in events.rejected.items():
         logger.warning("not an instance event", extra={"message_id": message_id, "problem": problem})
     decided: dict[Pair, Triage] = {}
-    report, put_back, foreign = None, 0, 0
+    report, put_back, foreign, retried = None, 0, 0, 0
+    not_covered: dict[str, str] = {}  # instance id -> where its event came from (a direct event's answer)
     if arrived:
         home = home or runner.own_pair(factory)
         # 0. Where: each instance in its event's (account, region); one this stack does not cover is
         # rejected, counted and logged (its record goes back to SQS, then to the dead letters).
         covered, unlisted = _covered(arrived, settings, home, factory)
-        for pair in [p for p in arrived if p not in covered]:
-            ids = sorted(arrived.pop(pair))
-            records = {m for i in ids for m in events.message_ids(pair, i)}
-            failures |= records
-            if pair in unlisted:  # the StackSet could not be listed: looked at again on redelivery
-                continue
-            foreign += len(records)
-            logger.warning(
-                "instance events from an account or region this stack does not cover",
-                extra={"account_id": pair.account, "region": pair.region, "instances": ids[:50]},
-            )
+        foreign = _reject_uncovered(arrived, covered, unlisted, events, failures, not_covered)
     if arrived:
         action = settings.new_instance_action or settings.action
         # 1. Look, in each (account, region): tag, state and ping status; for those online, the
@@ -146,8 +137,9 @@ def handle(
             put_back = len(waiting) - len(refused)
             failures |= {m for pair, i in refused for m in events.message_ids(pair, i)}
         # 3. Claim the rest for their events: of two batches at once, one commands (or reports) each.
+        claimed_at = None
         if any(t.run for t in decided.values()) and settings.claim_table_name:
-            _claim(
+            claimed_at = _claim(
                 decided,
                 events.latest(),
                 settings=settings,
@@ -174,17 +166,43 @@ def handle(
                 home=home,
                 instances_by_pair=to_run,
                 pair_targets=[covered[pair] for pair in to_run],
+                retryable=_retryable(decided, events, looks, settings),
             )
             if report.error is not None:  # delivered again; the run's report already says what failed
                 failures |= {m for pair, i in named for m in events.message_ids(pair, i)}
+            # 5. Put back who the command missed for a passing cause (Rate Exceeded): the next look
+            # commands it again, within the chain's bound of looks; the run that gives up reports it.
+            if report.retried and events.queue is not None:
+                again = [arrived[Pair(r.account_id, r.region)][r.instance_id] for r in report.retried]
+                refused = _retry(
+                    again,
+                    events.queue,
+                    looks=looks,
+                    settings=settings,
+                    factory=factory,
+                    claimed_at=claimed_at,
+                )
+                retried = len(again) - len(refused)
+                failures |= {m for pair, i in refused for m in events.message_ids(pair, i)}
     rejected = len(events.rejected) + foreign
     metrics.add_metric(name=contract.INSTANCE_EVENTS_REJECTED_METRIC, unit=MetricUnit.Count, value=rejected)
-    _log(events, decided, put_back=put_back, failures=failures, report=report, rejected=rejected)
+    _log(
+        events,
+        decided,
+        put_back=put_back,
+        failures=failures,
+        report=report,
+        rejected=rejected,
+        retried=retried,
+    )
     if events.from_queue:
         return {"batchItemFailures": [{"itemIdentifier": m} for m in sorted(failures)]}
     if report is not None:
         return report.to_dict()
-    return {"instances_left_out": {i: why for t in decided.values() for i, why in t.left_out.items()}}
+    left_out = {i: why for t in decided.values() for i, why in t.left_out.items()}
+    if not_covered:
+        return {"instances_left_out": left_out, "instances_rejected": not_covered}
+    return {"instances_left_out": left_out}
 
 
 def _covered(
@@ -200,6 +218,35 @@ def _covered(
         logger.warning("could not list the StackSet's stack instances", extra={"error": str(error)})
         own = {home: Target(home, home=True)} if home in arrived else {}
         return own, set(arrived) - set(own)
+
+
+def _reject_uncovered(  # noqa: PLR0917 - the handler's state, handed over once
+    arrived: dict[Pair, dict[str, Arrival]],
+    covered: Mapping[Pair, Target],
+    unlisted: set[Pair],
+    events: InstanceEvents,
+    failures: set[str],
+    not_covered: dict[str, str],
+) -> int:
+    """Take the pairs this stack does not cover out of ``arrived``; their records go back to SQS
+    (``failures``). Those surely not covered are rejected and logged (``not_covered`` names their
+    instances for a direct event's answer); returns how many events that is: a record is one, a
+    direct event (no record) counts per instance. An unlisted pair (the StackSet could not be listed)
+    is only looked at again on redelivery."""
+    foreign = 0
+    for pair in [p for p in arrived if p not in covered]:
+        ids = sorted(arrived.pop(pair))
+        records = {m for i in ids for m in events.message_ids(pair, i)}
+        failures |= records
+        if pair in unlisted:
+            continue
+        foreign += len(records) if events.from_queue else len(ids)
+        not_covered.update(dict.fromkeys(ids, f"{pair.account}/{pair.region}: not covered by this stack"))
+        logger.warning(
+            "instance events from an account or region this stack does not cover",
+            extra={"account_id": pair.account, "region": pair.region, "instances": ids[:50]},
+        )
+    return foreign
 
 
 def _look_all(
@@ -264,6 +311,7 @@ def _look(
     pair = target.pair
     if not target.ready:
         return Triage(run=list(first))
+    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", pair)
     if target.home:
         aws, document = factory.clients_for(), settings.document_name
     else:
@@ -273,12 +321,11 @@ def _look(
             if error_code(refusal) not in ("AccessDenied", "AccessDeniedException"):
                 raise
             return Triage(run=list(first))
-        chosen = organization.MemberDocuments(aws.ssm).choose(settings.member_document_name)
-        if chosen is None:
+        chosen = organization.MemberDocuments(aws.ssm).choose(settings.member_document_name, spec.parameters)
+        if chosen.name is None:
             return Triage(run=list(first))
-        document = chosen
+        document = chosen.name
     tag = TargetTag(settings.target_tag_key, settings.target_tag_values)
-    spec = runner.RunOptions.resolve(RunRequest(action=action), settings).command_spec(settings, "", pair)
     fleet, commands = Fleet(aws.ec2, aws.ssm), RunCommand(aws.ssm, aws.ssm_send, clock)
     since = {instance_id: arrival.time for instance_id, arrival in first.items()}
     members = fleet.discover(tag, list(first))
@@ -306,8 +353,9 @@ def _claim(
     factory: ClientFactory,
     clock: Clock,
     remaining_millis: int,
-) -> None:
+) -> datetime:
     """Claim each instance about to be run (``claims``); leave out, unreported, those another run holds.
+    Returns when the claims were made.
 
     An instance past its readiness bound is claimed to be reported, the others to be commanded."""
     now = clock.now()
@@ -330,6 +378,43 @@ def _claim(
     if claimed.held:
         held = {claim_key(pair, i): item for (pair, i), item in sorted(claimed.held.items())[:50]}
         logger.info("instances claimed by another run", extra={"claims_held": held})
+    return now
+
+
+def _retry(
+    again: list[Arrival],
+    queue: Queue,
+    *,
+    looks: Mapping[tuple[Pair, str], int],
+    settings: RunnerSettings,
+    factory: ClientFactory,
+    claimed_at: datetime | None,
+) -> set[tuple[Pair, str]]:
+    """Put back the events of instances no command ran on, with one more look counted; their claims
+    (nothing ran: they must not cover the events that come back) are withdrawn. Returns those refused."""
+    if claimed_at is not None:
+        claims = InstanceClaims(factory.dynamodb(), settings.claim_table_name)
+        claims.release([a.key for a in again], claimed_at)
+    seconds = {a.key: float(RECHECK_SECONDS) for a in again}
+    return _put_back(factory.sqs_for(), queue, again, seconds, looks)
+
+
+def _retryable(
+    decided: Mapping[Pair, Triage],
+    events: InstanceEvents,
+    looks: Mapping[tuple[Pair, str], int],
+    settings: RunnerSettings,
+) -> dict[Pair, frozenset[str]]:
+    """The instances to be commanded whose events may be put back once more if Run Command refuses
+    the command for a passing cause: only from the queue, and only while the chain has looks left
+    (``most_looks``, the bound every chain keeps)."""
+    if not events.from_queue:
+        return {}
+    last = most_looks(settings.new_instance_readiness_seconds)
+    return {
+        pair: frozenset(i for i in t.run if i not in t.overdue and looks.get((pair, i), 0) + 1 < last)
+        for pair, t in decided.items()
+    }
 
 
 def _with_new_instance_rate(settings: RunnerSettings) -> RunnerSettings:
@@ -410,6 +495,7 @@ def _log(
     failures: set[str],
     report: Report | None,
     rejected: int,
+    retried: int,
 ) -> None:
     def count(part: str) -> int:
         return sum(len(getattr(triaged, part)) for triaged in decided.values())
@@ -432,6 +518,7 @@ def _log(
                 "not_online_in_time": count("overdue"),
                 "waiting": count("waiting"),
                 "put_back": put_back,
+                "retried": retried,
                 "left_out": dict(sorted(left_out.items())[:50]),
                 "batch_item_failures": len(failures),
                 "run_id": report.run_id if report is not None else None,

@@ -78,6 +78,7 @@ class RunCommandService:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "CreateDocument": self.create_document,
             "DescribeDocument": self.describe_document,
+            "GetDocument": self.get_document,
             "ListDocuments": self.list_documents,
             "DescribeInstanceInformation": self.describe_instance_information,
             "SendCommand": self.send_command,
@@ -207,6 +208,22 @@ class RunCommandService:
     def describe_document(self, params: Mapping[str, Any]) -> dict[str, Any]:
         document = self._document(params["Name"], params.get("DocumentVersion"))
         return {"Document": self._describe_document(document)}
+
+    def get_document(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """SSM API reference, GetDocument: the document's ``Content`` as stored (the emulator keeps JSON
+        documents only, so ``DocumentFormat`` JSON is what it was created in)."""
+        document = self._document(params["Name"], params.get("DocumentVersion"))
+        if params.get("DocumentFormat", "JSON") != "JSON":
+            raise ServiceError("InvalidDocumentContent", "the emulator converts no document to YAML or TEXT")
+        return {
+            "Name": document.name,
+            "CreatedDate": document.created,
+            "DocumentVersion": document.version,
+            "Status": "Active",
+            "Content": document.content_text,
+            "DocumentType": "Command",
+            "DocumentFormat": "JSON",
+        }
 
     def _document(self, name: str, version: str | None) -> Document:
         # DocumentName may be an ARN: arn:aws:ssm:<region>:<account>:document/<name>.

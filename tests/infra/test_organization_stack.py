@@ -743,7 +743,8 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     document = statements["RunTheAgentDocument"]
     assert _actions(document) == ["ssm:SendCommand"]
     assert _join(document["Resource"]) == versions
-    assert _actions(statements["FindTheAgentDocument"]) == ["ssm:DescribeDocument"]
+    # GetDocument: an earlier version's allowedPattern/allowedValues are checked against today's values.
+    assert _actions(statements["FindTheAgentDocument"]) == ["ssm:DescribeDocument", "ssm:GetDocument"]
     assert _join(statements["FindTheAgentDocument"]["Resource"]) == versions
     assert _actions(statements["ListTheAgentDocuments"]) == ["ssm:ListDocuments"]
     assert statements["ListTheAgentDocuments"]["Resource"] == "*"  # no resource-level permissions

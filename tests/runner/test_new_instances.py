@@ -251,6 +251,41 @@ def test_in_a_single_account_stack_an_event_from_elsewhere_is_rejected_counted_a
     assert [d["InstanceEventsRejected"] for d in documents if "InstanceEventsRejected" in d] == [[1.0]]
 
 
+@pytest.mark.parametrize(
+    "where", [("222222222222", REGION), (ACCOUNT, "us-east-1")], ids=["account", "region"]
+)
+def test_an_event_delivered_directly_from_another_account_or_region_is_rejected_counted_and_logged(
+    world: World,
+    where: tuple[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same event invoked directly (a rule targeting the function, or a test invoke: Lambda
+    Developer Guide, "Invoking Lambda with events from other AWS services"), with no queue to return
+    it to: the answer names it rejected, ``InstanceEventsRejected`` counts it and the log says where
+    it came from, as for a record of the queue."""
+    account, region = where
+    world.launch()
+    foreign = state_change_event(
+        "i-0123456789abcdef0", "running", account=account, region=region, at=world.clock.now()
+    )
+    capsys.readouterr()
+
+    answer = world.invoke(foreign)
+
+    assert answer == {
+        "instances_left_out": {},
+        "instances_rejected": {"i-0123456789abcdef0": f"{account}/{region}: not covered by this stack"},
+    }
+    assert world.ssm.sent("SendCommand") == []
+    (warning,) = [r for r in caplog.records if "does not cover" in r.getMessage()]
+    assert (warning.account_id, warning.region) == (account, region)  # type: ignore[attr-defined]
+    documents = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    assert [d["InstanceEventsRejected"] for d in documents if "InstanceEventsRejected" in d] == [[1.0]]
+
+
 def test_an_instance_online_late_within_the_bound_is_covered_when_it_comes_online(
     world: World, queue: NewInstanceDelivery, reports: list[Report]
 ) -> None:
@@ -589,3 +624,50 @@ def test_a_claim_table_that_refuses_does_not_stop_the_run(
     queue.run_until_idle()
 
     assert reported(reports, new) == [("instance_running", "succeeded", "ok")]  # the lock is the last line
+
+
+def test_a_new_instances_command_refused_rate_exceeded_is_put_back_and_commanded_on_the_next_look(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """SSM User Guide, "Understanding command statuses": Rate Exceeded — "The number of managed nodes
+    targeted by the command exceeded the account limit for pending invocations. The system has
+    canceled the command before running it on any managed node"; the pending invocations are every
+    command's in the account and Region, so the refusal passes as they finish. Nothing ran: the
+    event is put back (``RECHECK_SECONDS``, one more look on its chain) instead of being consumed
+    with a failure whose "next run" is the next schedule, and the instance is reported once, by the
+    run that commands it; its claim (``claims``) does not keep that run from commanding it."""
+    world.engine.pending_invocation_limit = 0  # every command now is over the account's limit
+    (new,) = world.launch()
+    queue.put(running_event(new, world.clock.now()))
+
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
+    assert [r.instances for r in reports] == [()]  # nothing reported yet: it comes again
+    assert len(world.ssm.sent("SendCommand")) == 1  # sent, and refused: Rate Exceeded
+    assert queue.put_back_delays() == [RECHECK_SECONDS] and queue.pending() == 1
+    assert world.engine.commanded(new) == 0
+
+    world.engine.pending_invocation_limit = None  # the other commands finished
+    assert queue.next_invocation().answer == {"batchItemFailures": []}
+
+    assert [statuses(r) for r in reports if r.instances] == [{new: ("succeeded", "ok")}]
+    assert world.engine.commanded(new) == 1 and len(world.ssm.sent("SendCommand")) == 2
+    assert queue.pending() == 0
+
+
+def test_a_new_instance_whose_commands_stay_rate_exceeded_is_reported_once_when_its_chain_ends(
+    world: World, queue: NewInstanceDelivery, reports: list[Report]
+) -> None:
+    """The retries are the chain of put-backs every new instance's events keep to (``most_looks``,
+    within Lambda's recursive loop bound as the stack declares it): past it the instance is reported
+    failed / rate_exceeded once, with the command's detail, and its record is done with."""
+    world.engine.pending_invocation_limit = 0
+    (new,) = world.launch()
+    queue.put(running_event(new, world.clock.now()))
+
+    queue.run_until_idle()
+
+    reported = [(i.instance_id, i.status, str(i.reason)) for r in reports for i in r.instances]
+    assert reported == [(new, "failed", "rate_exceeded")]
+    assert len(queue.invocations) == most_looks(READINESS_SECONDS)  # the look that reports it is the last
+    assert all(answer == {"batchItemFailures": []} for answer in queue.answers())
+    assert queue.pending() == 0 and world.engine.commanded(new) == 0

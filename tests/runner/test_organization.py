@@ -28,6 +28,7 @@ from moto import mock_aws
 from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.observability import metrics
+from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
@@ -432,6 +433,8 @@ EARLIER = "EcrFleetAuth-Agent-0badc0de"  # an earlier content version of the mem
         ("OUTDATED", "CANCELLED", False, EARLIER),
         # A failed delete left the stack behind, unstable but there.
         ("INOPERABLE", "INOPERABLE", False, EARLIER),
+        # The account was suspended during the last operation and is reinstated: its stack stands.
+        ("OUTDATED", "SKIPPED_SUSPENDED_ACCOUNT", False, EARLIER),
     ],
 )
 def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers(
@@ -444,7 +447,11 @@ def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers
     gives the DetailedStatus (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED, INOPERABLE,
     SKIPPED_SUSPENDED_ACCOUNT, FAILED_IMPORT). Every agent change renames the member document, so every
     deploy is such an update: a pair whose stack still stands is run with the role and the document it
-    has, and its report target says the stack instance's status and detailed status."""
+    has, and its report target says the stack instance's status and detailed status.
+    StackInstanceComprehensiveStatus: "SKIPPED_SUSPENDED_ACCOUNT: This stack instance was skipped during
+    the operation because the account was suspended at the time of the operation" — a status of the
+    last operation that stays until the next one, not of the account now: a stack that stands there
+    is tried like an OUTDATED one (a still suspended account refuses the role: role_not_assumable)."""
     o = organization
     o.org.deploy_member(A, REGION, document=(EARLIER, o.document))  # the stack as the last deploy left it
     o.org.update_member(
@@ -471,6 +478,53 @@ def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers
 
 
 @pytest.mark.parametrize(
+    ("parameter", "earlier_rule", "why"),
+    [
+        (
+            contract.REGISTRIES,
+            {"allowedPattern": r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$"},
+            "allowedPattern",
+        ),
+        (contract.ACTION, {"allowedValues": ["check", "helper"]}, "allowedValues"),
+    ],
+    ids=["pattern before dual-stack names", "values before refresh"],
+)
+def test_a_member_stack_mid_update_whose_earlier_document_refuses_todays_values_is_unreachable_and_says_why(
+    organization: Organization,
+    monkeypatch: pytest.MonkeyPatch,
+    parameter: str,
+    earlier_rule: dict[str, Any],
+    why: str,
+) -> None:
+    """SSM User Guide, "SSM document syntax elements" (parameters: allowedValues, allowedPattern) and
+    SSM API reference, SendCommand (InvalidParameters): a value outside an earlier document's
+    allowedValues or allowedPattern is refused. An earlier version chosen by its parameter names only
+    (registries' dual-stack names, ``dkr-ecr.<region>.on.aws``, came after it) fails every instance
+    ``send_failed`` / InvalidParameters with a next step about 5xx errors. The runner reads the
+    earlier version (GetDocument) before choosing it: one that would refuse the values is not sent,
+    and the pair is reported ``member_document_outdated`` naming the version and the parameter."""
+    o = organization
+    earlier = json.loads(json.dumps(o.document))
+    earlier["parameters"][parameter].pop("allowedPattern", None)
+    earlier["parameters"][parameter].update(earlier_rule)
+    o.org.deploy_member(A, REGION, document=(EARLIER, earlier))
+    o.org.update_member(A, REGION, status="OUTDATED", detailed_status="FAILED", status_reason="Update failed")
+    o.launch(A, REGION, 2)
+    monkeypatch.setenv("REGISTRIES", f"{A}.dkr-ecr.{REGION}.on.aws")
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "member_document_outdated")
+    assert target["detail"]["document"] == o.document_name
+    assert target["detail"]["outdated_document"] == EARLIER
+    assert target["detail"]["parameter"] == parameter and why in target["detail"]["problem"]
+    assert target["detail"]["detailed_status"] == "FAILED"
+    assert o.sent(A, REGION) == []
+    assert NEXT_STEPS["member_document_outdated"] in o.notifications()[0]["Message"]
+
+
+@pytest.mark.parametrize(
     ("detailed_status", "stack"),
     [
         ("PENDING", False),  # created by an operation that has not reached it yet
@@ -478,14 +532,15 @@ def test_a_member_stack_mid_update_is_commanded_with_what_its_stack_still_offers
         ("FAILED", False),  # its creation failed: nothing stands
         ("CANCELLED", False),  # stopped before it was created
         ("FAILED_IMPORT", False),
-        ("SKIPPED_SUSPENDED_ACCOUNT", True),  # a suspended account: nothing runs there
+        ("SKIPPED_SUSPENDED_ACCOUNT", False),  # suspended before its stack was ever created
     ],
 )
 def test_a_member_stack_with_nothing_to_run_on_is_unreachable_without_being_called(
     organization: Organization, detailed_status: str, stack: bool
 ) -> None:
-    """Only a pair that cannot work is unreachable: no stack was created there (no StackId), or the
-    account is suspended (StackInstanceComprehensiveStatus SKIPPED_SUSPENDED_ACCOUNT)."""
+    """Only a pair that cannot work is unreachable without being called: no stack was created there
+    (no StackId), whatever the detailed status (StackInstanceSummary: "StackId: The ID of the stack
+    instance"; a SKIPPED_SUSPENDED_ACCOUNT one with a stack is tried, see above)."""
     o = organization
     o.member(A, REGION, status="OUTDATED", detailed_status=detailed_status, stack=stack)
 
@@ -802,3 +857,90 @@ def test_an_event_from_an_account_or_region_the_stack_does_not_cover_is_rejected
         if "InstanceEventsRejected" in d
     ]
     assert rejected == [[1.0]]  # one record, one invocation
+
+
+NOBODY_TRUSTED = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ({"trust_policy": NOBODY_TRUSTED}, "role_not_assumable"),
+        ({"status": "OUTDATED", "detailed_status": "RUNNING", "stack": False}, "member_stack_not_ready"),
+        (
+            {"status": "OUTDATED", "detailed_status": "SKIPPED_SUSPENDED_ACCOUNT", "stack": False},
+            "member_stack_not_ready",
+        ),
+    ],
+    ids=["role not assumable", "no stack yet", "suspended, no stack"],
+)
+def test_a_member_accounts_new_instance_in_a_pair_the_run_cannot_reach_is_reported_not_consumed(
+    organization: Organization,
+    new_instances: NewInstanceDelivery,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    reason: str,
+) -> None:
+    """Lambda Developer Guide, "Handling errors for an SQS event source": a record not returned in
+    ``batchItemFailures`` is deleted from the queue. A new instance's event whose pair the run cannot
+    reach (STS refuses the member role — "User: ... is not authorized to perform: sts:AssumeRole", STS
+    API reference, AssumeRole; or the stack instance has no stack, StackInstanceSummary) is done with
+    by that answer, so the run's report must carry the instance: unreachable, for the pair's reason,
+    counted, with the pair's detail and next step — never a report of 0 instances and an empty
+    ``left_out``."""
+    o = organization
+    reports = event_reports(monkeypatch)
+    o.member(A, REGION, **options)
+    (new,) = o.launch(A, REGION, agent=CannedRun(duration=5))
+    if new_instances.pending() == 0:  # no stack there to forward it: an event sent before, or by hand
+        new_instances.put(state_change_event(new, "running", account=A, region=REGION, at=o.clock.now()))
+
+    invocation = new_instances.next_invocation()
+
+    assert invocation.answer == {"batchItemFailures": []} and new_instances.pending() == 0
+    (report,) = reports
+    (instance,) = report.instances
+    assert (instance.instance_id, instance.account_id, instance.region) == (new, A, REGION)
+    assert (instance.status, instance.reason) == ("unreachable", reason)
+    (target,) = report.targets or ()
+    assert instance.detail == target.detail and target.reason == reason
+    assert report.summary()["unreachable"] == 1 and report.summary()["accounts"][A]["unreachable"] == 1
+    assert o.sent(A, REGION) == []
+
+
+def test_a_pair_unreachable_for_its_role_says_its_stack_instances_status_when_not_current(
+    organization: Organization,
+) -> None:
+    """StackInstanceSummary's Status, StackInstanceStatus.DetailedStatus and StatusReason say why a
+    member role may be missing or stale (an update that failed, "ExecutionRole: denied by SCP"): the
+    unreachable pair's detail carries them whenever the stack instance is not CURRENT, whatever kept
+    the pair out, next to STS's refusal."""
+    o = organization
+    o.member(
+        A,
+        REGION,
+        status="OUTDATED",
+        detailed_status="FAILED",
+        status_reason="ExecutionRole: denied by SCP",
+        stack=True,
+        trust_policy=NOBODY_TRUSTED,
+    )
+    o.launch(A, REGION)
+
+    report = o.invoke({})
+
+    (target,) = [t for t in report["targets"] if t["account_id"] == A]
+    assert (target["status"], target["reason"]) == ("unreachable", "role_not_assumable")
+    assert target["detail"]["status"] == "OUTDATED"
+    assert target["detail"]["detailed_status"] == "FAILED"
+    assert target["detail"]["status_reason"] == "ExecutionRole: denied by SCP"
+    assert target["detail"]["error"] == "AccessDenied"

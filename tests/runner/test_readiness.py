@@ -77,7 +77,7 @@ def test_each_case(member: FleetMember | None, options: dict[str, object], expec
 def test_overdue_says_since_when_and_how_long_it_was_waited_for() -> None:
     decided = _decide(FleetMember(ID, managed=None), ago=BOUND + 12.7)
     assert decided.run == [ID]  # run once more: the run reports it (or commands it, if online by then)
-    assert decided.overdue[ID] == {"since": "2026-11-27T05:44:47Z", "waited_seconds": str(BOUND + 12)}
+    assert decided.overdue[ID] == {"since": "2026-11-27T05:44:47Z", "waited_seconds": BOUND + 12}
 
 
 def test_the_wait_is_bounded_by_what_is_left() -> None:

@@ -35,6 +35,24 @@ def test_create_document_then_describe_it(ssm: Any) -> None:
     assert "Linux" in described["PlatformTypes"]
 
 
+def test_get_document_returns_the_content_as_created_and_refuses_an_unknown_one(ssm: Any) -> None:
+    """SSM API reference, GetDocument: "Gets the contents of the specified Amazon Web Services Systems
+    Manager document" — ``Content``, ``DocumentFormat``, ``Status``; an unknown name is InvalidDocument.
+    The runner reads an earlier member document's allowedPattern/allowedValues from it."""
+    content = shell_document(["echo hi"], CHECKED_PARAMETERS)
+    ssm.create_document(Name="Read-Doc", Content=json.dumps(content), DocumentType="Command")
+
+    got = ssm.get_document(Name="Read-Doc", DocumentFormat="JSON")
+
+    assert json.loads(got["Content"]) == content
+    assert (got["Name"], got["DocumentFormat"], got["Status"], got["DocumentVersion"]) == (
+        "Read-Doc", "JSON", "Active", "1"
+    )  # fmt: skip
+    with pytest.raises(ClientError) as caught:
+        ssm.get_document(Name="NoSuchDocument")
+    assert error_code(caught) == "InvalidDocument"
+
+
 def test_create_document_twice_is_document_already_exists(ssm: Any) -> None:
     with pytest.raises(ClientError) as caught:
         ssm.create_document(Name=DOCUMENT, Content=json.dumps(shell_document(["true"])))
