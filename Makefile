@@ -96,13 +96,15 @@ deploy: runtime-deps
 diff: runtime-deps
 	$(CDK) diff $(CDK_FLAGS) --all $(CDK_CONTEXT)
 
-# The wheel is built from the working tree (setup.py copies the runner's asset, the agent and the
-# pins into it); build/ is setuptools' scratch space, removed so no stale file can ship.
+# The templates first, with cdk.json's settings and CDK_CONTEXT's -c overrides as for synth: a bad
+# setting stops here with synth's message, dist/ untouched. Then the wheel, built from the working
+# tree (setup.py copies the runner's asset, the agent and the pins into it); build/ is setuptools'
+# scratch space and the old wheels are removed, so no stale file can ship.
 dist: runtime-deps
-	rm -rf build $(DIST)
+	$(OFFLINE) $(PY) -m tools.dist $(DIST) $(CDK_CONTEXT)
+	rm -rf build $(DIST)/*.whl
 	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
 	rm -rf build
-	$(OFFLINE) $(PY) -m tools.dist $(DIST)
 
 props: runtime-deps
 	$(PY) -m tools.generate_props
