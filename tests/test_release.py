@@ -29,7 +29,15 @@ def test_the_licence_is_apache_2() -> None:
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
     assert _project()["license"] == "Apache-2.0"
-    assert _project()["license-files"] == ["LICENSE"]
+    assert _project()["license-files"] == ["LICENSE", "NOTICE"]
+
+
+def test_the_notice_names_the_copyright_holder() -> None:
+    """Apache-2.0 section 4(d): a NOTICE file travels with every redistribution; it names who holds
+    the copyright (the LICENSE's appendix leaves that field a placeholder)."""
+    notice = (PROJECT_ROOT / "NOTICE").read_text()
+    assert re.search(r"^Copyright \d{4} The ecr-fleet-auth authors$", notice, flags=re.MULTILINE), notice
+    assert "Apache License, Version 2.0" in notice
 
 
 def test_the_version_is_written_once_and_semantic() -> None:
@@ -92,12 +100,12 @@ def _fresh_tree(tmp_path: Path) -> Path:
     return tree
 
 
-def _dry_run(tree: Path, target: str) -> str:
+def _dry_run(tree: Path, target: str, *variables: str) -> str:
     make = shutil.which("make")
     require(make is not None, "make")
     assert make is not None
     done = subprocess.run(
-        [make, "-n", target], cwd=tree, capture_output=True, text=True, timeout=60, check=False
+        [make, "-n", target, *variables], cwd=tree, capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -129,3 +137,37 @@ def test_the_tests_install_the_development_toolchain(tmp_path: Path) -> None:
     commands = _dry_run(_fresh_tree(tmp_path), "test")
     assert "-r requirements-dev.txt" in commands
     assert "-r requirements.txt" in commands
+
+
+def test_dist_reads_cdk_context_and_checks_the_settings_before_touching_dist(tmp_path: Path) -> None:
+    """`make dist CDK_CONTEXT="-c ..."` synthesizes with the overrides as `make synth` does, and the
+    templates are built (settings checked) before any old file of dist/ is removed."""
+    commands = _dry_run(_fresh_tree(tmp_path), "dist", "CDK_CONTEXT=-c targetTagKey=team-x -c stackName=Team")
+    lines = commands.splitlines()
+    (templates,) = [n for n, line in enumerate(lines) if "-m tools.dist dist" in line]
+    assert lines[templates].endswith("-m tools.dist dist -c targetTagKey=team-x -c stackName=Team")
+    removals = [n for n, line in enumerate(lines) if line.startswith("rm ") and "dist" in line]
+    assert removals and all(n > templates for n in removals), commands
+    assert not any(re.search(r"rm -rf .*\bdist(\s|$)", line) for line in lines), "dist/ is never wiped whole"
+
+
+def test_the_construct_docs_say_a_cdk_nag_2_app_must_move_to_3_and_how() -> None:
+    """The wheel requires cdk-nag 3 (pyproject.toml), which removed NagSuppressions (cdk-nag 3.0.2's
+    README, "Migrating from v2"): the page a platform team reads says so and what replaces what."""
+    assert any(d.startswith("cdk-nag>=3") for d in _project()["dependencies"])  # type: ignore[attr-defined]
+    page = " ".join((PROJECT_ROOT / "docs" / "construct.md").read_text().split())
+    assert "An app on cdk-nag 2 cannot install the wheel as it is" in page
+    for replaced, replacement in (
+        (
+            "Aspects.of(app).add(AwsSolutionsChecks())",
+            "Validations.of(app).add_plugins(AwsSolutionsChecks(app))",
+        ),
+        ("NagSuppressions.add_resource_suppressions(", "Validations.of(c).acknowledge(Acknowledgment("),
+    ):
+        assert replaced in page and replacement in page
+
+
+def test_the_docs_say_why_the_wheel_carries_the_runners_package() -> None:
+    page = " ".join((PROJECT_ROOT / "docs" / "construct.md").read_text().split())
+    assert "The wheel installs two top-level packages: `ecr_fleet_auth_cdk`" in page
+    assert "`ecr_fleet_auth`, the runner's own package" in page
