@@ -10,7 +10,8 @@ Writes, from the repository app with cdk.json's context:
 * ``cloudformation/assets/``: those files as CloudFormation reads them (directories zipped), laid
   out by key, so ``aws s3 sync dist/cloudformation/assets s3://<bucket>/`` puts each where the
   template looks.
-* ``cloudformation/README.md``: the parameters of each template and the commands that deploy it.
+* ``cloudformation/README.md``: the parameters of each template and the commands that deploy it;
+  ``cloudformation/.cfnlintrc.yaml``: the project's cfn-lint settings, each rule left out explained.
 * ``ssm-document/ecr-fleet-auth-agent.json``: the agent's SSM Command document on its own (the
   content the stack deploys), for ``aws ssm create-document``.
 
@@ -43,6 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ASSETS_BUCKET_PARAMETER = "AssetsBucket"
 ASSETS_PREFIX = "ecr-fleet-auth/"
 DOCUMENT_FILE = "ecr-fleet-auth-agent.json"
+# The project's cfn-lint settings, shipped beside the templates (cfn-lint reads them from the
+# directory it runs in).
+CFN_LINT_CONFIG = ".cfnlintrc.yaml"
 # S3 bucket names (S3 User Guide, "General purpose bucket naming rules"): 3-63 of a-z 0-9 . -
 BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # A fixed time in every zip entry, so the same files zip to the same bytes.
@@ -177,7 +181,14 @@ def readme(stacks: list[SynthesizedStack]) -> str:
             f"         --parameter-overrides {ASSETS_BUCKET_PARAMETER}=<bucket>",
             "",
         ]
-    lines += ["## Parameters", ""]
+    lines += [
+        "cfn-lint passes on the templates with the project's settings, `.cfnlintrc.yaml` beside them",
+        "(`cd` here and run `cfn-lint *.template.json`): they leave out W3005 only, the `DependsOn`",
+        "aws-cdk-lib's Lambda functions keep on their roles beside the `Fn::GetAtt`, harmless.",
+        "",
+        "## Parameters",
+        "",
+    ]
     for stack in stacks:
         lines += [f"`{stack.id}.template.json`:", "", "| parameter | default | meaning |", "|---|---|---|"]
         for name, parameter in stack.template.get("Parameters", {}).items():
@@ -217,6 +228,7 @@ def build(dist: Path, overrides: Sequence[str] = ()) -> list[SynthesizedStack]:
                 json.dumps(stack.template, indent=1) + "\n"
             )
         (cloudformation / "README.md").write_text(readme(stacks))
+        shutil.copyfile(ROOT / CFN_LINT_CONFIG, cloudformation / CFN_LINT_CONFIG)
         # Every stack deploys the same document (the settings are the app's, the same in each region).
         (documents / DOCUMENT_FILE).write_text(
             json.dumps(document_content(stacks[0].template), indent=1) + "\n"

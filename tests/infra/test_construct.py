@@ -336,7 +336,9 @@ def test_a_topic_handed_in_publishes_with_the_key_it_names(tmp_path: Path) -> No
     stack = cdk.Stack(app, "Platform", env=cdk.Environment(account=ACCOUNT, region=REGION))
     key = aws_kms.Key(stack, "AlertsKey", enable_key_rotation=True)
     EcrFleetAuth(stack, "Own", topic=aws_sns.Topic(stack, "Alerts", master_key=key), new_instances=False)
-    imported = aws_sns.Topic.from_topic_attributes(stack, "AlertsImported", topic_arn=TOPIC_ARN, key_arn=KEY_ARN)
+    imported = aws_sns.Topic.from_topic_attributes(
+        stack, "AlertsImported", topic_arn=TOPIC_ARN, key_arn=KEY_ARN
+    )
     EcrFleetAuth(stack, "Imported", topic=imported, new_instances=False)
     add_checks(app)
     template = app.synth().get_stack_artifact(stack.artifact_id).template

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ecr_fleet_auth.settings import SettingsError
 from ecr_fleet_auth_cdk.runner_function import LAMBDA_SOURCE
+from tests.conftest import require
 from tests.support.lint import cfn_lint_findings
 from tests.support.template import Template, document_content, runner_function
 from tools import dist as dist_tool
@@ -183,3 +189,29 @@ def test_a_bad_setting_is_reported_as_synth_reports_it_and_dist_is_left_alone(
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     with pytest.raises(SettingsError, match=r"-c regions: expected -c key=value"):
         dist_tool.context_with(["regions"])
+
+
+def _cfn_lint_rules(templates: list[Path], *options: str, cwd: Path) -> tuple[int, set[str]]:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
+    require(cfn_lint is not None, "cfn-lint in the virtualenv")
+    assert cfn_lint is not None
+    done = subprocess.run(
+        [cfn_lint, *options, "--format", "json", *map(str, templates)],
+        cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    return done.returncode, {finding["Rule"]["Id"] for finding in json.loads(done.stdout or "[]")}
+
+
+def test_cfn_lint_passes_on_every_template_where_dist_puts_them(regional_dist: Path) -> None:
+    """As a user runs it: `cd dist/cloudformation && cfn-lint *.template.json` exits 0, with the
+    settings shipped beside the templates; and those settings leave out only what cfn-lint finds
+    without them (W3005, explained in the file), so they hide nothing else."""
+    folder = regional_dist / "cloudformation"
+    templates = sorted(folder.glob("*.template.json"))
+    assert (folder / dist_tool.CFN_LINT_CONFIG).read_text() == (
+        dist_tool.ROOT / ".cfnlintrc.yaml"
+    ).read_text()
+    assert _cfn_lint_rules(templates, cwd=folder) == (0, set())
+    ignored = set(yaml.safe_load((folder / dist_tool.CFN_LINT_CONFIG).read_text())["ignore_checks"])
+    _, found_without = _cfn_lint_rules(templates, "--config-file", os.devnull, cwd=folder.parent)
+    assert ignored == found_without == {"W3005"}
