@@ -13,7 +13,12 @@ DIST := dist
 NODE_MAJOR := 22
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-# The CDK CLI must never phone home (cdk.json turns the same things off).
+# The CDK CLI must never phone home, in every target. cdk.json turns off telemetry ("cli-telemetry":
+# false in its context), notices and version reporting, but the check for a newer CLI version (a
+# request to registry.npmjs.org, once a day, when stdout is a terminal) is turned off only by
+# CDK_DISABLE_VERSION_CHECK in the environment (aws-cdk's lib/cli/display-version.js), so it is
+# exported here, and the telemetry switch with it (lib/cli/telemetry/collect-telemetry.js: "1" or
+# "true").
 export CDK_DISABLE_CLI_TELEMETRY := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export PYTHONDONTWRITEBYTECODE := 1
@@ -26,7 +31,7 @@ AGENT_SOURCES = $(shell git ls-files 'agent/*.py' 2>/dev/null)
 
 help:
 	@echo "make test    - install everything, lint, run the whole test suite"
-	@echo "make synth   - cdk synth -> cdk.out/$(STACK).template.json (offline)"
+	@echo "make synth   - cdk synth -> cdk.out/<stack>.template.json, one per stack (offline)"
 	@echo "make deploy  - cdk deploy with the context in cdk.json (-c overrides via CDK_CONTEXT)"
 	@echo "make dist    - $(DIST)/: the wheel (the construct library), and for use without CDK the"
 	@echo "              CloudFormation template with its assets and parameters, and the SSM document"
@@ -86,9 +91,14 @@ test: lint
 OFFLINE := env -u AWS_PROFILE -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN \
 	AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
+# One template per stack, named after the stack (stackName, -c regions=...: one per region): the
+# old ones are removed first, so what is listed is what this synth wrote.
 synth: runtime-deps
+	rm -f cdk.out/*.template.json
 	$(OFFLINE) $(CDK) synth $(CDK_FLAGS) --quiet $(CDK_CONTEXT)
-	@test -f cdk.out/$(STACK).template.json && echo "wrote cdk.out/$(STACK).template.json"
+	@shopt -s nullglob; templates=(cdk.out/*.template.json); \
+	if [ $${#templates[@]} = 0 ]; then echo "cdk synth wrote no template into cdk.out/" >&2; exit 1; fi; \
+	printf 'wrote %s\n' "$${templates[@]}"
 
 deploy: runtime-deps
 	$(CDK) deploy $(CDK_FLAGS) --all $(CDK_CONTEXT)
@@ -96,13 +106,15 @@ deploy: runtime-deps
 diff: runtime-deps
 	$(CDK) diff $(CDK_FLAGS) --all $(CDK_CONTEXT)
 
-# The wheel is built from the working tree (setup.py copies the runner's asset, the agent and the
-# pins into it); build/ is setuptools' scratch space, removed so no stale file can ship.
+# The templates first, with cdk.json's settings and CDK_CONTEXT's -c overrides as for synth: a bad
+# setting stops here with synth's message, dist/ untouched. Then the wheel, built from the working
+# tree (setup.py copies the runner's asset, the agent and the pins into it); build/ is setuptools'
+# scratch space and the old wheels are removed, so no stale file can ship.
 dist: runtime-deps
-	rm -rf build $(DIST)
+	$(OFFLINE) $(PY) -m tools.dist $(DIST) $(CDK_CONTEXT)
+	rm -rf build $(DIST)/*.whl
 	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir $(DIST) .
 	rm -rf build
-	$(OFFLINE) $(PY) -m tools.dist $(DIST)
 
 props: runtime-deps
 	$(PY) -m tools.generate_props

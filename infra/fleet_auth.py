@@ -9,6 +9,7 @@ stack holding it stays clean under ``AwsSolutionsChecks``.
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -63,9 +64,13 @@ class EcrFleetAuth(Construct):
         if problems:
             raise settings.SettingsError("\n".join([f"{TITLE}:", *problems]))
         _check_not_taken(scope, config)
+        _check_shared_provider(scope, props)
         super().__init__(scope, construct_id)
         self.name: str = name
         self.config = config
+        self.export_prefix: str | None = None
+        self._provider_boundary = props.get("permissions_boundary")
+        self._provider_tags: Mapping[str, str] = dict(props.get("tags") or {})
         self._compose(config, props)
         EcrFleetAuth._created.add(self)
 
@@ -188,8 +193,13 @@ class EcrFleetAuth(Construct):
 
     def add_outputs(self, *, export_prefix: str | None = None) -> None:
         """Stack outputs naming what people look for (the function to invoke, the document, the policy
-        to attach, ...); with ``export_prefix`` each is exported as ``<export_prefix>-<output>``."""
-
+        to attach, ...); with ``export_prefix`` each is exported as ``<export_prefix>-<output>``.
+        Export names are one per account and region: a prefix another ``EcrFleetAuth`` of the app
+        already exports under, in the same stack or a stack of the same account and region, is refused
+        (``SettingsError``)."""
+        if export_prefix is not None:
+            _check_export_prefix_free(self, export_prefix)
+            self.export_prefix = export_prefix
         outputs = {
             "RunnerFunctionName": (self.runner.function.function_name, "Invoke this for a manual run"),
             "DocumentName": (self.document.document_name, "SSM Command document that runs the agent"),
@@ -250,11 +260,22 @@ def _name(scope: Construct, construct_id: str, given: str | None) -> tuple[str, 
 def _resource_problems(props: EcrFleetAuthProps) -> list[str]:
     """What is wrong with the resources handed in (one line each, as the settings' problems)."""
     problems = []
+    for prop, (attribute, expected) in _RESOURCE_KINDS.items():
+        value = props.get(prop)
+        if value is not None and (isinstance(value, str) or not hasattr(value, attribute)):
+            problems.append(f"  {prop}: {_shown(value)} is not {expected}")
     if props.get("topic_key") is not None and props.get("topic") is None:
         problems.append("  topic_key: given without topic (it is the key of the topic handed in)")
     roles = props.get("instance_roles", ())
     if isinstance(roles, str) or not isinstance(roles, Sequence):
         problems.append("  instance_roles: not a sequence of roles (a list, even of one)")
+    else:
+        for role in roles:
+            if isinstance(role, str) or not hasattr(role, "role_arn"):
+                problems.append(
+                    f"  instance_roles: {_shown(role)} is not a role; pass an aws_iam.IRole "
+                    "(aws_iam.Role.from_role_name(scope, id, name) for an existing one)"
+                )
     for key, value in (props.get("tags") or {}).items():
         if not isinstance(key, str) or not contract.matches(settings.TAG_KEY_PATTERN, key):
             problems.append(
@@ -267,17 +288,50 @@ def _resource_problems(props: EcrFleetAuthProps) -> list[str]:
     return problems
 
 
+def _same_place(one: Stack, other: Stack) -> bool:
+    """Whether two stacks deploy to the same account and region, as far as synth knows: the same
+    values, or both left to the CLI's environment (the same token)."""
+    return one is other or (one.account == other.account and one.region == other.region)
+
+
+def _others(scope: IConstruct) -> list[EcrFleetAuth]:
+    root = scope.node.root
+    return [other for other in EcrFleetAuth._created if other.node.root is root and other is not scope]
+
+
+# The props that take a CDK object: the attribute every such object has, and what to pass.
+_RESOURCE_KINDS = {
+    "topic": (
+        "topic_arn",
+        "a topic; pass an aws_sns.ITopic (aws_sns.Topic.from_topic_arn(scope, id, arn) for an existing one)",
+    ),
+    "topic_key": (
+        "key_arn",
+        "a KMS key; pass an aws_kms.IKey (aws_kms.Key.from_key_arn(scope, id, arn) for an existing one)",
+    ),
+    "permissions_boundary": (
+        "managed_policy_arn",
+        "a managed policy; pass an aws_iam.IManagedPolicy "
+        "(aws_iam.ManagedPolicy.from_managed_policy_name(scope, id, name) for an existing one)",
+    ),
+}
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str | int | float) else f"a {type(value).__name__}"
+
+
 def _check_not_taken(scope: Construct, config: DeploymentConfig) -> None:
     """Two constructs of one app must not give one physical name twice: the same ``name`` in one
-    stack, or the same member role in two organization deployments."""
-    stack, root = Stack.of(scope), scope.node.root
-    for other in EcrFleetAuth._created:
-        if other.node.root is not root:
-            continue
-        if Stack.of(other) is stack and other.name == config.stack_name:
+    stack, or in two stacks of the same account and region (the names it gives are per account and
+    region: dashboard, document, ...), or the same member role in two organization deployments."""
+    stack = Stack.of(scope)
+    for other in _others(scope):
+        if other.name == config.stack_name and _same_place(Stack.of(other), stack):
+            where = "in a stack" if Stack.of(other) is stack else "in one account and region"
             raise settings.SettingsError(
                 f"{TITLE}:\n  name={config.stack_name!r}: already the name of {other.node.path}; give each "
-                "EcrFleetAuth in a stack its own"
+                f"EcrFleetAuth {where} its own"
             )
         both_organizations = config.organizational_unit_ids and other.config.organizational_unit_ids
         if both_organizations and other.config.member_role_name == config.member_role_name:
@@ -285,3 +339,45 @@ def _check_not_taken(scope: Construct, config: DeploymentConfig) -> None:
                 f"{TITLE}:\n  member_role_name={config.member_role_name!r}: already the member role of "
                 f"{other.node.path}; give each organization deployment its own"
             )
+
+
+def _check_export_prefix_free(fleet: EcrFleetAuth, export_prefix: str) -> None:
+    stack = Stack.of(fleet)
+    for other in _others(fleet):
+        if other.export_prefix == export_prefix and _same_place(Stack.of(other), stack):
+            raise settings.SettingsError(
+                f"{TITLE}:\n  export_prefix={export_prefix!r}: already the prefix of {other.node.path}'s "
+                "exports (export names are one per account and region); give each add_outputs its own"
+            )
+
+
+def _resolved(stack: Stack, value: Any) -> str:
+    return json.dumps(stack.resolve(value), sort_keys=True)
+
+
+def _check_shared_provider(scope: Construct, props: EcrFleetAuthProps) -> None:
+    """Every ``EcrFleetAuth`` of a stack shares one role with the rest of the stack: the
+    AwsCustomResource provider's (aws-cdk-lib makes it a singleton). It gets the boundary of any that
+    gives one and the tags of all; two that want different ones for it are refused, not the last one
+    silently winning."""
+    stack = Stack.of(scope)
+    boundary, tags = props.get("permissions_boundary"), props.get("tags") or {}
+    for other in _others(scope):
+        if Stack.of(other) is not stack:
+            continue
+        theirs, their_tags = other._provider_boundary, other._provider_tags
+        if boundary is not None and theirs is not None:
+            mine_arn, their_arn = (_resolved(stack, b.managed_policy_arn) for b in (boundary, theirs))
+            if mine_arn != their_arn:
+                raise settings.SettingsError(
+                    f"{TITLE}:\n  permissions_boundary: {other.node.path} sets another boundary on the "
+                    "stack's shared AwsCustomResource provider role, and a role has one boundary; give "
+                    "every EcrFleetAuth of a stack the same boundary (or put them in separate stacks)"
+                )
+        for key, value in tags.items():
+            if key in their_tags and their_tags[key] != value:
+                raise settings.SettingsError(
+                    f"{TITLE}:\n  tags: {key}={value!r}, but {other.node.path} tags the stack's shared "
+                    f"AwsCustomResource provider {key}={their_tags[key]!r}; give every EcrFleetAuth of a "
+                    "stack the same value for a tag key (or put them in separate stacks)"
+                )

@@ -34,7 +34,9 @@ FUNCTION_ERRORS_PERIOD = Duration.minutes(5)
 
 class Notifications(Construct):
     """``topic`` (and its ``topic_key``): an existing topic to publish to; none: a KMS-encrypted topic of
-    its own, with a rotating key."""
+    its own, with a rotating key. A topic handed in without ``topic_key`` is published with the key it
+    says it has (``ITopic.master_key``: a topic of the same app, or imported with its key's ARN);
+    only a topic imported by its ARN alone has no key known, and needs ``topic_key`` if encrypted."""
 
     def __init__(
         self,
@@ -66,10 +68,10 @@ class Notifications(Construct):
             if email:
                 self.topic.add_subscription(subscriptions.EmailSubscription(email))
             return
-        self.key, self.topic = topic_key, topic
-        if topic_key is not None:
+        self.key, self.topic = topic_key if topic_key is not None else topic.master_key, topic
+        if self.key is not None:
             # Only a key of this app takes the statement; an imported key's policy is its owner's.
-            self._let_alarms_publish(topic_key)
+            self._let_alarms_publish(self.key)
         if email:
             # In this construct, not under the topic (which may belong to another stack).
             aws_sns.Subscription(

@@ -11,10 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from ecr_fleet_auth import contract
+
+from .resource_props import ImportedOnUse
+
 if TYPE_CHECKING:
     from aws_cdk import aws_iam, aws_kms, aws_sns
-
-    from ecr_fleet_auth import contract
+else:
+    # The CDK's modules are imported when an annotation naming them is evaluated
+    # (typing.get_type_hints), not with this module: the docs build reads it without the CDK.
+    aws_iam = ImportedOnUse("aws_cdk.aws_iam")
+    aws_kms = ImportedOnUse("aws_cdk.aws_kms")
+    aws_sns = ImportedOnUse("aws_cdk.aws_sns")
 
 
 class EcrFleetAuthProps(TypedDict, total=False):
@@ -33,8 +41,8 @@ class EcrFleetAuthProps(TypedDict, total=False):
     cdk.json: `targetTagValues`."""
 
     action: contract.Action
-    """What scheduled runs do (the document's own default is `check`: see [The document's own
-    defaults](#the-documents-own-defaults)).
+    """What scheduled runs do (the document's own default is `check`: see The document's own defaults
+    (docs/reference/configuration.md)).
 
     Default: `'refresh'`; accepted: one of refresh, helper, check; cdk.json: `action`."""
 
@@ -127,13 +135,13 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     reserved_concurrency: int
     """Concurrency reserved for the runner; `0` reserves none, so the stack deploys on any account (see
-    [Reserved concurrency](#reserved-concurrency)).
+    Reserved concurrency (docs/reference/configuration.md)).
 
     Default: `0`; accepted: a whole number from 0 (none) to 1000; cdk.json: `reservedConcurrency`."""
 
     new_instances: bool
     """Covers a tagged instance as soon as it enters `running` or gains the target tag, without waiting for
-    the schedule (see [New instances](../how-it-works/new-instances.md)); `false` deploys no rules and no
+    the schedule (see New instances (docs/how-it-works/new-instances.md)); `false` deploys no rules and no
     queue.
 
     Default: `True`; accepted: true or false; cdk.json: `newInstances`."""
@@ -146,8 +154,8 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     new_instance_max_concurrency: str
     """Run Command rate control of runs of instance events, over each run's instances (`maxErrors` still
-    applies); `50`: a burst of new instances runs 50 at a time, one SendCommand's worth (see [Latency and
-    limits](../how-it-works/new-instances.md#latency-and-limits)); empty: the same as `maxConcurrency`.
+    applies); `50`: a burst of new instances runs 50 at a time, one SendCommand's worth (see Latency and
+    limits (docs/how-it-works/new-instances.md)); empty: the same as `maxConcurrency`.
 
     Default: `'50'`; accepted: a number of instances or a percentage (1%-100%), or empty for
     `maxConcurrency`; cdk.json: `newInstanceMaxConcurrency`."""
@@ -160,7 +168,7 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     organizational_unit_ids: Sequence[str]
     """Organization units whose accounts the runner covers, through a StackSet with automatic deployment (see
-    [Organizations](../how-it-works/organizations.md)); empty: the stack covers its own account and
+    Organizations (docs/how-it-works/organizations.md)); empty: the stack covers its own account and
     region, as a single-account deployment.
 
     Default: `[]`; accepted: a list of organization root or OU ids (r-..., ou-...-...); empty: this
@@ -188,7 +196,7 @@ class EcrFleetAuthProps(TypedDict, total=False):
     organization_id: str
     """The organization's id (`aws organizations describe-organization --query Organization.Id`): only its
     accounts may forward their new instances' events to this stack (needed with `organizationalUnitIds`
-    and `newInstances`; see [Member accounts](../how-it-works/new-instances.md#member-accounts)).
+    and `newInstances`; see Member accounts (docs/how-it-works/new-instances.md)).
 
     Default: `''`; accepted: an organization id (o-...), or empty; cdk.json: `organizationId`."""
 
@@ -216,7 +224,9 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     topic_key: aws_kms.IKey
     """The KMS key `topic` is encrypted with: the runner may `kms:GenerateDataKey*` and `kms:Decrypt` with it
-    to publish. Only with `topic`."""
+    to publish. Only with `topic`. Default: the key the topic names (`master_key`: a topic of the same
+    app, or imported with `Topic.from_topic_attributes(..., key_arn=...)`); a topic imported by its ARN
+    alone names none, so give its key here if it is encrypted."""
 
     instance_roles: Sequence[aws_iam.IRole]
     """Instance roles to attach the instances' managed policy to (ECR tokens, pulls, Run Command output);

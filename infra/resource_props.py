@@ -8,7 +8,26 @@ the documentation build reads it without starting the CDK.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any
+
+
+class ImportedOnUse:
+    """A module imported when one of its names is first read: ``props.py``'s annotations name the
+    CDK's modules, and ``typing.get_type_hints`` needs them, but importing the props must not start
+    the CDK's runtime (the docs build reads them)."""
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not a module's public name (copy, pickle and the like probing)
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self._module), name)
+
+    def __repr__(self) -> str:
+        return f"<{self._module}, imported on use>"
 
 
 @dataclass(frozen=True)
@@ -43,7 +62,9 @@ RESOURCE_PROPS = (
         "topic_key",
         "aws_kms.IKey",
         "The KMS key `topic` is encrypted with: the runner may `kms:GenerateDataKey*` and `kms:Decrypt` with "
-        "it to publish. Only with `topic`.",
+        "it to publish. Only with `topic`. Default: the key the topic names (`master_key`: a topic of the "
+        "same app, or imported with `Topic.from_topic_attributes(..., key_arn=...)`); a topic imported by "
+        "its ARN alone names none, so give its key here if it is encrypted.",
     ),
     ResourceProp(
         "instance_roles",

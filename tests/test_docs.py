@@ -144,3 +144,28 @@ def test_no_file_points_outside_the_project_for_its_contract() -> None:
         if OUTSIDE_REFERENCES.search(line)
     ]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("page", "part"),
+    [
+        ("reference/props.md", "construct-props"),
+        ("reference/configuration.md", "settings"),
+        ("reference/configuration.md", "document-defaults"),
+    ],
+)
+def test_a_reference_table_says_where_it_is_without_building(page: str, part: str) -> None:
+    """Read in the repository (GitHub, an editor), the page has no table, only its marker: the note
+    after it says how to build the site and which committed files hold the same reference (each link
+    resolving to a file of the repository); the build puts the table in place of both."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    start = text.index(f"<!-- reference: {part} -->")
+    note = text[start : text.index("<!-- /reference -->", start)]
+    assert "`make docs`" in note
+    links = re.findall(r"\]\((\.\./[^)]+)\)", note)
+    assert links, note
+    for link in links:
+        assert ((DOCS / page).parent / link).resolve().is_file(), link
+    rendered = rendered_page(page)
+    assert "This table is generated when the site is built" not in rendered
+    assert "/reference -->" not in rendered

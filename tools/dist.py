@@ -10,11 +10,17 @@ Writes, from the repository app with cdk.json's context:
 * ``cloudformation/assets/``: those files as CloudFormation reads them (directories zipped), laid
   out by key, so ``aws s3 sync dist/cloudformation/assets s3://<bucket>/`` puts each where the
   template looks.
-* ``cloudformation/README.md``: the parameters of each template and the commands that deploy it.
+* ``cloudformation/README.md``: the parameters of each template and the commands that deploy it;
+  ``cloudformation/.cfnlintrc.yaml``: the project's cfn-lint settings, each rule left out explained.
 * ``ssm-document/ecr-fleet-auth-agent.json``: the agent's SSM Command document on its own (the
   content the stack deploys), for ``aws ssm create-document``.
 
-Settings are those of cdk.json at the time: change them there and run ``make dist`` again.
+Settings are those of cdk.json at the time, with ``-c key=value`` overriding them as for ``cdk
+synth`` (``make dist CDK_CONTEXT="-c ..."``). They are baked into the templates, and so are the
+names: each template's resources are named after the stack name it was built for, so it is
+deployed once per account and region, under that stack name; a second copy in the same place
+needs its own ``-c stackName=...`` build. A bad setting is reported as ``make synth`` reports it,
+before anything in the folder is touched.
 """
 
 from __future__ import annotations
@@ -27,14 +33,20 @@ import stat
 import sys
 import tempfile
 import zipfile
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ecr_fleet_auth.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS_BUCKET_PARAMETER = "AssetsBucket"
 ASSETS_PREFIX = "ecr-fleet-auth/"
 DOCUMENT_FILE = "ecr-fleet-auth-agent.json"
+# The project's cfn-lint settings, shipped beside the templates (cfn-lint reads them from the
+# directory it runs in).
+CFN_LINT_CONFIG = ".cfnlintrc.yaml"
 # S3 bucket names (S3 User Guide, "General purpose bucket naming rules"): 3-63 of a-z 0-9 . -
 BUCKET_NAME_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # A fixed time in every zip entry, so the same files zip to the same bytes.
@@ -50,20 +62,31 @@ class SynthesizedStack:
     assets: dict[str, Any]  # its asset manifest
 
 
-def synthesize(outdir: Path) -> list[SynthesizedStack]:
+def context_with(overrides: Sequence[str]) -> dict[str, Any]:
+    """cdk.json's context with each ``key=value`` of ``overrides`` in place of its key: a string, as
+    the CDK CLI passes ``-c key=value`` to the app (the settings table reads both forms)."""
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if not equals or not key:
+            raise SettingsError(f"-c {override}: expected -c key=value")
+        context[key] = value
+    return context
+
+
+def synthesize(outdir: Path, context: Mapping[str, Any]) -> list[SynthesizedStack]:
     """Each stack of the app, synthesized into ``outdir`` with the assets' bucket a template
     parameter. cdk-nag checks them as in every synth."""
     import aws_cdk as cdk  # noqa: PLC0415 - starts jsii: only when synthesizing
 
     from app import build_app  # noqa: PLC0415
 
-    context = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
     synthesizer = cdk.DefaultStackSynthesizer(
         file_assets_bucket_name="${" + ASSETS_BUCKET_PARAMETER + "}",
         bucket_prefix=ASSETS_PREFIX,
         generate_bootstrap_version_rule=False,
     )
-    app = cdk.App(outdir=str(outdir), context=context, default_stack_synthesizer=synthesizer)
+    app = cdk.App(outdir=str(outdir), context=dict(context), default_stack_synthesizer=synthesizer)
     stacks = build_app(app)
     for stack in stacks:
         cdk.CfnParameter(
@@ -97,22 +120,29 @@ def write_zip(directory: Path, target: Path) -> None:
             archive.writestr(entry, path.read_bytes())
 
 
-def write_assets(manifest: dict[str, Any], staged: Path, assets: Path, template_file: str) -> list[str]:
-    """Each file asset of a stack under ``assets/<its key>`` (not the template, which CDK publishes as
-    one too); the keys written."""
-    keys = []
+def write_assets(
+    manifest: dict[str, Any], staged: Path, assets: Path, templates: Collection[str]
+) -> list[str]:
+    """Each file asset of a stack under ``assets/<its key>`` (not the stacks' templates, which CDK
+    publishes as assets too); the keys written. With one synthesizer for the app's stacks, each
+    stack's manifest lists every stack's assets, each with a destination per account and region; the
+    key is the content's hash, so every destination names the same file, written once."""
+    keys = set()
     for asset in manifest.get("files", {}).values():
-        if asset["source"]["path"] == template_file:
+        if asset["source"]["path"] in templates:
             continue
         source = staged / asset["source"]["path"]
-        (destination,) = asset["destinations"].values()
-        target = assets / destination["objectKey"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if asset["source"].get("packaging") == "zip" and source.is_dir():
-            write_zip(source, target)
-        else:
-            shutil.copyfile(source, target)
-        keys.append(destination["objectKey"])
+        for key in sorted({destination["objectKey"] for destination in asset["destinations"].values()}):
+            target = assets / key
+            if target.exists():  # another stack's (or destination's) copy of the same content
+                keys.add(key)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if asset["source"].get("packaging") == "zip" and source.is_dir():
+                write_zip(source, target)
+            else:
+                shutil.copyfile(source, target)
+            keys.add(key)
     if manifest.get("dockerImages"):
         raise ValueError("a docker image asset cannot be shipped as a file")
     return sorted(keys)
@@ -128,7 +158,12 @@ def readme(stacks: list[SynthesizedStack]) -> str:
     lines = [
         "# ecr-fleet-auth for CloudFormation",
         "",
-        "Generated by `make dist` from the repository's CDK app with its `cdk.json` settings.",
+        "Generated by `make dist` from the repository's CDK app with its `cdk.json` settings (and the",
+        "`-c key=value` given in `CDK_CONTEXT`). The settings are baked into each template, and so are",
+        "the names: the resources are named after the stack name the template was built for, so deploy",
+        "each template once per account and region, under the stack name below. A second copy in the",
+        "same account and region would take the same names: build it separately with",
+        '`make dist CDK_CONTEXT="-c stackName=<another name>"`.',
         "",
         "1. Upload the assets to a bucket in the region you deploy to (the keys are the paths under",
         "   `assets/`):",
@@ -146,7 +181,14 @@ def readme(stacks: list[SynthesizedStack]) -> str:
             f"         --parameter-overrides {ASSETS_BUCKET_PARAMETER}=<bucket>",
             "",
         ]
-    lines += ["## Parameters", ""]
+    lines += [
+        "cfn-lint passes on the templates with the project's settings, `.cfnlintrc.yaml` beside them",
+        "(`cd` here and run `cfn-lint *.template.json`): they leave out W3005 only, the `DependsOn`",
+        "aws-cdk-lib's Lambda functions keep on their roles beside the `Fn::GetAtt`, harmless.",
+        "",
+        "## Parameters",
+        "",
+    ]
     for stack in stacks:
         lines += [f"`{stack.id}.template.json`:", "", "| parameter | default | meaning |", "|---|---|---|"]
         for name, parameter in stack.template.get("Parameters", {}).items():
@@ -166,33 +208,62 @@ def readme(stacks: list[SynthesizedStack]) -> str:
     return "\n".join(lines)
 
 
-def build(dist: Path) -> None:
-    cloudformation, documents = dist / "cloudformation", dist / "ssm-document"
-    for folder in (cloudformation, documents):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-dist-") as outdir:
-        stacks = synthesize(Path(outdir))
+def build(dist: Path, overrides: Sequence[str] = ()) -> list[SynthesizedStack]:
+    """Synthesizes first (a bad setting raises ``SettingsError`` with nothing in ``dist`` touched),
+    writes everything into a folder beside it, then puts it in place of ``dist``'s own folders."""
+    context = context_with(overrides)
+    dist.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-dist-") as outdir,
+        tempfile.TemporaryDirectory(prefix=".dist-", dir=dist) as staging,
+    ):
+        stacks = synthesize(Path(outdir), context)
+        cloudformation, documents = Path(staging) / "cloudformation", Path(staging) / "ssm-document"
+        for folder in (cloudformation, documents):
+            folder.mkdir()
+        templates = {f"{stack.id}.template.json" for stack in stacks}
         for stack in stacks:
-            write_assets(stack.assets, Path(outdir), cloudformation / "assets", f"{stack.id}.template.json")
+            write_assets(stack.assets, Path(outdir), cloudformation / "assets", templates)
             (cloudformation / f"{stack.id}.template.json").write_text(
                 json.dumps(stack.template, indent=1) + "\n"
             )
-    (cloudformation / "README.md").write_text(readme(stacks))
-    # Every stack deploys the same document (the settings are the app's).
-    (documents / DOCUMENT_FILE).write_text(json.dumps(document_content(stacks[0].template), indent=1) + "\n")
+        (cloudformation / "README.md").write_text(readme(stacks))
+        shutil.copyfile(ROOT / CFN_LINT_CONFIG, cloudformation / CFN_LINT_CONFIG)
+        # Every stack deploys the same document (the settings are the app's, the same in each region).
+        (documents / DOCUMENT_FILE).write_text(
+            json.dumps(document_content(stacks[0].template), indent=1) + "\n"
+        )
+        for folder in (cloudformation, documents):
+            shutil.rmtree(dist / folder.name, ignore_errors=True)
+            folder.rename(dist / folder.name)
+    return stacks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dist", type=Path, help="the folder to write into (make dist: dist)")
-    dist = parser.parse_args(argv).dist
+    parser.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting in place of cdk.json's, as for cdk synth (make dist CDK_CONTEXT=...)",
+    )  # fmt: skip
+    arguments = parser.parse_args(argv)
+    dist = arguments.dist
     os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "1")
-    build(dist)
+    try:
+        stacks = build(dist, arguments.context)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 1
     for folder in ("cloudformation", "ssm-document"):
         for path in sorted(p for p in (dist / folder).rglob("*") if p.is_file() and "assets" not in p.parts):
             print(f"wrote {path}")
     print(f"wrote {dist / 'cloudformation' / 'assets'}/ ({ASSETS_PREFIX}<hash>.zip ...)")
+    for stack in stacks:
+        where = f"in {stack.region}" if stack.region else "in the region you deploy to"
+        print(
+            f"{stack.id}.template.json: settings and names baked in; deploy it once per account {where}, "
+            f'as stack {stack.name} (a second copy there: make dist CDK_CONTEXT="-c stackName=<other>")'
+        )
     return 0
 
 

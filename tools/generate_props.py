@@ -16,6 +16,8 @@ site is built (tools/mkdocs_hooks.py).
 from __future__ import annotations
 
 import argparse
+import posixpath
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -37,8 +39,31 @@ def prop_type(setting: settings.Setting) -> str:
     return _PROP_TYPES.get(annotation, annotation)
 
 
+# A markdown link of the settings' docs: [label](target), the target relative to the page they are
+# shown on (docs/reference/configuration.md).
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+_SETTINGS_PAGE = "docs/reference/configuration.md"
+
+
+def plain_links(text: str) -> str:
+    """The settings' markdown links as an editor shows a docstring best: the label, then the
+    repository file it points to (a site anchor means nothing there), ``Reserved concurrency
+    (docs/reference/configuration.md)``."""
+
+    def plain(link: re.Match[str]) -> str:
+        label, target = link.group(1), link.group(2).partition("#")[0]
+        page = (
+            posixpath.normpath(posixpath.join(posixpath.dirname(_SETTINGS_PAGE), target))
+            if target
+            else _SETTINGS_PAGE
+        )
+        return f"{label} ({page})"
+
+    return _LINK.sub(plain, text)
+
+
 def _doc_lines(text: str) -> list[str]:
-    return textwrap.wrap(text, _WIDTH - 4, break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(plain_links(text), _WIDTH - 4, break_long_words=False, break_on_hyphens=False)
 
 
 def _docstring(paragraphs: list[str]) -> list[str]:
@@ -74,10 +99,16 @@ def render_props_module() -> str:
         "from collections.abc import Mapping, Sequence",
         "from typing import TYPE_CHECKING, Literal, TypedDict",
         "",
+        "from ecr_fleet_auth import contract",
+        "",
+        "from .resource_props import ImportedOnUse",
+        "",
         "if TYPE_CHECKING:",
         "    from aws_cdk import aws_iam, aws_kms, aws_sns",
-        "",
-        "    from ecr_fleet_auth import contract",
+        "else:",
+        "    # The CDK's modules are imported when an annotation naming them is evaluated",
+        "    # (typing.get_type_hints), not with this module: the docs build reads it without the CDK.",
+        *(f'    {name} = ImportedOnUse("aws_cdk.{name}")' for name in ("aws_iam", "aws_kms", "aws_sns")),
         "",
         "",
         "class EcrFleetAuthProps(TypedDict, total=False):",

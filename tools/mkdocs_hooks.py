@@ -36,7 +36,11 @@ if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
     from mkdocs.structure.files import Files
 
-MARKER = re.compile(r"<!-- reference: ([a-z-]+) -->")
+# A generated part, optionally followed by a note for readers of the unbuilt page (on GitHub, in an
+# editor: an HTML comment shows nothing there) up to ``<!-- /reference -->``; the build replaces both.
+MARKER = re.compile(
+    r"<!-- reference: ([a-z-]+) -->(?:\n(?:(?!<!-- reference:).)*?<!-- /reference -->)?", re.DOTALL
+)
 SIMULATOR_README = "localfleet/README.md"
 SIMULATOR_PAGE = "development/simulator.md"
 

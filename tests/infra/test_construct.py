@@ -314,3 +314,136 @@ def test_two_organization_deployments_need_their_own_member_role(stack: cdk.Stac
         member_role_name="EcrFleetAuthBuilds",
         organization_id=organization,
     )
+
+
+def _statements(template: Template, prefix: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for resource in _under(template, prefix).values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def test_a_topic_handed_in_publishes_with_the_key_it_names(tmp_path: Path) -> None:
+    """Without topic_key, the key is the topic's own (ITopic.master_key): an encrypted topic of the same
+    app, or one imported with its key's ARN (Topic.from_topic_attributes). SNS needs the publisher to
+    be allowed kms:GenerateDataKey* and kms:Decrypt on the topic's key, and CloudWatch as well
+    ("Enable compatibility between event sources from AWS services and encrypted topics", SNS
+    Developer Guide, sns-key-management): the runner's policy says so, and a key of the app lets
+    cloudwatch.amazonaws.com use it."""
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Platform", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    key = aws_kms.Key(stack, "AlertsKey", enable_key_rotation=True)
+    EcrFleetAuth(stack, "Own", topic=aws_sns.Topic(stack, "Alerts", master_key=key), new_instances=False)
+    imported = aws_sns.Topic.from_topic_attributes(
+        stack, "AlertsImported", topic_arn=TOPIC_ARN, key_arn=KEY_ARN
+    )
+    EcrFleetAuth(stack, "Imported", topic=imported, new_instances=False)
+    add_checks(app)
+    template = app.synth().get_stack_artifact(stack.artifact_id).template
+    key_id = stack.get_logical_id(key.node.default_child)  # type: ignore[arg-type]
+    encrypt = {
+        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+        "Effect": "Allow",
+        "Sid": "EncryptRunReports",
+    }
+    assert [s for s in _statements(template, "Own") if "kms:" in json.dumps(s)] == [
+        {**encrypt, "Resource": {"Fn::GetAtt": [key_id, "Arn"]}}
+    ]
+    assert [s for s in _statements(template, "Imported") if "kms:" in json.dumps(s)] == [
+        {**encrypt, "Resource": KEY_ARN}
+    ]
+    key_policy = template["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+    (alarms,) = [s for s in key_policy if s.get("Sid") == "AllowCloudWatchAlarmsToPublish"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    (nag,) = [
+        r for r in json.loads((tmp_path / "validation-report.json").read_text())["pluginReports"]
+        if r["pluginName"] == "AwsSolutions"
+    ]  # fmt: skip
+    assert nag["violations"] == []
+
+
+def test_a_resource_given_as_an_arn_is_refused_naming_what_to_pass(stack: cdk.Stack) -> None:
+    with pytest.raises(SettingsError) as error:
+        EcrFleetAuth(
+            stack,
+            "FleetAuth",
+            topic=TOPIC_ARN,  # type: ignore[typeddict-item]
+            topic_key=KEY_ARN,  # type: ignore[typeddict-item]
+            instance_roles=[INSTANCE_ROLE],  # type: ignore[list-item]
+            permissions_boundary=BOUNDARY,  # type: ignore[typeddict-item]
+        )
+    lines = str(error.value).splitlines()
+    assert lines[1:] == [
+        f"  topic: {TOPIC_ARN!r} is not a topic; pass an aws_sns.ITopic "
+        "(aws_sns.Topic.from_topic_arn(scope, id, arn) for an existing one)",
+        f"  topic_key: {KEY_ARN!r} is not a KMS key; pass an aws_kms.IKey "
+        "(aws_kms.Key.from_key_arn(scope, id, arn) for an existing one)",
+        f"  permissions_boundary: {BOUNDARY!r} is not a managed policy; pass an aws_iam.IManagedPolicy "
+        "(aws_iam.ManagedPolicy.from_managed_policy_name(scope, id, name) for an existing one)",
+        f"  instance_roles: {INSTANCE_ROLE!r} is not a role; pass an aws_iam.IRole "
+        "(aws_iam.Role.from_role_name(scope, id, name) for an existing one)",
+    ]
+    assert stack.node.try_find_child("FleetAuth") is None
+
+
+def test_two_in_a_stack_may_not_want_different_boundaries_or_tags_on_the_shared_provider(
+    stack: cdk.Stack,
+) -> None:
+    """aws-cdk-lib gives every AwsCustomResource of a stack one provider function and role: it takes the
+    boundary of any construct that gives one and the tags of all, and a conflict is refused rather
+    than the last construct's silently winning."""
+    boundary = aws_iam.ManagedPolicy.from_managed_policy_name(stack, "Boundary", BOUNDARY)
+    EcrFleetAuth(stack, "Web", permissions_boundary=boundary, tags={"team": "web"}, new_instances=False)
+    same = aws_iam.ManagedPolicy.from_managed_policy_name(stack, "SameBoundary", BOUNDARY)
+    EcrFleetAuth(
+        stack, "Api", permissions_boundary=same, tags={"team": "web", "app": "api"}, new_instances=False
+    )
+    EcrFleetAuth(stack, "Plain", new_instances=False)
+    other = aws_iam.ManagedPolicy.from_managed_policy_name(stack, "Other", "builds-boundary")
+    with pytest.raises(
+        SettingsError, match=r"permissions_boundary: Platform/Web sets another boundary on the"
+    ):
+        EcrFleetAuth(stack, "Builds", permissions_boundary=other, new_instances=False)
+    with pytest.raises(SettingsError, match=r"tags: team='builds', but Platform/Web tags the stack's shared"):
+        EcrFleetAuth(stack, "Builds", tags={"team": "builds"}, new_instances=False)
+    elsewhere = cdk.Stack(stack.node.root, "Builds")
+    EcrFleetAuth(
+        elsewhere, "Builds", permissions_boundary=other, tags={"team": "builds"}, new_instances=False
+    )
+
+
+def test_an_export_prefix_is_used_once_per_account_and_region() -> None:
+    app = cdk.App()
+    here = cdk.Environment(account=ACCOUNT, region=REGION)
+    stack = cdk.Stack(app, "Platform", env=here)
+    EcrFleetAuth(stack, "Web", new_instances=False).add_outputs(export_prefix="Fleet")
+    taken = r"export_prefix='Fleet': already the prefix of Platform/Web's exports"
+    with pytest.raises(SettingsError, match=taken):
+        EcrFleetAuth(stack, "Api", new_instances=False).add_outputs(export_prefix="Fleet")
+    with pytest.raises(SettingsError, match=taken):
+        EcrFleetAuth(cdk.Stack(app, "Same", env=here), "Api", new_instances=False).add_outputs(
+            export_prefix="Fleet"
+        )
+    away = cdk.Stack(app, "Away", env=cdk.Environment(account=ACCOUNT, region="us-east-1"))
+    EcrFleetAuth(away, "Web", new_instances=False).add_outputs(export_prefix="Fleet")
+    EcrFleetAuth(stack, "Builds", new_instances=False).add_outputs(export_prefix="Builds")
+
+
+def test_a_name_is_given_once_per_account_and_region() -> None:
+    """The names a construct gives (its dashboard, document, ...) are per account and region: the same
+    name in two stacks deployed to the same place is refused; in two regions (app.py's regions) not."""
+    app = cdk.App()
+    here = cdk.Environment(account=ACCOUNT, region=REGION)
+    EcrFleetAuth(cdk.Stack(app, "One", env=here), "Fleet", name="Fleet", new_instances=False)
+    with pytest.raises(
+        SettingsError, match=r"name='Fleet': already the name of One/Fleet; give each EcrFleetAuth in one"
+    ):
+        EcrFleetAuth(cdk.Stack(app, "Two", env=here), "Fleet", name="Fleet", new_instances=False)
+    away = cdk.Stack(app, "Three", env=cdk.Environment(account=ACCOUNT, region="us-east-1"))
+    EcrFleetAuth(away, "Fleet", name="Fleet", new_instances=False)
+    # Two stacks left to the CLI's environment deploy to the same place.
+    EcrFleetAuth(cdk.Stack(app, "Four"), "Fleet", name="Agnostic", new_instances=False)
+    with pytest.raises(SettingsError, match=r"name='Agnostic': already the name of Four/Fleet"):
+        EcrFleetAuth(cdk.Stack(app, "Five"), "Fleet", name="Agnostic", new_instances=False)

@@ -36,7 +36,16 @@ from tests.conftest import require
 from tests.support.template import PROJECT_ROOT, Template, document_content, resources, runner_function
 
 # What the build reads: the project's metadata, its two packages' folders and what infra/bundled.py names.
-BUILD_INPUTS = ("pyproject.toml", "setup.py", "setup.cfg", "README.md", "LICENSE", "lambda_src", "infra")
+BUILD_INPUTS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "README.md",
+    "LICENSE",
+    "NOTICE",
+    "lambda_src",
+    "infra",
+)
 NEVER_BUILT = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", ".mypy_cache")
 OWN_DISTRIBUTION = "ecr-fleet-auth"
 
@@ -99,6 +108,7 @@ def test_the_wheel_carries_the_constructs_the_runners_asset_and_the_agent(wheel:
     assert top_level == {"ecr_fleet_auth", "ecr_fleet_auth_cdk", f"ecr_fleet_auth-{version}.dist-info"}
     assert "License-Expression: Apache-2.0" in metadata
     assert f"ecr_fleet_auth-{version}.dist-info/licenses/LICENSE" in names
+    assert f"ecr_fleet_auth-{version}.dist-info/licenses/NOTICE" in names, "Apache-2.0 4(d)"
 
 
 def _closure(requirements: list[str]) -> dict[str, importlib.metadata.Distribution]:

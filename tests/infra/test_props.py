@@ -3,6 +3,11 @@ the table's defaults, read back through the table's validation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import typing
+from collections.abc import Sequence
+
 from ecr_fleet_auth import settings
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.props import EcrFleetAuthProps
@@ -57,3 +62,37 @@ def test_the_apps_context_goes_through_the_props_unchanged() -> None:
     assert DeploymentConfig.from_props(config.props(), name=config.stack_name) == config
     assert config.props()["target_tag_values"] == ("a", "b")
     assert "stack_name" not in config.props() and "regions" not in config.props()
+
+
+def test_the_props_types_can_be_read_at_run_time() -> None:
+    """typing.get_type_hints evaluates every annotation (frameworks and editors' runtime helpers do),
+    so each name an annotation uses must exist when it runs, the CDK's modules included."""
+    from aws_cdk import aws_iam, aws_kms, aws_sns  # noqa: PLC0415 - compared with what the hints give
+
+    hints = typing.get_type_hints(EcrFleetAuthProps)
+    assert set(hints) == set(EcrFleetAuthProps.__annotations__)
+    assert hints["topic"] is aws_sns.ITopic and hints["topic_key"] is aws_kms.IKey
+    assert hints["permissions_boundary"] is aws_iam.IManagedPolicy
+    assert hints["instance_roles"] == Sequence[aws_iam.IRole]
+    assert hints["target_tag_key"] is str
+
+
+def test_importing_the_props_does_not_start_the_cdk() -> None:
+    """The docs build reads the props: their module imports the CDK's only when a hint is evaluated."""
+    probe = (
+        "import sys; from ecr_fleet_auth_cdk.props import EcrFleetAuthProps; "
+        "assert not any(m.startswith(('aws_cdk', 'jsii')) for m in sys.modules), sorted(sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_props_docstrings_hold_no_site_anchor() -> None:
+    """An editor shows a prop's docstring as text: a link is its label and the repository file it
+    points to, never a site anchor like `(#reserved-concurrency)` or a relative `../` page."""
+    text = generate_props.PROPS_MODULE.read_text(encoding="utf-8")
+    assert "](" not in text and "(#" not in text and "../" not in text
+    assert "Reserved concurrency (docs/reference/configuration.md)" in " ".join(text.split())
+    assert "Latency and limits (docs/how-it-works/new-instances.md)" in " ".join(text.split())

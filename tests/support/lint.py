@@ -10,22 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import require
+from tests.support.template import PROJECT_ROOT
 
-# W3005: CDK adds DependsOn on the runner's role as well as referencing it; harmless.
-CFN_LINT_ACCEPTED = {"W3005"}
+# The project's cfn-lint settings, the ones make dist ships beside the templates (each rule it
+# leaves out is explained there).
+CFN_LINT_CONFIG = PROJECT_ROOT / ".cfnlintrc.yaml"
 
 
 def cfn_lint_findings(template_file: Path) -> list[dict[str, Any]]:
-    """cfn-lint's findings on ``template_file`` other than the accepted ones."""
+    """cfn-lint's findings on ``template_file`` with the project's settings."""
     cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
     require(cfn_lint is not None, "cfn-lint in the virtualenv")
     assert cfn_lint is not None
     result = subprocess.run(
-        [cfn_lint, "--format", "json", str(template_file)],
+        [cfn_lint, "--config-file", str(CFN_LINT_CONFIG), "--format", "json", str(template_file)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     findings: list[dict[str, Any]] = json.loads(result.stdout or "[]")
-    return [finding for finding in findings if finding["Rule"]["Id"] not in CFN_LINT_ACCEPTED]
+    return findings
