@@ -29,6 +29,28 @@ ERROR_MESSAGE_CHARS = 300
 
 
 @dataclass(frozen=True)
+class Pull:
+    """One user x registry of the agent's result line (``users[].registries``), or a user the agent
+    could not serve at all (``registry`` empty, ``error`` the user's reason)."""
+
+    user: str
+    registry: str
+    state: str
+    expires_at: str = ""
+    error: str = ""
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class AgentUsers:
+    """What the agent's result line says of each user: SSM Compliance is written from it
+    (``compliance.py``); not part of the report (the report is per instance)."""
+
+    pulls: tuple[Pull, ...] = ()
+    not_listed: int = 0  # users_truncated: users left out to keep the line within its size
+
+
+@dataclass(frozen=True)
 class InstanceResult:
     instance_id: str
     name: str
@@ -38,6 +60,8 @@ class InstanceResult:
     detail: dict[str, Any] = field(default_factory=dict)
     account_id: str = ""
     region: str = ""
+    # The agent's users (None: the agent did not speak); not in ``to_dict``.
+    users: AgentUsers | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +110,8 @@ class Report:
     error: dict[str, str] | None = None
     # An organization's run: every (account, region) it covered (None: a single-account run).
     targets: tuple[TargetResult, ...] | None = None
+    # What the run wrote to SSM Compliance (``compliance.ComplianceTally.to_dict``); None: a dry run.
+    compliance: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, Any] = _counts(self.instances)
@@ -124,6 +150,8 @@ class Report:
         }
         if self.targets is not None:
             data["targets"] = [target.to_dict() for target in self.targets]
+        if self.compliance is not None:
+            data["compliance"] = dict(self.compliance)
         if self.error is not None:
             data["error"] = dict(self.error)
         return data

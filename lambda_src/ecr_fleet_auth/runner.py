@@ -1,4 +1,5 @@
-"""One run, top to bottom in ``run``: discover, leave out busy instances, plan, send/wait/collect, report.
+"""One run, top to bottom in ``run``: discover, leave out busy instances, plan, send/wait/collect, write
+each instance's SSM Compliance, report.
 
 A run covers (account, region) pairs (``organization``): the function's own, and in an
 organization every stack instance of its StackSet. Each pair runs the sequence below with its
@@ -9,7 +10,8 @@ in the report's ``targets`` and the others go on. One report, one notification.
 
 The only module that sequences the others: discovery (``discovery.Fleet``), planning
 (``planning``), carrying the plan out (``execution.Execution``, over ``run_command.RunCommand``),
-what is known so far (``progress.RunProgress``) and publishing the report (``publishing``).
+what is known so far (``progress.RunProgress``), each pair's instances in SSM Compliance
+(``compliance``, with that pair's own client) and publishing the report (``publishing``).
 AWS is reached only through those adapters, built on clients from the factory; time
 through a ``Clock`` (``clock.py``) so tests and the benchmark can run a ten-minute wait in
 milliseconds.
@@ -47,8 +49,9 @@ from functools import partial
 from typing import Any
 
 from . import contract
-from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
+from .clients import AWS_ERRORS, AwsClients, ClientFactory, Pair, error_code
 from .clock import SYSTEM_CLOCK, Clock
+from .compliance import SECONDS_PER_INSTANCE, ComplianceRun, ComplianceTally, write_compliance
 from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
@@ -122,6 +125,8 @@ def run(
         chosen, error = [], _run_error(failure)
     pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
     pair_run.not_online_in_time = not_online_in_time or {}
+    compliance_type = contract.compliance_type(settings.stack_name)
+    pair_run.compliance_run = ComplianceRun(run_id, options.action, started_at, compliance_type)
     pair_run.instances_by_pair = instances_by_pair
     runs = _run_all(chosen, pair_run, clock)
 
@@ -145,6 +150,11 @@ def run(
         command_ids=tuple(command for r in runs for command in r.command_ids),
         error=error,
         targets=tuple(r.target for r in runs) if organization else None,
+        compliance=None
+        if request.dry_run
+        else ComplianceTally.combined(
+            compliance_type, (r.compliance for r in runs if r.compliance)
+        ).to_dict(),
     )
     publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
     return report
@@ -158,6 +168,7 @@ class _Outcome:
     instances: list[InstanceResult] = field(default_factory=list)
     command_ids: tuple[str, ...] = ()
     error: dict[str, str] | None = None
+    compliance: ComplianceTally | None = None  # what this pair wrote to SSM Compliance (None: nothing)
 
 
 def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list[_Outcome]:
@@ -227,6 +238,8 @@ class _PairRun:
         # Per pair: new instances past their readiness bound; the instances each pair's run is for.
         self.not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str]]] = {}
         self.instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None
+        # What each pair's SSM Compliance items say of the run (None: none are written).
+        self.compliance_run: ComplianceRun | None = None
 
     def reach(self, account: str) -> dict[str, str] | None:
         """Assume the member role in ``account``; None, or what STS said (no secret: code and message)."""
@@ -260,6 +273,7 @@ class _PairRun:
         progress = RunProgress(requested=requested)
         error: dict[str, str] | None = None
         offered: dict[str, Any] = {}
+        aws: AwsClients | None = None
         try:
             if target.home:
                 aws = self.factory.clients_for()
@@ -303,7 +317,9 @@ class _PairRun:
                 progress.commanded = dry_run_results(plan)
             else:
                 progress.execution = Execution(commands, spec, self.tag, clock, fleet)
-                stop_at = _stop_at(self.options, self.started, self.remaining_millis, len(targetable))
+                stop_at = _stop_at(
+                    self.options, self.started, self.remaining_millis, len(targetable), len(members)
+                )
                 progress.commanded = progress.execution.carry_out(plan, stop_at)
         except Exception as failure:  # whatever stops a run, the operator hears of it
             logger.exception("the run failed before it could report per instance")
@@ -315,7 +331,16 @@ class _PairRun:
         reason = None if error is None else Reason.RUN_FAILED
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
         reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
-        return _Outcome(reached, instances, progress.command_ids(), error)
+        compliance = None
+        if aws is not None and self.compliance_run is not None and not request.dry_run:
+            # 5. Each instance's state in SSM Compliance, with this pair's own client (its member role).
+            compliance = write_compliance(
+                aws.ssm, instances, self.compliance_run, clock, stop_at=self._deadline() - RESERVE_SECONDS
+            )
+        return _Outcome(reached, instances, progress.command_ids(), error, compliance)
+
+    def _deadline(self) -> float:
+        return self.started + self.remaining_millis / 1000
 
     def _spec(self, target: Target, document: str | None) -> CommandSpec:
         """The home pair sends the stack's own document; a member pair the StackSet's (``document``:
@@ -433,9 +458,14 @@ def _busy(commands: RunCommand, document_name: str, candidates: list[str]) -> di
         return {}
 
 
-def _stop_at(options: RunOptions, started: float, remaining_millis: int, targetable: int) -> float:
-    """When waiting must end: the run's wait, or the Lambda deadline less time to collect and report."""
-    reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (targetable / 50)
+def _stop_at(
+    options: RunOptions, started: float, remaining_millis: int, targetable: int, instances: int
+) -> float:
+    """When waiting must end: the run's wait, or the Lambda deadline less time to collect, write the
+    instances' compliance and report."""
+    reserve = (
+        RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (targetable / 50) + SECONDS_PER_INSTANCE * instances
+    )
     return started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
 
 

@@ -81,6 +81,9 @@ NEXT_STEPS: Final[dict[str, str]] = {
     "member_document_missing": "The member stack in this account and region offers no agent document of this stack (detail.document: the one the runner expects; detail.status, detail.detailed_status: its stack instance, when not CURRENT): the StackSet has not created one there yet, it was deleted, or every version there lacks a parameter the runner sends. See the StackSet's operations and the documents named like detail.document in that account and region (SSM, Documents, Owned by me); the pair is covered once its stack has a document.",
     "role_not_assumable": "The runner could not assume the member role in this account (detail.error): the StackSet has not deployed it there yet, or its trust no longer names the runner's role. Check the stack instance and the role memberRoleName in that account.",
     "region_unreachable": "EC2 or SSM in this region refused the member role's credentials (detail.error): the region is not enabled for the account (opt-in regions), or the credentials are not valid there. Enable the region for the account, or remove it from memberRegions.",
+    # --- for a user x registry in SSM Compliance (the agent's state says why the user cannot pull)
+    "not_logged_in": "This user's docker holds no credential for the registry (state none): run refresh to log it in, or helper to point it at the credential helper. If a refresh left it so, the run's own reason says why.",
+    "login_expired": "This user's stored login has expired (detail expires_at): it is renewed only by a refresh, so run refresh (check the schedule reaches the instance at least every 12 hours), or switch to the helper action, which needs no renewal.",
     # --- for the run as a whole
     "run_failed": "The run stopped before it could report per instance (error.code, error.message): see the runner's log. Nothing was sent unless command_ids lists commands; the next scheduled run tries again.",
 }

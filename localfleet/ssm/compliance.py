@@ -191,9 +191,14 @@ def _filters(filters: Sequence[Mapping[str, Any]], keys: set[str]) -> Callable[[
         key, comparison = given.get("Key", ""), given.get("Type", "EQUAL")
         if key not in keys or comparison not in COMPARISONS:
             raise ServiceError("InvalidFilter", f"The filter name isn't valid: {key} {comparison}")
-        compare, wanted = COMPARISONS[comparison], list(given.get("Values") or [])
-        checks.append(lambda entry, k=key, c=compare, w=wanted: c(str(entry.get(k) or ""), w))
+        checks.append(_check(key, COMPARISONS[comparison], list(given.get("Values") or [])))
     return lambda entry: all(check(entry) for check in checks)
+
+
+def _check(
+    key: str, compare: Callable[[str, Sequence[str]], bool], wanted: list[str]
+) -> Callable[[Mapping[str, Any]], bool]:
+    return lambda entry: compare(str(entry.get(key) or ""), wanted)
 
 
 def _highest(severities: Sequence[str]) -> str:
