@@ -1,26 +1,33 @@
 """The three actions and what they work with (Run): `check` reports, `refresh` logs in, `helper` installs.
 
-refresh: one ECR token per region, verified once as `docker login` would, stored where each user's
-docker keeps it (the config file, or the credential store it names).
-helper: install the credential helper if missing, point each user's docker at it, drop old tokens.
-check: a read-only report of every user x registry state and the agent's AWS identity."""
+Every action works per user on the files that user's clients read (credential_files: each client of
+the host, in each kind of session the user has, reads its own files in its own order).
+refresh: one ECR token per region, verified once as the host's client's login would, stored where
+each client reads first for that user and registry (a file, or the credential store it names).
+helper: install the credential helper if missing, name it in every file a client reads the
+registry from, drop old tokens there.
+check: a read-only report of every user x registry x client state and the agent's AWS identity."""
 
 import os
-import re
 import shutil
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import run_as_user
-from .config_file import BACKUP_NAME, CONFIG_NAME
+from .credential_files import FILE, NONE, Answer, UserCredentials, write_target
 from .docker_login import verify_login
-from .docker_model import DockerModel, auth_digest, basic_auth, docker_version_tuple
+from .docker_model import auth_digest, basic_auth
+from .go_json import ConfigRejected
 from .helper_install import install_helper
+from .host_clients import version_tuple
 from .log import log
+from .orders import FileRef
 from .outcomes import (
     AWS_CLI_MISSING,
+    CONFIG_CORRUPT,
     DOCKER_MISSING,
+    ENVIRONMENT_UNKNOWN,
     FAILED,
     HELPER_INSTALL_FAILED,
     INTERNAL_ERROR,
@@ -28,21 +35,20 @@ from .outcomes import (
     NO_SUCH_USER,
     SECRET_READABLE,
     STALE_CREDENTIALS,
-    STATE_HELPER_UNAVAILABLE,
-    STATE_LOGGED_IN,
     STATE_NONE,
     AgentError,
 )
 from .params import AUTO_USERS, unique
-from .reading import read_config
-from .records import is_fresh, load_records, record_expiry, record_for, remember_login, save_records
-from .registry_states import logged_in_state, registry_state, stale_stores
+from .records import is_fresh, load_records, record_for, remember_login, save_records
+from .registry_states import combined_state, logged_in_state, registry_states, stale_stores
 from .result import plural
-from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores
+from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores, helper_too_old
 from .times import utc_now
-from .tokens import caller_identity, fetch_tokens, token_source
+from .tokens import caller_identity, fetch_tokens, token_source, token_sources
 from .users import resolve_users
-from .writing import restrict_as_user, save_config
+from .writing import restrict_as_user, save_config, shown_name
+
+NO_CLIENT = "no container client found (docker, podman, skopeo, buildah, nerdctl)"
 
 
 class Run(object):
@@ -53,9 +59,7 @@ class Run(object):
         self.host = host
         self.report = report
         self.state_dir = state_dir
-        self.accounts, self.unknown = resolve_users(params.users)
-        # docker's loader as of the host's docker CLI (all fields any version types when unknown).
-        self.model = DockerModel(docker_version_tuple(host.docker_version))
+        self.accounts, self.unknown = resolve_users(params.users, host)
         self.stores = {}
 
     def stores_for(self, account):
@@ -64,17 +68,33 @@ class Run(object):
         return self.stores[account.name]
 
     def load_user_configs(self):
-        """[(account, user report, auth file)] for users whose config is safe to read; the others reported.
+        """[(account, user report, UserCredentials)] for users whose files are safe to read; the others
+        reported.
 
-        With `auto`, an account docker could keep no config for (no home, or one it may not write:
-        a service account in the docker group) is listed with reason no_home, not as a failure."""
+        docker's own file, for the docker CLI and nerdctl, must load as it does today: a file docker
+        would half-load (config_corrupt), an unsafe one, or none possible (no_home) stops that user.
+        With `auto`, an account docker could keep no config for (no home, or one it may not write: a
+        service account in the docker group) is listed with reason no_home, not as a failure."""
         loaded = []
         for name in self.unknown:
             self.report.problem(NO_SUCH_USER, "no such user: %s" % name, self.report.user(name))
         for account in self.accounts:
             user = self.report.user(account.name)
             try:
-                loaded.append((account, user, read_config(account, self.model)))
+                creds = UserCredentials(self.host, account)
+                for order in creds.orders:
+                    creds.load(FileRef(order.docker_path))  # a home docker could use
+                    if order.rules == "docker":
+                        creds.docker_view(order)
+                for variable, where in creds.unknown:
+                    message = "%s: %s is set in %s by shell code the agent cannot evaluate" % (
+                        account.name,
+                        variable,
+                        where,
+                    )
+                    log(message)
+                    self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
+                loaded.append((account, user, creds))
             except AgentError as error:
                 if error.reason == NO_HOME and self.params.users == AUTO_USERS:
                     log(error.message)
@@ -90,8 +110,8 @@ class Run(object):
         self.report.problem(INTERNAL_ERROR, "%s: unexpected %s" % (user.name, type(error).__name__), user)
 
     def per_user(self, loaded, step):
-        """step(account, user, auth file) for each user; those whose step failed unexpectedly (reported as
-        internal_error, traceback on stderr) are left out of what it returns, and the others go on."""
+        """step(account, user, credentials) for each user; those whose step failed unexpectedly (reported
+        as internal_error, traceback on stderr) are left out of what it returns, and the others go on."""
         done = []
         for entry in loaded:
             try:
@@ -101,36 +121,50 @@ class Run(object):
                 self.unexpected(entry[1], error)
         return done
 
-    def note_state(self, user, registry, state):
-        """Record a registry's state; a credential helper that cannot run is a problem, never health, and
-        a stale token left beside the helper is worth a notice (and, in `check`, the reason)."""
-        problem = state.pop("problem", None)
-        user.registries[registry] = state
-        if problem:
-            message = "%s@%s: %s" % (user.name, registry, problem.message)
-            if problem.reason == STALE_CREDENTIALS:
-                log(message)
-                self.report.notices.append((STALE_CREDENTIALS, message))
-            else:
-                self.report.problem(problem.reason, message, user)
+    def note_problem(self, user, registry, problem):
+        message = "%s@%s: %s" % (user.name, registry, problem.message)
+        if problem.reason == STALE_CREDENTIALS:
+            log(message)
+            self.report.notices.append((STALE_CREDENTIALS, message))
+        else:
+            self.report.problem(problem.reason, message, user)
 
-    def guard_secrets(self, account, user, auth_file):
-        """A config holding credentials, or a backup, that others may read: `check` reports it; the other
-        actions make it owner-only (as the user: the owner stays) and report mode_tightened."""
-        lax = [(BACKUP_NAME, auth_file.backup_mode)] if auth_file.backup_mode is not None else []
-        if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.view.holds_secrets():
-            lax.append((CONFIG_NAME, auth_file.mode))
-        for name, mode in lax:
-            where = "%s: %s is %04o" % (account.name, name, mode)
+    def note_answers(self, account, user, registry, answered):
+        """A registry's entry from every client's answer, and their problems."""
+        entry, problems = combined_state(account, answered)
+        user.registries[registry] = entry
+        for problem in problems:
+            self.note_problem(user, registry, problem)
+
+    def guard_secrets(self, account, user, creds):
+        """A credential file holding credentials, or a backup, that others may read: `check` reports it;
+        the other actions make it owner-only (as the user: the owner stays) and report mode_tightened."""
+        lax = []
+        for auth_file in creds.loaded():
+            if auth_file.backup_mode is not None:
+                lax.append(
+                    (auth_file.directory, auth_file.name + ".ecr-fleet-auth.bak", auth_file.backup_mode)
+                )
+            if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets():
+                lax.append((auth_file.directory, auth_file.name, auth_file.mode))
+        for directory, name, mode in lax:
+            shown = shown_name(account, os.path.join(directory, name))
+            where = "%s: %s is %04o" % (account.name, shown, mode)
             if self.params.action == "check":
                 self.report.problem(SECRET_READABLE, where + ": other users can read its credentials", user)
                 continue
             try:
-                run_as_user(account, restrict_as_user, account, name)
+                run_as_user(account, restrict_as_user, directory, name)
             except AgentError as error:
                 self.report.problem(error.reason, "%s: %s" % (where, error.message), user)
                 continue
-            self.report.tightened(user, name, mode)
+            self.report.tightened(user, shown, mode)
+
+
+def no_client(run):
+    if not run.host.clients:
+        return run.report.result(FAILED, DOCKER_MISSING, NO_CLIENT)
+    return None
 
 
 def action_check(run):
@@ -139,18 +173,18 @@ def action_check(run):
     with ThreadPoolExecutor(max_workers=1) as pool:  # the identity call overlaps reading the configs
         identity = pool.submit(caller_identity, run.host, region)
 
-        def check_user(account, user, auth_file):
-            run.guard_secrets(account, user, auth_file)
+        def check_user(account, user, creds):
             for registry in run.params.registries:
                 record = record_for(records, account, registry)
-                state = registry_state(auth_file, registry, record, run.stores_for(account))
-                run.note_state(user, registry, state)
+                answered = registry_states(creds, registry, record, run.stores_for(account))
+                run.note_answers(account, user, registry, answered)
+            run.guard_secrets(account, user, creds)
 
         run.per_user(run.load_user_configs(), check_user)
         arn, error = identity.result()
     run.report.host["identity"] = arn
-    if not run.host.docker:
-        run.report.problems.insert(0, (DOCKER_MISSING, "docker CLI not found"))
+    if not run.host.clients:
+        run.report.problems.insert(0, (DOCKER_MISSING, NO_CLIENT))
     run.report.message_parts.append(
         "checked %s x %s"
         % (
@@ -164,34 +198,50 @@ def action_check(run):
 
 
 class Login(object):
-    """One user x registry pair that refresh may have to log in, and where docker keeps its credential."""
+    """One user x registry pair that refresh may have to log in: every file (or store) a client of the
+    user reads it from first, and what each holds now."""
 
-    def __init__(self, account, user, registry, store, digest):
-        self.account = account
+    def __init__(self, creds, user, registry, answered, targets):
+        self.creds = creds
+        self.account = creds.account
         self.user = user
         self.registry = registry
-        self.store = store  # credential helper docker stores it with ("" = the config file)
-        self.digest = digest  # fingerprint of what docker holds now (None = nothing usable)
+        self.answered = answered  # [(answer, state)] before the login
+        self.targets = targets  # {path: Target}
         self.token = None
+
+    def holds(self, digest):
+        """Whether every target already holds the login with this fingerprint."""
+        return all(target.digests == {digest} for target in self.targets.values())
 
     def fail(self, report, reason, message):
         report.problem(reason, "%s@%s: %s" % (self.account.name, self.registry, message), self.user)
-        self.user.registries[self.registry] = {
-            "state": STATE_NONE if self.digest is None else STATE_LOGGED_IN
-        }
-        self.user.registries[self.registry]["error"] = reason
+        held = any(target.digests - {None} for target in self.targets.values())
+        self.user.registries[self.registry] = {"state": "logged_in" if held else STATE_NONE, "error": reason}
+
+
+class Target(object):
+    """Where one login goes: a file's auths keys, or a store (a credential helper docker or a
+    containers client stores with), and the fingerprints of what it holds there now."""
+
+    def __init__(self, path, store, keys, digests):
+        self.path = path
+        self.store = store
+        self.keys = keys
+        self.digests = digests
 
 
 def action_refresh(run):
     host, report = run.host, run.report
-    if not host.docker:
-        return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
+    if no_client(run):
+        return no_client(run)
     records = load_records(run.state_dir)
     loaded, pending = plan_logins(run, records)
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
         return report.result(FAILED, AWS_CLI_MISSING, "AWS CLI not found")
     # A token is fetched only for regions where some login needs one.
-    tokens = fetch_tokens(host, unique([token_source(login.registry) for login in pending]))
+    sources, dualstack = token_sources([login.registry for login in pending])
+    tokens = fetch_tokens(host, sources, dualstack)
     writes = []
     for login in pending:
         token = tokens[token_source(login.registry)]
@@ -199,23 +249,22 @@ def action_refresh(run):
             login.fail(report, token.reason, token.message)
             continue
         login.token = token
-        if login.digest == auth_digest(basic_auth(token.username, token.password)):
-            login_done(run, records, login)  # docker already holds this very token
+        if login.holds(auth_digest(basic_auth(token.username, token.password))):
+            login_done(run, records, login)  # every client already reads this very token
         else:
             writes.append(login)
-    # docker login checks each new token once per registry; docker writes nothing (see verify_login).
+    # Each new token is checked once per registry, as the host's client logs in, storing nothing.
     refused = {}
     for registry in unique([login.registry for login in writes]):
         refused[registry] = verify_login(host, registry, writes_token(writes, registry))
     logged_in = set()
 
-    def write_user(account, user, auth_file):
+    def write_user(account, user, creds):
         mine = [login for login in writes if login.account is account]
-        for login in write_logins(run, (account, user, auth_file), mine, refused):
+        for login in write_logins(run, (account, user, creds), mine, refused):
             login_done(run, records, login)
             logged_in.add(account.name)
-        if not auth_file.changed:
-            run.guard_secrets(account, user, auth_file)
+        run.guard_secrets(account, user, creds)
 
     run.per_user(loaded, write_user)
     if pending:
@@ -235,82 +284,126 @@ def writes_token(writes, registry):
 
 
 def plan_logins(run, records):
-    """(loaded configs, logins that may need a token); helper-managed and fresh ones are only reported."""
+    """(loaded users, logins that may need a token); helper-served and fresh ones are only reported."""
     now = utc_now()
     pending = []
 
-    def plan_user(account, user, auth_file):
+    def plan_user(account, user, creds):
         stores = run.stores_for(account)
         for registry in run.params.registries:
             record = record_for(records, account, registry)
-            store = auth_file.store_for(registry)
-            if store == HELPER_CRED_NAME:
-                run.note_state(user, registry, registry_state(auth_file, registry, record, stores))
-                continue
-            try:
-                current = stores.credential(store, registry) if store else auth_file.file_credential(registry)
-            except AgentError as error:
-                state = {"state": STATE_HELPER_UNAVAILABLE, "helper": store, "problem": error}
-                run.note_state(user, registry, state)
-                continue
-            digest = current.digest() if current is not None else None
-            if is_fresh(record, digest, now):
-                user.registries[registry] = logged_in_state(record_expiry(record, digest))
+            answered = registry_states(creds, registry, record, stores)
+            targets, problems = login_targets(creds, registry, answered, stores)
+            for problem in problems:
+                run.note_problem(user, registry, problem)
+            fresh = all(
+                is_fresh(record, digest, now) for target in targets.values() for digest in target.digests
+            )
+            if not targets or fresh:
+                run.note_answers(account, user, registry, answered)
             else:
-                pending.append(Login(account, user, registry, store, digest))
+                pending.append(Login(creds, user, registry, answered, targets))
 
     loaded = run.per_user(run.load_user_configs(), plan_user)
     accounts = [entry[0] for entry in loaded]
     return loaded, [login for login in pending if login.account in accounts]
 
 
-def write_logins(run, loaded_user, logins, refused):
-    """Store each verified token where docker keeps it for this user; returns the logins written.
+def login_targets(creds, registry, answered, stores):
+    """({path: Target}, [problems]): where this registry's token must be for every client of the user."""
+    targets, problems = {}, []
+    for answer, _ in answered:
+        target = write_target(creds, answer)
+        if target is None or target[0] in targets:
+            continue
+        path, store = target
+        try:
+            if store:
+                credential = stores.credential(store, registry)
+                keys, digests = [registry], {credential.digest() if credential is not None else None}
+            else:
+                keys = [registry]
+                if answer.kind == FILE and answer.path == path:
+                    keys += [key for key in answer.keys if key.startswith(registry + "/")]
+                digests = creds.digests(path, keys)
+        except AgentError as error:
+            if path not in creds.rejected:  # a rejected file is reported with its state already
+                problems.append(error)
+            continue
+        except ConfigRejected as error:
+            problems.append(AgentError(CONFIG_CORRUPT, "%s: %s" % (path, error)))
+            continue
+        targets[path] = Target(path, store, keys, digests)
+    return targets, problems
 
-    A store login goes to the helper (`store`, secret on stdin) and leaves `{}` in the file, a file
-    login replaces the registry's entry: what `docker login` writes, without docker's rewrite of
-    the rest of the file (docker drops keys it does not know). One backup and one write per user.
-    """
-    account, user, auth_file = loaded_user
+
+def write_logins(run, loaded_user, logins, refused):
+    """Store each verified token in every target of the user; returns the logins written.
+
+    A store target goes to the helper (`store`, secret on stdin), leaving `{}` in a docker config as
+    docker login does; a file target gets the registry's entry replaced: what each client's own login
+    writes, without their rewrite of the rest of the file (docker and containers/image drop keys they
+    do not know). One backup and one write per file."""
+    account, user, creds = loaded_user
     done = []
+    edited = {}
     for login in logins:
         if refused[login.registry] is not None:
             login.fail(run.report, refused[login.registry].reason, refused[login.registry].message)
             continue
         token = login.token
-        if login.store:
-            try:
-                run.stores_for(account).store(login.store, login.registry, token.username, token.password)
-            except AgentError as error:
-                login.fail(run.report, error.reason, error.message)
-                continue
-            auth_file.mark_in_store(login.registry)
-        else:
-            auth_file.set_login(login.registry, token.username, token.password)
-        done.append(login)
-    if auth_file.changed:
+        new_digest = auth_digest(basic_auth(token.username, token.password))
         try:
-            save_config(run, account, user, auth_file)
+            for target in login.targets.values():
+                if target.digests == {new_digest}:
+                    continue
+                if target.store:
+                    run.stores_for(account).store(
+                        target.store, login.registry, token.username, token.password
+                    )
+                    mark_store_login(creds, target.path, login.registry, edited)
+                else:
+                    auth_file = creds.prepare(target.path)
+                    auth_file.set_login(login.registry, token.username, token.password, target.keys)
+                    edited[target.path] = auth_file
         except AgentError as error:
-            in_file = [login for login in done if not login.store]
-            for login in in_file:
-                login.fail(run.report, error.reason, "config not written: %s" % error.message)
-            if not in_file:  # the tokens are in the store; only docker's `{}` marker is missing
-                run.report.problem(
-                    error.reason, "%s: config not written: %s" % (account.name, error.message), user
-                )
-            done = [login for login in done if login.store]
+            login.fail(run.report, error.reason, error.message)
+            continue
+        done.append(login)
+    failed = set()
+    for path, auth_file in edited.items():
+        if not auth_file.changed:
+            continue
+        try:
+            creds.files[path] = save_config(run, account, user, auth_file)
+        except AgentError as error:
+            failed.add(path)
+            run.report.problem(
+                error.reason, "%s: %s not written: %s" % (account.name, path, error.message), user
+            )
     for login in done:
-        log(
-            "%s: logged in to %s%s"
-            % (account.name, login.registry, " (%s)" % login.store if login.store else "")
-        )
+        lost = [path for path, target in login.targets.items() if path in failed and not target.store]
+        if lost:
+            user.registries[login.registry] = {"state": STATE_NONE, "error": "config_unwritable"}
+            continue
+        log("%s: logged in to %s (%s)" % (account.name, login.registry, ", ".join(sorted(login.targets))))
         user.changed = True
         run.report.changes += 1
-    return done
+    return [login for login in done if not any(path in failed for path in login.targets)]
+
+
+def mark_store_login(creds, path, registry, edited):
+    """What a store `docker login` leaves in docker's file: `{}` under the exact key (containers/image's
+    setAuthToCredHelper writes nothing to its file)."""
+    for order, _ in creds.readers_of(path):
+        if order.rules == "docker":
+            auth_file, view = creds.docker_view(order)
+            auth_file.mark_in_store(registry, view.auths.get(registry))
+            edited[path] = auth_file
 
 
 def login_done(run, records, login):
+    """Record the login, and the registry's state now: every client that reads a target reads this token."""
     token = login.token
     remember_login(
         records,
@@ -319,13 +412,24 @@ def login_done(run, records, login):
         auth_digest(basic_auth(token.username, token.password)),
         token.expires_at,
     )
-    login.user.registries[login.registry] = logged_in_state(token.expires_at)
+    after = []
+    for answer, before in login.answered:
+        state = before
+        target = write_target(login.creds, answer)
+        if target is not None and target[0] in login.targets:
+            answer.path = target[0]
+            state = logged_in_state(token.expires_at)
+        after.append((answer, state))
+    entry, problems = combined_state(login.account, after)
+    login.user.registries[login.registry] = entry
+    for problem in problems:
+        run.note_problem(login.user, login.registry, problem)
 
 
 def action_helper(run):
     host, report = run.host, run.report
-    if not host.docker:
-        return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
+    if no_client(run):
+        return no_client(run)
     if not host.helper_runs:
         try:
             how = install_helper(run.params, host)
@@ -337,28 +441,37 @@ def action_helper(run):
         report.changes += 1
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
         report.host = host.summary()
+    version = version_tuple(host.helper_version)
+    served = []
+    for registry in run.params.registries:
+        too_old = helper_too_old(version, registry)
+        if too_old is None:
+            served.append(registry)
+        else:
+            report.problem(too_old.reason, too_old.message)
     configured, already = [], []
 
-    def configure_user(account, user, auth_file):
-        stale = stale_stores(auth_file, run.params.registries)
-        for registry in run.params.registries:
-            auth_file.use_helper(registry)
-        if auth_file.changed:
-            try:
-                auth_file = save_config(run, account, user, auth_file)
-            except AgentError as error:
-                report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
-                return
-            log("%s: credHelpers set for %s" % (account.name, ", ".join(run.params.registries)))
+    def configure_user(account, user, creds):
+        stale = []  # where a token may lie in a store docker used, read before the file is edited
+        for order in creds.orders:
+            if order.rules == "docker" and order.files[0].path not in creds.rejected:
+                stale += stale_stores(creds.docker_view(order)[1], served)
+        changed = configure_files(run, account, user, creds, served)
+        if changed is None:
+            return
+        if changed:
+            log("%s: credHelpers set for %s in %s" % (account.name, ", ".join(served), ", ".join(changed)))
             user.changed = True
             report.changes += 1
             configured.append(account)
         else:
-            run.guard_secrets(account, user, auth_file)
             already.append(user)
-        erase_from_stores(run, account, user, stale)
+        run.guard_secrets(account, user, creds)
+        erase_from_stores(run, account, user, unique(stale))
+        fresh = UserCredentials(run.host, account)
         for registry in run.params.registries:
-            run.note_state(user, registry, registry_state(auth_file, registry, None, run.stores_for(account)))
+            answered = registry_states(fresh, registry, None, run.stores_for(account))
+            run.note_answers(account, user, registry, answered)
 
     run.per_user(run.load_user_configs(), configure_user)
     if configured:
@@ -371,20 +484,73 @@ def action_helper(run):
     return report.result()
 
 
+def helper_files(creds, registry):
+    """The files that must name the helper for the registry: each docker-rules client's file, and for
+    each containers client every file it reads the registry from (so a stale token there cannot answer
+    before the helper), or where none holds it, the file its own login would write."""
+    paths = []
+    for order in creds.orders:
+        if order.rules == "docker":
+            paths.append(order.files[0].path)
+            continue
+        holding = []
+        for ref in order.files:
+            if ref.legacy:
+                continue
+            try:
+                auth_file, view = creds.containers_view(order, ref)
+            except AgentError:
+                continue
+            if auth_file.exists and (view.helper_for(registry) is not None or view.keys_for(registry)):
+                holding.append(ref.path)
+        default = write_target(creds, Answer(order, NONE))
+        paths += holding or ([default[0]] if default else [])
+    return unique(paths)
+
+
+def configure_files(run, account, user, creds, registries):
+    """credHelpers[registry] = ecr-login in every file a client reads the registry from, stale tokens
+    removed; the paths written, or None when one could not be (reported)."""
+    edits = {}
+    for registry in registries:
+        for path in helper_files(creds, registry):
+            try:
+                auth_file = creds.prepare(path)
+            except AgentError as error:
+                if path not in creds.rejected:
+                    run.report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
+                continue
+            views = list(auth_file.views.values())
+            keys = unique(key for view in views for key in view.keys_for(registry))
+            configured = any((view.cred_helpers or {}).get(registry) == HELPER_CRED_NAME for view in views)
+            auth_file.use_helper(registry, keys, configured)
+            if auth_file.changed:
+                edits[path] = auth_file
+    written = []
+    for path, auth_file in edits.items():
+        try:
+            creds.files[path] = save_config(run, account, user, auth_file)
+        except AgentError as error:
+            run.report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
+            return None
+        written.append(shown_name(account, path))
+    return written
+
+
 def docker_login_note(version):
-    """What happens to a user's own `docker login` to a registry now served by the helper."""
-    # docker login stores through credHelpers[registry]; ecr-login's `store` answers "not implemented"
-    # (amazon-ecr-credential-helper ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
-    if helper_version_tuple(version) >= (0, 9, 0):
+    """What happens to a user's own login (docker, podman...) to a registry now served by the helper."""
+    # docker login stores through credHelpers[registry], and so does containers/image's SetCredentials
+    # (setAuthToCredHelper); ecr-login's `store` answers "not implemented" (amazon-ecr-credential-helper
+    # ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
+    if (version_tuple(version) or (0,)) >= (0, 9, 0):
         return (
-            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
+            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true (podman's, "
+            "skopeo's too); pulls need none"
         )
-    return "users' own docker login to these now fails (helper store: not implemented); pulls need none"
-
-
-def helper_version_tuple(version):
-    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version or "")
-    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
+    return (
+        "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "
+        "implemented); pulls need none"
+    )
 
 
 def erase_from_stores(run, account, user, stale):

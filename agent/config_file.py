@@ -1,4 +1,5 @@
-"""One user's ~/.docker/config.json: the file as written, docker's reading of it, the agent's edits.
+"""One credential file (docker's config.json, a containers auth.json): the file as written, each client's
+reading of it (docker_model, containers_model), the agent's edits.
 
 Nothing in the file is lost. What the agent does not edit is copied byte for byte (its span in the
 text), data after the first JSON value stays, and a map field written more than once keeps every
@@ -8,14 +9,21 @@ writing it writing.py's.
 """
 
 import json
+import os
 
-from .docker_model import DockerView, basic_auth
-from .go_json import JsonNumber, JsonObject, go_fold, parse_json_document, skip_space
+from .containers_model import ContainersView, containers_view
+from .docker_client import CONFIG_NAME
+from .docker_model import DockerModel, DockerView, basic_auth
+from .go_json import ConfigRejected, JsonNumber, JsonObject, go_fold, parse_json_document
 from .stores import HELPER_CRED_NAME
 
-CONFIG_DIR_NAME = ".docker"
-CONFIG_NAME = "config.json"
-BACKUP_NAME = "config.json.ecr-fleet-auth.bak"
+BACKUP_SUFFIX = ".ecr-fleet-auth.bak"
+BACKUP_NAME = CONFIG_NAME + BACKUP_SUFFIX
+
+
+def backup_name(name):
+    """The one-generation backup kept beside a file before the agent changes it."""
+    return name + BACKUP_SUFFIX
 
 
 def field_places(document, name):
@@ -62,37 +70,61 @@ def json_text(value, text, depth=0):
     return json.dumps(value)
 
 
-class DockerAuthFile(object):
-    """One user's ~/.docker/config.json: as found, as docker reads it, and the agent's edits to it.
+class AuthFile(object):
+    """One credential file: as found, as each client reads it, and the agent's edits to it.
 
-    This class is "a user's registry auth" for docker; another client's file (podman's
-    containers-auth.json) would be a sibling with the same questions and edits.
-    """
+    `path` is where it is; `legacy` marks ~/.dockercfg (containers/image's legacy format, read only).
+    docker's reading is docker_view(model); containers/image's is containers_view(); each raises
+    ConfigRejected when that reader fails on the file (a file can be fine for one and not the other:
+    an empty file is for docker since 20.10, never for containers/image)."""
 
-    def __init__(self, model, raw=None, mode=None, backup_mode=None):
-        self.model = model
+    def __init__(self, path, raw=None, mode=None, backup_mode=None, legacy=False):
+        self.path = path
         self.raw = raw
         self.mode = mode
+        self.legacy = legacy
         self.backup_mode = backup_mode  # set when a backup exists that others may read
         self.text = (raw or b"").decode("utf-8", "surrogateescape")
         self.document, self.end = parse_json_document(self.text)
-        self.view = model.view(self.document) if raw is not None else DockerView({}, None, "")
+        self.views = {}
         self.edited = None
 
     @property
     def exists(self):
         return self.raw is not None
 
-    # --- questions docker would answer
-    def store_for(self, registry):
-        return self.view.store_for(registry)
+    @property
+    def directory(self):
+        return os.path.dirname(self.path)
 
-    def file_credential(self, registry):
-        return self.view.file_credential(registry)
+    @property
+    def name(self):
+        return os.path.basename(self.path)
 
-    def stale_secret_keys(self, registry):
-        """auths keys for this registry that still hold a secret (left beside a helper)."""
-        return [key for key in self.view.keys_for(registry) if self.view.auths[key].is_secret]
+    def docker_view(self, model):
+        key = ("docker", model.version)
+        if key not in self.views:
+            self.views[key] = model.view(self.document) if self.exists else DockerView({}, None, "")
+        return self.views[key]
+
+    def containers_view(self):
+        if "containers" not in self.views:
+            exists = self.exists
+            self.views["containers"] = (
+                containers_view(self.raw, self.legacy) if exists else ContainersView({}, {}, self.legacy)
+            )
+        return self.views["containers"]
+
+    def holds_secrets(self):
+        """Whether any client finds a credential in it (docker's reading or containers/image's): what
+        makes an owner-only mode necessary."""
+        for read in (lambda: self.docker_view(DockerModel(None)), self.containers_view):
+            try:
+                if read().holds_secrets():
+                    return True
+            except ConfigRejected:
+                continue
+        return False
 
     # --- edits (to a fresh parse of the text; `render` gives the new bytes)
     def _editable(self):
@@ -106,26 +138,57 @@ class DockerAuthFile(object):
     def changed(self):
         return self.edited is not None
 
-    def set_login(self, registry, username, password):
-        """What a file-store `docker login` writes: the exact key, the whole entry replaced."""
-        set_in_map(
-            self._editable(), "auths", registry, JsonObject([("auth", basic_auth(username, password))])
-        )
+    def set_login(self, registry, username, password, keys=()):
+        """What a login writes: the registry's own key, the whole entry replaced (docker login, and
+        containers/common's login); `keys`, other keys read for it (registry/namespace ones), likewise."""
+        for key in unique_keys([registry] + list(keys)):
+            set_in_map(self._editable(), "auths", key, JsonObject([("auth", basic_auth(username, password))]))
 
-    def mark_in_store(self, registry):
+    def mark_in_store(self, registry, current):
         """What a store `docker login` leaves in the file: `{}` under the exact key (skipped when there)."""
-        current = self.view.auths.get(registry)
         if current is None or not current.is_empty:
             set_in_map(self._editable(), "auths", registry, JsonObject())
 
-    def use_helper(self, registry):
-        """credHelpers[registry] = ecr-login; every auths key docker reads as it removed (docker logout)."""
-        if (self.view.cred_helpers or {}).get(registry) != HELPER_CRED_NAME:
+    def use_helper(self, registry, stale_keys, configured):
+        """credHelpers[registry] = ecr-login (unless `configured` already); the stale auths keys removed
+        (docker logout)."""
+        if not configured:
             set_in_map(self._editable(), "credHelpers", registry, HELPER_CRED_NAME)
-        keys = self.view.keys_for(registry)
-        if keys:
-            remove_from_map(self._editable(), "auths", keys)
+        if stale_keys:
+            remove_from_map(self._editable(), "auths", stale_keys)
 
     def render(self):
-        tail = self.text[self.end :] if skip_space(self.text, self.end) < len(self.text) else "\n"
+        """The new bytes. What followed the JSON value stays as it was; a new containers auth.json ends
+        as containers/image writes one (json.MarshalIndent's bytes, no final newline)."""
+        new_tail = "\n" if self.name == CONFIG_NAME else ""
+        tail = self.text[self.end :] if self.exists else new_tail
         return (json_text(self._editable(), self.text) + tail).encode("utf-8", "surrogateescape")
+
+
+def unique_keys(keys):
+    seen = []
+    for key in keys:
+        if key not in seen:
+            seen.append(key)
+    return seen
+
+
+class DockerAuthFile(AuthFile):
+    """A docker config.json read with one docker version's loader (`view`): docker's questions and edits.
+
+    Raises ConfigRejected at once when docker would not load it."""
+
+    def __init__(self, model, raw=None, mode=None, backup_mode=None, path=None):
+        AuthFile.__init__(self, path or CONFIG_NAME, raw, mode, backup_mode)
+        self.model = model
+        self.view = self.docker_view(model)
+
+    def mark_in_store(self, registry, current=None):
+        AuthFile.mark_in_store(self, registry, self.view.auths.get(registry))
+
+    def use_helper(self, registry, stale_keys=None, configured=None):
+        """credHelpers[registry] = ecr-login; every auths key docker reads as it removed (docker logout)."""
+        if configured is None:
+            configured = (self.view.cred_helpers or {}).get(registry) == HELPER_CRED_NAME
+        keys = self.view.keys_for(registry) if stale_keys is None else stale_keys
+        AuthFile.use_helper(self, registry, keys, configured)

@@ -190,6 +190,13 @@ class DockerView(object):
             return self.auths[key]
         return None
 
+    def stale_secret_keys(self, server):
+        """auths keys docker reads as this server that still hold a secret (left beside a helper)."""
+        return [key for key in self.keys_for(server) if self.auths[key].is_secret]
+
+    def credential_at(self, key):
+        return self.auths.get(key)
+
     def holds_secrets(self):
         return any(credential.is_secret for credential in self.auths.values())
 

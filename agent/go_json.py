@@ -190,30 +190,33 @@ def match_field(fields, key):
     return None
 
 
-def go_decode(value, kind, current, path, version):
-    """What Go's json.Unmarshal makes of value for a field of `kind`, starting from `current`."""
+def go_decode(value, kind, current, path, version, *, reader="docker"):
+    """What Go's json.Unmarshal makes of value for a field of `kind`, starting from `current`; `reader`
+    names the program in what a type mismatch says."""
     if value is None:  # null leaves strings and structs alone, and makes maps, slices, pointers nil
         return current if kind == STRING or kind[0] == "struct" else None
     if kind == STRING:
         if isinstance(value, str):
             return value
-        raise mismatch(value, path, "string")
+        raise mismatch(value, path, "string", reader)
     tag = kind[0]
     if tag == "map":
         if not isinstance(value, JsonObject):
-            raise mismatch(value, path, "a map")
+            raise mismatch(value, path, "a map", reader)
         result = current if current is not None else {}
         for key, item in value:  # each element starts from zero; a repeated key replaces the earlier one
-            result[key] = go_decode(item, kind[1], go_zero(kind[1]), path + "." + key, version)
+            result[key] = go_decode(item, kind[1], go_zero(kind[1]), path + "." + key, version, reader=reader)
         return result
     if tag == "list":
         if isinstance(value, JsonObject) or not isinstance(value, list):
-            raise mismatch(value, path, "a list")
-        return [go_decode(item, kind[1], go_zero(kind[1]), path + "[]", version) for item in value]
+            raise mismatch(value, path, "a list", reader)
+        return [
+            go_decode(item, kind[1], go_zero(kind[1]), path + "[]", version, reader=reader) for item in value
+        ]
     if tag == "pointer":
-        return go_decode(value, kind[1], current if current is not None else {}, path, version)
+        return go_decode(value, kind[1], current if current is not None else {}, path, version, reader=reader)
     if not isinstance(value, JsonObject):
-        raise mismatch(value, path, "an object")
+        raise mismatch(value, path, "an object", reader)
     fields = [field for field in kind[2] if field_exists(field, version)]
     result = dict(current)
     for key, item in value:
@@ -221,12 +224,12 @@ def go_decode(value, kind, current, path, version):
         if field is not None:  # unknown keys are ignored
             name = field[0]
             result[name] = go_decode(
-                item, field[1], result.get(name, go_zero(field[1])), path + "." + name, version
+                item, field[1], result.get(name, go_zero(field[1])), path + "." + name, version, reader=reader
             )
     return result
 
 
-def mismatch(value, path, expected):
+def mismatch(value, path, expected, reader="docker"):
     return ConfigRejected(
-        "%s: docker expects %s, the file has a JSON %s" % (path.lstrip("."), expected, json_kind(value))
+        "%s: %s expects %s, the file has a JSON %s" % (path.lstrip("."), reader, expected, json_kind(value))
     )

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import USER_PATH
 from .commands import run_command
+from .host_clients import CLIENT_NAMES, clients_from_probes
 from .params import unique
 from .stores import HELPER_NAME
 
@@ -54,25 +55,30 @@ def release_arch(machine):
     return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
 
 
-def tool_probe(argv, pattern, env):
-    """(ran, version): whether the program could be run at all, and the version it printed."""
+def tool_output(argv, env):
+    """(ran, output): whether the program could be run at all, and what it printed (stdout and stderr)."""
     try:
         completed = run_command(argv, env, stderr=subprocess.STDOUT)
     except (OSError, subprocess.SubprocessError):
-        return False, None
+        return False, ""
     # 126/127: a wrapper could not execute it; negative: killed by a signal (wrong CPU, crash).
     ran = completed.returncode >= 0 and completed.returncode not in (126, 127)
-    match = re.search(pattern, completed.stdout.decode("utf-8", "replace"))
+    return ran, completed.stdout.decode("utf-8", "replace")
+
+
+def tool_probe(argv, pattern, env):
+    """(ran, version): whether the program could be run at all, and the version it printed."""
+    ran, output = tool_output(argv, env)
+    match = re.search(pattern, output)
     return ran, match.group(1) if match else None
 
 
-DOCKER_VERSION_RE = r"version ([0-9][0-9A-Za-z.+~-]*)"
 AWS_VERSION_RE = r"aws-cli/([0-9][0-9A-Za-z.+~-]*)"
 HELPER_VERSION_RE = r"(?:Version:\s*)?\b([0-9]+\.[0-9]+\.[0-9]+[0-9A-Za-z.+~-]*)"
 
 
 class Host(object):
-    """What this instance has: the tools' paths and versions, the OS and architecture."""
+    """What this instance has: the container clients, the tools' paths and versions, the OS, architecture."""
 
     def __init__(self, environ):
         self.path = search_path(environ)
@@ -80,16 +86,25 @@ class Host(object):
         self.env["PATH"] = self.path
         self.os_info = read_os_release()
         self.machine = platform.machine()
-        self.docker = shutil.which("docker", path=self.path)
         self.aws = shutil.which("aws", path=self.path)
-        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)  # where users' docker finds it
+        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)  # where users' clients find it
+        programs = [(name, shutil.which(name, path=self.path)) for name in CLIENT_NAMES]
+        programs = [(name, program) for name, program in programs if program]
         # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            docker = pool.submit(self.probe, self.docker, ["--version"], DOCKER_VERSION_RE)
+        with ThreadPoolExecutor(max_workers=2 + len(programs)) as pool:
             aws = pool.submit(self.probe, self.aws, ["--version"], AWS_VERSION_RE)
             helper = pool.submit(self.probe, self.helper, ["-v"], HELPER_VERSION_RE)
-            self.docker_version, self.aws_version = docker.result()[1], aws.result()[1]
+            outputs = [pool.submit(tool_output, [program, "--version"], self.env) for _, program in programs]
+            probes = [(name, program) + output.result() for (name, program), output in zip(programs, outputs)]  # noqa: B905
+            self.aws_version = aws.result()[1]
             self.helper_runs, self.helper_version = helper.result()
+        self.clients, self.docker_runs = clients_from_probes(probes)
+        docker = self.client("docker")
+        self.docker = docker.program if docker else None  # the docker CLI itself, not a `docker` shim
+        self.docker_version = docker.version if docker else None
+
+    def client(self, name):
+        return next((client for client in self.clients if client.name == name), None)
 
     def probe(self, program, args, pattern):
         return tool_probe([program] + args, pattern, self.env) if program else (False, None)
@@ -99,13 +114,17 @@ class Host(object):
         self.helper_runs, self.helper_version = self.probe(self.helper, ["-v"], HELPER_VERSION_RE)
 
     def summary(self):
-        return {
+        summary = {
             "os": os_label(self.os_info),
             "arch": self.machine,
             "docker": self.docker_version or (None if not self.docker else "unknown"),
             "aws_cli": self.aws_version or (None if not self.aws else "unknown"),
             "helper": self.helper_version or (None if not self.helper else "unknown"),
+            "clients": {client.name: client.version or "unknown" for client in self.clients},
         }
+        if self.docker_runs:  # `docker` is podman-docker's shim (or a link to nerdctl)
+            summary["docker_runs"] = self.docker_runs
+        return summary
 
     def root_env(self):
         """Environment for root's own tools: SSM sets no HOME, and the AWS CLI wants one."""

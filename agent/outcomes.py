@@ -38,6 +38,12 @@ SECRET_READABLE = "secret_readable"  # noqa: S105 - a reason code, not a secret
 STALE_CREDENTIALS = "stale_credentials"
 # The run stopped short of the document's execution timeout (main.TIMEOUT_ENV) so it could still report.
 OUT_OF_TIME = "out_of_time"
+# A client reads a token the agent does not keep fresh before the file (or helper) holding the fresh one.
+TOKEN_SHADOWED = "token_shadowed"  # noqa: S105 - a reason code, not a secret
+# The installed credential helper predates the registry's name (its ecrPattern does not accept it).
+HELPER_TOO_OLD = "helper_too_old"
+# Not a failure: a user's DOCKER_CONFIG, REGISTRY_AUTH_FILE... is set by shell code the agent cannot evaluate.
+ENVIRONMENT_UNKNOWN = "environment_unknown"
 NO_SUCH_USER = "no_such_user"
 NO_HOME = "no_home"
 INTERNAL_ERROR = "internal_error"
@@ -49,6 +55,7 @@ STATE_LOGGED_IN = "logged_in"
 STATE_STALE_AUTH = "stale_auth"
 STATE_NONE = "none"
 STATE_HELPER_UNAVAILABLE = "helper_unavailable"
+STATE_SHADOWED = "shadowed"
 
 
 class AgentError(Exception):

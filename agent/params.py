@@ -19,15 +19,28 @@ PARTITION_DOMAINS = (
     "amazonaws.eu",
 )
 REGION_RE = r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}"
+DUALSTACK_DOMAINS = ("on.aws", "on.amazonwebservices.com.cn")
 PUBLIC_REGISTRY = "public.ecr.aws"
-PRIVATE_REGISTRY_RE = (
+DUALSTACK_PUBLIC_REGISTRY = "ecr-public.aws.com"
+PUBLIC_REGISTRIES = (PUBLIC_REGISTRY, DUALSTACK_PUBLIC_REGISTRY)
+IPV4_REGISTRY_RE = (
     r"[0-9]{12}\.dkr\.ecr(?:-fips)?\."
     + REGION_RE
     + r"\.(?:"
     + "|".join(re.escape(domain) for domain in PARTITION_DOMAINS)
     + ")"
 )
-REGISTRY_RE = r"(?:" + re.escape(PUBLIC_REGISTRY) + "|" + PRIVATE_REGISTRY_RE + ")"
+DUALSTACK_REGISTRY_RE = (
+    r"[0-9]{12}\.dkr-ecr(?:-fips)?\."
+    + REGION_RE
+    + r"\.(?:"
+    + "|".join(re.escape(domain) for domain in DUALSTACK_DOMAINS)
+    + ")"
+)
+PRIVATE_REGISTRY_RE = r"(?:" + IPV4_REGISTRY_RE + "|" + DUALSTACK_REGISTRY_RE + ")"
+REGISTRY_RE = (
+    r"(?:" + "|".join(re.escape(name) for name in PUBLIC_REGISTRIES) + "|" + PRIVATE_REGISTRY_RE + ")"
+)
 MAX_REGISTRIES = 20
 USER_NAME_RE = r"[A-Za-z_][A-Za-z0-9._-]{0,31}"
 MAX_USERS = 50

@@ -1,10 +1,11 @@
-"""Reading a user's docker config as root, safely: no symlinks, the user's own files only, bounded."""
+"""Reading a user's credential files as root, safely: no symlinks, the user's own files only, bounded."""
 
 import errno
 import os
 import stat
 
-from .config_file import BACKUP_NAME, CONFIG_DIR_NAME, CONFIG_NAME, DockerAuthFile
+from .config_file import AuthFile, DockerAuthFile, backup_name
+from .docker_client import CONFIG_DIR_NAME, CONFIG_NAME
 from .go_json import ConfigRejected
 from .outcomes import CONFIG_CORRUPT, CONFIG_TOO_LARGE, CONFIG_UNSAFE, NO_HOME, AgentError
 
@@ -53,23 +54,78 @@ def may_write(account, info):
 
 
 def read_config(account, model):
-    """The user's docker config as docker would load it; refused (untouched) when unsafe or rejected."""
-    dir_fd = open_config_dir(account)
-    if dir_fd is None:
-        return DockerAuthFile(model)
+    """~/.docker/config.json as docker would load it; refused (untouched) when unsafe or rejected."""
+    auth_file = read_auth_file(account, os.path.join(account.config_dir, CONFIG_NAME))
     try:
-        return read_config_at(dir_fd, account, model)
+        return DockerAuthFile(model, auth_file.raw, auth_file.mode, auth_file.backup_mode, auth_file.path)
+    except ConfigRejected as error:
+        raise AgentError(CONFIG_CORRUPT, "docker cannot load %s: %s" % (auth_file.path, error)) from None
+
+
+def open_dir(account, directory):
+    """fd of a directory holding one of the user's credential files, or None if absent. Refuses a symlink
+    (at its last component) and a directory owned by anyone but the user."""
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR) and not os.path.islink(directory):
+            return None
+        raise AgentError(CONFIG_UNSAFE, "%s is a symlink or not a directory" % directory) from None
+    if os.fstat(dir_fd).st_uid != account.uid:
+        os.close(dir_fd)
+        raise AgentError(CONFIG_UNSAFE, "%s is not owned by %s" % (directory, account.name))
+    return dir_fd
+
+
+def unreachable(account, path):
+    """The first directory above path the user may not search, or None: the user's clients then cannot
+    open the file at all (EACCES), which is not the same as its not being there."""
+    if account.uid == 0:
+        return None
+    groups = os.getgrouplist(account.name, account.gid)
+    parts = path.split("/")
+    for depth in range(2, len(parts)):
+        directory = "/".join(parts[:depth])
+        try:
+            info = os.stat(directory)
+        except OSError:
+            return None  # missing: ENOENT for the user as for the agent
+        if info.st_uid == account.uid:
+            allowed = info.st_mode & 0o100
+        elif info.st_gid in groups:
+            allowed = info.st_mode & 0o010
+        else:
+            allowed = info.st_mode & 0o001
+        if not allowed:
+            return directory
+    return None
+
+
+def read_auth_file(account, path, legacy=False):
+    """One of the user's credential files as written (an AuthFile; absent: one that does not exist);
+    refused when unsafe, unreadable (by the user too) or not JSON. ~/.docker is opened as
+    docker_config's rules say."""
+    directory, name = os.path.split(path)
+    blocked = unreachable(account, path)
+    if blocked is not None:
+        why = "%s cannot open %s: %s is not searchable by %s" % (account.name, path, blocked, account.name)
+        raise AgentError(CONFIG_CORRUPT, why)
+    dir_fd = open_config_dir(account) if directory == account.config_dir else open_dir(account, directory)
+    if dir_fd is None:
+        return AuthFile(path, legacy=legacy)
+    try:
+        return read_file_at(dir_fd, account, path, legacy)
     finally:
         os.close(dir_fd)
 
 
-def read_config_at(dir_fd, account, model):
-    path = os.path.join(account.config_dir, CONFIG_NAME)
+def read_file_at(dir_fd, account, path, legacy):
+    name = os.path.basename(path)
     try:
-        fd = os.open(CONFIG_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError as error:
         if error.errno == errno.ENOENT:
-            return DockerAuthFile(model, backup_mode=lax_backup_mode(dir_fd, account))
+            return AuthFile(path, backup_mode=lax_backup_mode(dir_fd, account, name), legacy=legacy)
         if error.errno == errno.ELOOP:
             raise AgentError(CONFIG_UNSAFE, "%s is a symlink" % path) from None
         raise AgentError(CONFIG_CORRUPT, "%s unreadable: %s" % (path, error.strerror)) from None
@@ -83,20 +139,22 @@ def read_config_at(dir_fd, account, model):
             sizes = (path, info.st_size, MAX_CONFIG_BYTES)
             raise AgentError(CONFIG_TOO_LARGE, "%s has %d bytes; the agent reads at most %d" % sizes)
         if not info.st_mode & stat.S_IRUSR:
-            # docker, running as the user, cannot read it: it warns, starts empty, and a login overwrites it.
+            # The user's clients cannot read it: docker warns, starts empty, and a login overwrites it;
+            # containers/image fails every lookup.
             raise AgentError(CONFIG_CORRUPT, "%s is not readable by %s" % (path, account.name))
         raw = handle.read(MAX_CONFIG_BYTES + 1)
+    mode, backup_mode = stat.S_IMODE(info.st_mode), lax_backup_mode(dir_fd, account, name)
     try:
-        return DockerAuthFile(model, raw, stat.S_IMODE(info.st_mode), lax_backup_mode(dir_fd, account))
+        return AuthFile(path, raw, mode, backup_mode, legacy)
     except ConfigRejected as error:
-        raise AgentError(CONFIG_CORRUPT, "docker cannot load %s: %s" % (path, error)) from None
+        raise AgentError(CONFIG_CORRUPT, "no client can load %s: %s" % (path, error)) from None
 
 
-def lax_backup_mode(dir_fd, account):
-    """The mode of our backup beside the config when group or others may read it (older agents kept
-    the config's mode), else None."""
+def lax_backup_mode(dir_fd, account, name=CONFIG_NAME):
+    """The mode of our backup beside the file when group or others may read it (older agents kept
+    the file's mode), else None."""
     try:
-        info = os.stat(BACKUP_NAME, dir_fd=dir_fd, follow_symlinks=False)
+        info = os.stat(backup_name(name), dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return None
     if stat.S_ISREG(info.st_mode) and info.st_uid == account.uid and info.st_mode & 0o077:

@@ -6,9 +6,10 @@ import subprocess
 from .as_user import privilege_dropper, user_env
 from .commands import run_command
 from .docker_model import Credential
+from .host_clients import version_tuple
 from .log import redact
-from .outcomes import HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
-from .params import fullmatch
+from .outcomes import HELPER_TOO_OLD, HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
+from .params import DUALSTACK_PUBLIC_REGISTRY, PUBLIC_REGISTRY, fullmatch
 
 HELPER_NAME = "docker-credential-ecr-login"
 HELPER_CRED_NAME = "ecr-login"
@@ -23,6 +24,39 @@ CREDENTIALS_NOT_FOUND = "credentials not found in native keychain"
 TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker user name, not a secret
 HELPER_SUFFIX_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
+# The first helper release whose ecrPattern (ecr-login/api/client.go) accepts a registry name, by the
+# name's form: older ones answer "credentials not found" for it, and the client pulls anonymously.
+# v0.5.0 public.ecr.aws; v0.8.0 C2S and SC2S; v0.9.0 the other ISO partitions; v0.10.0 dual-stack
+# (dkr-ecr, on.aws); v0.11.0 EUSC (amazonaws.eu); v0.12.0 ecr-public.aws.com.
+HELPER_ACCEPTS_SINCE = (
+    (lambda name: name == DUALSTACK_PUBLIC_REGISTRY, (0, 12, 0)),
+    (lambda name: name.endswith(".amazonaws.eu"), (0, 11, 0)),
+    (lambda name: ".dkr-ecr" in name, (0, 10, 0)),
+    (lambda name: name.endswith((".cloud.adc-e.uk", ".csp.hci.ic.gov")), (0, 9, 0)),
+    (lambda name: name.endswith((".c2s.ic.gov", ".sc2s.sgov.gov")), (0, 8, 0)),
+    (lambda name: name == PUBLIC_REGISTRY, (0, 5, 0)),
+)
+
+
+def helper_needs(registry):
+    """The first credential-helper version that serves this registry name."""
+    return next((since for matches, since in HELPER_ACCEPTS_SINCE if matches(registry)), (0, 0, 0))
+
+
+def helper_too_old(version, registry):
+    """An AgentError when the helper of this version (a tuple; None: unknown, assumed current) cannot serve
+    the registry, else None."""
+    needed = helper_needs(registry)
+    if version is None or version >= needed:
+        return None
+    why = "%s %s does not know the name %s (it needs %s or later)" % (
+        HELPER_NAME,
+        ".".join(map(str, version)),
+        registry,
+        ".".join(map(str, needed)),
+    )
+    return AgentError(HELPER_TOO_OLD, why)
+
 
 class CredentialStores(object):
     """The credential helpers one user's docker runs, found and run as that user's docker would: on
@@ -34,6 +68,7 @@ class CredentialStores(object):
     def __init__(self, host, account):
         self.account = account
         self.env = user_env(host, account)
+        self.helper_version = version_tuple(getattr(host, "helper_version", None))
         # helper name -> AgentError once it could not run; (helper name, server) -> what `get` gave
         # (a Credential, None for nothing, or the AgentError it raised); ("verify", server) likewise.
         self.known = {}
@@ -101,6 +136,9 @@ class CredentialStores(object):
         self.remember(("verify", server), self.probe, server)
 
     def probe(self, server):
+        too_old = helper_too_old(self.helper_version, server)
+        if too_old is not None:
+            raise too_old
         # Its cache (a file holding a token) off, its log nowhere (amazon-ecr-credential-helper
         # ecr-login/config: AWS_ECR_CACHE_DIR, else ~/.ecr; then TMPDIR): a read-only probe, fit for check.
         off = {"AWS_ECR_DISABLE_CACHE": "true", "AWS_ECR_CACHE_DIR": "/dev/null", "TMPDIR": "/dev/null"}

@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from .commands import run_command
 from .log import log
 from .outcomes import AWS_CLI_MISSING, INVALID_PARAMETER, NO_CREDENTIALS, TOKEN_FAILED, AgentError
-from .params import PUBLIC_REGISTRY, REGION_RE
+from .params import DUALSTACK_PUBLIC_REGISTRY, PUBLIC_REGISTRIES, REGION_RE, unique
 from .times import parse_time
 
-PRIVATE_REGISTRY_REGION = re.compile(r"^[0-9]{12}\.dkr\.ecr(?:-fips)?\.(" + REGION_RE + r")\.")
+PRIVATE_REGISTRY_REGION = re.compile(r"^[0-9]{12}\.dkr([.-])ecr(?:-fips)?\.(" + REGION_RE + r")\.")
 
 # ECR Public issues its tokens from us-east-1 only.
 PUBLIC_REGISTRY_REGION = "us-east-1"
@@ -32,13 +32,31 @@ class Token(object):
 
 
 def token_source(registry):
-    """(service, region) whose token opens this registry: one token serves every registry of a region."""
-    if registry == PUBLIC_REGISTRY:
+    """(service, region) whose token opens this registry: one token serves every registry of a region,
+    its IPv4 and its dual-stack name alike (a token is for the account's registry, not a host name:
+    the credential helper caches one per registry id for both, ecr-login/cache)."""
+    if registry in PUBLIC_REGISTRIES:
         return ("ecr-public", PUBLIC_REGISTRY_REGION)
     match = PRIVATE_REGISTRY_REGION.match(registry)
     if not match:
         raise AgentError(INVALID_PARAMETER, "not an ECR registry: %s" % registry)
-    return ("ecr", match.group(1))
+    return ("ecr", match.group(2))
+
+
+def is_dualstack(registry):
+    """A dual-stack registry name: an IPv6-only host reaches it, and only the dual-stack API endpoint."""
+    if registry in PUBLIC_REGISTRIES:
+        return registry == DUALSTACK_PUBLIC_REGISTRY
+    match = PRIVATE_REGISTRY_REGION.match(registry)
+    return bool(match) and match.group(1) == "-"
+
+
+def token_sources(registries):
+    """([source], {sources to fetch through the dual-stack endpoint}): one call per region, dual-stack
+    when any of that region's registries is named by its dual-stack name (that endpoint serves IPv4
+    clients too, while the IPv4-only one has no IPv6 address)."""
+    sources = unique(token_source(registry) for registry in registries)
+    return sources, {token_source(registry) for registry in registries if is_dualstack(registry)}
 
 
 CREDENTIAL_ERRORS = (
@@ -70,12 +88,19 @@ class TokenError(AgentError):
         self.message = self.describe()
 
 
-def fetch_token(host, source):
-    """One GetAuthorizationToken with the instance's own credentials; the token arrives on a pipe."""
+def fetch_token(host, source, dualstack=False):
+    """One GetAuthorizationToken with the instance's own credentials; the token arrives on a pipe.
+
+    dualstack: through the service's dual-stack endpoint (ecr.<region>.api.aws), as the AWS CLI and
+    SDKs choose it from AWS_USE_DUALSTACK_ENDPOINT (AWS SDKs and Tools reference guide, "Dual-stack
+    and FIPS endpoints")."""
     service, region = source
     argv = [host.aws, service, "get-authorization-token", "--region", region, "--output", "json"]
+    env = host.root_env()
+    if dualstack:
+        env["AWS_USE_DUALSTACK_ENDPOINT"] = "true"
     try:
-        completed = run_command(argv, host.root_env())
+        completed = run_command(argv, env)
     except subprocess.TimeoutExpired:
         raise TokenError(TOKEN_FAILED, service, region, "timed out") from None
     except OSError as error:
@@ -99,15 +124,16 @@ def parse_token(stdout, service, region):
     return Token(username, password, parse_time(data.get("expiresAt")))
 
 
-def fetch_tokens(host, sources):
-    """{source: Token or AgentError}; regions are fetched in parallel, one call each."""
+def fetch_tokens(host, sources, dualstack=()):
+    """{source: Token or AgentError}; regions are fetched in parallel, one call each (those in
+    `dualstack` through the dual-stack endpoint)."""
     results = {}
     if not sources:
         return results
 
     def attempt(source):
         try:
-            return fetch_token(host, source)
+            return fetch_token(host, source, source in dualstack)
         except AgentError as error:
             return error
 

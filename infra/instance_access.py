@@ -13,7 +13,7 @@ from ecr_fleet_auth import contract
 from .nag import acknowledge, wildcard_arn_finding
 
 PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-_PRIVATE_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[^.]+)\.")
+_PRIVATE_HOST = re.compile(contract.PRIVATE_REGISTRY_PARTS_RE)
 
 
 def own_registry() -> str:
@@ -54,13 +54,15 @@ class InstanceAccessPolicy(Construct):
                 sid="FindRunCommandOutputGroup", actions=["logs:DescribeLogGroups"], resources=["*"]
             ),
         ]
-        # Pulling from ECR Public needs no IAM permission, only its token calls.
-        repositories = self._repositories(host for host in registries if host != contract.PUBLIC_REGISTRY)
+        # Pulling from ECR Public (either name) needs no IAM permission, only its token calls.
+        repositories = self._repositories(
+            host for host in registries if host not in contract.PUBLIC_REGISTRIES
+        )
         if repositories:
             statements.append(
                 aws_iam.PolicyStatement(sid="PullImages", actions=PULL_ACTIONS, resources=list(repositories))
             )
-        if contract.PUBLIC_REGISTRY in registries:
+        if any(host in contract.PUBLIC_REGISTRIES for host in registries):
             statements.append(
                 aws_iam.PolicyStatement(
                     sid="GetEcrPublicToken",

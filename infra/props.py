@@ -58,11 +58,12 @@ class EcrFleetAuthProps(TypedDict, total=False):
     """ECR registries to authenticate; empty means the account's own registry in each stack's region.
 
     Default: `[]`; accepted: a list of up to 20 hosts of the form
-    123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws (empty: the account's own registry);
-    cdk.json: `registries`."""
+    123456789012.dkr.ecr.eu-west-1.amazonaws.com (dual-stack: 123456789012.dkr-ecr.eu-west-1.on.aws),
+    public.ecr.aws or ecr-public.aws.com (empty: the account's own registry); cdk.json: `registries`."""
 
     users: Sequence[str]
-    """Whose docker config to manage: `auto` = root plus members of the `docker` group.
+    """Whose container clients' credentials to manage: `auto` = root, members of the `docker` group and users
+    of rootless clients.
 
     Default: `['auto']`; accepted: 'auto' or 1 to 50 comma-separated POSIX user names; cdk.json: `users`."""
 

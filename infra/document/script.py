@@ -6,22 +6,24 @@ SSM agents older than 3.3.2746.0 that do not set `$SSM_<Name>`, then the shell
 shim `entrypoint.sh`, which finds a Python 3 and runs the agent.
 
 The agent is a package of small modules; it travels as one file, a zip application
-(`python3 <file>` runs its `__main__.py`, which imports the package from the zip). Each module
-goes without its comments and docstrings and indented one space a level, on its own lines (the
-code is unchanged: a test compares the ASTs, module by module); the zip stores them uncompressed
-and the whole is gzip-compressed (the modules compress together, as one file did) and
-base64-encoded: as plain text the agent would fill SSM's 64 KB document limit. Every step is
-deterministic (sorted entries, fixed timestamps and permissions, gzip without a timestamp), so an
-unchanged agent synthesizes to an unchanged document.
+(`python3 <file>` runs its `__main__.py`, agent/__main__.py, which unpacks and imports the
+package). Each module goes without its comments and docstrings and indented one space a level, on
+its own lines (the code is unchanged: a test compares the ASTs, module by module); the modules are
+one xz-compressed payload (`<path> <length>` lines, each followed by the module: the modules
+compress together, and lzma packs them a tenth smaller than gzip) beside `__main__.py` (deflated) in
+the application, which is base64-encoded
+in long lines (each line of the step costs a few bytes of JSON): as plain text the agent would fill
+SSM's 64 KB document limit. Every step is deterministic (sorted entries, fixed timestamps and
+permissions, xz has no timestamp), so an unchanged agent synthesizes to an unchanged document.
 """
 
 from __future__ import annotations
 
 import ast
 import base64
-import gzip
 import hashlib
 import io
+import lzma
 import re
 import textwrap
 import tokenize
@@ -37,6 +39,10 @@ AGENT_PACKAGE = bundled(AGENT)
 ENTRYPOINT_SH = AGENT_PACKAGE / "entrypoint.sh"
 # The package's __main__.py also sits at the zip's root, where `python3 <file>` looks for it.
 MAIN_MODULE = "__main__.py"
+# Beside it, the modules, xz-compressed (agent/__main__.py's PAYLOAD and `modules`).
+PAYLOAD = "agent.xz"
+# Characters of base64 per line of the step: long lines, since each costs its quotes and comma in JSON.
+PACKED_LINE = 2048
 # The file the script unpacks the agent to, beside _script.sh; the shim runs what $AGENT_PY_ENV names.
 AGENT_FILE = "ecr_fleet_auth_agent.pyz"
 AGENT_PY_ENV = "ECR_FLEET_AUTH_AGENT_PY"
@@ -47,10 +53,10 @@ _PLACEHOLDER = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 # zip's earliest date: no build time in the archive.
 _ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 _ZIP_UNIX = 3
-# The one result line the contract promises, should the agent not unpack (no base64 or gzip).
+# The one result line the contract promises, should the agent not unpack (no base64).
 _UNPACK_FAILED = (
     '{"schema":1,"action":null,"outcome":"failed","reason":"agent_unpack_failed",'
-    '"message":"could not unpack the agent (base64, gzip)","host":null,"users":[]}'
+    '"message":"could not unpack the agent (base64)","host":null,"users":[]}'
 )
 
 
@@ -134,37 +140,63 @@ def stripped_module(source: bytes) -> bytes:
 
 
 def zip_application(files: dict[str, bytes]) -> bytes:
-    """A zip of files, the same bytes for the same files: entries sorted, fixed dates and modes, stored
-    (the document's gzip compresses the whole, across modules)."""
+    """A zip application of __main__.py (deflated) and the payload (stored: xz-compressed already), the
+    same bytes for the same files: entries sorted, fixed dates and modes."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+    with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(files):
             entry = zipfile.ZipInfo(name, date_time=_ZIP_DATE_TIME)
             entry.create_system = _ZIP_UNIX
             entry.external_attr = 0o644 << 16
-            archive.writestr(entry, files[name])
+            entry.compress_type = zipfile.ZIP_DEFLATED if name == MAIN_MODULE else zipfile.ZIP_STORED
+            archive.writestr(entry, files[name], compresslevel=9)
     return buffer.getvalue()
 
 
+def payload(modules: dict[str, bytes]) -> bytes:
+    """The modules as agent/__main__.py's `modules` reads them, sorted, xz-compressed."""
+    listing = b"".join(
+        b"%s %d\n%s" % (name.encode(), len(source), source) for name, source in sorted(modules.items())
+    )
+    return lzma.compress(listing, preset=9 | lzma.PRESET_EXTREME)
+
+
 def shipped_agent() -> bytes:
-    """The file the document carries: the agent's modules, stripped, as a zip application."""
-    return zip_application({name: stripped_module(source) for name, source in agent_sources().items()})
+    """The file the document carries: a zip application of agent/__main__.py, stripped, and the other
+    modules, stripped, as its xz-compressed payload."""
+    stripped = {name: stripped_module(source) for name, source in agent_sources().items()}
+    main = stripped.pop(MAIN_MODULE)
+    return zip_application({MAIN_MODULE: main, PAYLOAD: payload(stripped)})
 
 
 def shipped_modules(application: bytes) -> dict[str, bytes]:
     """The modules inside a shipped agent, by their path in it (for tests and audits)."""
     with zipfile.ZipFile(io.BytesIO(application)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+        found = {MAIN_MODULE: archive.read(MAIN_MODULE)}
+        listing = lzma.decompress(archive.read(PAYLOAD))
+    position = 0
+    while position < len(listing):
+        end = listing.index(b"\n", position)
+        name, size = listing[position:end].decode().rsplit(" ", 1)
+        position = end + 1 + int(size)
+        found[name] = listing[end + 1 : position]
+    return found
 
 
 def packed_agent(application: bytes) -> list[str]:
-    """The agent as base64 lines of its gzip stream (mtime 0: the same bytes every synth)."""
-    return textwrap.wrap(base64.b64encode(gzip.compress(application, compresslevel=9, mtime=0)).decode(), 76)
+    """The agent as base64 lines."""
+    return textwrap.wrap(base64.b64encode(application).decode(), PACKED_LINE)
 
 
 def unpack_agent(lines: list[str]) -> bytes:
     """The inverse of packed_agent, for tests and for anyone auditing a deployed document."""
-    return gzip.decompress(base64.b64decode("".join(lines)))
+    return base64.b64decode("".join(lines))
+
+
+def stripped_shell(lines: list[str]) -> list[str]:
+    """The shim's lines without its shebang and its comment lines (the repository's file has them; the
+    document's bytes are scarce). Only whole-line comments go: the shim has no here-document."""
+    return [line for line in lines if not line.lstrip().startswith("#")]
 
 
 def parameter_fallback_lines() -> list[str]:
@@ -192,17 +224,14 @@ def run_command_lines(execution_timeout_seconds: int | None = None) -> list[str]
     for name, text in [*texts, ("entrypoint", "\n".join(entrypoint))]:
         if _PLACEHOLDER.search(text):
             raise ValueError(f"the {name} must not contain '{{{{ }}}}': SSM would substitute it")
-    if entrypoint and entrypoint[0].startswith("#!"):
-        entrypoint = entrypoint[1:]
+    entrypoint = stripped_shell(entrypoint)
     return [
         "#!/bin/sh",
-        "# ecr-fleet-auth: generated from agent/ by the document construct.",
-        f"# The agent (agent/*.py: LC_ALL=C sha256sum *.py | sha256sum = {sources_digest(sources)})",
-        "# follows as a zip application of its modules without comments and docstrings, gzip-compressed",
-        "# and base64-encoded, to fit SSM's 64 KB document limit.",
+        "# ecr-fleet-auth, generated from agent/ by infra/document: the agent (agent/*.py:",
+        f"# LC_ALL=C sha256sum *.py | sha256sum = {sources_digest(sources)}), a zip application, base64.",
         f'{AGENT_PY_ENV}="$(dirname -- "$0")/{AGENT_FILE}"',
         f"export {AGENT_PY_ENV}",
-        f"base64 -d <<'{_HEREDOC_END}' | gzip -dc > \"${AGENT_PY_ENV}\" ||"
+        f"base64 -d <<'{_HEREDOC_END}' > \"${AGENT_PY_ENV}\" ||"
         f" {{ printf '%s\\n' '{_UNPACK_FAILED}'; exit 1; }}",
         *packed_agent(shipped_agent()),
         _HEREDOC_END,

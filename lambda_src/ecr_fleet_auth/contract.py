@@ -44,15 +44,36 @@ PARTITION_DOMAINS: Final = (
     "amazonaws.eu",
 )
 REGION_RE: Final = r"[a-z]{2,4}(?:-[a-z]+){1,3}-[0-9]{1,2}"
+# Dual-stack (IPv4 and IPv6) names: private registries `<account>.dkr-ecr[-fips].<region>.on.aws`
+# (China: on.amazonwebservices.com.cn), ECR Public `ecr-public.aws.com` (AWS General Reference,
+# "Amazon ECR endpoints and quotas"; ECR User Guide, "Making requests to Amazon ECR registries").
+# Their tokens come from the dual-stack API (ecr.<region>.api.aws, ecr-public.us-east-1.api.aws).
+DUALSTACK_DOMAINS: Final = ("on.aws", "on.amazonwebservices.com.cn")
 PUBLIC_REGISTRY: Final = "public.ecr.aws"
-PRIVATE_REGISTRY_RE: Final = (
+DUALSTACK_PUBLIC_REGISTRY: Final = "ecr-public.aws.com"
+PUBLIC_REGISTRIES: Final = (PUBLIC_REGISTRY, DUALSTACK_PUBLIC_REGISTRY)
+IPV4_REGISTRY_RE: Final = (
     r"[0-9]{12}\.dkr\.ecr(?:-fips)?\."
     + REGION_RE
     + r"\.(?:"
     + "|".join(re.escape(domain) for domain in PARTITION_DOMAINS)
     + ")"
 )
-REGISTRY_RE: Final = r"(?:" + re.escape(PUBLIC_REGISTRY) + "|" + PRIVATE_REGISTRY_RE + ")"
+DUALSTACK_REGISTRY_RE: Final = (
+    r"[0-9]{12}\.dkr-ecr(?:-fips)?\."
+    + REGION_RE
+    + r"\.(?:"
+    + "|".join(re.escape(domain) for domain in DUALSTACK_DOMAINS)
+    + ")"
+)
+PRIVATE_REGISTRY_RE: Final = r"(?:" + IPV4_REGISTRY_RE + "|" + DUALSTACK_REGISTRY_RE + ")"
+REGISTRY_RE: Final = (
+    r"(?:" + "|".join(re.escape(name) for name in PUBLIC_REGISTRIES) + "|" + PRIVATE_REGISTRY_RE + ")"
+)
+# A private registry's account and region, either form (the instance policy's repository ARNs).
+PRIVATE_REGISTRY_PARTS_RE: Final = (
+    r"^(?P<account>[0-9]{12})\.dkr[.-]ecr(?:-fips)?\.(?P<region>" + REGION_RE + r")\."
+)
 MAX_REGISTRIES: Final = 20
 # POSIX portable user names (no leading hyphen), as useradd accepts by default.
 USER_NAME_RE: Final = r"[A-Za-z_][A-Za-z0-9._-]{0,31}"
@@ -137,17 +158,22 @@ DOCUMENT_PARAMETERS: Final = (
         name=REGISTRIES,
         description=(
             "Comma-separated ECR registry hosts: "
-            "<account>.dkr.ecr[-fips].<region>.<partition domain> or public.ecr.aws."
+            "<account>.dkr.ecr[-fips].<region>.<partition domain> (dual-stack: dkr-ecr[-fips]...on.aws), "
+            "public.ecr.aws or ecr-public.aws.com."
         ),
         allowed_pattern=REGISTRIES_PATTERN,
         accepted_form=(
             f"1 to {MAX_REGISTRIES} comma-separated hosts of the form "
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws"
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com, 123456789012.dkr-ecr.eu-west-1.on.aws, "
+            "public.ecr.aws or ecr-public.aws.com"
         ),
     ),
     DocumentParameter(
         name=USERS,
-        description="auto (root and members of the docker group) or comma-separated user names.",
+        description=(
+            "auto (root, the docker group, users of rootless container clients) or comma-separated "
+            "user names."
+        ),
         default=AUTO_USERS,
         allowed_pattern=USERS_PATTERN,
         accepted_form=f"'auto' or 1 to {MAX_USERS} comma-separated POSIX user names",
@@ -176,7 +202,9 @@ PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT
 RESULT_SCHEMA: Final = 1
 Outcome = Literal["changed", "unchanged", "skipped", "failed"]
 OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
-RegistryState = Literal["helper", "logged_in", "stale_auth", "none", "helper_unavailable"]
+# shadowed: a client reads a token the agent does not keep fresh before the file (or helper) that
+# holds the fresh one (docs/how-it-works/agent.md, "Which file each client reads").
+RegistryState = Literal["helper", "logged_in", "stale_auth", "none", "helper_unavailable", "shadowed"]
 REGISTRY_STATES: Final[tuple[RegistryState, ...]] = get_args(RegistryState)
 RESULT_LINE_MAX_BYTES: Final = 2000
 

@@ -254,12 +254,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "`false` deploys the schedule disabled (manual runs only)."),
     Setting("registries", [],
             f"a list of up to {contract.MAX_REGISTRIES} hosts of the form 123456789012.dkr.ecr.eu-west-1"
-            ".amazonaws.com or public.ecr.aws (empty: the account's own registry)",
+            ".amazonaws.com (dual-stack: 123456789012.dkr-ecr.eu-west-1.on.aws), public.ecr.aws or "
+            "ecr-public.aws.com (empty: the account's own registry)",
             _list(contract.REGISTRY_PATTERN, least=0, most=contract.MAX_REGISTRIES),
             "ECR registries to authenticate; empty means the account's own registry in each stack's region.",
             runner=True, parameter=contract.REGISTRIES),
     Setting("users", [contract.AUTO_USERS], _form(contract.USERS), _users,
-            "Whose docker config to manage: `auto` = root plus members of the `docker` group.", runner=True,
+            "Whose container clients' credentials to manage: `auto` = root, members of the `docker` group "
+            "and users of rootless clients.", runner=True,
             parameter=contract.USERS),
     Setting("helperVersion", contract.DEFAULT_HELPER_VERSION, _form(contract.HELPER_VERSION),
             _text(contract.HELPER_VERSION_PATTERN),

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hosts.container_clients import give_clients
 from ..hosts.overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, SERVERS, VENV_BIN, Sandbox
 from ..hosts.provisioning import add_users, install_aws_cli, map_hosts, run_ssm_step, trust_ca
 from ..hosts.registry_server import (
@@ -47,6 +48,11 @@ REGISTRY_A = f"{ACCOUNT_A}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
+# REGISTRY_A's dual-stack name (the same registry: the same token opens it).
+REGISTRY_A_DUALSTACK = f"{ACCOUNT_A}.dkr-ecr.eu-west-1.on.aws"
+REGISTRY_NAMES = (*REGISTRIES, REGISTRY_A_DUALSTACK)
+# The ECR API's dual-stack endpoint for REGISTRY_A's region (the AWS CLI with AWS_USE_DUALSTACK_ENDPOINT).
+DUALSTACK_API = "ecr.eu-west-1.api.aws"
 MIRROR_HOST = "helper-mirror.test"
 # A non-root login shell's PATH on Debian (/etc/profile): no sbin directories. Root's is INSTANCE_PATH.
 USER_LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
@@ -80,6 +86,7 @@ class World:
     mirror_port: int = 0
     mirror_dir: Path = field(default_factory=Path)
     htpasswd: Path = field(default_factory=Path)
+    proxy_log: Path = field(default_factory=Path)  # the CONNECT proxy's tunnels, one line each
 
     # --- registry password (the registry reloads htpasswd when it changes)
     def set_registry_password(self, password: str) -> None:
@@ -96,14 +103,16 @@ class World:
         (folder / "docker-credential-ecr-login.sha256").write_text(f"{digest}  docker-credential-ecr-login\n")
 
     # --- the instance
-    def prepare_instance(self, users: dict[str, bool]) -> None:
-        """Users ({name: in docker group}), the AWS CLI on PATH, the test CA trusted, ECR names mapped."""
+    def prepare_instance(self, users: dict[str, bool], clients: tuple[str, ...] = ("docker",)) -> None:
+        """Users ({name: in docker group}), exactly these container clients (container_clients), the AWS
+        CLI on PATH, the test CA trusted, ECR names mapped."""
+        give_clients(self.sandbox, clients)
         add_users(self.sandbox, users)
         for user in ("root", *users):
             self.give_instance_role(user)
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.ca, SANDBOX_CA)
-        map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRIES), "127.0.0.1"))
+        map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRY_NAMES), "127.0.0.1"))
 
     def give_instance_role(self, user: str) -> None:
         """~/.aws/credentials (0600, the user's) with the 'instance role', as IMDS would serve it."""
@@ -111,11 +120,13 @@ class World:
         self.sandbox.write(f"{home}/.aws/credentials", INSTANCE_ROLE_FILE, 0o600)
         self.sandbox.run(["chown", "-R", f"{user}:", f"{home}/.aws"]).check_returncode()
 
-    def user_env(self, user: str, home: str) -> dict[str, str]:
-        """What a user's own docker sees: a login PATH, the instance's network settings (proxy, CA),
-        and no AWS credentials but those the user's own files hold."""
+    def user_env(self, user: str, home: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """What a user's own clients see: a login PATH, the instance's network settings (proxy, CA),
+        no AWS credentials but those the user's own files hold, and what the user's session sets
+        (`extra`: DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR...)."""
         env = {k: v for k, v in self.instance_env().items() if k not in AGENT_CREDENTIAL_VARIABLES}
-        return {**env, "PATH": INSTANCE_PATH if user == "root" else USER_LOGIN_PATH, "HOME": home}
+        path = INSTANCE_PATH if user == "root" else USER_LOGIN_PATH
+        return {**env, "PATH": path, "HOME": home, "USER": user, "LOGNAME": user, **(extra or {})}
 
     def instance_env(self, moto_port: int | None = None) -> dict[str, str]:
         """What the instance's tools see: the 'instance role' (env keys), moto, the proxy for the helper."""
@@ -126,19 +137,32 @@ class World:
             "AWS_CA_BUNDLE": SANDBOX_CA,
             "AWS_EC2_METADATA_DISABLED": "true",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy_port}",
-            "NO_PROXY": ",".join(["127.0.0.1", "localhost", MIRROR_HOST, *REGISTRIES]),
+            "NO_PROXY": ",".join(["127.0.0.1", "localhost", MIRROR_HOST, *REGISTRY_NAMES]),
             "AWS_ECR_DISABLE_CACHE": "true",
         }
 
-    def probe(self, user: str, home: str, registry: str = REGISTRY_A) -> subprocess.CompletedProcess[bytes]:
-        """Can this user pull? `docker manifest inspect` with the user's own config and environment
-        (user_env; no daemon needed)."""
-        env = self.user_env(user, home)
-        return self.sandbox.run(
-            [DOCKER_CLI, "manifest", "inspect", "--insecure", f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"],
-            env=env,
-            user=user,
-        )
+    def probe(
+        self,
+        user: str,
+        home: str,
+        registry: str = REGISTRY_A,
+        client: str = "docker",
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Can this user pull with this client? Its own pull (or, for docker, `docker manifest inspect`:
+        no daemon needed) with the user's own files and environment (user_env, plus `env`)."""
+        image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+        argv = {
+            "docker": [DOCKER_CLI, "manifest", "inspect", "--insecure", image],
+            "nerdctl": ["nerdctl", "pull", image],
+            "skopeo": ["skopeo", "inspect", f"docker://{image}"],
+            "podman": ["podman", "pull", "-q", image],
+            "podman-docker": ["docker", "pull", "-q", image],
+            "buildah": ["buildah", "pull", "-q", image],
+        }[client]
+        # podman and buildah pull into storage in a user namespace when rootless: not from a chroot.
+        pivot = client in ("podman", "podman-docker", "buildah")
+        return self.sandbox.run(argv, env=self.user_env(user, home, env), user=user, pivot=pivot)
 
     def run_document(
         self,
@@ -187,7 +211,7 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     """Certificates, moto (plain, second account, TLS), the CONNECT proxy, the registry, the mirror."""
     ca, cert, key = make_certificates(
         workdir / "tls",
-        [*REGISTRIES, MIRROR_HOST, "localhost"]
+        [*REGISTRY_NAMES, MIRROR_HOST, "localhost", DUALSTACK_API]
         + [f"api.ecr.{r}.amazonaws.com" for r in ("eu-west-1", "us-east-2")],
     )
     world = World(sandbox, ca, cert, key)
@@ -203,9 +227,10 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
         [moto, "-H", "127.0.0.1", "-p", str(world.moto_tls_port), "-c", str(cert), "-k", str(key)], base_env
     )
     python = sys.executable
-    sandbox.start_server(
+    proxy = sandbox.start_server(
         [python, str(SERVERS / "connect_proxy.py"), str(world.proxy_port), str(world.moto_tls_port)]
     )
+    world.proxy_log = sandbox.server_log(proxy)
     world.mirror_dir = workdir / "mirror"
     world.mirror_dir.mkdir()
     sandbox.start_server(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,9 @@ DOCKER_CLI = "/usr/local/bin/docker"
 HELPER_BIN = "/usr/bin/docker-credential-ecr-login"
 INSTANCE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+
+PIVOT_ROOT = shutil.which("pivot_root", path="/usr/sbin:/sbin:/usr/bin:/bin") or "pivot_root"
+UMOUNT = shutil.which("umount", path="/usr/bin:/bin:/usr/sbin:/sbin") or "umount"
 
 # Prefix for long-lived children: the kernel kills them if the test process dies without cleaning up.
 DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL"]
@@ -77,13 +81,16 @@ class Sandbox:
 
     def mount_root(self) -> None:
         """A fresh overlay over the host's / as the instance root, with its own /proc, /dev, /run, /tmp,
-        and the project's virtualenv at a fixed path (the checkout may live under the hidden /tmp)."""
+        the host's /sys read-only (podman statfs()es /sys/fs/cgroup before anything else), and the
+        project's virtualenv at a fixed path (the checkout may live under the hidden /tmp)."""
         root, rw = self.root, self.rw
         script = f"""set -e
 mount -t tmpfs -o mode=0755 tmpfs {rw}
 mkdir {rw}/upper {rw}/work
 mount -t overlay overlay -o lowerdir=/,upperdir={rw}/upper,workdir={rw}/work {root}
 mount --rbind /dev {root}/dev
+mount --rbind /sys {root}/sys
+mount -o remount,bind,ro {root}/sys
 mount -t proc proc {root}/proc
 mount -t tmpfs -o mode=0755 tmpfs {root}/run
 mount -t tmpfs -o mode=1777 tmpfs {root}/tmp
@@ -130,6 +137,13 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
                 )
         return files
 
+    def bind_file(self, host_path: str, inside: str) -> None:
+        """Make a host file appear at `inside` in the instance (until the root is reset)."""
+        target = self.path(inside)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch()
+        self._ns(["mount", "--bind", host_path, f"{self.root}{inside}"])
+
     def shell_in_namespace(self, script: str) -> None:
         """Root shell in the namespace on the host's file view (e.g. to mount something into the instance)."""
         self._ns(["sh", "-c", script])
@@ -144,11 +158,30 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         stdin: bytes | None = None,
         cwd: str = "/",
         timeout: float = 120,
+        pivot: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
-        """Run argv chrooted in the instance, as root or (with the user's groups) as `user`."""
+        """Run argv chrooted in the instance, as root or (with the user's groups) as `user`.
+
+        pivot: in a mount namespace of its own whose root *is* the instance (pivot_root) instead of a
+        chroot: the kernel lets no chrooted process create a user namespace (unshare(2), EPERM), which
+        rootless podman needs."""
         # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
         inside = f"/proc/{self._holder.pid}/root{self.root}"
-        prefix = [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
+        if pivot:
+            script = f'cd {self.root} && {PIVOT_ROOT} . mnt && cd {cwd} && {UMOUNT} -l /mnt && exec "$@"'
+            prefix = [
+                *self._nsenter(),
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ]
+        else:
+            prefix = [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
         if user is not None:
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         return subprocess.run(
@@ -172,6 +205,10 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         log.close()
         self._servers.append(server)
         return server
+
+    def server_log(self, server: subprocess.Popen[bytes]) -> Path:
+        """Where a server started by start_server writes its output."""
+        return self.workdir / f"server-{self._servers.index(server)}.log"
 
     def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
         self._ns([sys.executable, str(SERVERS / "wait_for_ports.py"), str(timeout), *map(str, ports)])

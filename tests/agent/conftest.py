@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from agent.docker_model import DockerModel
 from agent.users import Account
 from localfleet.deployment import single_instance as sb
+from localfleet.hosts import container_clients
 from tests.agent.user_files import NOBODY
 from tests.conftest import require
 
@@ -60,8 +61,25 @@ def world() -> Iterator[sb.World]:
 
 @pytest.fixture
 def instance(world: sb.World) -> sb.World:
-    """A fresh instance root (users alice and bob in the docker group, carol not) for each test."""
+    """A fresh instance root for each test: the docker CLI its only container client, users alice and
+    bob in the docker group, carol not."""
     world.sandbox.reset_root()
     world.set_registry_password(sb.moto_token(sb.ACCOUNT_A))
     world.prepare_instance(DEFAULT_USERS)
     return world
+
+
+@pytest.fixture
+def instance_with(world: sb.World) -> Callable[..., sb.World]:
+    """A fresh instance root with exactly the container clients named (localfleet/hosts/container_clients.py:
+    docker, podman, skopeo, buildah, podman-docker, nerdctl) and the users given (default as `instance`)."""
+
+    def make(*clients: str, users: dict[str, bool] | None = None) -> sb.World:
+        for present, what in container_clients.prerequisites(clients):
+            require(present, what)
+        world.sandbox.reset_root()
+        world.set_registry_password(sb.moto_token(sb.ACCOUNT_A))
+        world.prepare_instance(DEFAULT_USERS if users is None else users, clients)
+        return world
+
+    return make

@@ -181,3 +181,60 @@ def clear_pass_calls(world: sb.World, user: str) -> None:
     path = world.sandbox.path(f"{home(user)}/{PASS_FOLDER}/calls.log")
     if path.exists():
         path.write_text("")
+
+
+# ---------------------------------------------------------------- users' sessions and their own clients
+
+
+def uid_of(world: sb.World, user: str) -> int:
+    return world.sandbox.path(home(user)).stat().st_uid
+
+
+def user_file(world: sb.World, user: str, inside: str, content: str | bytes, mode: int = 0o600) -> Path:
+    """A file of the user's (and the directories above it that do not exist yet, 0700, the user's)."""
+    uid = uid_of(world, user)
+    path = world.sandbox.path(inside)
+    missing = [parent for parent in path.parents if not parent.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in missing:
+        os.chmod(folder, 0o700)
+        os.chown(folder, uid, uid)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    os.chmod(path, mode)
+    os.chown(path, uid, uid)
+    return path
+
+
+def start_session(world: sb.World, user: str) -> str:
+    """/run/user/<uid> as pam_systemd makes it for a user's login session (0700, the user's): the
+    XDG_RUNTIME_DIR of that user's sessions while it exists."""
+    runtime = f"/run/user/{uid_of(world, user)}"
+    world.sandbox.run(["install", "-d", "-m", "0700", "-o", user, "-g", user, runtime]).check_returncode()
+    return runtime
+
+
+def client_login(
+    world: sb.World, user: str, client: str, password: str, env: dict[str, str] | None = None
+) -> None:
+    """The user's own `<client> login` to REGISTRY_A (the real client writes where it writes)."""
+    program = {"podman": "podman", "skopeo": "skopeo", "docker": DOCKER_CLI}[client]
+    done = world.sandbox.run(
+        [program, "login", "--username", "AWS", "--password-stdin", sb.REGISTRY_A],
+        env=world.user_env(user, home(user), env),
+        user=user,
+        stdin=password.encode(),
+        pivot=client == "podman",
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def file_states(world: sb.World, paths: tuple[str, ...]) -> dict[str, FileState | None]:
+    return {path: file_state(world, path) for path in paths}
+
+
+def pulls(world: sb.World, cases: list[tuple[str, str, dict[str, str] | None]]) -> list[bool]:
+    """Whether each (user, client, session environment) pulls: the user's own client, run by the user."""
+    return [
+        world.probe(user, home(user), sb.REGISTRY_A, client, env).returncode == 0
+        for user, client, env in cases
+    ]

@@ -13,6 +13,7 @@ from agent.outcomes import (
     STATE_HELPER_UNAVAILABLE,
     STATE_LOGGED_IN,
     STATE_NONE,
+    STATE_SHADOWED,
     STATE_STALE_AUTH,
     UNCHANGED,
     AgentError,
@@ -40,7 +41,16 @@ REGISTRY_VALUES = [
     "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
     "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
     "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
-    f"{PRIVATE},public.ecr.aws",
+    "123456789012.dkr-ecr.eu-west-1.on.aws",
+    "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+    "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+    "ecr-public.aws.com",
+    f"{PRIVATE},public.ecr.aws,ecr-public.aws.com",
+    "123456789012.dkr-ecr.eu-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.eu-west-1.on.aws",
+    "123456789012.dkr-ecr.eu-west-1.on.aws.evil.com",
+    "ecr-public.aws.com.evil.com",
+    "public.aws.com",
     ",".join([PRIVATE] * 20),
     ",".join([PRIVATE] * 21),
     "",
@@ -114,6 +124,16 @@ def test_agent_patterns_decide_like_the_contract(
 def test_agent_building_blocks_equal_the_contract() -> None:
     assert ACTIONS == contract.ACTIONS
     assert PARTITION_DOMAINS == contract.PARTITION_DOMAINS
+    assert agent_params.DUALSTACK_DOMAINS == contract.DUALSTACK_DOMAINS
+    assert agent_params.PUBLIC_REGISTRIES == contract.PUBLIC_REGISTRIES
+    for name in (
+        "REGION_RE",
+        "IPV4_REGISTRY_RE",
+        "DUALSTACK_REGISTRY_RE",
+        "PRIVATE_REGISTRY_RE",
+        "REGISTRY_RE",
+    ):
+        assert getattr(agent_params, name) == getattr(contract, name), f"{name} differs from the contract's"
     assert (MAX_REGISTRIES, MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
     assert AUTO_USERS == contract.AUTO_USERS
     assert RESULT_SCHEMA == contract.RESULT_SCHEMA
@@ -125,6 +145,7 @@ def test_agent_building_blocks_equal_the_contract() -> None:
         STATE_STALE_AUTH,
         STATE_NONE,
         STATE_HELPER_UNAVAILABLE,
+        STATE_SHADOWED,
     )
     assert states == contract.REGISTRY_STATES
 

@@ -1,16 +1,26 @@
 """Each user x registry pair's state (agent/registry_states.py), decided where docker would find its
-credential."""
+credential: a docker host's one read order, its config.json held in memory."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from agent.config_file import DockerAuthFile
-from agent.docker_model import Credential, DockerModel, auth_digest
+from agent.config_file import AuthFile
+from agent.credential_files import UserCredentials
+from agent.docker_model import Credential, auth_digest
+from agent.host_clients import Client
 from agent.outcomes import AgentError
-from agent.registry_states import registry_state
+from agent.registry_states import combined_state, registry_states
+from agent.user_env import Environment
+from agent.users import Account
 from tests.agent.user_files import REGISTRY, b64
+
+ACCOUNT = Account("nobody", 65534, 65534, "/nonexistent")
+
+
+class DockerHost:
+    clients = (Client("docker", "/usr/local/bin/docker", "28.2.2"),)
 
 
 def record_for(auth: str, expires_at: str) -> dict[str, str]:
@@ -33,11 +43,14 @@ class FakeStores:
 
 
 def state(config: dict[str, Any], record: Any = None, stores: Any = None) -> Any:
-    """registry_state, with the problem it carries (if any) as its reason code."""
-    auth_file = DockerAuthFile(DockerModel((28, 2)), json.dumps(config).encode(), 0o600)
-    result = registry_state(auth_file, REGISTRY, record, stores or FakeStores({"ecr-login"}, {}))
-    if "problem" in result:
-        result["problem"] = result["problem"].reason
+    """The registry's entry, with the problem it carries (if any) as its reason code."""
+    creds = UserCredentials(DockerHost(), ACCOUNT, [Environment("login", {})])
+    path = f"{ACCOUNT.home}/.docker/config.json"
+    creds.files[path] = AuthFile(path, json.dumps(config).encode(), 0o600)
+    answered = registry_states(creds, REGISTRY, record, stores or FakeStores({"ecr-login"}, {}))
+    result, problems = combined_state(ACCOUNT, answered)
+    if problems:
+        result["problem"] = problems[0].reason
     return result
 
 

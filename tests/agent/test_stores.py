@@ -4,6 +4,7 @@ user's docker runs it."""
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,75 @@ def test_store_runs_as_the_user_and_gets_the_secret_on_stdin_only(
         "Secret": "s3cret",
     }
     assert stat.S_IMODE((seen / "stdin").stat().st_mode) & 0o077 == 0, "written under the agent's umask 077"
+
+
+# amazon-ecr-credential-helper ecr-login/api/client.go at each release that changed which names it
+# accepts: `ecrPattern`, and the ECR Public names (ecrPublicName; ecrPublicDualStackName from v0.12.0).
+HELPER_PATTERNS = {
+    (0, 6, 0): (
+        r"(^[a-zA-Z0-9][a-zA-Z0-9-_]*)\.dkr\.ecr(-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.amazonaws\.com(\.cn)?$",
+        ("public.ecr.aws",),
+    ),
+    (0, 8, 0): (
+        r"^(\d{12})\.dkr\.ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov)$",
+        ("public.ecr.aws",),
+    ),
+    (0, 9, 0): (
+        r"^(\d{12})\.dkr\.ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov"
+        r"|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
+        ("public.ecr.aws",),
+    ),
+    (0, 10, 0): (
+        r"^(\d{12})\.dkr[\.\-]ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.com(?:\.cn)?"
+        r"|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
+        ("public.ecr.aws",),
+    ),
+    (0, 11, 0): (
+        r"^(\d{12})\.dkr[\.\-]ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)"
+        r"|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
+        ("public.ecr.aws",),
+    ),
+    (0, 12, 0): (
+        r"^(\d{12})\.dkr[\.\-]ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)"
+        r"|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$",
+        ("public.ecr.aws", "ecr-public.aws.com"),
+    ),
+}
+NAMES = [
+    "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+    "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+    "123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+    "123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+    "123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+    "123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
+    "123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+    "123456789012.dkr-ecr.eu-west-1.on.aws",
+    "123456789012.dkr-ecr-fips.us-east-2.on.aws",
+    "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+    "public.ecr.aws",
+    "ecr-public.aws.com",
+]
+
+
+@pytest.mark.parametrize("registry", NAMES)
+def test_the_helper_version_a_registry_needs_is_the_first_whose_pattern_accepts_it(registry: str) -> None:
+    """agent.stores.helper_needs against the helper's own patterns, release by release (Go's RE2 syntax
+    here reads the same in Python's re)."""
+    accepted_from = None
+    for version in sorted(HELPER_PATTERNS):
+        pattern, public = HELPER_PATTERNS[version]
+        accepts = registry in public or re.search(pattern, registry) is not None
+        if accepts and accepted_from is None:
+            accepted_from = version
+        assert accepts == (accepted_from is not None), f"{registry}: accepted, then not, at {version}"
+    needed = agent.stores.helper_needs(registry)
+    assert accepted_from is not None
+    assert needed <= accepted_from
+    assert all(not (needed <= version < accepted_from) for version in HELPER_PATTERNS), (
+        needed,
+        accepted_from,
+    )
+    assert agent.stores.helper_too_old((0, 6, 0), registry) is None or accepted_from > (0, 6, 0)
+    too_old = agent.stores.helper_too_old((0, 6, 0), registry)
+    assert (too_old is not None) == (accepted_from > (0, 6, 0))

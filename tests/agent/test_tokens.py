@@ -10,7 +10,7 @@ import pytest
 
 from agent.outcomes import AgentError
 from agent.times import format_time
-from agent.tokens import fetch_token, parse_token, token_source
+from agent.tokens import fetch_token, is_dualstack, parse_token, token_source, token_sources
 
 PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
@@ -22,6 +22,9 @@ PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
         ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", ("ecr", "us-gov-west-1")),
         ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", ("ecr", "cn-north-1")),
         ("public.ecr.aws", ("ecr-public", "us-east-1")),
+        ("123456789012.dkr-ecr.eu-west-1.on.aws", ("ecr", "eu-west-1")),
+        ("123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn", ("ecr", "cn-north-1")),
+        ("ecr-public.aws.com", ("ecr-public", "us-east-1")),
     ],
 )
 def test_token_source_is_the_registry_region(registry: str, source: tuple[str, str]) -> None:
@@ -79,3 +82,38 @@ def test_token_fetch_failures_get_their_reason(tmp_path: Path, stderr: str, reas
     with pytest.raises(AgentError) as raised:
         fetch_token(FakeHost(fake_aws), ("ecr", "eu-west-1"))
     assert raised.value.reason == reason
+
+
+def test_one_call_per_region_through_the_dual_stack_endpoint_when_a_name_needs_it() -> None:
+    """A region named by its dual-stack registry name is fetched through the dual-stack API (an IPv6-only
+    host reaches no other), once for every name of that region; ECR Public's dual-stack name likewise."""
+    sources, dualstack = token_sources(
+        [
+            PRIVATE,
+            "123456789012.dkr-ecr.eu-west-1.on.aws",
+            "210987654321.dkr.ecr.us-east-2.amazonaws.com",
+            "ecr-public.aws.com",
+            "public.ecr.aws",
+        ]
+    )
+    assert sources == [("ecr", "eu-west-1"), ("ecr", "us-east-2"), ("ecr-public", "us-east-1")]
+    assert dualstack == {("ecr", "eu-west-1"), ("ecr-public", "us-east-1")}
+    assert token_source("123456789012.dkr-ecr-fips.us-gov-west-1.on.aws") == ("ecr", "us-gov-west-1")
+    assert is_dualstack("ecr-public.aws.com") and not is_dualstack("public.ecr.aws")
+
+
+def test_the_dual_stack_endpoint_is_asked_for_through_the_aws_clis_own_setting(tmp_path: Path) -> None:
+    """AWS SDKs and Tools reference, "Dual-stack and FIPS endpoints": AWS_USE_DUALSTACK_ENDPOINT=true
+    (the AWS CLI v1 and v2 alike); the real CLI's choice is asserted by the integration test through the
+    proxy (ecr.<region>.api.aws). Here: the agent sets it for that call only."""
+    seen = tmp_path / "env"
+    fake_aws = tmp_path / "aws"
+    token = base64.b64encode(b"AWS:pw").decode()
+    fake_aws.write_text(
+        f'#!/bin/sh\necho "${{AWS_USE_DUALSTACK_ENDPOINT:-unset}} $1 $4" >> {seen}\n'
+        f'echo \'{{"authorizationData": {{"authorizationToken": "{token}"}}}}\'\n'
+    )
+    fake_aws.chmod(0o755)
+    fetch_token(FakeHost(fake_aws), ("ecr-public", "us-east-1"), dualstack=True)
+    fetch_token(FakeHost(fake_aws), ("ecr", "eu-west-1"))
+    assert seen.read_text().splitlines() == ["true ecr-public us-east-1", "unset ecr eu-west-1"]

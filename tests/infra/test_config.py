@@ -69,7 +69,11 @@ def test_command_line_strings_are_parsed() -> None:
         ("scheduleExpression", "rate(1 hours)", "rate(N minutes|hours|days)"),
         ("scheduleExpression", "cron(0 * * * *)", "cron(<6 fields>)"),
         ("scheduleTimeZone", "Mars/Olympus", "IANA time zone"),
-        ("registries", ["docker.io"], "123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws"),
+        (
+            "registries",
+            ["docker.io"],
+            "123456789012.dkr-ecr.eu-west-1.on.aws), public.ecr.aws or ecr-public.aws.com",
+        ),
         ("registries", "123456789012.dkr.ecr.eu-west-1.amazonaws.com;id", "public.ecr.aws"),
         ("targetTagKey", "aws:secret", "a tag key"),
         ("targetTagKey", "", "a tag key"),

@@ -284,3 +284,19 @@ def test_two_stacks_in_one_region_read_only_their_own_runners_metrics() -> None:
     dashboard = json.dumps(only(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"])
     assert dashboard.count('\\"service\\",\\"EcrFleetAuthBlue\\"') > 0
     assert '\\"service\\",\\"EcrFleetAuth\\"' not in dashboard
+
+
+def test_the_instance_policy_covers_dual_stack_registry_names() -> None:
+    """A dual-stack name (<account>.dkr-ecr.<region>.on.aws) is the same registry as its IPv4 name: its
+    repositories are arn:...:ecr:<region>:<account>:repository/*; ecr-public.aws.com is ECR Public's
+    dual-stack name and needs ECR Public's token calls (ECR User Guide, "Making requests to Amazon ECR
+    registries"; ECR Public, "Making requests to Amazon ECR Public registries")."""
+    registries = "210987654321.dkr-ecr.eu-central-1.on.aws,ecr-public.aws.com"
+    template = synthesize({"registries": registries})["EcrFleetAuth"]
+    statements = only(template, "AWS::IAM::ManagedPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert ":ecr:eu-central-1:210987654321:repository/*" in json.dumps(by_sid["PullImages"]["Resource"])
+    assert set(_actions(by_sid["GetEcrPublicToken"])) == {
+        "ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+    }

@@ -49,7 +49,10 @@ INVALID = {
     "instance_id_malformed": ("instance_ids.1", "EC2 instance ids such as"),
     "instance_id_shell": ("instance_ids.0", "EC2 instance ids such as"),
     "instance_id_trailing_newline": ("instance_ids.0", "EC2 instance ids such as"),
-    "registry_not_ecr": ("registries.0", "123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws"),
+    "registry_not_ecr": (
+        "registries.0",
+        "123456789012.dkr-ecr.eu-west-1.on.aws, public.ecr.aws or ecr-public.aws.com",
+    ),
     "registry_short_account": ("registries.0", "public.ecr.aws"),
     "registry_with_path": ("registries.0", "public.ecr.aws"),
     "registries_comma_string": ("registries", "a list of 1 to 20 hosts"),
