@@ -77,13 +77,13 @@ INSTANCE_SEVERITY: dict[str, ComplianceSeverityType] = {
 }
 PULL_SEVERITY: ComplianceSeverityType = "HIGH"
 # Reported instances with nothing to write to: no such instance, not this deployment's (no target tag),
-# no managed node (never registered, or deregistered: Inactive), a dry run's.
+# no managed node (never registered), a dry run's. An Inactive node is written to all the same: an
+# earlier run may have left it COMPLIANT (where SSM refuses, InvalidResourceId, it is counted not_managed).
 NOTHING_TO_WRITE = frozenset(
     {
         Reason.INSTANCE_NOT_FOUND,
         Reason.NOT_TARGET_TAGGED,
         Reason.NOT_SSM_MANAGED,
-        Reason.SSM_INACTIVE,
         Reason.DRY_RUN,
     }
 )
@@ -221,7 +221,7 @@ class _Writer:
         except AWS_ERRORS as refusal:
             code = error_code(refusal)
             if code != "InvalidResourceId":
-                extra = {"instance_id": instance_id, "error": code, "message": short(str(refusal))}
+                extra = {"instance_id": instance_id, "error": code, "error_message": short(str(refusal))}
                 logger.warning("PutComplianceItems failed", extra=extra)
             return code
         return "written"

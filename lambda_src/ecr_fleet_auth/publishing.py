@@ -5,7 +5,8 @@ The log record and the metrics are what the stack's dashboard and alarms read
 the same metric names with dimensions ``service`` and ``account_id`` (one EMF record per
 account, ``EphemeralMetrics``: the invocation's own metrics keep their dimensions), and the pairs it
 could not reach (``TargetsUnreachable``, dimension service only, 0 when every pair was reached: the
-stack's alarm of that name reads it). Dry runs are
+stack's alarm of that name reads it), and the instances whose SSM Compliance it could not write
+(``ComplianceNotWritten``, beside the run's counts). Dry runs are
 logged only: nothing ran, so nothing is counted or sent. A lost e-mail never fails the run;
 the report is still returned and logged.
 """
@@ -82,6 +83,10 @@ def _count(report: Report, duration_seconds: float, service: str) -> None:
     if report.targets is not None:
         _count_accounts(report, service)
         _count_unreachable_targets(report, service)
+    if report.compliance is not None:
+        # Instances whose SSM Compliance is not this run's (refused, or no time left), fleet-wide.
+        missing = int(report.compliance.get("failed", 0)) + int(report.compliance.get("not_written", 0))
+        metrics.add_metric(name=contract.COMPLIANCE_NOT_WRITTEN_METRIC, unit=MetricUnit.Count, value=missing)
 
 
 def _count_unreachable_targets(report: Report, service: str) -> None:

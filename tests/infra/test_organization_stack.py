@@ -457,7 +457,8 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     statements = {s["Sid"]: s for s in _statements(organization.member)}
     lookups = {"FindTheAgentDocument", "ListTheAgentDocuments"}
     assert set(statements) == {
-        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState", *lookups
+        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState",
+        "WriteInstanceCompliance", *lookups
     }  # fmt: skip
     document_name = only(organization.member, "AWS::SSM::Document")["Properties"]["Name"]
     # Every content version of the agent document (issue 18: a region mid-update may still have an
@@ -477,7 +478,14 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     assert tagged["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
     reads = statements["ReadFleetAndCommandState"]
     assert _actions(reads) == list(FLEET_READ_ACTIONS) and reads["Resource"] == "*"
-    # The same three statements as the runner's own role, but for the member's document and every region.
+    # SSM Compliance (docs/operating/compliance.md): the account's instances and managed instances only.
+    compliance = statements["WriteInstanceCompliance"]
+    assert _actions(compliance) == ["ssm:PutComplianceItems"]
+    assert sorted(_join(arn) for arn in compliance["Resource"]) == [
+        "arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*",
+        "arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:managed-instance/*",
+    ]
+    # The same four statements as the runner's own role, but for the member's document and every region.
     central = {s["Sid"]: s for s in _statements(organization.central) if s.get("Sid") in statements}
     assert {sid: _actions(s) for sid, s in central.items()} == {
         sid: _actions(s) for sid, s in statements.items() if sid not in lookups

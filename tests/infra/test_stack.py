@@ -128,6 +128,22 @@ def test_send_command_only_on_this_document_and_tagged_instances(synthesized_tem
     assert on_instances["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
 
 
+def test_runner_writes_compliance_only_on_its_accounts_instances(synthesized_template: Template) -> None:
+    """SSM Compliance is written by the runner (docs/operating/compliance.md): PutComplianceItems on
+    the account's instances and managed instances (ManagedInstance is "currently the only supported
+    resource type", PutComplianceItems API reference), in no other statement, never on ``*``."""
+    statements = _statements(synthesized_template, "Runner")
+    (compliance,) = [s for s in statements if "ssm:PutComplianceItems" in _actions(s)]
+    assert _actions(compliance) == ["ssm:PutComplianceItems"]
+    arns = [json.dumps(resource) for resource in compliance["Resource"]]
+    assert len(arns) == 2
+    assert any('":ec2:"' in arn and ":instance/*" in arn for arn in arns)
+    assert any('":ssm:"' in arn and ":managed-instance/*" in arn for arn in arns)
+    for arn in arns:
+        assert '{"Ref": "AWS::AccountId"}' in arn and '{"Ref": "AWS::Region"}' in arn, arn
+    assert "Condition" not in compliance
+
+
 def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesized_template: Template) -> None:
     statements = _statements(synthesized_template, "Runner")
     wildcard_actions = {a for s in statements if s["Resource"] == "*" for a in _actions(s)}
