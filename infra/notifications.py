@@ -215,10 +215,16 @@ class Notifications(Construct):
             comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        action = cw_actions.SnsAction(self.topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        notify_on_alarm(alarm, self.topic)
         return alarm
+
+
+def notify_on_alarm(alarm: aws_cloudwatch.Alarm, topic: aws_sns.ITopic) -> None:
+    """An alarm tells ``topic`` when it goes into ALARM, and only then: no OK action. The topic also
+    carries the run reports, and an OK mail after every hourly period with nothing failing would be
+    noise (one failing instance made a report, an ALARM and an OK mail each cycle); the next run's
+    report says what recovered (docs/operating/notifications.md)."""
+    alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
 
 def _runner_metric(metric_name: str, service: str, action: str) -> aws_cloudwatch.Metric:
