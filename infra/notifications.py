@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy, aws_cloudwatch, aws_iam, aws_kms, aws_lambda, aws_sns
+from aws_cdk import (
+    Duration,
+    RemovalPolicy,
+    Stack,
+    aws_chatbot,
+    aws_cloudwatch,
+    aws_iam,
+    aws_kms,
+    aws_lambda,
+    aws_sns,
+)
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -33,11 +43,13 @@ class Notifications(Construct):
         construct_id: str,
         *,
         email: str,
+        chat_channel: str = "",
         topic: aws_sns.ITopic | None = None,
         topic_key: aws_kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.owns_topic = topic is None
+        self._chat_channel = chat_channel
         if topic is None:
             self.key: aws_kms.IKey | None = aws_kms.Key(
                 self,
@@ -56,6 +68,7 @@ class Notifications(Construct):
             )
             if email:
                 self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            self._chat(chat_channel)
             return
         self.key, self.topic = topic_key, topic
         if topic_key is not None:
@@ -66,6 +79,54 @@ class Notifications(Construct):
             aws_sns.Subscription(
                 self, "Email", topic=topic, endpoint=email, protocol=aws_sns.SubscriptionProtocol.EMAIL
             )
+        self._chat(chat_channel)
+
+    def _chat(self, channel: str) -> None:
+        """The topic's messages in a Slack or Teams channel through AWS Chatbot (``chatChannel``), only
+        when set. Notifications only: the channel's role has no policy and its guardrail denies every
+        action, so nobody can run an AWS command from the chat."""
+        if not channel:
+            return
+        kind, _, ids = channel.partition(":")
+        role = aws_iam.Role(
+            self,
+            "ChatRole",
+            assumed_by=aws_iam.ServicePrincipal("chatbot.amazonaws.com"),
+            description="ecr-fleet-auth: AWS Chatbot delivers notifications; no permissions",
+        )
+        name = f"{Stack.of(self).stack_name}-notifications"[:128]
+        guardrail = [
+            Stack.of(self).format_arn(
+                service="iam", region="", account="aws", resource="policy", resource_name="AWSDenyAll"
+            )
+        ]
+        if kind == "slack":
+            workspace, channel_id = ids.split("/", 1)
+            aws_chatbot.CfnSlackChannelConfiguration(
+                self,
+                "Slack",
+                configuration_name=name,
+                iam_role_arn=role.role_arn,
+                slack_workspace_id=workspace,
+                slack_channel_id=channel_id,
+                sns_topic_arns=[self.topic.topic_arn],
+                guardrail_policies=guardrail,
+                logging_level="ERROR",
+            )
+            return
+        tenant, team, channel_id = ids.split("/", 2)
+        aws_chatbot.CfnMicrosoftTeamsChannelConfiguration(
+            self,
+            "Teams",
+            configuration_name=name,
+            iam_role_arn=role.role_arn,
+            teams_tenant_id=tenant,
+            team_id=team,
+            teams_channel_id=channel_id,
+            sns_topic_arns=[self.topic.topic_arn],
+            guardrail_policies=guardrail,
+            logging_level="ERROR",
+        )
 
     @staticmethod
     def _let_alarms_publish(key: aws_kms.IKey) -> None:
