@@ -305,9 +305,6 @@ INSTANCE_EVENTS_REJECTED_METRIC: Final = "InstanceEventsRejected"
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"
 # The message of the runner's one structured log record per run (the dashboard's query reads it).
 RUN_REPORT_LOG_MESSAGE: Final = "run report"
-# An organization's run also logs one record per (account, region) it covered, with that pair's
-# counts: the dashboard's per-account widgets are Logs Insights queries over them (no metric per account).
-TARGET_REPORT_LOG_MESSAGE: Final = "account-region report"
 # Instances whose SSM Compliance this run could not write (refused, or no time left); dimensions
 # service and action (beside the run's counts), 0 when every write went through.
 COMPLIANCE_NOT_WRITTEN_METRIC: Final = "ComplianceNotWritten"
