@@ -278,9 +278,11 @@ METRIC_NAMESPACE: Final = "EcrFleetAuth"
 METRIC_SERVICE_DIMENSION: Final = "service"
 METRIC_SERVICE: Final = "ecr-fleet-auth"
 METRIC_ACTION_DIMENSION: Final = "action"
-# Organization mode adds each account's instance counts (the same metric names) with dimensions
-# service and account_id, for the dashboard's per-account widgets.
-METRIC_ACCOUNT_DIMENSION: Final = "account_id"
+# Organization mode logs each account's instance counts as one record per account (no metric per
+# account: their cost grows with the organization); the dashboard's per-account widgets are Logs
+# Insights queries over these records (``ACCOUNT_REPORT_FIELD``: account_id, run_id, action, counts).
+ACCOUNT_REPORT_LOG_MESSAGE: Final = "account report"
+ACCOUNT_REPORT_FIELD: Final = "account_report"
 
 
 def status_metric_name(status: str) -> str:
