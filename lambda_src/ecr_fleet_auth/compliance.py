@@ -18,7 +18,7 @@ full list of compliance items each time" (SSM API reference; ``UploadType`` COMP
 system overwrites all existing compliance information for the resource"): each run's list replaces the
 last one, and items of users or registries no longer reported go with it. The execution summary is the
 run's id and start; ``ItemContentHash`` is the SHA-256 of the list and summary, so a repeated write of
-the same run (a retry, a Step Functions child run again) is ignored ("If the content hashes match, the
+the same run (a retried write) is ignored ("If the content hashes match, the
 request to put compliance information is ignored").
 
 Who writes it: the runner, not the agent. The runner knows every outcome, also the ones where the agent
@@ -147,7 +147,7 @@ class ComplianceTally:
 
     @classmethod
     def combined(cls, compliance_type: str, parts: Iterable[ComplianceTally]) -> ComplianceTally:
-        """The tally of a run from its parts' (its pairs', or a Step Functions run's children)."""
+        """The tally of a run from its parts' (its (account, region) pairs')."""
         total = cls(compliance_type)
         for part in parts:
             total.written += part.written
