@@ -48,6 +48,7 @@ class DeploymentConfig:
     execution_timeout_seconds: int
     wait_seconds: int
     notification_email: str
+    chat_channel: str  # empty: none; slack:<workspace>/<channel> or teams:<tenant>/<team>/<channel>
     notify_policy: contract.NotifyPolicy
     log_retention_days: int
     reserved_concurrency: int

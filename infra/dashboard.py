@@ -1,5 +1,6 @@
 """A CloudWatch dashboard per stack: outcomes per run, run duration, latest failures; in organization
-mode also the outcomes of each account."""
+mode also the outcomes of each account, from the runner's per-account log records (Logs Insights
+widgets: no custom metric per account, docs/operating/limits-and-cost.md)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,6 @@ from ecr_fleet_auth import contract
 # Statuses shown on the outcomes graph, in reading order.
 SHOWN_STATUSES = ("succeeded", "failed", "unreachable", "pending", "skipped")
 PERIOD = Duration.minutes(5)
-# In organization mode the runner also counts each account's instances by status: the same metric
-# names with the dimensions service (the stack's name) and this one (issue 14's design).
-ACCOUNT_DIMENSION = "account_id"
 
 
 def runner_metric(metric_name: str, service: str, action: str, statistic: str) -> aws_cloudwatch.Metric:
@@ -41,17 +39,31 @@ def across_actions(metric_name: str, service: str, label: str) -> aws_cloudwatch
     )
 
 
-def by_account(metric_name: str, service: str) -> aws_cloudwatch.MathExpression:
-    """One line per account: a SEARCH over the per-account metrics of this stack (its service), so
-    accounts that join the organizational units later show up without a deploy."""
-    schema = f"{{{contract.METRIC_NAMESPACE},{ACCOUNT_DIMENSION},{contract.METRIC_SERVICE_DIMENSION}}}"
-    terms = f'MetricName="{metric_name}" {contract.METRIC_SERVICE_DIMENSION}="{service}"'
-    return aws_cloudwatch.MathExpression(
-        expression=f"SEARCH('{schema} {terms}', 'Sum', {int(PERIOD.to_seconds())})",
-        using_metrics={},
-        label="",  # each line is labelled by its dimensions: the account id
-        period=PERIOD,
-    )
+def account_queries() -> dict[str, list[str]]:
+    """Logs Insights queries over the runner's per-account records (``account report``), by widget
+    title: the latest run's counts per account, and the accounts that had failures in the period."""
+    record = f"{contract.ACCOUNT_REPORT_FIELD}."
+    head = [
+        f"fields {record}account_id as account",
+        f'filter message = "{contract.ACCOUNT_REPORT_LOG_MESSAGE}"',
+    ]
+    latest = ", ".join(f"latest({record}{status}) as {status}" for status in ("total", *SHOWN_STATUSES))
+    return {
+        "Instances by account, latest run": [
+            *head,
+            f"stats {latest} by account",
+            "sort failed desc",
+            "limit 100",
+        ],
+        "Accounts with failed or unreachable instances in the period": [
+            *head,
+            f"filter {record}failed > 0 or {record}unreachable > 0",
+            f"stats sum({record}failed) as failed, sum({record}unreachable) as unreachable,"
+            " count(*) as runs_with_failures by account",
+            "sort failed desc",
+            "limit 100",
+        ],
+    }
 
 
 class RunnerDashboard(Construct):
@@ -112,12 +124,14 @@ class RunnerDashboard(Construct):
         if by_accounts:
             self.dashboard.add_widgets(
                 *(
-                    aws_cloudwatch.GraphWidget(
-                        title=f"Instances {status} per run, by account",
-                        left=[by_account(contract.status_metric_name(status), service)],
-                        stacked=True,
-                        width=8,
+                    aws_cloudwatch.LogQueryWidget(
+                        title=title,
+                        log_group_names=[runner_logs.log_group_name],
+                        query_lines=lines,
+                        view=aws_cloudwatch.LogQueryVisualizationType.TABLE,
+                        width=12,
+                        height=8,
                     )
-                    for status in SHOWN_STATUSES
+                    for title, lines in account_queries().items()
                 )
             )

@@ -90,6 +90,7 @@ class EcrFleetAuth(Construct):
             self,
             "Notifications",
             email=config.notification_email,
+            chat_channel=config.chat_channel,
             topic=props.get("topic"),
             topic_key=props.get("topic_key"),
         )

@@ -308,6 +308,9 @@ class MemberStack(Stack):
                 instances_arn=self.format_arn(
                     service="ec2", region="*", resource="instance", resource_name="*"
                 ),
+                managed_instances_arn=self.format_arn(
+                    service="ssm", region="*", resource="managed-instance", resource_name="*"
+                ),
                 tag_key=config.target_tag_key,
                 tag_values=config.target_tag_values,
             ),
@@ -339,12 +342,14 @@ class MemberStack(Stack):
             "AwsSolutions-IAM5",
             applies_to=[
                 wildcard_arn_finding(self, service="ec2", resource="instance/*", region="*"),
+                wildcard_arn_finding(self, service="ssm", resource="managed-instance/*", region="*"),
                 wildcard_arn_finding(self, service="ssm", resource=f"document/{family}*", region="*"),
             ],
             reason=(
                 "The role serves every region of the account (IAM is global): SendCommand and "
                 "DescribeDocument of this stack's agent document, every content version of it (a region "
-                "mid-update has an earlier one), on instances only where they carry the target tag."
+                "mid-update has an earlier one), on instances only where they carry the target tag; "
+                "PutComplianceItems on the account's instances and managed instances only."
             ),
         )
         return role, policy

@@ -47,12 +47,13 @@ from aws_cdk import (
     aws_sns,
     aws_sqs,
 )
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+
+from .notifications import notify_on_alarm
 
 # An event bus name is at most 256 characters (AWS::Events::EventBus Name); "-MemberEvents" follows.
 MAX_BUS_NAME = 256 - len("-MemberEvents")
@@ -241,9 +242,7 @@ class NewInstanceTriggers(Construct):
             comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        action = cw_actions.SnsAction(topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        notify_on_alarm(alarm, topic)
         return alarm
 
     def _alarm_on_dead_letters(self, topic: aws_sns.ITopic) -> aws_cloudwatch.Alarm:
@@ -263,9 +262,7 @@ class NewInstanceTriggers(Construct):
             comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        action = cw_actions.SnsAction(topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        notify_on_alarm(alarm, topic)
         return alarm
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from aws_cdk import (
     Duration,
     RemovalPolicy,
+    Stack,
+    aws_chatbot,
     aws_cloudwatch,
     aws_iam,
     aws_kms,
@@ -44,11 +46,13 @@ class Notifications(Construct):
         construct_id: str,
         *,
         email: str,
+        chat_channel: str = "",
         topic: aws_sns.ITopic | None = None,
         topic_key: aws_kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.owns_topic = topic is None
+        self._chat_channel = chat_channel
         if topic is None:
             self.key: aws_kms.IKey | None = aws_kms.Key(
                 self,
@@ -67,6 +71,7 @@ class Notifications(Construct):
             )
             if email:
                 self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            self._chat(chat_channel)
             return
         self.key, self.topic = topic_key if topic_key is not None else topic.master_key, topic
         if self.key is not None:
@@ -77,6 +82,54 @@ class Notifications(Construct):
             aws_sns.Subscription(
                 self, "Email", topic=topic, endpoint=email, protocol=aws_sns.SubscriptionProtocol.EMAIL
             )
+        self._chat(chat_channel)
+
+    def _chat(self, channel: str) -> None:
+        """The topic's messages in a Slack or Teams channel through AWS Chatbot (``chatChannel``), only
+        when set. Notifications only: the channel's role has no policy and its guardrail denies every
+        action, so nobody can run an AWS command from the chat."""
+        if not channel:
+            return
+        kind, _, ids = channel.partition(":")
+        role = aws_iam.Role(
+            self,
+            "ChatRole",
+            assumed_by=aws_iam.ServicePrincipal("chatbot.amazonaws.com"),
+            description="ecr-fleet-auth: AWS Chatbot delivers notifications; no permissions",
+        )
+        name = f"{Stack.of(self).stack_name}-notifications"[:128]
+        guardrail = [
+            Stack.of(self).format_arn(
+                service="iam", region="", account="aws", resource="policy", resource_name="AWSDenyAll"
+            )
+        ]
+        if kind == "slack":
+            workspace, channel_id = ids.split("/", 1)
+            aws_chatbot.CfnSlackChannelConfiguration(
+                self,
+                "Slack",
+                configuration_name=name,
+                iam_role_arn=role.role_arn,
+                slack_workspace_id=workspace,
+                slack_channel_id=channel_id,
+                sns_topic_arns=[self.topic.topic_arn],
+                guardrail_policies=guardrail,
+                logging_level="ERROR",
+            )
+            return
+        tenant, team, channel_id = ids.split("/", 2)
+        aws_chatbot.CfnMicrosoftTeamsChannelConfiguration(
+            self,
+            "Teams",
+            configuration_name=name,
+            iam_role_arn=role.role_arn,
+            teams_tenant_id=tenant,
+            team_id=team,
+            teams_channel_id=channel_id,
+            sns_topic_arns=[self.topic.topic_arn],
+            guardrail_policies=guardrail,
+            logging_level="ERROR",
+        )
 
     @staticmethod
     def _let_alarms_publish(key: aws_kms.IKey) -> None:
@@ -235,10 +288,16 @@ class Notifications(Construct):
             comparison_operator=aws_cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             treat_missing_data=aws_cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        action = cw_actions.SnsAction(self.topic)
-        alarm.add_alarm_action(action)
-        alarm.add_ok_action(action)
+        notify_on_alarm(alarm, self.topic)
         return alarm
+
+
+def notify_on_alarm(alarm: aws_cloudwatch.Alarm, topic: aws_sns.ITopic) -> None:
+    """An alarm tells ``topic`` when it goes into ALARM, and only then: no OK action. The topic also
+    carries the run reports, and an OK mail after every hourly period with nothing failing would be
+    noise (one failing instance made a report, an ALARM and an OK mail each cycle); the next run's
+    report says what recovered (docs/operating/notifications.md)."""
+    alarm.add_alarm_action(cw_actions.SnsAction(topic))
 
 
 def _runner_metric(metric_name: str, service: str, action: str) -> aws_cloudwatch.Metric:

@@ -122,6 +122,15 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     Default: `''`; accepted: an e-mail address, or empty for none; cdk.json: `notificationEmail`."""
 
+    chat_channel: str
+    """Also sends the topic's messages (run reports, alarms) to this Slack or Microsoft Teams channel through
+    AWS Chatbot; the workspace or team must be authorized in the Chatbot console first. The channel gets
+    notifications only: its guardrail policy denies every AWS action (see Notifications
+    (docs/operating/notifications.md)).
+
+    Default: `''`; accepted: slack:<workspace id>/<channel id>, teams:<tenant id>/<team id>/<channel id>,
+    or empty for none; cdk.json: `chatChannel`."""
+
     notify_policy: contract.NotifyPolicy
     """When the runner publishes its report to the topic.
 

@@ -71,11 +71,17 @@ FLEET_READ_ACTIONS = (
 
 
 def run_command_statements(
-    *, document_arn: str, instances_arn: str, tag_key: str, tag_values: tuple[str, ...]
+    *,
+    document_arn: str,
+    instances_arn: str,
+    managed_instances_arn: str,
+    tag_key: str,
+    tag_values: tuple[str, ...],
 ) -> list[aws_iam.PolicyStatement]:
     """What a run needs in one account: SendCommand of the agent document, only on instances
-    carrying the target tag, and the reads. The runner's role has them for its own account, each
-    member account's execution role for that account."""
+    carrying the target tag, the reads, and writing each instance's SSM Compliance (on instances
+    and managed instances of the account, nothing else). The runner's role has them for its own
+    account, each member account's execution role for that account."""
     return [
         aws_iam.PolicyStatement(
             sid="RunTheAgentDocument",
@@ -92,6 +98,13 @@ def run_command_statements(
             sid="ReadFleetAndCommandState",
             actions=list(FLEET_READ_ACTIONS),
             resources=["*"],
+        ),
+        # The runner writes the compliance (not the agent): it alone knows the instances the agent never
+        # spoke for (not delivered, timed out, pending) and the run's id (docs/operating/compliance.md).
+        aws_iam.PolicyStatement(
+            sid="WriteInstanceCompliance",
+            actions=["ssm:PutComplianceItems"],
+            resources=[instances_arn, managed_instances_arn],
         ),
     ]
 
@@ -184,6 +197,7 @@ class RunnerFunction(Construct):
         """What a run needs (publishing its report is the topic's grant: ``Notifications.grant_publish``)."""
         stack = Stack.of(self)
         instances = stack.format_arn(service="ec2", resource="instance", resource_name="*")
+        managed_instances = stack.format_arn(service="ssm", resource="managed-instance", resource_name="*")
         statements = [
             aws_iam.PolicyStatement(
                 sid="WriteOwnLogs",
@@ -193,6 +207,7 @@ class RunnerFunction(Construct):
             *run_command_statements(
                 document_arn=document.document_arn,
                 instances_arn=instances,
+                managed_instances_arn=managed_instances,
                 tag_key=config.target_tag_key,
                 tag_values=config.target_tag_values,
             ),
@@ -220,9 +235,13 @@ class RunnerFunction(Construct):
         acknowledge(
             policy,
             "AwsSolutions-IAM5",
-            applies_to=[wildcard_arn_finding(self, service="ec2", resource="instance/*")],
+            applies_to=[
+                wildcard_arn_finding(self, service="ec2", resource="instance/*"),
+                wildcard_arn_finding(self, service="ssm", resource="managed-instance/*"),
+            ],
             reason=(
                 "SendCommand is allowed on instances only where they carry the target tag "
-                "(ssm:resourceTag condition); instance ids are not known at deploy time."
+                "(ssm:resourceTag condition); PutComplianceItems on this account's instances and "
+                "managed instances only; instance ids are not known at deploy time."
             ),
         )

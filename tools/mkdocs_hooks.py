@@ -296,15 +296,12 @@ def claim_table() -> str:
 
 
 def metrics_table() -> str:
-    service, action, account = (
-        contract.METRIC_SERVICE_DIMENSION,
-        contract.METRIC_ACTION_DIMENSION,
-        contract.METRIC_ACCOUNT_DIMENSION,
-    )
+    service, action = contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACTION_DIMENSION
     statuses = ", ".join(_code(contract.status_metric_name(s)) for s in contract.INSTANCE_STATUSES)
     rows = [
         (statuses, f"`{service}`, `{action}`", "instances that ended a run in each status"),
-        (statuses, f"`{service}`, `{account}`", "the same, per account (an organization's run)"),
+        (_code(contract.COMPLIANCE_NOT_WRITTEN_METRIC), f"`{service}`, `{action}`",
+         "instances whose SSM Compliance the run could not write, else 0"),
         (_code(contract.RUN_DURATION_METRIC), f"`{service}`, `{action}`", "how long the run took"),
         (_code(contract.RUNS_FAILED_METRIC), f"`{service}`, `{action}`",
          "1 for a run that stopped before it could report per instance, else 0"),

@@ -279,9 +279,11 @@ METRIC_NAMESPACE: Final = "EcrFleetAuth"
 METRIC_SERVICE_DIMENSION: Final = "service"
 METRIC_SERVICE: Final = "ecr-fleet-auth"
 METRIC_ACTION_DIMENSION: Final = "action"
-# Organization mode adds each account's instance counts (the same metric names) with dimensions
-# service and account_id, for the dashboard's per-account widgets.
-METRIC_ACCOUNT_DIMENSION: Final = "account_id"
+# Organization mode logs each account's instance counts as one record per account (no metric per
+# account: their cost grows with the organization); the dashboard's per-account widgets are Logs
+# Insights queries over these records (``ACCOUNT_REPORT_FIELD``: account_id, run_id, action, counts).
+ACCOUNT_REPORT_LOG_MESSAGE: Final = "account report"
+ACCOUNT_REPORT_FIELD: Final = "account_report"
 
 
 def status_metric_name(status: str) -> str:
@@ -306,6 +308,25 @@ INSTANCE_EVENTS_REJECTED_METRIC: Final = "InstanceEventsRejected"
 EVENTS_REJECTED_METRIC: Final = "EventsRejected"
 # The message of the runner's one structured log record per run (the dashboard's query reads it).
 RUN_REPORT_LOG_MESSAGE: Final = "run report"
+# Instances whose SSM Compliance this run could not write (refused, or no time left); dimensions
+# service and action (beside the run's counts), 0 when every write went through.
+COMPLIANCE_NOT_WRITTEN_METRIC: Final = "ComplianceNotWritten"
+
+
+# --- SSM Compliance (docs/operating/compliance.md): the runner writes each instance's state there ---
+COMPLIANCE_TYPE_PREFIX: Final = "Custom:"
+# PutComplianceItems' ComplianceTypeName: at most 100 characters, "Custom:" then [A-Za-z0-9_-] and \w+.
+_COMPLIANCE_NAME_CHARS: Final = 100 - len(COMPLIANCE_TYPE_PREFIX)
+
+
+def compliance_type(deployment_name: str) -> str:
+    """The compliance type a deployment writes, ``Custom:<its name>`` (``Custom:EcrFleetAuth`` for the
+    default stack): its own, so two deployments covering one instance never overwrite each other's items.
+    A character the type's pattern refuses after the first (``-``) becomes ``_``; a one-letter name
+    gets a ``_`` (the pattern wants two characters at least)."""
+    name = deployment_name[:1] + re.sub(r"[^A-Za-z0-9_]", "_", deployment_name[1:])
+    name = name if len(name) >= 2 else name + "_"
+    return COMPLIANCE_TYPE_PREFIX + name[:_COMPLIANCE_NAME_CHARS]
 
 
 # --- agent documents named by their content (each member account's: ``<prefix>-<sha8 of the content>``)

@@ -7,7 +7,7 @@ that stops half-way still reports every instance it knows of.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .discovery import FleetMember
 from .execution import Execution
@@ -118,6 +118,4 @@ def _merge(
 def _named(result: InstanceResult, name: str) -> InstanceResult:
     if not name or result.name == name:
         return result
-    return InstanceResult(
-        result.instance_id, name, result.status, result.outcome, result.reason, result.detail
-    )
+    return replace(result, name=name)

@@ -1,11 +1,12 @@
 """Step 5 of a run: the report logged once, counted in metrics and, per the policy, sent to SNS.
 
 The log record and the metrics are what the stack's dashboard and alarms read
-(names in ``contract``). An organization's run also counts each account's instances under
-the same metric names with dimensions ``service`` and ``account_id`` (one EMF record per
-account, ``EphemeralMetrics``: the invocation's own metrics keep their dimensions), and the pairs it
+(names in ``contract``). An organization's run also logs one record per account with that account's
+counts (``account report``: the dashboard's per-account widgets are Logs Insights queries, no custom
+metric per account), and counts the pairs it
 could not reach (``TargetsUnreachable``, dimension service only, 0 when every pair was reached: the
-stack's alarm of that name reads it). Dry runs are
+stack's alarm of that name reads it), and the instances whose SSM Compliance it could not write
+(``ComplianceNotWritten``, beside the run's counts). Dry runs are
 logged only: nothing ran, so nothing is counted or sent. A lost e-mail never fails the run;
 the report is still returned and logged.
 """
@@ -82,8 +83,12 @@ def _count(report: Report, duration_seconds: float, service: str) -> None:
         name=contract.RUNS_FAILED_METRIC, unit=MetricUnit.Count, value=1 if report.error is not None else 0
     )
     if report.targets is not None:
-        _count_accounts(report, service)
+        _log_accounts(report)
         _count_unreachable_targets(report, service)
+    if report.compliance is not None:
+        # Instances whose SSM Compliance is not this run's (refused, or no time left), fleet-wide.
+        missing = int(report.compliance.get("failed", 0)) + int(report.compliance.get("not_written", 0))
+        metrics.add_metric(name=contract.COMPLIANCE_NOT_WRITTEN_METRIC, unit=MetricUnit.Count, value=missing)
 
 
 def _count_unreachable_targets(report: Report, service: str) -> None:
@@ -95,16 +100,12 @@ def _count_unreachable_targets(report: Report, service: str) -> None:
     unreached.flush_metrics()
 
 
-def _count_accounts(report: Report, service: str) -> None:
+def _log_accounts(report: Report) -> None:
+    """One log record per account with its counts: the dashboard's per-account widgets query them with
+    Logs Insights, so an organization of any size costs log bytes, not a custom metric per account."""
     for account, counts in report.accounts().items():
-        per_account = EphemeralMetrics(namespace=metrics.namespace)
-        per_account.add_dimension(name=contract.METRIC_SERVICE_DIMENSION, value=service)
-        per_account.add_dimension(name=contract.METRIC_ACCOUNT_DIMENSION, value=account)
-        for status in contract.INSTANCE_STATUSES:
-            per_account.add_metric(
-                name=contract.status_metric_name(status), unit=MetricUnit.Count, value=counts[status]
-            )
-        per_account.flush_metrics()
+        record = {"account_id": account, "run_id": report.run_id, "action": report.action, **counts}
+        logger.info(contract.ACCOUNT_REPORT_LOG_MESSAGE, extra={contract.ACCOUNT_REPORT_FIELD: record})
 
 
 def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:

@@ -67,6 +67,11 @@ class Reason(StrEnum):
     UNKNOWN_SSM_STATUS = "unknown_ssm_status"
     # --- the run as a whole stopped before it could report per instance
     RUN_FAILED = "run_failed"
+    # --- a user x registry in SSM Compliance (``compliance.py``), when the agent's state is the answer
+    # The agent found no credential for the registry where this user's docker looks.
+    NOT_LOGGED_IN = "not_logged_in"
+    # The stored login's token has expired (its expires_at has passed): docker would send it and fail.
+    LOGIN_EXPIRED = "login_expired"
     # --- an (account, region) the run could not reach (the report's ``targets``)
     # The StackSet's stack instance there is not CURRENT: the member role or document may be missing.
     MEMBER_STACK_NOT_READY = "member_stack_not_ready"

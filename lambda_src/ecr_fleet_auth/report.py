@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import contract
+from .partitions import partition_of
 from .troubleshooting import next_step
 
 FAILURE_STATUSES = ("failed", "unreachable")
@@ -31,6 +32,29 @@ MAX_MESSAGE_CHARS = 12_000
 MAX_SUBJECT_CHARS = 100
 # A failed run's error message, and an SSM refusal's, in the report, the log and the e-mail.
 ERROR_MESSAGE_CHARS = 300
+MAX_COMMAND_LINKS = 10
+
+
+@dataclass(frozen=True)
+class Pull:
+    """One user x registry of the agent's result line (``users[].registries``), or a user the agent
+    could not serve at all (``registry`` empty, ``error`` the user's reason)."""
+
+    user: str
+    registry: str
+    state: str
+    expires_at: str = ""
+    error: str = ""
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class AgentUsers:
+    """What the agent's result line says of each user: SSM Compliance is written from it
+    (``compliance.py``); not part of the report (the report is per instance)."""
+
+    pulls: tuple[Pull, ...] = ()
+    not_listed: int = 0  # users_truncated: users left out to keep the line within its size
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,8 @@ class InstanceResult:
     detail: dict[str, Any] = field(default_factory=dict)
     account_id: str = ""
     region: str = ""
+    # The agent's users (None: the agent did not speak); not in ``to_dict``.
+    users: AgentUsers | None = None
 
     @classmethod
     def from_dict(cls, entry: Mapping[str, Any]) -> InstanceResult:
@@ -124,6 +150,8 @@ class Report:
     # (Rate Exceeded: nothing ran), left out of this report for their events to come again
     # (``triggers``). Neither counted, listed nor published: the run that gives up reports them.
     retried: tuple[InstanceResult, ...] = ()
+    # What the run wrote to SSM Compliance (``compliance.ComplianceTally.to_dict``); None: a dry run.
+    compliance: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, Any] = dict(self.counted.summary) if self.counted else _counts(self.instances)
@@ -165,6 +193,8 @@ class Report:
         }
         if self.targets is not None:
             data["targets"] = [target.to_dict() for target in self.targets]
+        if self.compliance is not None:
+            data["compliance"] = dict(self.compliance)
         if self.error is not None:
             data["error"] = dict(self.error)
         if self.execution is not None:
@@ -223,14 +253,53 @@ def subject(report: Report) -> str:
     return f"ecr-fleet-auth {report.action}: {state}"[:MAX_SUBJECT_CHARS]
 
 
+# The AWS Management Console of each partition that has one documented: "https://region-code.console.aws.amazon.com"
+# (AWS General Reference, AWS Management Console endpoints), the China Regions' console.amazonaws.cn and
+# AWS GovCloud (US)'s console.amazonaws-us-gov.com (its sign-in is signin.amazonaws-us-gov.com, GovCloud
+# User Guide). The partition is botocore's (``partitions.partition_of``); a partition not listed (the
+# isolated ones, the European Sovereign Cloud) gets no link rather than a wrong one.
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def console_url(region: str, path: str) -> str:
+    """``path`` (``/service/home...``, its fragment after it) in ``region``'s console; "" when the
+    region's partition has no console known here. The standard partition's consoles are regional."""
+    host = CONSOLE_HOSTS.get(partition_of(region).name) if region else None
+    if host is None:
+        return ""
+    if host == CONSOLE_HOSTS["aws"]:
+        host = f"{region}.{host}"
+    page, _, fragment = path.partition("#")
+    separator = "&" if "?" in page else "?"
+    return f"https://{host}{page}{separator}region={region}" + (f"#{fragment}" if fragment else "")
+
+
 def output_log_link(log_group: str, region: str) -> str:
     """The CloudWatch console page of the Run Command output log group.
 
     The console's fragment escapes '/' as '$252F' (URL-encoded twice, '%' written '$')."""
-    domain = {"cn-": "console.amazonaws.cn", "us-gov-": "console.amazonaws-us-gov.com"}
-    host = next((d for prefix, d in domain.items() if region.startswith(prefix)), "console.aws.amazon.com")
     escaped = quote(quote(log_group, safe=""), safe="").replace("%", "$")
-    return f"https://{region}.{host}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/{escaped}"
+    return console_url(region, f"/cloudwatch/home#logsV2:log-groups/log-group/{escaped}")
+
+
+def command_link(command_id: str, region: str) -> str:
+    """Run Command's console page of one command (its targets, statuses and output per instance)."""
+    return console_url(region, f"/systems-manager/run-command/{quote(command_id, safe='')}")
+
+
+def _command_regions(report: Report, default_region: str) -> dict[str, str]:
+    """Each command's region: the region of an instance it reached (an organization's run sends one
+    command per account and region), else the function's."""
+    regions = {
+        str(instance.detail["command_id"]): instance.region
+        for instance in report.instances
+        if instance.detail.get("command_id") and instance.region
+    }
+    return {command: regions.get(command, default_region) for command in report.command_ids}
 
 
 def message(report: Report, *, output_log_group: str = "", region: str = "") -> str:
@@ -272,8 +341,16 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
                 lines.append(f"  ... and {more} more (see the run's log)")
     if report.command_ids:
         lines += ["", "Run Command ids: " + ", ".join(_bounded(report.command_ids, 10))]
-    if output_log_group and region:
-        lines += ["", "Full agent output per instance:", f"  {output_log_link(output_log_group, region)}"]
+        links = [
+            link
+            for command, where in list(_command_regions(report, region).items())[:MAX_COMMAND_LINKS]
+            if (link := command_link(command, where))
+        ]
+        if links:
+            lines += ["", "The commands in the console:", *(f"  {link}" for link in links)]
+    log_link = output_log_link(output_log_group, region) if output_log_group and region else ""
+    if log_link:
+        lines += ["", "Full agent output per instance:", f"  {log_link}"]
     text = "\n".join(lines) + "\n"
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 40].rsplit("\n", 1)[0] + "\n... (truncated)\n"

@@ -9,12 +9,12 @@ whenever the agent did not get to speak (not delivered, timed out, cancelled).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import contract
 from .reasons import Reason
-from .report import InstanceResult
+from .report import AgentUsers, InstanceResult, Pull
 from .run_command import Invocation
 
 # StatusDetails → (status, reason) when the agent's result line is not the answer.
@@ -71,6 +71,7 @@ class AgentResult:
     outcome: str
     reason: str
     message: str
+    users: AgentUsers = field(default_factory=AgentUsers)
 
     @classmethod
     def parse(cls, output: str) -> AgentResult | None:
@@ -89,8 +90,40 @@ class AgentResult:
             if outcome not in contract.OUTCOMES or not isinstance(reason, str) or not reason:
                 continue
             message = data.get("message")
-            return cls(outcome, reason, message if isinstance(message, str) else "")
+            return cls(outcome, reason, message if isinstance(message, str) else "", _users(data))
         return None
+
+
+def _users(data: dict[str, Any]) -> AgentUsers:
+    """``users`` of a result line as pulls: one per user x registry, one per user the agent could not
+    serve at all (a reason, no registry). Entries of another shape are left out (a newer agent's)."""
+    pulls = []
+    for entry in data.get("users") or ():
+        user = entry.get("user") if isinstance(entry, dict) else None
+        registries = entry.get("registries") if isinstance(entry, dict) else None
+        if not isinstance(user, str) or not isinstance(registries, dict):
+            continue
+        reason = entry.get("reason")
+        if not registries and isinstance(reason, str):
+            pulls.append(Pull(user, "", "", error=reason))
+        for registry, state in registries.items():
+            if isinstance(state, dict) and isinstance(state.get("state"), str):
+                pulls.append(
+                    Pull(
+                        user,
+                        registry,
+                        state["state"],
+                        expires_at=_text(state.get("expires_at")),
+                        error=_text(state.get("error")),
+                        expired=state.get("expired") is True,
+                    )
+                )
+    truncated = data.get("users_truncated")
+    return AgentUsers(tuple(pulls), truncated if isinstance(truncated, int) else 0)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def needs_full_output(invocation: Invocation) -> bool:
@@ -110,7 +143,13 @@ def instance_result(invocation: Invocation, agent: AgentResult | None, name: str
         if agent.message:
             detail["message"] = agent.message
         return InstanceResult(
-            invocation.instance_id, label, OUTCOME_STATUS[agent.outcome], agent.outcome, agent.reason, detail
+            invocation.instance_id,
+            label,
+            OUTCOME_STATUS[agent.outcome],
+            agent.outcome,
+            agent.reason,
+            detail,
+            users=agent.users,
         )
     status, reason = SSM_STATUS_DETAILS.get(invocation.status_details) or SSM_STATUSES.get(
         invocation.status, ("failed", Reason.UNKNOWN_SSM_STATUS)

@@ -1,4 +1,5 @@
-"""One run, top to bottom in ``run``: discover, leave out busy instances, plan, send/wait/collect, report.
+"""One run, top to bottom in ``run``: discover, leave out busy instances, plan, send/wait/collect, write
+each instance's SSM Compliance, report.
 
 A run covers (account, region) pairs (``organization``): the function's own, and in an
 organization every stack instance of its StackSet. Each pair runs the sequence below with its
@@ -9,7 +10,8 @@ in the report's ``targets`` and the others go on. One report, one notification.
 
 The only module that sequences the others: discovery (``discovery.Fleet``), planning
 (``planning``), carrying the plan out (``execution.Execution``, over ``run_command.RunCommand``),
-what is known so far (``progress.RunProgress``) and publishing the report (``publishing``).
+what is known so far (``progress.RunProgress``), each pair's instances in SSM Compliance
+(``compliance``, with that pair's own client) and publishing the report (``publishing``).
 AWS is reached only through those adapters, built on clients from the factory; time
 through a ``Clock`` (``clock.py``) so tests and the benchmark can run a ten-minute wait in
 milliseconds.
@@ -47,8 +49,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from . import contract
-from .clients import AWS_ERRORS, ClientFactory, Pair, error_code
+from .clients import AWS_ERRORS, AwsClients, ClientFactory, Pair, error_code
 from .clock import SYSTEM_CLOCK, Clock
+from .compliance import SECONDS_PER_INSTANCE, ComplianceRun, ComplianceTally, write_compliance
 from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
@@ -136,6 +139,8 @@ def run(
         chosen, error = [], run_error(failure)
     pair_run = _PairRun(request, settings, options, factory, clock, run_id, started, remaining_millis, home)
     pair_run.not_online_in_time = not_online_in_time or {}
+    compliance_type = contract.compliance_type(settings.stack_name)
+    pair_run.compliance_run = ComplianceRun(run_id, options.action, started_at, compliance_type)
     pair_run.instances_by_pair = instances_by_pair
     pair_run.retryable = retryable or {}
     runs = _run_all(chosen, pair_run, clock)
@@ -161,6 +166,11 @@ def run(
         error=error,
         targets=tuple(r.target for r in runs) if organization else None,
         retried=tuple(instance for r in runs for instance in r.retried),
+        compliance=None
+        if request.dry_run
+        else ComplianceTally.combined(
+            compliance_type, (r.compliance for r in runs if r.compliance)
+        ).to_dict(),
     )
     if publish_report:
         publish(report, settings, factory.sns(), duration_seconds=clock.monotonic() - started)
@@ -176,6 +186,7 @@ class _Outcome:
     command_ids: tuple[str, ...] = ()
     error: dict[str, str] | None = None
     retried: list[InstanceResult] = field(default_factory=list)
+    compliance: ComplianceTally | None = None  # what this pair wrote to SSM Compliance (None: nothing)
 
 
 def _run_all(chosen: Sequence[Target], pair_run: _PairRun, clock: Clock) -> list[_Outcome]:
@@ -242,6 +253,8 @@ class _PairRun:
         self.not_online_in_time: Mapping[Pair, Mapping[str, Mapping[str, str | int]]] = {}
         self.instances_by_pair: Mapping[Pair, tuple[str, ...]] | None = None
         self.retryable: Mapping[Pair, frozenset[str]] = {}
+        # What each pair's SSM Compliance items say of the run (None: none are written).
+        self.compliance_run: ComplianceRun | None = None
 
     def unreachable(self, target: Target, reason: Reason | None, detail: Mapping[str, Any]) -> _Outcome:
         """A pair the run could not reach. Its target's detail carries the stack instance's status
@@ -290,6 +303,7 @@ class _PairRun:
         progress = RunProgress(requested=requested)
         error: dict[str, str] | None = None
         offered: dict[str, Any] = {}
+        aws: AwsClients | None = None
         try:
             if target.home:
                 aws = self.factory.clients_for()
@@ -334,11 +348,26 @@ class _PairRun:
                 progress.commanded = dry_run_results(plan)
             else:
                 progress.execution = Execution(commands, spec, self.tag, clock, fleet)
-                stop_at = _stop_at(self.options, self.started, self.remaining_millis, len(targetable))
+                stop_at = _stop_at(
+                    self.options, self.started, self.remaining_millis, len(targetable), len(members)
+                )
                 progress.commanded = progress.execution.carry_out(plan, stop_at)
         except Exception as failure:  # whatever stops a run, the operator hears of it
             logger.exception("the run failed before it could report per instance")
             error = run_error(failure)
+        return self._finish(target, progress, error, offered, aws)
+
+    def _finish(
+        self,
+        target: Target,
+        progress: RunProgress,
+        error: dict[str, str] | None,
+        offered: dict[str, Any],
+        aws: AwsClients | None,
+    ) -> _Outcome:
+        """The pair's outcome: its instances (those to come again set apart), its target, and what it
+        wrote to SSM Compliance."""
+        pair, clock = target.pair, self.clock
         instances = [
             replace(instance, account_id=pair.account, region=pair.region)
             for instance in progress.instances(failed=error is not None)
@@ -349,7 +378,16 @@ class _PairRun:
         reason = None if error is None else Reason.RUN_FAILED
         detail = {} if error is None else {"code": error["code"], "message": error["message"]}
         reached = TargetResult(pair.account, pair.region, "reached", reason, {**offered, **detail})
-        return _Outcome(reached, instances, progress.command_ids(), error, retried)
+        compliance = None
+        if aws is not None and self.compliance_run is not None and not self.request.dry_run:
+            # 5. Each instance's state in SSM Compliance, with this pair's own client (its member role).
+            compliance = write_compliance(
+                aws.ssm, instances, self.compliance_run, clock, stop_at=self._deadline() - RESERVE_SECONDS
+            )
+        return _Outcome(reached, instances, progress.command_ids(), error, retried, compliance)
+
+    def _deadline(self) -> float:
+        return self.started + self.remaining_millis / 1000
 
     def _member_document(self, target: Target, ssm: SSMClient, spec: CommandSpec) -> str | _Outcome:
         """The agent document a member pair offers for ``spec``'s values, or the pair unreachable."""
@@ -481,9 +519,16 @@ def _busy(commands: RunCommand, document_name: str, candidates: list[str]) -> di
         return {}
 
 
-def _stop_at(options: RunOptions, started: float, remaining_millis: int, targetable: int) -> float:
-    """When waiting must end: the run's wait, or the Lambda deadline less time to collect and report."""
-    reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (targetable / LIST_PAGE_SIZE)
+def _stop_at(
+    options: RunOptions, started: float, remaining_millis: int, targetable: int, instances: int
+) -> float:
+    """When waiting must end: the run's wait, or the Lambda deadline less time to collect, write the
+    instances' compliance and report."""
+    reserve = (
+        RESERVE_SECONDS
+        + RESERVE_SECONDS_PER_PAGE * (targetable / LIST_PAGE_SIZE)
+        + SECONDS_PER_INSTANCE * instances
+    )
     return started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
 
 

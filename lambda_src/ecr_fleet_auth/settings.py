@@ -72,6 +72,13 @@ ACCOUNT_ID_PATTERN: Final = r"^[0-9]{12}$"
 ROLE_NAME_PATTERN: Final = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # ASCII only, as IAM: \w would take any letter
 # An organization's id (Organizations API reference, Organization: Id, "^o-[a-z0-9]{10,32}$").
 ORGANIZATION_ID_PATTERN: Final = r"^o-[a-z0-9]{10,32}$"
+# An AWS Chatbot channel the topic's messages also go to: Slack's workspace and channel ids, or Teams'
+# tenant, team (both GUIDs) and channel id (as the Chatbot console shows it, ``19%3a...%40thread.tacv2``).
+_GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+CHAT_CHANNEL_PATTERN: Final = (
+    rf"^(?:|slack:[0-9A-Z]{{1,255}}/[A-Za-z0-9]{{1,255}}"
+    rf"|teams:{_GUID}/{_GUID}/[A-Za-z0-9_=+/.,-]*%3[aA][A-Za-z0-9_=+/.,-]*%40[A-Za-z0-9_=+/.,-]*)$"
+)
 STACK_SET_CALL_AS: Final = ("DELEGATED_ADMIN", "SELF")
 
 
@@ -290,6 +297,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             runner=True),
     Setting("notificationEmail", "", "an e-mail address, or empty for none", _email,
             "Subscribes this address to the notification topic (confirm the e-mail AWS sends)."),
+    Setting("chatChannel", "", "slack:<workspace id>/<channel id>, "
+            "teams:<tenant id>/<team id>/<channel id>, or empty for none", _text(CHAT_CHANNEL_PATTERN),
+            "Also sends the topic's messages (run reports, alarms) to this Slack or Microsoft Teams channel "
+            "through AWS Chatbot; the workspace or team must be authorized in the Chatbot console first. "
+            "The channel gets notifications only: its guardrail policy denies every AWS action "
+            "(see [Notifications](../operating/notifications.md))."),
     Setting("notifyPolicy", "failures", "one of " + ", ".join(contract.NOTIFY_POLICIES),
             _choice(contract.NOTIFY_POLICIES), "When the runner publishes its report to the topic.",
             runner=True),

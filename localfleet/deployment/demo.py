@@ -3,7 +3,8 @@
 Synthesizes the stack, starts the simulated AWS (moto, the simulated EC2 and SSM Run
 Command, a real registry) and five instances, then runs the real runner three times —
 check, refresh, helper — each a cold start of its synthesized asset as Lambda would
-start it, printing each report and, per instance and user, whether a pull works. Then a
+start it, printing each report, per instance and user whether a pull works, and what SSM
+Compliance shows for the stack's compliance type (``compliance_summary``). Then a
 new instance is launched after those (manual) runs: its ``running`` event goes through the
 stack's rule, queue and event source mapping (``localfleet.events``) to the runner, which
 covers it without a scheduled run; that run's report is printed as the runner logged it, with
@@ -27,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ecr_fleet_auth.report import InstanceResult
 from ecr_fleet_auth.results import AgentResult, instance_result, needs_full_output
@@ -96,6 +98,42 @@ def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
         print(f"\nnotification: {note['subject']}")
     print(f"\n(run took {time.monotonic() - started:.1f}s) can each user pull the probe image now?")
     print(pull_matrix(fleet), flush=True)
+    print(compliance_summary(fleet, report), flush=True)
+
+
+def compliance_summary(fleet: LocalFleet, report: dict[str, Any], account: str | None = None) -> str:
+    """What Systems Manager's Compliance shows after the run (docs/operating/compliance.md): the type's
+    summary (ListComplianceSummaries) and each instance's items (ListComplianceItems), as the console."""
+    written = report.get("compliance")
+    if not written:
+        return "\nSSM Compliance: nothing written (a dry run writes nothing)"
+    ssm = fleet.client_in(account, "ssm") if account else fleet.client("ssm")
+    compliance_type = written["type"]
+    lines = [
+        f"\nSSM Compliance, {compliance_type}"
+        + (f" (account {account})" if account else "")
+        + f": this run wrote {written['written']} instance(s)"
+    ]
+    summaries = ssm.list_compliance_summaries(
+        Filters=[{"Key": "ComplianceType", "Values": [compliance_type], "Type": "EQUAL"}]
+    )["ComplianceSummaryItems"]
+    for summary in summaries:
+        lines.append(
+            f"  compliant {summary['CompliantSummary']['CompliantCount']}, "
+            f"non-compliant {summary['NonCompliantSummary']['NonCompliantCount']}"
+        )
+    described = ssm.describe_instance_information()["InstanceInformationList"]
+    for instance_id in sorted(i["InstanceId"] for i in described):
+        items = ssm.list_compliance_items(
+            ResourceIds=[instance_id],
+            ResourceTypes=["ManagedInstance"],
+            Filters=[{"Key": "ComplianceType", "Values": [compliance_type], "Type": "EQUAL"}],
+            MaxResults=50,
+        )["ComplianceItems"]
+        for item in sorted(items, key=lambda entry: entry["Id"]):
+            reason = item.get("Details", {}).get("reason", "")
+            lines.append(f"  {instance_id}  {item['Id']:<60} {item['Status']:<14} {reason}")
+    return "\n".join(lines)
 
 
 # How long the new instance may take to be covered (the batching window, a cold start, the agent).
@@ -149,6 +187,7 @@ def new_instance_step(fleet: LocalFleet, name: str = "web-5-new", account: str |
             "not succeed; a succeeded instance's row is read from Run Command's history)"
         )
         print(render({**report, "instances": rows}))
+        print(compliance_summary(fleet, report, account), flush=True)
     print(f"\nRun Command's history of {instance.name} ({instance.instance_id}):")
     for result in history:
         print(
@@ -246,6 +285,8 @@ def organization_step(fleet: LocalFleet) -> None:
         print(f"\nnotification: {note['subject']}")
     print(f"\n(took {time.monotonic() - started:.1f}s) can each user pull from their own account's registry?")
     print(accounts_pull_matrix(fleet), flush=True)
+    print(compliance_summary(fleet, report), flush=True)
+    print(compliance_summary(fleet, report, MEMBER_ACCOUNT), flush=True)
 
 
 def accounts_pull_matrix(fleet: LocalFleet) -> str:

@@ -2,9 +2,10 @@
 
 - ``engine``: commands and invocations, moved on by events on a clock; statuses,
   rate control, timeouts and output limits.
-- ``operations``: the service — documents, managed nodes (``managed_nodes``) and
-  the operations boto3 calls; ``documents``: Command documents, their parameters
-  and what a step runs; ``agent_interface``: what the engine asks of an instance.
+- ``operations``: the service — documents, managed nodes (``managed_nodes``), their
+  compliance (``compliance``: PutComplianceItems and its listings) and the operations
+  boto3 calls; ``documents``: Command documents, their parameters and what a step runs;
+  ``agent_interface``: what the engine asks of an instance.
 - ``protocol``: the JSON 1.1 wire, validated and shaped by botocore's model.
 - ``http_emulator``: the service over loopback HTTP on a real clock
   (``SsmEmulator``); in-process it is served by ``localfleet.transport``.

@@ -1,4 +1,5 @@
-"""The SSM Run Command service: documents, managed nodes and commands behind the operations boto3 calls.
+"""The SSM Run Command service: documents, managed nodes and commands behind the operations boto3 calls
+(and each managed node's compliance, ``compliance.py``).
 
 Each operation takes a request dict (already validated against the model by
 ``protocol.SsmWire``) and returns a result dict; the engine (``engine.py``) does
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 from ..clocks import Clock
 from ..transport.endpoint import ServiceError
 from .agent_interface import Executor
+from .compliance import ComplianceStore
 from .documents import Document
 from .engine import Command, CommandEngine, Invocation, PluginResult, iso_time
 from .managed_nodes import (
@@ -73,6 +75,7 @@ class RunCommandService:
             target_resolution_seconds=target_resolution_seconds,
         )
         self.list_commands_lag = list_commands_lag
+        self.compliance = ComplianceStore(self._compliance_resource)
 
     def handler(self, operation: str) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         handlers: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
@@ -86,6 +89,9 @@ class RunCommandService:
             "ListCommandInvocations": self.list_command_invocations,
             "GetCommandInvocation": self.get_command_invocation,
             "CancelCommand": self.cancel_command,
+            "PutComplianceItems": self.compliance.put_items,
+            "ListComplianceItems": self.list_compliance_items,
+            "ListComplianceSummaries": self.list_compliance_summaries,
         }
         if operation not in handlers:
             raise ServiceError("UnknownOperationException", f"{operation} is not emulated")
@@ -436,6 +442,23 @@ class RunCommandService:
             )
         self.engine.cancel(command, instance_ids or None)
         return {}
+
+    # --- compliance (``compliance.py``) -------------------------------------------------
+    def _compliance_resource(self, instance_id: str) -> bool:
+        """A managed node compliance may be recorded on: registered here, not shutting down or terminated."""
+        instance = self.instance(instance_id)
+        return instance is not None and instance.state not in GONE_STATES
+
+    def list_compliance_items(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # MaxResults 1-50 (the model); CHOICE: the reference gives no default, 10 is taken.
+        page, token = paginate(self.compliance.list_items(params), params, "ListComplianceItems", 10)
+        return {"ComplianceItems": page, "NextToken": token}
+
+    def list_compliance_summaries(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # "Currently, you can specify null or 50": pages of 50.
+        summaries = self.compliance.list_summaries(params)
+        page, token = paginate(summaries, params, "ListComplianceSummaries")
+        return {"ComplianceSummaryItems": page, "NextToken": token}
 
     # --- shapes ----------------------------------------------------------------------
     @staticmethod

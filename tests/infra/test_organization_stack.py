@@ -33,7 +33,7 @@ from ecr_fleet_auth import contract
 from ecr_fleet_auth.partitions import registries_for
 from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
-from ecr_fleet_auth_cdk.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
+from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES, content_named
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
 from ecr_fleet_auth_cdk.runner_function import FLEET_READ_ACTIONS
@@ -307,23 +307,35 @@ def test_the_runner_may_list_only_its_stack_sets_instances(organization: Synth, 
     ).endswith(":role/FleetAuthMember")
 
 
-def test_the_dashboard_breaks_outcomes_down_by_account(organization: Synth) -> None:
+def test_the_dashboard_breaks_outcomes_down_by_account_from_the_log_record(organization: Synth) -> None:
+    """Per-account views are Logs Insights widgets over the runner's per-account records, not metrics
+    (no custom metric per account: their cost grows with the organization)."""
     dashboard = only(organization.central, "AWS::CloudWatch::Dashboard")["Properties"]
     body = json.loads(_join(dashboard["DashboardBody"]))
-    searches = {
-        widget["properties"]["title"]: row[0]["expression"]
+    queries = {
+        widget["properties"]["title"]: widget["properties"]
         for widget in body["widgets"]
-        for row in widget["properties"].get("metrics", [])
-        if isinstance(row[0], dict) and "SEARCH(" in row[0].get("expression", "")
+        if widget["type"] == "log" and "by account" in widget["properties"]["query"]
     }
-    schema = f"{{{contract.METRIC_NAMESPACE},{ACCOUNT_DIMENSION},{contract.METRIC_SERVICE_DIMENSION}}}"
-    assert searches == {
-        f"Instances {status} per run, by account": (
-            f'SEARCH(\'{schema} MetricName="{contract.status_metric_name(status)}" '
-            f"{contract.METRIC_SERVICE_DIMENSION}=\"EcrFleetAuth\"', 'Sum', 300)"
-        )
-        for status in SHOWN_STATUSES
+    assert set(queries) == {
+        "Instances by account, latest run",
+        "Accounts with failed or unreachable instances in the period",
     }
+    runner_logs = next(
+        logical_id
+        for logical_id, resource in resources(organization.central, "AWS::Logs::LogGroup").items()
+        if logical_id.startswith("RunnerLogs")
+    )
+    for widget in queries.values():
+        query = widget["query"]
+        assert query.startswith(f"SOURCE '<{runner_logs}>'"), query
+        assert f'filter message = "{contract.ACCOUNT_REPORT_LOG_MESSAGE}"' in query
+        assert f"{contract.ACCOUNT_REPORT_FIELD}.account_id as account" in query
+        assert widget["view"] == "table"
+    latest = queries["Instances by account, latest run"]["query"]
+    for status in SHOWN_STATUSES:
+        assert f"latest({contract.ACCOUNT_REPORT_FIELD}.{status}) as {status}" in latest
+    assert "SEARCH(" not in json.dumps(body), "no per-account metric is read"
 
 
 def test_unreachable_pairs_raise_an_alarm_like_the_others(organization: Synth) -> None:
@@ -340,7 +352,7 @@ def test_unreachable_pairs_raise_an_alarm_like_the_others(organization: Synth) -
     }
     assert (stat["Stat"], stat["Period"]) == ("Sum", 3600)
     topic = {"Ref": next(iter(resources(organization.central, "AWS::SNS::Topic")))}
-    assert alarm["AlarmActions"] == [topic] == alarm["OKActions"]
+    assert alarm["AlarmActions"] == [topic] and "OKActions" not in alarm
     assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["TreatMissingData"]) == (
         1, "GreaterThanOrEqualToThreshold", "notBreaching"
     )  # fmt: skip
@@ -587,7 +599,9 @@ def test_a_single_account_stack_has_nothing_of_the_organization(synthesized_temp
     actions = {action for statement in _statements(synthesized_template) for action in _actions(statement)}
     assert not {a for a in actions if a.startswith(("sts:", "cloudformation:", "organizations:"))}
     dashboard = only(synthesized_template, "AWS::CloudWatch::Dashboard")
-    assert ACCOUNT_DIMENSION not in json.dumps(dashboard) and "SEARCH(" not in json.dumps(dashboard)
+    assert contract.ACCOUNT_REPORT_LOG_MESSAGE not in json.dumps(dashboard) and "SEARCH(" not in json.dumps(
+        dashboard
+    )
     assert contract.TARGETS_UNREACHABLE_METRIC not in json.dumps(synthesized_template)
 
 
@@ -733,7 +747,8 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     statements = {s["Sid"]: s for s in _statements(organization.member)}
     lookups = {"FindTheAgentDocument", "ListTheAgentDocuments"}
     assert set(statements) == {
-        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState", *lookups
+        "RunTheAgentDocument", "OnlyOnTaggedInstances", "ReadFleetAndCommandState",
+        "WriteInstanceCompliance", *lookups
     }  # fmt: skip
     document_name = only(organization.member, "AWS::SSM::Document")["Properties"]["Name"]
     # Every content version of the agent document (issue 18: a region mid-update may still have an
@@ -754,7 +769,14 @@ def test_the_member_role_is_scoped_like_the_runners_own(organization: Synth, nar
     assert tagged["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
     reads = statements["ReadFleetAndCommandState"]
     assert _actions(reads) == list(FLEET_READ_ACTIONS) and reads["Resource"] == "*"
-    # The same three statements as the runner's own role, but for the member's document and every region.
+    # SSM Compliance (docs/operating/compliance.md): the account's instances and managed instances only.
+    compliance = statements["WriteInstanceCompliance"]
+    assert _actions(compliance) == ["ssm:PutComplianceItems"]
+    assert sorted(_join(arn) for arn in compliance["Resource"]) == [
+        "arn:<AWS::Partition>:ec2:*:<AWS::AccountId>:instance/*",
+        "arn:<AWS::Partition>:ssm:*:<AWS::AccountId>:managed-instance/*",
+    ]
+    # The same four statements as the runner's own role, but for the member's document and every region.
     central = {s["Sid"]: s for s in _statements(organization.central) if s.get("Sid") in statements}
     assert {sid: _actions(s) for sid, s in central.items()} == {
         sid: _actions(s) for sid, s in statements.items() if sid not in lookups

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings
+from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings, SettingsError
 from ecr_fleet_auth_cdk.runner_function import POWERTOOLS_LAYER_PARAMETER
+from tests.support.lint import cfn_lint_findings
 from tests.support.template import PROJECT_ROOT, Template, only, resources, synthesize
 
 
@@ -128,6 +129,22 @@ def test_send_command_only_on_this_document_and_tagged_instances(synthesized_tem
     assert on_instances["Condition"] == {"StringEquals": {"ssm:resourceTag/ecr-fleet-auth": ["enabled"]}}
 
 
+def test_runner_writes_compliance_only_on_its_accounts_instances(synthesized_template: Template) -> None:
+    """SSM Compliance is written by the runner (docs/operating/compliance.md): PutComplianceItems on
+    the account's instances and managed instances (ManagedInstance is "currently the only supported
+    resource type", PutComplianceItems API reference), in no other statement, never on ``*``."""
+    statements = _statements(synthesized_template, "Runner")
+    (compliance,) = [s for s in statements if "ssm:PutComplianceItems" in _actions(s)]
+    assert _actions(compliance) == ["ssm:PutComplianceItems"]
+    arns = [json.dumps(resource) for resource in compliance["Resource"]]
+    assert len(arns) == 2
+    assert any('":ec2:"' in arn and ":instance/*" in arn for arn in arns)
+    assert any('":ssm:"' in arn and ":managed-instance/*" in arn for arn in arns)
+    for arn in arns:
+        assert '{"Ref": "AWS::AccountId"}' in arn and '{"Ref": "AWS::Region"}' in arn, arn
+    assert "Condition" not in compliance
+
+
 def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesized_template: Template) -> None:
     statements = _statements(synthesized_template, "Runner")
     wildcard_actions = {a for s in statements if s["Resource"] == "*" for a in _actions(s)}
@@ -197,7 +214,7 @@ def test_every_alarm_publishes_to_the_topic(synthesized_template: Template, name
     alarm = _alarms(synthesized_template)[name]
     topic_id = next(iter(resources(synthesized_template, "AWS::SNS::Topic")))
     assert alarm["AlarmActions"] == [{"Ref": topic_id}]
-    assert alarm["OKActions"] == [{"Ref": topic_id}]
+    assert "OKActions" not in alarm, "no OK mail: the next run's report says what recovered"
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert alarm["TreatMissingData"] == "notBreaching"
@@ -300,3 +317,58 @@ def test_the_instance_policy_covers_dual_stack_registry_names() -> None:
         "ecr-public:GetAuthorizationToken",
         "sts:GetServiceBearerToken",
     }
+
+
+SLACK = "slack:T07ABCDE12/C07ABCDEF34"
+TEAMS = (
+    "teams:8f0b9c3e-2a1d-4c5b-9e7f-1a2b3c4d5e6f/0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d/"
+    "19%3ab2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e1%40thread.tacv2"
+)
+
+
+def test_no_chat_channel_unless_one_is_set(synthesized_template: Template) -> None:
+    chat = [r for r in synthesized_template["Resources"].values() if r["Type"].startswith("AWS::Chatbot::")]
+    assert chat == []
+
+
+@pytest.mark.parametrize(
+    ("channel", "kind"),
+    [
+        (SLACK, "AWS::Chatbot::SlackChannelConfiguration"),
+        (TEAMS, "AWS::Chatbot::MicrosoftTeamsChannelConfiguration"),
+    ],
+)
+def test_a_chat_channel_gets_the_topic_and_no_permissions(channel: str, kind: str, tmp_path: Any) -> None:
+    """chatChannel: the topic's messages in Slack or Teams through AWS Chatbot; the role has no policy and
+    the guardrail is AWSDenyAll, so the channel can run nothing. cdk-nag ran in the synth; cfn-lint too."""
+    template = synthesize({"chatChannel": channel})["EcrFleetAuth"]
+    (configuration,) = resources(template, kind).values()
+    properties = configuration["Properties"]
+    topic_id = next(iter(resources(template, "AWS::SNS::Topic")))
+    assert properties["SnsTopicArns"] == [{"Ref": topic_id}]
+    assert properties["GuardrailPolicies"] == [
+        {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::aws:policy/AWSDenyAll"]]}
+    ]
+    ids = channel.split(":", 1)[1].split("/")
+    if kind.endswith("SlackChannelConfiguration"):
+        assert [properties["SlackWorkspaceId"], properties["SlackChannelId"]] == ids
+    else:
+        assert [properties["TeamsTenantId"], properties["TeamId"], properties["TeamsChannelId"]] == ids
+    role_id = properties["IamRoleArn"]["Fn::GetAtt"][0]
+    role = template["Resources"][role_id]["Properties"]
+    assert "chatbot.amazonaws.com" in json.dumps(role["AssumeRolePolicyDocument"])
+    assert "ManagedPolicyArns" not in role and "Policies" not in role
+    attached = [
+        r for r in resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in r["Properties"].get("Roles", [])
+    ]  # fmt: skip
+    assert attached == []
+    path = tmp_path / "chat.template.json"
+    path.write_text(json.dumps(template), encoding="utf-8")
+    assert cfn_lint_findings(path) == []
+
+
+@pytest.mark.parametrize("bad", ["slack:lowercase/C1", "teams:not-a-guid/x/y", "discord:1/2", "slack:T1"])
+def test_a_chat_channel_in_another_form_is_refused_naming_the_setting(bad: str) -> None:
+    with pytest.raises(SettingsError, match="chatChannel"):
+        synthesize({"chatChannel": bad})

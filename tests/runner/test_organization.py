@@ -171,7 +171,7 @@ def dimensions(document: dict[str, Any]) -> list[list[str]]:
 
 
 def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
-    organization: Organization, capsys: pytest.CaptureFixture[str]
+    organization: Organization, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     o = organization
     login_refused = CannedRun(result_line("failed", "login_failed", "401"), exit_code=1, duration=60)
@@ -251,27 +251,26 @@ def test_three_accounts_in_two_regions_are_run_at_once_and_reported_together(
     assert mail["Subject"] == "ecr-fleet-auth refresh: 1 failed of 5; 3 of 7 account-regions unreachable"
     assert f"{B}/{REGION}: role_not_assumable - AccessDenied" in mail["Message"]
     assert f"[{A}/{OTHER_REGION}]: login_failed" in mail["Message"]
-    # Today's metrics, and each account's counts under the same names with service and account_id.
+    # Today's metrics, fleet-wide only; each account's counts are a log record of their own.
     documents = emf_documents(capsys.readouterr().out)
     per_account = {
-        d[contract.METRIC_ACCOUNT_DIMENSION]: d for d in documents if contract.METRIC_ACCOUNT_DIMENSION in d
+        entry["account_id"]: entry
+        for record in caplog.records
+        if record.getMessage() == contract.ACCOUNT_REPORT_LOG_MESSAGE
+        for entry in [getattr(record, contract.ACCOUNT_REPORT_FIELD)]
     }
     (unreached,) = [d for d in documents if contract.TARGETS_UNREACHABLE_METRIC in d]
     assert unreached[contract.TARGETS_UNREACHABLE_METRIC] == [3.0]  # B's two pairs and C/us-east-1
     assert dimensions(unreached) == [[contract.METRIC_SERVICE_DIMENSION]]
     assert unreached[contract.METRIC_SERVICE_DIMENSION] == os.environ["STACK_NAME"]
-    (invocation,) = [
-        d for d in documents if contract.METRIC_ACCOUNT_DIMENSION not in d and d is not unreached
-    ]
+    (invocation,) = [d for d in documents if d is not unreached]
     assert invocation[contract.status_metric_name("failed")] == [1.0]
     assert [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACTION_DIMENSION] in dimensions(invocation)
     assert set(per_account) == {HOME, A, B, C}
-    assert dimensions(per_account[A]) == [
-        [contract.METRIC_SERVICE_DIMENSION, contract.METRIC_ACCOUNT_DIMENSION]
-    ]
-    assert per_account[A][contract.METRIC_SERVICE_DIMENSION] == os.environ["STACK_NAME"]
-    assert per_account[A][contract.status_metric_name("succeeded")] == [2.0]
-    assert per_account[A][contract.status_metric_name("failed")] == [1.0]
+    assert per_account[A]["run_id"] == report["run_id"] and per_account[A]["action"] == "refresh"
+    assert (per_account[A]["succeeded"], per_account[A]["failed"]) == (2, 1)
+    assert per_account[A]["total"] == report["summary"]["accounts"][A]["total"]
+    assert not any("account_id" in json.dumps(d["_aws"]) for d in documents), "no metric per account"
     # No secret in the report, the mail or the logs.
     secrets = [k for k in o.org.identities._keys if k.startswith("ASIA")]
     assert secrets

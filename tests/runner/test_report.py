@@ -121,6 +121,70 @@ def test_message_links_the_run_command_output_log_group() -> None:
     assert "Full agent output" not in message(MIXED)
 
 
+@pytest.mark.parametrize(
+    ("region", "console"),
+    [
+        # AWS General Reference, "AWS Management Console endpoints": https://region-code.console.aws.amazon.com
+        ("eu-west-1", "https://eu-west-1.console.aws.amazon.com/"),
+        ("cn-north-1", "https://console.amazonaws.cn/"),  # the China Regions' console
+        ("us-gov-west-1", "https://console.amazonaws-us-gov.com/"),  # AWS GovCloud (US)'s console
+    ],
+)
+def test_message_links_each_command_in_its_partitions_console(region: str, console: str) -> None:
+    """The partition is botocore's (partitions.partition_of), the console host that partition's."""
+    text = message(MIXED, output_log_group="/ecr-fleet-auth/run-command", region=region)
+    link = f"{console}systems-manager/run-command/cmd-1?region={region}"
+    assert f"The commands in the console:\n  {link}\n" in text
+    assert f"  {console}cloudwatch/home?region={region}#logsV2:" in text
+
+
+def test_a_partition_without_a_known_console_gets_no_link_rather_than_a_wrong_one() -> None:
+    text = message(MIXED, output_log_group="g", region="us-isob-east-1")
+    assert "Run Command ids: cmd-1" in text, "the id is still there to look up"
+    assert "https://" not in text
+
+
+def test_an_organizations_commands_link_to_the_region_each_ran_in() -> None:
+    """One command per account and region: each link names the region of the instances it reached."""
+    east = InstanceResult(
+        "i-1",
+        "a",
+        "failed",
+        "failed",
+        "login_failed",
+        {"command_id": "cmd-east"},
+        "111111111111",
+        "us-east-1",
+    )
+    west = InstanceResult(
+        "i-2", "b", "succeeded", "changed", "ok", {"command_id": "cmd-west"}, "222222222222", "eu-west-1"
+    )
+    both = Report(
+        run_id="run-3", action="refresh", dry_run=False, source="schedule",
+        started_at="2026-11-27T06:00:00Z", finished_at="2026-11-27T06:02:00Z",
+        instances=(east, west), command_ids=("cmd-east", "cmd-west"),
+    )  # fmt: skip
+    text = message(both, region="eu-west-1")
+    assert (
+        "https://us-east-1.console.aws.amazon.com/systems-manager/run-command/cmd-east?region=us-east-1"
+        in text
+    )
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/systems-manager/run-command/cmd-west?region=eu-west-1"
+        in text
+    )
+
+
+def test_the_message_is_plain_text_a_mail_client_shows_as_is() -> None:
+    """SNS e-mail (protocol email) is plain text: no markup, lines short enough to read unwrapped
+    (links excepted), nothing but printable ASCII beside the line breaks."""
+    text = message(MIXED, output_log_group="/ecr-fleet-auth/run-command", region="eu-west-1")
+    assert text.isascii()
+    assert not any(mark in text for mark in ("<a ", "<br", "**", "](", "\t"))
+    for line in text.splitlines():
+        assert len(line) <= 160 or line.strip().startswith("https://") or "next step:" in line, line
+
+
 def test_a_failed_run_is_a_failure_that_says_why_and_what_to_do() -> None:
     error = {"reason": "run_failed", "code": "ThrottlingException", "message": "Rate exceeded"}
     failed = Report(

@@ -1,0 +1,246 @@
+"""Each instance's state in SSM Compliance after a run: the runner writes it (``compliance.py``).
+
+What SSM does with a write is the simulator's (``localfleet/ssm/compliance.py``), which follows the SSM
+API reference, PutComplianceItems: "This call overwrites existing compliance information on the
+resource, so you must provide a full list of compliance items each time that you send the request";
+``ResourceType`` "ManagedInstance is currently the only supported resource type". The listings are read
+back with boto3 through the simulator, as an operator's console or CLI would read them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.session import get_session
+
+from ecr_fleet_auth import contract
+from ecr_fleet_auth.troubleshooting import next_step
+from localfleet.deployment.simulated_account import ACCOUNT
+from localfleet.events.eventbridge import state_change_event
+from localfleet.hosts.canned_agent import CannedRun, result_line
+from tests.runner.conftest import REGION, REGISTRY, World, load_event
+
+COMPLIANCE_TYPE = "Custom:EcrFleetAuth"  # the default stack's (its name is EcrFleetAuth)
+OTHER_REGISTRY = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+def items(world: World, instance_id: str) -> dict[str, dict[str, Any]]:
+    """The instance's items of this deployment's type, by id, read with ListComplianceItems (paged)."""
+    ssm = world.account.session().client("ssm", region_name=REGION)
+    found: dict[str, dict[str, Any]] = {}
+    for page in ssm.get_paginator("list_compliance_items").paginate(
+        ResourceIds=[instance_id],
+        ResourceTypes=["ManagedInstance"],
+        Filters=[{"Key": "ComplianceType", "Values": [COMPLIANCE_TYPE], "Type": "EQUAL"}],
+    ):
+        found.update({item["Id"]: item for item in page["ComplianceItems"]})
+    return found
+
+
+def instance_item(world: World, instance_id: str) -> dict[str, Any]:
+    return items(world, instance_id)["instance"]
+
+
+def summaries(world: World) -> list[dict[str, Any]]:
+    ssm = world.account.session().client("ssm", region_name=REGION)
+    return ssm.list_compliance_summaries()["ComplianceSummaryItems"]  # type: ignore[no-any-return]
+
+
+def test_the_compliance_type_is_the_deployments_own_within_the_apis_pattern() -> None:
+    """ComplianceTypeName: max 100, ``[A-Za-z0-9_\\-]\\w+|Custom:[a-zA-Z0-9_\\-]\\w+`` (botocore's model)."""
+    shape = get_session().get_service_model("ssm").shape_for("ComplianceTypeName")
+    pattern = re.compile(shape.metadata["pattern"])
+    for name in ("EcrFleetAuth", "ecr-fleet-auth-prod", "A", "x" * 200, "Stack-1"):
+        written = contract.compliance_type(name)
+        assert pattern.fullmatch(written), written
+        assert len(written) <= shape.metadata["max"]
+    assert contract.compliance_type("EcrFleetAuth") == COMPLIANCE_TYPE
+    assert contract.compliance_type("a-b") != contract.compliance_type("EcrFleetAuth")
+
+
+def test_every_instance_state_of_the_report_is_written(world: World) -> None:
+    """Every status and reason kind the report holds, in one fleet (as test_runs' every-status run):
+    succeeded (changed, unchanged) COMPLIANT; failed (the agent's reason, the command's, timed out,
+    cancelled, access denied, stopped by max errors), unreachable (connection lost, Inactive), skipped
+    and pending NON_COMPLIANT with the reason and its next step; the run's id and start on every item.
+    Instances without a managed node, stopped or untagged get nothing (no resource to write to)."""
+    world.configure(MAX_CONCURRENCY="9", MAX_ERRORS="0", WAIT_SECONDS="840")
+
+    def launch(agent: CannedRun | None = None, **options: Any) -> str:
+        return world.launch(agent=agent, **options)[0]
+
+    login_refused = CannedRun(result_line("failed", "login_failed", "401"), exit_code=1, duration=1)
+    expected = {
+        launch(login_refused): ("failed", "login_failed", "HIGH"),
+        launch(CannedRun("", "Traceback ...", exit_code=2, duration=1)): ("failed", "command_failed", "HIGH"),
+        launch(): ("succeeded", "ok", "HIGH"),
+        launch(CannedRun(stdout=result_line("unchanged", "ok"))): ("succeeded", "ok", "HIGH"),
+        launch(CannedRun(stdout=result_line("skipped", "docker_missing"))): (
+            "skipped",
+            "docker_missing",
+            "INFORMATIONAL",
+        ),
+        launch(CannedRun(duration=3600)): ("failed", "execution_timed_out", "HIGH"),
+        (cancelled := launch(delivery_delay=600)): ("failed", "cancelled", "HIGH"),
+        launch(commandable=False): ("failed", "access_denied", "HIGH"),
+        launch(ping_status="ConnectionLost"): ("unreachable", "ssm_connection_lost", "HIGH"),
+        launch(ping_status="Inactive"): ("unreachable", "ssm_inactive", "HIGH"),
+        launch(platform_type="Windows", delivery_delay=2): (
+            "skipped",
+            "unsupported_platform",
+            "INFORMATIONAL",
+        ),
+        launch(CannedRun(duration=3600), delivery_delay=300): ("pending", "in_progress", "LOW"),
+        launch(): ("failed", "stopped_by_max_errors", "HIGH"),
+    }
+    (unmanaged,) = world.launch(managed=False)
+    (untagged,) = world.launch(tagged=False)
+    world.before_first("ListCommands", lambda: world.cancel(cancelled), lambda params: "CommandId" in params)
+
+    report = world.invoke({"action": "check"})
+
+    reported = {i["instance_id"]: (i["status"], i["reason"]) for i in report["instances"]}
+    assert reported == {
+        **{k: v[:2] for k, v in expected.items()},
+        unmanaged: ("unreachable", "not_ssm_managed"),
+    }
+    run_id = report["run_id"]
+    for instance_id, (status, reason, severity) in expected.items():
+        item = instance_item(world, instance_id)
+        assert item["Status"] == ("COMPLIANT" if status == "succeeded" else "NON_COMPLIANT"), (status, reason)
+        assert item["Severity"] == severity
+        assert item["ExecutionSummary"]["ExecutionId"] == run_id
+        assert item["ComplianceType"] == COMPLIANCE_TYPE
+        assert item["Details"]["status"] == status
+        assert item["Details"]["reason"] == reason
+        assert item["Details"]["action"] == "check"
+        if status == "succeeded":
+            assert "next_step" not in item["Details"]
+        else:
+            assert item["Details"]["next_step"] == next_step(reason)[:4096]
+    written_to = {put["ResourceId"] for put in world.ssm.sent("PutComplianceItems")}
+    assert written_to == set(expected), "no managed node to write to (unmanaged), not ours (untagged)"
+    assert items(world, untagged) == {}
+    assert report["compliance"] == {
+        "type": COMPLIANCE_TYPE,
+        "written": len(expected),
+        "not_managed": 0,
+        "failed": 0,
+        "not_written": 0,
+    }
+    (summary,) = [s for s in summaries(world) if s["ComplianceType"] == COMPLIANCE_TYPE]
+    assert summary["CompliantSummary"]["CompliantCount"] == 2
+    assert summary["NonCompliantSummary"]["NonCompliantCount"] == len(expected) - 2
+
+
+def users_line(outcome: str, reason: str, users: list[dict[str, Any]]) -> str:
+    return result_line(outcome, reason, "", users=users)
+
+
+def test_one_item_per_user_and_registry_compliant_only_when_that_user_can_pull(world: World) -> None:
+    """The agent's result line (agent/result.py: users[].registries[registry] = {state, expires_at,
+    expired, error}; a user it could not serve: reason, no registries) becomes one item per user x
+    registry. A stored login pulls until it expires (docker sends the stored token: an expired one is
+    refused), the credential helper pulls (it fetches a token itself); none, shadowed, unavailable do not."""
+    future = (world.clock.now() + timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    past = (world.clock.now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    users = [
+        {"user": "root", "registries": {REGISTRY: {"state": "helper"}, OTHER_REGISTRY: {"state": "helper"}}},
+        {"user": "deploy", "registries": {REGISTRY: {"state": "logged_in", "expires_at": future}}},
+        {"user": "ci", "registries": {REGISTRY: {"state": "logged_in", "expires_at": past}}},
+        {"user": "old", "registries": {REGISTRY: {"state": "logged_in", "expired": True}}},
+        {"user": "app", "registries": {REGISTRY: {"state": "none", "error": "config_unwritable"}}},
+        {"user": "web", "registries": {REGISTRY: {"state": "shadowed"}}},
+        {"user": "broken", "registries": {}, "reason": "config_unreadable"},
+        {"user": "nohome", "registries": {}, "reason": "no_home"},
+    ]
+    (instance,) = world.launch(agent=CannedRun(users_line("failed", "config_unwritable", users), exit_code=1))
+
+    world.invoke({"action": "check"})
+
+    found = items(world, instance)
+    status = {item_id: (item["Status"], item["Details"].get("reason")) for item_id, item in found.items()}
+    assert status == {
+        "instance": ("NON_COMPLIANT", "config_unwritable"),
+        f"root@{REGISTRY}": ("COMPLIANT", "ok"),
+        f"root@{OTHER_REGISTRY}": ("COMPLIANT", "ok"),
+        f"deploy@{REGISTRY}": ("COMPLIANT", "ok"),
+        f"ci@{REGISTRY}": ("NON_COMPLIANT", "login_expired"),
+        f"old@{REGISTRY}": ("NON_COMPLIANT", "login_expired"),
+        f"app@{REGISTRY}": ("NON_COMPLIANT", "config_unwritable"),
+        f"web@{REGISTRY}": ("NON_COMPLIANT", "token_shadowed"),
+        "broken": ("NON_COMPLIANT", "config_unreadable"),
+    }, "no_home is not a failure of a user (no item)"
+    assert found[f"ci@{REGISTRY}"]["Details"]["next_step"] == next_step("login_expired")
+    assert found[f"deploy@{REGISTRY}"]["Details"]["expires_at"] == future
+
+
+def test_the_next_run_replaces_the_list_and_an_unreachable_instance_is_not_left_compliant(
+    world: World,
+) -> None:
+    """COMPLETE upload: the second run's list replaces the first's (a user no longer reported leaves no
+    item behind), and an instance COMPLIANT after one run and unreachable in the next is NON_COMPLIANT."""
+    two_users = [
+        {"user": "root", "registries": {REGISTRY: {"state": "helper"}}},
+        {"user": "deploy", "registries": {REGISTRY: {"state": "helper"}}},
+    ]
+    (instance,) = world.launch(agent=CannedRun(users_line("changed", "ok", two_users)))
+    (lost,) = world.launch()
+    first = world.invoke({"action": "check"})
+    assert set(items(world, instance)) == {"instance", f"root@{REGISTRY}", f"deploy@{REGISTRY}"}
+    assert instance_item(world, lost)["Status"] == "COMPLIANT"
+
+    world.account.agents[instance].run_spec = CannedRun(users_line("changed", "ok", two_users[:1]))
+    world.node(lost).ping_status = "ConnectionLost"
+    second = world.invoke({"action": "check"})
+
+    assert set(items(world, instance)) == {"instance", f"root@{REGISTRY}"}
+    assert instance_item(world, instance)["ExecutionSummary"]["ExecutionId"] == second["run_id"]
+    assert second["run_id"] != first["run_id"]
+    gone = instance_item(world, lost)
+    assert (gone["Status"], gone["Details"]["reason"]) == ("NON_COMPLIANT", "ssm_connection_lost")
+    assert gone["ExecutionSummary"]["ExecutionId"] == second["run_id"]
+
+
+def test_a_dry_run_writes_nothing(world: World) -> None:
+    world.launch(2)
+    world.launch(ping_status="ConnectionLost")
+    report = world.invoke(load_event("dry_run"))
+    assert report["dry_run"] is True
+    assert world.ssm.sent("PutComplianceItems") == []
+    assert summaries(world) == []
+    assert "compliance" not in report
+
+
+@pytest.mark.parametrize("source", ["schedule", "manual", "instance_running"])
+def test_scheduled_manual_and_new_instance_runs_all_write(world: World, source: str) -> None:
+    (instance,) = world.launch()
+    event: dict[str, Any] = {
+        "schedule": {"source": "schedule"},
+        "manual": {"action": "refresh", "instance_ids": [instance]},
+        "instance_running": state_change_event(
+            instance, "running", account=ACCOUNT, region=REGION, at=world.clock.now()
+        ),
+    }[source]
+    report = world.invoke(event)
+    assert report["source"] == source
+    item = instance_item(world, instance)
+    assert (item["Status"], item["ExecutionSummary"]["ExecutionId"]) == ("COMPLIANT", report["run_id"])
+
+
+def test_a_refused_write_is_counted_and_the_run_still_reports(world: World) -> None:
+    """A PutComplianceItems that is refused (a role without the permission: AccessDeniedException, not
+    retried) loses only that write: the report counts it by code, the run's result is unchanged."""
+    ids = world.launch(2)
+    world.ssm.fault = lambda operation, number, params: (
+        "AccessDeniedException" if operation == "PutComplianceItems" else None
+    )
+    report = world.invoke({"action": "check"})
+    assert report["summary"]["succeeded"] == 2
+    assert report["compliance"]["written"] == 0
+    assert report["compliance"]["failed"] == 2
+    assert report["compliance"]["errors"] == {"AccessDeniedException": 2}
+    assert all(items(world, i) == {} for i in ids)
