@@ -105,8 +105,15 @@ def simulate_botocore_time(patch: Patcher, clock: SimulatedClock, sleeps: list[f
     class Condition(threading.Condition):
         def wait(self, timeout: float | None = None) -> bool:
             # Real time always moves on; a simulated wait must too, or a bucket
-            # short of a token by a rounding error would wait forever.
-            sleep(max(timeout or 0.0, 0.001))
+            # short of a token by a rounding error would wait forever. Like a real wait it lets go
+            # of the lock meanwhile: the threads that take turns on the clock may share one client
+            # (its bucket), and one holding the lock through its simulated sleep would stop the
+            # next turn's thread at the lock for ever.
+            saved = self._release_save()  # type: ignore[attr-defined]
+            try:
+                sleep(max(timeout or 0.0, 0.001))
+            finally:
+                self._acquire_restore(saved)  # type: ignore[attr-defined]
             return True
 
     patch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=sleep))
