@@ -18,6 +18,7 @@ from .docker_login import verify_login
 from .docker_model import DockerModel, auth_digest, basic_auth, docker_version_tuple
 from .helper_install import install_helper
 from .log import log
+from .mounts import Mounts
 from .outcomes import (
     AWS_CLI_MISSING,
     DOCKER_MISSING,
@@ -42,7 +43,7 @@ from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source
 from .users import resolve_users
-from .writing import restrict_as_user, save_config
+from .writing import held_by_inode, restrict_as_user, save_config
 
 
 class Run(object):
@@ -57,6 +58,7 @@ class Run(object):
         # docker's loader as of the host's docker CLI (all fields any version types when unknown).
         self.model = DockerModel(docker_version_tuple(host.docker_version))
         self.stores = {}
+        self.mounts = Mounts()
 
     def stores_for(self, account):
         if account.name not in self.stores:
@@ -75,6 +77,7 @@ class Run(object):
             user = self.report.user(account.name)
             try:
                 loaded.append((account, user, read_config(account, self.model)))
+                held_by_inode(self, account, user)  # reports readers left on a replaced copy
             except AgentError as error:
                 if error.reason == NO_HOME and self.params.users == AUTO_USERS:
                     log(error.message)

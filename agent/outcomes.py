@@ -34,6 +34,12 @@ CONFIG_UNWRITABLE = "config_unwritable"
 CONFIG_TOO_LARGE = "config_too_large"
 # A config or backup holding credentials that other users can read (`check` reports, the others fix).
 SECRET_READABLE = "secret_readable"  # noqa: S105 - a reason code, not a secret
+# Not a failure: a config held by its inode (a single-file bind mount elsewhere, a hard link) was
+# written in place, so that its readers see the new one (writing.py's rule).
+WRITTEN_IN_PLACE = "written_in_place"
+# A single-file bind mount of a user's config still shows a copy that a rename (docker login, an older
+# agent) replaced: no write reaches it; only restarting that reader or mounting the directory does.
+READER_STALE = "reader_stale"
 # A token left beside the helper (the file's auths, or the user's credential store) for a managed registry.
 STALE_CREDENTIALS = "stale_credentials"
 # The run stopped short of the document's execution timeout (main.TIMEOUT_ENV) so it could still report.

@@ -135,6 +135,12 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         self._ns(["sh", "-c", script])
 
     # --- processes
+    def enter(self, cwd: str = "/") -> list[str]:
+        """The command prefix that runs a program chrooted in the instance (root, its namespaces)."""
+        # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
+        inside = f"/proc/{self._holder.pid}/root{self.root}"
+        return [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
+
     def run(
         self,
         argv: list[str],
@@ -146,9 +152,7 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         timeout: float = 120,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run argv chrooted in the instance, as root or (with the user's groups) as `user`."""
-        # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
-        inside = f"/proc/{self._holder.pid}/root{self.root}"
-        prefix = [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
+        prefix = self.enter(cwd)
         if user is not None:
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         return subprocess.run(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import stat
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecr_fleet_auth import contract
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
+from localfleet.hosts.registry_server import PROBE_REPOSITORY, PROBE_TAG
+from tests.agent.mount_readers import bind_mounted_reader
 
 STUBS = Path(__file__).parent / "stubs"
 STUB_DIR = "/opt/stub"
@@ -181,3 +185,44 @@ def clear_pass_calls(world: sb.World, user: str) -> None:
     path = world.sandbox.path(f"{home(user)}/{PASS_FOLDER}/calls.log")
     if path.exists():
         path.write_text("")
+
+
+# ---------------------------------------------------------------- readers in mount namespaces of their own
+
+
+def reader_of(world: sb.World, source: str, target: str) -> contextlib.AbstractContextManager[int]:
+    """A process in the instance, in a mount namespace of its own, where the instance's file `source`
+    is bind-mounted on `target` (`docker run -v /root/.docker/config.json:/config.json`); its pid."""
+    return bind_mounted_reader(source, target, prefix=world.sandbox.enter())
+
+
+def reader_can_pull(world: sb.World, pid: int, config_dir: str, registry: str = sb.REGISTRY_A) -> bool:
+    """Can the reader pull with the config its mount shows? docker in the reader's namespaces and
+    root, as root, with DOCKER_CONFIG at the mount's directory (watchtower's `-e DOCKER_CONFIG`)."""
+    env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": config_dir}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    done = subprocess.run(
+        [
+            "nsenter",
+            "-t",
+            str(pid),
+            "-m",
+            "-n",
+            "-r",
+            "-w",
+            DOCKER_CLI,
+            "manifest",
+            "inspect",
+            "--insecure",
+            image,
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def inode(world: sb.World, inside: str) -> int:
+    return world.sandbox.path(inside).stat().st_ino
