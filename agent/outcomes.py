@@ -21,6 +21,8 @@ TOKEN_FAILED = "token_failed"  # noqa: S105 - a reason code, not a secret
 LOGIN_FAILED = "login_failed"
 HELPER_INSTALL_FAILED = "helper_install_failed"
 HELPER_VERIFY_FAILED = "helper_verify_failed"
+# Neither the package manager's mirrors nor ReleaseBaseUrl took a connection within seconds.
+HELPER_SOURCE_UNREACHABLE = "helper_source_unreachable"
 # A credential helper or store the user's docker config names for a registry is missing or cannot run.
 HELPER_UNAVAILABLE = "helper_unavailable"
 # Not a failure: a docker config (or its backup) holding credentials was made owner-only.

@@ -148,14 +148,22 @@ def without_helper(world: sb.World, os_release: str | None = None) -> None:
         world.sandbox.write("/etc/os-release", os_release)
 
 
-def install_package_managers(world: sb.World, payload: bytes = REAL_HELPER) -> None:
+def install_package_managers(
+    world: sb.World, payload: bytes = REAL_HELPER, mirror: str | None = None
+) -> None:
     """tests/agent/stubs/package-manager.sh as dnf, yum, apt-get and amazon-linux-extras (first on
-    PATH), recording calls in /opt/stub/calls.log; installing the package installs `payload`."""
+    PATH), recording calls in /opt/stub/calls.log; installing the package installs `payload`. Their
+    sources (apt's sources.list, yum's and dnf's .repo files) name `mirror` (default: the world's
+    HTTPS mirror, which takes connections), as the agent probes a mirror before it starts one."""
     script = (STUBS / "package-manager.sh").read_bytes()
     for name in PACKAGE_MANAGERS:
         world.sandbox.write(f"/usr/local/sbin/{name}", script, 0o755)
     world.sandbox.write(f"{STUB_DIR}/payload", payload, 0o755)
     world.sandbox.write(f"{STUB_DIR}/calls.log", "", 0o644)
+    base = mirror or world.mirror_url()
+    world.sandbox.run(["sh", "-c", "rm -f /etc/apt/sources.list.d/* /etc/yum.repos.d/*"]).check_returncode()
+    world.sandbox.write("/etc/apt/sources.list", f"deb {base}/debian bookworm main\n")
+    world.sandbox.write("/etc/yum.repos.d/amazonlinux.repo", f"[amazonlinux]\nbaseurl={base}/al/$basearch\n")
 
 
 def package_manager_calls(world: sb.World) -> list[str]:
