@@ -21,9 +21,11 @@ from .log import log
 from .mounts import Mounts
 from .outcomes import (
     AWS_CLI_MISSING,
+    CONFIG_UNSAFE,
     DOCKER_MISSING,
     FAILED,
     HELPER_INSTALL_FAILED,
+    HELPER_TOO_OLD,
     INTERNAL_ERROR,
     NO_HOME,
     NO_SUCH_USER,
@@ -40,6 +42,7 @@ from .records import is_fresh, load_records, record_expiry, record_for, remember
 from .registry_states import logged_in_state, registry_state, stale_stores
 from .result import plural
 from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores
+from .system_env import ENVIRONMENT_FILE, IGNORE_CREDS_STORAGE, keep_user_docker_login
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source
 from .users import resolve_users
@@ -370,18 +373,29 @@ def action_helper(run):
     if already:
         count = plural(len(already), "user", "users")
         report.message_parts.append("helper already configured for %s" % count)
-    report.message_parts.append(docker_login_note(host.helper_version))
+    report.message_parts.append(docker_login_note(run))
     return report.result()
 
 
-def docker_login_note(version):
-    """What happens to a user's own `docker login` to a registry now served by the helper."""
-    # docker login stores through credHelpers[registry]; ecr-login's `store` answers "not implemented"
-    # (amazon-ecr-credential-helper ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
-    if helper_version_tuple(version) >= (0, 9, 0):
-        return (
-            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true; pulls need none"
-        )
+def docker_login_note(run):
+    """What happens to a user's own `docker login` to a registry now served by the helper (see
+    system_env): with KeepUserDockerLogin and helper 0.9.0+, it keeps succeeding."""
+    new_enough = helper_version_tuple(run.host.helper_version) >= (0, 9, 0)
+    if run.params.keep_user_docker_login:
+        if not new_enough:
+            why = "KeepUserDockerLogin needs helper 0.9.0+; this one is %s" % run.host.helper_version
+            run.report.problem(HELPER_TOO_OLD, why)
+            return "users' own docker login to these fails"
+        try:
+            if keep_user_docker_login():
+                run.report.changes += 1
+                log("%s=true set in %s" % (IGNORE_CREDS_STORAGE, ENVIRONMENT_FILE))
+        except (AgentError, OSError) as error:
+            run.report.problem(CONFIG_UNSAFE, "%s: %s" % (ENVIRONMENT_FILE, error))
+            return "users' own docker login to these fails"
+        return "users' own docker login to these keeps working (%s, new sessions)" % ENVIRONMENT_FILE
+    if new_enough:
+        return "users' own docker login to these fails unless %s=true; pulls need none" % IGNORE_CREDS_STORAGE
     return "users' own docker login to these now fails (helper store: not implemented); pulls need none"
 
 

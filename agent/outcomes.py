@@ -21,6 +21,9 @@ TOKEN_FAILED = "token_failed"  # noqa: S105 - a reason code, not a secret
 LOGIN_FAILED = "login_failed"
 HELPER_INSTALL_FAILED = "helper_install_failed"
 HELPER_VERIFY_FAILED = "helper_verify_failed"
+# The helper here is older than a registry's kind (or KeepUserDockerLogin) needs, and no newer one could
+# be installed: those registries keep what they have (helper_install.MINIMUM_VERSIONS).
+HELPER_TOO_OLD = "helper_too_old"
 # Neither the package manager's mirrors nor ReleaseBaseUrl took a connection within seconds.
 HELPER_SOURCE_UNREACHABLE = "helper_source_unreachable"
 # A credential helper or store the user's docker config names for a registry is missing or cannot run.

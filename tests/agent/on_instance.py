@@ -53,6 +53,7 @@ def parameters(
         "Users": users,
         "HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "ReleaseBaseUrl": "https://helper-mirror.test",
+        "KeepUserDockerLogin": "false",
     }
     values.update(extra)
     return values
