@@ -6,7 +6,6 @@ helper: install the credential helper if missing, point each user's docker at it
 check: a read-only report of every user x registry state and the agent's AWS identity."""
 
 import os
-import re
 import shutil
 import sys
 import traceback
@@ -16,7 +15,14 @@ from .as_user import run_as_user
 from .config_file import BACKUP_NAME, CONFIG_NAME
 from .docker_login import verify_login
 from .docker_model import DockerModel, auth_digest, basic_auth, docker_version_tuple
-from .helper_install import install_helper
+from .helper_install import (
+    IGNORE_CREDS_STORAGE_SINCE,
+    dotted,
+    install_helper,
+    link_for_callers,
+    minimum_version,
+    upgrade_helper,
+)
 from .log import log
 from .mounts import Mounts
 from .outcomes import (
@@ -37,11 +43,12 @@ from .outcomes import (
     AgentError,
 )
 from .params import AUTO_USERS, unique
+from .readers import ReaderAccount, kubelet_entry, kubelet_file, report_unmanaged
 from .reading import read_config
 from .records import is_fresh, load_records, record_expiry, record_for, remember_login, save_records
 from .registry_states import logged_in_state, registry_state, stale_stores
 from .result import plural
-from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores
+from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores, version_tuple
 from .system_env import ENVIRONMENT_FILE, IGNORE_CREDS_STORAGE, keep_user_docker_login
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source
@@ -62,6 +69,18 @@ class Run(object):
         self.model = DockerModel(docker_version_tuple(host.docker_version))
         self.stores = {}
         self.mounts = Mounts()
+        self.kubelet = kubelet_file()  # the file a running kubelet reads, or None
+
+    def registries_of(self, account):
+        """The managed registries, or of a reader's file (kubelet's) those it holds."""
+        mine = getattr(account, "registries", None)
+        return self.params.registries if mine is None else mine
+
+    def read_by_kubelet(self, account):
+        return (
+            isinstance(account, ReaderAccount)
+            or os.path.join(account.config_dir, CONFIG_NAME) == self.kubelet
+        )
 
     def stores_for(self, account):
         if account.name not in self.stores:
@@ -89,7 +108,9 @@ class Run(object):
                     self.report.problem(error.reason, error.message, user)
             except Exception as error:  # noqa: BLE001 - one user's surprise must not stop the others
                 self.unexpected(user, error)
-        return loaded
+        report_unmanaged(self)
+        entry = kubelet_entry(self)
+        return loaded + [entry] if entry else loaded
 
     def unexpected(self, user, error):
         traceback.print_exc(file=sys.stderr)
@@ -147,7 +168,7 @@ def action_check(run):
 
         def check_user(account, user, auth_file):
             run.guard_secrets(account, user, auth_file)
-            for registry in run.params.registries:
+            for registry in run.registries_of(account):
                 record = record_for(records, account, registry)
                 state = registry_state(auth_file, registry, record, run.stores_for(account))
                 run.note_state(user, registry, state)
@@ -189,13 +210,20 @@ class Login(object):
 
 
 def action_refresh(run):
+    if not run.host.docker:
+        return run.report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
+    refresh_entries(run, run.load_user_configs())
+    return run.report.result()
+
+
+def refresh_entries(run, entries):
+    """Log each (account, user, auth file) entry in where it needs it (refresh's work, also helper's for
+    files kubelet reads)."""
     host, report = run.host, run.report
-    if not host.docker:
-        return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
     records = load_records(run.state_dir)
-    loaded, pending = plan_logins(run, records)
+    loaded, pending = plan_logins(run, records, entries)
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
-        return report.result(FAILED, AWS_CLI_MISSING, "AWS CLI not found")
+        return report.problem(AWS_CLI_MISSING, "AWS CLI not found")
     # A token is fetched only for regions where some login needs one.
     tokens = fetch_tokens(host, unique([token_source(login.registry) for login in pending]))
     writes = []
@@ -233,21 +261,21 @@ def action_refresh(run):
         )
     else:
         report.message_parts.append("no login needed for %s" % registries)
-    return report.result()
+    return None
 
 
 def writes_token(writes, registry):
     return next(login.token for login in writes if login.registry == registry)
 
 
-def plan_logins(run, records):
+def plan_logins(run, records, entries):
     """(loaded configs, logins that may need a token); helper-managed and fresh ones are only reported."""
     now = utc_now()
     pending = []
 
     def plan_user(account, user, auth_file):
         stores = run.stores_for(account)
-        for registry in run.params.registries:
+        for registry in run.registries_of(account):
             record = record_for(records, account, registry)
             store = auth_file.store_for(registry)
             if store == HELPER_CRED_NAME:
@@ -265,7 +293,7 @@ def plan_logins(run, records):
             else:
                 pending.append(Login(account, user, registry, store, digest))
 
-    loaded = run.per_user(run.load_user_configs(), plan_user)
+    loaded = run.per_user(entries, plan_user)
     accounts = [entry[0] for entry in loaded]
     return loaded, [login for login in pending if login.account in accounts]
 
@@ -329,12 +357,16 @@ def login_done(run, records, login):
 
 
 def action_helper(run):
-    host, report = run.host, run.report
+    """A registry's credential is removed only once its replacement is proven: the helper is new
+    enough for the registry's kind (else the pinned release replaces it, or helper_too_old), found on
+    every caller's PATH, and its `get` gives this user a token, as cron would run it; a registry
+    that fails any of these keeps what it has, byte for byte, and the report says why."""
+    host, report, params = run.host, run.report, run.params
     if not host.docker:
         return report.result(FAILED, DOCKER_MISSING, "docker CLI not found")
     if not host.helper_runs:
         try:
-            how = install_helper(run.params, host)
+            how = install_helper(params, host)
         except AgentError as error:
             return report.result(FAILED, error.reason, error.message)
         host.find_helper()
@@ -342,12 +374,26 @@ def action_helper(run):
             return report.result(FAILED, HELPER_INSTALL_FAILED, "installed via %s but not runnable" % how)
         report.changes += 1
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
-        report.host = host.summary()
-    configured, already = [], []
+    needed = {r: minimum_version(r, params.keep_user_docker_login) for r in params.registries}
+    usable = prepare_helper(run, needed)
+    report.host = host.summary()
+    configured, already, kept = [], [], []
 
     def configure_user(account, user, auth_file):
-        stale = stale_stores(auth_file, run.params.registries)
-        for registry in run.params.registries:
+        if run.read_by_kubelet(account):  # kubelet reads only auths: kept so, and renewed below
+            log("%s: read by kubelet, kept as logins" % account.name)
+            kept.append((account, user, auth_file))
+            return
+        stores = run.stores_for(account)
+        proven = []
+        for registry in usable:
+            try:
+                stores.verify(registry)  # before any edit: the replacement, proven for this user
+                proven.append(registry)
+            except AgentError as error:
+                report.problem(error.reason, "%s@%s: %s" % (account.name, registry, error.message), user)
+        stale = stale_stores(auth_file, proven)
+        for registry in proven:
             auth_file.use_helper(registry)
         if auth_file.changed:
             try:
@@ -355,7 +401,7 @@ def action_helper(run):
             except AgentError as error:
                 report.problem(error.reason, "%s: %s" % (account.name, error.message), user)
                 return
-            log("%s: credHelpers set for %s" % (account.name, ", ".join(run.params.registries)))
+            log("%s: credHelpers set for %s" % (account.name, ", ".join(proven)))
             user.changed = True
             report.changes += 1
             configured.append(account)
@@ -363,29 +409,67 @@ def action_helper(run):
             run.guard_secrets(account, user, auth_file)
             already.append(user)
         erase_from_stores(run, account, user, stale)
-        for registry in run.params.registries:
-            run.note_state(user, registry, registry_state(auth_file, registry, None, run.stores_for(account)))
+        for registry in params.registries:
+            run.note_state(user, registry, registry_state(auth_file, registry, None, stores))
 
     run.per_user(run.load_user_configs(), configure_user)
+    if kept:
+        refresh_entries(run, kept)
     if configured:
         report.message_parts.append("helper configured for %s" % plural(len(configured), "user", "users"))
     already = [user for user in already if user.reason is None]  # and still fine after the checks
     if already:
         count = plural(len(already), "user", "users")
         report.message_parts.append("helper already configured for %s" % count)
-    report.message_parts.append(docker_login_note(run))
+    report.message_parts.append(docker_login_note(run, usable))
     return report.result()
 
 
-def docker_login_note(run):
+def prepare_helper(run, needed):
+    """The registries the helper here can serve: at least the version each needs (else the pinned
+    release is installed if it is; else helper_too_old, with the versions), and found on every
+    caller's PATH (else linked into /usr/bin)."""
+    host, report = run.host, run.report
+    old = [r for r in needed if version_tuple(host.helper_version) < needed[r]]
+    if old:
+        had, want = host.helper_version, max(needed[r] for r in old)
+        why = "release %s installed" % run.params.helper_version
+        try:
+            upgrade_helper(run.params, host, want)
+            report.changes += 1
+            report.message_parts.append(
+                "%s %s replaced by release %s" % (HELPER_NAME, had, run.params.helper_version)
+            )
+        except AgentError as error:
+            log("no newer helper: %s" % error.message)
+            why = error.message
+        host.find_helper()
+        for registry in [r for r in old if version_tuple(host.helper_version) < needed[r]]:
+            message = "%s needs %s %s+, found %s (%s): its credentials are kept" % (
+                registry,
+                HELPER_NAME,
+                dotted(needed[registry]),
+                host.helper_version,
+                why,
+            )
+            report.problem(HELPER_TOO_OLD, message)
+    elif host.helper and not host.caller_helper:
+        try:
+            if link_for_callers(host, host.helper):
+                report.changes += 1
+                report.message_parts.append("%s linked into /usr/bin" % HELPER_NAME)
+        except (AgentError, OSError) as error:
+            log("cannot link the helper for every caller: %s" % error)
+        host.find_helper()
+    return [r for r in needed if version_tuple(host.helper_version) >= needed[r]]
+
+
+def docker_login_note(run, usable):
     """What happens to a user's own `docker login` to a registry now served by the helper (see
     system_env): with KeepUserDockerLogin and helper 0.9.0+, it keeps succeeding."""
-    new_enough = helper_version_tuple(run.host.helper_version) >= (0, 9, 0)
     if run.params.keep_user_docker_login:
-        if not new_enough:
-            why = "KeepUserDockerLogin needs helper 0.9.0+; this one is %s" % run.host.helper_version
-            run.report.problem(HELPER_TOO_OLD, why)
-            return "users' own docker login to these fails"
+        if not usable:
+            return "users' own docker login still works: nothing was moved to the helper"
         try:
             if keep_user_docker_login():
                 run.report.changes += 1
@@ -394,14 +478,9 @@ def docker_login_note(run):
             run.report.problem(CONFIG_UNSAFE, "%s: %s" % (ENVIRONMENT_FILE, error))
             return "users' own docker login to these fails"
         return "users' own docker login to these keeps working (%s, new sessions)" % ENVIRONMENT_FILE
-    if new_enough:
+    if version_tuple(run.host.helper_version) >= IGNORE_CREDS_STORAGE_SINCE:
         return "users' own docker login to these fails unless %s=true; pulls need none" % IGNORE_CREDS_STORAGE
     return "users' own docker login to these now fails (helper store: not implemented); pulls need none"
-
-
-def helper_version_tuple(version):
-    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version or "")
-    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
 
 
 def erase_from_stores(run, account, user, stale):

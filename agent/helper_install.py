@@ -17,20 +17,34 @@ import urllib.parse
 import urllib.request
 
 from .commands import COMMAND_TIMEOUT, run_command, time_left
-from .host import release_arch
+from .host import HELPER_VERSION_RE, release_arch, tool_probe
 from .log import log
 from .outcomes import (
     CHECKSUM_MISMATCH,
     HELPER_INSTALL_FAILED,
     HELPER_SOURCE_UNREACHABLE,
+    HELPER_TOO_OLD,
     UNSUPPORTED_OS,
     AgentError,
 )
 from .params import unique
-from .stores import HELPER_NAME
+from .stores import CALLER_PATH, HELPER_NAME, version_tuple
 
 HELPER_PACKAGE = "amazon-ecr-credential-helper"
 RELEASE_INSTALL_DIR = "/usr/local/bin"
+CALLER_BIN = "/usr/bin"  # on every caller's PATH (stores.CALLER_PATH): the release is linked here
+# The first release whose `get` accepts each kind of registry name (amazon-ecr-credential-helper
+# CHANGELOG.md; ecr-login/api/client.go's pattern by release), first match wins; others: any release.
+MINIMUM_VERSIONS = (
+    (r"\.amazonaws\.eu$", (0, 11, 0)),  # the EU sovereign cloud (#1034)
+    (r"^ecr-public\.aws\.com$", (0, 12, 0)),  # ECR Public's dual-stack name (#1055)
+    (r"\.dkr-ecr|\.on\.aws$|\.on\.amazonwebservices\.com\.cn$", (0, 10, 0)),  # dual-stack (#967)
+    (r"\.cloud\.adc-e\.uk$|\.csp\.hci\.ic\.gov$", (0, 9, 0)),  # ISO-E, ISO-F (#850)
+    (r"\.c2s\.ic\.gov$|\.sc2s\.sgov\.gov$", (0, 8, 0)),  # C2S (#433)
+    (r"^public\.ecr\.aws$", (0, 5, 0)),  # ECR Public (#253)
+)
+# AWS_ECR_IGNORE_CREDS_STORAGE (KeepUserDockerLogin) is honoured from 0.9.0 on (#847).
+IGNORE_CREDS_STORAGE_SINCE = (0, 9, 0)
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # Downloading (the package, its indexes, lock waits) may be stopped at any moment: nothing is
 # installed yet. The transaction, from the packages already downloaded, is never stopped: it starts
@@ -142,6 +156,7 @@ def install_helper(params, host):
             % (", ".join(tried), PROBE_TIMEOUT),
         )
     install_release_binary(url, RELEASE_INSTALL_DIR)
+    link_for_callers(host, os.path.join(RELEASE_INSTALL_DIR, HELPER_NAME))
     return "release binary"
 
 
@@ -219,6 +234,54 @@ def probe(targets):
     return dict(answered)
 
 
+def minimum_version(registry, keep_user_login=False):
+    needed = next(
+        (version for pattern, version in MINIMUM_VERSIONS if re.search(pattern, registry)), (0, 0, 0)
+    )
+    return max(needed, IGNORE_CREDS_STORAGE_SINCE) if keep_user_login else needed
+
+
+def dotted(version):
+    return ".".join(map(str, version))
+
+
+def upgrade_helper(params, host, needed):
+    """Replace a helper older than needed with the pinned release (HelperVersion), verified by its
+    sha256 and its own -v before it is installed, and make every caller's PATH find it."""
+    if version_tuple(params.helper_version) < needed:
+        raise AgentError(HELPER_TOO_OLD, "helperVersion is %s" % params.helper_version)
+    url = release_url(params.release_base_url, params.helper_version, release_arch(host.machine) or "")
+    target = connect_target(url)
+    if not probe([target])[target]:
+        raise AgentError(HELPER_SOURCE_UNREACHABLE, "no connection to %s:%d" % target)
+    install_release_binary(url, RELEASE_INSTALL_DIR, needed)
+    link_for_callers(host, os.path.join(RELEASE_INSTALL_DIR, HELPER_NAME))
+
+
+def link_for_callers(host, helper):
+    """Make /usr/bin/docker-credential-ecr-login (every caller's PATH) run helper: a symlink. A file
+    there (a package's older binary) is first moved aside with dpkg-divert (--local --rename: the
+    package's upgrades go to <name>.distrib, and `dpkg-divert --rename --remove` undoes it); where
+    that cannot be done (no dpkg) it is left, and the caller's helper stays the older one."""
+    link = os.path.join(CALLER_BIN, HELPER_NAME)
+    if os.path.realpath(link) == os.path.realpath(helper):
+        return False
+    if os.path.lexists(link):
+        argv = ["dpkg-divert", "--local", "--rename", "--divert", link + ".distrib", "--add", link]
+        program = shutil.which(argv[0], path=host.path)
+        done = run_command([program] + argv[1:], host.root_env()) if program else None
+        if done is None or done.returncode or os.path.lexists(link):
+            raise AgentError(HELPER_TOO_OLD, "%s cannot be replaced (no dpkg-divert)" % link)
+        log("%s moved aside to %s.distrib (dpkg-divert)" % (link, link))
+    temp = link + ".ecr-fleet-auth.tmp"
+    if os.path.lexists(temp):
+        os.unlink(temp)
+    os.symlink(helper, temp)
+    os.rename(temp, link)
+    log("%s now runs %s" % (link, helper))
+    return True
+
+
 def release_url(base, version, arch):
     # Releases live at <base>/<X.Y.Z>/linux-<amd64|arm64>/docker-credential-ecr-login (+ .sha256); the
     # bucket has versioned paths only, so the version is always a real one (the document pins a default).
@@ -249,8 +312,9 @@ def fetch_checksum(url):
     return fields[0].lower()
 
 
-def install_release_binary(url, install_dir):
-    """Download to a temp file beside the target, verify its sha256, and only then make it executable."""
+def install_release_binary(url, install_dir, needed=(0, 0, 0)):
+    """Download to a temp file beside the target, verify its sha256 and that it is at least the version
+    needed (by its own -v), and only then make it the installed one."""
     expected = fetch_checksum(url)
     os.makedirs(install_dir, mode=0o755, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=install_dir, prefix="." + HELPER_NAME + ".")
@@ -259,6 +323,9 @@ def install_release_binary(url, install_dir):
         if digest != expected:
             raise AgentError(CHECKSUM_MISMATCH, "sha256 of %s is %s, expected %s" % (url, digest, expected))
         os.chmod(temp, 0o755)  # noqa: S103 - an executable for every user, owned by root
+        says = tool_probe([temp, "-v"], HELPER_VERSION_RE, {"PATH": CALLER_PATH})[1]
+        if version_tuple(says) < needed:
+            raise AgentError(HELPER_TOO_OLD, "the release at %s says it is %s" % (url, says))
         os.rename(temp, os.path.join(install_dir, HELPER_NAME))
         log("installed %s from %s" % (HELPER_NAME, url))
     except BaseException:

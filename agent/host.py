@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from .as_user import USER_PATH
 from .commands import run_command
 from .params import unique
-from .stores import HELPER_NAME
+from .stores import CALLER_PATH, HELPER_NAME, version_tuple
 
 # Search path added to SSM's PATH: the AWS CLI v2 installer and release binaries live here.
 EXTRA_PATH = (
@@ -82,21 +82,26 @@ class Host(object):
         self.machine = platform.machine()
         self.docker = shutil.which("docker", path=self.path)
         self.aws = shutil.which("aws", path=self.path)
-        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)  # where users' docker finds it
         # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
         with ThreadPoolExecutor(max_workers=3) as pool:
             docker = pool.submit(self.probe, self.docker, ["--version"], DOCKER_VERSION_RE)
             aws = pool.submit(self.probe, self.aws, ["--version"], AWS_VERSION_RE)
-            helper = pool.submit(self.probe, self.helper, ["-v"], HELPER_VERSION_RE)
+            helper = pool.submit(self.find_helper)
             self.docker_version, self.aws_version = docker.result()[1], aws.result()[1]
-            self.helper_runs, self.helper_version = helper.result()
+            helper.result()
 
     def probe(self, program, args, pattern):
         return tool_probe([program] + args, pattern, self.env) if program else (False, None)
 
     def find_helper(self):
+        """The helper users' docker finds (login PATH) and the one their cron jobs and units find
+        (CALLER_PATH, None when none): it runs if each runs, and is as old as the older one."""
         self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
-        self.helper_runs, self.helper_version = self.probe(self.helper, ["-v"], HELPER_VERSION_RE)
+        self.caller_helper = shutil.which(HELPER_NAME, path=CALLER_PATH)
+        found = unique([os.path.realpath(path) for path in (self.helper, self.caller_helper) if path])
+        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) for path in found] or [(False, None)]
+        self.helper_runs = all(ran for ran, _ in probes)
+        self.helper_version = min((version for _, version in probes), key=version_tuple)
 
     def summary(self):
         return {

@@ -45,6 +45,10 @@ WRITTEN_IN_PLACE = "written_in_place"
 # A single-file bind mount of a user's config still shows a copy that a rename (docker login, an older
 # agent) replaced: no write reaches it; only restarting that reader or mounting the directory does.
 READER_STALE = "reader_stale"
+# Not failures: readers the agent does not manage, found with what to do (readers.py): Nomad's
+# auth.config file that is no managed user's, this node's Swarm services (a manager).
+READER_NOMAD = "reader_nomad"
+READER_SWARM = "reader_swarm"
 # A token left beside the helper (the file's auths, or the user's credential store) for a managed registry.
 STALE_CREDENTIALS = "stale_credentials"
 # The run stopped short of the document's execution timeout (main.TIMEOUT_ENV) so it could still report.

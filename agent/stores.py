@@ -1,6 +1,7 @@
 """Credential helpers used as stores (docker-credential-<name>), run as the user's docker runs them."""
 
 import json
+import re
 import subprocess
 
 from .as_user import privilege_dropper, user_env
@@ -12,6 +13,10 @@ from .params import fullmatch
 
 HELPER_NAME = "docker-credential-ecr-login"
 HELPER_CRED_NAME = "ecr-login"
+# The narrowest PATH docker runs with: cron's (crontab(5): PATH=/usr/bin:/bin), and /usr/bin is also all
+# that systemd units' (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin) and login shells' PATHs share
+# with it. A helper is judged as docker run from there finds it (helper #870, #117, #116, #52).
+CALLER_PATH = "/usr/bin:/bin"
 
 # One call of a credential helper or store (docker waits forever; a hung one must not stall the run).
 HELPER_TIMEOUT = 15
@@ -22,6 +27,12 @@ CREDENTIALS_NOT_FOUND = "credentials not found in native keychain"
 # native_store.go: a helper holding an identity token reports this user name.
 TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker user name, not a secret
 HELPER_SUFFIX_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+
+def version_tuple(version):
+    """(major, minor, patch) of a version such as 0.6.0 or 0.6.0-1; (0, 0, 0) when unknown."""
+    match = re.match(r"^(\d+)\.(\d+)\.(\d+)", version or "")
+    return tuple(int(part) for part in match.groups()) if match else (0, 0, 0)
 
 
 class CredentialStores(object):
@@ -52,13 +63,14 @@ class CredentialStores(object):
         """(rc, stdout, stderr) of `docker-credential-<name> <action>`, or HELPER_UNAVAILABLE."""
         program = "docker-credential-" + name
         why = self.known.get(name)
+        env = dict(self.env, **(extra_env or {}))
         if why is None:
             try:
                 if not fullmatch(HELPER_SUFFIX_RE, name):
                     raise OSError("not a helper name")
                 done = run_command(
                     [program, action],
-                    dict(self.env, **(extra_env or {})),
+                    env,
                     input=stdin,
                     timeout=HELPER_TIMEOUT,
                     preexec_fn=privilege_dropper(self.account),
@@ -70,7 +82,7 @@ class CredentialStores(object):
                 why = error.strerror or str(error)
             except subprocess.TimeoutExpired:
                 why = "no answer in time"
-            where = (program, action, self.account.name, self.env["PATH"], why)
+            where = (program, action, self.account.name, env["PATH"], why)
             why = self.known[name] = AgentError(HELPER_UNAVAILABLE, "%s %s as %s (PATH %s): %s" % where)
         raise why
 
@@ -103,7 +115,9 @@ class CredentialStores(object):
     def probe(self, server):
         # Its cache (a file holding a token) off, its log nowhere (amazon-ecr-credential-helper
         # ecr-login/config: AWS_ECR_CACHE_DIR, else ~/.ecr; then TMPDIR): a read-only probe, fit for check.
+        # Found on the narrowest PATH docker's callers give it (cron's), not the user's login PATH.
         off = {"AWS_ECR_DISABLE_CACHE": "true", "AWS_ECR_CACHE_DIR": "/dev/null", "TMPDIR": "/dev/null"}
+        off["PATH"] = CALLER_PATH
         code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), off)
         if code:  # then stdout carries an error, not a token (the helper protocol)
             detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]

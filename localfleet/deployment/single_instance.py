@@ -47,6 +47,9 @@ REGISTRY_A = f"{ACCOUNT_A}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.eu-west-1.amazonaws.com"
 REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
+# Account A's registry in the EU sovereign cloud: a name Debian's helper (0.6.0) does not know.
+REGISTRY_EUSC = f"{ACCOUNT_A}.dkr.ecr.eusc-de-east-1.amazonaws.eu"
+SERVED_NAMES = (*REGISTRIES, REGISTRY_EUSC)  # the registry answers to each (certificate, /etc/hosts)
 MIRROR_HOST = "helper-mirror.test"
 # A non-root login shell's PATH on Debian (/etc/profile): no sbin directories. Root's is INSTANCE_PATH.
 USER_LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
@@ -103,7 +106,7 @@ class World:
             self.give_instance_role(user)
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.ca, SANDBOX_CA)
-        map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRIES), "127.0.0.1"))
+        map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *SERVED_NAMES), "127.0.0.1"))
 
     def give_instance_role(self, user: str) -> None:
         """~/.aws/credentials (0600, the user's) with the 'instance role', as IMDS would serve it."""
@@ -126,7 +129,7 @@ class World:
             "AWS_CA_BUNDLE": SANDBOX_CA,
             "AWS_EC2_METADATA_DISABLED": "true",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy_port}",
-            "NO_PROXY": ",".join(["127.0.0.1", "localhost", MIRROR_HOST, *REGISTRIES]),
+            "NO_PROXY": ",".join(["127.0.0.1", "localhost", MIRROR_HOST, *SERVED_NAMES]),
             "AWS_ECR_DISABLE_CACHE": "true",
         }
 
@@ -186,7 +189,7 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     """Certificates, moto (plain, second account, TLS), the CONNECT proxy, the registry, the mirror."""
     ca, cert, key = make_certificates(
         workdir / "tls",
-        [*REGISTRIES, MIRROR_HOST, "localhost"]
+        [*SERVED_NAMES, MIRROR_HOST, "localhost"]
         + [f"api.ecr.{r}.amazonaws.com" for r in ("eu-west-1", "us-east-2")],
     )
     world = World(sandbox, ca, cert, key)

@@ -235,3 +235,26 @@ def reader_can_pull(world: sb.World, pid: int, config_dir: str, registry: str = 
 
 def inode(world: sb.World, inside: str) -> int:
     return world.sandbox.path(inside).stat().st_ino
+
+
+# ---------------------------------------------------------------- helper releases and docker's callers
+
+STANDIN_RELEASE = (STUBS / "ecr-login-release.py").read_bytes()
+REAL_060_COPY = "/opt/ecr-fleet-auth-test/docker-credential-ecr-login-0.6.0"
+# cron's environment for a job (crontab(5)): PATH=/usr/bin:/bin, HOME, LOGNAME and SHELL from passwd.
+CRON_PATH = "/usr/bin:/bin"
+
+
+def publish_newer_release(world: sb.World) -> None:
+    """The pinned release on the mirror is tests/agent/stubs/ecr-login-release.py (a stand-in for
+    0.12.0, which cannot be had here), with the real 0.6.0 it fetches tokens through beside it."""
+    world.publish_release(contract.DEFAULT_HELPER_VERSION, "amd64", STANDIN_RELEASE)
+    world.sandbox.write(REAL_060_COPY, REAL_HELPER, 0o755)
+
+
+def cron_pull(world: sb.World, user: str, registry: str = sb.REGISTRY_A) -> bool:
+    """A pull from the user's crontab (`/usr/local/bin/docker pull ...`): cron's PATH and HOME."""
+    env = {**world.user_env(user, home(user)), "PATH": CRON_PATH, "LOGNAME": user, "SHELL": "/bin/sh"}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    done = world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env, user=user)
+    return done.returncode == 0
