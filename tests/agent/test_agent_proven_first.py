@@ -200,3 +200,44 @@ def test_a_helper_off_crons_path_is_reported_and_linked_where_every_caller_finds
     assert configs(instance, ("root", "alice")) == before, "the configs were right already"
     assert cron_pull(instance, "root") and cron_pull(instance, "alice")
     assert can_pull(instance, ("root", "alice")) == {"root": True, "alice": True}
+
+
+def test_keep_user_docker_login_makes_a_users_own_login_succeed_in_a_new_session(
+    instance: sb.World, agent_script: str
+) -> None:
+    """Issue 20, item 6: scripts still run `aws ecr get-login-password | docker login ...`. Once
+    credHelpers send the registry to ecr-login, docker login stores through it and the helper says
+    "not implemented" (ecr-login/ecr.go Add), unless it is 0.9.0+ and AWS_ECR_IGNORE_CREDS_STORAGE
+    is "true" where docker runs (#847; buildkite elastic-ci-stack #1671). With KeepUserDockerLogin the
+    agent needs 0.9.0 (the package's 0.6.0 is replaced by the pinned release) and puts the variable
+    in /etc/environment, which pam_env gives a new session (here `su -`, Debian's /etc/pam.d/su:
+    pam_env.so readenv=1). The same login without it still fails, as the helper's README says."""
+    publish_newer_release(instance)
+    logged_in(instance, "alice", R)
+    environment = instance.sandbox.path("/etc/environment").read_bytes()
+
+    run = instance.run_document(
+        agent_script,
+        parameters("helper", users="alice", ReleaseBaseUrl=instance.mirror_url(), KeepUserDockerLogin="true"),
+    )
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok"), run.stderr
+    assert "keeps working" in str(run.result["message"])
+    after = instance.sandbox.path("/etc/environment").read_bytes()
+    assert after == environment.rstrip(b"\n") + (b"\n" if environment.strip() else b"") + (
+        b"AWS_ECR_IGNORE_CREDS_STORAGE=true\n"
+    )
+    assert instance.sandbox.path("/etc/environment.ecr-fleet-auth.bak").read_bytes() == environment
+    assert config_of(instance, "alice")["credHelpers"] == {R: "ecr-login"}
+    login = f"printf %s {TOKEN_A} | /usr/local/bin/docker login -u AWS --password-stdin {R}"
+    session = instance.sandbox.run(["su", "-", "alice", "-c", login], env=instance.user_env("root", "/root"))
+    assert session.returncode == 0 and b"Login Succeeded" in session.stdout, session.stderr
+    without = instance.sandbox.run(
+        ["sh", "-c", login], env=instance.user_env("alice", "/home/alice"), user="alice"
+    )
+    assert without.returncode != 0 and b"not implemented" in without.stderr + without.stdout
+    # docker's marker beside a credential store (no secret): the helper still serves the registry
+    assert config_of(instance, "alice") == {"auths": {R: {}}, "credHelpers": {R: "ecr-login"}}
+    assert can_pull(instance, ("alice",)) == {"alice": True}
+    check = instance.run_document(agent_script, parameters("check", users="alice"))
+    assert users_of(check)["alice"]["registries"] == {R: {"state": "helper"}}
