@@ -6,8 +6,10 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -258,3 +260,32 @@ def cron_pull(world: sb.World, user: str, registry: str = sb.REGISTRY_A) -> bool
     image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
     done = world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env, user=user)
     return done.returncode == 0
+
+
+# ---------------------------------------------------------------- kubelet
+
+
+@contextlib.contextmanager
+def kubelet_running(world: sb.World) -> Iterator[None]:
+    """A process named kubelet in the instance (a copy of sleep): kubelet itself cannot run here."""
+    world.sandbox.run(["cp", "/bin/sleep", "/usr/local/bin/kubelet"]).check_returncode()
+    process = subprocess.Popen(
+        [*world.sandbox.enter(), "/usr/local/bin/kubelet", "600"], start_new_session=True
+    )
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def kubelet_can_pull(world: sb.World, inside: str, registry: str = sb.REGISTRY_A) -> bool:
+    """kubelet's view of the file: its auths alone, as a docker config the real docker CLI pulls with."""
+    auths = json.loads(world.sandbox.path(inside).read_bytes()).get("auths") or {}
+    world.sandbox.write("/tmp/kubelet-view/config.json", json.dumps({"auths": auths}), 0o600)
+    env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": "/tmp/kubelet-view"}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    return (
+        world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env).returncode == 0
+    )

@@ -12,18 +12,13 @@ here either: a docker CLI wrapper answers `docker info`'s Swarm fields as one wo
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import stat
-import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI
-from localfleet.hosts.registry_server import PROBE_REPOSITORY, PROBE_TAG
 from tests.agent.on_instance import (
     TOKEN_A,
     b64,
@@ -31,6 +26,8 @@ from tests.agent.on_instance import (
     config_of,
     config_path,
     file_state,
+    kubelet_can_pull,
+    kubelet_running,
     parameters,
     write_config,
 )
@@ -41,31 +38,6 @@ R = sb.REGISTRY_A
 OLD_TOKEN = sb.moto_token(sb.ACCOUNT_B)
 KUBELET_FILE = "/var/lib/kubelet/config.json"
 GHCR = {"auth": b64("gh-user:gh-token")}
-
-
-@contextlib.contextmanager
-def kubelet_running(world: sb.World) -> Iterator[None]:
-    world.sandbox.run(["cp", "/bin/sleep", "/usr/local/bin/kubelet"]).check_returncode()
-    process = subprocess.Popen(
-        [*world.sandbox.enter(), "/usr/local/bin/kubelet", "600"], start_new_session=True
-    )
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGKILL)
-        process.wait()
-
-
-def kubelet_can_pull(world: sb.World, inside: str) -> bool:
-    """kubelet's view of the file: its auths alone, as a docker config the real docker CLI pulls with."""
-    auths = json.loads(world.sandbox.path(inside).read_bytes()).get("auths") or {}
-    world.sandbox.write("/tmp/kubelet-view/config.json", json.dumps({"auths": auths}), 0o600)
-    env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": "/tmp/kubelet-view"}
-    image = f"{R}/{PROBE_REPOSITORY}:{PROBE_TAG}"
-    return (
-        world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env).returncode == 0
-    )
 
 
 def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
