@@ -42,6 +42,7 @@ MINIMUM_VERSIONS = (
     (r"\.cloud\.adc-e\.uk$|\.csp\.hci\.ic\.gov$", (0, 9, 0)),  # ISO-E, ISO-F (#850)
     (r"\.c2s\.ic\.gov$|\.sc2s\.sgov\.gov$", (0, 8, 0)),  # C2S (#433)
     (r"^public\.ecr\.aws$", (0, 5, 0)),  # ECR Public (#253)
+    (r"\.dkr\.ecr-fips\.", (0, 2, 0)),  # FIPS endpoints
 )
 # AWS_ECR_IGNORE_CREDS_STORAGE (KeepUserDockerLogin) is honoured from 0.9.0 on (#847).
 IGNORE_CREDS_STORAGE_SINCE = (0, 9, 0)

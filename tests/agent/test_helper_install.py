@@ -216,3 +216,29 @@ def test_no_transaction_starts_without_the_time_to_finish(
     assert not helper_install.install_with_package_manager(FakeHost(f"{bin_dir}:/usr/bin:/bin"), "dnf")
     assert (tmp_path / "calls.log").read_text() == "", "not even the download: nothing could follow it"
     assert not (tmp_path / "installed").exists()
+
+
+@pytest.mark.parametrize(
+    ("registry", "needed"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "0.0.0"),
+        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", "0.2.0"),
+        ("public.ecr.aws", "0.5.0"),
+        ("123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov", "0.8.0"),
+        ("123456789012.dkr.ecr.us-isob-east-1.sc2s.sgov.gov", "0.8.0"),
+        ("123456789012.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk", "0.9.0"),
+        ("123456789012.dkr.ecr.us-isof-south-1.csp.hci.ic.gov", "0.9.0"),
+        ("123456789012.dkr-ecr.eu-west-1.on.aws", "0.10.0"),
+        ("123456789012.dkr-ecr-fips.us-west-2.on.aws", "0.10.0"),
+        ("123456789012.dkr.ecr.cn-north-1.on.amazonwebservices.com.cn", "0.10.0"),
+        ("123456789012.dkr.ecr.eusc-de-east-1.amazonaws.eu", "0.11.0"),
+        ("ecr-public.aws.com", "0.12.0"),
+    ],
+)
+def test_each_registry_kind_needs_the_first_release_that_knows_it(registry: str, needed: str) -> None:
+    """amazon-ecr-credential-helper CHANGELOG.md: 0.2.0 FIPS endpoints, 0.5.0 ECR Public (#253), 0.8.0
+    the C2S pattern (#433), 0.9.0 the new isolated regions (#850), 0.10.0 dual-stack (#967), 0.11.0 the
+    EUSC partition (#1034), 0.12.0 ECR Public's dual-stack endpoint (#1055); `get` for a name the
+    pattern does not match answers "credentials not found in native keychain" (ecr-login/ecr.go)."""
+    assert helper_install.dotted(helper_install.minimum_version(registry)) == needed
+    assert helper_install.minimum_version(registry, keep_user_login=True) >= (0, 9, 0)
