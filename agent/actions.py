@@ -440,9 +440,9 @@ def prepare_helper(run, needed):
             report.message_parts.append(
                 "%s %s replaced by release %s" % (HELPER_NAME, had, run.params.helper_version)
             )
-        except AgentError as error:
-            log("no newer helper: %s" % error.message)
-            why = error.message
+        except (AgentError, OSError) as error:
+            why = getattr(error, "message", None) or str(error)
+            log("no newer helper: %s" % why)
         host.find_helper()
         for registry in [r for r in old if version_tuple(host.helper_version) < needed[r]]:
             message = "%s needs %s %s+, found %s (%s): its credentials are kept" % (
@@ -453,7 +453,7 @@ def prepare_helper(run, needed):
                 why,
             )
             report.problem(HELPER_TOO_OLD, message)
-    elif host.helper and not host.caller_helper:
+    if host.helper and not host.caller_helper:  # too old for none, or the upgrade did not link
         try:
             if link_for_callers(host, host.helper):
                 report.changes += 1
