@@ -58,11 +58,12 @@ class EcrFleetAuthProps(TypedDict, total=False):
     """ECR registries to authenticate; empty means the account's own registry in each stack's region.
 
     Default: `[]`; accepted: a list of up to 20 hosts of the form
-    123456789012.dkr.ecr.eu-west-1.amazonaws.com or public.ecr.aws (empty: the account's own registry);
-    cdk.json: `registries`."""
+    123456789012.dkr.ecr.eu-west-1.amazonaws.com (dual-stack: 123456789012.dkr-ecr.eu-west-1.on.aws),
+    public.ecr.aws or ecr-public.aws.com (empty: the account's own registry); cdk.json: `registries`."""
 
     users: Sequence[str]
-    """Whose docker config to manage: `auto` = root plus members of the `docker` group.
+    """Whose container clients' credentials to manage: `auto` = root, members of the `docker` group and users
+    of rootless clients.
 
     Default: `['auto']`; accepted: 'auto' or 1 to 50 comma-separated POSIX user names; cdk.json: `users`."""
 
@@ -80,6 +81,15 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     Default: `'https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com'`; accepted: an
     https:// URL without query, fragment or credentials; cdk.json: `releaseBaseUrl`."""
+
+    keep_user_docker_login: bool
+    """With the helper action: users' own `docker login` to the registries it manages keeps succeeding (a
+    no-op: pulls use the helper). The agent sets `AWS_ECR_IGNORE_CREDS_STORAGE=true` in `/etc/environment`
+    (login sessions, ssh, su, cron) and requires helper 0.9.0+, which honours it; services started by
+    systemd need it in their unit. Off: such a login fails (`not implemented`), as the helper's README
+    says. See [The agent](../how-it-works/agent.md#users-own-docker-login).
+
+    Default: `False`; accepted: true or false; cdk.json: `keepUserDockerLogin`."""
 
     max_concurrency: str
     """Run Command rate control, promised for the whole run (not per batch).

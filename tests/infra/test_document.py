@@ -127,7 +127,14 @@ def test_document_shape(synthesized_template: Template) -> None:
 
 def test_every_parameter_is_constrained_and_env_interpolated(synthesized_template: Template) -> None:
     parameters = _parameters(synthesized_template)
-    assert list(parameters) == ["Action", "Registries", "Users", "HelperVersion", "ReleaseBaseUrl"]
+    assert list(parameters) == [
+        "Action",
+        "Registries",
+        "Users",
+        "HelperVersion",
+        "ReleaseBaseUrl",
+        "KeepUserDockerLogin",
+    ]
     for name, spec in parameters.items():
         assert spec["type"] == "String", name
         assert spec["interpolationType"] == "ENV_VAR", name
