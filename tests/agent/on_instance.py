@@ -292,6 +292,42 @@ def reader_can_pull(world: sb.World, pid: int, config_dir: str, registry: str = 
     return done.returncode == 0
 
 
+def reader_can_pull_with_authfile(
+    world: sb.World, pid: int, authfile: str, registry: str = sb.REGISTRY_A
+) -> bool:
+    """Can a reader of a containers auth.json pull with the file its mount shows? skopeo in the
+    reader's namespaces and root, as root, with `--authfile` at the mount (a CI job's
+    REGISTRY_AUTH_FILE), root's HOME (its ~/.aws, for a helper) and no other file to fall back to:
+    containers/image before 5.24 still reads ${XDG_CONFIG_HOME}/containers/auth.json and
+    $DOCKER_CONFIG/config.json after a named file (getAuthFilePaths), so both point nowhere."""
+    env = {
+        **world.user_env("root", "/root"),
+        "XDG_CONFIG_HOME": "/nonexistent",
+        "DOCKER_CONFIG": "/nonexistent",
+    }
+    image = f"docker://{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    nsenter = ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w"]
+    done = subprocess.run(
+        [*nsenter, "skopeo", "inspect", "--authfile", authfile, image],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def containers_auth(entries: dict[str, str], helpers: dict[str, str] | None = None) -> bytes:
+    """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent with a tab,
+    no final newline), `entries` registry -> token (AWS's user name)."""
+    document: dict[str, object] = {
+        "auths": {r: {"auth": b64(f"AWS:{token}")} for r, token in entries.items()}
+    }
+    if helpers:
+        document["credHelpers"] = helpers
+    return json.dumps(document, indent="\t").encode()
+
+
 def inode(world: sb.World, inside: str) -> int:
     return world.sandbox.path(inside).stat().st_ino
 
