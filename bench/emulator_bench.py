@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import RealClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.local_fleet import DOCUMENT_NAME
@@ -32,7 +33,6 @@ from localfleet.hosts.executors import CannedExecutor
 from localfleet.synthesized_stack import document_content, synthesize
 
 SIZES = (100, 1_000, 10_000)
-LAMBDA_TIMEOUT_SECONDS = 900
 ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",

@@ -42,9 +42,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth_cdk.members import MEMBER_STACK_ID
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
+from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
@@ -68,7 +69,6 @@ ORGANIZATION_ID = "o-a1b2c3d4e5"
 UNIT = "ou-ab12-cdef3456"
 DOCUMENT = "EcrFleetAuth-AgentDocument-bench"
 OUTPUT_LOG_GROUP = "EcrFleetAuth-RunCommandOutput-bench"
-MAX_PAIRS_AT_ONCE = 50  # runner.MAX_CONCURRENT_PAIRS, printed for the ceiling
 FUNCTION_MEMORY_MB = 512
 ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "bench",
@@ -230,10 +230,12 @@ def _print(  # noqa: PLR0917 - the figures of one run
     if unreached:
         outcome += f" (unreached: {sorted({t['reason'] for t in unreached})})"
     print(f"  outcome            : {outcome}")
+    from ecr_fleet_auth.runner import MAX_CONCURRENT_PAIRS  # noqa: PLC0415 - after the bench's environment
+
     print(
         f"  simulated run time : {simulated:,.0f} s of Lambda's {LAMBDA_TIMEOUT_SECONDS} s "
-        f"({simulated / LAMBDA_TIMEOUT_SECONDS:.0%}); pairs {MAX_PAIRS_AT_ONCE} at once, "
-        f"{math.ceil(shape.pairs / MAX_PAIRS_AT_ONCE)} waves"
+        f"({simulated / LAMBDA_TIMEOUT_SECONDS:.0%}); pairs {MAX_CONCURRENT_PAIRS} at once, "
+        f"{math.ceil(shape.pairs / MAX_CONCURRENT_PAIRS)} waves"
     )
     print(
         f"  API calls per pair : max {calls[-1]}, median {statistics.median(calls):g}, min {calls[0]} "

@@ -18,14 +18,16 @@ from constructs import Construct, IConstruct
 
 from ecr_fleet_auth import contract, settings
 
+from .claim_table import ClaimTable
 from .config import TITLE, DeploymentConfig
 from .console_events import AWS_CUSTOM_RESOURCE_PROVIDER_ID, ConsoleTestEvents
 from .dashboard import RunnerDashboard
 from .document.construct import AgentDocument
 from .instance_access import InstanceAccessPolicy, own_registry
-from .members import OrganizationMembers, forwarder_role_arns, member_document_name, stack_set_name
-from .new_instances import ClaimTable, NewInstanceTriggers
+from .member_stack import forwarder_role_arns, member_document_name, stack_set_name
+from .new_instances import NewInstanceTriggers
 from .notifications import Notifications
+from .organization_members import OrganizationMembers
 from .props import EcrFleetAuthProps
 from .runner_function import RunnerFunction
 from .schedule import RunnerSchedule

@@ -15,11 +15,7 @@ queue); what it returns as failed comes back after the visibility timeout and, a
 ``MAX_RECEIVE_COUNT`` receives, lands in ``DeadLetters`` — as do events EventBridge could not
 deliver. The ``NewInstanceEventsLost`` alarm tells the topic when anything lands there.
 
-``ClaimTable`` is where runs of instance events claim an instance before they command or
-report it (``ecr_fleet_auth/claims.py``): the two batches that may run at once each look before
-either sends, so without it both could command one instance. It is a DynamoDB table billed per
-request (on-demand: nothing while nothing launches, no capacity to provision), one small item
-per instance claimed, deleted by TTL once expired; the runner may only ``PutItem`` there.
+The table where runs of instance events claim an instance is ``claim_table.py``.
 
 In organization mode (``organization_id`` given) the member accounts' new instances come this way
 too: each member stack forwards its own ``running`` and target-tag events, bus to bus, to
@@ -42,7 +38,6 @@ import jsii
 from aws_cdk import (
     Duration,
     Names,
-    RemovalPolicy,
     Stack,
     aws_cloudwatch,
     aws_dynamodb,
@@ -58,8 +53,6 @@ from constructs import Construct
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
-
-from .nag import acknowledge
 
 # An event bus name is at most 256 characters (AWS::Events::EventBus Name); "-MemberEvents" follows.
 MAX_BUS_NAME = 256 - len("-MemberEvents")
@@ -79,32 +72,6 @@ MAX_RECEIVE_COUNT = 5
 # An event EventBridge could not put in the queue is retried for this long, then dead-lettered.
 DELIVERY_MAX_EVENT_AGE = Duration.hours(1)
 DEAD_LETTER_RETENTION = Duration.days(14)
-
-
-class ClaimTable(Construct):
-    """The runner's claims: one per instance (``contract.CLAIM_KEY``), TTL ``CLAIM_TTL_ATTRIBUTE``."""
-
-    def __init__(self, scope: Construct, construct_id: str) -> None:
-        super().__init__(scope, construct_id)
-        self.table = aws_dynamodb.Table(
-            self,
-            "Table",
-            partition_key=aws_dynamodb.Attribute(
-                name=contract.CLAIM_KEY, type=aws_dynamodb.AttributeType.STRING
-            ),
-            billing_mode=aws_dynamodb.BillingMode.PAY_PER_REQUEST,
-            time_to_live_attribute=contract.CLAIM_TTL_ATTRIBUTE,
-            # Claims last minutes and mean nothing without the stack: nothing to keep or restore.
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        acknowledge(
-            self.table,
-            "AwsSolutions-DDB3",
-            reason=(
-                "Claims live for minutes and are rewritten by the next event: a point-in-time "
-                "restore would bring back only expired claims."
-            ),
-        )
 
 
 class NewInstanceTriggers(Construct):

@@ -94,3 +94,21 @@ def test_infra_is_imported_only_as_the_package_it_is_installed_as() -> None:
             assert "infra" not in {module.split(".")[0] for module in _imported_modules(path)}, path
     with pytest.raises(ImportError, match="import ecr_fleet_auth_cdk, not infra"):
         importlib.import_module("infra")
+
+
+def test_each_infra_file_holds_one_construct() -> None:
+    """One construct per concern, one concern per file: a file named for its construct is where a
+    reader looks for it (a stack is a construct too)."""
+    for path in _files("infra"):
+        if path.suffix != ".py":
+            continue
+        constructs = [
+            node.name
+            for node in ast.parse(path.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.ClassDef)
+            and any(
+                getattr(base, "id", getattr(base, "attr", "")) in {"Construct", "Stack"}
+                for base in node.bases
+            )
+        ]
+        assert len(constructs) <= 1, f"{path.relative_to(PROJECT_ROOT)} holds {constructs}"

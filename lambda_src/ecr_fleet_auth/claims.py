@@ -68,7 +68,7 @@ if TYPE_CHECKING:
 Purpose = Literal["command", "report"]
 COMMAND: Purpose = "command"
 REPORT: Purpose = "report"
-# The table's key and its TTL attribute (infra/new_instances.py creates the table with these).
+# The table's key and its TTL attribute (infra/claim_table.py creates the table with these).
 KEY = contract.CLAIM_KEY
 TTL_ATTRIBUTE = contract.CLAIM_TTL_ATTRIBUTE
 # A command claim outlives its invocation by this much: ListCommands lists the command by then.

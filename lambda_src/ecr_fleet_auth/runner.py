@@ -60,11 +60,11 @@ from .progress import RunProgress
 from .publishing import publish
 from .reasons import Reason
 from .report import InstanceResult, Report, TargetResult, short
-from .run_command import CommandSpec, RunCommand
+from .run_command import LIST_PAGE_SIZE, CommandSpec, RunCommand
 from .settings import RunnerSettings
 
 # Kept back from the Lambda deadline for the last collection, the log and SNS:
-# a fixed part plus time for ListCommandInvocations pages (50 instances each).
+# a fixed part plus time for each page of ListCommandInvocations (LIST_PAGE_SIZE instances).
 RESERVE_SECONDS = 15.0
 RESERVE_SECONDS_PER_PAGE = 0.25
 # Pairs run at once, each on its thread (the rest wait for a free one). Every pair's calls are
@@ -321,7 +321,7 @@ class _PairRun:
         """The home pair sends the stack's own document; a member pair the StackSet's (``document``:
         the version its stack offers), at version 1. Every pair's output goes to ``OUTPUT_LOG_GROUP``:
         the member template creates a group of the central group's name in each member region, and
-        its instance policy lets instances write to it (``infra/members.py``)."""
+        its instance policy lets instances write to it (``infra/member_stack.py``)."""
         spec = self.options.command_spec(self.settings, self.run_id, target.pair)
         if target.home or document is None:
             return spec
@@ -436,7 +436,7 @@ def _busy(commands: RunCommand, document_name: str, candidates: list[str]) -> di
 
 def _stop_at(options: RunOptions, started: float, remaining_millis: int, targetable: int) -> float:
     """When waiting must end: the run's wait, or the Lambda deadline less time to collect and report."""
-    reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (targetable / 50)
+    reserve = RESERVE_SECONDS + RESERVE_SECONDS_PER_PAGE * (targetable / LIST_PAGE_SIZE)
     return started + max(0.0, min(options.wait_seconds, remaining_millis / 1000 - reserve))
 
 

@@ -30,6 +30,7 @@ import boto3
 
 from ecr_fleet_auth import clients
 from ecr_fleet_auth.clock import Clock as RunnerClock
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 
 from ..clocks import SimulatedClock
 from ..lambda_runtime import InProcessContext
@@ -37,7 +38,6 @@ from ..synthesized_stack import LAMBDA_SOURCE
 from ..transport.botocore_in_process import Patcher, simulate_botocore_time
 from .simulated_account import REGION, SimulatedAccount
 
-LAMBDA_TIMEOUT_SECONDS = 900
 TRACE_HEADER = "X-Amzn-Trace-Id"
 # The invocation's _X_AMZN_TRACE_ID, while one runs (None: not inside an invocation).
 _trace_header: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_header", default=None)

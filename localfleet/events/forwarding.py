@@ -1,7 +1,7 @@
 """Member accounts' new-instance events, forwarded bus to bus to the central stack, as the member
 template builds it.
 
-Each member stack (``infra/members.py``) has two rules on its account's default event bus — an
+Each member stack (``infra/member_stack.py``) has two rules on its account's default event bus — an
 instance entering ``running``, the target tag gained — whose target is the central stack's member
 bus, reached through a role of the member stack (``EventForwarder``, under the path the central bus's
 policy names). ``MemberForwarding.from_template`` reads the rules' patterns and that role's path from

@@ -35,7 +35,7 @@ from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, Settings
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.dashboard import ACCOUNT_DIMENSION, SHOWN_STATUSES
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES, content_named
-from ecr_fleet_auth_cdk.members import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
+from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
 from ecr_fleet_auth_cdk.runner_function import FLEET_READ_ACTIONS
 from tests.conftest import require
 from tests.infra.test_cli_synth import cdk_synth

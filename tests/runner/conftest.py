@@ -28,8 +28,9 @@ import pytest
 from moto import mock_aws
 
 from ecr_fleet_auth.observability import metrics
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import LAMBDA_TIMEOUT_SECONDS, InProcessRunner
+from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.engine import Command, CommandEngine

@@ -28,7 +28,7 @@ from moto import mock_aws
 from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.observability import metrics
-from ecr_fleet_auth_cdk.members import MEMBER_STACK_ID
+from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
