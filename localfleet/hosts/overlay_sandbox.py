@@ -214,7 +214,10 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         """Where a server started by start_server writes its output."""
         return self.workdir / f"server-{self._servers.index(server)}.log"
 
-    def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
+    # moto_server alone imports boto3 and moto for seconds; on a shared 2-core machine at a load of 20
+    # the servers of one world took longer than 20 s to open (every test of a module then errors).
+    # Only a server that never starts waits this long.
+    def wait_for_ports(self, *ports: int, timeout: float = 90) -> None:
         self._ns([sys.executable, str(SERVERS / "wait_for_ports.py"), str(timeout), *map(str, ports)])
 
     def free_ports(self, count: int) -> list[int]:
