@@ -2,12 +2,14 @@
 
 Run as root by the SSM document, through entrypoint.sh; the document carries this package packed
 into one file (a zip application, see infra/document/script.py). Parameters arrive as
-$SSM_Action, $SSM_Registries, $SSM_Users, $SSM_HelperVersion and $SSM_ReleaseBaseUrl.
+$SSM_Action, $SSM_Registries, $SSM_Users, $SSM_HelperVersion, $SSM_ReleaseBaseUrl and
+$SSM_KeepUserDockerLogin.
 Actions:
   refresh  one ECR token per region (the instance's own role), verified as the host's client logs in,
            then stored where each client of each user reads first, for every registry x user;
-  helper   install amazon-ecr-credential-helper if missing, name it (credHelpers) in every file a
-           client reads the registry from, drop stored auths, verify;
+  helper   install amazon-ecr-credential-helper if missing (or too old for a registry), prove it
+           per user and registry, then name it (credHelpers) in every file a client reads the
+           registry from and drop stored auths;
   check    read-only report.
 stdout carries exactly one compact JSON result line; logs go to stderr.
 
@@ -32,13 +34,16 @@ Modules, each with one job:
   docker_model      docker's reading of config.json, by docker version
   config_file       a credential file as written, and the agent's edits to it
   reading           reading a user's config as root, safely
-  writing           writing a user's files as the user: atomic, backed up, owner-only secrets
-  stores            credential helpers used as stores
+  writing           writing a user's files as the user: atomic (in place where held by inode), backed up
+  mounts            who holds a user's file by its inode: bind mounts in every mount namespace
+  readers           readers other than users' clients: kubelet managed, Nomad and Swarm reported
+  stores            credential helpers used as stores; the helper version each registry name needs
   registry_states   each user x registry pair's state
   records           the agent's own record of logins' expiry
   tokens            ECR tokens and the agent's AWS identity
   docker_login      verifying a token as the host's client logs in
-  helper_install    installing amazon-ecr-credential-helper
+  helper_install    installing amazon-ecr-credential-helper, or the pinned release over a too old one
+  system_env        /etc/environment's AWS_ECR_IGNORE_CREDS_STORAGE (KeepUserDockerLogin)
   actions           the actions and what they work with
   result            the report and its result line
   outcomes          outcomes, reason codes, registry states

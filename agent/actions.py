@@ -4,8 +4,8 @@ Every action works per user on the files that user's clients read (credential_fi
 the host, in each kind of session the user has, reads its own files in its own order).
 refresh: one ECR token per region, verified once as the host's client's login would, stored where
 each client reads first for that user and registry (a file, or the credential store it names).
-helper: install the credential helper if missing, name it in every file a client reads the
-registry from, drop old tokens there.
+helper: install the credential helper if missing (or too old for a registry), prove it for each user
+and registry, then name it in every file a client reads the registry from, drop old tokens there.
 check: a read-only report of every user x registry x client state and the agent's AWS identity."""
 
 import os
@@ -19,17 +19,25 @@ from .credential_files import FILE, NONE, Answer, UserCredentials, write_target
 from .docker_login import verify_login
 from .docker_model import auth_digest, basic_auth
 from .go_json import ConfigRejected
-from .helper_install import install_helper
-from .host_clients import version_tuple
+from .helper_install import (
+    IGNORE_CREDS_STORAGE_SINCE,
+    install_helper,
+    link_for_callers,
+    minimum_version,
+    upgrade_helper,
+)
 from .log import log
+from .mounts import Mounts
 from .orders import FileRef
 from .outcomes import (
     AWS_CLI_MISSING,
     CONFIG_CORRUPT,
+    CONFIG_UNSAFE,
     DOCKER_MISSING,
     ENVIRONMENT_UNKNOWN,
     FAILED,
     HELPER_INSTALL_FAILED,
+    HELPER_TOO_OLD,
     INTERNAL_ERROR,
     NO_HOME,
     NO_SUCH_USER,
@@ -39,14 +47,16 @@ from .outcomes import (
     AgentError,
 )
 from .params import AUTO_USERS, unique
+from .readers import ReaderAccount, kubelet_entry, kubelet_file, report_unmanaged
 from .records import is_fresh, load_records, record_for, remember_login, save_records
 from .registry_states import combined_state, logged_in_state, registry_states, stale_stores
 from .result import plural
-from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores, helper_too_old
+from .stores import HELPER_CRED_NAME, HELPER_NAME, CredentialStores, older_than, too_old_message
+from .system_env import ENVIRONMENT_FILE, IGNORE_CREDS_STORAGE, keep_user_docker_login
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source, token_sources
 from .users import resolve_users
-from .writing import restrict_as_user, save_config, shown_name
+from .writing import held_by_inode, restrict_as_user, save_config, shown_name
 
 NO_CLIENT = "no container client found (docker, podman, skopeo, buildah, nerdctl)"
 
@@ -61,6 +71,16 @@ class Run(object):
         self.state_dir = state_dir
         self.accounts, self.unknown = resolve_users(params.users, host)
         self.stores = {}
+        self.mounts = Mounts()
+        self.kubelet = kubelet_file()  # the file a running kubelet reads, or None
+
+    def read_by_kubelet(self, path):
+        return path == self.kubelet
+
+    def registries_of(self, account):
+        """The managed registries, or of a reader's file (kubelet's) those it holds."""
+        mine = getattr(account, "registries", None)
+        return self.params.registries if mine is None else mine
 
     def stores_for(self, account):
         if account.name not in self.stores:
@@ -74,7 +94,9 @@ class Run(object):
         docker's own file, for the docker CLI and nerdctl, must load as it does today: a file docker
         would half-load (config_corrupt), an unsafe one, or none possible (no_home) stops that user.
         With `auto`, an account docker could keep no config for (no home, or one it may not write: a
-        service account in the docker group) is listed with reason no_home, not as a failure."""
+        service account in the docker group) is listed with reason no_home, not as a failure.
+        Readers left on a replaced copy of a file are reported; so are the readers the agent does not
+        manage; kubelet's own file, when it has one, comes last, as a reader's entry."""
         loaded = []
         for name in self.unknown:
             self.report.problem(NO_SUCH_USER, "no such user: %s" % name, self.report.user(name))
@@ -94,6 +116,8 @@ class Run(object):
                     )
                     log(message)
                     self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
+                for ref in creds.refs():
+                    held_by_inode(self, account, user, ref.path)  # reports readers left on a replaced copy
                 loaded.append((account, user, creds))
             except AgentError as error:
                 if error.reason == NO_HOME and self.params.users == AUTO_USERS:
@@ -103,7 +127,9 @@ class Run(object):
                     self.report.problem(error.reason, error.message, user)
             except Exception as error:  # noqa: BLE001 - one user's surprise must not stop the others
                 self.unexpected(user, error)
-        return loaded
+        report_unmanaged(self, loaded)
+        entry = kubelet_entry(self)
+        return loaded + [entry] if entry else loaded
 
     def unexpected(self, user, error):
         traceback.print_exc(file=sys.stderr)
@@ -174,7 +200,7 @@ def action_check(run):
         identity = pool.submit(caller_identity, run.host, region)
 
         def check_user(account, user, creds):
-            for registry in run.params.registries:
+            for registry in run.registries_of(account):
                 record = record_for(records, account, registry)
                 answered = registry_states(creds, registry, record, run.stores_for(account))
                 run.note_answers(account, user, registry, answered)
@@ -232,13 +258,22 @@ class Target(object):
 
 
 def action_refresh(run):
-    host, report = run.host, run.report
     if no_client(run):
         return no_client(run)
+    if not refresh_entries(run, run.load_user_configs()):
+        return run.report.result(FAILED, AWS_CLI_MISSING, "AWS CLI not found")
+    return run.report.result()
+
+
+def refresh_entries(run, entries, only=None):
+    """Log each (account, user report, credentials) entry in where its clients need it: refresh's work,
+    and helper's for the files kubelet reads (`only`: the paths it may write). False when a login is
+    needed and there is no AWS CLI to get a token with."""
+    host, report = run.host, run.report
     records = load_records(run.state_dir)
-    loaded, pending = plan_logins(run, records)
+    loaded, pending = plan_logins(run, records, entries, only)
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
-        return report.result(FAILED, AWS_CLI_MISSING, "AWS CLI not found")
+        return False
     # A token is fetched only for regions where some login needs one.
     sources, dualstack = token_sources([login.registry for login in pending])
     tokens = fetch_tokens(host, sources, dualstack)
@@ -276,24 +311,27 @@ def action_refresh(run):
         )
     else:
         report.message_parts.append("no login needed for %s" % registries)
-    return report.result()
+    return True
 
 
 def writes_token(writes, registry):
     return next(login.token for login in writes if login.registry == registry)
 
 
-def plan_logins(run, records):
-    """(loaded users, logins that may need a token); helper-served and fresh ones are only reported."""
+def plan_logins(run, records, entries, only=None):
+    """(loaded users, logins that may need a token); helper-served and fresh ones are only reported.
+    `only`: the paths a login may write (the others are left as they are)."""
     now = utc_now()
     pending = []
 
     def plan_user(account, user, creds):
         stores = run.stores_for(account)
-        for registry in run.params.registries:
+        for registry in run.registries_of(account):
             record = record_for(records, account, registry)
             answered = registry_states(creds, registry, record, stores)
             targets, problems = login_targets(creds, registry, answered, stores)
+            if only is not None:
+                targets = {path: target for path, target in targets.items() if path in only}
             for problem in problems:
                 run.note_problem(user, registry, problem)
             fresh = all(
@@ -304,7 +342,7 @@ def plan_logins(run, records):
             else:
                 pending.append(Login(creds, user, registry, answered, targets))
 
-    loaded = run.per_user(run.load_user_configs(), plan_user)
+    loaded = run.per_user(entries, plan_user)
     accounts = [entry[0] for entry in loaded]
     return loaded, [login for login in pending if login.account in accounts]
 
@@ -427,12 +465,17 @@ def login_done(run, records, login):
 
 
 def action_helper(run):
-    host, report = run.host, run.report
+    """A registry's credential is removed only once its replacement is proven: the helper is new
+    enough for the registry's name (else the pinned release replaces it, or helper_too_old), found on
+    every caller's PATH, and its `get` gives this user a token, as cron would run it (every client runs
+    a credHelpers entry the same way: stores.CALLER_PATH); a registry that fails any of these keeps what
+    it has in every file of that user, byte for byte, and the report says why."""
+    host, report, params = run.host, run.report, run.params
     if no_client(run):
         return no_client(run)
     if not host.helper_runs:
         try:
-            how = install_helper(run.params, host)
+            how = install_helper(params, host)
         except AgentError as error:
             return report.result(FAILED, error.reason, error.message)
         host.find_helper()
@@ -440,27 +483,33 @@ def action_helper(run):
             return report.result(FAILED, HELPER_INSTALL_FAILED, "installed via %s but not runnable" % how)
         report.changes += 1
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
-        report.host = host.summary()
-    version = version_tuple(host.helper_version)
-    served = []
-    for registry in run.params.registries:
-        too_old = helper_too_old(version, registry)
-        if too_old is None:
-            served.append(registry)
-        else:
-            report.problem(too_old.reason, too_old.message)
-    configured, already = [], []
+    needed = {r: minimum_version(r, params.keep_user_docker_login) for r in params.registries}
+    usable = prepare_helper(run, needed)
+    report.host = host.summary()
+    configured, already, kept = [], [], []
 
     def configure_user(account, user, creds):
+        kubelets = [path for path in unique(ref.path for ref in creds.refs()) if run.read_by_kubelet(path)]
+        if isinstance(account, ReaderAccount):  # kubelet's own file: kept auths-only, renewed below
+            kept.append(((account, user, creds), kubelets))
+            return
+        stores = run.stores_for(account)
+        proven = []
+        for registry in usable:
+            try:
+                stores.verify(registry)  # before any edit: the replacement, proven for this user
+                proven.append(registry)
+            except AgentError as error:
+                report.problem(error.reason, "%s@%s: %s" % (account.name, registry, error.message), user)
         stale = []  # where a token may lie in a store docker used, read before the file is edited
         for order in creds.orders:
             if order.rules == "docker" and order.files[0].path not in creds.rejected:
-                stale += stale_stores(creds.docker_view(order)[1], served)
-        changed = configure_files(run, account, user, creds, served)
+                stale += stale_stores(creds.docker_view(order)[1], proven)
+        changed = configure_files(run, account, user, creds, proven)
         if changed is None:
             return
         if changed:
-            log("%s: credHelpers set for %s in %s" % (account.name, ", ".join(served), ", ".join(changed)))
+            log("%s: credHelpers set for %s in %s" % (account.name, ", ".join(proven), ", ".join(changed)))
             user.changed = True
             report.changes += 1
             configured.append(account)
@@ -469,25 +518,65 @@ def action_helper(run):
         run.guard_secrets(account, user, creds)
         erase_from_stores(run, account, user, unique(stale))
         fresh = UserCredentials(run.host, account)
-        for registry in run.params.registries:
-            answered = registry_states(fresh, registry, None, run.stores_for(account))
+        for registry in params.registries:
+            answered = registry_states(fresh, registry, None, stores)
             run.note_answers(account, user, registry, answered)
+        if kubelets:  # kept logins, renewed below
+            kept.append(((account, user, fresh), kubelets))
 
     run.per_user(run.load_user_configs(), configure_user)
+    for entry, paths in kept:
+        log("%s: read by kubelet, kept as logins and renewed" % ", ".join(paths))
+        if not refresh_entries(run, [entry], only=paths):
+            report.problem(AWS_CLI_MISSING, "AWS CLI not found: %s not renewed" % ", ".join(paths))
     if configured:
         report.message_parts.append("helper configured for %s" % plural(len(configured), "user", "users"))
     already = [user for user in already if user.reason is None]  # and still fine after the checks
     if already:
         count = plural(len(already), "user", "users")
         report.message_parts.append("helper already configured for %s" % count)
-    report.message_parts.append(docker_login_note(host.helper_version))
+    report.message_parts.append(docker_login_note(run, usable))
     return report.result()
 
 
-def helper_files(creds, registry):
+def prepare_helper(run, needed):
+    """The registries the helper here can serve: at least the version each needs (else the pinned
+    release is installed if it can be; else helper_too_old, with the versions), and found on every
+    caller's PATH (else linked into /usr/bin)."""
+    host, report = run.host, run.report
+    old = [r for r in needed if older_than(host.helper_version, needed[r])]
+    if old:
+        had, want = host.helper_version, max(needed[r] for r in old)
+        why = "release %s installed" % run.params.helper_version
+        try:
+            upgrade_helper(run.params, host, want)
+            report.changes += 1
+            report.message_parts.append(
+                "%s %s replaced by release %s" % (HELPER_NAME, had, run.params.helper_version)
+            )
+        except (AgentError, OSError) as error:
+            why = getattr(error, "message", None) or str(error)
+            log("no newer helper: %s" % why)
+        host.find_helper()
+        for registry in [r for r in old if older_than(host.helper_version, needed[r])]:
+            message = too_old_message(registry, needed[registry], host.helper_version)
+            report.problem(HELPER_TOO_OLD, "%s (%s): its credentials are kept" % (message, why))
+    if host.helper and not host.caller_helper:  # too old for none, or the upgrade did not link
+        try:
+            if link_for_callers(host, host.helper):
+                report.changes += 1
+                report.message_parts.append("%s linked into /usr/bin" % HELPER_NAME)
+        except (AgentError, OSError) as error:
+            log("cannot link the helper for every caller: %s" % error)
+        host.find_helper()
+    return [r for r in needed if not older_than(host.helper_version, needed[r])]
+
+
+def helper_files(run, creds, registry):
     """The files that must name the helper for the registry: each docker-rules client's file, and for
     each containers client every file it reads the registry from (so a stale token there cannot answer
-    before the helper), or where none holds it, the file its own login would write."""
+    before the helper), or where none holds it, the file its own login would write. Never a file
+    kubelet reads: it stays auths-only (readers.py)."""
     paths = []
     for order in creds.orders:
         if order.rules == "docker":
@@ -495,7 +584,7 @@ def helper_files(creds, registry):
             continue
         holding = []
         for ref in order.files:
-            if ref.legacy:
+            if ref.legacy or run.read_by_kubelet(ref.path):
                 continue
             try:
                 auth_file, view = creds.containers_view(order, ref)
@@ -504,8 +593,10 @@ def helper_files(creds, registry):
             if auth_file.exists and (view.helper_for(registry) is not None or view.keys_for(registry)):
                 holding.append(ref.path)
         default = write_target(creds, Answer(order, NONE))
+        if default and run.read_by_kubelet(default[0]):
+            default = (order.config_path, "") if order.config_path else None
         paths += holding or ([default[0]] if default else [])
-    return unique(paths)
+    return [path for path in unique(paths) if not run.read_by_kubelet(path)]
 
 
 def configure_files(run, account, user, creds, registries):
@@ -513,7 +604,7 @@ def configure_files(run, account, user, creds, registries):
     removed; the paths written, or None when one could not be (reported)."""
     edits = {}
     for registry in registries:
-        for path in helper_files(creds, registry):
+        for path in helper_files(run, creds, registry):
             try:
                 auth_file = creds.prepare(path)
             except AgentError as error:
@@ -537,15 +628,27 @@ def configure_files(run, account, user, creds, registries):
     return written
 
 
-def docker_login_note(version):
-    """What happens to a user's own login (docker, podman...) to a registry now served by the helper."""
-    # docker login stores through credHelpers[registry], and so does containers/image's SetCredentials
-    # (setAuthToCredHelper); ecr-login's `store` answers "not implemented" (amazon-ecr-credential-helper
-    # ecr-login/ecr.go Add), unless 0.9+ runs with AWS_ECR_IGNORE_CREDS_STORAGE.
-    if (version_tuple(version) or (0,)) >= (0, 9, 0):
+def docker_login_note(run, usable):
+    """What happens to a user's own login (docker, podman, skopeo...) to a registry now served by the
+    helper. Each stores through credHelpers[registry] (docker login; containers/image SetCredentials:
+    setAuthToCredHelper), and ecr-login's `store` answers "not implemented" (ecr-login/ecr.go Add)
+    unless 0.9.0+ runs with AWS_ECR_IGNORE_CREDS_STORAGE=true: with KeepUserDockerLogin the agent puts
+    it in /etc/environment (system_env)."""
+    if run.params.keep_user_docker_login:
+        if not usable:
+            return "users' own docker login still works: nothing was moved to the helper"
+        try:
+            if keep_user_docker_login():
+                run.report.changes += 1
+                log("%s=true set in %s" % (IGNORE_CREDS_STORAGE, ENVIRONMENT_FILE))
+        except (AgentError, OSError) as error:
+            run.report.problem(CONFIG_UNSAFE, "%s: %s" % (ENVIRONMENT_FILE, error))
+            return "users' own docker login to these fails"
+        return "users' own docker login to these keeps working (%s, new sessions)" % ENVIRONMENT_FILE
+    if not older_than(run.host.helper_version, IGNORE_CREDS_STORAGE_SINCE):
         return (
-            "users' own docker login to these fails unless AWS_ECR_IGNORE_CREDS_STORAGE=true (podman's, "
-            "skopeo's too); pulls need none"
+            "users' own docker login to these fails unless %s=true (podman's, skopeo's too); pulls need none"
+            % IGNORE_CREDS_STORAGE
         )
     return (
         "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "

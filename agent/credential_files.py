@@ -46,7 +46,8 @@ class Answer(object):
 class UserCredentials(object):
     """A user's read orders (every client of the host, in every kind of session) and their files."""
 
-    def __init__(self, host, account, environments=None):
+    def __init__(self, host, account, environments=None, orders=None):
+        """`orders` stand for the clients' for a reader that is no user's (kubelet's file)."""
         self.account = account
         if environments is None:
             self.environments, self.unknown = user_environments(account)
@@ -54,7 +55,7 @@ class UserCredentials(object):
             self.environments, self.unknown = environments, []
         # On a host without any client, what docker would read (check reports it; the others refuse).
         clients = host.clients or [Client("docker", None, None)]
-        self.orders = read_orders(clients, account, self.environments)
+        self.orders = orders or read_orders(clients, account, self.environments)
         self.files = {}  # path -> AuthFile, or the AgentError reading it gave
         self.rejected = {}  # path -> AgentError: a reader cannot load it (left untouched)
 

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .as_user import USER_PATH
 from .commands import run_command
-from .host_clients import CLIENT_NAMES, clients_from_probes
+from .host_clients import CLIENT_NAMES, clients_from_probes, version_tuple
 from .params import unique
-from .stores import HELPER_NAME
+from .stores import CALLER_PATH, HELPER_NAME
 
 # Search path added to SSM's PATH: the AWS CLI v2 installer and release binaries live here.
 EXTRA_PATH = (
@@ -87,17 +87,16 @@ class Host(object):
         self.os_info = read_os_release()
         self.machine = platform.machine()
         self.aws = shutil.which("aws", path=self.path)
-        self.helper = shutil.which(HELPER_NAME, path=USER_PATH)  # where users' clients find it
         programs = [(name, shutil.which(name, path=self.path)) for name in CLIENT_NAMES]
         programs = [(name, program) for name, program in programs if program]
         # In parallel: the AWS CLI alone takes a few hundred milliseconds to print its version.
         with ThreadPoolExecutor(max_workers=2 + len(programs)) as pool:
             aws = pool.submit(self.probe, self.aws, ["--version"], AWS_VERSION_RE)
-            helper = pool.submit(self.probe, self.helper, ["-v"], HELPER_VERSION_RE)
+            helper = pool.submit(self.find_helper)
             outputs = [pool.submit(tool_output, [program, "--version"], self.env) for _, program in programs]
             probes = [(name, program) + output.result() for (name, program), output in zip(programs, outputs)]  # noqa: B905
             self.aws_version = aws.result()[1]
-            self.helper_runs, self.helper_version = helper.result()
+            helper.result()
         self.clients, self.docker_runs = clients_from_probes(probes)
         docker = self.client("docker")
         self.docker = docker.program if docker else None  # the docker CLI itself, not a `docker` shim
@@ -110,8 +109,15 @@ class Host(object):
         return tool_probe([program] + args, pattern, self.env) if program else (False, None)
 
     def find_helper(self):
+        """The helper users' clients find (login PATH) and the one their cron jobs and units find
+        (CALLER_PATH, None when none): it runs if each runs, and is as old as the older one (an unknown
+        version counts as the older)."""
         self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
-        self.helper_runs, self.helper_version = self.probe(self.helper, ["-v"], HELPER_VERSION_RE)
+        self.caller_helper = shutil.which(HELPER_NAME, path=CALLER_PATH)
+        found = unique([os.path.realpath(path) for path in (self.helper, self.caller_helper) if path])
+        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) for path in found] or [(False, None)]
+        self.helper_runs = all(ran for ran, _ in probes)
+        self.helper_version = min((version for _, version in probes), key=lambda v: version_tuple(v) or ())
 
     def summary(self):
         summary = {

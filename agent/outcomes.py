@@ -21,6 +21,11 @@ TOKEN_FAILED = "token_failed"  # noqa: S105 - a reason code, not a secret
 LOGIN_FAILED = "login_failed"
 HELPER_INSTALL_FAILED = "helper_install_failed"
 HELPER_VERIFY_FAILED = "helper_verify_failed"
+# The helper here predates a registry's name (its ecrPattern does not accept it) or KeepUserDockerLogin,
+# and no newer one could be installed: those registries keep what they have (stores.MINIMUM_VERSIONS).
+HELPER_TOO_OLD = "helper_too_old"
+# Neither the package manager's mirrors nor ReleaseBaseUrl took a connection within seconds.
+HELPER_SOURCE_UNREACHABLE = "helper_source_unreachable"
 # A credential helper or store the user's docker config names for a registry is missing or cannot run.
 HELPER_UNAVAILABLE = "helper_unavailable"
 # Not a failure: a docker config (or its backup) holding credentials was made owner-only.
@@ -34,14 +39,22 @@ CONFIG_UNWRITABLE = "config_unwritable"
 CONFIG_TOO_LARGE = "config_too_large"
 # A config or backup holding credentials that other users can read (`check` reports, the others fix).
 SECRET_READABLE = "secret_readable"  # noqa: S105 - a reason code, not a secret
+# Not a failure: a config held by its inode (a single-file bind mount elsewhere, a hard link) was
+# written in place, so that its readers see the new one (writing.py's rule).
+WRITTEN_IN_PLACE = "written_in_place"
+# A single-file bind mount of a user's config still shows a copy that a rename (docker login, an older
+# agent) replaced: no write reaches it; only restarting that reader or mounting the directory does.
+READER_STALE = "reader_stale"
+# Not failures: readers the agent does not manage, found with what to do (readers.py): Nomad's
+# auth.config file that is no managed user's, this node's Swarm services (a manager).
+READER_NOMAD = "reader_nomad"
+READER_SWARM = "reader_swarm"
 # A token left beside the helper (the file's auths, or the user's credential store) for a managed registry.
 STALE_CREDENTIALS = "stale_credentials"
 # The run stopped short of the document's execution timeout (main.TIMEOUT_ENV) so it could still report.
 OUT_OF_TIME = "out_of_time"
 # A client reads a token the agent does not keep fresh before the file (or helper) holding the fresh one.
 TOKEN_SHADOWED = "token_shadowed"  # noqa: S105 - a reason code, not a secret
-# The installed credential helper predates the registry's name (its ecrPattern does not accept it).
-HELPER_TOO_OLD = "helper_too_old"
 # Not a failure: a user's DOCKER_CONFIG, REGISTRY_AUTH_FILE... is set by shell code the agent cannot evaluate.
 ENVIRONMENT_UNKNOWN = "environment_unknown"
 NO_SUCH_USER = "no_such_user"

@@ -9,6 +9,7 @@ from .outcomes import INVALID_PARAMETER, AgentError
 
 ACTIONS = ("refresh", "helper", "check")
 AUTO_USERS = "auto"
+BOOLEAN_VALUES = ("false", "true")
 PARTITION_DOMAINS = (
     "amazonaws.com",
     "amazonaws.com.cn",
@@ -67,6 +68,7 @@ class Params(object):
         self.users = users
         self.helper_version = helper_version
         self.release_base_url = release_base_url
+        self.keep_user_docker_login = False  # KeepUserDockerLogin
 
 
 def fullmatch(pattern, value):
@@ -90,9 +92,14 @@ def read_params(environ):
         if not fullmatch(pattern, value):
             raise AgentError(INVALID_PARAMETER, "parameter %s is missing or malformed" % name)
         values[name] = value
+    keep = environ.get("SSM_KeepUserDockerLogin", "")
+    if keep not in BOOLEAN_VALUES:
+        raise AgentError(INVALID_PARAMETER, "parameter KeepUserDockerLogin is missing or malformed")
     registries = unique(values["Registries"].split(","))
     users = AUTO_USERS if values["Users"] == AUTO_USERS else unique(values["Users"].split(","))
-    return Params(action, registries, users, values["HelperVersion"], values["ReleaseBaseUrl"])
+    params = Params(action, registries, users, values["HelperVersion"], values["ReleaseBaseUrl"])
+    params.keep_user_docker_login = keep == "true"
+    return params
 
 
 def unique(items):

@@ -110,7 +110,8 @@ def read_auth_file(account, path, legacy=False):
     if blocked is not None:
         why = "%s cannot open %s: %s is not searchable by %s" % (account.name, path, blocked, account.name)
         raise AgentError(CONFIG_CORRUPT, why)
-    dir_fd = open_config_dir(account) if directory == account.config_dir else open_dir(account, directory)
+    in_home = directory == os.path.join(account.home, CONFIG_DIR_NAME)
+    dir_fd = open_config_dir(account) if in_home else open_dir(account, directory)
     if dir_fd is None:
         return AuthFile(path, legacy=legacy)
     try:

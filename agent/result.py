@@ -19,6 +19,7 @@ class UserReport(object):
         self.reason = None
         self.changed = False
         self.tightened = {}  # file name -> its mode before the agent made it owner-only
+        self.in_place = False  # its config was written in place (held by its inode elsewhere)
 
     def as_dict(self):
         entry = {"user": self.name, "registries": self.registries}
@@ -28,6 +29,8 @@ class UserReport(object):
             entry["changed"] = True
         if self.tightened:
             entry["mode_tightened"] = self.tightened
+        if self.in_place:
+            entry["in_place"] = True
         return entry
 
 

@@ -1,6 +1,7 @@
 """Credential helpers used as stores (docker-credential-<name>), run as the user's docker runs them."""
 
 import json
+import re
 import subprocess
 
 from .as_user import privilege_dropper, user_env
@@ -9,10 +10,17 @@ from .docker_model import Credential
 from .host_clients import version_tuple
 from .log import redact
 from .outcomes import HELPER_TOO_OLD, HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
-from .params import DUALSTACK_PUBLIC_REGISTRY, PUBLIC_REGISTRY, fullmatch
+from .params import fullmatch
 
 HELPER_NAME = "docker-credential-ecr-login"
 HELPER_CRED_NAME = "ecr-login"
+# The narrowest PATH a client runs with: cron's (crontab(5): PATH=/usr/bin:/bin), and /usr/bin is also all
+# that systemd units' (/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin) and login shells' PATHs share
+# with it. Every client runs a credHelpers entry the same way, docker-credential-<name> looked up on its
+# caller's PATH with its caller's environment (docker-credential-helpers client.NewShellProgramFunc, used
+# by docker/cli, nerdctl and containers/image getAuthFromCredHelper alike): a helper is judged as a
+# client run from there finds it (amazon-ecr-credential-helper #870, #117, #116, #52).
+CALLER_PATH = "/usr/bin:/bin"
 
 # One call of a credential helper or store (docker waits forever; a hung one must not stall the run).
 HELPER_TIMEOUT = 15
@@ -24,23 +32,38 @@ CREDENTIALS_NOT_FOUND = "credentials not found in native keychain"
 TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker user name, not a secret
 HELPER_SUFFIX_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
-# The first helper release whose ecrPattern (ecr-login/api/client.go) accepts a registry name, by the
-# name's form: older ones answer "credentials not found" for it, and the client pulls anonymously.
-# v0.5.0 public.ecr.aws; v0.8.0 C2S and SC2S; v0.9.0 the other ISO partitions; v0.10.0 dual-stack
-# (dkr-ecr, on.aws); v0.11.0 EUSC (amazonaws.eu); v0.12.0 ecr-public.aws.com.
-HELPER_ACCEPTS_SINCE = (
-    (lambda name: name == DUALSTACK_PUBLIC_REGISTRY, (0, 12, 0)),
-    (lambda name: name.endswith(".amazonaws.eu"), (0, 11, 0)),
-    (lambda name: ".dkr-ecr" in name, (0, 10, 0)),
-    (lambda name: name.endswith((".cloud.adc-e.uk", ".csp.hci.ic.gov")), (0, 9, 0)),
-    (lambda name: name.endswith((".c2s.ic.gov", ".sc2s.sgov.gov")), (0, 8, 0)),
-    (lambda name: name == PUBLIC_REGISTRY, (0, 5, 0)),
+# The first helper release whose `get` accepts each kind of registry name (ecr-login/api/client.go's
+# ecrPattern by release; amazon-ecr-credential-helper CHANGELOG.md), first match wins; others: any
+# release. An older one answers "credentials not found" for the name and the client pulls anonymously.
+MINIMUM_VERSIONS = (
+    (r"\.amazonaws\.eu$", (0, 11, 0)),  # the EU sovereign cloud (#1034)
+    (r"^ecr-public\.aws\.com$", (0, 12, 0)),  # ECR Public's dual-stack name (#1055)
+    (r"\.dkr-ecr|\.on\.aws$|\.on\.amazonwebservices\.com\.cn$", (0, 10, 0)),  # dual-stack (#967)
+    (r"\.cloud\.adc-e\.uk$|\.csp\.hci\.ic\.gov$", (0, 9, 0)),  # ISO-E, ISO-F (#850)
+    (r"\.c2s\.ic\.gov$|\.sc2s\.sgov\.gov$", (0, 8, 0)),  # C2S, SC2S (#433)
+    (r"^public\.ecr\.aws$", (0, 5, 0)),  # ECR Public (#253)
+    (r"\.dkr\.ecr-fips\.", (0, 2, 0)),  # FIPS endpoints
 )
 
 
 def helper_needs(registry):
     """The first credential-helper version that serves this registry name."""
-    return next((since for matches, since in HELPER_ACCEPTS_SINCE if matches(registry)), (0, 0, 0))
+    return next((since for pattern, since in MINIMUM_VERSIONS if re.search(pattern, registry)), (0, 0, 0))
+
+
+def dotted(version):
+    return ".".join(map(str, version))
+
+
+def too_old_message(registry, needed, found):
+    return "%s needs %s %s+, found %s" % (registry, HELPER_NAME, dotted(needed), found)
+
+
+def older_than(version, needed):
+    """Whether a helper of this version (a string; unknown: assumed current, its `get` is the proof)
+    predates `needed`."""
+    found = version_tuple(version)
+    return found is not None and found < needed
 
 
 def helper_too_old(version, registry):
@@ -49,13 +72,7 @@ def helper_too_old(version, registry):
     needed = helper_needs(registry)
     if version is None or version >= needed:
         return None
-    why = "%s %s does not know the name %s (it needs %s or later)" % (
-        HELPER_NAME,
-        ".".join(map(str, version)),
-        registry,
-        ".".join(map(str, needed)),
-    )
-    return AgentError(HELPER_TOO_OLD, why)
+    return AgentError(HELPER_TOO_OLD, too_old_message(registry, needed, dotted(version)))
 
 
 class CredentialStores(object):
@@ -67,8 +84,8 @@ class CredentialStores(object):
 
     def __init__(self, host, account):
         self.account = account
+        self.host = host
         self.env = user_env(host, account)
-        self.helper_version = version_tuple(getattr(host, "helper_version", None))
         # helper name -> AgentError once it could not run; (helper name, server) -> what `get` gave
         # (a Credential, None for nothing, or the AgentError it raised); ("verify", server) likewise.
         self.known = {}
@@ -87,13 +104,14 @@ class CredentialStores(object):
         """(rc, stdout, stderr) of `docker-credential-<name> <action>`, or HELPER_UNAVAILABLE."""
         program = "docker-credential-" + name
         why = self.known.get(name)
+        env = dict(self.env, **(extra_env or {}))
         if why is None:
             try:
                 if not fullmatch(HELPER_SUFFIX_RE, name):
                     raise OSError("not a helper name")
                 done = run_command(
                     [program, action],
-                    dict(self.env, **(extra_env or {})),
+                    env,
                     input=stdin,
                     timeout=HELPER_TIMEOUT,
                     preexec_fn=privilege_dropper(self.account),
@@ -105,7 +123,7 @@ class CredentialStores(object):
                 why = error.strerror or str(error)
             except subprocess.TimeoutExpired:
                 why = "no answer in time"
-            where = (program, action, self.account.name, self.env["PATH"], why)
+            where = (program, action, self.account.name, env["PATH"], why)
             why = self.known[name] = AgentError(HELPER_UNAVAILABLE, "%s %s as %s (PATH %s): %s" % where)
         raise why
 
@@ -136,12 +154,14 @@ class CredentialStores(object):
         self.remember(("verify", server), self.probe, server)
 
     def probe(self, server):
-        too_old = helper_too_old(self.helper_version, server)
+        too_old = helper_too_old(version_tuple(getattr(self.host, "helper_version", None)), server)
         if too_old is not None:
             raise too_old
         # Its cache (a file holding a token) off, its log nowhere (amazon-ecr-credential-helper
         # ecr-login/config: AWS_ECR_CACHE_DIR, else ~/.ecr; then TMPDIR): a read-only probe, fit for check.
+        # Found on the narrowest PATH the clients' callers give it (cron's), not the user's login PATH.
         off = {"AWS_ECR_DISABLE_CACHE": "true", "AWS_ECR_CACHE_DIR": "/dev/null", "TMPDIR": "/dev/null"}
+        off["PATH"] = CALLER_PATH
         code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), off)
         if code:  # then stdout carries an error, not a token (the helper protocol)
             detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]

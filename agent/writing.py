@@ -1,6 +1,13 @@
-"""Writing a user's files as the user: atomic replaces, backups, owner-only modes for credentials."""
+"""Writing a user's files as the user: atomic replaces, backups, owner-only modes for credentials.
+
+The rule: a file is replaced atomically (temp file, fsync, rename), so a reader sees the old file or
+the new one, never part of either; except a file some reader holds by its inode (mounted on its own
+elsewhere, see mounts.py, or hard-linked), which a rename would leave behind on the old copy: that
+one is updated in place (update_in_place_at), after the same backup.
+"""
 
 import errno
+import functools
 import os
 import stat
 
@@ -9,7 +16,8 @@ from .config_file import AuthFile, DockerAuthFile, backup_name
 from .docker_client import CONFIG_NAME
 from .docker_model import DockerModel
 from .go_json import ConfigRejected
-from .outcomes import INTERNAL_ERROR, AgentError
+from .log import log
+from .outcomes import INTERNAL_ERROR, READER_STALE, WRITTEN_IN_PLACE, AgentError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -62,14 +70,84 @@ def replace_file_at(dir_fd, name, content, mode):
     os.fsync(dir_fd)
 
 
-def write_as_user(directory, name, content, mode, create_dir):
-    """Replace ``name`` in one of the user's credential directories (run as the user, see run_as_user)."""
+def pwrite_all(fd, data, offset):
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
+
+
+def update_in_place_at(dir_fd, name, content, mode):
+    """Rewrite name keeping its inode, with no moment a reader could find it empty or cut short.
+
+    Never truncated first (an empty config.json is an error to containers/image: "unexpected end of
+    JSON input"): a longer file is first grown with spaces (the old JSON, then whitespace: still whole
+    to every JSON reader), so that the new JSON goes in with one write at offset 0 that changes no
+    size (a write that grows a file shows readers the new bytes cut at the old size first); a
+    shorter one is padded with spaces to the old length (old bytes after the new JSON would be an
+    error to containers/image), synced, and only then is the padding cut off. A read() running during
+    that one write may still return a mix of old and new bytes (Linux copies page-cache bytes with no
+    lock against reads, and readers take none: docker/cli cli/config and containers/image do not):
+    that reader's next read is whole. The price of keeping the inode, paid only where it is held."""
+    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        if stat.S_IMODE(info.st_mode) != mode:  # owner-only before the secrets go in
+            os.fchmod(fd, mode)
+        if len(content) > info.st_size:  # grow first, with spaces: a reader sees the old JSON whole
+            pwrite_all(fd, b" " * (len(content) - info.st_size), info.st_size)
+        pwrite_all(fd, content + b" " * max(0, info.st_size - len(content)), 0)
+        os.fsync(fd)
+        if len(content) < info.st_size:
+            os.ftruncate(fd, len(content))
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_as_user(directory, name, content, mode, create_dir, *, in_place=False):
+    """Replace ``name`` in one of the user's credential directories (run as the user, see run_as_user);
+    in place when asked, or when name turns out to be a mount point (rename: EBUSY)."""
     dir_fd = user_dir_fd(directory, create=create_dir)
     try:
         remove_stale_temps(dir_fd, name)
-        replace_file_at(dir_fd, name, content, mode)
+        if not in_place:
+            try:
+                return replace_file_at(dir_fd, name, content, mode)
+            except OSError as error:
+                if error.errno != errno.EBUSY:
+                    raise
+                remove_stale_temps(dir_fd, name)
+        update_in_place_at(dir_fd, name, content, mode)
     finally:
         os.close(dir_fd)
+
+
+def held_by_inode(run, account, user, path):
+    """Where one of the user's files is held by its inode (mounted on its own in some mount namespace,
+    or hard-linked): those places need it written in place. Readers left on a copy an earlier rename
+    replaced are reported (reader_stale): nothing written to this file reaches them any more."""
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return []
+    if not stat.S_ISREG(info.st_mode):
+        return []
+    live, stale = run.mounts.readers(path, info)
+    if stale and path not in run.mounts.reported:
+        run.mounts.reported.append(path)
+        message = "%s: %s is mounted at %s on a copy replaced since (//deleted)" % (
+            user.name,
+            shown_name(account, path),
+            ", ".join(stale[:3]),
+        )
+        log(message)
+        run.report.notices.append((READER_STALE, message))
+    if info.st_nlink > 1:
+        live.append("%d hard links" % info.st_nlink)
+    return live
 
 
 def restrict_as_user(directory, name):
@@ -123,7 +201,18 @@ def save_config(run, account, user, auth_file, create_dir=True):
             run.report.tightened(
                 user, shown_name(account, backup_name(auth_file.path)), auth_file.backup_mode
             )
-    run_as_user(account, write_as_user, directory, name, content, mode, create_dir)
+    held = held_by_inode(run, account, user, auth_file.path) if auth_file.exists else []
+    write = functools.partial(write_as_user, in_place=bool(held))
+    run_as_user(account, write, directory, name, content, mode, create_dir)
+    if held:
+        message = "%s: %s is held by its inode (%s): written in place" % (
+            user.name,
+            shown_name(account, auth_file.path),
+            ", ".join(held[:3]),
+        )
+        log(message)
+        run.report.notices.append((WRITTEN_IN_PLACE, message))
+        user.in_place = True
     written.mode = mode
     return written
 

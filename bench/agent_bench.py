@@ -76,6 +76,7 @@ def agent_parameters(action: str) -> dict[str, str]:
         "Users": ",".join(MANAGED),
         "HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "ReleaseBaseUrl": "https://helper-mirror.test",
+        "KeepUserDockerLogin": "false",
     }
 
 

@@ -42,6 +42,7 @@ class DeploymentConfig:
     users: tuple[str, ...]
     helper_version: str
     release_base_url: str
+    keep_user_docker_login: bool
     max_concurrency: str
     max_errors: str
     delivery_timeout_seconds: int

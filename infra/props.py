@@ -90,6 +90,15 @@ class EcrFleetAuthProps(TypedDict, total=False):
     Default: `'https://amazon-ecr-credential-helper-releases.s3.us-east-2.amazonaws.com'`; accepted: an
     https:// URL without query, fragment or credentials; cdk.json: `releaseBaseUrl`."""
 
+    keep_user_docker_login: bool
+    """With the helper action: users' own `docker login` to the registries it manages keeps succeeding (a
+    no-op: pulls use the helper). The agent sets `AWS_ECR_IGNORE_CREDS_STORAGE=true` in `/etc/environment`
+    (login sessions, ssh, su, cron) and requires helper 0.9.0+, which honours it; services started by
+    systemd need it in their unit. Off: such a login fails (`not implemented`), as the helper's README
+    says. See [The agent](../how-it-works/agent.md#users-own-docker-login).
+
+    Default: `False`; accepted: true or false; cdk.json: `keepUserDockerLogin`."""
+
     max_concurrency: str
     """Run Command rate control, promised for the whole run (not per batch).
 

@@ -20,12 +20,15 @@ REGISTRIES: Final = "Registries"
 USERS: Final = "Users"
 HELPER_VERSION: Final = "HelperVersion"
 RELEASE_BASE_URL: Final = "ReleaseBaseUrl"
+KEEP_USER_DOCKER_LOGIN: Final = "KeepUserDockerLogin"
 
 # Each closed set of values is a Literal type (what the event model and settings are typed
 # with) and, derived from it, the tuple of its values (what the document and checks list).
 Action = Literal["refresh", "helper", "check"]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 AUTO_USERS: Final = "auto"
+# A boolean document parameter's values (the document's allowedValues; the setting's true/false).
+BOOLEAN_VALUES: Final = ("false", "true")
 # The credential-helper release the release-binary install fetches by default. The release bucket
 # publishes versioned paths only (<base>/<X.Y.Z>/linux-<amd64|arm64>/docker-credential-ecr-login and
 # its .sha256); there is no `latest` path, so the default is a pinned release (0.12.0, February 2026).
@@ -195,6 +198,16 @@ DOCUMENT_PARAMETERS: Final = (
         default=DEFAULT_RELEASE_BASE_URL,
         allowed_pattern=RELEASE_BASE_URL_PATTERN,
         accepted_form="an https:// URL without query, fragment or credentials",
+    ),
+    DocumentParameter(
+        name=KEEP_USER_DOCKER_LOGIN,
+        description=(
+            "true: helper also sets AWS_ECR_IGNORE_CREDS_STORAGE=true in /etc/environment, so that "
+            "users' own docker login to helper-managed registries succeeds (helper 0.9.0+)."
+        ),
+        default="false",
+        allowed_values=BOOLEAN_VALUES,
+        accepted_form="true or false",
     ),
 )
 PARAMETERS_BY_NAME: Final = {parameter.name: parameter for parameter in DOCUMENT_PARAMETERS}

@@ -495,6 +495,7 @@ class RunOptions:
                 contract.USERS: ",".join(self.users),
                 contract.HELPER_VERSION: settings.helper_version,
                 contract.RELEASE_BASE_URL: settings.release_base_url,
+                contract.KEEP_USER_DOCKER_LOGIN: contract.BOOLEAN_VALUES[settings.keep_user_docker_login],
             },
             delivery_timeout_seconds=settings.delivery_timeout_seconds,
             execution_timeout_seconds=settings.execution_timeout_seconds,

@@ -282,6 +282,14 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "Where release binaries and their `.sha256` files are fetched "
             "(`<base>/<version>/linux-<arch>/docker-credential-ecr-login`); point it at a mirror.",
             runner=True, parameter=contract.RELEASE_BASE_URL),
+    Setting("keepUserDockerLogin", False, "true or false", _boolean,
+            "With the helper action: users' own `docker login` to the registries it manages keeps "
+            "succeeding (a no-op: pulls use the helper). The agent sets `AWS_ECR_IGNORE_CREDS_STORAGE=true` "
+            "in `/etc/environment` (login sessions, ssh, su, cron) and requires helper 0.9.0+, which "
+            "honours it; services started by systemd need it in their unit. Off: such a login fails "
+            "(`not implemented`), as the helper's README says. See "
+            "[The agent](../how-it-works/agent.md#users-own-docker-login).",
+            runner=True, parameter=contract.KEEP_USER_DOCKER_LOGIN),
     Setting("maxConcurrency", "10%", "a number of instances or a percentage (1%-100%)",
             _text(contract.MAX_CONCURRENCY_PATTERN),
             "Run Command rate control, promised for the whole run (not per batch).", runner=True),
@@ -425,6 +433,8 @@ def runner_environment(values: Mapping[str, object]) -> dict[str, str]:
 
 
 def _env_value(value: object) -> str:
+    if isinstance(value, bool):  # as the table's booleans are written: true, false
+        return contract.BOOLEAN_VALUES[value]
     if isinstance(value, list | tuple):
         return ",".join(str(item) for item in value)
     return str(value)
@@ -445,6 +455,7 @@ class RunnerSettings:
     users: tuple[str, ...]
     helper_version: str
     release_base_url: str
+    keep_user_docker_login: bool
     max_concurrency: str
     max_errors: str
     delivery_timeout_seconds: int

@@ -50,7 +50,9 @@ REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
 # REGISTRY_A's dual-stack name (the same registry: the same token opens it).
 REGISTRY_A_DUALSTACK = f"{ACCOUNT_A}.dkr-ecr.eu-west-1.on.aws"
-REGISTRY_NAMES = (*REGISTRIES, REGISTRY_A_DUALSTACK)
+# Account A's registry in the EU sovereign cloud: a name Debian's helper (0.6.0) does not know.
+REGISTRY_EUSC = f"{ACCOUNT_A}.dkr.ecr.eusc-de-east-1.amazonaws.eu"
+REGISTRY_NAMES = (*REGISTRIES, REGISTRY_A_DUALSTACK, REGISTRY_EUSC)  # the registry answers to each
 # The ECR API's dual-stack endpoint for REGISTRY_A's region (the AWS CLI with AWS_USE_DUALSTACK_ENDPOINT).
 DUALSTACK_API = "ecr.eu-west-1.api.aws"
 MIRROR_HOST = "helper-mirror.test"

@@ -149,6 +149,12 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         self._ns(["sh", "-c", script])
 
     # --- processes
+    def enter(self, cwd: str = "/") -> list[str]:
+        """The command prefix that runs a program chrooted in the instance (root, its namespaces)."""
+        # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
+        inside = f"/proc/{self._holder.pid}/root{self.root}"
+        return [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
+
     def run(
         self,
         argv: list[str],
@@ -165,8 +171,6 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         pivot: in a mount namespace of its own whose root *is* the instance (pivot_root) instead of a
         chroot: the kernel lets no chrooted process create a user namespace (unshare(2), EPERM), which
         rootless podman needs."""
-        # nsenter opens --root/--wd before entering the namespace: name them through the holder's view.
-        inside = f"/proc/{self._holder.pid}/root{self.root}"
         if pivot:
             script = f'cd {self.root} && {PIVOT_ROOT} . mnt && cd {cwd} && {UMOUNT} -l /mnt && exec "$@"'
             prefix = [
@@ -181,7 +185,7 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
                 "sh",
             ]
         else:
-            prefix = [*self._nsenter(), f"--root={inside}", f"--wd={inside}{cwd}"]
+            prefix = self.enter(cwd)
         if user is not None:
             prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
         return subprocess.run(
@@ -210,7 +214,10 @@ mount -o remount,bind,ro {root}{INSTANCE_VENV}
         """Where a server started by start_server writes its output."""
         return self.workdir / f"server-{self._servers.index(server)}.log"
 
-    def wait_for_ports(self, *ports: int, timeout: float = 20) -> None:
+    # moto_server alone imports boto3 and moto for seconds; on a shared 2-core machine at a load of 20
+    # the servers of one world took longer than 20 s to open (every test of a module then errors).
+    # Only a server that never starts waits this long.
+    def wait_for_ports(self, *ports: int, timeout: float = 90) -> None:
         self._ns([sys.executable, str(SERVERS / "wait_for_ports.py"), str(timeout), *map(str, ports)])
 
     def free_ports(self, count: int) -> list[int]:

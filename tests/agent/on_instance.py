@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
 import stat
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecr_fleet_auth import contract
 from localfleet.deployment import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
+from localfleet.hosts.registry_server import PROBE_REPOSITORY, PROBE_TAG
+from tests.agent.mount_readers import bind_mounted_reader
 
 STUBS = Path(__file__).parent / "stubs"
 STUB_DIR = "/opt/stub"
@@ -49,6 +55,7 @@ def parameters(
         "Users": users,
         "HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "ReleaseBaseUrl": "https://helper-mirror.test",
+        "KeepUserDockerLogin": "false",
     }
     values.update(extra)
     return values
@@ -144,14 +151,22 @@ def without_helper(world: sb.World, os_release: str | None = None) -> None:
         world.sandbox.write("/etc/os-release", os_release)
 
 
-def install_package_managers(world: sb.World, payload: bytes = REAL_HELPER) -> None:
+def install_package_managers(
+    world: sb.World, payload: bytes = REAL_HELPER, mirror: str | None = None
+) -> None:
     """tests/agent/stubs/package-manager.sh as dnf, yum, apt-get and amazon-linux-extras (first on
-    PATH), recording calls in /opt/stub/calls.log; installing the package installs `payload`."""
+    PATH), recording calls in /opt/stub/calls.log; installing the package installs `payload`. Their
+    sources (apt's sources.list, yum's and dnf's .repo files) name `mirror` (default: the world's
+    HTTPS mirror, which takes connections), as the agent probes a mirror before it starts one."""
     script = (STUBS / "package-manager.sh").read_bytes()
     for name in PACKAGE_MANAGERS:
         world.sandbox.write(f"/usr/local/sbin/{name}", script, 0o755)
     world.sandbox.write(f"{STUB_DIR}/payload", payload, 0o755)
     world.sandbox.write(f"{STUB_DIR}/calls.log", "", 0o644)
+    base = mirror or world.mirror_url()
+    world.sandbox.run(["sh", "-c", "rm -f /etc/apt/sources.list.d/* /etc/yum.repos.d/*"]).check_returncode()
+    world.sandbox.write("/etc/apt/sources.list", f"deb {base}/debian bookworm main\n")
+    world.sandbox.write("/etc/yum.repos.d/amazonlinux.repo", f"[amazonlinux]\nbaseurl={base}/al/$basearch\n")
 
 
 def package_manager_calls(world: sb.World) -> list[str]:
@@ -238,3 +253,132 @@ def pulls(world: sb.World, cases: list[tuple[str, str, dict[str, str] | None]]) 
         world.probe(user, home(user), sb.REGISTRY_A, client, env).returncode == 0
         for user, client, env in cases
     ]
+
+
+# ---------------------------------------------------------------- readers in mount namespaces of their own
+
+
+def reader_of(world: sb.World, source: str, target: str) -> contextlib.AbstractContextManager[int]:
+    """A process in the instance, in a mount namespace of its own, where the instance's file `source`
+    is bind-mounted on `target` (`docker run -v /root/.docker/config.json:/config.json`); its pid."""
+    return bind_mounted_reader(source, target, prefix=world.sandbox.enter())
+
+
+def reader_can_pull(world: sb.World, pid: int, config_dir: str, registry: str = sb.REGISTRY_A) -> bool:
+    """Can the reader pull with the config its mount shows? docker in the reader's namespaces and
+    root, as root, with DOCKER_CONFIG at the mount's directory (watchtower's `-e DOCKER_CONFIG`)."""
+    env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": config_dir}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    done = subprocess.run(
+        [
+            "nsenter",
+            "-t",
+            str(pid),
+            "-m",
+            "-n",
+            "-r",
+            "-w",
+            DOCKER_CLI,
+            "manifest",
+            "inspect",
+            "--insecure",
+            image,
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def reader_can_pull_with_authfile(
+    world: sb.World, pid: int, authfile: str, registry: str = sb.REGISTRY_A
+) -> bool:
+    """Can a reader of a containers auth.json pull with the file its mount shows? skopeo in the
+    reader's namespaces and root, as root, with `--authfile` at the mount (a CI job's
+    REGISTRY_AUTH_FILE), root's HOME (its ~/.aws, for a helper) and no other file to fall back to:
+    containers/image before 5.24 still reads ${XDG_CONFIG_HOME}/containers/auth.json and
+    $DOCKER_CONFIG/config.json after a named file (getAuthFilePaths), so both point nowhere."""
+    env = {
+        **world.user_env("root", "/root"),
+        "XDG_CONFIG_HOME": "/nonexistent",
+        "DOCKER_CONFIG": "/nonexistent",
+    }
+    image = f"docker://{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    nsenter = ["nsenter", "-t", str(pid), "-m", "-n", "-r", "-w"]
+    done = subprocess.run(
+        [*nsenter, "skopeo", "inspect", "--authfile", authfile, image],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return done.returncode == 0
+
+
+def containers_auth(entries: dict[str, str], helpers: dict[str, str] | None = None) -> bytes:
+    """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent with a tab,
+    no final newline), `entries` registry -> token (AWS's user name)."""
+    document: dict[str, object] = {
+        "auths": {r: {"auth": b64(f"AWS:{token}")} for r, token in entries.items()}
+    }
+    if helpers:
+        document["credHelpers"] = helpers
+    return json.dumps(document, indent="\t").encode()
+
+
+def inode(world: sb.World, inside: str) -> int:
+    return world.sandbox.path(inside).stat().st_ino
+
+
+# ---------------------------------------------------------------- helper releases and docker's callers
+
+STANDIN_RELEASE = (STUBS / "ecr-login-release.py").read_bytes()
+REAL_060_COPY = "/opt/ecr-fleet-auth-test/docker-credential-ecr-login-0.6.0"
+# cron's environment for a job (crontab(5)): PATH=/usr/bin:/bin, HOME, LOGNAME and SHELL from passwd.
+CRON_PATH = "/usr/bin:/bin"
+
+
+def publish_newer_release(world: sb.World) -> None:
+    """The pinned release on the mirror is tests/agent/stubs/ecr-login-release.py (a stand-in for
+    0.12.0, which cannot be had here), with the real 0.6.0 it fetches tokens through beside it."""
+    world.publish_release(contract.DEFAULT_HELPER_VERSION, "amd64", STANDIN_RELEASE)
+    world.sandbox.write(REAL_060_COPY, REAL_HELPER, 0o755)
+
+
+def cron_pull(world: sb.World, user: str, registry: str = sb.REGISTRY_A) -> bool:
+    """A pull from the user's crontab (`/usr/local/bin/docker pull ...`): cron's PATH and HOME."""
+    env = {**world.user_env(user, home(user)), "PATH": CRON_PATH, "LOGNAME": user, "SHELL": "/bin/sh"}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    done = world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env, user=user)
+    return done.returncode == 0
+
+
+# ---------------------------------------------------------------- kubelet
+
+
+@contextlib.contextmanager
+def kubelet_running(world: sb.World) -> Iterator[None]:
+    """A process named kubelet in the instance (a copy of sleep): kubelet itself cannot run here."""
+    world.sandbox.run(["cp", "/bin/sleep", "/usr/local/bin/kubelet"]).check_returncode()
+    process = subprocess.Popen(
+        [*world.sandbox.enter(), "/usr/local/bin/kubelet", "600"], start_new_session=True
+    )
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def kubelet_can_pull(world: sb.World, inside: str, registry: str = sb.REGISTRY_A) -> bool:
+    """kubelet's view of the file: its auths alone, as a docker config the real docker CLI pulls with."""
+    auths = json.loads(world.sandbox.path(inside).read_bytes()).get("auths") or {}
+    world.sandbox.write("/tmp/kubelet-view/config.json", json.dumps({"auths": auths}), 0o600)
+    env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": "/tmp/kubelet-view"}
+    image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
+    return (
+        world.sandbox.run([DOCKER_CLI, "manifest", "inspect", "--insecure", image], env=env).returncode == 0
+    )

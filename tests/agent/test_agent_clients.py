@@ -411,6 +411,6 @@ def test_a_dual_stack_registry_gets_its_token_through_the_dual_stack_api(
     helper = world.run_document(agent_script, parameters("helper", registries=dual, users="alice"), env=env)
 
     assert (helper.result["outcome"], helper.result["reason"]) == ("failed", "helper_too_old"), helper.stdout
-    assert "needs 0.10.0" in helper.result["message"]
+    assert f"{dual} needs docker-credential-ecr-login 0.10.0+, found 0.6.0" in helper.result["message"]
     assert file_state(world, "/home/alice/.docker/config.json") == before
     assert world.probe("alice", "/home/alice", dual).returncode == 0

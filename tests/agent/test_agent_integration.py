@@ -347,21 +347,40 @@ def test_release_binary_with_a_wrong_checksum_is_never_installed(
 
 
 @pytest.mark.parametrize(
-    ("os_release", "manager", "expected_call"),
+    ("os_release", "expected_calls"),
     [
-        ('ID="amzn"\nVERSION_ID="2023"\n', "dnf", "dnf install -y amazon-ecr-credential-helper"),
-        ('ID="amzn"\nVERSION_ID="2"\n', "yum", "yum install -y amazon-ecr-credential-helper"),
+        (
+            'ID="amzn"\nVERSION_ID="2023"\n',
+            [
+                "dnf install -y --downloadonly --setopt=timeout=20 amazon-ecr-credential-helper",
+                "dnf install -y --cacheonly amazon-ecr-credential-helper",
+            ],
+        ),
+        (
+            'ID="amzn"\nVERSION_ID="2"\n',
+            [
+                "yum install -y --downloadonly --setopt=timeout=20 amazon-ecr-credential-helper",
+                "yum install -y --cacheonly amazon-ecr-credential-helper",
+            ],
+        ),
         (
             'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n',
-            "apt-get",
-            "apt-get install -y --no-install-recommends -o DPkg::Lock::Timeout=120"
-            " amazon-ecr-credential-helper",
+            [
+                "apt-get install -y --no-install-recommends --download-only -o DPkg::Lock::Timeout=120"
+                " -o Acquire::http::Timeout=20 -o Acquire::https::Timeout=20 amazon-ecr-credential-helper",
+                "apt-get install -y --no-install-recommends --no-download -o DPkg::Lock::Timeout=120"
+                " amazon-ecr-credential-helper",
+            ],
         ),
     ],
+    ids=["dnf", "yum", "apt-get"],
 )
 def test_package_manager_install_paths(
-    instance: sb.World, agent_script: str, os_release: str, manager: str, expected_call: str
+    instance: sb.World, agent_script: str, os_release: str, expected_calls: list[str]
 ) -> None:
+    """Downloads first (dnf and yum --downloadonly, apt-get --download-only: nothing installed, so
+    stopping them is harmless), then the transaction from what was downloaded, offline (dnf and yum
+    --cacheonly, apt-get --no-download), which the agent never stops."""
     without_helper(instance, os_release)
     install_package_managers(instance)
 
@@ -369,7 +388,7 @@ def test_package_manager_install_paths(
 
     assert run.returncode == 0, run.stderr
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
-    assert package_manager_calls(instance) == [expected_call]
+    assert package_manager_calls(instance) == expected_calls
     assert instance.probe("alice", home("alice")).returncode == 0
 
 
@@ -441,9 +460,10 @@ def test_amazon_linux_2_enables_the_docker_extras_topic_when_yum_cannot_find_the
 
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok")
     assert package_manager_calls(instance) == [
-        "yum install -y amazon-ecr-credential-helper",
+        "yum install -y --downloadonly --setopt=timeout=20 amazon-ecr-credential-helper",
         "amazon-linux-extras enable docker",
-        "yum install -y amazon-ecr-credential-helper",
+        "yum install -y --downloadonly --setopt=timeout=20 amazon-ecr-credential-helper",
+        "yum install -y --cacheonly amazon-ecr-credential-helper",
     ]
 
 
@@ -495,8 +515,8 @@ def test_a_token_the_registry_refuses_is_written_nowhere(instance: sb.World, age
 @pytest.mark.parametrize(
     ("switch", "expected_calls"),
     [
-        ("fail-apt-get", 3),  # apt-get fails: install, update, install again
-        ("already-installed", 1),  # apt-get "succeeds" for a package whose binary was deleted by hand
+        ("fail-apt-get", 3),  # apt-get fails: download, update, download again (nothing to install)
+        ("already-installed", 2),  # apt-get "installs" a package whose binary was deleted by hand
     ],
 )
 def test_the_release_binary_stands_in_when_the_package_manager_cannot_deliver_a_runnable_helper(

@@ -18,6 +18,7 @@ def ssm_environ(**overrides: str) -> dict[str, str]:
         "SSM_Users": "auto",
         "SSM_HelperVersion": "0.12.0",
         "SSM_ReleaseBaseUrl": "https://mirror.example.com",
+        "SSM_KeepUserDockerLogin": "false",
         "PATH": os.environ.get("PATH", ""),
     }
     values.update(overrides)

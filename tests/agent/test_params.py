@@ -21,6 +21,7 @@ from agent.outcomes import (
 from agent.params import (
     ACTIONS,
     AUTO_USERS,
+    BOOLEAN_VALUES,
     MAX_REGISTRIES,
     MAX_USERS,
     PARTITION_DOMAINS,
@@ -136,6 +137,7 @@ def test_agent_building_blocks_equal_the_contract() -> None:
         assert getattr(agent_params, name) == getattr(contract, name), f"{name} differs from the contract's"
     assert (MAX_REGISTRIES, MAX_USERS) == (contract.MAX_REGISTRIES, contract.MAX_USERS)
     assert AUTO_USERS == contract.AUTO_USERS
+    assert BOOLEAN_VALUES == contract.BOOLEAN_VALUES
     assert RESULT_SCHEMA == contract.RESULT_SCHEMA
     assert RESULT_LINE_MAX_BYTES == contract.RESULT_LINE_MAX_BYTES
     assert (CHANGED, UNCHANGED, SKIPPED, FAILED) == contract.OUTCOMES
@@ -157,6 +159,7 @@ def environ(**overrides: str) -> dict[str, str]:
         "SSM_Users": "alice,bob,alice",
         "SSM_HelperVersion": contract.DEFAULT_HELPER_VERSION,
         "SSM_ReleaseBaseUrl": contract.DEFAULT_RELEASE_BASE_URL,
+        "SSM_KeepUserDockerLogin": "false",
     }
     values.update(overrides)
     return values
@@ -167,6 +170,8 @@ def test_read_params_splits_and_deduplicates() -> None:
     assert params.registries == [PRIVATE, "public.ecr.aws"]
     assert params.users == ["alice", "bob"]
     assert read_params(environ(SSM_Users="auto")).users == "auto"
+    assert read_params(environ()).keep_user_docker_login is False
+    assert read_params(environ(SSM_KeepUserDockerLogin="true")).keep_user_docker_login is True
 
 
 @pytest.mark.parametrize(
@@ -178,6 +183,8 @@ def test_read_params_splits_and_deduplicates() -> None:
         {"SSM_HelperVersion": "0.12.0\n"},
         {"SSM_HelperVersion": "latest"},
         {"SSM_ReleaseBaseUrl": "http://plain.example.com"},
+        {"SSM_KeepUserDockerLogin": "True"},
+        {"SSM_KeepUserDockerLogin": ""},
         {"SSM_Registries": ""},
     ],
 )

@@ -33,10 +33,12 @@ def fake_helper(bin_dir: Path, name: str, body: str) -> None:
 
 @pytest.fixture
 def bin_dir(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A directory standing in for the user's PATH (agent.as_user.USER_PATH)."""
+    """A directory standing in for the user's PATH (agent.as_user.USER_PATH) and for the narrowest
+    PATH of docker's callers, which ecr-login is verified with (agent.stores.CALLER_PATH)."""
     folder = tmp_path / "bin"
     folder.mkdir(mode=0o755)
     monkeypatch.setattr(agent.as_user, "USER_PATH", f"{folder}:/usr/bin:/bin")
+    monkeypatch.setattr(agent.stores, "CALLER_PATH", f"{folder}:/bin")
     return folder
 
 
@@ -100,12 +102,27 @@ def test_a_helper_that_runs_but_cannot_get_a_token_fails_verification(account: A
     assert raised.value.reason == "helper_verify_failed"
 
 
+def test_a_helper_only_on_the_users_login_path_fails_verification(
+    account: Any, bin_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker looks the helper up on its caller's PATH (docker-credential-helpers client.go: exec of
+    docker-credential-<name>): a binary in /usr/local/bin is on a login shell's PATH, not on cron's
+    /usr/bin:/bin, and root's cron pulls then fail with "no basic auth credentials" (helper #870)."""
+    monkeypatch.setattr(agent.stores, "CALLER_PATH", str(tmp_path / "empty"))  # /bin is /usr/bin here
+    fake_helper(bin_dir, "ecr-login", "echo '{}'\n")
+    with pytest.raises(AgentError, match="No such file or directory") as raised:
+        CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
+    assert raised.value.reason == "helper_unavailable"
+    assert f"PATH {tmp_path / 'empty'}" in raised.value.message, "it names the PATH it was judged with"
+
+
 def test_a_helper_runs_with_the_users_environment_not_the_agents_credentials(
     account: Any, bin_dir: Path, tmp_path: Path
 ) -> None:
     """Under DHMC the agent's AWS credentials are the DHMC role (amazon-ssm-agent #610), not what the
     user's own docker gets: the user's helper runs without them, with the instance's proxy settings,
-    the user's HOME and PATH, and with the helper's cache and log off."""
+    the user's HOME, the narrowest PATH docker's callers give it (cron's), and with the helper's cache
+    and log off."""
     seen = tmp_path / "seen"
     seen.mkdir(mode=0o777)
     seen.chmod(0o777)
@@ -114,7 +131,7 @@ def test_a_helper_runs_with_the_users_environment_not_the_agents_credentials(
     env = dict(line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line)
     assert "AWS_ACCESS_KEY_ID" not in env
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
-    assert (env["HOME"], env["USER"], env["PATH"]) == (account.home, "nobody", agent.as_user.USER_PATH)
+    assert (env["HOME"], env["USER"], env["PATH"]) == (account.home, "nobody", agent.stores.CALLER_PATH)
     assert (env["AWS_ECR_DISABLE_CACHE"], env["AWS_ECR_CACHE_DIR"]) == ("true", "/dev/null")
 
 

@@ -11,19 +11,22 @@ from typing import Any
 import pytest
 
 from agent.config_file import BACKUP_NAME
+from agent.mounts import Mounts
 from agent.outcomes import AgentError
 from agent.reading import read_config
 from agent.result import Report
-from agent.writing import TEMP_SUFFIX, save_config
+from agent.writing import TEMP_SUFFIX, save_config, write_as_user
+from tests.agent.mount_readers import bind_mounted_reader, seen_by
 from tests.agent.user_files import NOBODY, REGISTRY, b64, make_config
 
 
 class FakeRun:
-    """What save_config needs of a run: the report it notes tightened modes in."""
+    """What save_config needs of a run: the report it notes tightened modes in, the host's mounts."""
 
     def __init__(self) -> None:
         self.report = Report("helper")
         self.user = self.report.user("nobody")
+        self.mounts = Mounts()
 
 
 def save(account: Any, auth_file: Any) -> FakeRun:
@@ -109,3 +112,83 @@ def test_writes_cannot_be_redirected_by_a_symlink_planted_after_the_check(
         save(account, config)
     assert raised.value.reason == "config_unsafe"
     assert os.listdir(victim) == []
+
+
+# ---------------------------------------------------------------- a file held by its inode elsewhere
+
+
+def test_a_config_bind_mounted_elsewhere_is_written_in_place_and_the_reader_sees_it(
+    model: Any, account: Any, home: Path, tmp_path: Path
+) -> None:
+    """A single-file bind mount pins the inode (watchtower #596: after docker login's rename the
+    container keeps `config.json//deleted`); written in place, the mount shows the new file at once."""
+    original = json.dumps({"auths": {"ghcr.io": {"auth": b64("gh:secret")}}, "detachKeys": "ctrl-e,e"})
+    path = make_config(home, original.encode(), mode=0o600)
+    inode = path.stat().st_ino
+    target = str(tmp_path / "container" / "config.json")
+    with bind_mounted_reader(str(path), target) as pid:
+        run = save(account, helper_edit(read_config(account, model)))
+        content, seen_inode = seen_by(pid, target)
+    info = path.stat()
+    assert (info.st_ino, stat.S_IMODE(info.st_mode), info.st_uid) == (inode, 0o600, NOBODY)
+    assert seen_inode == inode and content == path.read_bytes()
+    assert json.loads(content)["credHelpers"] == {REGISTRY: "ecr-login"}
+    assert (home / ".docker" / BACKUP_NAME).read_bytes() == original.encode(), "backed up first"
+    assert run.user.as_dict()["in_place"] is True
+    assert run.report.result()["reason"] == "written_in_place"
+    assert f"{pid}:{target}" in run.report.result()["message"]
+
+
+def test_a_hard_linked_config_is_written_in_place_so_every_name_sees_it(
+    model: Any, account: Any, home: Path
+) -> None:
+    """A second name for the config (a hard link, say for a service that reads another path) is the
+    same inode: a rename would leave that name on the old copy."""
+    path = make_config(home, b'{"auths": {}}', mode=0o644)
+    other = home / "service-config.json"
+    os.link(path, other)
+    save(account, helper_edit(read_config(account, model)))
+    assert os.path.samefile(path, other)
+    assert json.loads(other.read_bytes()) == {"auths": {}, "credHelpers": {REGISTRY: "ecr-login"}}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "no credentials in it: the mode stands"
+
+
+@pytest.mark.parametrize("grows", [True, False], ids=["longer", "shorter"])
+def test_an_in_place_write_never_leaves_the_file_empty_or_with_old_bytes_after_the_new_json(
+    account: Any, home: Path, monkeypatch: pytest.MonkeyPatch, grows: bool
+) -> None:
+    """An empty config.json is an error to containers/image ("unexpected end of JSON input"), and old
+    bytes after the new JSON are too ("invalid character ... after top-level value"): a truncating
+    write, or a write of a shorter JSON over a longer one, would show one of them to a reader that
+    reads meanwhile. After every write and truncation the agent makes, the file is one whole JSON
+    document (old or new) and whitespace. What no writer can prevent is a reader whose read() runs
+    during one of these calls: Linux copies page-cache bytes without a lock against reads (a tight
+    loop of reads does catch such a mix now and then); writing.py's docstring says so."""
+    long_text = json.dumps({"auths": {f"r{n}.example": {"auth": b64(f"u:{n}")} for n in range(40)}})
+    short_text = json.dumps({"credHelpers": {REGISTRY: "ecr-login"}})
+    old, new = (short_text, long_text) if grows else (long_text, short_text)
+    path = make_config(home, old.encode())
+    inode = path.stat().st_ino
+    seen: list[object] = []
+    real_pwrite, real_ftruncate = os.pwrite, os.ftruncate
+
+    def look() -> None:
+        seen.append(json.loads(path.read_bytes()))  # raises on a file no JSON reader would accept
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        done = real_pwrite(fd, data, offset)
+        look()
+        return done
+
+    def ftruncate(fd: int, length: int) -> None:
+        real_ftruncate(fd, length)
+        look()
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "ftruncate", ftruncate)
+    write_as_user(
+        account.config_dir, "config.json", new.encode(), 0o600, False, in_place=True
+    )  # here, not forked: seen
+    assert seen and set(map(json.dumps, seen)) <= {json.dumps(json.loads(old)), json.dumps(json.loads(new))}
+    assert path.read_bytes() == new.encode(), "padding cut off at the end"
+    assert path.stat().st_ino == inode

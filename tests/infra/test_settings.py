@@ -41,6 +41,7 @@ RUNNER_VARIABLES = [
     "USERS",
     "HELPER_VERSION",
     "RELEASE_BASE_URL",
+    "KEEP_USER_DOCKER_LOGIN",
     "MAX_CONCURRENCY",
     "MAX_ERRORS",
     "DELIVERY_TIMEOUT_SECONDS",
@@ -78,11 +79,14 @@ DOCUMENT_DEFAULTS = {
     contract.USERS: contract.AUTO_USERS,
     contract.HELPER_VERSION: contract.DEFAULT_HELPER_VERSION,
     contract.RELEASE_BASE_URL: contract.DEFAULT_RELEASE_BASE_URL,
+    contract.KEEP_USER_DOCKER_LOGIN: "false",
 }
 
 
 def _as_parameter(default: Any) -> Any:
-    """A setting's default as a document parameter value (lists comma-separated)."""
+    """A setting's default as a document parameter value (lists comma-separated, booleans true/false)."""
+    if isinstance(default, bool):
+        return contract.BOOLEAN_VALUES[default]
     return ",".join(default) if isinstance(default, list) else default
 
 
@@ -247,7 +251,12 @@ def test_the_document_defaults_are_the_stated_ones(synthesized_template: Templat
     # Equal to the settings' defaults, except Action on purpose (a hand-run that names no action
     # only checks) and Registries (the stack's default is a deploy-time value).
     for setting in SETTINGS:
-        if setting.parameter in (contract.USERS, contract.HELPER_VERSION, contract.RELEASE_BASE_URL):
+        if setting.parameter in (
+            contract.USERS,
+            contract.HELPER_VERSION,
+            contract.RELEASE_BASE_URL,
+            contract.KEEP_USER_DOCKER_LOGIN,
+        ):
             assert DOCUMENT_DEFAULTS[setting.parameter] == _as_parameter(setting.default)
     assert DOCUMENT_DEFAULTS[contract.ACTION] == "check" != BY_KEY["action"].default == "refresh"
 

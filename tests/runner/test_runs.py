@@ -130,6 +130,7 @@ def test_whole_fleet_run_sends_one_tag_targeted_command_with_the_configured_budg
         contract.USERS: [contract.AUTO_USERS],
         contract.HELPER_VERSION: ["0.9.1"],
         contract.RELEASE_BASE_URL: [contract.DEFAULT_RELEASE_BASE_URL],
+        contract.KEEP_USER_DOCKER_LOGIN: ["false"],
     }
     assert sent["CloudWatchOutputConfig"]["CloudWatchLogGroupName"] == "/ecr-fleet-auth/run-command"
     assert report["run_id"] in sent["Comment"]

@@ -7,7 +7,12 @@
 # - Fails (exit 1) when $STUB_DIR/fail-<name> exists, or when <name> is listed in
 #   $ECR_FLEET_AUTH_STUB_FAIL (space-separated).
 # - "<name> install ... amazon-ecr-credential-helper" installs $STUB_DIR/payload (the real
-#   helper binary) as /usr/bin/docker-credential-ecr-login, as the package would.
+#   helper binary) as /usr/bin/docker-credential-ecr-login (or $ECR_FLEET_AUTH_STUB_TARGET), as the
+#   package would. With
+#   --download-only (apt-get) or --downloadonly (dnf, yum) it only "downloads" ($STUB_DIR/downloaded);
+#   with --no-download (apt-get) or --cacheonly (dnf, yum) it installs only what was downloaded.
+# - While $STUB_DIR/transaction-seconds exists, an install that installs (the transaction) first
+#   sleeps that many seconds, appending "<name> transaction done" to calls.log when it ends.
 # - While $STUB_DIR/already-installed exists, install succeeds without installing anything, as
 #   a package manager does for a package it believes installed (its binary deleted by hand).
 # - Amazon Linux 2: while $STUB_DIR/needs-extras exists, yum cannot find the package until
@@ -35,8 +40,18 @@ case "$name $*" in
       echo "No package amazon-ecr-credential-helper available." >&2
       exit 1
     fi
+    case " $* " in
+      *" --download-only "* | *" --downloadonly "*) touch "$dir/downloaded" && exit 0 ;;
+      *" --no-download "* | *" --cacheonly "*)
+        [ -e "$dir/downloaded" ] || { echo "$name: nothing downloaded to install from" >&2 && exit 1; }
+        ;;
+    esac
     [ -e "$dir/already-installed" ] && exit 0
-    install -m 0755 "$dir/payload" /usr/bin/docker-credential-ecr-login
+    if [ -e "$dir/transaction-seconds" ]; then
+      sleep "$(cat "$dir/transaction-seconds")"
+      echo "$name transaction done" >>"$dir/calls.log"
+    fi
+    install -m 0755 "$dir/payload" "${ECR_FLEET_AUTH_STUB_TARGET:-/usr/bin/docker-credential-ecr-login}"
     ;;
 esac
 exit 0

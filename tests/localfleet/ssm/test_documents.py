@@ -156,6 +156,7 @@ def test_the_stacks_document_accepts_its_own_parameters(
         "SSM_Users",
         "SSM_HelperVersion",
         "SSM_ReleaseBaseUrl",
+        "SSM_KeepUserDockerLogin",
     }
     with pytest.raises(ClientError) as caught:
         ssm.send_command(
