@@ -95,7 +95,7 @@ class EcrFleetAuthProps(TypedDict, total=False):
     no-op: pulls use the helper). The agent sets `AWS_ECR_IGNORE_CREDS_STORAGE=true` in `/etc/environment`
     (login sessions, ssh, su, cron) and requires helper 0.9.0+, which honours it; services started by
     systemd need it in their unit. Off: such a login fails (`not implemented`), as the helper's README
-    says. See [The agent](../how-it-works/agent.md#users-own-docker-login).
+    says. See The agent (docs/how-it-works/agent.md).
 
     Default: `False`; accepted: true or false; cdk.json: `keepUserDockerLogin`."""
 
