@@ -9,6 +9,7 @@ stack holding it stays clean under ``AwsSolutionsChecks``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import weakref
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,8 @@ class EcrFleetAuth(Construct):
     """
 
     _created: ClassVar[weakref.WeakSet[EcrFleetAuth]] = weakref.WeakSet()
+    # A WeakSet iterates in no fixed order: the order of creation names "the first" in a refusal.
+    _creation_order: ClassVar[itertools.count[int]] = itertools.count()
 
     def __init__(self, scope: Construct, construct_id: str, **props: Unpack[EcrFleetAuthProps]) -> None:
         _check_prop_names(props)
@@ -72,6 +75,7 @@ class EcrFleetAuth(Construct):
         self._provider_boundary = props.get("permissions_boundary")
         self._provider_tags: Mapping[str, str] = dict(props.get("tags") or {})
         self._compose(config, props)
+        self._created_at = next(EcrFleetAuth._creation_order)
         EcrFleetAuth._created.add(self)
 
     def _compose(self, config: DeploymentConfig, props: EcrFleetAuthProps) -> None:
@@ -297,7 +301,8 @@ def _same_place(one: Stack, other: Stack) -> bool:
 
 def _others(scope: IConstruct) -> list[EcrFleetAuth]:
     root = scope.node.root
-    return [other for other in EcrFleetAuth._created if other.node.root is root and other is not scope]
+    others = [other for other in EcrFleetAuth._created if other.node.root is root and other is not scope]
+    return sorted(others, key=lambda other: other._created_at)
 
 
 # The props that take a CDK object: the attribute every such object has, and what to pass.

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clients import AWS_ERRORS, error_code
 from .clock import Clock
-from .observability import logger
+from .observability import in_this_trace, logger
 from .reasons import Reason
 from .report import InstanceResult, Pull, short
 from .troubleshooting import next_step
@@ -174,7 +174,8 @@ def write_compliance(
     to_write = [(instance_id, items) for instance_id, items in lists if items is not None]
     to_write.sort(key=lambda entry: all(item["Status"] == COMPLIANT for item in entry[1]))
     writer = _Writer(ssm, run, clock, stop_at)
-    tasks = [partial(writer.put, instance_id, items) for instance_id, items in to_write]
+    # On the writers' threads too, every call is a subsegment of the invocation's trace.
+    tasks = [in_this_trace(partial(writer.put, instance_id, items)) for instance_id, items in to_write]
     tally = ComplianceTally(run.compliance_type)
     for outcome in clock.concurrently(tasks, WRITERS):
         if outcome == "written":
