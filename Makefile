@@ -40,7 +40,12 @@ help:
 	@echo "make bench   - benchmarks (not part of make test; BENCH=agent|runner|emulator|new_instances|organization;"
 	@echo "              options after a name: BENCH=\"new_instances --seed 2 --instances 2000\", --help)"
 	@echo "make docs    - build the documentation site into site/ (mkdocs build --strict; make test runs it too)"
+	@echo "make lint    - ruff, mypy, shellcheck and vermin (make test runs it first)"
 	@echo "make format  - ruff format + autofix"
+	@echo "make deps    - install the development toolchain only (.venv, node_modules, Debian packages)"
+	@echo "make diff    - cdk diff against the deployed stacks (CDK_CONTEXT as for deploy)"
+	@echo "make invoke  - invoke the deployed runner: ACTION=check DRY_RUN=1 INSTANCES=i-... VIA=runner|state-machine"
+	@echo "make clean   - remove what builds and tests leave (cdk.out, site, dist, caches)"
 
 # What synth and deploy need: the CDK app's runtime requirements only.
 $(VENV)/.runtime: requirements.txt constraints.txt pyproject.toml setup.cfg setup.py

@@ -255,3 +255,17 @@ def test_the_deploy_docs_say_the_version_check_is_off_only_by_the_environment() 
     assert "version checks are off in `cdk.json`" not in page
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     assert "version checks are off" not in makefile
+
+
+def test_make_help_names_every_target_a_user_runs() -> None:
+    """`make help` is the Makefile's index: every .PHONY target but the install steps the others call."""
+    require(shutil.which("make"), "make (Debian package make) for `make help`")
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
+    assert phony is not None
+    internal = {"help", "runtime-deps", "system-deps"}
+    listed = subprocess.run(
+        ["make", "-s", "help"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    named = set(re.findall(r"^make (\S+)", listed.stdout, re.MULTILINE))
+    assert set(phony.group(1).split()) - internal <= named, listed.stdout
