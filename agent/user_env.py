@@ -31,6 +31,9 @@ import re
 import stat
 
 MODELLED = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "TMPDIR")
+# What a credential helper run by a client takes from the session (the AWS SDK's settings, proxies):
+# the helper is proven with these as each kind of session has them (stores.CredentialStores.probe).
+HELPER_VARIABLE = re.compile(r"^(AWS_[A-Z0-9_]+|(?i:https?_proxy|no_proxy|all_proxy))$")
 ETC_ENVIRONMENT = "/etc/environment"
 PROFILE_DIR = "/etc/profile.d"
 USER_PROFILES = (".profile", ".bash_profile", ".bash_login", ".bashrc")
@@ -60,9 +63,10 @@ REFERENCE = re.compile(r"\$(?:\{(" + NAME + r")(?:(:[-+])([^}]*))?\}|(" + NAME +
 class Environment(object):
     """What one kind of session of the user sees: {variable: value} for the modelled variables."""
 
-    def __init__(self, kind, values):
+    def __init__(self, kind, values, helper_env=None):
         self.kind = kind
         self.values = values
+        self.helper_envs = [helper_env or {}]  # what a helper run from each such session gets
 
     def get(self, name):
         return self.values.get(name) or None
@@ -219,7 +223,7 @@ class ShellFile(object):
         exported = EXPORT.match(line)
         if assignment and (not assignment.group(3) or assignment.group(3) == assignment.group(1)):
             name = assignment.group(1)
-            if name not in MODELLED:
+            if name not in MODELLED and not HELPER_VARIABLE.match(name):
                 return
             value = shell_value(assignment.group(2), self.values, self.account.home)
             if not self.decided() or value is None:
@@ -285,11 +289,11 @@ def user_environments(account):
     """([Environment], [(variable, where)]): the distinct environments the user's clients run with, and
     where a modelled variable is set in a way the agent cannot evaluate."""
     unknown = []
-    base = {}
+    pam = {}
     text = read_source(ETC_ENVIRONMENT)
     if text is not None:
-        pam_env_file(text, base)
-    base = {name: base[name] for name in MODELLED if base.get(name)}
+        pam_env_file(text, pam)
+    base = {name: value for name, value in pam.items() if name in MODELLED or HELPER_VARIABLE.match(name)}
     session = {"XDG_RUNTIME_DIR": RUNTIME_DIR % account.uid}
     identity = {"HOME": account.home, "USER": account.name, "LOGNAME": account.name}
 
@@ -315,7 +319,11 @@ def user_environments(account):
         kinds.append(("services", dict(base)))
     environments = []
     for kind, values in kinds:
-        environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)})
-        if all(environment.values != other.values for other in environments):
+        helper_env = {name: value for name, value in values.items() if HELPER_VARIABLE.match(name)}
+        environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)}, helper_env)
+        same = [other for other in environments if other.values == environment.values]
+        if not same:
             environments.append(environment)
+        elif helper_env not in same[0].helper_envs:
+            same[0].helper_envs.append(helper_env)
     return environments, unknown
