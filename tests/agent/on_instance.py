@@ -365,17 +365,18 @@ def cron_pull(world: sb.World, user: str, registry: str = sb.REGISTRY_A) -> bool
 
 
 @contextlib.contextmanager
-def kubelet_running(world: sb.World) -> Iterator[None]:
-    """A process named kubelet in the instance (a copy of sleep): kubelet itself cannot run here."""
+def kubelet_running(world: sb.World, cwd: str = "/") -> Iterator[None]:
+    """A process named kubelet in the instance (a copy of sleep), in the working directory `cwd`
+    (a unit's WorkingDirectory=): kubelet itself cannot run here."""
     world.sandbox.run(["cp", "/bin/sleep", "/usr/local/bin/kubelet"]).check_returncode()
     process = subprocess.Popen(
-        [*world.sandbox.enter(), "/usr/local/bin/kubelet", "600"], start_new_session=True
+        [*world.sandbox.enter(cwd), "/usr/local/bin/kubelet", "600"], start_new_session=True
     )
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # its session: nsenter's child too
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 
