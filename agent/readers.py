@@ -36,6 +36,7 @@ from .users import Account
 KUBELET_UNITS = ("/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system")
 KUBELET_ARGS = ["/etc/sysconfig/kubelet", "/etc/default/kubelet"]  # KUBELET_EXTRA_ARGS
 NOMAD_CONFIG_DIR = "/etc/nomad.d"
+DAEMON_TIMEOUT = 5  # `docker info` answers in milliseconds; a hung daemon must not hold every action
 # docker info's Go template for the Swarm state, built at run time: SSM substitutes double braces.
 SWARM_FORMAT = "%s.Swarm.LocalNodeState%s %s.Swarm.ControlAvailable%s" % ("{" * 2, "}" * 2, "{" * 2, "}" * 2)
 
@@ -133,11 +134,11 @@ def report_unmanaged(run, loaded):
     if not run.host.docker:
         return
     try:
-        done = run_command(
-            [run.host.docker, "info", "--format", SWARM_FORMAT],
-            run.host.root_env(),
-            timeout=20,
-        )
+        done = run_command([run.host.docker, "info", "--format", SWARM_FORMAT], run.host.root_env(), timeout=DAEMON_TIMEOUT)
+    except subprocess.TimeoutExpired:  # a hung daemon (its socket takes connections, never answers)
+        run.report.message_parts.append("docker daemon: no answer in %d s, Swarm services not checked" % DAEMON_TIMEOUT)
+        log(run.report.message_parts[-1])
+        return
     except (OSError, subprocess.SubprocessError):
         return
     if done.returncode == 0 and done.stdout.split() == [b"active", b"true"]:
