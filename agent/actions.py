@@ -317,9 +317,13 @@ def refresh_entries(run, entries, only=None):
         save_records(run.state_dir, records)
     if logged_in:
         users = plural(len(logged_in), "user", "users")
-        report.message_parts.append("logged in %s to %s" % (users, plural(len(into), "registry", "registries")))
+        report.message_parts.append(
+            "logged in %s to %s" % (users, plural(len(into), "registry", "registries"))
+        )
     elif not pending and not report.problems:
-        report.message_parts.append("no login needed for %s" % plural(len(run.params.registries), "registry", "registries"))
+        report.message_parts.append(
+            "no login needed for %s" % plural(len(run.params.registries), "registry", "registries")
+        )
     return True
 
 

@@ -227,7 +227,9 @@ def probe(targets):
                     context.verify_mode = ssl.CERT_NONE
                     context.wrap_socket(sock, server_hostname=target[0]).close()
                 else:
-                    sock.sendall(("HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n" % target[0]).encode("ascii", "replace"))
+                    sock.sendall(
+                        ("HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n" % target[0]).encode("ascii", "replace")
+                    )
                     if not sock.recv(1):
                         return
             answered[target] = True
@@ -308,7 +310,9 @@ def https_open(url):
     """urlopen that refuses to leave https (a redirect to http would drop the transport's integrity)."""
     # The URL is https by the ReleaseBaseUrl pattern, re-checked in read_params.
     response = urllib.request.urlopen(  # noqa: S310
-        url, timeout=max(1, min(IDLE_TIMEOUT, COMMAND_TIMEOUT, time_left())), context=ssl.create_default_context()
+        url,
+        timeout=max(1, min(IDLE_TIMEOUT, COMMAND_TIMEOUT, time_left())),
+        context=ssl.create_default_context(),
     )
     if not response.geturl().startswith("https://"):
         response.close()

@@ -115,9 +115,13 @@ class Host(object):
         unknown version counts as the older)."""
         self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
         self.caller_helper = shutil.which(HELPER_NAME, path=CALLER_PATH)
-        found = [shutil.which(HELPER_NAME, path=path) for path in (USER_PATH, CALLER_PATH, UNIT_PATH, ROOT_PATH)]
+        found = [
+            shutil.which(HELPER_NAME, path=path) for path in (USER_PATH, CALLER_PATH, UNIT_PATH, ROOT_PATH)
+        ]
         found = unique([os.path.realpath(path) for path in found if path])
-        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) + (path,) for path in found] or [(False, None, None)]
+        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) + (path,) for path in found] or [
+            (False, None, None)
+        ]
         self.helper_runs = all(probe[0] for probe in probes)
         oldest = min(probes, key=lambda probe: version_tuple(probe[1]) or ())
         self.helper_version, self.oldest_helper = oldest[1], oldest[2]

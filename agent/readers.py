@@ -84,7 +84,9 @@ def kubelet_file(proc="/proc"):
         cwd = found.group(1) if found else cwd
     found = re.search(r"--root-dir[= ]+[\"']?([^\s\"']+)", text)
     home = os.path.join(pwd.getpwuid(0).pw_dir, ".docker")
-    paths = [os.path.join(d, CONFIG_NAME) for d in (found.group(1) if found else root_dir, cwd, home, "/.docker")]
+    paths = [
+        os.path.join(d, CONFIG_NAME) for d in (found.group(1) if found else root_dir, cwd, home, "/.docker")
+    ]
     return next((path for path in paths if os.path.isfile(path)), os.path.join(home, CONFIG_NAME))
 
 
@@ -134,9 +136,13 @@ def report_unmanaged(run, loaded):
     if not run.host.docker:
         return
     try:
-        done = run_command([run.host.docker, "info", "--format", SWARM_FORMAT], run.host.root_env(), timeout=DAEMON_TIMEOUT)
+        done = run_command(
+            [run.host.docker, "info", "--format", SWARM_FORMAT], run.host.root_env(), timeout=DAEMON_TIMEOUT
+        )
     except subprocess.TimeoutExpired:  # a hung daemon (its socket takes connections, never answers)
-        run.report.message_parts.append("docker daemon: no answer in %d s, Swarm services not checked" % DAEMON_TIMEOUT)
+        run.report.message_parts.append(
+            "docker daemon: no answer in %d s, Swarm services not checked" % DAEMON_TIMEOUT
+        )
         log(run.report.message_parts[-1])
         return
     except (OSError, subprocess.SubprocessError):
@@ -162,10 +168,18 @@ def nomad_configs(proc="/proc"):
             continue
         if "agent" in argv:
             pairs = zip(argv, argv[1:] + [""])  # noqa: B905 - Python 3.6
-            places += [re.sub(r"^--?config=", "", a) if "=" in a else b for a, b in pairs if re.match(r"--?config\b", a)]
+            places += [
+                re.sub(r"^--?config=", "", a) if "=" in a else b
+                for a, b in pairs
+                if re.match(r"--?config\b", a)
+            ]
     paths = []
     for place in unique(places):
-        paths += sorted(glob.glob(place + "/*.hcl") + glob.glob(place + "/*.json")) if os.path.isdir(place) else [place]
+        paths += (
+            sorted(glob.glob(place + "/*.hcl") + glob.glob(place + "/*.json"))
+            if os.path.isdir(place)
+            else [place]
+        )
     return unique(paths)
 
 

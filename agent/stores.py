@@ -13,6 +13,7 @@ from .host_clients import version_tuple
 from .log import redact
 from .outcomes import HELPER_TOO_OLD, HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
 from .params import fullmatch
+from .user_env import user_environments
 
 HELPER_NAME = "docker-credential-ecr-login"
 HELPER_CRED_NAME = "ecr-login"
@@ -187,8 +188,6 @@ class CredentialStores(object):
         (user_env: login shells, user units, cron and services), with the AWS settings and proxies
         that session has and no others (not the SSM agent's), on each caller's PATH (cron's, systemd
         units', the login PATH): each distinct helper found there must be new enough and answer."""
-        from .user_env import user_environments  # noqa: PLC0415 - only helper proofs need it
-
         environments = user_environments(self.account)[0] if os.path.isdir(self.account.home) else []
         sessions = unique_envs(env for environment in environments for env in environment.helper_envs)
         cleared = {name: None for name in self.env if PROXY_VARIABLE.match(name)}
@@ -199,7 +198,11 @@ class CredentialStores(object):
         for path in (CALLER_PATH, UNIT_PATH, self.env["PATH"]):
             found = shutil.which(HELPER_NAME, path=path)
             helper = os.path.realpath(found) if found else None
-            version = getattr(self.host, "helper_version", None) if helper is None else helper_version(self.host, helper)
+            version = (
+                getattr(self.host, "helper_version", None)
+                if helper is None
+                else helper_version(self.host, helper)
+            )
             too_old = helper_too_old(version_tuple(version), server)
             if too_old is not None:
                 raise AgentError(HELPER_TOO_OLD, "%s (%s, on PATH %s)" % (too_old.message, found, path))
@@ -213,9 +216,12 @@ class CredentialStores(object):
                 code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), extra)
                 if code:  # then stdout carries an error, not a token (the helper protocol)
                     detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
-                    where = " ".join("%s=%s" % item for item in sorted(session.items()) if "PROXY" not in item[0].upper())
+                    where = " ".join(
+                        "%s=%s" % item for item in sorted(session.items()) if "PROXY" not in item[0].upper()
+                    )
                     raise AgentError(
-                        HELPER_VERIFY_FAILED, "%s get failed (PATH %s%s): %s" % (HELPER_NAME, path, where and ", " + where, detail)
+                        HELPER_VERIFY_FAILED,
+                        "%s get failed (PATH %s%s): %s" % (HELPER_NAME, path, where and ", " + where, detail),
                     )
 
     def store(self, name, server, username, secret):

@@ -320,7 +320,9 @@ def user_environments(account):
     environments = []
     for kind, values in kinds:
         helper_env = {name: value for name, value in values.items() if HELPER_VARIABLE.match(name)}
-        environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)}, helper_env)
+        environment = Environment(
+            kind, {name: values[name] for name in MODELLED if values.get(name)}, helper_env
+        )
         same = [other for other in environments if other.values == environment.values]
         if not same:
             environments.append(environment)

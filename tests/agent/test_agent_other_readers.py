@@ -103,7 +103,9 @@ def test_kubelets_own_file_is_renewed_by_refresh_and_helper_and_stays_auths_only
     assert can_pull(instance, ("alice",)) == {"alice": True}
 
 
-KUBELET_UNIT = "[Service]\nExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\nEnvironmentFile=-/etc/default/kubelet\n"
+KUBELET_UNIT = (
+    "[Service]\nExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\nEnvironmentFile=-/etc/default/kubelet\n"
+)
 
 
 def test_an_installed_kubelet_that_is_not_running_keeps_roots_file_auths_only(
@@ -140,7 +142,9 @@ def test_kubelets_root_dir_from_its_extra_args_is_where_its_file_is_renewed(
     check = instance.run_document(agent_script, parameters("check", users="alice"))
 
     assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stderr
-    assert json.loads(instance.sandbox.path(own).read_bytes()) == {"auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}}
+    assert json.loads(instance.sandbox.path(own).read_bytes()) == {
+        "auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}
+    }
     assert users_of(check)[own]["registries"][R]["state"] == "logged_in"  # type: ignore[index]
     assert kubelet_can_pull(instance, own)
 
@@ -154,7 +158,9 @@ def test_a_running_kubelets_working_directory_file_is_renewed(instance: sb.World
         refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
 
     assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stderr
-    assert json.loads(instance.sandbox.path(own).read_bytes()) == {"auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}}
+    assert json.loads(instance.sandbox.path(own).read_bytes()) == {
+        "auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}
+    }
     assert kubelet_can_pull(instance, own)
 
 
@@ -186,7 +192,8 @@ def test_nomads_json_client_config_is_read_too(instance: sb.World, agent_script:
     plugin = {"plugin": {"docker": {"config": {"auth": {"config": "/etc/docker/config.json"}}}}}
     instance.sandbox.write("/etc/nomad.d/client.json", json.dumps(plugin, indent=2))
     instance.sandbox.write(
-        "/etc/nomad.d/legacy.hcl", 'client {\n  options {\n    "docker.auth.config" = "/srv/nomad/auth.json"\n  }\n}\n'
+        "/etc/nomad.d/legacy.hcl",
+        'client {\n  options {\n    "docker.auth.config" = "/srv/nomad/auth.json"\n  }\n}\n',
     )
 
     run = instance.run_document(agent_script, parameters("check", users="alice"))
@@ -200,7 +207,8 @@ def test_a_running_nomad_agents_own_config_directory_is_read(instance: sb.World,
     """`nomad agent -config=/opt/nomad/config` (a directory outside /etc/nomad.d, as systemd units
     of tarball installs have it): the running agent's -config places are read as well."""
     instance.sandbox.write(
-        "/opt/nomad/config/docker.hcl", 'plugin "docker" {\n  config {\n    auth {\n      config = "/opt/nomad/docker.json"\n    }\n  }\n}\n'
+        "/opt/nomad/config/docker.hcl",
+        'plugin "docker" {\n  config {\n    auth {\n      config = "/opt/nomad/docker.json"\n    }\n  }\n}\n',
     )
     instance.sandbox.write("/usr/local/bin/nomad", "#!/bin/sh\nsleep 600\n", 0o755)
     process = subprocess.Popen(

@@ -12,7 +12,9 @@ from agent import readers
 from agent.result import Report
 
 
-def test_a_hung_docker_daemon_costs_seconds_and_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hung_docker_daemon_costs_seconds_and_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A daemon whose socket takes connections and never answers (dockerd stuck) makes `docker info`
     wait for ever (the CLI has no timeout of its own): the Swarm check gives up after
     DAEMON_TIMEOUT, says so in the result, and the action goes on (acceptance finding 11)."""

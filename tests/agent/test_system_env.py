@@ -36,7 +36,9 @@ def test_the_line_is_added_and_everything_else_kept(tmp_path: Path) -> None:
     assert path.stat().st_mtime_ns == before.st_mtime_ns
 
 
-@pytest.mark.parametrize("line", ['export AWS_ECR_IGNORE_CREDS_STORAGE="1"', "AWS_ECR_IGNORE_CREDS_STORAGE=TRUE"])
+@pytest.mark.parametrize(
+    "line", ['export AWS_ECR_IGNORE_CREDS_STORAGE="1"', "AWS_ECR_IGNORE_CREDS_STORAGE=TRUE"]
+)
 def test_another_value_is_replaced_by_the_one_the_helper_honours(tmp_path: Path, line: str) -> None:
     """Meant on, but the helper honours exactly "true" (ecr-login/ecr.go: == "true")."""
     path = tmp_path / "environment"
