@@ -80,6 +80,12 @@ class UserCredentials(object):
             raise found
         return found
 
+    def is_empty(self, ref):
+        """Whether the file exists and is empty (not legacy): containers/image cannot load it, yet a
+        write loses nothing there."""
+        found = self.files.get(ref.path)
+        return isinstance(found, AuthFile) and found.exists and found.document is EMPTY_DOCUMENT and not ref.legacy
+
     def loaded(self):
         return [found for found in self.files.values() if not isinstance(found, AgentError)]
 
@@ -167,9 +173,7 @@ class UserCredentials(object):
             try:
                 auth_file, view = self.containers_view(order, ref)
             except AgentError as error:
-                found = self.files.get(ref.path)
-                empty = isinstance(found, AuthFile) and found.exists and found.document is EMPTY_DOCUMENT
-                return Answer(order, ERROR, ref.path, error=error, empty=empty and not ref.legacy)
+                return Answer(order, ERROR, ref.path, error=error, empty=self.is_empty(ref))
             if not auth_file.exists:
                 continue
             helper = view.helper_for(registry)
@@ -208,13 +212,15 @@ def write_target(creds, answer):
     """(path, helper or store name, "" for the file) where `refresh` must store a token for this order's
     clients, or None (the helper serves them, or a file they cannot load stops them).
 
-    The file (or store) that answers; where none does, where every client can share it: docker's file,
+    The file (or store) that answers, or an empty file that stops the lookup first (containers/image:
+    "unexpected end of JSON input"; the login there mends it); where none does, where every client can
+    share it: docker's file,
     which the containers family reads too, unless the user named another file (which then is the one
     that client's login writes) or docker keeps credentials in a store containers/image cannot use
     (credsStore: then the containers family's own auth.json in XDG_CONFIG_HOME)."""
     order = answer.order
-    if answer.kind == ERROR and answer.empty:
-        answer = Answer(order, NONE)
+    if answer.kind == ERROR and answer.empty:  # it stops the lookup; nothing in it to lose: mended
+        return answer.path, ""
     if answer.kind not in (FILE, STORE, NONE):
         return None
     if order.rules == "docker":

@@ -5,6 +5,7 @@ import os
 
 from .credential_files import ERROR, FILE, HELPER, NONE
 from .docker_client import CONFIG_NAME
+from .go_json import ConfigRejected
 from .outcomes import (
     STALE_CREDENTIALS,
     STATE_HELPER,
@@ -96,7 +97,7 @@ def fresh_source(creds, answers, registry, record):
     """Where the credential the agent keeps for the registry is, for telling a token that shadows it:
     "the credential helper" when some client is served by it, else a file holding the login the agent
     recorded (it renews that one on every refresh), else None."""
-    if any(answer.kind == HELPER for answer in answers):
+    if any(answer.kind == HELPER for answer in answers) or names_helper(creds, registry):
         return "the credential helper"
     if not record:
         return None
@@ -105,6 +106,19 @@ def fresh_source(creds, answers, registry, record):
         if credential is not None and credential.digest() == record.get("auth_sha256"):
             return ref.path
     return None
+
+
+def names_helper(creds, registry):
+    """Whether a file of the user names ecr-login for the registry (helper did it): any token a client
+    reads instead, even where no client reaches that file, is one the agent does not keep."""
+    for order in creds.orders:
+        for ref in order.files:
+            try:
+                if creds.view(order, ref)[1].store_for(registry) == HELPER_CRED_NAME:
+                    return True
+            except (AgentError, ConfigRejected):
+                continue
+    return False
 
 
 def answer_state(creds, answer, registry, record, stores, *, fresh):

@@ -8,8 +8,12 @@ modelled for a user who has it (detected, not assumed):
   optional `export `, quotes stripped, no expansion: linux-pam modules/pam_env/pam_env.c
   _parse_env_file); the shell then runs /etc/profile.d/*.sh and the user's ~/.profile,
   ~/.bash_profile, ~/.bash_login and ~/.bashrc. pam_systemd sets XDG_RUNTIME_DIR=/run/user/<uid>
-  (pam_systemd(8); every supported distribution's login, sshd and su stacks have it), a directory
-  that exists while the user has a session (when it does not, no file in it can answer).
+  (pam_systemd(8)), a directory that exists while the user has a session (when it does not, no file
+  in it can answer).
+- su: the same shell files in a session pam_systemd did not open (`sudo -iu`, `su -` from another
+  session): no XDG_RUNTIME_DIR, so rootless podman finds its runtime directory itself (/run/user/<uid>
+  when it is the user's, else $TMPDIR/podman-run-<uid>: containers_client) and skopeo reads
+  /run/containers/<uid>/auth.json.
 - units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
   systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and
@@ -308,7 +312,10 @@ def user_environments(account):
         if text is not None:
             environment_d_file(text, units)
 
-    kinds = [("login", login)]
+    su = dict(login)
+    if su.get("XDG_RUNTIME_DIR") == session["XDG_RUNTIME_DIR"]:  # pam_systemd's, not a profile's
+        del su["XDG_RUNTIME_DIR"]
+    kinds = [("login", login), ("su", su)]
     if has_any(account, USER_UNITS + (LINGER,)):
         kinds.append(("units", units))
     if account.uid == 0 or has_any(account, CRONTABS):

@@ -141,7 +141,9 @@ def test_environment_d_expands_as_systemd_does() -> None:
 def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A login shell reads /etc/environment and the profiles; user units (the user has one) environment.d;
     cron and services (root's) /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it for
-    sessions, whether or not one is open now)."""
+    sessions, whether or not one is open now); `sudo -iu` and `su -` (pam_systemd opens no session for
+    them) read the same profiles without XDG_RUNTIME_DIR, which podman then picks itself (pkg/util
+    GetRuntimeDir)."""
     etc = tmp_path / "etc"
     (etc / "profile.d").mkdir(parents=True)
     (etc / "environment.d").mkdir()
@@ -167,6 +169,7 @@ def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pyt
                 "XDG_RUNTIME_DIR": session,
             },
         ),
+        ("su", {"DOCKER_CONFIG": "/srv/ci/.docker", "REGISTRY_AUTH_FILE": "/srv/shared.json"}),
         ("units", {"REGISTRY_AUTH_FILE": f"{tmp_path}/home/units-auth.json", "XDG_RUNTIME_DIR": session}),
         ("services", {"REGISTRY_AUTH_FILE": "/srv/shared.json"}),
     ]

@@ -1,0 +1,227 @@
+"""Files the containers clients read first, in the host states acceptance found (issue 19, second round),
+run as SSM runs the document with Debian 12's podman 4.3.1 and skopeo 1.9.3 (containers/image 5.23.1),
+the real registry, the AWS CLI against moto and the real credential helper.
+
+Each test asserts the bytes, mode and owner of the files the clients read and whether each user's own
+client pulls afterwards, in the session environment named."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from localfleet.deployment import single_instance as sb
+from tests.agent.on_instance import (
+    TOKEN_A,
+    FileState,
+    assert_token_confined,
+    b64,
+    client_login,
+    file_state,
+    parameters,
+    pulls,
+    start_session,
+    uid_of,
+    user_file,
+)
+
+pytestmark = pytest.mark.integration
+
+R = sb.REGISTRY_A
+FRESH = b64(f"AWS:{TOKEN_A}")
+
+
+def entry_of(run: sb.AgentRun, user: str) -> dict[str, object]:
+    (entry,) = [entry for entry in run.result["users"] if entry["user"] == user]  # type: ignore[union-attr]
+    registries = entry["registries"]
+    assert isinstance(registries, dict)
+    return registries[R]  # type: ignore[no-any-return]
+
+
+def auth_json(entries: dict[str, dict[str, str]], helpers: dict[str, str] | None = None) -> bytes:
+    """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent, a tab)."""
+    document: dict[str, object] = {"auths": entries}
+    if helpers:
+        document["credHelpers"] = helpers
+    return json.dumps(document, indent="\t").encode()
+
+
+# ---------------------------------------------------------------- F3: an empty file in the read order
+
+
+@pytest.mark.parametrize("where", ["runtime", "config"])
+def test_an_empty_file_in_the_containers_read_order_is_mended_by_refresh_and_helper(
+    instance_with, agent_script: str, where: str
+) -> None:
+    """containers/image pkg/docker/config/config.go: getCredentialsWithHomeDir walks getAuthFilePaths
+    ($XDG_RUNTIME_DIR/containers/auth.json, ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json, docker's
+    file, ~/.dockercfg) and returns the first error findAuthentication gives; readJSONFile's
+    json.Unmarshal of an empty file is "unexpected end of JSON input", so an empty file anywhere before
+    the one holding the token stops every pull of podman and skopeo, whatever the later files hold.
+    The file holds nothing to lose: refresh writes the login there (what podman login would write) and
+    helper names ecr-login there, so both clients pull; `refresh` never reports ok while a client of
+    the user cannot load its file, and `check` agrees with it afterwards. The whole kind: the file first
+    in the order (the session's runtime file) or after a missing one (the persistent config)."""
+    world = instance_with("podman", "skopeo", users={"alice": False})
+    session = {"XDG_RUNTIME_DIR": start_session(world, "alice")}
+    path = {
+        "runtime": session["XDG_RUNTIME_DIR"] + "/containers/auth.json",
+        "config": "/home/alice/.config/containers/auth.json",
+    }[where]
+    world.run_document(agent_script, parameters("refresh", users="alice"))
+    user_file(world, "alice", path, b"")
+    cases = [("alice", "podman", session), ("alice", "skopeo", session)]
+    assert pulls(world, cases) == [False, False]
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert check.result["reason"] == "config_corrupt", check.stdout
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    alice = uid_of(world, "alice")
+    written = file_state(world, path)
+    assert written is not None and (written.mode, written.uid) == (0o600, alice)
+    assert json.loads(written.content) == {"auths": {R: {"auth": FRESH}}}
+    assert file_state(world, path + ".ecr-fleet-auth.bak") == FileState(b"", 0o600, alice)
+    assert pulls(world, cases) == [True, True]
+    assert_token_confined(refresh, world, TOKEN_A, ("/.docker/config.json", "/containers/auth.json"))
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
+
+    user_file(world, "alice", path, b"")
+    helper = world.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert (helper.result["outcome"], helper.result["reason"]) == ("changed", "ok"), helper.stdout
+    written = file_state(world, path)
+    assert written is not None and (written.mode, written.uid) == (0o600, alice)
+    assert json.loads(written.content) == {"credHelpers": {R: "ecr-login"}}  # nothing else was there
+    assert pulls(world, cases) == [True, True], "through the credential helper"
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
+
+
+# ---------------------------------------------------------------- F1: podman's runtime directory in /tmp
+
+
+def older_login(world: sb.World, user: str, env: dict[str, str] | None) -> None:
+    """The user's own `podman login` while the registry still took an older token (then it moves on)."""
+    world.set_registry_password("an-older-token")
+    client_login(world, user, "podman", "an-older-token", env)
+    world.set_registry_password(TOKEN_A)
+
+
+@pytest.mark.parametrize("tmpdir", [None, "/home/alice/tmp"])
+def test_podmans_runtime_directory_under_tmpdir_is_read_first_without_a_session(
+    instance_with, agent_script: str, tmpdir: str | None
+) -> None:
+    """In a session pam_systemd did not open (`sudo -iu`, `su -`), XDG_RUNTIME_DIR is unset and
+    /run/user/<uid> may not exist; rootless podman then sets XDG_RUNTIME_DIR itself (cmd/podman/registry
+    /config.go setXdgDirs) to what pkg/util GetRuntimeDir gives: /run/user/<uid> only when it is the
+    user's directory, else filepath.Join(os.TempDir(), "podman-run-<uid>") (containers/storage
+    pkg/homedir GetRuntimeDir has the same fallback; os.TempDir() is $TMPDIR, else /tmp). containers/
+    image getAuthFilePaths reads $XDG_RUNTIME_DIR/containers/auth.json first, so a token from an old
+    `podman login` there shadows the fresh one in docker's file: check names it, refresh replaces it,
+    helper names ecr-login there. The kind: /tmp, and a TMPDIR the user's profile exports."""
+    world = instance_with("podman", "skopeo", users={"alice": False})
+    env = {"TMPDIR": tmpdir} if tmpdir else None
+    if tmpdir:
+        user_file(world, "alice", "/home/alice/.profile", 'export TMPDIR="$HOME/tmp"\n', 0o644)
+        world.sandbox.run(["install", "-d", "-m", "0700", "-o", "alice", "-g", "alice", tmpdir]).check_returncode()
+    first = world.run_document(agent_script, parameters("refresh", users="alice"))
+    assert first.result["outcome"] == "changed", first.stdout
+    assert not world.sandbox.path(f"/run/user/{uid_of(world, 'alice')}").exists()
+    older_login(world, "alice", env)
+    runtime_file = f"{tmpdir or '/tmp'}/podman-run-{uid_of(world, 'alice')}/containers/auth.json"
+    stale = auth_json({R: {"auth": b64("AWS:an-older-token")}})
+    assert file_state(world, runtime_file) == FileState(stale, 0o600, uid_of(world, "alice"))
+    cases = [("alice", "podman", env), ("alice", "skopeo", env)]
+    assert pulls(world, cases) == [False, True], "podman reads its runtime file, skopeo does not"
+
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "token_shadowed"), check.stdout
+    assert entry_of(check, "alice")["state"] == "shadowed", check.stdout
+    assert runtime_file in check.result["message"]
+    assert file_state(world, runtime_file) == FileState(stale, 0o600, uid_of(world, "alice"))
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    assert file_state(world, runtime_file) == FileState(
+        auth_json({R: {"auth": FRESH}}), 0o600, uid_of(world, "alice")
+    )
+    assert pulls(world, cases) == [True, True]
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
+
+    helper = world.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert helper.result["outcome"] == "changed", helper.stdout
+    assert json.loads(world.sandbox.path(runtime_file).read_bytes()) == {
+        "auths": {},
+        "credHelpers": {R: "ecr-login"},
+    }
+    assert pulls(world, cases) == [True, True], "through the credential helper"
+
+
+# ---------------------------------------------------------------- F2: the user's own podman login after helper
+
+
+def test_the_users_own_podman_login_after_helper_is_stored_through_it_or_reported(
+    instance_with, agent_script: str
+) -> None:
+    """containers/common pkg/auth/auth.go Login writes GetDefaultAuthFile's file, else the primary one
+    (containers/image getPathToAuth: $XDG_RUNTIME_DIR/containers/auth.json), through SetCredentials:
+    where that file's credHelpers names the registry it calls setAuthToCredHelper, and ecr-login's
+    `store` answers "not implemented" (amazon-ecr-credential-helper ecr-login/ecr.go Add) - the login
+    fails as docker's does, and nothing shadows the helper. So `helper` names ecr-login in the runtime
+    file too when the user has that directory. A runtime directory made later (a new session: a tmpfs)
+    has no such file: the login there succeeds and its token is read before the helper
+    (getCredentialsWithHomeDir: the first file with credentials wins); `check` reports it
+    (token_shadowed), `refresh` replaces it, `helper` names ecr-login there again."""
+    world = instance_with("podman", "skopeo", users={"alice": False})
+    runtime = start_session(world, "alice")
+    session = {"XDG_RUNTIME_DIR": runtime}
+    runtime_file = f"{runtime}/containers/auth.json"
+    cases = [("alice", "podman", session), ("alice", "skopeo", session)]
+
+    helper = world.run_document(agent_script, parameters("helper", users="alice"))
+
+    assert helper.result["outcome"] == "changed", helper.stdout
+    named = {"credHelpers": {R: "ecr-login"}}
+    for path in (runtime_file, "/home/alice/.docker/config.json"):
+        written = file_state(world, path)
+        assert written is not None and (written.mode, written.uid) == (0o600, uid_of(world, "alice"))
+        assert json.loads(written.content) == named, path
+    assert pulls(world, cases) == [True, True]
+    login = world.sandbox.run(
+        ["podman", "login", "--username", "AWS", "--password-stdin", R],
+        env=world.user_env("alice", "/home/alice", session),
+        user="alice",
+        stdin=TOKEN_A.encode(),
+        pivot=True,
+    )
+    assert login.returncode != 0 and b"not implemented" in login.stderr, login.stderr
+    assert json.loads(world.sandbox.path(runtime_file).read_bytes()) == named
+
+    # a new session: its runtime directory is new and empty
+    world.sandbox.run(["rm", "-rf", runtime]).check_returncode()
+    start_session(world, "alice")
+    older_login(world, "alice", session)
+    assert pulls(world, cases) == [False, False]
+
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "token_shadowed"), check.stdout
+    assert entry_of(check, "alice") == {"state": "shadowed", "file": runtime_file}, check.stdout
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    assert pulls(world, cases) == [True, True]
+    helper = world.run_document(agent_script, parameters("helper", users="alice"))
+    assert helper.result["outcome"] == "changed", helper.stdout
+    assert json.loads(world.sandbox.path(runtime_file).read_bytes()) == {"auths": {}, **named}
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
