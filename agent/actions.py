@@ -280,8 +280,8 @@ def refresh_entries(run, entries, only=None):
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
         return False
     # A token is fetched only for regions where some login needs one.
-    sources, dualstack = token_sources([login.registry for login in pending])
-    tokens = fetch_tokens(host, sources, dualstack)
+    sources, endpoints = token_sources([login.registry for login in pending])
+    tokens = fetch_tokens(host, sources, endpoints)
     writes = []
     for login in pending:
         token = tokens[token_source(login.registry)]

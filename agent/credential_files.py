@@ -39,6 +39,7 @@ class Answer(object):
         self.path = path  # the file answering (None: none does)
         self.store = store  # helper or store name for HELPER and STORE
         self.credential = credential
+        self.credentials = [credential] if credential is not None else []  # every one it may answer with
         self.keys = list(keys)  # auths keys answering (FILE)
         self.error = error
 
@@ -194,7 +195,9 @@ class UserCredentials(object):
             secrets = [(key, credential) for key, credential in found if credential.is_secret]
             if secrets:
                 keys = [key for key, _ in secrets]
-                return Answer(order, FILE, ref.path, credential=secrets[-1][1], keys=keys)
+                answer = Answer(order, FILE, ref.path, credential=secrets[-1][1], keys=keys)
+                answer.credentials = [credential for _, credential in secrets]
+                return answer
         return Answer(order, NONE)
 
     def file_credential(self, path, registry):

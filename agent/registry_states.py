@@ -14,6 +14,7 @@ from .outcomes import (
     STATE_NONE,
     STATE_SHADOWED,
     STATE_STALE_AUTH,
+    TOKEN_EXPIRED,
     TOKEN_SHADOWED,
     AgentError,
 )
@@ -21,6 +22,7 @@ from .params import unique
 from .records import record_expiry
 from .stores import HELPER_CRED_NAME
 from .times import format_time, utc_now
+from .tokens import token_expiry
 
 
 def helper_state(view, registry, stores):
@@ -142,7 +144,19 @@ def answer_state(creds, answer, registry, record, stores, *, fresh):
             fresh,
         )
         return {"state": STATE_SHADOWED, "problem": AgentError(TOKEN_SHADOWED, why)}
-    return logged_in_state(recorded)
+    if recorded is not None:
+        return logged_in_state(recorded)
+    expiries = [token_expiry(credential.password) for credential in answer.credentials]
+    expiries = [expiry for expiry in expiries if expiry is not None]
+    state = logged_in_state(min(expiries) if expiries else None)
+    if state.get("expired"):
+        why = "%s read %s: a token the agent does not keep, expired at %s" % (
+            ",".join(answer.order.clients),
+            answer.path if kind == FILE else "docker-credential-" + answer.store,
+            state["expires_at"],
+        )
+        state["problem"] = AgentError(TOKEN_EXPIRED, why)
+    return state
 
 
 def registry_states(creds, registry, record, stores):

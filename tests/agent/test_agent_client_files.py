@@ -225,3 +225,100 @@ def test_the_users_own_podman_login_after_helper_is_stored_through_it_or_reporte
     assert json.loads(world.sandbox.path(runtime_file).read_bytes()) == {"auths": {}, **named}
     check = world.run_document(agent_script, parameters("check", users="alice"))
     assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
+
+
+# ---------------------------------------------------------------- F4: a file several users read keeps its mode
+
+
+@pytest.mark.parametrize(
+    ("clients", "variable", "path", "client"),
+    [
+        (("docker",), "DOCKER_CONFIG", "/opt/shared/docker/config.json", "docker"),
+        (("podman", "skopeo"), "REGISTRY_AUTH_FILE", "/etc/containers/auth.json", "skopeo"),
+    ],
+)
+def test_a_file_other_users_read_keeps_its_mode(
+    instance_with, agent_script: str, clients: tuple[str, ...], variable: str, path: str, client: str
+) -> None:
+    """/etc/environment (pam_env) gives every user's sessions the same DOCKER_CONFIG (docker/cli
+    cli/config/config.go Dir: only $DOCKER_CONFIG/config.json is read) or REGISTRY_AUTH_FILE
+    (containers/common pkg/auth GetDefaultAuthFile: skopeo's and podman's --authfile default): one
+    root-owned 0644 file with a working token, from which alice pulls too. Making it owner-only
+    (0600, root's) would cut alice off: a file other users read keeps its mode; that its credentials
+    are readable by them is reported (secret_readable), in every action, and alice still pulls."""
+    world = instance_with(*clients, users={"alice": client == "docker"})
+    value = path.rsplit("/", 1)[0] if variable == "DOCKER_CONFIG" else path
+    world.sandbox.write("/etc/environment", f"{variable}={value}\n")
+    world.sandbox.run(["install", "-d", "-m", "0755", path.rsplit("/", 1)[0]]).check_returncode()
+    shared = auth_json({R: {"auth": FRESH}})
+    world.sandbox.write(path, shared, 0o644)
+    env = {variable: value}
+    cases = [("root", client, env), ("alice", client, env)]
+    assert pulls(world, cases) == [True, True]
+
+    for action in ("check", "refresh", "helper"):
+        run = world.run_document(agent_script, parameters(action, users="root,alice"))
+        state = file_state(world, path)
+        assert state is not None and (state.mode, state.uid) == (0o644, 0), (action, run.stdout)
+        if action != "helper":  # (helper leaves no token in it)
+            assert f"{path} is 0644 and read by alice too: mode kept" in run.stderr, (action, run.stderr)
+        assert "now 0600" not in run.result["message"], run.stdout
+        assert pulls(world, cases) == [True, True], action
+
+
+# ---------------------------------------------------------------- F5: a token past its own expiry
+
+
+def expired_ecr_token() -> str:
+    """An ECR token as GetAuthorizationToken issues it: the password of AWS:<password> is base64 of JSON
+    with "payload", "datakey", "version", "type" and "expiration" (epoch seconds); this one expired an
+    hour ago (amazon-ecr-credential-helper and the AWS CLI pass it on unchanged)."""
+    import base64
+    import time
+
+    document = {"payload": "p" * 40, "datakey": "d" * 40, "version": "2", "type": "DATA_KEY"}
+    document["expiration"] = int(time.time()) - 3600  # type: ignore[assignment]
+    return base64.b64encode(json.dumps(document).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("clients", "path", "content", "client"),
+    [
+        (("docker",), "/home/alice/.docker/config.json", "auths", "docker"),
+        (("skopeo",), "/home/alice/.dockercfg", "legacy", "skopeo"),
+        (("skopeo",), "/home/alice/.config/containers/auth.json", "namespace", "skopeo"),
+    ],
+)
+def test_a_token_past_its_own_expiry_is_reported_and_replaced(
+    instance_with, agent_script: str, clients: tuple[str, ...], path: str, content: str, client: str
+) -> None:
+    """A token the agent did not write (no record of it) still says when it expires: check reports
+    logged_in with that expires_at, expired, and reason token_expired, not ok; refresh writes the fresh
+    token where the client reads first. The kind, in each family's places: docker's auths (docker/cli
+    configfile GetAuthConfig), ~/.dockercfg (containers/image getAuthFilePaths' last, legacy format),
+    and a registry/namespace key, read before the registry's own for images below it (containers/image
+    findCredentialsInFile, containers-auth.json(5))."""
+    world = instance_with(*clients, users={"alice": client == "docker"})
+    auth = b64(f"AWS:{expired_ecr_token()}")
+    document: object = {
+        "auths": {R: {"auth": auth}},
+        "legacy": {R: {"auth": auth}},
+        "namespace": {"auths": {f"{R}/probe": {"auth": auth}}},
+    }[content]
+    user_file(world, "alice", path, json.dumps(document))
+    cases = [("alice", client, None)]
+    assert pulls(world, cases) == [False]
+
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "token_expired"), check.stdout
+    entry = entry_of(check, "alice")
+    assert (entry["state"], entry["expired"]) == ("logged_in", True), check.stdout
+    assert str(entry["expires_at"]).endswith("Z")
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    assert pulls(world, cases) == [True]
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
