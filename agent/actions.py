@@ -118,6 +118,12 @@ class Run(object):
                         variable,
                         where,
                     )
+                    if variable.startswith("what it sources"):  # user_env.ShellFile.source
+                        message = "%s: %s sources a file the agent cannot read: %s" % (
+                            account.name,
+                            where,
+                            variable,
+                        )
                     log(message)
                     self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
                 for ref in creds.refs():

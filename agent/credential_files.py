@@ -7,6 +7,8 @@ docker_model) and containers/image's (file after file, the first with credential
 credHelpers before auths; containers_model). A file one of its readers cannot load is never written.
 """
 
+import os
+
 from .config_file import AuthFile
 from .containers_model import ContainersView
 from .docker_model import DockerModel
@@ -34,7 +36,7 @@ class Answer(object):
         self, order, kind, path=None, *, store=None, credential=None, keys=(), error=None, empty=False
     ):
         self.order = order
-        self.empty = empty  # ERROR: the file is empty, which a write mends (there is nothing in it to lose)
+        self.empty = empty  # ERROR: the file is empty (or missing and required), which a write mends
         self.kind = kind
         self.path = path  # the file answering (None: none does)
         self.store = store  # helper or store name for HELPER and STORE
@@ -169,7 +171,15 @@ class UserCredentials(object):
         return Answer(order, kind, auth_file.path, credential=credential, keys=view.keys_for(registry))
 
     def containers_answer(self, order, registry, stores):
-        """containers/image's getCredentialsWithHomeDir: the first file with credentials answers."""
+        """containers/image's getCredentialsWithHomeDir: the first file with credentials answers.
+        podman and buildah first stat the file the user named (CheckAuthFile): missing, no pull at all;
+        a write (refresh, helper) mends that as it does an empty file."""
+        if order.required and not os.path.lexists(order.required):
+            why = "%s cannot pull: %s, the file the user named, does not exist" % (
+                " and ".join(order.clients),
+                order.required,
+            )
+            return Answer(order, ERROR, order.required, error=AgentError(CONFIG_CORRUPT, why), empty=True)
         for ref in order.files:
             try:
                 auth_file, view = self.containers_view(order, ref)

@@ -322,3 +322,66 @@ def test_a_token_past_its_own_expiry_is_reported_and_replaced(
     assert pulls(world, cases) == [True]
     check = world.run_document(agent_script, parameters("check", users="alice"))
     assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
+
+
+# ---------------------------------------------------------------- F9: the file the user named does not exist
+
+
+def test_a_missing_file_the_user_named_is_reported_and_refresh_creates_it(instance_with, agent_script: str) -> None:
+    """podman (cmd/podman/images/pull.go) and buildah stat their --authfile before anything else
+    (containers/common pkg/auth CheckAuthFile: "checking authfile: stat ...: no such file or
+    directory"), and its default is REGISTRY_AUTH_FILE (GetDefaultAuthFile): while the file the user
+    named does not exist, podman pulls nothing, not even anonymously. check names it (config_corrupt,
+    with the file), refresh creates it as podman login would, and podman pulls."""
+    world = instance_with("podman", "skopeo", users={"alice": False})
+    user_file(world, "alice", "/home/alice/.bashrc", "export REGISTRY_AUTH_FILE=$HOME/auth/reg.json\n", 0o644)
+    named = "/home/alice/auth/reg.json"
+    env = {"REGISTRY_AUTH_FILE": named}
+    cases = [("alice", "podman", env), ("alice", "skopeo", env)]
+    assert pulls(world, cases) == [False, False]
+
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "config_corrupt"), check.stdout
+    assert f"podman cannot pull: {named}, the file the user named, does not exist" in check.result["message"]
+    assert entry_of(check, "alice")["error"] == "config_corrupt"
+    assert file_state(world, named) is None
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    assert file_state(world, named) == FileState(auth_json({R: {"auth": FRESH}}), 0o600, uid_of(world, "alice"))
+    assert pulls(world, cases) == [True, True]
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
+
+
+# ---------------------------------------------------------------- F6: what ~/.bashrc sources, a case on the user
+
+
+def test_docker_config_from_a_sourced_file_and_a_case_on_the_user_is_where_refresh_writes(
+    instance_with, agent_script: str
+) -> None:
+    """docker/cli cli/config/config.go Dir(): only $DOCKER_CONFIG/config.json is read when it is set.
+    ~/.bashrc's `. "$HOME/.env"` runs .env in the same shell (bash(1) `.`), and /etc/profile.d's
+    `case "$USER" in ci) ...;; esac` applies to ci alone (bash(1) case): refresh writes where each
+    user's docker reads, and each pulls with the session's environment."""
+    world = instance_with("docker", users={"ci": True, "dev": True})
+    user_file(world, "ci", "/home/ci/.env", "export DOCKER_CONFIG=/home/ci/dk\n", 0o644)
+    user_file(world, "ci", "/home/ci/.bashrc", '. "$HOME/.env"\n', 0o644)
+    world.sandbox.write(
+        "/etc/profile.d/docker.sh", 'case "$USER" in\n  dev) export DOCKER_CONFIG=/srv/dev/.docker ;;\nesac\n'
+    )
+    world.sandbox.run(["install", "-d", "-m", "0700", "-o", "dev", "-g", "dev", "/srv/dev"]).check_returncode()
+    cases = [("ci", "docker", {"DOCKER_CONFIG": "/home/ci/dk"}), ("dev", "docker", {"DOCKER_CONFIG": "/srv/dev/.docker"})]
+    assert pulls(world, cases) == [False, False]
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="ci,dev"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    for user, path in (("ci", "/home/ci/dk/config.json"), ("dev", "/srv/dev/.docker/config.json")):
+        written = file_state(world, path)
+        assert written is not None and (written.mode, written.uid) == (0o600, uid_of(world, user)), path
+        assert json.loads(written.content) == {"auths": {R: {"auth": FRESH}}}
+    assert pulls(world, cases) == [True, True]
+    assert "environment_unknown" not in refresh.stderr
