@@ -385,3 +385,43 @@ def test_docker_config_from_a_sourced_file_and_a_case_on_the_user_is_where_refre
         assert json.loads(written.content) == {"auths": {R: {"auth": FRESH}}}
     assert pulls(world, cases) == [True, True]
     assert "environment_unknown" not in refresh.stderr
+
+
+# ---------------------------------------------------------------- F8: auth.json a symlink to docker's file
+
+
+def test_containers_auth_json_linked_to_dockers_file_in_the_same_home_is_that_file(
+    instance_with, agent_script: str
+) -> None:
+    """containers/image readJSONFile opens the path (os.ReadFile follows symlinks), so a
+    ~/.config/containers/auth.json that links to ../../.docker/config.json is docker's file read a
+    second time: one file, the user's, in the user's home. The agent reads and writes the target for
+    it (keeping the link as it is): refresh and helper serve it, check stops calling it unsafe. A link
+    leaving the home or owned by someone else stays refused (config_unsafe)."""
+    world = instance_with("podman", "skopeo", users={"alice": False})
+    docker_file = "/home/alice/.docker/config.json"
+    user_file(world, "alice", docker_file, json.dumps({"auths": {R: {"auth": b64("AWS:an-older-token")}}}))
+    link = "/home/alice/.config/containers/auth.json"
+    user_file(world, "alice", "/home/alice/.config/containers/placeholder", b"")
+    world.sandbox.run(["ln", "-s", "../../.docker/config.json", link]).check_returncode()
+    world.sandbox.run(["chown", "-h", "alice:alice", link]).check_returncode()
+    cases = [("alice", "skopeo", None), ("alice", "podman", None)]
+    assert pulls(world, cases) == [False, False]
+
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert "config_unsafe" not in check.stdout, check.stdout
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    assert world.sandbox.path(link).is_symlink()
+    assert json.loads(world.sandbox.path(docker_file).read_bytes()) == {"auths": {R: {"auth": FRESH}}}
+    assert pulls(world, cases) == [True, True]
+
+    helper = world.run_document(agent_script, parameters("helper", users="alice"))
+    assert helper.result["outcome"] == "changed", helper.stdout
+    assert world.sandbox.path(link).is_symlink()
+    assert json.loads(world.sandbox.path(docker_file).read_bytes())["credHelpers"] == {R: "ecr-login"}
+    assert pulls(world, cases) == [True, True]
+    check = world.run_document(agent_script, parameters("check", users="alice"))
+    assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
