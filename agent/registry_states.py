@@ -172,15 +172,21 @@ def combined_state(account, answered):
     """The registry's entry in the result: its worst client's state; `file` when one file (not
     ~/.docker/config.json) answers every client, `clients` when they do not all agree."""
     problems = []
-    by_client = {}
+    seen = {}  # client -> [(state, path, sessions)]
     for answer, state in answered:
         problem = state.pop("problem", None)
         if problem is not None and all(problem.message != known.message for known in problems):
             problems.append(problem)
         for client in answer.order.clients:
-            current = by_client.get(client)
+            seen.setdefault(client, []).append((state, answer.path, getattr(answer.order, "sessions", [])))
+    by_client = {}  # a client whose sessions get different answers is shown per session
+    for client, answers in seen.items():
+        split = len({(json_key(state), path) for state, path, _ in answers}) > 1
+        for state, path, sessions in answers:
+            name = "%s (%s)" % (client, ",".join(sessions)) if split and sessions else client
+            current = by_client.get(name)
             if current is None or severity(state) < severity(current[0]):
-                by_client[client] = (state, answer.path)
+                by_client[name] = (state, path)
     worst = min((entry for entry in by_client.values()), key=lambda entry: severity(entry[0]))
     entry = dict(worst[0])
     groups = {}

@@ -301,8 +301,8 @@ def test_a_token_past_its_own_expiry_is_reported_and_replaced(
     world = instance_with(*clients, users={"alice": client == "docker"})
     auth = b64(f"AWS:{expired_ecr_token()}")
     document: object = {
-        "auths": {R: {"auth": auth}},
-        "legacy": {R: {"auth": auth}},
+        "auths": {"auths": {R: {"auth": auth}}},
+        "legacy": {R: {"auth": auth}},  # ~/.dockercfg: the auths map itself
         "namespace": {"auths": {f"{R}/probe": {"auth": auth}}},
     }[content]
     user_file(world, "alice", path, json.dumps(document))
