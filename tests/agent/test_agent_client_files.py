@@ -425,3 +425,39 @@ def test_containers_auth_json_linked_to_dockers_file_in_the_same_home_is_that_fi
     assert pulls(world, cases) == [True, True]
     check = world.run_document(agent_script, parameters("check", users="alice"))
     assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
+
+
+# ---------------------------------------------------------------- F10: one client, sessions reading different files
+
+
+def test_a_client_whose_sessions_read_different_files_is_reported_per_session(
+    instance_with, agent_script: str
+) -> None:
+    """systemd user units get environment.d(5)'s REGISTRY_AUTH_FILE (here ${HOME}/unit-auth.json), a login
+    shell does not: the same podman reads the unit's file in one (GetDefaultAuthFile) and the default
+    order in the other (getAuthFilePaths). check shows each (`clients`, per session kind) with its own
+    file and state; refresh serves both, and podman pulls in both."""
+    world = instance_with("podman", users={"svc": False})
+    unit = "[Container]\nImage=%s/probe/app:v1\n" % R
+    user_file(world, "svc", "/home/svc/.config/containers/systemd/app.container", unit, 0o644)
+    conf = "REGISTRY_AUTH_FILE=${HOME}/unit-auth.json\n"
+    user_file(world, "svc", "/home/svc/.config/environment.d/50-auth.conf", conf, 0o644)
+    user_file(world, "svc", "/home/svc/unit-auth.json", "{}")
+    cases = [("svc", "podman", {"REGISTRY_AUTH_FILE": "/home/svc/unit-auth.json"}), ("svc", "podman", None)]
+
+    check = world.run_document(agent_script, parameters("check", users="svc"))
+    assert entry_of(check, "svc") == {"state": "none"}, "podman 4.3.1 reads on past the empty unit file"
+
+    refresh = world.run_document(agent_script, parameters("refresh", users="svc"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
+    unit_file = json.loads(world.sandbox.path("/home/svc/unit-auth.json").read_bytes())
+    assert unit_file == {"auths": {R: {"auth": FRESH}}}
+    assert pulls(world, cases) == [True, True]
+    check = world.run_document(agent_script, parameters("check", users="svc"))
+    clients = entry_of(check, "svc").get("clients")
+    assert isinstance(clients, dict), check.stdout
+    by_session = {name.split("(")[1].rstrip(")"): state for name, state in clients.items()}
+    assert (by_session["units"]["state"], by_session["units"]["file"]) == ("logged_in", "~/unit-auth.json"), clients
+    login = next(state for name, state in by_session.items() if "login" in name)
+    assert login["state"] == "logged_in" and login.get("file") != "~/unit-auth.json", clients
