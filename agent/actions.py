@@ -181,9 +181,9 @@ class Run(object):
                 lax.append(
                     (auth_file.directory, auth_file.name + ".ecr-fleet-auth.bak", auth_file.backup_mode)
                 )
-            if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets():
-                if not keep_shared_mode(self, account, auth_file.path, auth_file.mode):
-                    lax.append((auth_file.directory, auth_file.name, auth_file.mode))
+            lax_file = auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets()
+            if lax_file and not keep_shared_mode(self, account, auth_file.path, auth_file.mode):
+                lax.append((auth_file.directory, auth_file.name, auth_file.mode))
         for directory, name, mode in lax:
             shown = shown_name(account, os.path.join(directory, name))
             where = "%s: %s is %04o" % (account.name, shown, mode)

@@ -87,7 +87,12 @@ class UserCredentials(object):
         """Whether the file exists and is empty (not legacy): containers/image cannot load it, yet a
         write loses nothing there."""
         found = self.files.get(ref.path)
-        return isinstance(found, AuthFile) and found.exists and found.document is EMPTY_DOCUMENT and not ref.legacy
+        return (
+            isinstance(found, AuthFile)
+            and found.exists
+            and found.document is EMPTY_DOCUMENT
+            and not ref.legacy
+        )
 
     def loaded(self):
         return [found for found in self.files.values() if not isinstance(found, AgentError)]

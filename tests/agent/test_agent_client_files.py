@@ -7,7 +7,9 @@ client pulls afterwards, in the session environment named."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 
 import pytest
 
@@ -47,7 +49,7 @@ def auth_json(entries: dict[str, dict[str, str]], helpers: dict[str, str] | None
     return json.dumps(document, indent="\t").encode()
 
 
-# ---------------------------------------------------------------- F3: an empty file in the read order
+# ------------------------------ F3: an empty file in the read order
 
 
 @pytest.mark.parametrize("where", ["runtime", "config"])
@@ -101,7 +103,7 @@ def test_an_empty_file_in_the_containers_read_order_is_mended_by_refresh_and_hel
     assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
 
 
-# ---------------------------------------------------------------- F1: podman's runtime directory in /tmp
+# ------------------------------ F1: podman's runtime directory in /tmp
 
 
 def older_login(world: sb.World, user: str, env: dict[str, str] | None) -> None:
@@ -127,7 +129,9 @@ def test_podmans_runtime_directory_under_tmpdir_is_read_first_without_a_session(
     env = {"TMPDIR": tmpdir} if tmpdir else None
     if tmpdir:
         user_file(world, "alice", "/home/alice/.profile", 'export TMPDIR="$HOME/tmp"\n', 0o644)
-        world.sandbox.run(["install", "-d", "-m", "0700", "-o", "alice", "-g", "alice", tmpdir]).check_returncode()
+        world.sandbox.run(
+            ["install", "-d", "-m", "0700", "-o", "alice", "-g", "alice", tmpdir]
+        ).check_returncode()
     first = world.run_document(agent_script, parameters("refresh", users="alice"))
     assert first.result["outcome"] == "changed", first.stdout
     assert not world.sandbox.path(f"/run/user/{uid_of(world, 'alice')}").exists()
@@ -165,7 +169,7 @@ def test_podmans_runtime_directory_under_tmpdir_is_read_first_without_a_session(
     assert pulls(world, cases) == [True, True], "through the credential helper"
 
 
-# ---------------------------------------------------------------- F2: the user's own podman login after helper
+# ------------------------------ F2: the user's own podman login after helper
 
 
 def test_the_users_own_podman_login_after_helper_is_stored_through_it_or_reported(
@@ -227,18 +231,18 @@ def test_the_users_own_podman_login_after_helper_is_stored_through_it_or_reporte
     assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
 
 
-# ---------------------------------------------------------------- F4: a file several users read keeps its mode
+# ------------------------------ F4: a file several users read keeps its mode
 
 
 @pytest.mark.parametrize(
-    ("clients", "variable", "path", "client"),
+    "case",
     [
         (("docker",), "DOCKER_CONFIG", "/opt/shared/docker/config.json", "docker"),
         (("podman", "skopeo"), "REGISTRY_AUTH_FILE", "/etc/containers/auth.json", "skopeo"),
     ],
 )
 def test_a_file_other_users_read_keeps_its_mode(
-    instance_with, agent_script: str, clients: tuple[str, ...], variable: str, path: str, client: str
+    instance_with, agent_script: str, case: tuple[tuple[str, ...], str, str, str]
 ) -> None:
     """/etc/environment (pam_env) gives every user's sessions the same DOCKER_CONFIG (docker/cli
     cli/config/config.go Dir: only $DOCKER_CONFIG/config.json is read) or REGISTRY_AUTH_FILE
@@ -246,6 +250,7 @@ def test_a_file_other_users_read_keeps_its_mode(
     root-owned 0644 file with a working token, from which alice pulls too. Making it owner-only
     (0600, root's) would cut alice off: a file other users read keeps its mode; that its credentials
     are readable by them is reported (secret_readable), in every action, and alice still pulls."""
+    clients, variable, path, client = case
     world = instance_with(*clients, users={"alice": client == "docker"})
     value = path.rsplit("/", 1)[0] if variable == "DOCKER_CONFIG" else path
     world.sandbox.write("/etc/environment", f"{variable}={value}\n")
@@ -266,23 +271,20 @@ def test_a_file_other_users_read_keeps_its_mode(
         assert pulls(world, cases) == [True, True], action
 
 
-# ---------------------------------------------------------------- F5: a token past its own expiry
+# ------------------------------ F5: a token past its own expiry
 
 
 def expired_ecr_token() -> str:
     """An ECR token as GetAuthorizationToken issues it: the password of AWS:<password> is base64 of JSON
     with "payload", "datakey", "version", "type" and "expiration" (epoch seconds); this one expired an
     hour ago (amazon-ecr-credential-helper and the AWS CLI pass it on unchanged)."""
-    import base64
-    import time
-
     document = {"payload": "p" * 40, "datakey": "d" * 40, "version": "2", "type": "DATA_KEY"}
     document["expiration"] = int(time.time()) - 3600  # type: ignore[assignment]
     return base64.b64encode(json.dumps(document).encode()).decode()
 
 
 @pytest.mark.parametrize(
-    ("clients", "path", "content", "client"),
+    "case",
     [
         (("docker",), "/home/alice/.docker/config.json", "auths", "docker"),
         (("skopeo",), "/home/alice/.dockercfg", "legacy", "skopeo"),
@@ -290,7 +292,7 @@ def expired_ecr_token() -> str:
     ],
 )
 def test_a_token_past_its_own_expiry_is_reported_and_replaced(
-    instance_with, agent_script: str, clients: tuple[str, ...], path: str, content: str, client: str
+    instance_with, agent_script: str, case: tuple[tuple[str, ...], str, str, str]
 ) -> None:
     """A token the agent did not write (no record of it) still says when it expires: check reports
     logged_in with that expires_at, expired, and reason token_expired, not ok; refresh writes the fresh
@@ -298,6 +300,7 @@ def test_a_token_past_its_own_expiry_is_reported_and_replaced(
     configfile GetAuthConfig), ~/.dockercfg (containers/image getAuthFilePaths' last, legacy format),
     and a registry/namespace key, read before the registry's own for images below it (containers/image
     findCredentialsInFile, containers-auth.json(5))."""
+    clients, path, content, client = case
     world = instance_with(*clients, users={"alice": client == "docker"})
     auth = b64(f"AWS:{expired_ecr_token()}")
     document: object = {
@@ -324,10 +327,12 @@ def test_a_token_past_its_own_expiry_is_reported_and_replaced(
     assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
 
 
-# ---------------------------------------------------------------- F9: the file the user named does not exist
+# ------------------------------ F9: the file the user named does not exist
 
 
-def test_a_missing_file_the_user_named_is_reported_and_refresh_creates_it(instance_with, agent_script: str) -> None:
+def test_a_missing_file_the_user_named_is_reported_and_refresh_creates_it(
+    instance_with, agent_script: str
+) -> None:
     """podman (cmd/podman/images/pull.go) and buildah stat their --authfile before anything else
     (containers/common pkg/auth CheckAuthFile: "checking authfile: stat ...: no such file or
     directory"), and its default is REGISTRY_AUTH_FILE (GetDefaultAuthFile): while the file the user
@@ -350,13 +355,15 @@ def test_a_missing_file_the_user_named_is_reported_and_refresh_creates_it(instan
     refresh = world.run_document(agent_script, parameters("refresh", users="alice"))
 
     assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stdout
-    assert file_state(world, named) == FileState(auth_json({R: {"auth": FRESH}}), 0o600, uid_of(world, "alice"))
+    assert file_state(world, named) == FileState(
+        auth_json({R: {"auth": FRESH}}), 0o600, uid_of(world, "alice")
+    )
     assert pulls(world, cases) == [True, True]
     check = world.run_document(agent_script, parameters("check", users="alice"))
     assert (check.result["outcome"], check.result["reason"]) == ("unchanged", "ok"), check.stdout
 
 
-# ---------------------------------------------------------------- F6: what ~/.bashrc sources, a case on the user
+# ------------------------------ F6: what ~/.bashrc sources, a case on the user
 
 
 def test_docker_config_from_a_sourced_file_and_a_case_on_the_user_is_where_refresh_writes(
@@ -372,8 +379,13 @@ def test_docker_config_from_a_sourced_file_and_a_case_on_the_user_is_where_refre
     world.sandbox.write(
         "/etc/profile.d/docker.sh", 'case "$USER" in\n  dev) export DOCKER_CONFIG=/srv/dev/.docker ;;\nesac\n'
     )
-    world.sandbox.run(["install", "-d", "-m", "0700", "-o", "dev", "-g", "dev", "/srv/dev"]).check_returncode()
-    cases = [("ci", "docker", {"DOCKER_CONFIG": "/home/ci/dk"}), ("dev", "docker", {"DOCKER_CONFIG": "/srv/dev/.docker"})]
+    world.sandbox.run(
+        ["install", "-d", "-m", "0700", "-o", "dev", "-g", "dev", "/srv/dev"]
+    ).check_returncode()
+    cases = [
+        ("ci", "docker", {"DOCKER_CONFIG": "/home/ci/dk"}),
+        ("dev", "docker", {"DOCKER_CONFIG": "/srv/dev/.docker"}),
+    ]
     assert pulls(world, cases) == [False, False]
 
     refresh = world.run_document(agent_script, parameters("refresh", users="ci,dev"))
@@ -387,7 +399,7 @@ def test_docker_config_from_a_sourced_file_and_a_case_on_the_user_is_where_refre
     assert "environment_unknown" not in refresh.stderr
 
 
-# ---------------------------------------------------------------- F8: auth.json a symlink to docker's file
+# ------------------------------ F8: auth.json a symlink to docker's file
 
 
 def test_containers_auth_json_linked_to_dockers_file_in_the_same_home_is_that_file(
@@ -427,7 +439,7 @@ def test_containers_auth_json_linked_to_dockers_file_in_the_same_home_is_that_fi
     assert (check.result["reason"], entry_of(check, "alice")["state"]) == ("ok", "helper"), check.stdout
 
 
-# ---------------------------------------------------------------- F10: one client, sessions reading different files
+# ------------------------------ F10: one client, sessions reading different files
 
 
 def test_a_client_whose_sessions_read_different_files_is_reported_per_session(
@@ -438,7 +450,7 @@ def test_a_client_whose_sessions_read_different_files_is_reported_per_session(
     order in the other (getAuthFilePaths). check shows each (`clients`, per session kind) with its own
     file and state; refresh serves both, and podman pulls in both."""
     world = instance_with("podman", users={"svc": False})
-    unit = "[Container]\nImage=%s/probe/app:v1\n" % R
+    unit = f"[Container]\nImage={R}/probe/app:v1\n"
     user_file(world, "svc", "/home/svc/.config/containers/systemd/app.container", unit, 0o644)
     conf = "REGISTRY_AUTH_FILE=${HOME}/unit-auth.json\n"
     user_file(world, "svc", "/home/svc/.config/environment.d/50-auth.conf", conf, 0o644)
@@ -458,6 +470,8 @@ def test_a_client_whose_sessions_read_different_files_is_reported_per_session(
     clients = entry_of(check, "svc").get("clients")
     assert isinstance(clients, dict), check.stdout
     by_session = {name.split("(")[1].rstrip(")"): state for name, state in clients.items()}
-    assert (by_session["units"]["state"], by_session["units"]["file"]) == ("logged_in", "~/unit-auth.json"), clients
+    assert (by_session["units"]["state"], by_session["units"]["file"]) == ("logged_in", "~/unit-auth.json"), (
+        clients
+    )
     login = next(state for name, state in by_session.items() if "login" in name)
     assert login["state"] == "logged_in" and login.get("file") != "~/unit-auth.json", clients

@@ -102,7 +102,11 @@ def test_one_call_per_region_through_the_dual_stack_endpoint_when_a_name_needs_i
     )
     assert sources == [("ecr", "eu-west-1"), ("ecr", "us-east-2"), ("ecr-public", "us-east-1")]
     dual = {"AWS_USE_DUALSTACK_ENDPOINT": "true"}
-    assert dualstack == {("ecr", "eu-west-1"): dual, ("ecr", "us-east-2"): {}, ("ecr-public", "us-east-1"): dual}
+    assert dualstack == {
+        ("ecr", "eu-west-1"): dual,
+        ("ecr", "us-east-2"): {},
+        ("ecr-public", "us-east-1"): dual,
+    }
     assert token_source("123456789012.dkr-ecr-fips.us-gov-west-1.on.aws") == ("ecr", "us-gov-west-1")
     assert is_dualstack("ecr-public.aws.com") and not is_dualstack("public.ecr.aws")
 
@@ -157,7 +161,7 @@ class CLIHost:
             "PATH": "/usr/bin:/bin",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.port}",
             "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-            "AWS_SECRET_ACCESS_KEY": "secret",  # noqa: S106 - a dummy, never sent anywhere
+            "AWS_SECRET_ACCESS_KEY": "secret",
             "AWS_MAX_ATTEMPTS": "1",
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_CONFIG_FILE": "/dev/null",
@@ -172,8 +176,14 @@ class CLIHost:
         ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", r"(api\.)?ecr-fips\.us-east-1\.amazonaws\.com"),
         ("123456789012.dkr-ecr.us-east-1.on.aws", r"ecr\.us-east-1\.api\.aws"),
         ("123456789012.dkr-ecr-fips.us-east-1.on.aws", r"(api\.)?ecr-fips\.us-east-1\.api\.aws"),
-        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", r"(api\.)?ecr-fips\.us-gov-west-1\.amazonaws\.com"),
-        ("123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn", r"ecr\.cn-north-1\.api\.amazonwebservices\.com\.cn"),
+        (
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            r"(api\.)?ecr-fips\.us-gov-west-1\.amazonaws\.com",
+        ),
+        (
+            "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+            r"ecr\.cn-north-1\.api\.amazonwebservices\.com\.cn",
+        ),
         ("ecr-public.aws.com", r"ecr-public\.us-east-1\.api\.aws"),
         ("public.ecr.aws", r"api\.ecr-public\.us-east-1\.amazonaws\.com"),
     ],

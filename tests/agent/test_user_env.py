@@ -218,6 +218,16 @@ def test_sourced_files_and_case_on_the_user_are_read_and_the_rest_reported(tmp_p
         ShellFile(str(home / ".bashrc"), account, values, unknown).read(text)
         seen[name] = (values, unknown)
     dk = f"{home}/dk"
-    assert seen["ci"][0] == {"HOME": str(home), "USER": "ci", "DOCKER_CONFIG": dk, "REGISTRY_AUTH_FILE": "/srv/ci.json"}
-    assert seen["bob"][0] == {"HOME": str(home), "USER": "bob", "DOCKER_CONFIG": dk, "XDG_CONFIG_HOME": "/srv/other"}
+    assert seen["ci"][0] == {
+        "HOME": str(home),
+        "USER": "ci",
+        "DOCKER_CONFIG": dk,
+        "REGISTRY_AUTH_FILE": "/srv/ci.json",
+    }
+    assert seen["bob"][0] == {
+        "HOME": str(home),
+        "USER": "bob",
+        "DOCKER_CONFIG": dk,
+        "XDG_CONFIG_HOME": "/srv/other",
+    }
     assert [where for _, where in seen["ci"][1]] == [f"{home}/.bashrc:8", f"{home}/.bashrc:9"]
