@@ -58,7 +58,7 @@ from .system_env import ENVIRONMENT_FILE, IGNORE_CREDS_STORAGE, keep_user_docker
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source, token_sources
 from .users import resolve_users
-from .writing import held_by_inode, restrict_as_user, save_config, shown_name
+from .writing import held_by_inode, keep_shared_mode, restrict_as_user, save_config, shown_name
 
 NO_CLIENT = "no container client found (docker, podman, skopeo, buildah, nerdctl)"
 
@@ -75,6 +75,7 @@ class Run(object):
         self.stores = {}
         self.mounts = Mounts()
         self.kubelet = kubelet_file()  # the file a running kubelet reads, or None
+        self.readers = {}  # path -> names of the users whose clients read it
 
     def keeps_auths(self, path):
         """Whether a reader that runs no credential helper reads this file, so it stays auths-only:
@@ -114,6 +115,8 @@ class Run(object):
             user = self.report.user(account.name)
             try:
                 creds = UserCredentials(self.host, account)
+                for ref in creds.refs():
+                    self.readers.setdefault(ref.path, []).append(account.name)
                 for order in creds.orders:
                     creds.load(FileRef(order.docker_path))  # a home docker could use
                     if order.rules == "docker":
@@ -124,6 +127,12 @@ class Run(object):
                         variable,
                         where,
                     )
+                    if variable.startswith("what it sources"):  # user_env.ShellFile.source
+                        message = "%s: %s sources a file the agent cannot read: %s" % (
+                            account.name,
+                            where,
+                            variable,
+                        )
                     log(message)
                     self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
                 for ref in creds.refs():
@@ -181,7 +190,8 @@ class Run(object):
                 lax.append(
                     (auth_file.directory, auth_file.name + ".ecr-fleet-auth.bak", auth_file.backup_mode)
                 )
-            if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets():
+            lax_file = auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets()
+            if lax_file and not keep_shared_mode(self, account, auth_file.path, auth_file.mode):
                 lax.append((auth_file.directory, auth_file.name, auth_file.mode))
         for directory, name, mode in lax:
             shown = shown_name(account, os.path.join(directory, name))
@@ -285,8 +295,8 @@ def refresh_entries(run, entries, only=None):
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
         return False
     # A token is fetched only for regions where some login needs one.
-    sources, dualstack = token_sources([login.registry for login in pending])
-    tokens = fetch_tokens(host, sources, dualstack)
+    sources, endpoints = token_sources([login.registry for login in pending])
+    tokens = fetch_tokens(host, sources, endpoints)
     writes = []
     for login in pending:
         token = tokens[token_source(login.registry)]
@@ -597,7 +607,9 @@ def prepare_helper(run, needed):
 def helper_files(run, creds, registry):
     """The files that must name the helper for the registry: each docker-rules client's file, and for
     each containers client every file it reads the registry from (so a stale token there cannot answer
-    before the helper), or where none holds it, the file its own login would write. Never a file
+    before the helper), or where none holds it, the file its own login would write, and the runtime
+    file its login writes when the user has that runtime directory (a podman login there then stores
+    through the helper, as docker login does, instead of a token shadowing it). Never a file
     kubelet reads: it stays auths-only (readers.py)."""
     paths = []
     for order in creds.orders:
@@ -611,6 +623,8 @@ def helper_files(run, creds, registry):
             try:
                 auth_file, view = creds.containers_view(order, ref)
             except AgentError:
+                if creds.is_empty(ref):  # it stops the lookup, with nothing in it to lose: mended
+                    holding.append(ref.path)
                 continue
             if auth_file.exists and (view.helper_for(registry) is not None or view.keys_for(registry)):
                 holding.append(ref.path)
@@ -618,7 +632,20 @@ def helper_files(run, creds, registry):
         if default and run.keeps_auths(default[0]):
             default = (order.config_path, "") if order.config_path else None
         paths += holding or ([default[0]] if default else [])
+        login = order.files[0].path if order.files and not order.user_path else None
+        if login not in (None, order.config_path, order.docker_path) and owned_dir(creds.account, login):
+            paths.append(login)  # where the client's own login writes: it then stores through the helper
     return [path for path in unique(paths) if not run.keeps_auths(path)]
+
+
+def owned_dir(account, path):
+    """Whether the directory above the file's (the runtime directory) is the user's: there the user's
+    client creates containers/auth.json at its login, and so may the agent."""
+    try:
+        info = os.lstat(os.path.dirname(os.path.dirname(path)))
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == account.uid
 
 
 def configure_files(run, account, user, creds, registries):
@@ -662,12 +689,13 @@ def docker_login_note(run, moved):
         return "users' own docker login to these keeps working (%s, new sessions)" % ENVIRONMENT_FILE
     if not older_than(run.host.helper_version, IGNORE_CREDS_STORAGE_SINCE):
         return (
-            "users' own docker login to these fails unless %s=true (podman's, skopeo's too); pulls need none"
-            % IGNORE_CREDS_STORAGE
+            "users' own docker login to these fails unless %s=true (podman's, skopeo's too where their "
+            "file names the helper); pulls need none" % IGNORE_CREDS_STORAGE
         )
     return (
-        "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "
-        "implemented); pulls need none"
+        "users' own docker login to these now fails (helper store: not implemented), podman's and "
+        "skopeo's where their file names the helper (a token they store elsewhere: token_shadowed); "
+        "pulls need none"
     )
 
 

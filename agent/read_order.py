@@ -22,9 +22,9 @@ def read_orders(clients, account, environments):
     for environment in environments:
         for client in clients:
             for order in client_rules(client).read_orders(client, account, environment):
-                known = orders.get(order.key())
-                if known is None:
-                    orders[order.key()] = order
-                elif client.name not in known.clients:
+                known = orders.setdefault(order.key(), order)
+                if client.name not in known.clients:
                     known.clients.append(client.name)
+                if environment.kind not in known.sessions:
+                    known.sessions.append(environment.kind)
     return list(orders.values())

@@ -8,8 +8,12 @@ modelled for a user who has it (detected, not assumed):
   optional `export `, quotes stripped, no expansion: linux-pam modules/pam_env/pam_env.c
   _parse_env_file); the shell then runs /etc/profile.d/*.sh and the user's ~/.profile,
   ~/.bash_profile, ~/.bash_login and ~/.bashrc. pam_systemd sets XDG_RUNTIME_DIR=/run/user/<uid>
-  (pam_systemd(8); every supported distribution's login, sshd and su stacks have it), a directory
-  that exists while the user has a session (when it does not, no file in it can answer).
+  (pam_systemd(8)), a directory that exists while the user has a session (when it does not, no file
+  in it can answer).
+- su: the same shell files in a session pam_systemd did not open (`sudo -iu`, `su -` from another
+  session): no XDG_RUNTIME_DIR, so rootless podman finds its runtime directory itself (/run/user/<uid>
+  when it is the user's, else $TMPDIR/podman-run-<uid>: containers_client) and skopeo reads
+  /run/containers/<uid>/auth.json.
 - units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
   systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and
@@ -19,13 +23,16 @@ modelled for a user who has it (detected, not assumed):
   (/var/spool/cron/crontabs/<user>, /var/spool/cron/<user>): /etc/environment only (cron's PAM
   stack), no XDG_RUNTIME_DIR.
 From shell files only what a static reading can decide is taken: `export NAME=VALUE` (or NAME=VALUE
-and `export NAME`), at the top level or under `if` / `&&` conditions on the user's name or uid
-($USER, $LOGNAME, $(id -un), $(whoami), $UID, $(id -u)); values may use $HOME, $USER, $LOGNAME, ~
-and the variables modelled here. Any other assignment of a modelled variable (computed by shell
+and `export NAME`), at the top level or under `if` / `&&` conditions or a `case` on the user's name
+or uid ($USER, $LOGNAME, $(id -un), $(whoami), $UID, $(id -u)); values may use $HOME, $USER,
+$LOGNAME, ~ and the variables modelled here. A file sourced (`. file`, `source file`) by a known path
+is read in its place (the user's or root's files, three levels deep); one whose path or contents
+the agent cannot read is reported. Any other assignment of a modelled variable (computed by shell
 code, under other conditions, in a function) is what the agent cannot know: it is reported
 (environment_unknown) and the variable keeps the value the agent could establish.
 """
 
+import fnmatch
 import os
 import re
 import stat
@@ -56,6 +63,10 @@ IF_LINE = re.compile(r"^(if|elif)\s+(.+?)(?:\s*;\s*then)?$")
 ONE_LINE_IF = re.compile(r"^if\s+(.+?)\s*;\s*then\s+(.+?)\s*;?\s*fi$")
 AND_LINE = re.compile(r"^(.+?)\s*&&\s*(.+)$")
 OPENERS = re.compile(r"^(?:case|for|while|until|select)\b|\{\s*$|\(\)\s*\{?")
+SOURCE = re.compile(r"^(?:\.|source)\s+(" + WORD + r")\s*;?$")
+CASE = re.compile(r"^case\s+" + SUBJECT + r"\s+in$")
+CASE_BRANCH = re.compile(r"^\(?([^()]+)\)\s*(.*?)\s*(;;)?$")
+MAX_SOURCE_DEPTH = 3
 CLOSERS = re.compile(r"^(?:esac|done|\})\s*;?$")
 REFERENCE = re.compile(r"\$(?:\{(" + NAME + r")(?:(:[-+])([^}]*))?\}|(" + NAME + r"))")
 
@@ -164,10 +175,12 @@ def user_test(condition, account):
 class ShellFile(object):
     """The assignments of one sourced shell file that apply to this user, in order."""
 
-    def __init__(self, path, account, values, unknown):
+    def __init__(self, path, account, values, unknown, depth=0):
         self.path, self.account, self.values, self.unknown = path, account, values, unknown
+        self.depth = depth
         self.pending = {}  # assigned but not (yet) exported: name -> value
         self.blocks = []  # per open block: True (applies), False (does not), None (cannot tell)
+        self.cases = []  # per open `case` on the user: (subject's value, whether a branch matched)
 
     def applies(self):
         return all(self.blocks)
@@ -197,6 +210,8 @@ class ShellFile(object):
                 before = self.blocks[-1]
                 self.blocks[-1] = None if before is None or verdict is None else (not before and verdict)
             return
+        if self.case_line(line, number):
+            return
         if line in ("else", "fi") and self.blocks:
             if line == "fi":
                 self.blocks.pop()
@@ -217,8 +232,64 @@ class ShellFile(object):
             return
         self.statement(line, number)
 
+    def case_line(self, line, number):
+        """`case "$USER" in` (or another test subject), its `pattern|pattern)` branches, `;;`, `esac`:
+        a branch applies when a pattern matches the user (shell glob), and none after one did."""
+        opened = CASE.match(line)
+        if opened:
+            subject = opened.group(1) or opened.group(2)
+            actual = str(self.account.uid) if subject in ("UID", "id -u") else self.account.name
+            self.cases.append([actual, False, len(self.blocks)])
+            self.blocks.append(False)
+            return True
+        if not self.cases or len(self.blocks) != self.cases[-1][2] + 1:
+            return False
+        case = self.cases[-1]
+        if line in ("esac", "esac;"):
+            self.cases.pop()
+            self.blocks.pop()
+            return True
+        if line == ";;":
+            self.blocks[-1] = False
+            return True
+        branch = CASE_BRANCH.match(line)
+        if not branch:
+            return False
+        patterns = [unquote(pattern.strip()) for pattern in branch.group(1).split("|")]
+        matched = not case[1] and any(fnmatch.fnmatchcase(case[0], pattern) for pattern in patterns)
+        case[1] = case[1] or matched
+        self.blocks[-1] = matched
+        if branch.group(2):
+            self.line(branch.group(2), number)
+        if branch.group(3):
+            self.blocks[-1] = False
+        return True
+
+    def source(self, word, where):
+        """`. file` / `source file`: read it as part of this one, when its path is known (else report)."""
+        path = shell_value(word, self.values, self.account.home)
+        if not self.applies():
+            return
+        text = None
+        if path and self.decided() and self.depth < MAX_SOURCE_DEPTH:
+            owner = self.account.uid if path.startswith(self.account.home.rstrip("/") + "/") else 0
+            text = read_source(path, owner)
+            if text is None and not os.path.lexists(path):
+                return  # nothing sourced: nothing set
+        if text is None:
+            self.unknown.append(("what it sources (%s)" % word, where))
+            return
+        nested = ShellFile(path, self.account, self.values, self.unknown, self.depth + 1)
+        nested.pending = self.pending
+        nested.read(text)
+
     def statement(self, line, number):
         where = "%s:%d" % (self.path, number)
+        sourced = SOURCE.match(line)
+        if sourced:
+            return self.source(sourced.group(1), where)
+        if re.match(r"^(?:\.|source)\s", line) and self.applies():
+            return self.unknown.append(("what it sources", where))
         assignment = ASSIGNMENT.match(line)
         exported = EXPORT.match(line)
         if assignment and (not assignment.group(3) or assignment.group(3) == assignment.group(1)):
@@ -312,7 +383,10 @@ def user_environments(account):
         if text is not None:
             environment_d_file(text, units)
 
-    kinds = [("login", login)]
+    su = dict(login)
+    if su.get("XDG_RUNTIME_DIR") == session["XDG_RUNTIME_DIR"]:  # pam_systemd's, not a profile's
+        del su["XDG_RUNTIME_DIR"]
+    kinds = [("login", login), ("su", su)]
     if has_any(account, USER_UNITS + (LINGER,)):
         kinds.append(("units", units))
     if account.uid == 0 or has_any(account, CRONTABS):
