@@ -14,6 +14,8 @@ login PATH. Same sandbox as test_agent_proven_first.py.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from localfleet.deployment import single_instance as sb
@@ -28,12 +30,14 @@ from tests.agent.on_instance import (
     parameters,
     publish_newer_release,
     user_file,
+    write_config,
 )
 from tests.agent.test_agent_proven_first import EUSC, R, logged_in, users_of
 
 pytestmark = pytest.mark.integration
 
 UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+DUAL = sb.REGISTRY_A_DUALSTACK
 FAILING_PROFILE = "[profile sso-dev]\nregion = eu-west-1\ncredential_process = /bin/false\n"
 
 
@@ -121,3 +125,61 @@ def test_an_older_helper_first_on_some_callers_path_keeps_the_token_and_is_named
     for env in ({}, {"PATH": UNIT_PATH}):
         assert pulls_with(instance, "root", env, EUSC)
     assert cron_pull(instance, "root", EUSC)
+
+
+def test_keep_user_docker_login_that_cannot_be_kept_moves_no_registry(
+    instance: sb.World, agent_script: str
+) -> None:
+    """KeepUserDockerLogin promises that users' own `docker login` keeps working once the helper serves
+    a registry; that needs AWS_ECR_IGNORE_CREDS_STORAGE=true in /etc/environment (ecr-login/ecr.go Add,
+    #847). /etc/environment is checked and written first: here a symlink (refused, config_unsafe) and
+    then an administrator's own `false` (kept), so no registry moves and the user's file stays byte
+    for byte (acceptance finding 9); the message does not claim a move."""
+    publish_newer_release(instance)
+    logged_in(instance, "alice", R)
+    before = configs(instance, ("alice",))
+    instance.sandbox.write("/etc/environment.real", "LANG=C\n")
+    instance.sandbox.run(["ln", "-sf", "/etc/environment.real", "/etc/environment"]).check_returncode()
+    extra = {"ReleaseBaseUrl": instance.mirror_url(), "KeepUserDockerLogin": "true"}
+
+    linked = instance.run_document(agent_script, parameters("helper", users="alice", **extra))
+
+    assert (linked.result["outcome"], linked.result["reason"]) == ("failed", "config_unsafe"), linked.stderr
+    assert "registries left as they are" in str(linked.result["message"])
+    assert "nothing was moved to the helper" in str(linked.result["message"])
+    assert configs(instance, ("alice",)) == before
+    assert instance.sandbox.path("/etc/environment.real").read_text() == "LANG=C\n"
+
+    instance.sandbox.run(["rm", "/etc/environment"]).check_returncode()
+    instance.sandbox.write("/etc/environment", "AWS_ECR_IGNORE_CREDS_STORAGE=false\n")
+    refused = instance.run_document(agent_script, parameters("helper", users="alice", **extra))
+
+    assert (refused.result["outcome"], refused.result["reason"]) == ("failed", "config_unsafe"), (
+        refused.stderr
+    )
+    assert "AWS_ECR_IGNORE_CREDS_STORAGE=false: left as it is" in str(refused.result["message"])
+    assert instance.sandbox.path("/etc/environment").read_text() == "AWS_ECR_IGNORE_CREDS_STORAGE=false\n"
+    assert configs(instance, ("alice",)) == before
+
+
+def test_messages_say_what_was_done(instance: sb.World, agent_script: str) -> None:
+    """Acceptance finding 12: a helper run that moves nothing (0.6.0 too old for the EU sovereign
+    cloud, no release to fetch) does not say "helper already configured" or that users' own logins
+    now fail; a refresh that logs in to one of two registries (the other served by the helper) counts
+    one registry."""
+    logged_in(instance, "alice", EUSC)
+
+    helper = instance.run_document(agent_script, parameters("helper", registries=EUSC, users="alice"))
+
+    message = str(helper.result["message"])
+    assert helper.result["reason"] == "helper_too_old", helper.stderr
+    assert "already configured" not in message and "now fails" not in message
+    assert "nothing was moved to the helper" in message
+
+    write_config(instance, "alice", json.dumps({"credHelpers": {R: "ecr-login"}, "auths": {}}))
+    refresh = instance.run_document(
+        agent_script, parameters("refresh", registries=f"{R},{DUAL}", users="alice")
+    )
+
+    assert refresh.result["outcome"] == "changed", refresh.stderr
+    assert "logged in 1 user to 1 registry" in str(refresh.result["message"])
