@@ -110,19 +110,18 @@ class Host(object):
 
     def find_helper(self):
         """The helper users' clients find (login PATH) and the one their cron jobs and units find
-        (CALLER_PATH, None when none); it runs if each copy found on a caller's PATH (cron's, units',
-        users' and root's login PATHs) runs, and is as old as the oldest (oldest_helper: where; an
-        unknown version counts as the older)."""
+        (CALLER_PATH, None when none): it runs if each runs, and is as old as the oldest copy on any
+        caller's PATH (those two, systemd units', root's login PATH; oldest_helper: where; an unknown
+        version counts as the older)."""
         self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
         self.caller_helper = shutil.which(HELPER_NAME, path=CALLER_PATH)
-        found = [
-            shutil.which(HELPER_NAME, path=path) for path in (USER_PATH, CALLER_PATH, UNIT_PATH, ROOT_PATH)
-        ]
-        found = unique([os.path.realpath(path) for path in found if path])
+        main = unique([os.path.realpath(path) for path in (self.helper, self.caller_helper) if path])
+        others = [shutil.which(HELPER_NAME, path=path) for path in (UNIT_PATH, ROOT_PATH)] if main else []
+        found = unique(main + [os.path.realpath(path) for path in others if path])
         probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) + (path,) for path in found] or [
             (False, None, None)
         ]
-        self.helper_runs = all(probe[0] for probe in probes)
+        self.helper_runs = all(probe[0] for probe in probes[: len(main) or 1])
         oldest = min(probes, key=lambda probe: version_tuple(probe[1]) or ())
         self.helper_version, self.oldest_helper = oldest[1], oldest[2]
 
