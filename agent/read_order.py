@@ -21,6 +21,8 @@ def read_orders(clients, account, environments):
     orders = {}
     for environment in environments:
         for client in clients:
+            if environment.kind == "su" and client.name not in containers_client.RUNTIME_FALLBACK:
+                continue  # only podman and buildah read differently there (they pick a runtime dir)
             for order in client_rules(client).read_orders(client, account, environment):
                 known = orders.setdefault(order.key(), order)
                 if client.name not in known.clients:

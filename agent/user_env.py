@@ -11,9 +11,11 @@ modelled for a user who has it (detected, not assumed):
   (pam_systemd(8)), a directory that exists while the user has a session (when it does not, no file
   in it can answer).
 - su: the same shell files in a session pam_systemd did not open (`sudo -iu`, `su -` from another
-  session): no XDG_RUNTIME_DIR, so rootless podman finds its runtime directory itself (/run/user/<uid>
-  when it is the user's, else $TMPDIR/podman-run-<uid>: containers_client) and skopeo reads
-  /run/containers/<uid>/auth.json.
+  session): no XDG_RUNTIME_DIR, so rootless podman and buildah find their runtime directory
+  themselves (/run/user/<uid> when it is the user's, else $TMPDIR/podman-run-<uid>: containers_client).
+  Modelled for them only (read_order): skopeo there reads /run/containers/<uid>/auth.json, which a
+  user cannot even search once root's podman made /run/containers 0700, and nothing the agent writes
+  could change that.
 - units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
   systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and

@@ -31,6 +31,7 @@ PARAMETERS = {
     contract.USERS: "auto",
     contract.HELPER_VERSION: "0.12.0",
     contract.RELEASE_BASE_URL: contract.DEFAULT_RELEASE_BASE_URL,
+    contract.KEEP_USER_DOCKER_LOGIN: "false",
 }
 
 
