@@ -10,6 +10,7 @@ check: a read-only report of every user x registry x client state and the agent'
 
 import os
 import shutil
+import stat
 import sys
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from .outcomes import (
     NO_SUCH_USER,
     SECRET_READABLE,
     STALE_CREDENTIALS,
+    STATE_HELPER,
     STATE_NONE,
     AgentError,
 )
@@ -56,7 +58,7 @@ from .system_env import ENVIRONMENT_FILE, IGNORE_CREDS_STORAGE, keep_user_docker
 from .times import utc_now
 from .tokens import caller_identity, fetch_tokens, token_source, token_sources
 from .users import resolve_users
-from .writing import held_by_inode, restrict_as_user, save_config, shown_name
+from .writing import held_by_inode, keep_shared_mode, restrict_as_user, save_config, shown_name
 
 NO_CLIENT = "no container client found (docker, podman, skopeo, buildah, nerdctl)"
 
@@ -73,9 +75,18 @@ class Run(object):
         self.stores = {}
         self.mounts = Mounts()
         self.kubelet = kubelet_file()  # the file a running kubelet reads, or None
+        self.readers = {}  # path -> names of the users whose clients read it
 
-    def read_by_kubelet(self, path):
-        return path == self.kubelet
+    def keeps_auths(self, path):
+        """Whether a reader that runs no credential helper reads this file, so it stays auths-only:
+        kubelet's, or one mounted on its own in another mount namespace (a container, a CI agent: its
+        image need not have the helper, and docker's config code there would find credHelpers and
+        nothing to run)."""
+        try:
+            info = os.stat(path)
+        except OSError:
+            return path == self.kubelet
+        return path == self.kubelet or bool(stat.S_ISREG(info.st_mode) and self.mounts.readers(path, info)[0])
 
     def registries_of(self, account):
         """The managed registries, or of a reader's file (kubelet's) those it holds."""
@@ -104,6 +115,8 @@ class Run(object):
             user = self.report.user(account.name)
             try:
                 creds = UserCredentials(self.host, account)
+                for ref in creds.refs():
+                    self.readers.setdefault(ref.path, []).append(account.name)
                 for order in creds.orders:
                     creds.load(FileRef(order.docker_path))  # a home docker could use
                     if order.rules == "docker":
@@ -114,6 +127,12 @@ class Run(object):
                         variable,
                         where,
                     )
+                    if variable.startswith("what it sources"):  # user_env.ShellFile.source
+                        message = "%s: %s sources a file the agent cannot read: %s" % (
+                            account.name,
+                            where,
+                            variable,
+                        )
                     log(message)
                     self.report.notices.append((ENVIRONMENT_UNKNOWN, message))
                 for ref in creds.refs():
@@ -171,7 +190,8 @@ class Run(object):
                 lax.append(
                     (auth_file.directory, auth_file.name + ".ecr-fleet-auth.bak", auth_file.backup_mode)
                 )
-            if auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets():
+            lax_file = auth_file.mode is not None and auth_file.mode & 0o077 and auth_file.holds_secrets()
+            if lax_file and not keep_shared_mode(self, account, auth_file.path, auth_file.mode):
                 lax.append((auth_file.directory, auth_file.name, auth_file.mode))
         for directory, name, mode in lax:
             shown = shown_name(account, os.path.join(directory, name))
@@ -275,8 +295,8 @@ def refresh_entries(run, entries, only=None):
     if pending and not host.aws:  # an instance fully on the helper needs no AWS CLI
         return False
     # A token is fetched only for regions where some login needs one.
-    sources, dualstack = token_sources([login.registry for login in pending])
-    tokens = fetch_tokens(host, sources, dualstack)
+    sources, endpoints = token_sources([login.registry for login in pending])
+    tokens = fetch_tokens(host, sources, endpoints)
     writes = []
     for login in pending:
         token = tokens[token_source(login.registry)]
@@ -292,25 +312,28 @@ def refresh_entries(run, entries, only=None):
     refused = {}
     for registry in unique([login.registry for login in writes]):
         refused[registry] = verify_login(host, registry, writes_token(writes, registry))
-    logged_in = set()
+    logged_in, into = set(), set()
 
     def write_user(account, user, creds):
         mine = [login for login in writes if login.account is account]
         for login in write_logins(run, (account, user, creds), mine, refused):
             login_done(run, records, login)
             logged_in.add(account.name)
+            into.add(login.registry)
         run.guard_secrets(account, user, creds)
 
     run.per_user(loaded, write_user)
     if pending:
         save_records(run.state_dir, records)
-    registries = plural(len(run.params.registries), "registry", "registries")
     if logged_in:
+        users = plural(len(logged_in), "user", "users")
         report.message_parts.append(
-            "logged in %s to %s" % (plural(len(logged_in), "user", "users"), registries)
+            "logged in %s to %s" % (users, plural(len(into), "registry", "registries"))
         )
-    else:
-        report.message_parts.append("no login needed for %s" % registries)
+    elif not pending and not report.problems:
+        report.message_parts.append(
+            "no login needed for %s" % plural(len(run.params.registries), "registry", "registries")
+        )
     return True
 
 
@@ -485,11 +508,20 @@ def action_helper(run):
         report.message_parts.append("installed %s %s via %s" % (HELPER_NAME, host.helper_version or "", how))
     needed = {r: minimum_version(r, params.keep_user_docker_login) for r in params.registries}
     usable = prepare_helper(run, needed)
+    if params.keep_user_docker_login and usable:  # first: users' own logins must keep working
+        try:
+            if keep_user_docker_login():
+                report.changes += 1
+                log("%s=true set in %s" % (IGNORE_CREDS_STORAGE, ENVIRONMENT_FILE))
+        except (AgentError, OSError) as error:
+            why = getattr(error, "message", None) or str(error)
+            report.problem(CONFIG_UNSAFE, "%s: %s: registries left as they are" % (ENVIRONMENT_FILE, why))
+            usable = []
     report.host = host.summary()
     configured, already, kept = [], [], []
 
     def configure_user(account, user, creds):
-        kubelets = [path for path in unique(ref.path for ref in creds.refs()) if run.read_by_kubelet(path)]
+        kubelets = [path for path in unique(ref.path for ref in creds.refs()) if run.keeps_auths(path)]
         if isinstance(account, ReaderAccount):  # kubelet's own file: kept auths-only, renewed below
             kept.append(((account, user, creds), kubelets))
             return
@@ -513,20 +545,19 @@ def action_helper(run):
             user.changed = True
             report.changes += 1
             configured.append(account)
-        else:
-            already.append(user)
         run.guard_secrets(account, user, creds)
         erase_from_stores(run, account, user, unique(stale))
         fresh = UserCredentials(run.host, account)
         for registry in params.registries:
-            answered = registry_states(fresh, registry, None, stores)
-            run.note_answers(account, user, registry, answered)
+            run.note_answers(account, user, registry, registry_states(fresh, registry, None, stores))
+        if not changed and any(user.registries[r].get("state") == STATE_HELPER for r in proven):
+            already.append(user)
         if kubelets:  # kept logins, renewed below
             kept.append(((account, user, fresh), kubelets))
 
     run.per_user(run.load_user_configs(), configure_user)
     for entry, paths in kept:
-        log("%s: read by kubelet, kept as logins and renewed" % ", ".join(paths))
+        report.message_parts.append("kept as logins for readers without the helper: %s" % ", ".join(paths))
         if not refresh_entries(run, [entry], only=paths):
             report.problem(AWS_CLI_MISSING, "AWS CLI not found: %s not renewed" % ", ".join(paths))
     if configured:
@@ -535,7 +566,7 @@ def action_helper(run):
     if already:
         count = plural(len(already), "user", "users")
         report.message_parts.append("helper already configured for %s" % count)
-    report.message_parts.append(docker_login_note(run, usable))
+    report.message_parts.append(docker_login_note(run, configured or already))
     return report.result()
 
 
@@ -560,7 +591,8 @@ def prepare_helper(run, needed):
         host.find_helper()
         for registry in [r for r in old if older_than(host.helper_version, needed[r])]:
             message = too_old_message(registry, needed[registry], host.helper_version)
-            report.problem(HELPER_TOO_OLD, "%s (%s): its credentials are kept" % (message, why))
+            where = host.oldest_helper
+            report.problem(HELPER_TOO_OLD, "%s at %s (%s): its credentials are kept" % (message, where, why))
     if host.helper and not host.caller_helper:  # too old for none, or the upgrade did not link
         try:
             if link_for_callers(host, host.helper):
@@ -575,7 +607,9 @@ def prepare_helper(run, needed):
 def helper_files(run, creds, registry):
     """The files that must name the helper for the registry: each docker-rules client's file, and for
     each containers client every file it reads the registry from (so a stale token there cannot answer
-    before the helper), or where none holds it, the file its own login would write. Never a file
+    before the helper), or where none holds it, the file its own login would write, and the runtime
+    file its login writes when the user has that runtime directory (a podman login there then stores
+    through the helper, as docker login does, instead of a token shadowing it). Never a file
     kubelet reads: it stays auths-only (readers.py)."""
     paths = []
     for order in creds.orders:
@@ -584,19 +618,34 @@ def helper_files(run, creds, registry):
             continue
         holding = []
         for ref in order.files:
-            if ref.legacy or run.read_by_kubelet(ref.path):
+            if ref.legacy or run.keeps_auths(ref.path):
                 continue
             try:
                 auth_file, view = creds.containers_view(order, ref)
             except AgentError:
+                if creds.is_empty(ref):  # it stops the lookup, with nothing in it to lose: mended
+                    holding.append(ref.path)
                 continue
             if auth_file.exists and (view.helper_for(registry) is not None or view.keys_for(registry)):
                 holding.append(ref.path)
         default = write_target(creds, Answer(order, NONE))
-        if default and run.read_by_kubelet(default[0]):
+        if default and run.keeps_auths(default[0]):
             default = (order.config_path, "") if order.config_path else None
         paths += holding or ([default[0]] if default else [])
-    return [path for path in unique(paths) if not run.read_by_kubelet(path)]
+        login = order.files[0].path if order.files and not order.user_path else None
+        if login not in (None, order.config_path, order.docker_path) and owned_dir(creds.account, login):
+            paths.append(login)  # where the client's own login writes: it then stores through the helper
+    return [path for path in unique(paths) if not run.keeps_auths(path)]
+
+
+def owned_dir(account, path):
+    """Whether the directory above the file's (the runtime directory) is the user's: there the user's
+    client creates containers/auth.json at its login, and so may the agent."""
+    try:
+        info = os.lstat(os.path.dirname(os.path.dirname(path)))
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == account.uid
 
 
 def configure_files(run, account, user, creds, registries):
@@ -628,31 +677,25 @@ def configure_files(run, account, user, creds, registries):
     return written
 
 
-def docker_login_note(run, usable):
+def docker_login_note(run, moved):
     """What happens to a user's own login (docker, podman, skopeo...) to a registry now served by the
     helper. Each stores through credHelpers[registry] (docker login; containers/image SetCredentials:
     setAuthToCredHelper), and ecr-login's `store` answers "not implemented" (ecr-login/ecr.go Add)
     unless 0.9.0+ runs with AWS_ECR_IGNORE_CREDS_STORAGE=true: with KeepUserDockerLogin the agent puts
-    it in /etc/environment (system_env)."""
+    it in /etc/environment (system_env) before it moves any registry."""
+    if not moved:
+        return "users' own docker login still works: nothing was moved to the helper"
     if run.params.keep_user_docker_login:
-        if not usable:
-            return "users' own docker login still works: nothing was moved to the helper"
-        try:
-            if keep_user_docker_login():
-                run.report.changes += 1
-                log("%s=true set in %s" % (IGNORE_CREDS_STORAGE, ENVIRONMENT_FILE))
-        except (AgentError, OSError) as error:
-            run.report.problem(CONFIG_UNSAFE, "%s: %s" % (ENVIRONMENT_FILE, error))
-            return "users' own docker login to these fails"
         return "users' own docker login to these keeps working (%s, new sessions)" % ENVIRONMENT_FILE
     if not older_than(run.host.helper_version, IGNORE_CREDS_STORAGE_SINCE):
         return (
-            "users' own docker login to these fails unless %s=true (podman's, skopeo's too); pulls need none"
-            % IGNORE_CREDS_STORAGE
+            "users' own docker login to these fails unless %s=true (podman's, skopeo's too where their "
+            "file names the helper); pulls need none" % IGNORE_CREDS_STORAGE
         )
     return (
-        "users' own docker login to these now fails, podman's and skopeo's too (helper store: not "
-        "implemented); pulls need none"
+        "users' own docker login to these now fails (helper store: not implemented), podman's and "
+        "skopeo's where their file names the helper (a token they store elsewhere: token_shadowed); "
+        "pulls need none"
     )
 
 

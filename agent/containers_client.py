@@ -69,6 +69,27 @@ def runtime_file(client, account, environment):
     return os.path.join(runtime_dir, AUTH_FILE)
 
 
+def linked_in_home(path, account):
+    """The file a symlink of the user's names, when the link, every directory to its target and the
+    target are the user's, inside the user's home (`~/.config/containers/auth.json` ->
+    `../../.docker/config.json`, a common setup): that file is what the client reads there, and what
+    the agent reads and writes for it. Any other symlink stays as it is (and is refused: config_unsafe)."""
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode) or os.lstat(path).st_uid != account.uid:
+            return path
+        target = os.path.realpath(path)
+        home = os.path.realpath(account.home).rstrip("/") + "/"
+        parts = target[len(home) :].split("/") if target.startswith(home) else None
+        if not parts or os.lstat(target).st_uid != account.uid or not stat.S_ISREG(os.lstat(target).st_mode):
+            return path
+        for depth in range(1, len(parts)):
+            if os.lstat(home + "/".join(parts[:depth])).st_uid != account.uid:
+                return path
+    except OSError:
+        return path
+    return target
+
+
 def falls_back(client, named):
     """Whether this client reads the default files after the one the user named."""
     if not named:
@@ -92,6 +113,7 @@ def read_orders(client, account, environment):
             FileRef(docker_path),
             FileRef(os.path.join(account.home, LEGACY_FILE), True),
         ]
+    files = [FileRef(linked_in_home(ref.path, account), ref.legacy) for ref in files]
     files = [ref for index, ref in enumerate(files) if ref.path not in [seen.path for seen in files[:index]]]
     required = named if named and client.name != "skopeo" else None
     order = ReadOrder(

@@ -7,6 +7,8 @@ docker_model) and containers/image's (file after file, the first with credential
 credHelpers before auths; containers_model). A file one of its readers cannot load is never written.
 """
 
+import os
+
 from .config_file import AuthFile
 from .containers_model import ContainersView
 from .docker_model import DockerModel
@@ -34,11 +36,12 @@ class Answer(object):
         self, order, kind, path=None, *, store=None, credential=None, keys=(), error=None, empty=False
     ):
         self.order = order
-        self.empty = empty  # ERROR: the file is empty, which a write mends (there is nothing in it to lose)
+        self.empty = empty  # ERROR: the file is empty (or missing and required), which a write mends
         self.kind = kind
         self.path = path  # the file answering (None: none does)
         self.store = store  # helper or store name for HELPER and STORE
         self.credential = credential
+        self.credentials = [credential] if credential is not None else []  # every one it may answer with
         self.keys = list(keys)  # auths keys answering (FILE)
         self.error = error
 
@@ -79,6 +82,17 @@ class UserCredentials(object):
         if isinstance(found, AgentError):
             raise found
         return found
+
+    def is_empty(self, ref):
+        """Whether the file exists and is empty (not legacy): containers/image cannot load it, yet a
+        write loses nothing there."""
+        found = self.files.get(ref.path)
+        return (
+            isinstance(found, AuthFile)
+            and found.exists
+            and found.document is EMPTY_DOCUMENT
+            and not ref.legacy
+        )
 
     def loaded(self):
         return [found for found in self.files.values() if not isinstance(found, AgentError)]
@@ -162,14 +176,20 @@ class UserCredentials(object):
         return Answer(order, kind, auth_file.path, credential=credential, keys=view.keys_for(registry))
 
     def containers_answer(self, order, registry, stores):
-        """containers/image's getCredentialsWithHomeDir: the first file with credentials answers."""
+        """containers/image's getCredentialsWithHomeDir: the first file with credentials answers.
+        podman and buildah first stat the file the user named (CheckAuthFile): missing, no pull at all;
+        a write (refresh, helper) mends that as it does an empty file."""
+        if order.required and not os.path.lexists(order.required):
+            why = "%s cannot pull: %s, the file the user named, does not exist" % (
+                " and ".join(order.clients),
+                order.required,
+            )
+            return Answer(order, ERROR, order.required, error=AgentError(CONFIG_CORRUPT, why), empty=True)
         for ref in order.files:
             try:
                 auth_file, view = self.containers_view(order, ref)
             except AgentError as error:
-                found = self.files.get(ref.path)
-                empty = isinstance(found, AuthFile) and found.exists and found.document is EMPTY_DOCUMENT
-                return Answer(order, ERROR, ref.path, error=error, empty=empty and not ref.legacy)
+                return Answer(order, ERROR, ref.path, error=error, empty=self.is_empty(ref))
             if not auth_file.exists:
                 continue
             helper = view.helper_for(registry)
@@ -190,7 +210,9 @@ class UserCredentials(object):
             secrets = [(key, credential) for key, credential in found if credential.is_secret]
             if secrets:
                 keys = [key for key, _ in secrets]
-                return Answer(order, FILE, ref.path, credential=secrets[-1][1], keys=keys)
+                answer = Answer(order, FILE, ref.path, credential=secrets[-1][1], keys=keys)
+                answer.credentials = [credential for _, credential in secrets]
+                return answer
         return Answer(order, NONE)
 
     def file_credential(self, path, registry):
@@ -208,13 +230,15 @@ def write_target(creds, answer):
     """(path, helper or store name, "" for the file) where `refresh` must store a token for this order's
     clients, or None (the helper serves them, or a file they cannot load stops them).
 
-    The file (or store) that answers; where none does, where every client can share it: docker's file,
+    The file (or store) that answers, or an empty file that stops the lookup first (containers/image:
+    "unexpected end of JSON input"; the login there mends it); where none does, where every client can
+    share it: docker's file,
     which the containers family reads too, unless the user named another file (which then is the one
     that client's login writes) or docker keeps credentials in a store containers/image cannot use
     (credsStore: then the containers family's own auth.json in XDG_CONFIG_HOME)."""
     order = answer.order
-    if answer.kind == ERROR and answer.empty:
-        answer = Answer(order, NONE)
+    if answer.kind == ERROR and answer.empty:  # it stops the lookup; nothing in it to lose: mended
+        return answer.path, ""
     if answer.kind not in (FILE, STORE, NONE):
         return None
     if order.rules == "docker":

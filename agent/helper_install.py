@@ -42,9 +42,13 @@ MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 # only with this much of the run left, and runs to its end.
 DOWNLOAD_TIMEOUT = 240
 TRANSACTION_SECONDS = 150
-# A source that does not take a TCP connection in this time is taken as unreachable (a private subnet
-# without NAT drops the packets: a connection would hang for minutes).
+# A source that does not answer in this time is taken as unreachable: a private subnet without NAT
+# drops the packets (a connection would hang for minutes), and a broken proxy or a tarpit takes the
+# connection and never answers (apt, urllib would wait out each of their own timeouts).
 PROBE_TIMEOUT = 4
+# A download that stalls this long between reads is given up (the source answered the probe).
+IDLE_TIMEOUT = 15
+TLS_TARGETS = set()  # (host, port) reached directly over https: probed with a TLS handshake
 APT_LOCK = ["-o", "DPkg::Lock::Timeout=120"]  # a fresh Ubuntu's unattended-upgrades holds it a while
 
 
@@ -157,7 +161,10 @@ def connect_target(url):
     proxy = urllib.request.getproxies().get(parts.scheme)
     if proxy and not urllib.request.proxy_bypass(parts.hostname):
         parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    target = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if parts.scheme == "https":
+        TLS_TARGETS.add(target)
+    return target
 
 
 def package_sources(manager, root=""):
@@ -205,13 +212,26 @@ def read_text(path):
 
 
 def probe(targets):
-    """{(host, port): whether it took a TCP connection within PROBE_TIMEOUT}, all at once. Threads
-    are daemons: a name lookup that hangs must not hold the agent's exit."""
+    """{(host, port): whether it answered within PROBE_TIMEOUT}, all at once: a TLS handshake for an
+    https source reached directly, else the first byte of the answer to an HTTP HEAD (a mirror or a
+    proxy: any answer, an error too, is one). Threads are daemons: a name lookup that hangs must not
+    hold the agent's exit."""
     answered = dict.fromkeys(targets, False)
 
     def attempt(target):
         try:
-            socket.create_connection(target, timeout=PROBE_TIMEOUT).close()
+            with socket.create_connection(target, timeout=PROBE_TIMEOUT) as sock:
+                if target in TLS_TARGETS:  # reachability only: nothing is sent over it
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    context.wrap_socket(sock, server_hostname=target[0]).close()
+                else:
+                    sock.sendall(
+                        ("HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n" % target[0]).encode("ascii", "replace")
+                    )
+                    if not sock.recv(1):
+                        return
             answered[target] = True
         except (OSError, ValueError):
             pass
@@ -244,26 +264,38 @@ def upgrade_helper(params, host, needed):
     link_for_callers(host, os.path.join(RELEASE_INSTALL_DIR, HELPER_NAME))
 
 
-def link_for_callers(host, helper):
+def link_for_callers(host, helper, bin_dir=CALLER_BIN):
     """Make /usr/bin/docker-credential-ecr-login (every caller's PATH) run helper: a symlink. A file
-    there (a package's older binary) is first moved aside with dpkg-divert (--local --rename: the
-    package's upgrades go to <name>.distrib, and `dpkg-divert --rename --remove` undoes it); where
-    that cannot be done (no dpkg) it is left, and the caller's helper stays the older one."""
-    link = os.path.join(CALLER_BIN, HELPER_NAME)
+    there (a package's older binary) is diverted with dpkg-divert --local (package upgrades then go
+    to <name>.distrib; `rm` the link and `dpkg-divert --rename --remove` undo it); where that cannot
+    be done (no dpkg) it is left, and the caller's helper stays the older one. The name never goes
+    missing, whenever the run stops: the package's file is hard-linked to .distrib and the diversion
+    added without --rename (dpkg-divert(1): the default), then the new link is renamed over it."""
+    link = os.path.join(bin_dir, HELPER_NAME)
     if os.path.realpath(link) == os.path.realpath(helper):
         return False
-    if os.path.lexists(link):
-        argv = ["dpkg-divert", "--local", "--rename", "--divert", link + ".distrib", "--add", link]
-        program = shutil.which(argv[0], path=host.path)
-        done = run_command([program] + argv[1:], host.root_env()) if program else None
-        if done is None or done.returncode or os.path.lexists(link):
-            raise AgentError(HELPER_TOO_OLD, "%s cannot be replaced (no dpkg-divert)" % link)
-        log("%s moved aside to %s.distrib (dpkg-divert)" % (link, link))
     temp = link + ".ecr-fleet-auth.tmp"
     if os.path.lexists(temp):
         os.unlink(temp)
     os.symlink(helper, temp)
-    os.rename(temp, link)
+    try:
+        if os.path.lexists(link):
+            program = shutil.which("dpkg-divert", path=host.path)
+            if program is None:
+                raise AgentError(HELPER_TOO_OLD, "%s cannot be replaced (no dpkg-divert)" % link)
+            distrib = link + ".distrib"
+            if os.path.lexists(distrib):
+                os.unlink(distrib)
+            os.link(link, distrib, follow_symlinks=False)
+            argv = [program, "--local", "--divert", distrib, "--add", link]
+            if run_command(argv, host.root_env()).returncode:
+                os.unlink(distrib)
+                raise AgentError(HELPER_TOO_OLD, "%s cannot be replaced (dpkg-divert failed)" % link)
+            log("%s diverted to %s.distrib (dpkg-divert)" % (link, link))
+        os.rename(temp, link)
+    finally:
+        if os.path.lexists(temp):
+            os.unlink(temp)
     log("%s now runs %s" % (link, helper))
     return True
 
@@ -278,7 +310,9 @@ def https_open(url):
     """urlopen that refuses to leave https (a redirect to http would drop the transport's integrity)."""
     # The URL is https by the ReleaseBaseUrl pattern, re-checked in read_params.
     response = urllib.request.urlopen(  # noqa: S310
-        url, timeout=max(1, min(COMMAND_TIMEOUT, time_left())), context=ssl.create_default_context()
+        url,
+        timeout=max(1, min(IDLE_TIMEOUT, COMMAND_TIMEOUT, time_left())),
+        context=ssl.create_default_context(),
     )
     if not response.geturl().startswith("https://"):
         response.close()
@@ -323,12 +357,15 @@ def install_release_binary(url, install_dir, needed=(0, 0, 0)):
 def download_to(url, fd):
     digest = hashlib.sha256()
     size = 0
+    deadline = time.monotonic() + min(DOWNLOAD_TIMEOUT, time_left())
     try:
         with os.fdopen(fd, "wb") as out, https_open(url) as response:
             while True:
-                chunk = response.read(1024 * 1024)
+                chunk = response.read(64 * 1024)
                 if not chunk:
                     break
+                if time.monotonic() > deadline:
+                    raise AgentError(HELPER_INSTALL_FAILED, "download of %s too slow" % url)
                 size += len(chunk)
                 if size > MAX_DOWNLOAD_BYTES:
                     raise AgentError(HELPER_INSTALL_FAILED, "download larger than expected")

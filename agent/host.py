@@ -8,11 +8,11 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from .as_user import USER_PATH
+from .as_user import ROOT_PATH, USER_PATH
 from .commands import run_command
 from .host_clients import CLIENT_NAMES, clients_from_probes, version_tuple
 from .params import unique
-from .stores import CALLER_PATH, HELPER_NAME
+from .stores import CALLER_PATH, HELPER_NAME, UNIT_PATH
 
 # Search path added to SSM's PATH: the AWS CLI v2 installer and release binaries live here.
 EXTRA_PATH = (
@@ -110,14 +110,20 @@ class Host(object):
 
     def find_helper(self):
         """The helper users' clients find (login PATH) and the one their cron jobs and units find
-        (CALLER_PATH, None when none): it runs if each runs, and is as old as the older one (an unknown
+        (CALLER_PATH, None when none): it runs if each runs, and is as old as the oldest copy on any
+        caller's PATH (those two, systemd units', root's login PATH; oldest_helper: where; an unknown
         version counts as the older)."""
         self.helper = shutil.which(HELPER_NAME, path=USER_PATH)
         self.caller_helper = shutil.which(HELPER_NAME, path=CALLER_PATH)
-        found = unique([os.path.realpath(path) for path in (self.helper, self.caller_helper) if path])
-        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) for path in found] or [(False, None)]
-        self.helper_runs = all(ran for ran, _ in probes)
-        self.helper_version = min((version for _, version in probes), key=lambda v: version_tuple(v) or ())
+        main = unique([os.path.realpath(path) for path in (self.helper, self.caller_helper) if path])
+        others = [shutil.which(HELPER_NAME, path=path) for path in (UNIT_PATH, ROOT_PATH)] if main else []
+        found = unique(main + [os.path.realpath(path) for path in others if path])
+        probes = [self.probe(path, ["-v"], HELPER_VERSION_RE) + (path,) for path in found] or [
+            (False, None, None)
+        ]
+        self.helper_runs = all(probe[0] for probe in probes[: len(main) or 1])
+        oldest = min(probes, key=lambda probe: version_tuple(probe[1]) or ())
+        self.helper_version, self.oldest_helper = oldest[1], oldest[2]
 
     def summary(self):
         summary = {

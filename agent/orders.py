@@ -33,6 +33,7 @@ class ReadOrder(object):
         config_path=None,
     ):
         self.clients = [client]
+        self.sessions = []  # the kinds of session (user_env) whose clients read in this order
         self.docker_path = docker_path  # docker's config.json for this user and environment
         self.config_path = config_path  # containers' own persistent auth.json (XDG_CONFIG_HOME), if read
         self.rules = rules

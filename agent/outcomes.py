@@ -55,6 +55,8 @@ STALE_CREDENTIALS = "stale_credentials"
 OUT_OF_TIME = "out_of_time"
 # A client reads a token the agent does not keep fresh before the file (or helper) holding the fresh one.
 TOKEN_SHADOWED = "token_shadowed"  # noqa: S105 - a reason code, not a secret
+# A client reads a token the agent does not keep whose own expiry (ECR's token carries it) has passed.
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code, not a secret
 # Not a failure: a user's DOCKER_CONFIG, REGISTRY_AUTH_FILE... is set by shell code the agent cannot evaluate.
 ENVIRONMENT_UNKNOWN = "environment_unknown"
 NO_SUCH_USER = "no_such_user"

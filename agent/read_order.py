@@ -21,10 +21,12 @@ def read_orders(clients, account, environments):
     orders = {}
     for environment in environments:
         for client in clients:
+            if environment.kind == "su" and client.name not in containers_client.RUNTIME_FALLBACK:
+                continue  # only podman and buildah read differently there (they pick a runtime dir)
             for order in client_rules(client).read_orders(client, account, environment):
-                known = orders.get(order.key())
-                if known is None:
-                    orders[order.key()] = order
-                elif client.name not in known.clients:
+                known = orders.setdefault(order.key(), order)
+                if client.name not in known.clients:
                     known.clients.append(client.name)
+                if environment.kind not in known.sessions:
+                    known.sessions.append(environment.kind)
     return list(orders.values())

@@ -5,6 +5,7 @@ import os
 
 from .credential_files import ERROR, FILE, HELPER, NONE
 from .docker_client import CONFIG_NAME
+from .go_json import ConfigRejected
 from .outcomes import (
     STALE_CREDENTIALS,
     STATE_HELPER,
@@ -13,6 +14,7 @@ from .outcomes import (
     STATE_NONE,
     STATE_SHADOWED,
     STATE_STALE_AUTH,
+    TOKEN_EXPIRED,
     TOKEN_SHADOWED,
     AgentError,
 )
@@ -20,6 +22,7 @@ from .params import unique
 from .records import record_expiry
 from .stores import HELPER_CRED_NAME
 from .times import format_time, utc_now
+from .tokens import token_expiry
 
 
 def helper_state(view, registry, stores):
@@ -96,7 +99,7 @@ def fresh_source(creds, answers, registry, record):
     """Where the credential the agent keeps for the registry is, for telling a token that shadows it:
     "the credential helper" when some client is served by it, else a file holding the login the agent
     recorded (it renews that one on every refresh), else None."""
-    if any(answer.kind == HELPER for answer in answers):
+    if any(answer.kind == HELPER for answer in answers) or names_helper(creds, registry):
         return "the credential helper"
     if not record:
         return None
@@ -105,6 +108,19 @@ def fresh_source(creds, answers, registry, record):
         if credential is not None and credential.digest() == record.get("auth_sha256"):
             return ref.path
     return None
+
+
+def names_helper(creds, registry):
+    """Whether a file of the user names ecr-login for the registry (helper did it): any token a client
+    reads instead, even where no client reaches that file, is one the agent does not keep."""
+    for order in creds.orders:
+        for ref in order.files:
+            try:
+                if creds.view(order, ref)[1].store_for(registry) == HELPER_CRED_NAME:
+                    return True
+            except (AgentError, ConfigRejected):
+                continue
+    return False
 
 
 def answer_state(creds, answer, registry, record, stores, *, fresh):
@@ -128,7 +144,19 @@ def answer_state(creds, answer, registry, record, stores, *, fresh):
             fresh,
         )
         return {"state": STATE_SHADOWED, "problem": AgentError(TOKEN_SHADOWED, why)}
-    return logged_in_state(recorded)
+    if recorded is not None:
+        return logged_in_state(recorded)
+    expiries = [token_expiry(credential.password) for credential in answer.credentials]
+    expiries = [expiry for expiry in expiries if expiry is not None]
+    state = logged_in_state(min(expiries) if expiries else None)
+    if state.get("expired"):
+        why = "%s read %s: a token the agent does not keep, expired at %s" % (
+            ",".join(answer.order.clients),
+            answer.path if kind == FILE else "docker-credential-" + answer.store,
+            state["expires_at"],
+        )
+        state["problem"] = AgentError(TOKEN_EXPIRED, why)
+    return state
 
 
 def registry_states(creds, registry, record, stores):
@@ -144,15 +172,21 @@ def combined_state(account, answered):
     """The registry's entry in the result: its worst client's state; `file` when one file (not
     ~/.docker/config.json) answers every client, `clients` when they do not all agree."""
     problems = []
-    by_client = {}
+    seen = {}  # client -> [(state, path, sessions)]
     for answer, state in answered:
         problem = state.pop("problem", None)
         if problem is not None and all(problem.message != known.message for known in problems):
             problems.append(problem)
         for client in answer.order.clients:
-            current = by_client.get(client)
+            seen.setdefault(client, []).append((state, answer.path, getattr(answer.order, "sessions", [])))
+    by_client = {}  # a client whose sessions get different answers is shown per session
+    for client, answers in seen.items():
+        split = len({(json_key(state), path) for state, path, _ in answers}) > 1
+        for state, path, sessions in answers:
+            name = "%s (%s)" % (client, ",".join(sessions)) if split and sessions else client
+            current = by_client.get(name)
             if current is None or severity(state) < severity(current[0]):
-                by_client[client] = (state, answer.path)
+                by_client[name] = (state, path)
     worst = min((entry for entry in by_client.values()), key=lambda entry: severity(entry[0]))
     entry = dict(worst[0])
     groups = {}

@@ -1,7 +1,9 @@
 """Credential helpers used as stores (docker-credential-<name>), run as the user's docker runs them."""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 
 from .as_user import privilege_dropper, user_env
@@ -11,6 +13,7 @@ from .host_clients import version_tuple
 from .log import redact
 from .outcomes import HELPER_TOO_OLD, HELPER_UNAVAILABLE, HELPER_VERIFY_FAILED, STALE_CREDENTIALS, AgentError
 from .params import fullmatch
+from .user_env import user_environments
 
 HELPER_NAME = "docker-credential-ecr-login"
 HELPER_CRED_NAME = "ecr-login"
@@ -21,6 +24,13 @@ HELPER_CRED_NAME = "ecr-login"
 # by docker/cli, nerdctl and containers/image getAuthFromCredHelper alike): a helper is judged as a
 # client run from there finds it (amazon-ecr-credential-helper #870, #117, #116, #52).
 CALLER_PATH = "/usr/bin:/bin"
+# The PATH systemd gives units (system and user managers) unless they set one: DEFAULT_PATH in
+# systemd src/basic/path-util.h (PATH_NORMAL; split-usr builds add /sbin:/bin). The helper a client
+# finds must be new enough on every caller's PATH: this one, cron's, and the user's login PATH.
+UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+# Proxies the agent has from the SSM agent's unit are not its callers' (cron, login shells, other
+# units): a helper is proven with those its callers' sessions set (user_env.HELPER_VARIABLE) only.
+PROXY_VARIABLE = re.compile(r"(?i)^(https?|no|all)_proxy$")
 
 # One call of a credential helper or store (docker waits forever; a hung one must not stall the run).
 HELPER_TIMEOUT = 15
@@ -49,6 +59,24 @@ MINIMUM_VERSIONS = (
 def helper_needs(registry):
     """The first credential-helper version that serves this registry name."""
     return next((since for pattern, since in MINIMUM_VERSIONS if re.search(pattern, registry)), (0, 0, 0))
+
+
+def unique_envs(envs):
+    kept = []
+    for env in envs:
+        if env not in kept:
+            kept.append(env)
+    return kept
+
+
+def helper_version(host, program):
+    """The version a helper program says it is (None when it does not say), asked once per run."""
+    known = host.__dict__.setdefault("helper_versions", {})
+    if program not in known:
+        from .host import HELPER_VERSION_RE, tool_probe  # noqa: PLC0415 - host imports this module
+
+        known[program] = tool_probe([program, "-v"], HELPER_VERSION_RE, {"PATH": CALLER_PATH})[1]
+    return known[program]
 
 
 def dotted(version):
@@ -101,10 +129,12 @@ class CredentialStores(object):
         return self.known[key]
 
     def call(self, name, action, stdin, extra_env=None):
-        """(rc, stdout, stderr) of `docker-credential-<name> <action>`, or HELPER_UNAVAILABLE."""
+        """(rc, stdout, stderr) of `docker-credential-<name> <action>`, or HELPER_UNAVAILABLE;
+        extra_env's None values unset a variable."""
         program = "docker-credential-" + name
         why = self.known.get(name)
         env = dict(self.env, **(extra_env or {}))
+        env = {key: value for key, value in env.items() if value is not None}
         if why is None:
             try:
                 if not fullmatch(HELPER_SUFFIX_RE, name):
@@ -154,18 +184,45 @@ class CredentialStores(object):
         self.remember(("verify", server), self.probe, server)
 
     def probe(self, server):
-        too_old = helper_too_old(version_tuple(getattr(self.host, "helper_version", None)), server)
-        if too_old is not None:
-            raise too_old
+        """The helper's `get` as each of the user's callers runs it: every kind of session the user has
+        (user_env: login shells, user units, cron and services), with the AWS settings and proxies
+        that session has and no others (not the SSM agent's), on each caller's PATH (cron's, systemd
+        units', the login PATH): each distinct helper found there must be new enough and answer."""
+        environments = user_environments(self.account)[0] if os.path.isdir(self.account.home) else []
+        sessions = unique_envs(env for environment in environments for env in environment.helper_envs)
+        cleared = {name: None for name in self.env if PROXY_VARIABLE.match(name)}
         # Its cache (a file holding a token) off, its log nowhere (amazon-ecr-credential-helper
         # ecr-login/config: AWS_ECR_CACHE_DIR, else ~/.ecr; then TMPDIR): a read-only probe, fit for check.
-        # Found on the narrowest PATH the clients' callers give it (cron's), not the user's login PATH.
         off = {"AWS_ECR_DISABLE_CACHE": "true", "AWS_ECR_CACHE_DIR": "/dev/null", "TMPDIR": "/dev/null"}
-        off["PATH"] = CALLER_PATH
-        code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), off)
-        if code:  # then stdout carries an error, not a token (the helper protocol)
-            detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
-            raise AgentError(HELPER_VERIFY_FAILED, "%s get failed: %s" % (HELPER_NAME, detail))
+        tried = set()
+        for path in (CALLER_PATH, UNIT_PATH, self.env["PATH"]):
+            found = shutil.which(HELPER_NAME, path=path)
+            helper = os.path.realpath(found) if found else None
+            version = (
+                getattr(self.host, "helper_version", None)
+                if helper is None
+                else helper_version(self.host, helper)
+            )
+            too_old = helper_too_old(version_tuple(version), server)
+            if too_old is not None:
+                raise AgentError(HELPER_TOO_OLD, "%s (%s, on PATH %s)" % (too_old.message, found, path))
+            for session in sessions or [{}]:
+                key = (helper, tuple(sorted(session.items())))
+                if key in tried:
+                    continue
+                tried.add(key)
+                extra = dict(cleared, **session)
+                extra.update(off, PATH=path)
+                code, stdout, stderr = self.call(HELPER_CRED_NAME, "get", server.encode("utf-8"), extra)
+                if code:  # then stdout carries an error, not a token (the helper protocol)
+                    detail = (stdout.decode("utf-8", "replace") + " " + stderr).strip()[-200:]
+                    where = " ".join(
+                        "%s=%s" % item for item in sorted(session.items()) if "PROXY" not in item[0].upper()
+                    )
+                    raise AgentError(
+                        HELPER_VERIFY_FAILED,
+                        "%s get failed (PATH %s%s): %s" % (HELPER_NAME, path, where and ", " + where, detail),
+                    )
 
     def store(self, name, server, username, secret):
         payload = json.dumps({"ServerURL": server, "Username": username, "Secret": secret}) + "\n"

@@ -22,8 +22,9 @@ IGNORE_CREDS_STORAGE = "AWS_ECR_IGNORE_CREDS_STORAGE"
 
 def keep_user_docker_login(path=ENVIRONMENT_FILE):
     """Make path set AWS_ECR_IGNORE_CREDS_STORAGE=true; True when it changed (backed up first, the
-    rest kept, owner and mode kept), False when it already did. A symlink or non-regular file is
-    refused (config_unsafe)."""
+    rest kept, owner and mode kept), False when it already did. A symlink or non-regular file, or one
+    that turns the variable off (false, 0, no, off: an administrator's choice), is refused
+    (config_unsafe); another value ("1", "TRUE": meant on, but only "true" is honoured) is replaced."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
@@ -41,6 +42,9 @@ def keep_user_docker_login(path=ENVIRONMENT_FILE):
     values = [re.match(pattern, line).group(1).strip("\"' ") for line in lines if re.match(pattern, line)]
     if values == ["true"]:
         return False
+    off = [value for value in values if value.lower() in ("false", "0", "no", "off")]
+    if off:  # an administrator turned it off: their choice, kept
+        raise AgentError(CONFIG_UNSAFE, "%s sets %s=%s: left as it is" % (path, IGNORE_CREDS_STORAGE, off[0]))
     kept = [line for line in lines if not re.match(pattern, line)]
     text = "\n".join(kept + ["%s=true" % IGNORE_CREDS_STORAGE]) + "\n"
     mode = stat.S_IMODE(info.st_mode) if info else 0o644

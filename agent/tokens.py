@@ -51,12 +51,27 @@ def is_dualstack(registry):
     return bool(match) and match.group(1) == "-"
 
 
+def is_fips(registry):
+    """A FIPS registry name (dkr.ecr-fips, dkr-ecr-fips): its token comes from the FIPS API endpoint."""
+    match = PRIVATE_REGISTRY_REGION.match(registry)
+    return bool(match) and "-fips." in registry[: match.end()]
+
+
 def token_sources(registries):
-    """([source], {sources to fetch through the dual-stack endpoint}): one call per region, dual-stack
+    """([source], {source: endpoint settings}): one call per region, through the dual-stack endpoint
     when any of that region's registries is named by its dual-stack name (that endpoint serves IPv4
-    clients too, while the IPv4-only one has no IPv6 address)."""
+    clients too, while the IPv4-only one has no IPv6 address), and the FIPS one when any is a FIPS
+    name: the AWS CLI's own settings, which botocore's endpoint rules turn into the host
+    (ecr-fips.<region>.amazonaws.com, ecr-fips.<region>.api.aws; China's api.ecr-fips....cn)."""
     sources = unique(token_source(registry) for registry in registries)
-    return sources, {token_source(registry) for registry in registries if is_dualstack(registry)}
+    endpoints = {}
+    for registry in registries:
+        flags = endpoints.setdefault(token_source(registry), {})
+        if is_dualstack(registry):
+            flags["AWS_USE_DUALSTACK_ENDPOINT"] = "true"
+        if is_fips(registry):
+            flags["AWS_USE_FIPS_ENDPOINT"] = "true"
+    return sources, endpoints
 
 
 CREDENTIAL_ERRORS = (
@@ -88,17 +103,16 @@ class TokenError(AgentError):
         self.message = self.describe()
 
 
-def fetch_token(host, source, dualstack=False):
+def fetch_token(host, source, endpoint=None):
     """One GetAuthorizationToken with the instance's own credentials; the token arrives on a pipe.
 
-    dualstack: through the service's dual-stack endpoint (ecr.<region>.api.aws), as the AWS CLI and
-    SDKs choose it from AWS_USE_DUALSTACK_ENDPOINT (AWS SDKs and Tools reference guide, "Dual-stack
-    and FIPS endpoints")."""
+    endpoint: AWS_USE_DUALSTACK_ENDPOINT / AWS_USE_FIPS_ENDPOINT for this call, with which the AWS CLI
+    and SDKs choose the dual-stack (ecr.<region>.api.aws) or FIPS endpoint (AWS SDKs and Tools
+    reference guide, "Dual-stack and FIPS endpoints")."""
     service, region = source
     argv = [host.aws, service, "get-authorization-token", "--region", region, "--output", "json"]
     env = host.root_env()
-    if dualstack:
-        env["AWS_USE_DUALSTACK_ENDPOINT"] = "true"
+    env.update(endpoint or {})
     try:
         completed = run_command(argv, env)
     except subprocess.TimeoutExpired:
@@ -124,16 +138,16 @@ def parse_token(stdout, service, region):
     return Token(username, password, parse_time(data.get("expiresAt")))
 
 
-def fetch_tokens(host, sources, dualstack=()):
-    """{source: Token or AgentError}; regions are fetched in parallel, one call each (those in
-    `dualstack` through the dual-stack endpoint)."""
+def fetch_tokens(host, sources, endpoints=None):
+    """{source: Token or AgentError}; regions are fetched in parallel, one call each (through the
+    endpoint `endpoints` names for it)."""
     results = {}
     if not sources:
         return results
 
     def attempt(source):
         try:
-            return fetch_token(host, source, source in dualstack)
+            return fetch_token(host, source, (endpoints or {}).get(source))
         except AgentError as error:
             return error
 
@@ -177,3 +191,14 @@ def caller_identity(host, region):
     except (ValueError, KeyError, TypeError):
         return None, "unexpected sts response"
     return (arn, None) if isinstance(arn, str) else (None, "unexpected sts response")
+
+
+def token_expiry(password):
+    """When an ECR token expires, read from the token itself (None when it is not one): the password
+    of GetAuthorizationToken's AWS:<password> is base64 of JSON whose "expiration" is epoch seconds
+    (amazon-ecr-credential-helper and the AWS CLI hand it on unchanged)."""
+    try:
+        data = json.loads(base64.b64decode(password + "=" * (-len(password) % 4)).decode("utf-8"))
+    except (ValueError, TypeError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return parse_time(data.get("expiration")) if isinstance(data, dict) else None

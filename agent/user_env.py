@@ -8,8 +8,14 @@ modelled for a user who has it (detected, not assumed):
   optional `export `, quotes stripped, no expansion: linux-pam modules/pam_env/pam_env.c
   _parse_env_file); the shell then runs /etc/profile.d/*.sh and the user's ~/.profile,
   ~/.bash_profile, ~/.bash_login and ~/.bashrc. pam_systemd sets XDG_RUNTIME_DIR=/run/user/<uid>
-  (pam_systemd(8); every supported distribution's login, sshd and su stacks have it), a directory
-  that exists while the user has a session (when it does not, no file in it can answer).
+  (pam_systemd(8)), a directory that exists while the user has a session (when it does not, no file
+  in it can answer).
+- su: the same shell files in a session pam_systemd did not open (`sudo -iu`, `su -` from another
+  session): no XDG_RUNTIME_DIR, so rootless podman and buildah find their runtime directory
+  themselves (/run/user/<uid> when it is the user's, else $TMPDIR/podman-run-<uid>: containers_client).
+  Modelled for them only (read_order): skopeo there reads /run/containers/<uid>/auth.json, which a
+  user cannot even search once root's podman made /run/containers 0700, and nothing the agent writes
+  could change that.
 - units, for users with systemd user units (~/.config/systemd/user, Quadlet's ~/.config/containers/
   systemd and /etc/containers/systemd/users/<uid>) or lingering (/var/lib/systemd/linger/<user>):
   environment.d(5), *.conf in /usr/lib/environment.d, /etc/environment.d and
@@ -19,18 +25,24 @@ modelled for a user who has it (detected, not assumed):
   (/var/spool/cron/crontabs/<user>, /var/spool/cron/<user>): /etc/environment only (cron's PAM
   stack), no XDG_RUNTIME_DIR.
 From shell files only what a static reading can decide is taken: `export NAME=VALUE` (or NAME=VALUE
-and `export NAME`), at the top level or under `if` / `&&` conditions on the user's name or uid
-($USER, $LOGNAME, $(id -un), $(whoami), $UID, $(id -u)); values may use $HOME, $USER, $LOGNAME, ~
-and the variables modelled here. Any other assignment of a modelled variable (computed by shell
+and `export NAME`), at the top level or under `if` / `&&` conditions or a `case` on the user's name
+or uid ($USER, $LOGNAME, $(id -un), $(whoami), $UID, $(id -u)); values may use $HOME, $USER,
+$LOGNAME, ~ and the variables modelled here. A file sourced (`. file`, `source file`) by a known path
+is read in its place (the user's or root's files, three levels deep); one whose path or contents
+the agent cannot read is reported. Any other assignment of a modelled variable (computed by shell
 code, under other conditions, in a function) is what the agent cannot know: it is reported
 (environment_unknown) and the variable keeps the value the agent could establish.
 """
 
+import fnmatch
 import os
 import re
 import stat
 
 MODELLED = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "TMPDIR")
+# What a credential helper run by a client takes from the session (the AWS SDK's settings, proxies):
+# the helper is proven with these as each kind of session has them (stores.CredentialStores.probe).
+HELPER_VARIABLE = re.compile(r"^(AWS_[A-Z0-9_]+|(?i:https?_proxy|no_proxy|all_proxy))$")
 ETC_ENVIRONMENT = "/etc/environment"
 PROFILE_DIR = "/etc/profile.d"
 USER_PROFILES = (".profile", ".bash_profile", ".bash_login", ".bashrc")
@@ -53,6 +65,10 @@ IF_LINE = re.compile(r"^(if|elif)\s+(.+?)(?:\s*;\s*then)?$")
 ONE_LINE_IF = re.compile(r"^if\s+(.+?)\s*;\s*then\s+(.+?)\s*;?\s*fi$")
 AND_LINE = re.compile(r"^(.+?)\s*&&\s*(.+)$")
 OPENERS = re.compile(r"^(?:case|for|while|until|select)\b|\{\s*$|\(\)\s*\{?")
+SOURCE = re.compile(r"^(?:\.|source)\s+(" + WORD + r")\s*;?$")
+CASE = re.compile(r"^case\s+" + SUBJECT + r"\s+in$")
+CASE_BRANCH = re.compile(r"^\(?([^()]+)\)\s*(.*?)\s*(;;)?$")
+MAX_SOURCE_DEPTH = 3
 CLOSERS = re.compile(r"^(?:esac|done|\})\s*;?$")
 REFERENCE = re.compile(r"\$(?:\{(" + NAME + r")(?:(:[-+])([^}]*))?\}|(" + NAME + r"))")
 
@@ -60,9 +76,10 @@ REFERENCE = re.compile(r"\$(?:\{(" + NAME + r")(?:(:[-+])([^}]*))?\}|(" + NAME +
 class Environment(object):
     """What one kind of session of the user sees: {variable: value} for the modelled variables."""
 
-    def __init__(self, kind, values):
+    def __init__(self, kind, values, helper_env=None):
         self.kind = kind
         self.values = values
+        self.helper_envs = [helper_env or {}]  # what a helper run from each such session gets
 
     def get(self, name):
         return self.values.get(name) or None
@@ -160,10 +177,12 @@ def user_test(condition, account):
 class ShellFile(object):
     """The assignments of one sourced shell file that apply to this user, in order."""
 
-    def __init__(self, path, account, values, unknown):
+    def __init__(self, path, account, values, unknown, depth=0):
         self.path, self.account, self.values, self.unknown = path, account, values, unknown
+        self.depth = depth
         self.pending = {}  # assigned but not (yet) exported: name -> value
         self.blocks = []  # per open block: True (applies), False (does not), None (cannot tell)
+        self.cases = []  # per open `case` on the user: (subject's value, whether a branch matched)
 
     def applies(self):
         return all(self.blocks)
@@ -193,6 +212,8 @@ class ShellFile(object):
                 before = self.blocks[-1]
                 self.blocks[-1] = None if before is None or verdict is None else (not before and verdict)
             return
+        if self.case_line(line, number):
+            return
         if line in ("else", "fi") and self.blocks:
             if line == "fi":
                 self.blocks.pop()
@@ -213,13 +234,69 @@ class ShellFile(object):
             return
         self.statement(line, number)
 
+    def case_line(self, line, number):
+        """`case "$USER" in` (or another test subject), its `pattern|pattern)` branches, `;;`, `esac`:
+        a branch applies when a pattern matches the user (shell glob), and none after one did."""
+        opened = CASE.match(line)
+        if opened:
+            subject = opened.group(1) or opened.group(2)
+            actual = str(self.account.uid) if subject in ("UID", "id -u") else self.account.name
+            self.cases.append([actual, False, len(self.blocks)])
+            self.blocks.append(False)
+            return True
+        if not self.cases or len(self.blocks) != self.cases[-1][2] + 1:
+            return False
+        case = self.cases[-1]
+        if line in ("esac", "esac;"):
+            self.cases.pop()
+            self.blocks.pop()
+            return True
+        if line == ";;":
+            self.blocks[-1] = False
+            return True
+        branch = CASE_BRANCH.match(line)
+        if not branch:
+            return False
+        patterns = [unquote(pattern.strip()) for pattern in branch.group(1).split("|")]
+        matched = not case[1] and any(fnmatch.fnmatchcase(case[0], pattern) for pattern in patterns)
+        case[1] = case[1] or matched
+        self.blocks[-1] = matched
+        if branch.group(2):
+            self.line(branch.group(2), number)
+        if branch.group(3):
+            self.blocks[-1] = False
+        return True
+
+    def source(self, word, where):
+        """`. file` / `source file`: read it as part of this one, when its path is known (else report)."""
+        path = shell_value(word, self.values, self.account.home)
+        if not self.applies():
+            return
+        text = None
+        if path and self.decided() and self.depth < MAX_SOURCE_DEPTH:
+            owner = self.account.uid if path.startswith(self.account.home.rstrip("/") + "/") else 0
+            text = read_source(path, owner)
+            if text is None and not os.path.lexists(path):
+                return  # nothing sourced: nothing set
+        if text is None:
+            self.unknown.append(("what it sources (%s)" % word, where))
+            return
+        nested = ShellFile(path, self.account, self.values, self.unknown, self.depth + 1)
+        nested.pending = self.pending
+        nested.read(text)
+
     def statement(self, line, number):
         where = "%s:%d" % (self.path, number)
+        sourced = SOURCE.match(line)
+        if sourced:
+            return self.source(sourced.group(1), where)
+        if re.match(r"^(?:\.|source)\s", line) and self.applies():
+            return self.unknown.append(("what it sources", where))
         assignment = ASSIGNMENT.match(line)
         exported = EXPORT.match(line)
         if assignment and (not assignment.group(3) or assignment.group(3) == assignment.group(1)):
             name = assignment.group(1)
-            if name not in MODELLED:
+            if name not in MODELLED and not HELPER_VARIABLE.match(name):
                 return
             value = shell_value(assignment.group(2), self.values, self.account.home)
             if not self.decided() or value is None:
@@ -285,11 +362,11 @@ def user_environments(account):
     """([Environment], [(variable, where)]): the distinct environments the user's clients run with, and
     where a modelled variable is set in a way the agent cannot evaluate."""
     unknown = []
-    base = {}
+    pam = {}
     text = read_source(ETC_ENVIRONMENT)
     if text is not None:
-        pam_env_file(text, base)
-    base = {name: base[name] for name in MODELLED if base.get(name)}
+        pam_env_file(text, pam)
+    base = {name: value for name, value in pam.items() if name in MODELLED or HELPER_VARIABLE.match(name)}
     session = {"XDG_RUNTIME_DIR": RUNTIME_DIR % account.uid}
     identity = {"HOME": account.home, "USER": account.name, "LOGNAME": account.name}
 
@@ -308,14 +385,23 @@ def user_environments(account):
         if text is not None:
             environment_d_file(text, units)
 
-    kinds = [("login", login)]
+    su = dict(login)
+    if su.get("XDG_RUNTIME_DIR") == session["XDG_RUNTIME_DIR"]:  # pam_systemd's, not a profile's
+        del su["XDG_RUNTIME_DIR"]
+    kinds = [("login", login), ("su", su)]
     if has_any(account, USER_UNITS + (LINGER,)):
         kinds.append(("units", units))
     if account.uid == 0 or has_any(account, CRONTABS):
         kinds.append(("services", dict(base)))
     environments = []
     for kind, values in kinds:
-        environment = Environment(kind, {name: values[name] for name in MODELLED if values.get(name)})
-        if all(environment.values != other.values for other in environments):
+        helper_env = {name: value for name, value in values.items() if HELPER_VARIABLE.match(name)}
+        environment = Environment(
+            kind, {name: values[name] for name in MODELLED if values.get(name)}, helper_env
+        )
+        same = [other for other in environments if other.values == environment.values]
+        if not same:
             environments.append(environment)
+        elif helper_env not in same[0].helper_envs:
+            same[0].helper_envs.append(helper_env)
     return environments, unknown

@@ -17,7 +17,7 @@ from .docker_client import CONFIG_NAME
 from .docker_model import DockerModel
 from .go_json import ConfigRejected
 from .log import log
-from .outcomes import INTERNAL_ERROR, READER_STALE, WRITTEN_IN_PLACE, AgentError
+from .outcomes import INTERNAL_ERROR, READER_STALE, SECRET_READABLE, WRITTEN_IN_PLACE, AgentError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -191,7 +191,7 @@ def save_config(run, account, user, auth_file, create_dir=True):
         raise AgentError(INTERNAL_ERROR, "edited %s would not load: %s" % (auth_file.path, error)) from None
     mode = auth_file.mode if auth_file.exists else NEW_CONFIG_MODE
     directory, name = auth_file.directory, auth_file.name
-    if written.holds_secrets() and mode & 0o077:
+    if written.holds_secrets() and mode & 0o077 and not keep_shared_mode(run, account, auth_file.path, mode):
         run.report.tightened(user, shown_name(account, auth_file.path), mode)
         mode = SECRET_FILE_MODE
     if auth_file.exists:
@@ -225,3 +225,35 @@ def shown_name(account, path):
     if path.startswith(account.home.rstrip("/") + "/"):
         return "~" + path[len(account.home.rstrip("/")) :]
     return path
+
+
+def shared_with(run, account, path):
+    """Who else reads this file, when its mode lets them (making it owner-only would cut them off):
+    other users whose clients read it, or "other users" for a file outside the user's home in a
+    directory others may enter (a DOCKER_CONFIG or REGISTRY_AUTH_FILE set in /etc/environment)."""
+    others = [name for name in getattr(run, "readers", {}).get(path, []) if name != account.name]
+    try:
+        mode, parent = os.stat(path).st_mode, os.stat(os.path.dirname(path)).st_mode
+    except OSError:
+        return []
+    if not mode & 0o044:
+        return []
+    outside = not path.startswith(account.home.rstrip("/") + "/")
+    return others or (["other users"] if outside and parent & 0o011 else [])
+
+
+def keep_shared_mode(run, account, path, mode):
+    """True (reported, secret_readable) when a file others read keeps the mode that lets them: the agent
+    never leaves a reader worse off; its credentials stay readable by them, as their owner chose."""
+    others = shared_with(run, account, path)
+    if others:
+        message = "%s: %s is %04o and read by %s too: mode kept, its credentials readable by them" % (
+            account.name,
+            shown_name(account, path),
+            mode,
+            ", ".join(others[:3]),
+        )
+        if (SECRET_READABLE, message) not in run.report.notices:
+            log(message)
+            run.report.notices.append((SECRET_READABLE, message))
+    return bool(others)

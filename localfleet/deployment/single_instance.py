@@ -115,6 +115,15 @@ class World:
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.ca, SANDBOX_CA)
         map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRY_NAMES), "127.0.0.1"))
+        # The instance's proxy reaches every session as an instance-wide proxy does: /etc/environment,
+        # which pam_env gives login shells, su and cron (the helper fetches its tokens through it).
+        proxies = {name: value for name, value in self.instance_env().items() if name.endswith("_PROXY")}
+        self.sandbox.write("/etc/environment", "".join(f"{k}={v}\n" for k, v in proxies.items()))
+
+    def add_environment(self, text: str) -> None:
+        """Lines added to the instance's /etc/environment (what pam_env gives every session)."""
+        path = self.sandbox.path("/etc/environment")
+        self.sandbox.write("/etc/environment", path.read_text() + text if path.exists() else text)
 
     def give_instance_role(self, user: str) -> None:
         """~/.aws/credentials (0600, the user's) with the 'instance role', as IMDS would serve it."""

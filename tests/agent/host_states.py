@@ -252,7 +252,7 @@ NAMED_AUTH_FILE = "/srv/registry/alice-auth.json"
 
 
 def registry_auth_file(world: sb.World) -> None:  # test_agent_clients.py: REGISTRY_AUTH_FILE
-    world.sandbox.write("/etc/environment", f'REGISTRY_AUTH_FILE="{NAMED_AUTH_FILE}"\n')
+    world.add_environment(f'REGISTRY_AUTH_FILE="{NAMED_AUTH_FILE}"\n')
     world.sandbox.run(
         ["install", "-d", "-m", "0700", "-o", "alice", "-g", "alice", "/srv/registry"]
     ).check_returncode()

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -264,14 +265,19 @@ def reader_of(world: sb.World, source: str, target: str) -> contextlib.AbstractC
     return bind_mounted_reader(source, target, prefix=world.sandbox.enter())
 
 
-def reader_can_pull(world: sb.World, pid: int, config_dir: str, registry: str = sb.REGISTRY_A) -> bool:
+def reader_can_pull(
+    world: sb.World, pid: int, config_dir: str, registry: str = sb.REGISTRY_A, path: str | None = None
+) -> bool:
     """Can the reader pull with the config its mount shows? docker in the reader's namespaces and
-    root, as root, with DOCKER_CONFIG at the mount's directory (watchtower's `-e DOCKER_CONFIG`)."""
+    root, as root, with DOCKER_CONFIG at the mount's directory (watchtower's `-e DOCKER_CONFIG`);
+    `path`: the PATH of the reader's image (one without the credential helper, say)."""
     env = {**world.user_env("root", "/root"), "DOCKER_CONFIG": config_dir}
+    if path is not None:
+        env["PATH"] = path
     image = f"{registry}/{PROBE_REPOSITORY}:{PROBE_TAG}"
     done = subprocess.run(
         [
-            "nsenter",
+            shutil.which("nsenter") or "nsenter",
             "-t",
             str(pid),
             "-m",
@@ -359,17 +365,18 @@ def cron_pull(world: sb.World, user: str, registry: str = sb.REGISTRY_A) -> bool
 
 
 @contextlib.contextmanager
-def kubelet_running(world: sb.World) -> Iterator[None]:
-    """A process named kubelet in the instance (a copy of sleep): kubelet itself cannot run here."""
+def kubelet_running(world: sb.World, cwd: str = "/") -> Iterator[None]:
+    """A process named kubelet in the instance (a copy of sleep), in the working directory `cwd`
+    (a unit's WorkingDirectory=): kubelet itself cannot run here."""
     world.sandbox.run(["cp", "/bin/sleep", "/usr/local/bin/kubelet"]).check_returncode()
     process = subprocess.Popen(
-        [*world.sandbox.enter(), "/usr/local/bin/kubelet", "600"], start_new_session=True
+        [*world.sandbox.enter(cwd), "/usr/local/bin/kubelet", "600"], start_new_session=True
     )
     try:
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # its session: nsenter's child too
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
 

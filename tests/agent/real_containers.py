@@ -41,6 +41,24 @@ class RealContainers:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
 
+    def pull_refused_before_lookup(self, env: dict[str, str]) -> bool:
+        """Whether `podman pull` refuses before any lookup because its --authfile (REGISTRY_AUTH_FILE,
+        DOCKER_CONFIG/config.json: GetDefaultAuthFile) does not exist (cmd/podman/images/pull.go:
+        CheckAuthFile, "checking authfile: stat ...: no such file or directory"); no network is
+        reached either way."""
+        base = {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime)}
+        done = subprocess.run(
+            [*self.prefix, self.program, "pull", "--quiet", "registry.invalid/none:1"],
+            env={**base, **env},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        refused = [line for line in done.stderr.splitlines() if line.startswith("Error: stat ")]
+        return "checking authfile" in done.stderr or bool(refused)
+
     def get_login(self, host: str, env: dict[str, str] | None = None) -> tuple[str, str]:
         """(stdout, stderr) of `<client> login --get-login host`, HOME and XDG_RUNTIME_DIR in the folder."""
         base = {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime)}

@@ -223,7 +223,7 @@ def test_registry_auth_file_from_etc_environment_is_where_the_containers_tools_r
     the helper in it."""
     world = instance_with("podman", "skopeo", users={"alice": False})
     named = "/srv/registry/alice-auth.json"
-    world.sandbox.write("/etc/environment", f'REGISTRY_AUTH_FILE="{named}"\n')
+    world.add_environment(f'REGISTRY_AUTH_FILE="{named}"\n')
     world.sandbox.run(
         ["install", "-d", "-m", "0700", "-o", "alice", "-g", "alice", "/srv/registry"]
     ).check_returncode()

@@ -76,22 +76,32 @@ def test_refresh_updates_a_bind_mounted_config_in_place_and_the_container_can_pu
         assert instance.sandbox.path(config_path("root")).read_bytes() == content
 
 
-def test_helper_on_a_bind_mounted_config_keeps_the_mount_live_and_the_container_pulls_through_it(
+def test_helper_leaves_a_bind_mounted_config_auths_only_renewed_in_place_for_a_reader_without_the_helper(
     instance: sb.World, agent_script: str
 ) -> None:
-    """The same rule for the helper action: credHelpers go in in place, and the reader, whose root
-    has the helper (a CI agent's image with it installed), pulls through it."""
+    """The helper action and a file mounted into another mount namespace: the reader there (watchtower,
+    a CI agent) resolves credentials with docker's own config code in its own image, which need not
+    have docker-credential-ecr-login; credHelpers would send it to a program it cannot run (docker/cli
+    cli/config/credentials: NewNativeStore for a credHelpers entry, exec of docker-credential-<name>
+    on the container's PATH). So, as for kubelet (kubernetes pkg/credentialprovider/config.go reads
+    `auths` only), the file stays auths-only: its token is renewed in place (same inode, mode,
+    owner) and the message says which file was kept. The reader here runs docker with a PATH that
+    has no helper, and pulls before and after."""
     write_config(instance, "alice", json.dumps({"auths": {R: {"auth": b64(f"AWS:{OLD_TOKEN}")}}}))
     before = mode_owner_inode(instance, config_path("alice"))
     with reader_of(instance, config_path("alice"), WATCHTOWER_CONFIG) as reader:
         run = instance.run_document(agent_script, parameters("helper", users="alice"))
 
         assert (run.result["outcome"], run.result["reason"]) == ("changed", "written_in_place"), run.stderr
+        assert "kept as logins for readers without the helper: /home/alice/.docker/config.json" in str(
+            run.result["message"]
+        )
+        assert "helper already configured" not in str(run.result["message"])
         assert mode_owner_inode(instance, config_path("alice")) == before
         content = instance.sandbox.path(config_path("alice")).read_bytes()
-        assert json.loads(content) == {"auths": {}, "credHelpers": {R: "ecr-login"}}
+        assert json.loads(content) == {"auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}}
         assert seen_by(reader, WATCHTOWER_CONFIG)[0] == content
-        assert reader_can_pull(instance, reader, "/config")
+        assert reader_can_pull(instance, reader, "/config", path="/image-bin")
         assert can_pull(instance, ("alice",)) == {"alice": True}
 
 

@@ -116,3 +116,43 @@ def test_a_proxy_that_cannot_be_reached_is_what_the_release_probe_tries(
     assert run.seconds < FAST
     assert package_manager_calls(instance) == []
     assert configs(instance, ("alice",)) == before
+
+
+TARPIT = (
+    "import socket, sys, time\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(50); held = []\n"
+    "while True:\n    held.append(s.accept()[0])\n"
+)
+
+
+def test_a_proxy_that_takes_connections_and_never_answers_fails_in_seconds(
+    instance: sb.World, agent_script: str
+) -> None:
+    """Another of the kind (acceptance finding 10): an egress proxy that accepts every connection and
+    never answers (overloaded, broken). A TCP probe would pass, and apt and the download would each
+    wait for their own timeouts (minutes in all). The probe asks for an answer (an HTTP HEAD through
+    a proxy, a TLS handshake to an https source), so both sources fail within seconds and no package
+    manager is started."""
+    _, env = offline_host(instance)
+    port = instance.sandbox.free_ports(1)[0]
+    instance.sandbox.start_server([sys.executable, "-c", TARPIT, str(port)])
+    time.sleep(1)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        env[name] = f"http://127.0.0.1:{port}"
+    before = configs(instance, ("alice",))
+
+    run = instance.run_document(
+        agent_script,
+        parameters("helper", users="alice", ReleaseBaseUrl="https://reachable-only-by-proxy.test"),
+        env=env,
+    )
+
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "helper_source_unreachable"), (
+        run.stderr
+    )
+    assert f"127.0.0.1:{port}" in str(run.result["message"])
+    assert run.seconds < FAST, f"took {run.seconds:.0f} s"
+    assert package_manager_calls(instance) == []
+    assert configs(instance, ("alice",)) == before
+    assert can_pull(instance, ("alice",)) == {"alice": True}

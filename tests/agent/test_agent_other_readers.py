@@ -13,7 +13,10 @@ here either: a docker CLI wrapper answers `docker info`'s Swarm fields as one wo
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import subprocess
 
 import pytest
 
@@ -100,6 +103,67 @@ def test_kubelets_own_file_is_renewed_by_refresh_and_helper_and_stays_auths_only
     assert can_pull(instance, ("alice",)) == {"alice": True}
 
 
+KUBELET_UNIT = (
+    "[Service]\nExecStart=/usr/bin/kubelet $KUBELET_EXTRA_ARGS\nEnvironmentFile=-/etc/default/kubelet\n"
+)
+
+
+def test_an_installed_kubelet_that_is_not_running_keeps_roots_file_auths_only(
+    instance: sb.World, agent_script: str
+) -> None:
+    """kubelet installed (its binary, kubelet.service) but stopped at this moment (a restart, a node
+    being drained): it reads root's file again when it starts. So helper treats it as running:
+    root's file stays auths-only, its token renewed (acceptance finding 6)."""
+    instance.sandbox.run(["cp", "/bin/sleep", "/usr/bin/kubelet"]).check_returncode()
+    instance.sandbox.write("/lib/systemd/system/kubelet.service", KUBELET_UNIT)
+    write_config(instance, "root", json.dumps({"auths": {R: {"auth": b64(f"AWS:{OLD_TOKEN}")}}}))
+
+    run = instance.run_document(agent_script, parameters("helper", users="root"))
+
+    assert (run.result["outcome"], run.result["reason"]) == ("changed", "ok"), run.stderr
+    assert config_of(instance, "root") == {"auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}}
+    assert kubelet_can_pull(instance, config_path("root"))
+
+
+def test_kubelets_root_dir_from_its_extra_args_is_where_its_file_is_renewed(
+    instance: sb.World, agent_script: str
+) -> None:
+    """--root-dir=/data/kubelet in KUBELET_EXTRA_ARGS (/etc/default/kubelet, the file the deb
+    packages' drop-in reads): kubelet's preferred path is that root directory
+    (cmd/kubelet/app/server.go SetPreferredDockercfgPath(RootDirectory)), so its config.json there is
+    the one refresh renews and check lists under its path."""
+    instance.sandbox.run(["cp", "/bin/sleep", "/usr/bin/kubelet"]).check_returncode()
+    instance.sandbox.write("/lib/systemd/system/kubelet.service", KUBELET_UNIT)
+    instance.sandbox.write("/etc/default/kubelet", "KUBELET_EXTRA_ARGS=--root-dir=/data/kubelet\n")
+    own = "/data/kubelet/config.json"
+    instance.sandbox.write(own, json.dumps({"auths": {R: {"auth": b64(f"AWS:{OLD_TOKEN}")}}}), 0o600)
+
+    refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
+    check = instance.run_document(agent_script, parameters("check", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stderr
+    assert json.loads(instance.sandbox.path(own).read_bytes()) == {
+        "auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}
+    }
+    assert users_of(check)[own]["registries"][R]["state"] == "logged_in"  # type: ignore[index]
+    assert kubelet_can_pull(instance, own)
+
+
+def test_a_running_kubelets_working_directory_file_is_renewed(instance: sb.World, agent_script: str) -> None:
+    """Second in kubelet's search: config.json in its working directory (config.go workingDirPath,
+    filepath.Abs of a relative name), /etc/kubernetes here (a unit's WorkingDirectory=)."""
+    own = "/etc/kubernetes/config.json"
+    instance.sandbox.write(own, json.dumps({"auths": {R: {"auth": b64(f"AWS:{OLD_TOKEN}")}}}), 0o600)
+    with kubelet_running(instance, cwd="/etc/kubernetes"):
+        refresh = instance.run_document(agent_script, parameters("refresh", users="alice"))
+
+    assert (refresh.result["outcome"], refresh.result["reason"]) == ("changed", "ok"), refresh.stderr
+    assert json.loads(instance.sandbox.path(own).read_bytes()) == {
+        "auths": {R: {"auth": b64(f"AWS:{TOKEN_A}")}}
+    }
+    assert kubelet_can_pull(instance, own)
+
+
 def test_nomads_auth_config_file_is_reported_not_touched(instance: sb.World, agent_script: str) -> None:
     """Nomad's docker driver reads `auth { config = ... }` (hashicorp/nomad drivers/docker/utils.go):
     a file that is no managed user's config is not renewed by the agent; it says so (reader_nomad)
@@ -119,6 +183,46 @@ def test_nomads_auth_config_file_is_reported_not_touched(instance: sb.World, age
     assert (run.result["outcome"], run.result["reason"]) == ("changed", "reader_nomad"), run.stderr
     assert "/etc/docker/config.json" in str(run.result["message"])
     assert file_state(instance, "/etc/docker/config.json") == before
+
+
+def test_nomads_json_client_config_is_read_too(instance: sb.World, agent_script: str) -> None:
+    """Nomad loads *.json beside *.hcl from a configuration directory (nomad command/agent/config.go
+    LoadConfigDir): the docker plugin's auth.config in /etc/nomad.d/client.json is seen as well, and
+    so is the legacy client option "docker.auth.config" (acceptance finding 7)."""
+    plugin = {"plugin": {"docker": {"config": {"auth": {"config": "/etc/docker/config.json"}}}}}
+    instance.sandbox.write("/etc/nomad.d/client.json", json.dumps(plugin, indent=2))
+    instance.sandbox.write(
+        "/etc/nomad.d/legacy.hcl",
+        'client {\n  options {\n    "docker.auth.config" = "/srv/nomad/auth.json"\n  }\n}\n',
+    )
+
+    run = instance.run_document(agent_script, parameters("check", users="alice"))
+
+    assert run.result["reason"] == "reader_nomad", run.stderr
+    assert "Nomad (/etc/nomad.d/client.json) reads /etc/docker/config.json" in run.stderr
+    assert "Nomad (/etc/nomad.d/legacy.hcl) reads /srv/nomad/auth.json" in run.stderr
+
+
+def test_a_running_nomad_agents_own_config_directory_is_read(instance: sb.World, agent_script: str) -> None:
+    """`nomad agent -config=/opt/nomad/config` (a directory outside /etc/nomad.d, as systemd units
+    of tarball installs have it): the running agent's -config places are read as well."""
+    instance.sandbox.write(
+        "/opt/nomad/config/docker.hcl",
+        'plugin "docker" {\n  config {\n    auth {\n      config = "/opt/nomad/docker.json"\n    }\n  }\n}\n',
+    )
+    instance.sandbox.write("/usr/local/bin/nomad", "#!/bin/sh\nsleep 600\n", 0o755)
+    process = subprocess.Popen(
+        [*instance.sandbox.enter(), "/usr/local/bin/nomad", "agent", "-config=/opt/nomad/config"],
+        start_new_session=True,
+    )
+    try:
+        run = instance.run_document(agent_script, parameters("check", users="alice"))
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    assert run.result["reason"] == "reader_nomad", run.stderr
+    assert "Nomad (/opt/nomad/config/docker.hcl) reads /opt/nomad/docker.json" in run.stderr
 
 
 def test_a_swarm_manager_is_told_its_services_keep_their_own_copy(

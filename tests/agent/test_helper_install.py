@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -127,28 +129,50 @@ def test_dnf_variables_in_the_host_are_resolved_and_disabled_repositories_skippe
 # ---------------------------------------------------------------- probing before a download
 
 
-def test_probe_tells_a_listening_port_from_a_closed_one_and_a_black_hole(tmp_path: Path) -> None:
+def answering_server() -> socket.socket:
+    """A listener that answers any request with an HTTP status line (a mirror, or a proxy's error)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_probe_tells_an_answering_port_from_a_closed_one_a_black_hole_and_a_tarpit(tmp_path: Path) -> None:
     """A black hole (a listener whose accept queue is full: Linux drops further SYNs) is what a
-    private subnet without NAT is to a public mirror: connect() hangs. The probe gives up on it after
-    PROBE_TIMEOUT, on a closed port at once."""
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(5)
+    private subnet without NAT is to a public mirror: connect() hangs. A tarpit (a broken proxy: it
+    takes the connection, here into a listener's queue, and never answers) would hold apt and urllib
+    for each of their own timeouts. The probe gives up on both after PROBE_TIMEOUT, on a closed port
+    at once; a source that answers anything (an HTTP error too) is reachable."""
+    listening = answering_server()
+    tarpit = socket.socket()
+    tarpit.bind(("127.0.0.1", 0))
+    tarpit.listen(5)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
     hole.listen(0)
     filler = socket.create_connection(hole.getsockname(), timeout=2)
-    targets = [listening.getsockname(), closed.getsockname(), hole.getsockname()]
+    targets = [listening.getsockname(), closed.getsockname(), hole.getsockname(), tarpit.getsockname()]
+    helper_install.TLS_TARGETS.add(tarpit.getsockname())  # an https source: a handshake that never ends
     try:
         started = time.monotonic()
         answered = probe(targets)
         took = time.monotonic() - started
     finally:
-        for sock in (listening, closed, hole, filler):
+        for sock in (listening, closed, hole, filler, tarpit):
             sock.close()
-    assert [answered[target] for target in targets] == [True, False, False]
+    assert [answered[target] for target in targets] == [True, False, False, False]
     assert PROBE_TIMEOUT - 1 < took < PROBE_TIMEOUT + 2, "all at once, bounded by one timeout"
 
 
@@ -242,3 +266,68 @@ def test_each_registry_kind_needs_the_first_release_that_knows_it(registry: str,
     pattern does not match answers "credentials not found in native keychain" (ecr-login/ecr.go)."""
     assert stores.dotted(helper_install.minimum_version(registry)) == needed
     assert helper_install.minimum_version(registry, keep_user_login=True) >= (0, 9, 0)
+
+
+class DivertHost:
+    """What link_for_callers needs of the host: a PATH with dpkg-divert (here a stand-in that records
+    its arguments) and root's environment."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = str(folder)
+
+    def root_env(self) -> dict[str, str]:
+        return {"PATH": self.path + ":/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("killed_at", range(5))
+def test_the_callers_helper_never_goes_missing_whenever_the_swap_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_at: int
+) -> None:
+    """The package's binary in /usr/bin replaced by a link to the release, the run SIGKILLed before
+    each of its steps (symlink to a temp name, hard link to .distrib, dpkg-divert, rename over the
+    name) or not at all: at every point the name exists and runs a helper (the old or the new one),
+    and a second run completes the swap. dpkg-divert(1): without --rename (the default) the diversion
+    only records where the package's upgrades go; rename(2) replaces the name atomically."""
+    bin_dir, tools = tmp_path / "usr-bin", tmp_path / "tools"
+    bin_dir.mkdir()
+    tools.mkdir()
+    name = bin_dir / stores.HELPER_NAME
+    name.write_text("#!/bin/sh\necho 0.6.0\n")
+    name.chmod(0o755)
+    release = tmp_path / "release"
+    release.write_text("#!/bin/sh\necho 0.12.0\n")
+    release.chmod(0o755)
+    divert = tools / "dpkg-divert"
+    divert.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/diversions\n')
+    divert.chmod(0o755)
+    steps = [0]
+
+    def step(real: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if steps[0] == killed_at:
+                os._exit(9)  # as SIGKILL: no finally, no cleanup
+            steps[0] += 1
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    host = DivertHost(tools)
+    pid = os.fork()
+    if pid == 0:
+        monkeypatch.setattr(os, "symlink", step(os.symlink))
+        monkeypatch.setattr(os, "link", step(os.link))
+        monkeypatch.setattr(helper_install, "run_command", step(helper_install.run_command))
+        monkeypatch.setattr(os, "rename", step(os.rename))
+        try:
+            helper_install.link_for_callers(host, str(release), str(bin_dir))  # type: ignore[arg-type]
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == (9 if killed_at < 4 else 0)
+    ran = subprocess.run([str(name)], capture_output=True, check=True).stdout
+    assert ran == (b"0.12.0\n" if killed_at == 4 else b"0.6.0\n")
+
+    helper_install.link_for_callers(host, str(release), str(bin_dir))  # type: ignore[arg-type]
+    assert os.readlink(name) == str(release)
+    assert (bin_dir / (stores.HELPER_NAME + ".distrib")).read_text() == "#!/bin/sh\necho 0.6.0\n"
+    assert f"--local --divert {name}.distrib --add {name}" in (tmp_path / "diversions").read_text()
+    assert not list(bin_dir.glob("*.tmp"))

@@ -13,6 +13,7 @@ import pytest
 
 import agent.as_user
 import agent.stores
+import agent.user_env
 from agent.outcomes import AgentError
 from agent.stores import CredentialStores
 from tests.agent.user_files import NOBODY, REGISTRY
@@ -39,6 +40,8 @@ def bin_dir(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     folder.mkdir(mode=0o755)
     monkeypatch.setattr(agent.as_user, "USER_PATH", f"{folder}:/usr/bin:/bin")
     monkeypatch.setattr(agent.stores, "CALLER_PATH", f"{folder}:/bin")
+    monkeypatch.setattr(agent.stores, "UNIT_PATH", f"{folder}:/bin")
+    monkeypatch.setattr(agent.user_env, "ETC_ENVIRONMENT", str(tmp_path / "environment"))
     return folder
 
 
@@ -120,19 +123,43 @@ def test_a_helper_runs_with_the_users_environment_not_the_agents_credentials(
     account: Any, bin_dir: Path, tmp_path: Path
 ) -> None:
     """Under DHMC the agent's AWS credentials are the DHMC role (amazon-ssm-agent #610), not what the
-    user's own docker gets: the user's helper runs without them, with the instance's proxy settings,
-    the user's HOME, the narrowest PATH docker's callers give it (cron's), and with the helper's cache
-    and log off."""
+    user's own docker gets: the user's helper runs without them, without the SSM agent's proxy (set
+    in its unit: cron jobs and login shells do not have it; acceptance finding 3), with the user's
+    HOME, the narrowest PATH docker's callers give it (cron's), and with the helper's cache and log
+    off."""
     seen = tmp_path / "seen"
     seen.mkdir(mode=0o777)
     seen.chmod(0o777)
-    fake_helper(bin_dir, "ecr-login", f"env > {seen}/env\necho '{{}}'\n")
+    fake_helper(bin_dir, "ecr-login", f"[ \"$1\" = get ] && env > {seen}/env\necho '{{}}'\n")
     CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
     env = dict(line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line)
     assert "AWS_ACCESS_KEY_ID" not in env
-    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert "HTTPS_PROXY" not in env
     assert (env["HOME"], env["USER"], env["PATH"]) == (account.home, "nobody", agent.stores.CALLER_PATH)
     assert (env["AWS_ECR_DISABLE_CACHE"], env["AWS_ECR_CACHE_DIR"]) == ("true", "/dev/null")
+
+
+def test_a_helper_is_proven_with_what_the_users_sessions_set_for_it(
+    account: Any, bin_dir: Path, tmp_path: Path
+) -> None:
+    """The AWS SDK settings and proxies a caller's session has are the helper's when that caller runs
+    it: /etc/environment (pam_env: logins, su, cron; linux-pam modules/pam_env) sets them here, so the
+    proof runs with them (acceptance findings 2 and 3), and a failure names the variable."""
+    (tmp_path / "environment").write_text("AWS_PROFILE=sso-dev\nhttps_proxy=http://site-proxy:3128\nLANG=C\n")
+    seen = tmp_path / "seen"
+    seen.mkdir(mode=0o777)
+    seen.chmod(0o777)
+    fake_helper(bin_dir, "ecr-login", f"[ \"$1\" = get ] && env > {seen}/env\necho '{{}}'\n")
+    CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
+    env = dict(line.split("=", 1) for line in (seen / "env").read_text().splitlines() if "=" in line)
+    assert (env["AWS_PROFILE"], env["https_proxy"]) == ("sso-dev", "http://site-proxy:3128")
+    assert "HTTPS_PROXY" not in env and "LANG" not in env
+
+    fake_helper(bin_dir, "ecr-login", "echo 'no credentials'; exit 1\n")
+    with pytest.raises(AgentError) as raised:
+        CredentialStores(StoreHost(bin_dir), account).verify(REGISTRY)
+    assert raised.value.reason == "helper_verify_failed"
+    assert "AWS_PROFILE=sso-dev" in raised.value.message and "site-proxy" not in raised.value.message
 
 
 def test_a_helper_that_hangs_is_given_up_on_and_not_called_again(

@@ -37,9 +37,10 @@ def test_the_line_is_added_and_everything_else_kept(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["AWS_ECR_IGNORE_CREDS_STORAGE=false", 'export AWS_ECR_IGNORE_CREDS_STORAGE="1"']
+    "line", ['export AWS_ECR_IGNORE_CREDS_STORAGE="1"', "AWS_ECR_IGNORE_CREDS_STORAGE=TRUE"]
 )
 def test_another_value_is_replaced_by_the_one_the_helper_honours(tmp_path: Path, line: str) -> None:
+    """Meant on, but the helper honours exactly "true" (ecr-login/ecr.go: == "true")."""
     path = tmp_path / "environment"
     path.write_text(f"{line}\nLANG=C.UTF-8\n")
     assert keep_user_docker_login(str(path)) is True
@@ -63,3 +64,18 @@ def test_a_symlink_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
         keep_user_docker_login(str(tmp_path / "environment"))
     assert raised.value.reason == "config_unsafe"
     assert target.read_text() == "LANG=C\n"
+
+
+@pytest.mark.parametrize("value", ["false", "0", '"no"'])
+def test_an_administrators_own_off_is_kept_and_refused(tmp_path: Path, value: str) -> None:
+    """An administrator who turned it off chose that users' logins to helper-served registries fail
+    (the helper's default): the file is left byte for byte and the agent refuses (config_unsafe), so
+    helper leaves the registries as they are (acceptance finding 9)."""
+    path = tmp_path / "environment"
+    path.write_text(f"LANG=C\nAWS_ECR_IGNORE_CREDS_STORAGE={value}\n")
+    with pytest.raises(AgentError) as raised:
+        keep_user_docker_login(str(path))
+    assert raised.value.reason == "config_unsafe"
+    assert "left as it is" in raised.value.message
+    assert path.read_text() == f"LANG=C\nAWS_ECR_IGNORE_CREDS_STORAGE={value}\n"
+    assert not (tmp_path / "environment.ecr-fleet-auth.bak").exists()

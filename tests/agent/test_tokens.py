@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import socket
+import threading
 from pathlib import Path
 
 import pytest
 
 from agent.outcomes import AgentError
 from agent.times import format_time
-from agent.tokens import fetch_token, is_dualstack, parse_token, token_source, token_sources
+from agent.tokens import fetch_token, fetch_tokens, is_dualstack, parse_token, token_source, token_sources
+from tests.conftest import require
 
 PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
@@ -97,7 +101,12 @@ def test_one_call_per_region_through_the_dual_stack_endpoint_when_a_name_needs_i
         ]
     )
     assert sources == [("ecr", "eu-west-1"), ("ecr", "us-east-2"), ("ecr-public", "us-east-1")]
-    assert dualstack == {("ecr", "eu-west-1"), ("ecr-public", "us-east-1")}
+    dual = {"AWS_USE_DUALSTACK_ENDPOINT": "true"}
+    assert dualstack == {
+        ("ecr", "eu-west-1"): dual,
+        ("ecr", "us-east-2"): {},
+        ("ecr-public", "us-east-1"): dual,
+    }
     assert token_source("123456789012.dkr-ecr-fips.us-gov-west-1.on.aws") == ("ecr", "us-gov-west-1")
     assert is_dualstack("ecr-public.aws.com") and not is_dualstack("public.ecr.aws")
 
@@ -114,6 +123,84 @@ def test_the_dual_stack_endpoint_is_asked_for_through_the_aws_clis_own_setting(t
         f'echo \'{{"authorizationData": {{"authorizationToken": "{token}"}}}}\'\n'
     )
     fake_aws.chmod(0o755)
-    fetch_token(FakeHost(fake_aws), ("ecr-public", "us-east-1"), dualstack=True)
+    fetch_token(FakeHost(fake_aws), ("ecr-public", "us-east-1"), {"AWS_USE_DUALSTACK_ENDPOINT": "true"})
     fetch_token(FakeHost(fake_aws), ("ecr", "eu-west-1"))
     assert seen.read_text().splitlines() == ["true ecr-public us-east-1", "unset ecr eu-west-1"]
+
+
+class CONNECTRecorder:
+    """A proxy that records the host of each CONNECT and refuses the tunnel: where the real AWS CLI
+    sends its call, without a network."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.hosts: list[str] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            connection, _ = self.server.accept()
+            with connection:
+                request = connection.recv(4096).decode("latin-1")
+                self.hosts.append(request.split(" ")[1] if request.startswith("CONNECT ") else request[:40])
+                connection.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+
+
+class CLIHost:
+    """The real AWS CLI (this project's venv: the instances' AWS CLI v1, botocore's endpoint rules)
+    through a recording proxy, with dummy credentials."""
+
+    def __init__(self, proxy: CONNECTRecorder) -> None:
+        self.aws = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aws")
+        self.port = proxy.server.getsockname()[1]
+
+    def root_env(self) -> dict[str, str]:
+        return {
+            "PATH": "/usr/bin:/bin",
+            "HTTPS_PROXY": f"http://127.0.0.1:{self.port}",
+            "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+            "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+
+
+@pytest.mark.parametrize(
+    ("registry", "api"),
+    [
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com", r"api\.ecr\.us-east-1\.amazonaws\.com"),
+        ("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com", r"(api\.)?ecr-fips\.us-east-1\.amazonaws\.com"),
+        ("123456789012.dkr-ecr.us-east-1.on.aws", r"ecr\.us-east-1\.api\.aws"),
+        ("123456789012.dkr-ecr-fips.us-east-1.on.aws", r"(api\.)?ecr-fips\.us-east-1\.api\.aws"),
+        (
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            r"(api\.)?ecr-fips\.us-gov-west-1\.amazonaws\.com",
+        ),
+        (
+            "123456789012.dkr-ecr.cn-north-1.on.amazonwebservices.com.cn",
+            r"ecr\.cn-north-1\.api\.amazonwebservices\.com\.cn",
+        ),
+        ("ecr-public.aws.com", r"ecr-public\.us-east-1\.api\.aws"),
+        ("public.ecr.aws", r"api\.ecr-public\.us-east-1\.amazonaws\.com"),
+    ],
+)
+def test_each_registry_kind_gets_its_token_from_its_own_api_endpoint(registry: str, api: str) -> None:
+    """A FIPS registry (dkr.ecr-fips, dkr-ecr-fips) is reached from FIPS-bound hosts, whose token call must
+    go to the FIPS API too; a dual-stack one from IPv6-only hosts, where only the dual-stack API
+    answers. The agent sets the AWS CLI's own AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT (AWS
+    SDKs and Tools reference, "Dual-stack and FIPS endpoints"), and the real CLI's botocore endpoint
+    rules (botocore/data/ecr/2015-09-21/endpoint-rule-set-1.json: ecr-fips.{Region}.amazonaws.com,
+    ecr-fips.{Region}.api.aws, ecr.{Region}.api.aws; ECR User Guide "Amazon ECR endpoints") pick the
+    host: here recorded at the proxy the CLI tunnels through. (FIPS hosts: botocore 1.43's rules give
+    api.ecr-fips.<region>.amazonaws.com, later ones ecr-fips.<region>.amazonaws.com; both are ECR's.)"""
+    proxy = CONNECTRecorder()
+    host = CLIHost(proxy)
+    require(Path(host.aws).exists(), "the AWS CLI in .venv (make deps)")
+    sources, endpoints = token_sources([registry])
+    results = fetch_tokens(host, sources, endpoints)
+    assert isinstance(results[sources[0]], AgentError)  # the proxy refused the tunnel
+    assert re.fullmatch(api + ":443", proxy.hosts[0]), proxy.hosts

@@ -141,7 +141,9 @@ def test_environment_d_expands_as_systemd_does() -> None:
 def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A login shell reads /etc/environment and the profiles; user units (the user has one) environment.d;
     cron and services (root's) /etc/environment alone, without XDG_RUNTIME_DIR (pam_systemd sets it for
-    sessions, whether or not one is open now)."""
+    sessions, whether or not one is open now); `sudo -iu` and `su -` (pam_systemd opens no session for
+    them) read the same profiles without XDG_RUNTIME_DIR, which podman then picks itself (pkg/util
+    GetRuntimeDir)."""
     etc = tmp_path / "etc"
     (etc / "profile.d").mkdir(parents=True)
     (etc / "environment.d").mkdir()
@@ -167,6 +169,7 @@ def test_sessions_that_differ_are_each_modelled(tmp_path: Path, monkeypatch: pyt
                 "XDG_RUNTIME_DIR": session,
             },
         ),
+        ("su", {"DOCKER_CONFIG": "/srv/ci/.docker", "REGISTRY_AUTH_FILE": "/srv/shared.json"}),
         ("units", {"REGISTRY_AUTH_FILE": f"{tmp_path}/home/units-auth.json", "XDG_RUNTIME_DIR": session}),
         ("services", {"REGISTRY_AUTH_FILE": "/srv/shared.json"}),
     ]
@@ -184,3 +187,47 @@ def test_a_profile_owned_by_someone_else_is_not_read(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(script)
     assert user_env.read_source(str(link), owner_uid=65534) is None
+
+
+def test_sourced_files_and_case_on_the_user_are_read_and_the_rest_reported(tmp_path: Path) -> None:
+    """bash reads `. file` and `source file` in place (bash(1) SHELL BUILTIN COMMANDS: "Read and execute
+    commands from filename in the current shell environment"), so `. "$HOME/.env"` in ~/.bashrc sets
+    what .env exports; a `case "$USER" in pattern|pattern) ... ;; esac` runs the first branch whose glob
+    matches (bash(1) Compound Commands). Each user gets their own branch; a sourced path the agent
+    cannot compute is reported (environment_unknown) instead of silently ignored. The whole kind: both
+    spellings, quoted and bare paths, a `*)` default, a branch spread over lines."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".env").write_text("export DOCKER_CONFIG=$HOME/dk\n")
+    text = (
+        '. "$HOME/.env"\n'
+        'case "$USER" in\n'
+        "  ci|dev) export REGISTRY_AUTH_FILE=/srv/ci.json ;;\n"
+        "  *)\n"
+        "    export XDG_CONFIG_HOME=/srv/other\n"
+        "    ;;\n"
+        "esac\n"
+        "source $(pwd)/more.sh\n"
+        '. "$SOMEWHERE/other.sh"\n'
+    )
+    seen = {}
+    for name in ("ci", "bob"):
+        account = Account(name, os.geteuid(), os.getegid(), str(home))
+        values = {"HOME": str(home), "USER": name}
+        unknown: list[tuple[str, str]] = []
+        ShellFile(str(home / ".bashrc"), account, values, unknown).read(text)
+        seen[name] = (values, unknown)
+    dk = f"{home}/dk"
+    assert seen["ci"][0] == {
+        "HOME": str(home),
+        "USER": "ci",
+        "DOCKER_CONFIG": dk,
+        "REGISTRY_AUTH_FILE": "/srv/ci.json",
+    }
+    assert seen["bob"][0] == {
+        "HOME": str(home),
+        "USER": "bob",
+        "DOCKER_CONFIG": dk,
+        "XDG_CONFIG_HOME": "/srv/other",
+    }
+    assert [where for _, where in seen["ci"][1]] == [f"{home}/.bashrc:8", f"{home}/.bashrc:9"]
