@@ -1,5 +1,5 @@
 """The SSM Run Command service: documents, managed nodes and commands behind the operations boto3 calls
-(and each managed node's compliance, ``compliance.py``).
+(and each managed node's compliance, ``compliance_store.py``).
 
 Each operation takes a request dict (already validated against the model by
 ``protocol.SsmWire``) and returns a result dict; the engine (``engine.py``) does
@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..clocks import Clock
 from ..transport.endpoint import ServiceError
 from .agent_interface import Executor
-from .compliance import ComplianceStore
+from .compliance_store import ComplianceStore
 from .documents import Document
 from .engine import Command, CommandEngine, Invocation, PluginResult, iso_time
 from .managed_nodes import (
@@ -443,7 +443,7 @@ class RunCommandService:
         self.engine.cancel(command, instance_ids or None)
         return {}
 
-    # --- compliance (``compliance.py``) -------------------------------------------------
+    # --- compliance (``compliance_store.py``) -------------------------------------------------
     def _compliance_resource(self, instance_id: str) -> bool:
         """A managed node compliance may be recorded on: registered here, not shutting down or terminated."""
         instance = self.instance(instance_id)

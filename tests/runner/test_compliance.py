@@ -1,6 +1,6 @@
 """Each instance's state in SSM Compliance after a run: the runner writes it (``compliance.py``).
 
-What SSM does with a write is the simulator's (``localfleet/ssm/compliance.py``), which follows the SSM
+What SSM does with a write is the simulator's (``localfleet/ssm/compliance_store.py``), which follows the SSM
 API reference, PutComplianceItems: "This call overwrites existing compliance information on the
 resource, so you must provide a full list of compliance items each time that you send the request";
 ``ResourceType`` "ManagedInstance is currently the only supported resource type". The listings are read
