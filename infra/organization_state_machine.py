@@ -22,7 +22,8 @@ the pairs itself, tolerance is the Catch's and the merge's, and the children wri
 
 The bucket holds each run's plan, batches and reports under ``runs/<execution name>/``: encrypted
 (SSE-S3), TLS 1.2 or later only, no public access, objects owned by the bucket, expired after the
-stack's log retention. The runner's role may read and write ``runs/*`` and describe the state
+stack's log retention. The runner's role may read and write ``runs/*``, list the bucket (so that S3
+answers a missing object 404, not 403) and describe the state
 machine's executions; the state machine's role may invoke the runner, start its own child executions
 (the Distributed Map), read ``runs/*`` (the ItemReader) and write its logs and traces.
 """
@@ -221,7 +222,8 @@ class OrganizationStateMachine(Construct):
         return task
 
     def _grant_runner(self, runner_role: aws_iam.IRole) -> None:
-        """The runner's steps: read and write runs/*, and ask whether an execution is this one's."""
+        """The runner's steps: read and write runs/*, tell a missing object from a refused one (list the
+        bucket), and ask whether an execution is this one's."""
         policy = aws_iam.Policy(
             self,
             "RunnerAccess",
@@ -231,6 +233,17 @@ class OrganizationStateMachine(Construct):
                     sid="ReadAndWriteRuns",
                     actions=["s3:GetObject", "s3:PutObject"],
                     resources=[self.bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
+                ),
+                # S3 answers a GetObject of a key that does not exist 404 NoSuchKey only to a caller
+                # allowed s3:ListBucket on the bucket, 403 AccessDenied to any other (GetObject API
+                # reference, "Permissions"): the steps look for objects that may not exist yet (a
+                # retried plan's plan.json, a failed child's report). Not narrowed by s3:prefix, which
+                # only a ListObjects request carries (a GetObject's check would never match it); the
+                # bucket holds this stack's runs only.
+                aws_iam.PolicyStatement(
+                    sid="TellMissingRunsApart",
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
                 ),
                 aws_iam.PolicyStatement(
                     sid="CheckTheStepsExecution",

@@ -495,11 +495,19 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
 
 
 def test_the_runner_may_use_only_the_runs_and_its_own_executions(organization: Synth) -> None:
+    """S3 API Reference, GetObject, "Permissions": a key that does not exist is answered 404 NoSuchKey
+    to a caller with s3:ListBucket on the bucket, 403 AccessDenied to any other; the steps look for
+    objects that may not exist (a retried plan's plan.json, a failed child's report), so the runner
+    may list the bucket, unconditioned: s3:prefix is a key of ListObjects requests only (Service
+    Authorization Reference, "Actions, resources, and condition keys for Amazon S3")."""
     role = _runner_role_id(organization.central)
     statements = {s.get("Sid"): s for s in _policies_of(organization.central, role)}
     runs, executions = statements["ReadAndWriteRuns"], statements["CheckTheStepsExecution"]
     assert _actions(runs) == ["s3:GetObject", "s3:PutObject"]
     assert [_join(r) for r in _resources(runs)] == ["<OrganizationRunRunsF89813FB.Arn>/runs/*"]
+    listing = statements["TellMissingRunsApart"]
+    assert _actions(listing) == ["s3:ListBucket"] and "Condition" not in listing
+    assert [_join(r) for r in _resources(listing)] == ["<OrganizationRunRunsF89813FB.Arn>"]
     assert _actions(executions) == ["states:DescribeExecution"]
     assert _join(executions["Resource"]) == (
         "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:EcrFleetAuth-OrganizationRun:*"
@@ -507,7 +515,7 @@ def test_the_runner_may_use_only_the_runs_and_its_own_executions(organization: S
     # The runner never starts executions nor reads anything else of S3.
     every = {a for s in _policies_of(organization.central, role) for a in _actions(s)}
     assert {a for a in every if a.startswith(("s3:", "states:"))} == {
-        "s3:GetObject", "s3:PutObject", "states:DescribeExecution"
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "states:DescribeExecution"
     }  # fmt: skip
 
 
