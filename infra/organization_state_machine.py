@@ -36,7 +36,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ecr_fleet_auth import contract, settings
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, ORGANIZATION_CHILDREN_AT_ONCE
 
 from .nag import acknowledge, attribute_finding, wildcard_arn_finding
 
@@ -44,9 +44,10 @@ RUNS_PREFIX = "runs/"
 # Children at once (the Distributed Map's MaxConcurrency): 50 invocations of the runner, each one
 # invocation's measured load (200 pairs at the default waitSeconds), cover 10,000 pairs in about one
 # invocation's time, and leave most of a region's default Lambda concurrency (1,000) to everything
-# else. More pairs run in more waves; an account with less concurrency throttles, and a throttled
-# child waits its turn (CHILD_THROTTLE_RETRY).
-MAX_CHILDREN_AT_ONCE = 50
+# else. More pairs run in more waves; an account with less unreserved concurrency throttles, and a
+# throttled child waits its turn (THROTTLE_RETRY); a reservedConcurrency below what they need is
+# refused at synth (infra/config.py).
+MAX_CHILDREN_AT_ONCE = ORGANIZATION_CHILDREN_AT_ONCE
 # A step's task may take the runner's whole timeout; past this Step Functions gives up on it.
 TASK_TIMEOUT = Duration.seconds(LAMBDA_TIMEOUT_SECONDS + 60)
 # The whole execution: the plan, as many waves of children as the organization needs, the merge.

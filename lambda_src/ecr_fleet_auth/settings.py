@@ -38,6 +38,11 @@ from . import contract
 
 # Lambda's hard limit; the runner returns before it with what is still running as pending.
 LAMBDA_TIMEOUT_SECONDS: Final = 900
+# Organization mode: the state machine's children at once (its Distributed Map's MaxConcurrency), each
+# an invocation of the runner; and the least reservedConcurrency that leaves them room beside two
+# new-instance batches and one more invocation (a manual run, the next execution's plan or merge).
+ORGANIZATION_CHILDREN_AT_ONCE: Final = 50
+ORGANIZATION_MIN_RESERVED_CONCURRENCY: Final = ORGANIZATION_CHILDREN_AT_ONCE + 3
 MAX_WAIT_SECONDS: Final = 840
 # How long a new instance may take to come online in SSM (newInstanceReadinessSeconds): at
 # least a minute (agents register within seconds to minutes), at most an hour.

@@ -943,6 +943,17 @@ def _config(**overrides: Any) -> DeploymentConfig:
             {"organizationalUnitIds": UNITS[0], "organizationId": "o-short"},
             ["organizationId='o-short': not accepted"],
         ),
+        # Lambda Developer Guide, "Configuring reserved concurrency": a function with reserved
+        # concurrency never runs more at once, the rest throttled (TooManyRequestsException); the
+        # state machine runs 50 children at once.
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": ORGANIZATION_ID, "reservedConcurrency": 1},
+            ["reservedConcurrency=1: organization mode", "set it to 53 or more, or 0"],
+        ),
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": ORGANIZATION_ID, "reservedConcurrency": 52},
+            ["reservedConcurrency=52: organization mode", "up to 50 invocations"],
+        ),
     ],
 )
 def test_settings_that_cannot_go_together_stop_the_synth(
@@ -976,6 +987,12 @@ def test_organization_settings_that_go_together_are_accepted() -> None:
     assert config.organizational_unit_ids == tuple(UNITS)
     assert config.member_accounts == ("111111111111",)
     assert _config(regions="eu-west-1,us-east-1").regions == ("eu-west-1", "us-east-1"), "single-account"
+    for reserved in (0, 53):
+        organization = _config(
+            organizationalUnitIds=UNITS[0], organizationId=ORGANIZATION_ID, reservedConcurrency=reserved
+        )
+        assert organization.reserved_concurrency == reserved
+    assert _config(reservedConcurrency=1).reserved_concurrency == 1, "one invocation at a time: single-account"
 
 
 # --- member accounts' new instances (issue 18) ---
