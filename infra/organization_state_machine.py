@@ -13,9 +13,11 @@ starts in organization mode (``RunnerSchedule``) and an operator may start by ha
 
 The plan's and the Map's Catch go to the merge too, which then reports the run failed (``RunsFailed``);
 an input the runner refuses (``InvalidEvent``) ends the execution in ``Rejected``. Only the runner is
-invoked, and only a throttled invocation (``Lambda.TooManyRequestsException``: it never started) is
-retried, so no step runs twice by the state machine's doing; the runner's steps are written once per
-execution anyway (``ecr_fleet_auth/run_store.py``). The definition avoids what the Amazon States
+invoked, and only Lambda's own transient errors (``SERVICE_ERRORS``, AWS's recommended retry) and a
+throttled invocation (``Lambda.TooManyRequestsException``: it never started) are retried, never the
+runner's own error; a step invoked twice is harmless, its objects being written once per execution
+(``ecr_fleet_auth/run_store.py``). The merge, the last step, has no Catch: a merge that still fails
+fails the execution, which ``ExecutionsFailed`` counts in the ``RunsFailed`` alarm (it notifies). The definition avoids what the Amazon States
 Language interpreter the tests run it on rejects (``ItemBatcher``, an integer
 ``ToleratedFailurePercentage``, ``ResultWriter``, which writes no results there): the plan batches
 the pairs itself, tolerance is the Catch's and the merge's, and the children write their own reports.
@@ -52,6 +54,17 @@ MAX_CHILDREN_AT_ONCE = ORGANIZATION_CHILDREN_AT_ONCE
 TASK_TIMEOUT = Duration.seconds(LAMBDA_TIMEOUT_SECONDS + 60)
 # The whole execution: the plan, as many waves of children as the organization needs, the merge.
 EXECUTION_TIMEOUT = Duration.hours(12)
+# Lambda's transient service errors (a 500 from Invoke): retried on every task as Step Functions'
+# best practice recommends ("Handle Lambda service exceptions": these four, 2 s, 6 attempts, x2),
+# as CDK's retry_on_service_exceptions would render them. Whether or not the runner ran, a step invoked
+# again is harmless: its objects are written once per execution (run_store) and a batch claimed once.
+SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+]
+SERVICE_RETRY = {"interval": Duration.seconds(2), "max_attempts": 6, "backoff_rate": 2.0}
 # Lambda refused to start the runner (TooManyRequestsException: it did not run): wait and try again.
 THROTTLE_ERRORS = ["Lambda.TooManyRequestsException"]
 THROTTLE_RETRY = {"interval": Duration.seconds(30), "max_attempts": 6, "backoff_rate": 2.0}
@@ -207,7 +220,8 @@ class OrganizationStateMachine(Construct):
         result_path: str | None = None,
     ) -> tasks.LambdaInvoke:
         """Invoke the runner with ``payload`` (None: the state's whole input); its answer is the
-        state's result. Retried only when Lambda refused to start it."""
+        state's result. Retried on Lambda's transient service errors and when Lambda refused to start
+        it; never on the runner's own error (it ran, and said why)."""
         task = tasks.LambdaInvoke(
             self,
             construct_id,
@@ -215,10 +229,11 @@ class OrganizationStateMachine(Construct):
             # Without a payload, Lambda gets the state's whole input.
             payload=None if payload is None else sfn.TaskInput.from_object(payload),
             payload_response_only=True,
-            retry_on_service_exceptions=False,
+            retry_on_service_exceptions=False,  # SERVICE_ERRORS, below, written out
             result_path=result_path,
             task_timeout=sfn.Timeout.duration(TASK_TIMEOUT),
         )
+        task.add_retry(errors=SERVICE_ERRORS, **SERVICE_RETRY)  # type: ignore[arg-type]
         task.add_retry(errors=THROTTLE_ERRORS, **THROTTLE_RETRY)  # type: ignore[arg-type]
         return task
 

@@ -428,11 +428,30 @@ def test_the_state_machine_plans_runs_a_child_per_batch_and_merges(organization:
     assert processor["States"]["BatchFailed"]["Parameters"] == {
         "batch.$": "$.batch", "failed": True, "error.$": "$.failure.Error", "execution.$": "$$.Execution.Id"
     }  # fmt: skip
-    # Every task is the runner; only a refused start (it never ran) is retried: no step runs twice.
+    # Every task is the runner, retried on Lambda's transient service errors as Step Functions
+    # Developer Guide, "Handle Lambda service exceptions" recommends (these four errors, 2 s, 6
+    # attempts, back-off 2) and on a refused start (it never ran), never on the runner's own error;
+    # the merge too (it has no Catch: "Handling errors", States.ALL cannot catch
+    # States.DataLimitExceeded nor States.Runtime, so a Catch could not promise a report anyway).
+    service = {
+        "ErrorEquals": [
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+        ],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2,
+    }
     for task in (states["Plan"], states["Merge"], child):
         assert task["Resource"] == runner
         assert task["TimeoutSeconds"] == 960
-        assert [retry["ErrorEquals"] for retry in task["Retry"]] == [["Lambda.TooManyRequestsException"]]
+        assert task["Retry"][0] == service
+        assert [retry["ErrorEquals"] for retry in task["Retry"][1:]] == [["Lambda.TooManyRequestsException"]]
+        assert not {"Lambda.Unknown", "States.ALL", "States.TaskFailed"} & {
+            error for retry in task["Retry"] for error in retry["ErrorEquals"]
+        }, "the runner's own error is not retried"
 
 
 def test_the_state_machine_may_invoke_only_the_runner_and_read_only_runs(organization: Synth) -> None:
