@@ -697,7 +697,7 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
         and granted
         and all(
             action.startswith(("sts:", "cloudformation:", "organizations:"))
-            or action in ("s3:GetObject", "s3:PutObject", "states:DescribeExecution")
+            or action in ("s3:GetObject", "s3:ListBucket", "s3:PutObject", "states:DescribeExecution")
             for action in granted
         )
     ), granted
