@@ -44,6 +44,7 @@ import pytest
 from moto import mock_aws
 
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from localfleet.deployment.state_machine import RUNS_BUCKET
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
@@ -130,6 +131,7 @@ def measure(shape: Shape) -> None:
         "TOPIC_ARN": "replaced below",
         "REGISTRIES": "unused: an organization's stack writes the setting as it is",
         "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
+        "RUNS_BUCKET_NAME": RUNS_BUCKET,
     }
     environment = resolved_runner_environment(central, deploy_time)
     accounts = [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts)]

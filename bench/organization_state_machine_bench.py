@@ -52,7 +52,7 @@ from localfleet.clocks import SimulatedClock
 from localfleet.cloudformation.stack_sets import StackInstance
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.deployment.state_machine import InProcessStateMachine
+from localfleet.deployment.state_machine import RUNS_BUCKET, InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.lambda_runtime.in_process import ACCOUNT
 from localfleet.stepfunctions import MOTO_CONFIG
@@ -180,6 +180,7 @@ def measure(shape: Shape) -> None:
         "TOPIC_ARN": "replaced below",
         "REGISTRIES": "unused: an organization's stack writes the setting as it is",
         "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
+        "RUNS_BUCKET_NAME": RUNS_BUCKET,
     }
     environment = resolved_runner_environment(central, deploy_time)
     # The home account first (the function's own: the state machine's executions are its).

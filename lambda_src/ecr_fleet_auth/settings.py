@@ -384,6 +384,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "The table where runs of instance events claim an instance before commanding or "
             "reporting it (`newInstances` on), so that two batches never both do.",
             runner=True, context=False),
+    Setting("runsBucketName", "", "an S3 bucket name, or empty outside organization mode", _any_text,
+            "The bucket of the organization's state machine runs (plans, batches, reports): the only "
+            "one its steps may name.", runner=True, context=False),
 )  # fmt: skip
 
 BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
@@ -471,6 +474,7 @@ class RunnerSettings:
     stack_set_name: str
     member_document_name: str
     claim_table_name: str
+    runs_bucket_name: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:

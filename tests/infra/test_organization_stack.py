@@ -245,6 +245,7 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
         "OUTPUT_LOG_GROUP": "group",
         "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:t",
         "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-abc",
+        "RUNS_BUCKET_NAME": "ecrfleetauth-organizationrunruns-abc",
     }
     settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
     assert settings.stack_set_name == STACK_SET
@@ -524,6 +525,9 @@ def test_the_runner_may_use_only_the_runs_and_its_own_executions(organization: S
     runs, executions = statements["ReadAndWriteRuns"], statements["CheckTheStepsExecution"]
     assert _actions(runs) == ["s3:GetObject", "s3:PutObject"]
     assert [_join(r) for r in _resources(runs)] == ["<OrganizationRunRunsF89813FB.Arn>/runs/*"]
+    # The one bucket a step may name (the runner refuses any other): the definition's.
+    variables = runner_environment(organization.central)
+    assert variables["RUNS_BUCKET_NAME"] == {"Ref": "OrganizationRunRunsF89813FB"}
     listing = statements["TellMissingRunsApart"]
     assert _actions(listing) == ["s3:ListBucket"] and "Condition" not in listing
     assert [_join(r) for r in _resources(listing)] == ["<OrganizationRunRunsF89813FB.Arn>"]
@@ -725,10 +729,11 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
             new_env = after["Properties"]["Environment"]["Variables"]
             assert set(old_env) == set(new_env)
             differing = {key for key in old_env if old_env[key] != new_env[key]}
-            # REGISTRIES: empty (each pair's own registry) where the single-account stack writes its own.
+            # REGISTRIES: empty (each pair's own registry) where the single-account stack writes its own;
+            # RUNS_BUCKET_NAME: the state machine's bucket, empty without one.
             assert differing <= {
                 "ORGANIZATIONAL_UNIT_IDS", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "MEMBER_ROLE_NAME",
-                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES",
+                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES", "RUNS_BUCKET_NAME",
             }, differing  # fmt: skip
             env = ("Properties", "Environment")
             assert _without(before, env) == _without(after, env)

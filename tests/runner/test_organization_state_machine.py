@@ -388,3 +388,22 @@ def test_the_runner_tells_a_missing_run_object_from_a_refused_one_only_as_its_ro
     assert described["status"] == "FAILED" and described["error"] == "AccessDenied", described
     assert run.machine.runs_access.denied[0].endswith("/plan.json")
     assert all(not pair.ssm_endpoint.sent("SendCommand") for pair in run.org.pairs.values())
+
+
+def test_a_step_naming_another_bucket_is_refused_before_anything_is_read(run: Run) -> None:
+    """A step's bucket must be the stack's own runs bucket (``RUNS_BUCKET_NAME``, which the template
+    sets to the bucket the definition names): an event cannot send the runner's reads and writes
+    elsewhere, whatever bucket its role may reach (S3 User Guide, "Bucket owner condition": a
+    request names its bucket, and nothing else checks it is the intended one)."""
+    other = "someone-elses-bucket"
+    run.machine.s3.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": REGION})
+    execution = f"arn:aws:states:{REGION}:{HOME}:execution:{contract.state_machine_name('EcrFleetAuth')}:x"
+    event = {contract.STEP_FIELD: "plan", "execution": execution, "bucket": other, "run": {}}
+
+    with pytest.raises(Exception, match="'someone-elses-bucket' is not this stack's runs bucket") as refused:
+        run.runner.invoke(event)
+
+    assert type(refused.value).__name__ == "InvalidEvent"
+    for bucket in (other, run.machine.bucket):
+        assert not run.machine.s3.list_objects_v2(Bucket=bucket).get("Contents")
+    assert all(not pair.ssm_endpoint.calls for pair in run.org.pairs.values())
