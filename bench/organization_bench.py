@@ -45,11 +45,11 @@ import pytest
 from moto import mock_aws
 
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
-from localfleet.deployment.state_machine import RUNS_BUCKET
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
+from localfleet.deployment.state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
 

@@ -59,6 +59,7 @@ from localfleet.stepfunctions import MOTO_CONFIG
 from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
 
 from .organization_bench import (
+    COMPLIANCE_WRITE,
     DOCUMENT,
     ENVIRONMENT,
     FIRST_ACCOUNT,
@@ -68,7 +69,6 @@ from .organization_bench import (
     REGIONS,
     UNIT,
     Shape,
-    COMPLIANCE_WRITE,
     budget,
     pair_calls,
 )

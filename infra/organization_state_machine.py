@@ -17,10 +17,11 @@ invoked, and only Lambda's own transient errors (``SERVICE_ERRORS``, AWS's recom
 throttled invocation (``Lambda.TooManyRequestsException``: it never started) are retried, never the
 runner's own error; a step invoked twice is harmless, its objects being written once per execution
 (``ecr_fleet_auth/run_store.py``). The merge, the last step, has no Catch: a merge that still fails
-fails the execution, which ``ExecutionsFailed`` counts in the ``RunsFailed`` alarm (it notifies). The definition avoids what the Amazon States
-Language interpreter the tests run it on rejects (``ItemBatcher``, an integer
-``ToleratedFailurePercentage``, ``ResultWriter``, which writes no results there): the plan batches
-the pairs itself, tolerance is the Catch's and the merge's, and the children write their own reports.
+fails the execution, which ``ExecutionsFailed`` counts in the ``RunsFailed`` alarm (it notifies).
+The definition avoids what the Amazon States Language interpreter the tests run it on rejects
+(``ItemBatcher``, an integer ``ToleratedFailurePercentage``, ``ResultWriter``, which writes no
+results there): the plan batches the pairs itself, tolerance is the Catch's and the merge's, and the
+children write their own reports.
 
 The bucket holds each run's plan, batches and reports under ``runs/<execution name>/``: encrypted
 (SSE-S3), TLS 1.2 or later only, no public access, objects owned by the bucket, expired after the

@@ -11,7 +11,7 @@ session 403 AccessDenied unless the template grants the runner's role s3:ListBuc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -60,7 +60,8 @@ class RunsBucketAccess:
             if self.may_list or any(session is known for known in self._sessions):
                 continue
             self._sessions.append(session)
-            session.events.register("before-call.s3.GetObject", self._answer)
+            answer: Callable[..., Any] = self._answer  # botocore takes a before-call's answer as the call's
+            session.events.register("before-call.s3.GetObject", answer)
 
     def _answer(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         key = self._key(params["url"])

@@ -733,7 +733,8 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
             # RUNS_BUCKET_NAME: the state machine's bucket, empty without one.
             assert differing <= {
                 "ORGANIZATIONAL_UNIT_IDS", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "MEMBER_ROLE_NAME",
-                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES", "RUNS_BUCKET_NAME",
+                "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES",
+                "RUNS_BUCKET_NAME",
             }, differing  # fmt: skip
             env = ("Properties", "Environment")
             assert _without(before, env) == _without(after, env)
@@ -1016,7 +1017,8 @@ def test_organization_settings_that_go_together_are_accepted() -> None:
             organizationalUnitIds=UNITS[0], organizationId=ORGANIZATION_ID, reservedConcurrency=reserved
         )
         assert organization.reserved_concurrency == reserved
-    assert _config(reservedConcurrency=1).reserved_concurrency == 1, "one invocation at a time: single-account"
+    single_account = _config(reservedConcurrency=1)
+    assert single_account.reserved_concurrency == 1, "one invocation at a time, single-account"
 
 
 # --- member accounts' new instances (issue 18) ---
