@@ -191,6 +191,16 @@ def _combination_problems(values: dict[str, Any], shown: Callable[[str], str]) -
                     f"{named_units} or leave {shown(key)} at its default "
                     f"({settings.BY_KEY[key].default!r})"
                 )
+    reserved, least = values.get("reservedConcurrency"), settings.ORGANIZATION_MIN_RESERVED_CONCURRENCY
+    if units and reserved and reserved < least:
+        # The state machine runs ORGANIZATION_CHILDREN_AT_ONCE invocations at once: fewer reserved would
+        # throttle most children, each retried only a few times before its pairs are reported failed.
+        problems.append(
+            f"  {shown('reservedConcurrency')}={reserved!r}: organization mode ({named_units} set) runs "
+            f"up to {settings.ORGANIZATION_CHILDREN_AT_ONCE} invocations of the runner at once (the state "
+            f"machine's children) beside new-instance batches and a manual run; set it to {least} or "
+            "more, or 0 (none reserved)"
+        )
     if units and values.get("newInstances") and values.get("organizationId") == "":
         # Member accounts forward their instances' events to this stack's bus, whose policy lets in
         # only the organization's principals (aws:PrincipalOrgID): it needs the organization's id.

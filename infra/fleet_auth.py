@@ -153,6 +153,10 @@ class EcrFleetAuth(Construct):
                 runner_role=runner.role,
                 retention_days=config.log_retention_days,
             )
+            # The one bucket the state machine's steps may name (step_events refuses any other).
+            runner.function.add_environment(
+                settings.BY_KEY["runsBucketName"].env, organization_run.bucket.bucket_name
+            )
         service = runner.metrics_service
         notifications.alarm_on_instances_left_broken(self, service=service)
         notifications.alarm_on_failed_runs(

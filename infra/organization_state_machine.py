@@ -13,16 +13,20 @@ starts in organization mode (``RunnerSchedule``) and an operator may start by ha
 
 The plan's and the Map's Catch go to the merge too, which then reports the run failed (``RunsFailed``);
 an input the runner refuses (``InvalidEvent``) ends the execution in ``Rejected``. Only the runner is
-invoked, and only a throttled invocation (``Lambda.TooManyRequestsException``: it never started) is
-retried, so no step runs twice by the state machine's doing; the runner's steps are written once per
-execution anyway (``ecr_fleet_auth/run_store.py``). The definition avoids what the Amazon States
-Language interpreter the tests run it on rejects (``ItemBatcher``, an integer
-``ToleratedFailurePercentage``, ``ResultWriter``, which writes no results there): the plan batches
-the pairs itself, tolerance is the Catch's and the merge's, and the children write their own reports.
+invoked, and only Lambda's own transient errors (``SERVICE_ERRORS``, AWS's recommended retry) and a
+throttled invocation (``Lambda.TooManyRequestsException``: it never started) are retried, never the
+runner's own error; a step invoked twice is harmless, its objects being written once per execution
+(``ecr_fleet_auth/run_store.py``). The merge, the last step, has no Catch: a merge that still fails
+fails the execution, which ``ExecutionsFailed`` counts in the ``RunsFailed`` alarm (it notifies).
+The definition avoids what the Amazon States Language interpreter the tests run it on rejects
+(``ItemBatcher``, an integer ``ToleratedFailurePercentage``, ``ResultWriter``, which writes no
+results there): the plan batches the pairs itself, tolerance is the Catch's and the merge's, and the
+children write their own reports.
 
 The bucket holds each run's plan, batches and reports under ``runs/<execution name>/``: encrypted
 (SSE-S3), TLS 1.2 or later only, no public access, objects owned by the bucket, expired after the
-stack's log retention. The runner's role may read and write ``runs/*`` and describe the state
+stack's log retention. The runner's role may read and write ``runs/*``, list the bucket (so that S3
+answers a missing object 404, not 403) and describe the state
 machine's executions; the state machine's role may invoke the runner, start its own child executions
 (the Distributed Map), read ``runs/*`` (the ItemReader) and write its logs and traces.
 """
@@ -35,7 +39,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ecr_fleet_auth import contract, settings
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, ORGANIZATION_CHILDREN_AT_ONCE
 
 from .nag import acknowledge, attribute_finding, wildcard_arn_finding
 
@@ -43,13 +47,25 @@ RUNS_PREFIX = "runs/"
 # Children at once (the Distributed Map's MaxConcurrency): 50 invocations of the runner, each one
 # invocation's measured load (200 pairs at the default waitSeconds), cover 10,000 pairs in about one
 # invocation's time, and leave most of a region's default Lambda concurrency (1,000) to everything
-# else. More pairs run in more waves; an account with less concurrency throttles, and a throttled
-# child waits its turn (CHILD_THROTTLE_RETRY).
-MAX_CHILDREN_AT_ONCE = 50
+# else. More pairs run in more waves; an account with less unreserved concurrency throttles, and a
+# throttled child waits its turn (THROTTLE_RETRY); a reservedConcurrency below what they need is
+# refused at synth (infra/config.py).
+MAX_CHILDREN_AT_ONCE = ORGANIZATION_CHILDREN_AT_ONCE
 # A step's task may take the runner's whole timeout; past this Step Functions gives up on it.
 TASK_TIMEOUT = Duration.seconds(LAMBDA_TIMEOUT_SECONDS + 60)
 # The whole execution: the plan, as many waves of children as the organization needs, the merge.
 EXECUTION_TIMEOUT = Duration.hours(12)
+# Lambda's transient service errors (a 500 from Invoke): retried on every task as Step Functions'
+# best practice recommends ("Handle Lambda service exceptions": these four, 2 s, 6 attempts, x2),
+# as CDK's retry_on_service_exceptions would render them. Whether or not the runner ran, a step invoked
+# again is harmless: its objects are written once per execution (run_store) and a batch claimed once.
+SERVICE_ERRORS = [
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+]
+SERVICE_RETRY = {"interval": Duration.seconds(2), "max_attempts": 6, "backoff_rate": 2.0}
 # Lambda refused to start the runner (TooManyRequestsException: it did not run): wait and try again.
 THROTTLE_ERRORS = ["Lambda.TooManyRequestsException"]
 THROTTLE_RETRY = {"interval": Duration.seconds(30), "max_attempts": 6, "backoff_rate": 2.0}
@@ -205,7 +221,8 @@ class OrganizationStateMachine(Construct):
         result_path: str | None = None,
     ) -> tasks.LambdaInvoke:
         """Invoke the runner with ``payload`` (None: the state's whole input); its answer is the
-        state's result. Retried only when Lambda refused to start it."""
+        state's result. Retried on Lambda's transient service errors and when Lambda refused to start
+        it; never on the runner's own error (it ran, and said why)."""
         task = tasks.LambdaInvoke(
             self,
             construct_id,
@@ -213,15 +230,17 @@ class OrganizationStateMachine(Construct):
             # Without a payload, Lambda gets the state's whole input.
             payload=None if payload is None else sfn.TaskInput.from_object(payload),
             payload_response_only=True,
-            retry_on_service_exceptions=False,
+            retry_on_service_exceptions=False,  # SERVICE_ERRORS, below, written out
             result_path=result_path,
             task_timeout=sfn.Timeout.duration(TASK_TIMEOUT),
         )
+        task.add_retry(errors=SERVICE_ERRORS, **SERVICE_RETRY)  # type: ignore[arg-type]
         task.add_retry(errors=THROTTLE_ERRORS, **THROTTLE_RETRY)  # type: ignore[arg-type]
         return task
 
     def _grant_runner(self, runner_role: aws_iam.IRole) -> None:
-        """The runner's steps: read and write runs/*, and ask whether an execution is this one's."""
+        """The runner's steps: read and write runs/*, tell a missing object from a refused one (list the
+        bucket), and ask whether an execution is this one's."""
         policy = aws_iam.Policy(
             self,
             "RunnerAccess",
@@ -231,6 +250,17 @@ class OrganizationStateMachine(Construct):
                     sid="ReadAndWriteRuns",
                     actions=["s3:GetObject", "s3:PutObject"],
                     resources=[self.bucket.arn_for_objects(f"{RUNS_PREFIX}*")],
+                ),
+                # S3 answers a GetObject of a key that does not exist 404 NoSuchKey only to a caller
+                # allowed s3:ListBucket on the bucket, 403 AccessDenied to any other (GetObject API
+                # reference, "Permissions"): the steps look for objects that may not exist yet (a
+                # retried plan's plan.json, a failed child's report). Not narrowed by s3:prefix, which
+                # only a ListObjects request carries (a GetObject's check would never match it); the
+                # bucket holds this stack's runs only.
+                aws_iam.PolicyStatement(
+                    sid="TellMissingRunsApart",
+                    actions=["s3:ListBucket"],
+                    resources=[self.bucket.bucket_arn],
                 ),
                 aws_iam.PolicyStatement(
                     sid="CheckTheStepsExecution",

@@ -181,6 +181,7 @@ class RunnerFunction(Construct):
                     stack_set_name=stack_set_name,
                     member_document_name=member_document_name,
                     claim_table_name=claim_table_name,
+                    runs_bucket_name="",  # organization mode: the state machine's bucket (fleet_auth.py)
                 ),
                 "POWERTOOLS_SERVICE_NAME": contract.METRIC_SERVICE,
                 "POWERTOOLS_METRICS_NAMESPACE": contract.METRIC_NAMESPACE,

@@ -33,7 +33,7 @@ from typing import Any
 from . import fan_out, organization, runner
 from .clients import ClientFactory, Pair
 from .clock import Clock
-from .events import InvalidEvent, RunRequest
+from .events import MESSAGE_PREFIX, InvalidEvent, RunRequest
 from .observability import logger
 from .organization import Target
 from .publishing import condensed, publish
@@ -59,6 +59,7 @@ def handle(
 ) -> dict[str, Any]:
     """Run one step; raises ``InvalidEvent`` for a step that is not the stack's state machine's."""
     clock = clock or runner.current_clock()
+    check_bucket(step, settings)
     StateMachineOrigin(factory.stepfunctions(), stack_name=settings.stack_name, home=home).check(
         step.execution
     )
@@ -263,3 +264,18 @@ def _claim(run_id: str, index: int) -> str:
 
 def _report(run_id: str, index: int) -> str:
     return f"{run_id}/reports/{index:05d}.json.gz"
+
+
+def check_bucket(step: PlanStep | ChildStep | MergeStep, settings: RunnerSettings) -> None:
+    """Raises ``InvalidEvent`` unless ``step`` names the stack's own runs bucket (``RUNS_BUCKET_NAME``):
+    an event cannot point the runner at another bucket, even one its role could reach."""
+    if not settings.runs_bucket_name:
+        raise InvalidEvent(
+            f"{MESSAGE_PREFIX}{step.state_machine_step}: this function has no runs bucket "
+            "(RUNS_BUCKET_NAME is empty: the stack is not in organization mode)"
+        )
+    if step.bucket != settings.runs_bucket_name:
+        raise InvalidEvent(
+            f"{MESSAGE_PREFIX}bucket: {step.bucket!r} is not this stack's runs bucket "
+            f"({settings.runs_bucket_name!r})"
+        )

@@ -38,6 +38,11 @@ from . import contract
 
 # Lambda's hard limit; the runner returns before it with what is still running as pending.
 LAMBDA_TIMEOUT_SECONDS: Final = 900
+# Organization mode: the state machine's children at once (its Distributed Map's MaxConcurrency), each
+# an invocation of the runner; and the least reservedConcurrency that leaves them room beside two
+# new-instance batches and one more invocation (a manual run, the next execution's plan or merge).
+ORGANIZATION_CHILDREN_AT_ONCE: Final = 50
+ORGANIZATION_MIN_RESERVED_CONCURRENCY: Final = ORGANIZATION_CHILDREN_AT_ONCE + 3
 MAX_WAIT_SECONDS: Final = 840
 # How long a new instance may take to come online in SSM (newInstanceReadinessSeconds): at
 # least a minute (agents register within seconds to minutes), at most an hour.
@@ -387,6 +392,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
             "The table where runs of instance events claim an instance before commanding or "
             "reporting it (`newInstances` on), so that two batches never both do.",
             runner=True, context=False),
+    Setting("runsBucketName", "", "an S3 bucket name, or empty outside organization mode", _any_text,
+            "The bucket of the organization's state machine runs (plans, batches, reports): the only "
+            "one its steps may name.", runner=True, context=False),
 )  # fmt: skip
 
 BY_KEY: Final = {setting.key: setting for setting in SETTINGS}
@@ -477,6 +485,7 @@ class RunnerSettings:
     stack_set_name: str
     member_document_name: str
     claim_table_name: str
+    runs_bucket_name: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> RunnerSettings:

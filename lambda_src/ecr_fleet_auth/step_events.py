@@ -10,8 +10,9 @@ else — a manual invocation, a console test event — is rejected (``InvalidEve
 ``EventsRejected``) before anything is read or sent; a manual run's own model (``events.RunRequest``)
 knows no such field either.
 
-Every step's event names the run's bucket (the state machine's definition writes it): the runner's
-role may read and write that bucket only, so no event can point it at another.
+Every step's event names the run's bucket (the state machine's definition writes it), which must be
+the stack's own (``RUNS_BUCKET_NAME``, ``organization_run.check_bucket``): no event can point the
+runner at another bucket, whatever its role may reach.
 """
 
 from __future__ import annotations

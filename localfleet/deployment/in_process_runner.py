@@ -61,6 +61,7 @@ class InProcessRunner:
         self.account = account
         self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
         session = session or account.session(region, services)
+        self.session = session  # the runner's clients' (a simulated service may answer through it)
         session.events.register("before-call", _add_trace_header)
         factory = clients.ClientFactory(session=session)
         patch.setattr(clients, "default_factory", lambda: factory)

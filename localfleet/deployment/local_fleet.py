@@ -302,12 +302,15 @@ class LocalFleet:
         without organization settings, to keep ``make demo`` short; the names follow the stack's
         rules (tests/infra/test_organization_stack.py checks what the stack writes, and
         tests/runner/test_organization.py runs the runner with it)."""
+        from .state_machine import RUNS_BUCKET  # noqa: PLC0415 - moto's interpreter: organizations only
+
         return {
             "REGISTRIES": "",
             "STACK_SET_NAME": STACK_SET_NAME,
             "MEMBER_DOCUMENT_NAME": self.member_document_name(),
             "ORGANIZATIONAL_UNIT_IDS": ORGANIZATIONAL_UNIT_ID,
             "STACK_SET_CALL_AS": "DELEGATED_ADMIN",  # the fleet's account is the delegated administrator
+            "RUNS_BUCKET_NAME": RUNS_BUCKET,  # the state machine's bucket (run_state_machine)
         }
 
     def target_tag(self) -> dict[str, str]:

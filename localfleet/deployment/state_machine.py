@@ -8,7 +8,9 @@ context on the world's clock) through ``stepfunctions.LambdaTasks``, and each in
 simulated time where the execution's ``SimulatedTimeline`` says: ``worlds(event, at)`` gives the
 runner an invocation runs on — one shared world (a test's organization), or a world of its own on a
 clock starting at ``at`` (the benchmark's children, built and dropped one by one). ``figures``
-counts the state transitions and the largest state payload as the interpreter meets them.
+counts the state transitions and the largest state payload as the interpreter meets them. The runner
+reads the runs bucket as its role may (``stepfunctions.RunsBucketAccess``: a missing key is 403
+AccessDenied unless the template lets the role list the bucket, as S3 answers).
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ from typing import Any, cast
 import boto3
 
 from ..lambda_runtime.in_process import ACCOUNT, REGION, InProcessContext
-from ..stepfunctions import Figures, LambdaTasks, SimulatedTimeline, StateMachines, resolved_definition
+from ..stepfunctions import (
+    Figures,
+    LambdaTasks,
+    RunsBucketAccess,
+    SimulatedTimeline,
+    StateMachines,
+    resolved_definition,
+    runner_may_list,
+)
 from ..synthesized_stack import Template, resources
 from ..transport.botocore_in_process import Patcher
 from .in_process_runner import InProcessRunner
@@ -55,6 +65,8 @@ class InProcessStateMachine:
         self.lambda_tasks.attach()  # mock_aws made boto3's default session: the interpreter's clients use it
         self.s3: Any = cast(Any, boto3.client("s3", region_name=region))  # any region of a test or bench
         self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+        # The runner reads the bucket with its role's permissions: a missing key is 403 without ListBucket.
+        self.runs_access = RunsBucketAccess(self.s3, bucket, may_list=runner_may_list(template))
         self.machines = StateMachines(boto3.client("stepfunctions", region_name=region), account)
         function_arn = f"arn:aws:lambda:{region}:{account}:function:{FUNCTION_NAME}"
         name, definition = resolved_definition(
@@ -79,6 +91,7 @@ class InProcessStateMachine:
     def _invoke(self, event: Any) -> Any:
         at = self.timeline.begin()
         runner = self.worlds(event, at)
+        self.runs_access.attach([runner.session])
         clock = runner.account.clock
         began = clock.monotonic()
         try:

@@ -41,6 +41,7 @@ DEPLOY_TIME_PLACEHOLDERS = {
     "OUTPUT_LOG_GROUP": "EcrFleetAuth-RunCommandOutput-ABCDEF123456",
     "TOPIC_ARN": f"arn:aws:sns:{RUNTIME_REGION}:123456789012:EcrFleetAuth-Topic-ABCDEF123456",
     "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-ABCDEF123456",
+    "RUNS_BUCKET_NAME": "ecrfleetauth-organizationrunrunsabcdef-123456",
 }
 # Lambda's own session credentials; never sent anywhere by an import.
 SESSION_CREDENTIALS = {

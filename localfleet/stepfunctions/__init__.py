@@ -2,6 +2,7 @@
 
 from .lambda_tasks import LambdaTasks, Unhandled, function_name
 from .machines import MOTO_CONFIG, Figures, StateMachines, resolved_definition
+from .runs_bucket import RunsBucketAccess, runner_may_list
 from .server import StepFunctionsServer
 from .simulated_time import SimulatedTimeline
 
@@ -9,10 +10,12 @@ __all__ = [
     "MOTO_CONFIG",
     "Figures",
     "LambdaTasks",
+    "RunsBucketAccess",
     "SimulatedTimeline",
     "StateMachines",
     "StepFunctionsServer",
     "Unhandled",
     "function_name",
     "resolved_definition",
+    "runner_may_list",
 ]

@@ -245,6 +245,7 @@ def test_the_runner_learns_the_stack_set_and_the_member_document(organization: S
         "OUTPUT_LOG_GROUP": "group",
         "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:t",
         "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-abc",
+        "RUNS_BUCKET_NAME": "ecrfleetauth-organizationrunruns-abc",
     }
     settings = RunnerSettings.from_environment(resolved_runner_environment(organization.central, deploy_time))
     assert settings.stack_set_name == STACK_SET
@@ -428,11 +429,30 @@ def test_the_state_machine_plans_runs_a_child_per_batch_and_merges(organization:
     assert processor["States"]["BatchFailed"]["Parameters"] == {
         "batch.$": "$.batch", "failed": True, "error.$": "$.failure.Error", "execution.$": "$$.Execution.Id"
     }  # fmt: skip
-    # Every task is the runner; only a refused start (it never ran) is retried: no step runs twice.
+    # Every task is the runner, retried on Lambda's transient service errors as Step Functions
+    # Developer Guide, "Handle Lambda service exceptions" recommends (these four errors, 2 s, 6
+    # attempts, back-off 2) and on a refused start (it never ran), never on the runner's own error;
+    # the merge too (it has no Catch: "Handling errors", States.ALL cannot catch
+    # States.DataLimitExceeded nor States.Runtime, so a Catch could not promise a report anyway).
+    service = {
+        "ErrorEquals": [
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+        ],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2,
+    }
     for task in (states["Plan"], states["Merge"], child):
         assert task["Resource"] == runner
         assert task["TimeoutSeconds"] == 960
-        assert [retry["ErrorEquals"] for retry in task["Retry"]] == [["Lambda.TooManyRequestsException"]]
+        assert task["Retry"][0] == service
+        assert [retry["ErrorEquals"] for retry in task["Retry"][1:]] == [["Lambda.TooManyRequestsException"]]
+        assert not {"Lambda.Unknown", "States.ALL", "States.TaskFailed"} & {
+            error for retry in task["Retry"] for error in retry["ErrorEquals"]
+        }, "the runner's own error is not retried"
 
 
 def test_the_state_machine_may_invoke_only_the_runner_and_read_only_runs(organization: Synth) -> None:
@@ -495,11 +515,22 @@ def _resources(statement: dict[str, Any]) -> list[Any]:
 
 
 def test_the_runner_may_use_only_the_runs_and_its_own_executions(organization: Synth) -> None:
+    """S3 API Reference, GetObject, "Permissions": a key that does not exist is answered 404 NoSuchKey
+    to a caller with s3:ListBucket on the bucket, 403 AccessDenied to any other; the steps look for
+    objects that may not exist (a retried plan's plan.json, a failed child's report), so the runner
+    may list the bucket, unconditioned: s3:prefix is a key of ListObjects requests only (Service
+    Authorization Reference, "Actions, resources, and condition keys for Amazon S3")."""
     role = _runner_role_id(organization.central)
     statements = {s.get("Sid"): s for s in _policies_of(organization.central, role)}
     runs, executions = statements["ReadAndWriteRuns"], statements["CheckTheStepsExecution"]
     assert _actions(runs) == ["s3:GetObject", "s3:PutObject"]
     assert [_join(r) for r in _resources(runs)] == ["<OrganizationRunRunsF89813FB.Arn>/runs/*"]
+    # The one bucket a step may name (the runner refuses any other): the definition's.
+    variables = runner_environment(organization.central)
+    assert variables["RUNS_BUCKET_NAME"] == {"Ref": "OrganizationRunRunsF89813FB"}
+    listing = statements["TellMissingRunsApart"]
+    assert _actions(listing) == ["s3:ListBucket"] and "Condition" not in listing
+    assert [_join(r) for r in _resources(listing)] == ["<OrganizationRunRunsF89813FB.Arn>"]
     assert _actions(executions) == ["states:DescribeExecution"]
     assert _join(executions["Resource"]) == (
         "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:EcrFleetAuth-OrganizationRun:*"
@@ -507,7 +538,7 @@ def test_the_runner_may_use_only_the_runs_and_its_own_executions(organization: S
     # The runner never starts executions nor reads anything else of S3.
     every = {a for s in _policies_of(organization.central, role) for a in _actions(s)}
     assert {a for a in every if a.startswith(("s3:", "states:"))} == {
-        "s3:GetObject", "s3:PutObject", "states:DescribeExecution"
+        "s3:GetObject", "s3:ListBucket", "s3:PutObject", "states:DescribeExecution"
     }  # fmt: skip
 
 
@@ -670,7 +701,7 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
         and granted
         and all(
             action.startswith(("sts:", "cloudformation:", "organizations:"))
-            or action in ("s3:GetObject", "s3:PutObject", "states:DescribeExecution")
+            or action in ("s3:GetObject", "s3:ListBucket", "s3:PutObject", "states:DescribeExecution")
             for action in granted
         )
     ), granted
@@ -698,10 +729,12 @@ def test_organization_mode_only_adds_to_the_single_account_stack(
             new_env = after["Properties"]["Environment"]["Variables"]
             assert set(old_env) == set(new_env)
             differing = {key for key in old_env if old_env[key] != new_env[key]}
-            # REGISTRIES: empty (each pair's own registry) where the single-account stack writes its own.
+            # REGISTRIES: empty (each pair's own registry) where the single-account stack writes its own;
+            # RUNS_BUCKET_NAME: the state machine's bucket, empty without one.
             assert differing <= {
                 "ORGANIZATIONAL_UNIT_IDS", "MEMBER_ACCOUNTS", "MEMBER_REGIONS", "MEMBER_ROLE_NAME",
                 "STACK_SET_CALL_AS", "STACK_SET_NAME", "MEMBER_DOCUMENT_NAME", "REGISTRIES",
+                "RUNS_BUCKET_NAME",
             }, differing  # fmt: skip
             env = ("Properties", "Environment")
             assert _without(before, env) == _without(after, env)
@@ -935,6 +968,17 @@ def _config(**overrides: Any) -> DeploymentConfig:
             {"organizationalUnitIds": UNITS[0], "organizationId": "o-short"},
             ["organizationId='o-short': not accepted"],
         ),
+        # Lambda Developer Guide, "Configuring reserved concurrency": a function with reserved
+        # concurrency never runs more at once, the rest throttled (TooManyRequestsException); the
+        # state machine runs 50 children at once.
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": ORGANIZATION_ID, "reservedConcurrency": 1},
+            ["reservedConcurrency=1: organization mode", "set it to 53 or more, or 0"],
+        ),
+        (
+            {"organizationalUnitIds": UNITS[0], "organizationId": ORGANIZATION_ID, "reservedConcurrency": 52},
+            ["reservedConcurrency=52: organization mode", "up to 50 invocations"],
+        ),
     ],
 )
 def test_settings_that_cannot_go_together_stop_the_synth(
@@ -968,6 +1012,13 @@ def test_organization_settings_that_go_together_are_accepted() -> None:
     assert config.organizational_unit_ids == tuple(UNITS)
     assert config.member_accounts == ("111111111111",)
     assert _config(regions="eu-west-1,us-east-1").regions == ("eu-west-1", "us-east-1"), "single-account"
+    for reserved in (0, 53):
+        organization = _config(
+            organizationalUnitIds=UNITS[0], organizationId=ORGANIZATION_ID, reservedConcurrency=reserved
+        )
+        assert organization.reserved_concurrency == reserved
+    single_account = _config(reservedConcurrency=1)
+    assert single_account.reserved_concurrency == 1, "one invocation at a time, single-account"
 
 
 # --- member accounts' new instances (issue 18) ---

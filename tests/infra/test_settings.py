@@ -63,6 +63,7 @@ RUNNER_VARIABLES = [
     "STACK_SET_NAME",
     "MEMBER_DOCUMENT_NAME",
     "CLAIM_TABLE_NAME",
+    "RUNS_BUCKET_NAME",
 ]
 # Event fields that override a setting (runner.RunOptions.resolve), by the setting's key.
 EVENT_OVERRIDES = {
@@ -141,6 +142,7 @@ def test_the_runner_reads_back_what_the_stack_writes() -> None:
         "output_log_group": "group",
         "topic_arn": "arn:aws:sns:eu-west-1:123456789012:t",
         "claim_table_name": "EcrFleetAuth-NewInstanceClaimsTable-abc",
+        "runs_bucket_name": "ecrfleetauth-organizationrunruns-abc",
     }
     environment = config.runner_environment(**stack_values)
     assert list(environment) == RUNNER_VARIABLES

@@ -32,6 +32,7 @@ from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.deployment.state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.engine import Command, CommandEngine
 from localfleet.ssm.managed_nodes import ManagedInstance
@@ -52,6 +53,7 @@ DEPLOY_TIME = {
     "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
     "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:replaced-by-the-world",
     "CLAIM_TABLE_NAME": CLAIM_TABLE,
+    "RUNS_BUCKET_NAME": RUNS_BUCKET,
 }
 
 

@@ -20,6 +20,7 @@ conditional writes" (``If-None-Match: *``, 412 Precondition Failed).
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.deployment.state_machine import InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.stepfunctions import MOTO_CONFIG, Unhandled
+from localfleet.stepfunctions import MOTO_CONFIG, Unhandled, runner_may_list
+from localfleet.synthesized_stack import resources
 from tests.runner.conftest import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, use_runner_environment
 from tests.runner.test_organization import (
     OTHER_REGION,
@@ -360,3 +362,48 @@ def test_a_busy_instance_is_left_out_by_the_child_whose_pair_it_is(run: Run) -> 
         "the manual run's command and the child's, the busy one left out"
     )
     assert busy not in run.sent(MEMBERS[0], REGION)[-1].get("InstanceIds", [])
+
+
+def test_the_runner_tells_a_missing_run_object_from_a_refused_one_only_as_its_role_may_list(
+    run: Run, organization_stack: OrganizationStack
+) -> None:
+    """S3 API Reference, GetObject, "Permissions": a key that does not exist is answered 404 NoSuchKey
+    to a caller allowed s3:ListBucket on the bucket, 403 AccessDenied to any other. Every step looks
+    for objects that may not exist yet (the plan for plan.json, the merge for report.json), so without
+    the grant every execution would fail before anything is commanded: the runner reads the bucket
+    here as its role may (``RunsBucketAccess``), and the template grants it."""
+    template = organization_stack.central
+    assert runner_may_list(template) and run.machine.runs_access.may_list
+    without = copy.deepcopy(template)
+    for policy in resources(without, "AWS::IAM::Policy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        statements[:] = [s for s in statements if "s3:ListBucket" not in json.dumps(s.get("Action"))]
+    assert not runner_may_list(without)
+
+    run.machine.runs_access.may_list = False  # the role as it was before it could list the bucket
+    run.machine.runs_access.attach([run.session])
+
+    described = run.machine.run(RUN, name="scheduled-no-listing")
+
+    assert described["status"] == "FAILED" and described["error"] == "AccessDenied", described
+    assert run.machine.runs_access.denied[0].endswith("/plan.json")
+    assert all(not pair.ssm_endpoint.sent("SendCommand") for pair in run.org.pairs.values())
+
+
+def test_a_step_naming_another_bucket_is_refused_before_anything_is_read(run: Run) -> None:
+    """A step's bucket must be the stack's own runs bucket (``RUNS_BUCKET_NAME``, which the template
+    sets to the bucket the definition names): an event cannot send the runner's reads and writes
+    elsewhere, whatever bucket its role may reach (S3 User Guide, "Bucket owner condition": a
+    request names its bucket, and nothing else checks it is the intended one)."""
+    other = "someone-elses-bucket"
+    run.machine.s3.create_bucket(Bucket=other, CreateBucketConfiguration={"LocationConstraint": REGION})
+    execution = f"arn:aws:states:{REGION}:{HOME}:execution:{contract.state_machine_name('EcrFleetAuth')}:x"
+    event = {contract.STEP_FIELD: "plan", "execution": execution, "bucket": other, "run": {}}
+
+    with pytest.raises(Exception, match="'someone-elses-bucket' is not this stack's runs bucket") as refused:
+        run.runner.invoke(event)
+
+    assert type(refused.value).__name__ == "InvalidEvent"
+    for bucket in (other, run.machine.bucket):
+        assert not run.machine.s3.list_objects_v2(Bucket=bucket).get("Contents")
+    assert all(not pair.ssm_endpoint.calls for pair in run.org.pairs.values())

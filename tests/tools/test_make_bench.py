@@ -44,3 +44,21 @@ def test_options_after_a_name_go_to_that_benchmark(
     monkeypatch.setattr(sys, "argv", ["python -m bench", "new_instances", "--seed", "2", "--instances", "40"])
     assert bench_main.main() == 0
     assert (parsed[0].seed, parsed[0].instances) == (2, 40)
+
+
+def test_the_organization_bench_counts_compliance_writes_apart_from_a_pairs_budget() -> None:
+    """SSM API Reference, PutComplianceItems: one call records one resource's items (``ResourceId``),
+    so the runner writes once per instance with a result (issue 22), outside the per-pair budget of
+    the run's own calls, 3*ceil(N/50)+10: the benchmark counts those writes apart."""
+    from collections import Counter  # noqa: PLC0415
+
+    from bench.organization_bench import budget, pair_calls  # noqa: PLC0415
+
+    ssm = Counter({"SendCommand": 4, "ListCommandInvocations": 8, "PutComplianceItems": 200})
+    pair = types.SimpleNamespace(
+        ssm_endpoint=types.SimpleNamespace(calls=ssm),
+        ec2_endpoint=types.SimpleNamespace(calls=Counter({"DescribeInstances": 5})),
+    )
+
+    assert pair_calls(pair) == (17, 200)
+    assert pair_calls(pair)[0] <= budget(200) == 22
