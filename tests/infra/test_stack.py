@@ -154,6 +154,7 @@ def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesize
         "ssm:ListCommands",
         "ssm:ListCommandInvocations",
         "ssm:GetCommandInvocation",
+        "ssm:ListResourceComplianceSummaries",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
