@@ -62,6 +62,7 @@ class InProcessRunner:
         self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
         session = session or account.session(region, services)
         session.events.register("before-call", _add_trace_header)
+        self.session = session  # a test may watch the runner's calls on it
         factory = clients.ClientFactory(session=session)
         patch.setattr(clients, "default_factory", lambda: factory)
         clock = account.clock
