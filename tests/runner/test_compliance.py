@@ -61,6 +61,18 @@ def test_the_compliance_type_is_the_deployments_own_within_the_apis_pattern() ->
     assert contract.compliance_type("a-b") != contract.compliance_type("EcrFleetAuth")
 
 
+def test_the_compliance_type_derivation_keeps_long_names_apart() -> None:
+    """``my-fleet`` becomes ``Custom:my_fleet`` (``-`` is not in the type's pattern after the first
+    character); two stack names of 99 characters that share their first 93 still get types of their
+    own (CloudFormation stack names are up to 128 characters, the type's name part only 93)."""
+    assert contract.compliance_type("my-fleet") == "Custom:my_fleet"
+    first, second = "a" * 98 + "b", "a" * 98 + "c"
+    assert contract.compliance_type(first) != contract.compliance_type(second)
+    assert len(contract.compliance_type(first)) == 100
+    assert contract.compliance_type(first).startswith("Custom:" + "a" * 80)
+    assert contract.compliance_type("x" * 93) == "Custom:" + "x" * 93, "a name that fits is kept whole"
+
+
 def test_every_instance_state_of_the_report_is_written(world: World) -> None:
     """Every status and reason kind the report holds, in one fleet (as test_runs' every-status run):
     succeeded (changed, unchanged) COMPLIANT; failed (the agent's reason, the command's, timed out,
