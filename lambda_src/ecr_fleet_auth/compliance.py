@@ -221,28 +221,18 @@ def write_compliance(
     return tally
 
 
-def clear_departed(
-    ssm: SSMClient,
-    kept: Collection[str],
-    run: ComplianceRun,
-    clock: Clock,
-    tally: ComplianceTally,
-    *,
-    stop_at: float,
-) -> None:
-    """Remove this deployment's type from every resource of ``ssm``'s account and region that carries it
-    and is not in ``kept`` (the instances a whole-fleet run reported: what the target tag selects now).
-    An instance whose tag was removed or changed, or that stopped, would otherwise keep its last items
-    for ever. ListResourceComplianceSummaries (filter ComplianceType) finds them; PutComplianceItems with
-    an empty ``Items`` list (COMPLETE: "the system overwrites all existing compliance information for
-    the resource") leaves none. Counted in ``tally`` (``cleared``; a refusal as any write's)."""
-    departed: list[str] = []
+def departed(ssm: SSMClient, kept: Collection[str], run: ComplianceRun) -> list[str] | str:
+    """The resources of ``ssm``'s account and region that carry this deployment's type and are not in
+    ``kept`` (the instances a whole-fleet run reported: what the target tag selects now), found with
+    ListResourceComplianceSummaries (filter ComplianceType); or the error code SSM answered. Asked before
+    the run's writes, so the listing never waits behind them for the client's retry quota."""
+    found: list[str] = []
     try:
         pages = ssm.get_paginator("list_resource_compliance_summaries").paginate(
             Filters=[{"Key": "ComplianceType", "Values": [run.compliance_type], "Type": "EQUAL"}]
         )
         for page in pages:
-            departed += [
+            found += [
                 summary["ResourceId"]
                 for summary in page.get("ResourceComplianceSummaryItems", [])
                 if summary.get("ResourceId") and summary["ResourceId"] not in kept
@@ -250,10 +240,29 @@ def clear_departed(
     except AWS_ERRORS as refusal:
         code = error_code(refusal)
         logger.warning("ListResourceComplianceSummaries failed", extra={"error": code})
-        tally.errors[code] = tally.errors.get(code, 0) + 1
+        return code
+    return found
+
+
+def clear_departed(
+    ssm: SSMClient,
+    resources: list[str] | str,
+    run: ComplianceRun,
+    clock: Clock,
+    tally: ComplianceTally,
+    *,
+    stop_at: float,
+) -> None:
+    """Remove this deployment's type from each of ``resources`` (``departed``'s answer): an instance
+    whose tag was removed or changed, or that stopped, would otherwise keep its last items for ever.
+    PutComplianceItems with an empty ``Items`` list (COMPLETE: "the system overwrites all existing
+    compliance information for the resource") leaves none. Counted in ``tally`` (``cleared``; a refusal
+    as any write's; a listing that failed, by its code in ``errors``)."""
+    if isinstance(resources, str):
+        tally.errors[resources] = tally.errors.get(resources, 0) + 1
         return
     writer = _Writer(ssm, run, clock, stop_at)
-    tasks = [partial(writer.put, instance_id, []) for instance_id in departed]
+    tasks = [partial(writer.put, instance_id, []) for instance_id in resources]
     for outcome in clock.concurrently(tasks, WRITERS):
         if outcome == "written":
             tally.cleared += 1

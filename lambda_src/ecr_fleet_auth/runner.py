@@ -56,6 +56,7 @@ from .compliance import (
     ComplianceRun,
     ComplianceTally,
     clear_departed,
+    departed,
     write_compliance,
 )
 from .discovery import Fleet, TargetTag
@@ -388,11 +389,13 @@ class _PairRun:
         if aws is not None and self.compliance_run is not None and not self.request.dry_run:
             # 5. Each instance's state in SSM Compliance, with this pair's own client (its member role).
             stop_at = self._deadline() - RESERVE_SECONDS
-            compliance = write_compliance(aws.ssm, instances, self.compliance_run, clock, stop_at=stop_at)
+            gone: list[str] | str = []
             if error is None and self.request.instance_ids is None and self.instances_by_pair is None:
                 # A whole-fleet run reported every instance the tag selects: the others lose their items.
                 kept = {i.instance_id for i in instances} | {i.instance_id for i in retried}
-                clear_departed(aws.ssm, kept, self.compliance_run, clock, compliance, stop_at=stop_at)
+                gone = departed(aws.ssm, kept, self.compliance_run)
+            compliance = write_compliance(aws.ssm, instances, self.compliance_run, clock, stop_at=stop_at)
+            clear_departed(aws.ssm, gone, self.compliance_run, clock, compliance, stop_at=stop_at)
         return _Outcome(reached, instances, progress.command_ids(), error, retried, compliance)
 
     def _deadline(self) -> float:
