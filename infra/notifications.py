@@ -7,12 +7,14 @@ app), so two stacks in one region, or two constructs in one stack, stay apart.""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from aws_cdk import (
     Duration,
     RemovalPolicy,
     Stack,
+    Token,
     aws_chatbot,
     aws_cloudwatch,
     aws_iam,
@@ -26,8 +28,32 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from ecr_fleet_auth import contract
+from ecr_fleet_auth.partitions import partition_of
+from ecr_fleet_auth.settings import SettingsError
 
+from .config import TITLE
 from .nag import acknowledge
+
+# AWS Chatbot (Amazon Q Developer in chat applications) serves commercial Regions only ("Regions and quotas
+# for Amazon Q Developer in chat applications": no China or AWS GovCloud (US) Region is listed).
+CHAT_PARTITIONS = frozenset({"aws"})
+# A channel configuration's name: 1-128 of [A-Za-z0-9-_] (AWS::Chatbot::*ChannelConfiguration
+# ConfigurationName), unique in the account across Regions (Chatbot's configurations are account-global).
+_CHAT_NAME_CHARS = 128
+_CHAT_SUFFIX = "-notifications"
+_LONGEST_REGION = 20
+
+
+def chat_configuration_name(stack_name: str, region: str) -> str:
+    """``<stack name>-<region>-notifications``: one per stack and Region, since Chatbot's configuration
+    names are the account's, not a Region's. A stack name too long for it keeps its start and a hash of
+    the whole (two long names with one start stay apart)."""
+    room = _CHAT_NAME_CHARS - len(_CHAT_SUFFIX) - _LONGEST_REGION - 1
+    if len(stack_name) > room:
+        digest = hashlib.sha256(stack_name.encode()).hexdigest()[:8]
+        stack_name = f"{stack_name[: room - 9]}-{digest}"
+    return f"{stack_name}-{region}{_CHAT_SUFFIX}"
+
 
 # Statuses that mean an instance still cannot pull after a run.
 ALARMING_STATUSES = ("failed", "unreachable")
@@ -90,6 +116,12 @@ class Notifications(Construct):
         action, so nobody can run an AWS command from the chat."""
         if not channel:
             return
+        stack = Stack.of(self)
+        if not Token.is_unresolved(stack.region) and partition_of(stack.region).name not in CHAT_PARTITIONS:
+            raise SettingsError(
+                f"{TITLE}:\n  chatChannel: AWS Chatbot is not available in {stack.region} (partition "
+                f"{partition_of(stack.region).name}); leave chatChannel empty for a stack there"
+            )
         kind, _, ids = channel.partition(":")
         role = aws_iam.Role(
             self,
@@ -97,7 +129,7 @@ class Notifications(Construct):
             assumed_by=aws_iam.ServicePrincipal("chatbot.amazonaws.com"),
             description="ecr-fleet-auth: AWS Chatbot delivers notifications; no permissions",
         )
-        name = f"{Stack.of(self).stack_name}-notifications"[:128]
+        name = chat_configuration_name(stack.stack_name, stack.region)
         guardrail = [
             Stack.of(self).format_arn(
                 service="iam", region="", account="aws", resource="policy", resource_name="AWSDenyAll"

@@ -133,12 +133,14 @@ class EcrFleetAuthProps(TypedDict, total=False):
 
     chat_channel: str
     """Also sends the topic's messages (run reports, alarms) to this Slack or Microsoft Teams channel through
-    AWS Chatbot; the workspace or team must be authorized in the Chatbot console first. The channel gets
+    AWS Chatbot; the workspace or team must be authorized in the Chatbot console first. Commercial Regions
+    only (Chatbot has no China or GovCloud Region: synth refuses the setting there). The channel gets
     notifications only: its guardrail policy denies every AWS action (see Notifications
     (docs/operating/notifications.md)).
 
-    Default: `''`; accepted: slack:<workspace id>/<channel id>, teams:<tenant id>/<team id>/<channel id>,
-    or empty for none; cdk.json: `chatChannel`."""
+    Default: `''`; accepted: slack:<workspace id>/<channel id>, teams:<tenant id>/<team id>/<channel id>
+    (the channel id URL-encoded as in the channel's link, 19%3a...%40thread.tacv2), or empty for none;
+    cdk.json: `chatChannel`."""
 
     notify_policy: contract.NotifyPolicy
     """When the runner publishes its report to the topic.

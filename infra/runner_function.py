@@ -67,6 +67,8 @@ FLEET_READ_ACTIONS = (
     "ssm:ListCommands",
     "ssm:ListCommandInvocations",
     "ssm:GetCommandInvocation",
+    # The instances carrying this deployment's compliance type, to clear those no longer targeted.
+    "ssm:ListResourceComplianceSummaries",
 )
 
 

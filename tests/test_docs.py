@@ -169,3 +169,21 @@ def test_a_reference_table_says_where_it_is_without_building(page: str, part: st
     rendered = rendered_page(page)
     assert "This table is generated when the site is built" not in rendered
     assert "/reference -->" not in rendered
+
+
+def test_the_pages_say_what_the_alarms_and_the_dashboard_do(synthesized_template: dict[str, object]) -> None:
+    """The alarms publish on ALARM only (no ``OKActions`` in the template: CloudWatch sends to an alarm's
+    OKActions "when this alarm transitions into an OK state", AWS::CloudWatch::Alarm), and the
+    organization dashboard's per-account views are Logs Insights tables, not ``SEARCH`` graphs of
+    per-account metrics: no page may say otherwise."""
+    alarms = [
+        resource["Properties"]
+        for resource in synthesized_template["Resources"].values()  # type: ignore[attr-defined]
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert alarms and not any(alarm.get("OKActions") for alarm in alarms)
+    stale = ("when it clears", "one line per account", "`SEARCH`")
+    for page in DOCS.rglob("*.md"):
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        for phrase in stale:
+            assert phrase not in text, f"{page.relative_to(DOCS)} says {phrase!r}"

@@ -7,7 +7,8 @@ items for that run:
 
 * ``instance``: the instance's result — COMPLIANT when it ``succeeded``, else NON_COMPLIANT with its
   reason and next step (failed, unreachable, pending, skipped; the instance an earlier run marked
-  compliant and this one could not reach is not left compliant: the list replaces it);
+  compliant and this one could not reach is not left compliant: the list replaces it). An instance
+  another run is working on (``instance_busy``, the agent's ``locked``) is that run's to write: nothing;
 * ``<user>@<registry>``, one per user x registry the agent's result line reports: COMPLIANT when that
   user can pull now (the credential helper answers for the registry, or a login that has not expired),
   else NON_COMPLIANT with the reason (the agent's, or ``not_logged_in``, ``login_expired``, ...) and
@@ -27,6 +28,10 @@ COMPLIANT of an instance it cannot reach; the agent would need the run's id, and
 its size budget. The runner's role (and the member role in organization accounts) may
 ``ssm:PutComplianceItems`` on its own account's instances and managed instances only.
 
+An instance that leaves the target set keeps none of this type's items: a whole-fleet run puts an empty
+list on each resource carrying the type that it did not report (``clear_departed``), a narrowed run on
+each named instance reported ``not_target_tagged``; the tally counts them ``cleared``.
+
 One PutComplianceItems per instance (the API takes one resource): ``WRITERS`` at once per (account,
 region), over the clients' adaptive retries (throttling slows the client down), the instances with
 something NON_COMPLIANT first, until ``stop_at`` (the Lambda deadline less the reserve for publishing);
@@ -39,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -76,17 +81,22 @@ INSTANCE_SEVERITY: dict[str, ComplianceSeverityType] = {
     "skipped": "INFORMATIONAL",
 }
 PULL_SEVERITY: ComplianceSeverityType = "HIGH"
-# Reported instances with nothing to write to: no such instance, not this deployment's (no target tag),
-# no managed node (never registered), a dry run's. An Inactive node is written to all the same: an
-# earlier run may have left it COMPLIANT (where SSM refuses, InvalidResourceId, it is counted not_managed).
+# Reported instances with nothing to write to: no such instance, no managed node (never registered), a
+# dry run's (one named but not target tagged gets an empty list: its earlier items go). An Inactive node
+# is written to all the same: an earlier run may have left it COMPLIANT (where SSM refuses,
+# InvalidResourceId, it is counted not_managed).
 NOTHING_TO_WRITE = frozenset(
     {
         Reason.INSTANCE_NOT_FOUND,
-        Reason.NOT_TARGET_TAGGED,
         Reason.NOT_SSM_MANAGED,
         Reason.DRY_RUN,
     }
 )
+# Instances another run is working on: that run writes their items. This run's word would replace a
+# fresher result of the other run (one that ends first writes, then this one's ``pending`` over it), so
+# it writes none: ``instance_busy`` (another run's command is listed there), and the agent's ``locked``
+# (another run's agent holds the instance's lock; agent/outcomes.py LOCKED).
+OTHER_RUNS_INSTANCE = frozenset({Reason.INSTANCE_BUSY.value, "locked"})
 GONE_STATES = frozenset({"shutting-down", "terminated"})
 # Users the agent lists with a reason that is not a failure: not items (``no_home``: an account of
 # the docker group without a home its docker could use; the troubleshooting page says why).
@@ -127,6 +137,8 @@ class ComplianceTally:
     failed: int = 0
     not_written: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    # Instances no longer targeted (tag removed or changed, stopped) whose items of this type were removed.
+    cleared: int = 0
 
     @property
     def missing(self) -> int:
@@ -143,7 +155,22 @@ class ComplianceTally:
         }
         if self.errors:
             data["errors"] = dict(sorted(self.errors.items()))
+        if self.cleared:
+            data["cleared"] = self.cleared
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ComplianceTally:
+        """A tally as ``to_dict`` wrote it (a child's report, read back by the organization run's merge)."""
+        return cls(
+            str(data["type"]),
+            written=int(data.get("written", 0)),
+            not_managed=int(data.get("not_managed", 0)),
+            failed=int(data.get("failed", 0)),
+            not_written=int(data.get("not_written", 0)),
+            errors={str(code): int(count) for code, count in dict(data.get("errors") or {}).items()},
+            cleared=int(data.get("cleared", 0)),
+        )
 
     @classmethod
     def combined(cls, compliance_type: str, parts: Iterable[ComplianceTally]) -> ComplianceTally:
@@ -154,6 +181,7 @@ class ComplianceTally:
             total.not_managed += part.not_managed
             total.failed += part.failed
             total.not_written += part.not_written
+            total.cleared += part.cleared
             for code, count in part.errors.items():
                 total.errors[code] = total.errors.get(code, 0) + count
         return total
@@ -177,8 +205,10 @@ def write_compliance(
     # On the writers' threads too, every call is a subsegment of the invocation's trace.
     tasks = [in_this_trace(partial(writer.put, instance_id, items)) for instance_id, items in to_write]
     tally = ComplianceTally(run.compliance_type)
-    for outcome in clock.concurrently(tasks, WRITERS):
-        if outcome == "written":
+    for (_, items), outcome in zip(to_write, clock.concurrently(tasks, WRITERS), strict=True):
+        if outcome == "written" and not items:
+            tally.cleared += 1
+        elif outcome == "written":
             tally.written += 1
         elif outcome == "not_written":
             tally.not_written += 1
@@ -190,6 +220,58 @@ def write_compliance(
     if tally.missing:
         logger.warning("SSM Compliance not written for every instance", extra={"compliance": tally.to_dict()})
     return tally
+
+
+def departed(ssm: SSMClient, kept: Collection[str], run: ComplianceRun) -> list[str] | str:
+    """The resources of ``ssm``'s account and region that carry this deployment's type and are not in
+    ``kept`` (the instances a whole-fleet run reported: what the target tag selects now), found with
+    ListResourceComplianceSummaries (filter ComplianceType); or the error code SSM answered. Asked before
+    the run's writes, so the listing never waits behind them for the client's retry quota."""
+    found: list[str] = []
+    try:
+        pages = ssm.get_paginator("list_resource_compliance_summaries").paginate(
+            Filters=[{"Key": "ComplianceType", "Values": [run.compliance_type], "Type": "EQUAL"}]
+        )
+        for page in pages:
+            found += [
+                summary["ResourceId"]
+                for summary in page.get("ResourceComplianceSummaryItems", [])
+                if summary.get("ResourceId") and summary["ResourceId"] not in kept
+            ]
+    except AWS_ERRORS as refusal:
+        code = error_code(refusal)
+        logger.warning("ListResourceComplianceSummaries failed", extra={"error": code})
+        return code
+    return found
+
+
+def clear_departed(
+    ssm: SSMClient,
+    resources: list[str] | str,
+    run: ComplianceRun,
+    clock: Clock,
+    tally: ComplianceTally,
+    *,
+    stop_at: float,
+) -> None:
+    """Remove this deployment's type from each of ``resources`` (``departed``'s answer): an instance
+    whose tag was removed or changed, or that stopped, would otherwise keep its last items for ever.
+    PutComplianceItems with an empty ``Items`` list (COMPLETE: "the system overwrites all existing
+    compliance information for the resource") leaves none. Counted in ``tally`` (``cleared``; a refusal
+    as any write's; a listing that failed, by its code in ``errors``)."""
+    if isinstance(resources, str):
+        tally.errors[resources] = tally.errors.get(resources, 0) + 1
+        return
+    writer = _Writer(ssm, run, clock, stop_at)
+    tasks = [partial(writer.put, instance_id, []) for instance_id in resources]
+    for outcome in clock.concurrently(tasks, WRITERS):
+        if outcome == "written":
+            tally.cleared += 1
+        elif outcome == "not_written":
+            tally.not_written += 1
+        elif outcome != "InvalidResourceId":  # gone since: nothing left to clear
+            tally.failed += 1
+            tally.errors[outcome] = tally.errors.get(outcome, 0) + 1
 
 
 class _Writer:
@@ -232,8 +314,10 @@ def compliance_items(
     instance: InstanceResult, run: ComplianceRun, now: datetime
 ) -> list[ComplianceItemEntryTypeDef] | None:
     """The complete list of ``instance``'s items for ``run``; None when there is nothing to write to."""
-    if instance.reason in NOTHING_TO_WRITE:
+    if instance.reason in NOTHING_TO_WRITE or instance.reason in OTHER_RUNS_INSTANCE:
         return None
+    if instance.reason == Reason.NOT_TARGET_TAGGED:
+        return []  # named, but no longer this deployment's: its earlier items go (an empty list)
     if instance.reason == Reason.INSTANCE_NOT_RUNNING and instance.detail.get("state") in GONE_STATES:
         return None
     items = [_instance_item(instance, run)]

@@ -336,10 +336,15 @@ def compliance_type(deployment_name: str) -> str:
     """The compliance type a deployment writes, ``Custom:<its name>`` (``Custom:EcrFleetAuth`` for the
     default stack): its own, so two deployments covering one instance never overwrite each other's items.
     A character the type's pattern refuses after the first (``-``) becomes ``_``; a one-letter name
-    gets a ``_`` (the pattern wants two characters at least)."""
+    gets a ``_`` (the pattern wants two characters at least); a name longer than the type allows keeps
+    its start and ``_`` and 8 hex digits of the SHA-256 of the whole name, so two long names that share
+    their start still get types of their own."""
     name = deployment_name[:1] + re.sub(r"[^A-Za-z0-9_]", "_", deployment_name[1:])
     name = name if len(name) >= 2 else name + "_"
-    return COMPLIANCE_TYPE_PREFIX + name[:_COMPLIANCE_NAME_CHARS]
+    if len(name) > _COMPLIANCE_NAME_CHARS:
+        digest = hashlib.sha256(deployment_name.encode()).hexdigest()[:8]
+        name = f"{name[: _COMPLIANCE_NAME_CHARS - 9]}_{digest}"
+    return COMPLIANCE_TYPE_PREFIX + name
 
 
 # --- agent documents named by their content (each member account's: ``<prefix>-<sha8 of the content>``)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import contract
+from .compliance import ComplianceTally
 from .organization import Target
 from .reasons import Reason
 from .report import Counted, InstanceResult, Report, TargetResult, short
@@ -79,6 +80,8 @@ class Tally:
     accounts: dict[str, Counter[str]] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
+    # What each child wrote to SSM Compliance (a dry run's children wrote nothing, and say so).
+    compliance: list[ComplianceTally] = field(default_factory=list)
 
     def add_report(self, report: Mapping[str, Any], key: str) -> None:
         for entry in report.get("instances", []):
@@ -92,6 +95,8 @@ class Tally:
         self.command_ids += report.get("command_ids", [])
         if report.get("error"):
             self.errors.append(dict(report["error"]))
+        if report.get("compliance") is not None:
+            self.compliance.append(ComplianceTally.from_dict(report["compliance"]))
         self.parts.append(key)
 
     def add_unreported(self, batch: int, targets: Iterable[Target], why: Mapping[str, str]) -> None:
@@ -129,8 +134,10 @@ class Tally:
         *,
         execution: str,
         error: dict[str, str] | None = None,
+        compliance_type: str,
     ) -> Report:
-        """The one report; ``error``: the run's own (the plan's, a failed state's), else a child's first."""
+        """The one report; ``error``: the run's own (the plan's, a failed state's), else a child's first;
+        ``compliance``: the children's tallies added up (``compliance_type``'s; none on a dry run)."""
         instances = self.instances
         counted = None
         if self.requested:
@@ -156,6 +163,9 @@ class Tally:
             targets=tuple(self.targets),
             counted=counted,
             execution=execution,
+            compliance=None
+            if dry_run
+            else ComplianceTally.combined(compliance_type, self.compliance).to_dict(),
         )
 
     def _account(self, account: str) -> Counter[str]:

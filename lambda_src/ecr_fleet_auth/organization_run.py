@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from . import fan_out, organization, runner
+from . import contract, fan_out, organization, runner
 from .clients import ClientFactory, Pair
 from .clock import Clock
 from .events import MESSAGE_PREFIX, InvalidEvent, RunRequest
@@ -198,6 +198,7 @@ def merge(
         runner.iso(clock.now()),
         execution=step.execution,
         error=error,
+        compliance_type=contract.compliance_type(settings.stack_name),
     )
     merged = {**condensed(report, MERGED_LISTED), "parts": tally.parts}
     if not store.put_new(MERGED, merged):  # another merge published this run already

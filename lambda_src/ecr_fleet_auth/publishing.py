@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from . import contract
 from .clients import AWS_ERRORS
 from .observability import logger, metrics
-from .report import Report, message, should_notify, subject
+from .report import Report, chat_notification, message, should_notify, subject
 from .settings import RunnerSettings
 
 if TYPE_CHECKING:
@@ -115,8 +115,18 @@ def _notify(report: Report, settings: RunnerSettings, sns: SNSClient) -> None:
         logger.warning("notification due but no topic configured")
         return
     try:
-        text = message(report, output_log_group=settings.output_log_group, region=sns.meta.region_name)
-        sns.publish(TopicArn=settings.topic_arn, Subject=subject(report), Message=text)
+        region = sns.meta.region_name
+        text = message(report, output_log_group=settings.output_log_group, region=region)
+        # One message per protocol (SNS Publish, MessageStructure json: "default" for every protocol
+        # without a key of its own): e-mail and queues the plain text, https (AWS Chatbot's
+        # subscription) a Chatbot custom notification, which a channel shows (plain text it does not).
+        chat = json.dumps(chat_notification(report, region=region))
+        sns.publish(
+            TopicArn=settings.topic_arn,
+            Subject=subject(report),
+            Message=json.dumps({"default": text, "https": chat}),
+            MessageStructure="json",
+        )
     except AWS_ERRORS:
         # The report is still returned and logged; a lost e-mail must not fail the run.
         logger.exception("could not publish the report to SNS")

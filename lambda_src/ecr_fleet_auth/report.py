@@ -357,6 +357,42 @@ def message(report: Report, *, output_log_group: str = "", region: str = "") -> 
     return text
 
 
+# AWS Chatbot renders in a channel only AWS services' events and "custom notifications" in its own event
+# format (Chatbot Administrator Guide, "Custom notifications": version "1.0", source "custom", content
+# with textType "client-markdown", title and description); plain text it does not show. The chat gets
+# a short summary and the console links; the e-mail keeps the whole plain-text report.
+CHAT_INSTANCES = 5
+CHAT_DESCRIPTION_CHARS = 3_000
+
+
+def chat_notification(report: Report, *, region: str = "") -> dict[str, Any]:
+    """The report as a Chatbot custom notification: the subject as title; the counts, the first instances
+    that need attention with their reason, and the links to the commands in the console."""
+    counts = report.summary()
+    lines = [
+        f"Run `{report.run_id}` ({report.source}): {counts['total']} instances, "
+        + ", ".join(f"{status} {counts[status]}" for status in contract.INSTANCE_STATUSES if counts[status])
+    ]
+    if report.error is not None:
+        lines.append(f"*The run failed:* {report.error['code']}: {report.error['message']}")
+    attention = [i for i in report.instances if i.status in (*FAILURE_STATUSES, "pending")]
+    for instance in attention[:CHAT_INSTANCES]:
+        lines.append(f"• `{instance.instance_id}` {instance.status}: {instance.reason}")
+    if len(attention) > CHAT_INSTANCES:
+        lines.append(f"… and {len(attention) - CHAT_INSTANCES} more (the e-mail and the run's log list them)")
+    for command, where in list(_command_regions(report, region).items())[:MAX_COMMAND_LINKS]:
+        link = command_link(command, where)
+        lines.append(f"[Command {command}]({link})" if link else f"Command `{command}`")
+    description = "\n".join(lines)
+    if len(description) > CHAT_DESCRIPTION_CHARS:
+        description = description[: CHAT_DESCRIPTION_CHARS - 2].rsplit("\n", 1)[0] + "\n…"
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "content": {"textType": "client-markdown", "title": subject(report), "description": description},
+    }
+
+
 def _targets_lines(report: Report) -> list[str]:
     """Per account, its counts; then every account-region the run could not reach, with its next step."""
     lines = ["", f"Accounts: {len(report.accounts())}, account-regions: {len(report.targets or ())}"]

@@ -51,7 +51,14 @@ from typing import TYPE_CHECKING, Any
 from . import contract
 from .clients import AWS_ERRORS, AwsClients, ClientFactory, Pair, error_code
 from .clock import SYSTEM_CLOCK, Clock
-from .compliance import SECONDS_PER_INSTANCE, ComplianceRun, ComplianceTally, write_compliance
+from .compliance import (
+    SECONDS_PER_INSTANCE,
+    ComplianceRun,
+    ComplianceTally,
+    clear_departed,
+    departed,
+    write_compliance,
+)
 from .discovery import Fleet, TargetTag
 from .events import InvalidEvent, RunRequest
 from .execution import Execution, dry_run_results
@@ -381,9 +388,14 @@ class _PairRun:
         compliance = None
         if aws is not None and self.compliance_run is not None and not self.request.dry_run:
             # 5. Each instance's state in SSM Compliance, with this pair's own client (its member role).
-            compliance = write_compliance(
-                aws.ssm, instances, self.compliance_run, clock, stop_at=self._deadline() - RESERVE_SECONDS
-            )
+            stop_at = self._deadline() - RESERVE_SECONDS
+            gone: list[str] | str = []
+            if error is None and self.request.instance_ids is None and self.instances_by_pair is None:
+                # A whole-fleet run reported every instance the tag selects: the others lose their items.
+                kept = {i.instance_id for i in instances} | {i.instance_id for i in retried}
+                gone = departed(aws.ssm, kept, self.compliance_run)
+            compliance = write_compliance(aws.ssm, instances, self.compliance_run, clock, stop_at=stop_at)
+            clear_departed(aws.ssm, gone, self.compliance_run, clock, compliance, stop_at=stop_at)
         return _Outcome(reached, instances, progress.command_ids(), error, retried, compliance)
 
     def _deadline(self) -> float:

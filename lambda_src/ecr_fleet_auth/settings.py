@@ -311,10 +311,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("notificationEmail", "", "an e-mail address, or empty for none", _email,
             "Subscribes this address to the notification topic (confirm the e-mail AWS sends)."),
     Setting("chatChannel", "", "slack:<workspace id>/<channel id>, "
-            "teams:<tenant id>/<team id>/<channel id>, or empty for none", _text(CHAT_CHANNEL_PATTERN),
+            "teams:<tenant id>/<team id>/<channel id> (the channel id URL-encoded as in the channel's "
+            "link, 19%3a...%40thread.tacv2), or empty for none", _text(CHAT_CHANNEL_PATTERN),
             "Also sends the topic's messages (run reports, alarms) to this Slack or Microsoft Teams channel "
             "through AWS Chatbot; the workspace or team must be authorized in the Chatbot console first. "
-            "The channel gets notifications only: its guardrail policy denies every AWS action "
+            "Commercial Regions only (Chatbot has no China or GovCloud Region: synth refuses the setting "
+            "there). The channel gets notifications only: its guardrail policy denies every AWS action "
             "(see [Notifications](../operating/notifications.md))."),
     Setting("notifyPolicy", "failures", "one of " + ", ".join(contract.NOTIFY_POLICIES),
             _choice(contract.NOTIFY_POLICIES), "When the runner publishes its report to the topic.",

@@ -19,6 +19,7 @@ started is stopped on exit, on Ctrl-C and on failure.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import shutil
@@ -312,7 +313,14 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # --help (or any argument) says what the demo does and runs nothing; the demo takes no options.
+    parser = argparse.ArgumentParser(
+        prog="make demo",
+        description=(__doc__ or "").split("\n\n", 1)[0]
+        + " It starts local services and sandboxed instances for a few minutes; it needs no options.",
+    )
+    parser.parse_args(sys.argv[1:] if argv is None else argv)
     missing = [what for present, what in prerequisites() if not present]
     if missing:
         print("make demo needs: " + ", ".join(missing), file=sys.stderr)

@@ -63,6 +63,7 @@ class InProcessRunner:
         session = session or account.session(region, services)
         self.session = session  # the runner's clients' (a simulated service may answer through it)
         session.events.register("before-call", _add_trace_header)
+        self.session = session  # a test may watch the runner's calls on it
         factory = clients.ClientFactory(session=session)
         patch.setattr(clients, "default_factory", lambda: factory)
         clock = account.clock

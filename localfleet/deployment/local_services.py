@@ -113,12 +113,13 @@ class LocalServices:
             ips=("127.0.0.1", self.registry_address),
         )
         self.moto_port, self.moto_tls_port, self.proxy_port = free_port(), free_port(), free_port()
-        moto = str(VENV_BIN / "moto_server")
-        self._spawn("moto", [moto, "-H", "127.0.0.1", "-p", str(self.moto_port)])
+        # moto's server with ECR's 12-hour tokens (moto's own say they expired in 2015).
+        moto = [sys.executable, str(SERVERS / "moto_ecr_server.py")]
+        self._spawn("moto", [*moto, "-H", "127.0.0.1", "-p", str(self.moto_port)])
         self._spawn(
             "moto-tls",
             [
-                moto,
+                *moto,
                 "-H",
                 "127.0.0.1",
                 "-p",

@@ -32,6 +32,12 @@ reading for a client is taken, HARSHER:
   is, else COMPLIANT, and is counted once, under the highest severity among its non-compliant items
   (compliant resources: among all their items) (CHOICE: the reference does not say how the
   severity summary counts). Filter key ``ComplianceType`` (``EQUAL``, ``BEGIN_WITH``).
+* ListResourceComplianceSummaries: one summary per resource and compliance type recorded ("a
+  resource-level summary count ... for compliant and non-compliant statuses and detailed compliance-item
+  severity counts"), its ``Status`` NON_COMPLIANT when any item is, ``OverallSeverity`` the highest
+  among the non-compliant items (else among all). Filter keys ``ComplianceType``, ``Status``,
+  ``OverallSeverity`` (CHOICE: the CLI's examples use these; others are ``InvalidFilter``). A type put
+  with an empty list is no longer recorded, so it is not listed.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ SEVERITY_COUNTS = {
 }
 ITEM_FILTER_KEYS = {"ComplianceType", "Status", "Severity", "Id"}
 SUMMARY_FILTER_KEYS = {"ComplianceType"}
+RESOURCE_SUMMARY_FILTER_KEYS = {"ComplianceType", "Status", "OverallSeverity"}
 COMPARISONS: dict[str, Callable[[str, Sequence[str]], bool]] = {
     "EQUAL": lambda value, wanted: value in wanted,
     "NOT_EQUAL": lambda value, wanted: value not in wanted,
@@ -174,6 +181,40 @@ class ComplianceStore:
             }
             for kind in sorted({*compliant, *non_compliant})
         ]
+
+    # --- ListResourceComplianceSummaries -----------------------------------------------------
+    def list_resource_summaries(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One summary per resource and compliance type the filters select, by resource then type."""
+        matches = _filters(params.get("Filters") or [], RESOURCE_SUMMARY_FILTER_KEYS)
+        with self._lock:
+            records = [
+                (resource, kind, record)
+                for resource, by_type in sorted(self._records.items())
+                for kind, record in sorted(by_type.items())
+            ]
+        listed = []
+        for resource, kind, record in records:
+            failing = [item["Severity"] for item in record.items if item["Status"] == "NON_COMPLIANT"]
+            passing = [item["Severity"] for item in record.items if item["Status"] == "COMPLIANT"]
+            entry = {
+                "ComplianceType": kind,
+                "ResourceType": RESOURCE_TYPE,
+                "ResourceId": resource,
+                "Status": "NON_COMPLIANT" if failing else "COMPLIANT",
+                "OverallSeverity": _highest(failing or passing),
+                "ExecutionSummary": record.execution_summary,
+                "CompliantSummary": {
+                    "CompliantCount": len(passing),
+                    "SeveritySummary": _severity_counts(passing),
+                },
+                "NonCompliantSummary": {
+                    "NonCompliantCount": len(failing),
+                    "SeveritySummary": _severity_counts(failing),
+                },
+            }
+            if matches(entry):
+                listed.append(entry)
+        return listed
 
     def _check_resource(self, resource_type: str, resource: str) -> None:
         if resource_type != RESOURCE_TYPE:

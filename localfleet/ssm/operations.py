@@ -92,6 +92,7 @@ class RunCommandService:
             "PutComplianceItems": self.compliance.put_items,
             "ListComplianceItems": self.list_compliance_items,
             "ListComplianceSummaries": self.list_compliance_summaries,
+            "ListResourceComplianceSummaries": self.list_resource_compliance_summaries,
         }
         if operation not in handlers:
             raise ServiceError("UnknownOperationException", f"{operation} is not emulated")
@@ -459,6 +460,12 @@ class RunCommandService:
         summaries = self.compliance.list_summaries(params)
         page, token = paginate(summaries, params, "ListComplianceSummaries")
         return {"ComplianceSummaryItems": page, "NextToken": token}
+
+    def list_resource_compliance_summaries(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # MaxResults 5-50 (the model); CHOICE: pages of 50 by default.
+        summaries = self.compliance.list_resource_summaries(params)
+        page, token = paginate(summaries, params, "ListResourceComplianceSummaries", 50)
+        return {"ResourceComplianceSummaryItems": page, "NextToken": token}
 
     # --- shapes ----------------------------------------------------------------------
     @staticmethod

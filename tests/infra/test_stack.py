@@ -11,6 +11,7 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings, SettingsError
+from ecr_fleet_auth_cdk.notifications import chat_configuration_name
 from ecr_fleet_auth_cdk.runner_function import POWERTOOLS_LAYER_PARAMETER
 from tests.support.lint import cfn_lint_findings
 from tests.support.template import PROJECT_ROOT, Template, only, resources, synthesize
@@ -154,6 +155,7 @@ def test_runner_reads_with_read_only_calls_and_publishes_to_its_topic(synthesize
         "ssm:ListCommands",
         "ssm:ListCommandInvocations",
         "ssm:GetCommandInvocation",
+        "ssm:ListResourceComplianceSummaries",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
@@ -372,3 +374,43 @@ def test_a_chat_channel_gets_the_topic_and_no_permissions(channel: str, kind: st
 def test_a_chat_channel_in_another_form_is_refused_naming_the_setting(bad: str) -> None:
     with pytest.raises(SettingsError, match="chatChannel"):
         synthesize({"chatChannel": bad})
+
+
+def test_chat_configuration_names_are_unique_per_stack_and_region() -> None:
+    """Chatbot channel configurations are the account's, not a Region's (its API is served from four
+    Regions and "your configuration data ... is stored in each of the relevant available Regions",
+    Amazon Q Developer in chat applications API Reference): one stack per Region needs a name per Region.
+    ConfigurationName: 1-128 of [A-Za-z0-9-_] (AWS::Chatbot::SlackChannelConfiguration)."""
+    names = {
+        chat_configuration_name(stack, region)
+        for stack in ("EcrFleetAuth", "x" * 120, "x" * 119 + "y", "x" * 128)
+        for region in ("eu-west-1", "us-east-1", "ap-southeast-5")
+    }
+    assert len(names) == 12, "two long names with one start stay apart, each Region its own"
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,128}", name) for name in names), names
+    assert chat_configuration_name("EcrFleetAuth", "eu-west-1") == "EcrFleetAuth-eu-west-1-notifications"
+
+
+def test_the_chat_configuration_name_carries_the_stacks_region() -> None:
+    template = synthesize({"chatChannel": SLACK, "regions": ["eu-west-1", "us-east-1"]})
+    names = {
+        only(stack, "AWS::Chatbot::SlackChannelConfiguration")["Properties"]["ConfigurationName"]
+        for stack in template.values()
+    }
+    assert names == {"EcrFleetAuth-eu-west-1-notifications", "EcrFleetAuth-us-east-1-notifications"}
+
+
+@pytest.mark.parametrize("region", ["cn-north-1", "us-gov-west-1"])
+def test_a_chat_channel_where_chatbot_is_not_offered_is_refused_at_synth(region: str) -> None:
+    """Amazon Q Developer in chat applications (AWS Chatbot) lists commercial Regions only ("Regions and
+    quotas for Amazon Q Developer in chat applications"); CloudFormation has no AWS::Chatbot types in
+    China (cfn-lint: "Resource type 'AWS::Chatbot::SlackChannelConfiguration' does not exist in
+    'cn-north-1'"). The setting is refused with the Region named, not deployed to fail."""
+    with pytest.raises(SettingsError, match=f"chatChannel: AWS Chatbot is not available in {region}"):
+        synthesize({"chatChannel": SLACK, "regions": [region]})
+
+
+def test_a_teams_channel_id_not_url_encoded_is_refused_saying_how_to_write_it() -> None:
+    tenant = "00000000-0000-0000-0000-000000000001"
+    with pytest.raises(SettingsError, match="URL-encoded"):
+        synthesize({"chatChannel": f"teams:{tenant}/{tenant}/19:abc@thread.tacv2"})

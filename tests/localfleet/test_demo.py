@@ -141,3 +141,19 @@ def test_a_member_accounts_new_instance_is_launched_there_and_read_from_its_own_
     assert "the central stack's member bus" in out
     row = next(line for line in out.splitlines() if line.startswith(INSTANCE_ID))
     assert row.split()[1:5] == ["m-web-3-new", "succeeded", "changed", "ok"]
+
+
+def test_help_says_what_the_demo_does_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m localfleet.deployment.demo --help`` prints its usage and exits 0 (argparse), before
+    anything is synthesized or started; an unknown option is refused (exit 2)."""
+    monkeypatch.setattr(demo, "synthesize", lambda *a, **k: pytest.fail("--help must start nothing"))
+    monkeypatch.setattr(demo, "prerequisites", lambda: pytest.fail("--help must start nothing"))
+    with pytest.raises(SystemExit) as help_exit:
+        demo.main(["--help"])
+    assert help_exit.value.code == 0
+    assert "usage: make demo" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as bad:
+        demo.main(["--fast"])
+    assert bad.value.code == 2

@@ -21,7 +21,7 @@ from ecr_fleet_auth.troubleshooting import next_step
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import REGION, REGISTRY, World, load_event
+from tests.runner.conftest import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
 
 COMPLIANCE_TYPE = "Custom:EcrFleetAuth"  # the default stack's (its name is EcrFleetAuth)
 OTHER_REGISTRY = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"
@@ -59,6 +59,18 @@ def test_the_compliance_type_is_the_deployments_own_within_the_apis_pattern() ->
         assert len(written) <= shape.metadata["max"]
     assert contract.compliance_type("EcrFleetAuth") == COMPLIANCE_TYPE
     assert contract.compliance_type("a-b") != contract.compliance_type("EcrFleetAuth")
+
+
+def test_the_compliance_type_derivation_keeps_long_names_apart() -> None:
+    """``my-fleet`` becomes ``Custom:my_fleet`` (``-`` is not in the type's pattern after the first
+    character); two stack names of 99 characters that share their first 93 still get types of their
+    own (CloudFormation stack names are up to 128 characters, the type's name part only 93)."""
+    assert contract.compliance_type("my-fleet") == "Custom:my_fleet"
+    first, second = "a" * 98 + "b", "a" * 98 + "c"
+    assert contract.compliance_type(first) != contract.compliance_type(second)
+    assert len(contract.compliance_type(first)) == 100
+    assert contract.compliance_type(first).startswith("Custom:" + "a" * 80)
+    assert contract.compliance_type("x" * 93) == "Custom:" + "x" * 93, "a name that fits is kept whole"
 
 
 def test_every_instance_state_of_the_report_is_written(world: World) -> None:
@@ -244,3 +256,97 @@ def test_a_refused_write_is_counted_and_the_run_still_reports(world: World) -> N
     assert report["compliance"]["failed"] == 2
     assert report["compliance"]["errors"] == {"AccessDeniedException": 2}
     assert all(items(world, i) == {} for i in ids)
+
+
+def test_an_instance_another_run_is_working_on_keeps_that_runs_items(world: World) -> None:
+    """Overlapping runs: run A covers X (its agent takes 30 s); run B starts 5 s later over X and Y and
+    reports X ``pending`` / ``instance_busy`` (A's command is listed there). A ends first and writes X
+    COMPLIANT; B ends later and must not replace it with its ``pending``: X is A's to write.
+    PutComplianceItems with UploadType COMPLETE "overwrites all existing compliance information for the
+    resource" (SSM API reference, PutComplianceItems): a later write of the busy instance would
+    erase A's fresher result."""
+    world.configure(WAIT_SECONDS="840")
+    helper = [{"user": "root", "registries": {REGISTRY: {"state": "helper"}}}]
+    (x,) = world.launch(agent=CannedRun(users_line("changed", "ok", helper), duration=30))
+    (y,) = world.launch(agent=CannedRun(users_line("changed", "ok", helper), duration=400))
+
+    def run_a() -> dict[str, Any]:
+        return world.invoke({"action": "refresh", "instance_ids": [x]})
+
+    def run_b() -> dict[str, Any]:
+        world.clock.sleep(5)
+        return world.invoke({"action": "refresh", "instance_ids": [x, y]})
+
+    a, b = world.clock.concurrently([run_a, run_b], workers=2)
+
+    reported_b = {i["instance_id"]: (i["status"], i["reason"]) for i in b["instances"]}
+    assert reported_b[x] == ("pending", "instance_busy")
+    assert b["finished_at"] > a["finished_at"], "B ends after A: its write would come last"
+    written_by_b = [
+        put["ResourceId"]
+        for put in world.ssm.sent("PutComplianceItems")
+        if put["ExecutionSummary"]["ExecutionId"] == b["run_id"]
+    ]
+    assert written_by_b == [y]
+    kept = instance_item(world, x)
+    assert (kept["Status"], kept["ExecutionSummary"]["ExecutionId"]) == ("COMPLIANT", a["run_id"])
+    assert b["compliance"]["written"] == 1
+
+
+def test_an_instance_whose_agent_found_another_runs_lock_gets_nothing_from_this_run(world: World) -> None:
+    """The agent's ``skipped`` / ``locked`` (agent/outcomes.py: another run's agent holds the instance's
+    lock) is the same kind: the other run writes that instance's items, this one none."""
+    (locked,) = world.launch(agent=CannedRun(result_line("skipped", "locked", "")))
+    (free,) = world.launch()
+    report = world.invoke({"action": "check"})
+    assert {i["instance_id"]: i["reason"] for i in report["instances"]}[locked] == "locked"
+    assert {put["ResourceId"] for put in world.ssm.sent("PutComplianceItems")} == {free}
+    assert items(world, locked) == {}
+
+
+def test_an_instance_that_leaves_the_target_set_loses_this_deployments_items(world: World) -> None:
+    """An instance whose tag was removed or changed is no longer this deployment's to
+    report: its last items must not stay COMPLIANT for ever. A whole-fleet run lists the instances
+    carrying its type (ListResourceComplianceSummaries, filter ComplianceType: "Returns a resource-level
+    summary count ... according to the filter criteria you specify", SSM API reference) and, for those
+    it no longer targets, puts an empty list (PutComplianceItems, UploadType COMPLETE: "the system
+    overwrites all existing compliance information for the resource"). Another type's items stay; a
+    narrowed run naming an untagged instance clears it too."""
+    ids = world.launch(4)
+    retagged, untagged, kept, named = ids
+    first = world.invoke({"action": "check"})
+    assert first["compliance"]["written"] == 4
+    ssm = world.account.session().client("ssm", region_name=REGION)
+    other = {"ExecutionSummary": {"ExecutionTime": world.clock.now()}, "ResourceType": "ManagedInstance"}
+    ssm.put_compliance_items(
+        ResourceId=retagged,
+        ComplianceType="Custom:SomethingElse",
+        Items=[{"Id": "x", "Severity": "LOW", "Status": "COMPLIANT"}],
+        **other,
+    )
+    world.account.tag(retagged, {TAG_KEY: "disabled"})
+    world.account.ec2.untag(untagged, TAG_KEY)  # the tag removed (EC2 DeleteTags)
+    world.node(untagged).tags.pop(TAG_KEY)
+    world.account.tag(named, {TAG_KEY: "disabled"})
+
+    second = world.invoke({"action": "check"})
+
+    assert items(world, retagged) == {} and items(world, untagged) == {}
+    assert instance_item(world, kept)["ExecutionSummary"]["ExecutionId"] == second["run_id"]
+    # ``named`` left the target set too: the whole-fleet run cleared it with the others.
+    assert items(world, named) == {}
+    assert second["compliance"]["cleared"] == 3
+    still = ssm.list_compliance_items(ResourceIds=[retagged], ResourceTypes=["ManagedInstance"])
+    assert [i["ComplianceType"] for i in still["ComplianceItems"]] == ["Custom:SomethingElse"]
+
+    # A narrowed run naming an untagged instance (reported not_target_tagged) clears it as well.
+    world.account.tag(named, {TAG_KEY: TAG_VALUE})
+    world.invoke({"action": "check", "instance_ids": [named]})
+    assert instance_item(world, named)["Status"] == "COMPLIANT"
+    world.account.tag(named, {TAG_KEY: "disabled"})
+    third = world.invoke({"action": "check", "instance_ids": [named, kept]})
+    reasons = {i["instance_id"]: i["reason"] for i in third["instances"]}
+    assert reasons[named] == "not_target_tagged"
+    assert items(world, named) == {}
+    assert third["compliance"]["cleared"] == 1
+    assert instance_item(world, kept)["ExecutionSummary"]["ExecutionId"] == third["run_id"]

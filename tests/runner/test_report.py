@@ -11,6 +11,7 @@ from ecr_fleet_auth.report import (
     MAX_SUBJECT_CHARS,
     InstanceResult,
     Report,
+    chat_notification,
     message,
     should_notify,
     subject,
@@ -206,3 +207,26 @@ def test_a_failed_run_is_a_failure_that_says_why_and_what_to_do() -> None:
     assert f"next step: {NEXT_STEPS['run_failed']}" in text
     assert failed.to_dict()["error"] == error
     assert "error" not in MIXED.to_dict(), "a run that completed keeps the contract's shape"
+
+
+def test_the_chat_gets_a_chatbot_custom_notification_with_the_console_links() -> None:
+    """AWS Chatbot shows in a channel only AWS events and "custom notifications" in its event format
+    (Chatbot Administrator Guide, "Custom notifications": ``{"version": "1.0", "source": "custom",
+    "content": {"textType": "client-markdown", "title": ..., "description": ...}}``); plain text it
+    drops. The chat's notification is short: counts, the instances that need attention, each command's
+    console link (partition-aware, as the e-mail's)."""
+    chat = chat_notification(MIXED, region="cn-north-1")
+    assert (chat["version"], chat["source"]) == ("1.0", "custom")
+    content = chat["content"]
+    assert content["textType"] == "client-markdown"
+    assert content["title"] == subject(MIXED)
+    description = content["description"]
+    assert "failed 1" in description and "unreachable 1" in description
+    assert f"`i-{3:017x}` failed: login_failed" in description
+    assert f"i-{1:017x}" not in description, "successes are counted, not listed"
+    assert (
+        "[Command cmd-1](https://console.amazonaws.cn/systems-manager/run-command/cmd-1?region=cn-north-1)"
+        in (description)
+    )
+    many = report(*(result(n, "failed", "failed", "login_failed") for n in range(500)))
+    assert len(chat_notification(many, region="eu-west-1")["content"]["description"]) <= 3_000

@@ -422,3 +422,28 @@ def test_unreadable_results_are_reported_not_guessed(world: World) -> None:
     assert status_and_reason(report) == dict.fromkeys(ids, ("failed", "results_unavailable"))
     assert world.clock.monotonic() - start < 120, "a finished command is not waited on to the deadline"
     assert {i["detail"]["command_id"] for i in report["instances"]} == set(report["command_ids"])
+
+
+def test_the_report_is_published_per_protocol_plain_text_by_default_a_chat_notification_over_https(
+    world: World,
+) -> None:
+    """SNS Publish with MessageStructure json ("send a different message for each protocol ... contain
+    at least a top-level JSON key of "default""; SNS API reference, Publish): subscribers without a key
+    of their own (e-mail, this queue) get the plain-text report as before; ``https``, the protocol of
+    AWS Chatbot's subscription, the Chatbot custom notification (see test_report)."""
+    world.launch(agent=CannedRun(result_line("failed", "no_credentials", "no role"), exit_code=1))
+    published: list[dict[str, Any]] = []
+    world.runner.session.events.register(
+        "provide-client-params.sns.Publish", lambda params, **_: published.append(dict(params))
+    )
+    report = world.invoke({})
+
+    (notification,) = world.notifications()
+    assert notification["Message"].startswith("ecr-fleet-auth refresh: 1 failed of 1\n")
+    (params,) = published
+    assert params["MessageStructure"] == "json"
+    per_protocol = json.loads(params["Message"])
+    assert per_protocol["default"] == notification["Message"]
+    chat = json.loads(per_protocol["https"])
+    assert chat["source"] == "custom" and chat["content"]["title"] == notification["Subject"]
+    assert report["run_id"] in chat["content"]["description"]
