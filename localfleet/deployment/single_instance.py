@@ -26,7 +26,14 @@ from pathlib import Path
 
 from ..hosts.container_clients import give_clients
 from ..hosts.overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, SERVERS, Sandbox
-from ..hosts.provisioning import add_users, install_aws_cli, map_hosts, run_ssm_step, trust_ca
+from ..hosts.provisioning import (
+    add_users,
+    give_sessions_the_proxy,
+    install_aws_cli,
+    map_hosts,
+    run_ssm_step,
+    trust_ca,
+)
 from ..hosts.registry_server import (
     PROBE_REPOSITORY,
     PROBE_TAG,
@@ -115,10 +122,7 @@ class World:
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.ca, SANDBOX_CA)
         map_hosts(self.sandbox, dict.fromkeys((MIRROR_HOST, *REGISTRY_NAMES), "127.0.0.1"))
-        # The instance's proxy reaches every session as an instance-wide proxy does: /etc/environment,
-        # which pam_env gives login shells, su and cron (the helper fetches its tokens through it).
-        proxies = {name: value for name, value in self.instance_env().items() if name.endswith("_PROXY")}
-        self.sandbox.write("/etc/environment", "".join(f"{k}={v}\n" for k, v in proxies.items()))
+        give_sessions_the_proxy(self.sandbox, self.instance_env())
 
     def add_environment(self, text: str) -> None:
         """Lines added to the instance's /etc/environment (what pam_env gives every session)."""

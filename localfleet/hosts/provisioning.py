@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from .overlay_sandbox import INSTANCE_PATH, INSTANCE_VENV, Sandbox
@@ -30,6 +31,14 @@ def map_hosts(sandbox: Sandbox, addresses: dict[str, str]) -> None:
     """/etc/hosts of the instance: each name to its loopback address (real ECR names included)."""
     lines = ["127.0.0.1 localhost", *(f"{address} {name}" for name, address in addresses.items())]
     sandbox.write("/etc/hosts", "\n".join(lines) + "\n")
+
+
+def give_sessions_the_proxy(sandbox: Sandbox, env: Mapping[str, str]) -> None:
+    """The instance's proxy reaches every session as an instance-wide proxy does: /etc/environment,
+    which pam_env gives login shells, su and cron (the helper fetches its tokens through it; the
+    agent proves the helper with what the callers' sessions set, never with the SSM agent's own)."""
+    proxies = {name: value for name, value in env.items() if name.endswith("_PROXY")}
+    sandbox.write("/etc/environment", "".join(f"{name}={value}\n" for name, value in proxies.items()))
 
 
 def install_aws_cli(sandbox: Sandbox) -> None:

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from ..ssm.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
 from .overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, Sandbox
-from .provisioning import add_users, install_aws_cli, map_hosts, run_ssm_step, trust_ca
+from .provisioning import (
+    add_users,
+    give_sessions_the_proxy,
+    install_aws_cli,
+    map_hosts,
+    run_ssm_step,
+    trust_ca,
+)
 from .registry_server import PROBE_REPOSITORY, PROBE_TAG
 
 
@@ -57,6 +64,7 @@ class SandboxInstance:
         install_aws_cli(self.sandbox)
         trust_ca(self.sandbox, self.surroundings.ca, self.surroundings.ca_inside)
         map_hosts(self.sandbox, dict(self.surroundings.hosts))
+        give_sessions_the_proxy(self.sandbox, self.surroundings.env)
         for user in self.users:
             self._give_instance_role(user.name)
             if user.config is not None:
