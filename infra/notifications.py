@@ -25,10 +25,10 @@ from aws_cdk import (
 )
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
 from ecr_fleet_auth import contract
-from ecr_fleet_auth.partitions import partition_of
 from ecr_fleet_auth.settings import SettingsError
 
 from .config import TITLE
@@ -117,10 +117,11 @@ class Notifications(Construct):
         if not channel:
             return
         stack = Stack.of(self)
-        if not Token.is_unresolved(stack.region) and partition_of(stack.region).name not in CHAT_PARTITIONS:
+        partition = None if Token.is_unresolved(stack.region) else RegionInfo.get(stack.region).partition
+        if partition is not None and partition not in CHAT_PARTITIONS:
             raise SettingsError(
                 f"{TITLE}:\n  chatChannel: AWS Chatbot is not available in {stack.region} (partition "
-                f"{partition_of(stack.region).name}); leave chatChannel empty for a stack there"
+                f"{partition}); leave chatChannel empty for a stack there"
             )
         kind, _, ids = channel.partition(":")
         role = aws_iam.Role(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..hosts.container_clients import give_clients
-from ..hosts.overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, SERVERS, Sandbox
+from ..hosts.overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, SERVERS, VENV_BIN, Sandbox
 from ..hosts.provisioning import (
     add_users,
     give_sessions_the_proxy,
@@ -232,8 +232,9 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     world = World(sandbox, ca, cert, key)
     ports = sandbox.free_ports(5)
     world.moto_port, world.moto_b_port, world.moto_tls_port, world.proxy_port, world.mirror_port = ports
-    # moto's server with ECR's 12-hour tokens (moto's own say they expired in 2015).
-    moto = [sys.executable, str(SERVERS / "moto_ecr_server.py")]
+    # moto's own server: its ECR tokens say they expired in 2015, so every refresh logs in again (the
+    # agent's tests are written for that; the local fleet and the demo use 12-hour tokens).
+    moto = [str(VENV_BIN / "moto_server")]
     base_env = {"PATH": os.environ.get("PATH", INSTANCE_PATH)}
     sandbox.start_server([*moto, "-H", "127.0.0.1", "-p", str(world.moto_port)], base_env)
     sandbox.start_server(
