@@ -51,7 +51,7 @@ from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.deployment.state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
+from localfleet.synthesized_stack import Template, document_content, resolved_runner_environment, synthesize
 
 HOME_REGION = "eu-west-1"
 # Regions enabled by default (no opt-in), the home region first.
@@ -123,7 +123,8 @@ def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
 
 
-def measure(shape: Shape) -> None:
+def synthesize_organization(shape: Shape) -> tuple[Template, dict[str, Any]]:
+    """The central stack's template and the member template for ``shape``'s regions and wait."""
     regions = REGIONS[: shape.regions]
     context: dict[str, Any] = {
         "organizationalUnitIds": UNIT,
@@ -137,6 +138,12 @@ def measure(shape: Shape) -> None:
         member = json.loads(
             (Path(outdir) / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text()
         )
+    return central, member
+
+
+def measure(shape: Shape) -> None:
+    regions = REGIONS[: shape.regions]
+    central, member = synthesize_organization(shape)
     home_document, member_document = document_content(central), document_content(member)
     deploy_time = {
         "DOCUMENT_NAME": DOCUMENT,

@@ -33,12 +33,10 @@ import math
 import os
 import resource
 import statistics
-import tempfile
 import time
 import tracemalloc
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -47,7 +45,6 @@ from moto import mock_aws
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
-from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.cloudformation.stack_sets import StackInstance
 from localfleet.deployment.in_process_runner import InProcessRunner
@@ -56,7 +53,7 @@ from localfleet.deployment.state_machine import RUNS_BUCKET, InProcessStateMachi
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.lambda_runtime.in_process import ACCOUNT
 from localfleet.stepfunctions import MOTO_CONFIG
-from localfleet.synthesized_stack import document_content, resolved_runner_environment, synthesize
+from localfleet.synthesized_stack import document_content, resolved_runner_environment
 
 from .organization_bench import (
     COMPLIANCE_WRITE,
@@ -64,13 +61,13 @@ from .organization_bench import (
     ENVIRONMENT,
     FIRST_ACCOUNT,
     HOME_REGION,
-    ORGANIZATION_ID,
     OUTPUT_LOG_GROUP,
     REGIONS,
     UNIT,
     Shape,
     budget,
     pair_calls,
+    synthesize_organization,
 )
 
 START = 1000.0
@@ -166,18 +163,7 @@ class Worlds:
 
 def measure(shape: Shape) -> None:
     regions = REGIONS[: shape.regions]
-    context: dict[str, Any] = {
-        "organizationalUnitIds": UNIT,
-        "memberRegions": ",".join(regions),
-        "organizationId": ORGANIZATION_ID,
-    }
-    if shape.wait_seconds is not None:
-        context["waitSeconds"] = shape.wait_seconds
-    with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
-        central = synthesize(context, outdir=outdir)["EcrFleetAuth"]
-        member = json.loads(
-            (Path(outdir) / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text()
-        )
+    central, member = synthesize_organization(shape)
     deploy_time = {
         "DOCUMENT_NAME": DOCUMENT,
         "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
