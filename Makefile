@@ -125,7 +125,7 @@ props: runtime-deps
 	$(PY) -m tools.generate_props
 
 demo: deps
-	$(PY) -m localfleet.deployment.demo
+	$(PY) -m demo.fleet_demo
 
 bench: deps
 	$(PY) -m bench $(BENCH)

@@ -1,6 +1,6 @@
 """Benchmark of the on-instance agent (issue 3): `refresh` of 3 registries in 2 regions x 4 users.
 
-Runs in the same throwaway instance the integration tests use (localfleet/deployment/single_instance.py):
+Runs in the same throwaway instance the integration tests use (localfleet/harnesses/single_instance.py):
 the document's script as SSM runs it, the real docker CLI and registry, the AWS CLI
 against moto_server. Compared with the naive loop people write by hand,
 `aws ecr get-login-password | docker login --password-stdin` per registry per user.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth_cdk.document.script import run_command_lines
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import INSTANCE_VENV
 
 REPO = Path(__file__).resolve().parents[1]

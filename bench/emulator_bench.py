@@ -26,9 +26,9 @@ import pytest
 
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import RealClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.local_fleet import DOCUMENT_NAME
-from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.harnesses.local_fleet import DOCUMENT_NAME
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.synthesized_stack import document_content, synthesize
 

@@ -5,9 +5,9 @@ SSM agent registers (``Online``) after a uniformly random 30-180 s; its agent ru
 2-6 s. Besides them, a few tagged instances never register (``--never-online``, default 5).
 Everything is seeded, so every run is the same. EC2 sends each launch's ``running`` event to
 EventBridge; the stack's rules, queue and event source mapping
-(``localfleet.events.NewInstanceDelivery``, configured from the synthesized template: batch
+(``localfleet.composition.NewInstanceDelivery``, configured from the synthesized template: batch
 size, batching window, maximum concurrency, visibility timeout, and the function's
-``RecursiveLoop``: Lambda's recursive loop detection is modelled, ``localfleet.events.recursion``)
+``RecursiveLoop``: Lambda's recursive loop detection is modelled, ``lambda_runtime.models.recursion``)
 hand the real handler its batches, which it runs against the simulated EC2 and Run Command with
 the environment the template gives it, putting back the events of instances not online yet to the
 same queue. Concurrent invocations overlap in simulated time (``SimulatedClock.run_concurrently``).
@@ -46,10 +46,10 @@ import pytest
 from moto import mock_aws
 
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_account import ACCOUNT, REGION, SimulatedAccount
-from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.events import NewInstanceDelivery
+from localfleet.composition import NewInstanceDelivery
+from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
+from localfleet.composition.simulated_organization import SimulatedOrganization
+from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import (
     Template,
@@ -136,10 +136,8 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
     event_at: dict[str, float] = {}
     start = clock.monotonic()
     # Imported once this process's environment is the runner's (its Logger reads it at import).
-    from ecr_fleet_auth import runner as runner_module  # noqa: PLC0415
     from ecr_fleet_auth.report import Report  # noqa: PLC0415
 
-    reports: list[Report] = []
     environment = {**resolved_runner_environment(template, DEPLOY_TIME), **ENVIRONMENT}
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as stack:
         for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
@@ -152,14 +150,7 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
             else _home_world(template, clock, patch)
         )
         account = world.launch_in
-        real_run = runner_module.run
-
-        def run(*args: Any, **kwargs: Any) -> Report:
-            report = real_run(*args, **kwargs)
-            reports.append(report)
-            return report
-
-        patch.setattr(runner_module, "run", run)
+        reports: list[Report] = capture_reports(patch)
 
         def launch(online_after: float | None, agent_seconds: float) -> None:
             (instance_id,) = account.launch(tags=tags, managed=False)  # its running event goes to the bus

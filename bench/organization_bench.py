@@ -47,9 +47,9 @@ from moto import mock_aws
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.deployment.state_machine import RUNS_BUCKET
+from localfleet.composition.simulated_organization import SimulatedOrganization
+from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import Template, document_content, resolved_runner_environment, synthesize
 

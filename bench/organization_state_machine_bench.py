@@ -1,7 +1,7 @@
 """Organization benchmark, state-machine mode (issue 23): a run beyond one invocation, on Step Functions.
 
 The stack synthesized with organization context gives the state machine; moto 5.2's Amazon States
-Language interpreter runs its definition as synthesized (``localfleet.deployment.state_machine``):
+Language interpreter runs its definition as synthesized (``localfleet.harnesses.in_process_state_machine``):
 the plan, the Distributed Map reading its items from S3 (``MaxConcurrency`` as the template says),
 each child's Lambda task and Catch, the merge. Every Lambda task reaches the real handler with the
 environment the template gives it. The children take turns in real time and run on simulated time
@@ -46,12 +46,12 @@ from moto import mock_aws
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.cloudformation.stack_sets import StackInstance
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.deployment.state_machine import RUNS_BUCKET, InProcessStateMachine
+from localfleet.cloudformation.models import StackInstance
+from localfleet.composition.simulated_organization import SimulatedOrganization
+from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET, InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.lambda_runtime.in_process import ACCOUNT
+from localfleet.lambda_runtime.models.in_process import ACCOUNT
 from localfleet.stepfunctions import MOTO_CONFIG
 from localfleet.synthesized_stack import document_content, resolved_runner_environment
 

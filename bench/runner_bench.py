@@ -35,8 +35,8 @@ from botocore.exceptions import WaiterError
 from bench import cold_start
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import Template, document_content, synthesize
 from localfleet.transport import simulate_botocore_time

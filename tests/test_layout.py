@@ -12,7 +12,7 @@ import pytest
 from tests.support.template import PROJECT_ROOT
 
 PRODUCT = ("lambda_src", "infra", "agent")
-TREE = (*PRODUCT, "localfleet", "tools", "bench", "tests")
+TREE = (*PRODUCT, "localfleet", "tools", "bench", "demo", "tests")
 # Names that are many by nature.
 SHARED_NAMES = {"__init__.py", "__main__.py", "conftest.py", "py.typed"}
 
@@ -49,7 +49,7 @@ def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
     for path in _files("lambda_src"):
         if path.suffix == ".py":
             roots = {module.split(".")[0] for module in _imported_modules(path)}
-            rest = {"agent", "ecr_fleet_auth_cdk", "localfleet", "tools", "bench", "tests", "app"}
+            rest = {"agent", "ecr_fleet_auth_cdk", "localfleet", "tools", "bench", "demo", "tests", "app"}
             assert not roots & rest, path
 
 
@@ -68,9 +68,19 @@ def test_the_agent_imports_only_the_standard_library_and_itself() -> None:
         assert all(node.level == 1 for node in relative), path
 
 
+def test_the_product_imports_none_of_its_users() -> None:
+    """product (lambda_src, infra, agent, app.py) <- simulator (localfleet) <- demo, tools, bench; tests
+    may import anything. Function-level imports count too."""
+    users = {"localfleet", "tools", "bench", "demo", "tests"}
+    for path in [*_files(*PRODUCT), PROJECT_ROOT / "app.py"]:
+        if path.suffix == ".py":
+            used = {module.split(".")[0] for module in _imported_modules(path)} & users
+            assert not used, f"{path.relative_to(PROJECT_ROOT)} imports {used}"
+
+
 def test_nothing_but_the_tests_imports_the_agent() -> None:
     """The stack reads agent/ as files to pack (infra/document/script.py), never as code to run."""
-    for path in _files("lambda_src", "infra", "localfleet", "tools", "bench"):
+    for path in _files("lambda_src", "infra", "localfleet", "tools", "bench", "demo"):
         if path.suffix == ".py":
             assert "agent" not in {module.split(".")[0] for module in _imported_modules(path)}, path
 

@@ -1,5 +1,10 @@
-"""CloudFormation StackSets as the runner reads them: ListStackInstances."""
+"""CloudFormation StackSets as the runner reads them: ListStackInstances.
 
-from .stack_sets import StackInstance, StackSet, StackSets, StackSetsWire
+- ``models``: an organization's stack sets and their stack instances (statuses, CallAs, pages);
+- ``responses``: its wire, CloudFormation's query protocol (``StackSetsWire``).
+"""
+
+from .models import StackInstance, StackSet, StackSets
+from .responses import StackSetsWire
 
 __all__ = ["StackInstance", "StackSet", "StackSets", "StackSetsWire"]

@@ -1,7 +1,7 @@
-"""EC2, simulated: the instance inventory (``inventory``) and DescribeInstances in EC2's query protocol
-(``query_protocol``), served in-process or over HTTP by ``localfleet.transport``."""
+"""EC2, simulated: the instance inventory (``models``) and DescribeInstances in EC2's query protocol
+(``responses``), served in-process or over HTTP by ``localfleet.transport``."""
 
-from .inventory import Ec2Instance, Ec2Inventory
-from .query_protocol import Ec2Wire
+from .models import Ec2Instance, Ec2Inventory
+from .responses import Ec2Wire
 
 __all__ = ["Ec2Instance", "Ec2Inventory", "Ec2Wire"]

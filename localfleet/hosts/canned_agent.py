@@ -20,7 +20,7 @@ from typing import Any
 from ecr_fleet_auth import contract
 
 from ..clocks import Clock
-from ..ssm.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
+from ..ssm.models.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
 
 LOCKED_RUN_SECONDS = 1.0
 LOCKED_MESSAGE = "another ecr-fleet-auth run is in progress"

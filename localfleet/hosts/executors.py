@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..ssm.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
+from ..ssm.models.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
 
 # The agent's step environment: PATH set, HOME not (FACTS.md, "How the SSM agent runs a shell step").
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

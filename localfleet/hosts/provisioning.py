@@ -52,6 +52,33 @@ def install_aws_cli(sandbox: Sandbox) -> None:
     )
 
 
+def make_instance(
+    sandbox: Sandbox,
+    users: dict[str, bool],
+    *,
+    ca: Path,
+    ca_inside: str,
+    hosts: dict[str, str],
+    env: Mapping[str, str],
+) -> None:
+    """A sandbox made an instance: its users, the AWS CLI, the test CA trusted (at ``ca_inside``), its
+    /etc/hosts (``hosts``), the proxy of its environment (``env``) in every session."""
+    add_users(sandbox, users)
+    install_aws_cli(sandbox)
+    trust_ca(sandbox, ca, ca_inside)
+    map_hosts(sandbox, hosts)
+    give_sessions_the_proxy(sandbox, env)
+
+
+def give_instance_role(sandbox: Sandbox, user: str, access_key: str, secret_key: str) -> None:
+    """The instance role's credentials where the user's own AWS SDK finds them (IMDS on EC2; here,
+    without IMDS, ~/.aws/credentials, 0600, the user's)."""
+    home = "/root" if user == "root" else f"/home/{user}"
+    text = f"[default]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret_key}\n"
+    sandbox.write(f"{home}/.aws/credentials", text, 0o600)
+    sandbox.run(["chown", "-R", f"{user}:", f"{home}/.aws"]).check_returncode()
+
+
 def run_ssm_step(
     sandbox: Sandbox, instance_id: str, script: str, env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[bytes]:

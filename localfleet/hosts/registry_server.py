@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from .overlay_sandbox import SERVERS
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 PROBE_REPOSITORY = "probe/app"
@@ -75,3 +79,33 @@ def write_registry_config(directory: Path, address: str, cert: Path, key: Path, 
         f"auth:\n  htpasswd:\n    realm: ecr-fleet-auth\n    path: {htpasswd}\n"
     )
     return config
+
+
+def prepare_registry(directory: Path, address: str, cert: Path, key: Path, account: str) -> tuple[Path, Path]:
+    """(config, htpasswd) of the account's registry in ``directory``: TLS on ``address``:443, its one
+    user's password the account's ECR token (``moto_token``)."""
+    htpasswd = directory / "htpasswd"
+    directory.mkdir(parents=True, exist_ok=True)
+    write_htpasswd(htpasswd, moto_token(account))
+    return write_registry_config(directory, address, cert, key, htpasswd), htpasswd
+
+
+def push_probe_image(address: str, ca: Path, account: str, prefix: Sequence[str] = ()) -> None:
+    """The image every probe asks for, pushed to the registry at ``address`` with the account's token
+    (``prefix``: how to enter the network the registry listens in)."""
+    done = subprocess.run(
+        [
+            *prefix,
+            sys.executable,
+            str(SERVERS / "push_image.py"),
+            address,
+            PROBE_REPOSITORY,
+            PROBE_TAG,
+            str(ca),
+        ],
+        input=moto_token(account).encode(),
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"pushing the probe image failed: {done.stderr.decode()}")

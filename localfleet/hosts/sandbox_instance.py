@@ -12,16 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..ssm.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
+from ..ssm.models.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult
 from .overlay_sandbox import DOCKER_CLI, INSTANCE_PATH, Sandbox
-from .provisioning import (
-    add_users,
-    give_sessions_the_proxy,
-    install_aws_cli,
-    map_hosts,
-    run_ssm_step,
-    trust_ca,
-)
+from .provisioning import give_instance_role, make_instance, run_ssm_step
 from .registry_server import PROBE_REPOSITORY, PROBE_TAG
 
 
@@ -60,28 +53,29 @@ class SandboxInstance:
             raise
 
     def _prepare(self) -> None:
-        add_users(self.sandbox, {user.name: user.docker_group for user in self.users if user.name != "root"})
-        install_aws_cli(self.sandbox)
-        trust_ca(self.sandbox, self.surroundings.ca, self.surroundings.ca_inside)
-        map_hosts(self.sandbox, dict(self.surroundings.hosts))
-        give_sessions_the_proxy(self.sandbox, self.surroundings.env)
+        users = {user.name: user.docker_group for user in self.users if user.name != "root"}
+        surroundings = self.surroundings
+        make_instance(
+            self.sandbox,
+            users,
+            ca=surroundings.ca,
+            ca_inside=surroundings.ca_inside,
+            hosts=dict(surroundings.hosts),
+            env=surroundings.env,
+        )
         for user in self.users:
             self._give_instance_role(user.name)
             if user.config is not None:
                 self._write_config(user, user.config)
 
     def _give_instance_role(self, user: str) -> None:
-        """The role's credentials where the user's own AWS SDK finds them (IMDS on EC2; here, without
-        IMDS, ~/.aws/credentials): the agent runs a user's credential helper with the user's
-        environment, never with its own (the step's) AWS credentials."""
+        """The agent runs a user's credential helper with the user's environment, never with its own
+        (the step's) AWS credentials: the user's SDK finds the role's as on EC2."""
         key, secret = (
             self.surroundings.env.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
         )
         if key and secret:
-            home = self.home(user)
-            text = f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
-            self.sandbox.write(f"{home}/.aws/credentials", text, 0o600)
-            self.sandbox.run(["chown", "-R", f"{user}:", f"{home}/.aws"]).check_returncode()
+            give_instance_role(self.sandbox, user, key, secret)
 
     def _write_config(self, user: User, text: str) -> None:
         directory = f"{self.home(user.name)}/.docker"

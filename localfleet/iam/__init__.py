@@ -1,7 +1,7 @@
-"""Who signs requests (access key -> account and principal), which roles exist and whom they trust,
-which regions each account has enabled; STS's AssumeRole checked against all of it before moto's."""
+"""IAM, simulated: who signs requests (access key -> account and principal), which roles exist and
+whom they trust, which regions each account has enabled, and policies evaluated as IAM reads them
+(``models``). STS's AssumeRole checks it (``localfleet.sts``)."""
 
-from .identities import Identities, Principal, RegionNotEnabled, UnknownCredentials
-from .sts import StsGate
+from .models import Identities, Principal, RegionNotEnabled, UnknownCredentials
 
-__all__ = ["Identities", "Principal", "RegionNotEnabled", "StsGate", "UnknownCredentials"]
+__all__ = ["Identities", "Principal", "RegionNotEnabled", "UnknownCredentials"]

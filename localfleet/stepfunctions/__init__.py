@@ -1,10 +1,10 @@
 """Step Functions: the stack's state machine run by moto's Amazon States Language interpreter."""
 
-from .lambda_tasks import LambdaTasks, Unhandled, function_name
-from .machines import MOTO_CONFIG, Figures, StateMachines, resolved_definition
-from .runs_bucket import RunsBucketAccess, runner_may_list
+from .models.lambda_tasks import LambdaTasks, Unhandled, function_name
+from .models.machines import MOTO_CONFIG, Figures, StateMachines, resolved_definition
+from .models.runs_bucket import RunsBucketAccess, runner_may_list
+from .models.simulated_time import SimulatedTimeline
 from .server import StepFunctionsServer
-from .simulated_time import SimulatedTimeline
 
 __all__ = [
     "MOTO_CONFIG",

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import urllib.request
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
-from .lambda_tasks import LambdaTasks
-from .machines import MOTO_CONFIG
+from ..transport.http_server import ServingThread
+from .models.lambda_tasks import LambdaTasks
+from .models.machines import MOTO_CONFIG
 
 MOTO_PORT = "MOTO_PORT"
 
@@ -35,28 +35,25 @@ class _Quiet(WSGIRequestHandler):
 class StepFunctionsServer:
     def __init__(self, lambda_tasks: LambdaTasks) -> None:
         self.lambda_tasks = lambda_tasks
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
         self._previous_port: str | None = None
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("the Step Functions server is not running; call start()")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._serving.url
 
     def start(self) -> StepFunctionsServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: PLC0415
 
         application: Any = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(
+        server = make_server(
             "127.0.0.1", 0, self.lambda_tasks.middleware(application), threaded=True, request_handler=_Quiet
         )
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stepfunctions", daemon=True)
-        self._thread.start()
+        self._serving = ServingThread(server, "stepfunctions")
         self._previous_port = os.environ.get(MOTO_PORT)
-        os.environ[MOTO_PORT] = str(self._server.server_address[1])
+        os.environ[MOTO_PORT] = str(server.server_address[1])
         request = urllib.request.Request(  # noqa: S310 - our own loopback server
             f"{self.url}/moto-api/config",
             data=json.dumps(MOTO_CONFIG).encode(),
@@ -68,13 +65,9 @@ class StepFunctionsServer:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._serving is not None:
+            self._serving.stop(timeout=5)
+            self._serving = None
         if self._previous_port is None:
             os.environ.pop(MOTO_PORT, None)
         else:

@@ -8,6 +8,7 @@ failure was named: a server cannot refuse a connection it has accepted).
 from __future__ import annotations
 
 import logging
+import socketserver
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,45 +19,54 @@ from .endpoint import Answering, Reply, ServiceError, TransportFailure
 _log = logging.getLogger(__name__)
 
 
-class LoopbackServer:
-    def __init__(self, endpoint: Answering) -> None:
-        self.endpoint = endpoint
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+class ServingThread:
+    """A server on loopback served by a daemon thread until ``stop``: what every simulated service
+    served over HTTP runs on (an endpoint's ``LoopbackServer``, moto's application)."""
 
-    def start(self) -> LoopbackServer:
-        if self._server is not None:
-            return self
-        server = _Server(("127.0.0.1", 0), _handler_for(self.endpoint))
-        self._server = server
+    def __init__(self, server: socketserver.TCPServer, name: str, poll_interval: float = 0.5) -> None:
+        self.server = server
         self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() waits for one poll; keep it short for tests
-            name=f"{self.endpoint.service}-server",
-            daemon=True,
+            target=server.serve_forever, kwargs={"poll_interval": poll_interval}, name=name, daemon=True
         )
         self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
 
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError(f"the {self.endpoint.service} server is not running; call start()")
-        host, port = self._server.server_address[:2]
+        host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout)
+
+
+class LoopbackServer:
+    def __init__(self, endpoint: Answering) -> None:
+        self.endpoint = endpoint
+        self._serving: ServingThread | None = None
+
+    def start(self) -> LoopbackServer:
+        if self._serving is None:
+            server = _Server(("127.0.0.1", 0), _handler_for(self.endpoint))
+            # stop() waits for one poll; keep it short for tests
+            self._serving = ServingThread(server, f"{self.endpoint.service}-server", poll_interval=0.05)
+        return self
+
+    def stop(self) -> None:
+        if self._serving is not None:
+            self._serving.stop()
+            self._serving = None
+
+    @property
+    def running(self) -> bool:
+        return self._serving is not None
+
+    @property
+    def url(self) -> str:
+        if self._serving is None:
+            raise RuntimeError(f"the {self.endpoint.service} server is not running; call start()")
+        return self._serving.url
 
 
 class _Server(ThreadingHTTPServer):

@@ -10,24 +10,18 @@ member is a simulator bug); ``error_reply`` is the protocol's ``<ErrorResponse>`
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-import botocore.session
-from botocore.model import ListShape, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, Shape, StructureShape
 
 from .endpoint import Reply, ServiceError
+from .service_models import service_model
 
 CONTENT_TYPE = "text/xml"
-
-
-@functools.cache
-def service_model(service: str) -> ServiceModel:
-    return botocore.session.get_session().get_service_model(service)
 
 
 def decode_form(body: bytes) -> dict[str, str]:

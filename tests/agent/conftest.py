@@ -13,7 +13,7 @@ import pytest
 
 from agent.docker_model import DockerModel
 from agent.users import Account
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts import container_clients
 from tests.agent.user_files import NOBODY
 from tests.conftest import require

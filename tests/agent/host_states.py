@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ecr_fleet_auth import contract
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.agent.on_instance import (
     CRON_PATH,

@@ -3,7 +3,7 @@
 Same sandbox as test_agent_host_states.py: the real docker CLI, a TLS registry under the real ECR
 host name, the AWS CLI against moto, Debian's credential helper 0.6.0 (through a CONNECT proxy to a
 TLS moto), and the document's shell step run as the SSM agent runs it. Users reach the "instance
-role" as their own docker would (localfleet/deployment/single_instance.py user_env: ~/.aws/credentials for
+role" as their own docker would (localfleet/harnesses/single_instance.py user_env: ~/.aws/credentials for
 IMDS, no AWS credentials in the environment); the agent's own calls have it in the step's environment.
 Each test asserts the bytes and modes of the configs afterwards and, where it matters, who can pull.
 """
@@ -18,7 +18,7 @@ import stat
 import pytest
 
 from agent.docker_model import auth_digest
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN
 from tests.agent.on_instance import (
     TOKEN_A,

@@ -18,7 +18,7 @@ import json
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI
 from tests.agent.on_instance import (
     CRON_PATH,

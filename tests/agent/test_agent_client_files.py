@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from tests.agent.on_instance import (
     TOKEN_A,
     FileState,

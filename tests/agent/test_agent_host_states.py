@@ -1,6 +1,6 @@
 """Host states people running docker and ECR on EC2 have reported, run as SSM runs the document.
 
-Each test puts a real state on a sandboxed instance (localfleet/deployment/single_instance.py: the
+Each test puts a real state on a sandboxed instance (localfleet/harnesses/single_instance.py: the
 real docker CLI, a TLS registry under the real ECR host name, the AWS CLI against moto, Debian's
 credential helper 0.6.0), runs the synthesized document's shell step as the SSM agent does, and
 asserts the bytes, mode and owner of every user's config afterwards and whether each user can pull.
@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
 from tests.agent.on_instance import (
     TOKEN_A,

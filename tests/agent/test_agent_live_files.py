@@ -17,7 +17,7 @@ import stat
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI
 from tests.agent.mount_readers import seen_by
 from tests.agent.on_instance import (

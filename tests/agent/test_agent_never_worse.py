@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from tests.agent.host_states import CORPUS, HostState, assert_never_worse
 
 pytestmark = pytest.mark.integration

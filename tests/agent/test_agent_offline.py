@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import SERVERS
 from tests.agent.on_instance import (
     b64,

@@ -20,7 +20,7 @@ import subprocess
 
 import pytest
 
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI
 from tests.agent.on_instance import (
     TOKEN_A,

@@ -2,7 +2,7 @@
 helper is judged as docker's real callers run it; run as SSM runs the document.
 
 Same sandbox as test_agent_host_states.py: the real docker CLI, a TLS registry answering to the ECR
-names (also the EU sovereign cloud's, localfleet/deployment/single_instance.py REGISTRY_EUSC), the AWS
+names (also the EU sovereign cloud's, localfleet/harnesses/single_instance.py REGISTRY_EUSC), the AWS
 CLI against moto, Debian's credential helper 0.6.0 as the distribution package. The pinned release
 (0.12.0) cannot be had here: the mirror serves a stand-in for it (tests/agent/stubs/ecr-login-release.py,
 0.12.0's name pattern and -v, tokens through the real 0.6.0), or the real 0.6.0 under 0.12.0's path.
@@ -19,7 +19,7 @@ import stat
 import pytest
 
 from ecr_fleet_auth import contract
-from localfleet.deployment import single_instance as sb
+from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.agent.on_instance import (
     REAL_HELPER,

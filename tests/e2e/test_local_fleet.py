@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from demo.fleet_demo import CORRUPT_CONFIG, build_fleet
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
-from localfleet.deployment.demo import CORRUPT_CONFIG, build_fleet
-from localfleet.deployment.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
-from localfleet.deployment.local_services import REGISTRY, prerequisites
+from localfleet.harnesses.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
+from localfleet.harnesses.local_services import REGISTRY, prerequisites
 from localfleet.lambda_runtime import FunctionError, asset_directory
 from tests.conftest import require
 from tests.support.template import Template

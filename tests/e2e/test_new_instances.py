@@ -1,7 +1,8 @@
 """End to end, with real parts: instances launched (or tagged) after the last scheduled run, covered through
 the event path — EC2's events -> the stack's rules -> the queue -> the event source mapping (as the template
-builds them, ``localfleet.events``, on the real clock) -> the real handler started as Lambda starts it -> the
-SSM simulator over HTTP -> the document's agent in sandboxed instances -> a real registry; pull probes decide.
+builds them, ``localfleet.composition``, on the real clock) -> the real handler started as Lambda starts
+it -> the SSM simulator over HTTP -> the document's agent in sandboxed instances -> a real registry; pull
+probes decide.
 
 One scenario, all cases at once so that the wall time stays near two minutes (batches are 20 s apart, a
 put-back waits 30 s): an instance launched after the last run (covered without a scheduled run, its users
@@ -20,8 +21,8 @@ from typing import Any
 import pytest
 
 from ecr_fleet_auth.settings import MIN_READINESS_SECONDS
-from localfleet.deployment.local_fleet import FleetInstance, LocalFleet
-from localfleet.deployment.local_services import prerequisites
+from localfleet.harnesses.local_fleet import FleetInstance, LocalFleet
+from localfleet.harnesses.local_services import prerequisites
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory
 from tests.conftest import require

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from localfleet.deployment.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
-from localfleet.deployment.local_services import ACCOUNT, REGION, prerequisites, registry_name
-from localfleet.deployment.simulated_organization import ORGANIZATION_ID
+from localfleet.composition.simulated_organization import ORGANIZATION_ID
+from localfleet.harnesses.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
+from localfleet.harnesses.local_services import ACCOUNT, REGION, prerequisites, registry_name
 from localfleet.hosts.registry_server import moto_token
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory

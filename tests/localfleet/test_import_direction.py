@@ -8,24 +8,49 @@ from pathlib import Path
 from tests.support.template import PROJECT_ROOT
 
 SIMULATOR = PROJECT_ROOT / "localfleet"
-# Each part may import its own layer and the ones below, never above; ssm and ec2 not each other.
+# Each part may import its own layer and the ones below, never above; services of one layer not each other.
 LAYERS = {
     "clocks": 0,
     "synthesized_stack": 0,
     "transport": 1,
     "ssm": 2,
     "ec2": 2,
+    "sqs": 2,
     "iam": 2,
     "cloudformation": 2,
+    "eventbridge": 2,
     "stepfunctions": 2,
+    "sts": 3,
     "hosts": 3,
-    "events": 3,
-    "lambda_runtime": 4,
-    "deployment": 5,
+    "lambda_runtime": 3,
+    "composition": 4,
+    "harnesses": 5,
 }
-# The parts that may import the product: the agent's result line, the CDK app, the runner.
-PRODUCT_USERS = {"hosts/canned_agent.py", "synthesized_stack.py"}
+# The services: each in the same shape (README's "One shape per service").
+SERVICES = (
+    "ssm",
+    "ec2",
+    "sqs",
+    "iam",
+    "sts",
+    "cloudformation",
+    "eventbridge",
+    "stepfunctions",
+    "lambda_runtime",
+)
+ROOMS = {"models", "responses", "server"}
+# The only modules that may import the product, each through a public seam: the CDK app (synthesized),
+# the agent's result line, the handler as Lambda starts it in this process (its clock and clients are
+# where a simulated clock and sessions go in), the contract's names and the stack's document name.
+PRODUCT_USERS = {
+    "synthesized_stack.py",
+    "hosts/canned_agent.py",
+    "harnesses/in_process_runner.py",
+    "harnesses/local_fleet.py",
+}
 PRODUCT = {"ecr_fleet_auth", "handler", "app", "ecr_fleet_auth_cdk", "agent"}
+# What uses the simulator: it never imports them.
+USERS = {"tools", "bench", "demo", "tests"}
 
 
 def _part(path: Path) -> str:
@@ -70,17 +95,37 @@ def test_imports_go_one_way() -> None:
             assert LAYERS[other] < LAYERS[part], f"{path.relative_to(PROJECT_ROOT)} imports {module}"
 
 
-def test_only_the_deployment_and_two_named_modules_use_the_product() -> None:
+def test_every_service_has_the_same_rooms() -> None:
+    """One shape per service, as moto has: its state and behaviour in ``models`` (a module, or a
+    package where big), its wire in ``responses``, its own HTTP server in ``server``; nothing else."""
+    for service in SERVICES:
+        rooms = {
+            path.name.removesuffix(".py")
+            for path in (SIMULATOR / service).iterdir()
+            if path.name not in {"__init__.py", "__pycache__"}
+        }
+        assert "models" in rooms or "responses" in rooms, service
+        assert rooms <= ROOMS, f"localfleet/{service} has rooms {sorted(rooms - ROOMS)}"
+
+
+def test_only_named_modules_use_the_product() -> None:
     for path in _sources():
         relative = str(path.relative_to(SIMULATOR))
-        if _part(path) == "deployment" or relative in PRODUCT_USERS:
+        if relative in PRODUCT_USERS:
             continue
         used = {module.split(".")[0] for module in _imports(path)} & PRODUCT
         assert not used, f"localfleet/{relative} imports {used}"
 
 
+def test_the_simulator_imports_none_of_its_users() -> None:
+    """product <- simulator <- demo, tools, bench (and tests): never back."""
+    for path in _sources():
+        used = {module.split(".")[0] for module in _imports(path)} & USERS
+        assert not used, f"{path.relative_to(PROJECT_ROOT)} imports {used}"
+
+
 def test_nothing_outside_the_tests_imports_them() -> None:
-    for folder in ("localfleet", "bench", "tools"):
+    for folder in ("localfleet", "bench", "tools", "demo"):
         for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
             roots = {module.split(".")[0] for module in _imports(path)}
             assert "tests" not in roots, path

@@ -3,7 +3,7 @@
 The runner is invoked through ``handler.handler`` with its real client factory
 configuration and the environment the synthesized template gives the function
 (deploy-time references replaced by this world's names); the account
-(``localfleet.deployment.simulated_account``) answers its EC2 and SSM clients in
+(``localfleet.composition.simulated_account``) answers its EC2 and SSM clients in
 this process, through the same engine, wire and model validation as the HTTP
 simulator, on a simulated clock. Tests choose what happens on each instance (an
 ``CannedRun``: result line, exit status, duration; ping status; termination; ...);
@@ -30,12 +30,12 @@ from moto import mock_aws
 from ecr_fleet_auth.observability import metrics
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_account import SimulatedAccount
-from localfleet.deployment.state_machine import RUNS_BUCKET
+from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.ssm.engine import Command, CommandEngine
-from localfleet.ssm.managed_nodes import ManagedInstance
+from localfleet.ssm.models.engine import Command, CommandEngine
+from localfleet.ssm.models.managed_nodes import ManagedInstance
 from localfleet.transport import ServiceEndpoint
 from tests.support.template import Template, document_content, resolved_runner_environment
 

@@ -1,8 +1,8 @@
 """Each instance's state in SSM Compliance after a run: the runner writes it (``compliance.py``).
 
-What SSM does with a write is the simulator's (``localfleet/ssm/compliance_store.py``), which follows the SSM
-API reference, PutComplianceItems: "This call overwrites existing compliance information on the
-resource, so you must provide a full list of compliance items each time that you send the request";
+What SSM does with a write is the simulator's (``localfleet/ssm/models/compliance_store.py``), which
+follows the SSM API reference, PutComplianceItems: "This call overwrites existing compliance information
+on the resource, so you must provide a full list of compliance items each time that you send the request";
 ``ResourceType`` "ManagedInstance is currently the only supported resource type". The listings are read
 back with boto3 through the simulator, as an operator's console or CLI would read them.
 """
@@ -18,8 +18,8 @@ from botocore.session import get_session
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.troubleshooting import next_step
-from localfleet.deployment.simulated_account import ACCOUNT
-from localfleet.events.eventbridge import state_change_event
+from localfleet.composition.simulated_account import ACCOUNT
+from localfleet.eventbridge.models import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
 

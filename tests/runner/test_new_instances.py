@@ -1,6 +1,6 @@
 """New instances covered at once: instance events through the queue, run by ``handler.handler``.
 
-EventBridge's events arrive as SQS batches through ``localfleet.events.NewInstanceDelivery``
+EventBridge's events arrive as SQS batches through ``localfleet.composition.NewInstanceDelivery``
 (the stack's rules, queue and event source mapping as the synthesized template configures
 them, on the world's simulated clock); the runner answers with batch item failures, puts
 back the events of instances not yet online itself (SendMessageBatch to the same simulated
@@ -16,21 +16,21 @@ import dataclasses
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from ecr_fleet_auth import claims, runner
+from ecr_fleet_auth import claims
 from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
 from ecr_fleet_auth.triggers import RECHECK_SECONDS, most_looks
-from localfleet.deployment.simulated_account import ACCOUNT
-from localfleet.events import NewInstanceDelivery
-from localfleet.events.eventbridge import state_change_event, tag_change_event
+from localfleet.composition import NewInstanceDelivery
+from localfleet.composition.simulated_account import ACCOUNT
+from localfleet.eventbridge.models import state_change_event, tag_change_event
+from localfleet.harnesses.in_process_runner import capture_reports
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import runner_function
 from tests.runner.conftest import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World, load_event
@@ -59,15 +59,7 @@ def tag_event(instance_id: str, moment: datetime, value: str | None = TAG_VALUE)
 @pytest.fixture
 def reports(monkeypatch: pytest.MonkeyPatch) -> list[Report]:
     """Every run's report (a batch's answer to SQS is only its failures)."""
-    captured: list[Report] = []
-    real: Callable[..., Report] = runner.run
-
-    def spy(*args: Any, **kwargs: Any) -> Report:
-        report = real(*args, **kwargs)
-        captured.append(report)
-        return report
-
-    monkeypatch.setattr(runner, "run", spy)
+    captured: list[Report] = capture_reports(monkeypatch)
     return captured
 
 
@@ -468,7 +460,7 @@ def test_a_run_of_instance_events_goes_at_the_new_instance_rate(
 # --- Two runs of instance events at once (issue 13's acceptance findings 1 and 2) ---------------
 # The event source mapping runs two batches at once (the template's MaximumConcurrency) and its
 # pollers read the queue side by side, so two records of one instance can land in two batches
-# that start at the same moment (localfleet.events.event_source_mapping). Each batch looks before
+# that start at the same moment (localfleet.lambda_runtime: event_source_mapping). Each batch looks before
 # either sends; the claim table (moto's DynamoDB, created from the template: ``claims``) decides
 # which run commands or reports the instance.
 

@@ -5,7 +5,7 @@ The runner gets the environment of the stack synthesized with organization conte
 replaced by this world's names; each member pair's document is the member template's, under
 the name the stack gives the runner (``MEMBER_DOCUMENT_NAME``).
 
-AWS's side is ``localfleet.deployment.simulated_organization``: each (account, region) an EC2
+AWS's side is ``localfleet.composition.simulated_organization``: each (account, region) an EC2
 inventory and Run Command of its own, requests routed by their SigV4 scope and credentials;
 STS is moto's behind a gate that refuses AssumeRole as AWS does ("User: ... is not authorized
 to perform: sts:AssumeRole on resource: ...", and moto would not: moto/sts/models.py);
@@ -31,11 +31,11 @@ from ecr_fleet_auth.observability import metrics
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_account import SimulatedAccount
-from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.events import NewInstanceDelivery
-from localfleet.events.eventbridge import state_change_event
+from localfleet.composition import NewInstanceDelivery
+from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_organization import SimulatedOrganization
+from localfleet.eventbridge.models import state_change_event
+from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.runner.conftest import (
     DEPLOY_TIME,
@@ -720,16 +720,7 @@ def new_instances(organization: Organization) -> NewInstanceDelivery:
 
 
 def event_reports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    captured: list[Any] = []
-    real = runner.run
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        report = real(*args, **kwargs)
-        captured.append(report)
-        return report
-
-    monkeypatch.setattr(runner, "run", spy)
-    return captured
+    return capture_reports(monkeypatch)
 
 
 @pytest.mark.parametrize("region", [REGION, OTHER_REGION])
@@ -798,7 +789,7 @@ def test_only_the_organizations_forwarding_roles_may_put_events_on_the_central_b
     """The bus's policy (EventBridge User Guide, "Permissions for event buses"): ``aws:PrincipalOrgID``
     is the organization's and the principal one of its member stacks' forwarding roles; an account of
     another organization, or another role of a member account, is refused."""
-    from localfleet.iam.identities import Principal  # noqa: PLC0415
+    from localfleet.iam.models import Principal  # noqa: PLC0415
 
     o = organization
     o.member(A, REGION)

@@ -37,9 +37,9 @@ from moto import mock_aws
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.observability import metrics
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
-from localfleet.deployment.simulated_organization import SimulatedOrganization
-from localfleet.deployment.state_machine import InProcessStateMachine
+from localfleet.composition.simulated_organization import SimulatedOrganization
+from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.harnesses.in_process_state_machine import InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.stepfunctions import MOTO_CONFIG, Unhandled, runner_may_list
 from localfleet.synthesized_stack import resources

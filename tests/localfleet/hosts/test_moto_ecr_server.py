@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from localfleet.deployment.local_services import free_port
+from localfleet.harnesses.local_services import free_port
 from localfleet.hosts.overlay_sandbox import SERVERS
 
 

@@ -1,7 +1,7 @@
 """SSM Compliance over the wire: PutComplianceItems, ListComplianceItems, ListComplianceSummaries.
 
 What each test holds the simulator to is the SSM API reference's text for the operation (quoted
-in ``localfleet/ssm/compliance_store.py``) and botocore's service model (sizes, patterns, enums), which
+in ``localfleet/ssm/models/compliance_store.py``) and botocore's service model (sizes, patterns, enums), which
 the wire checks as the service would.
 """
 

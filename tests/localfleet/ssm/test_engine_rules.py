@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from localfleet.ssm import ExecutionResult, SsmEmulator
-from localfleet.ssm.engine import rate_limit, truncate_output
+from localfleet.ssm.models.engine import rate_limit, truncate_output
 from tests.localfleet.ssm.conftest import DOCUMENT, client_for, instance_id
 
 

@@ -20,7 +20,7 @@ from ecr_fleet_auth import contract
 from ecr_fleet_auth_cdk.document.script import parameter_fallback_lines
 from localfleet.hosts.executors import CannedExecutor, SubprocessExecutor
 from localfleet.ssm import SsmEmulator
-from localfleet.ssm.managed_nodes import ManagedInstance
+from localfleet.ssm.models.managed_nodes import ManagedInstance
 from tests.localfleet.ssm.conftest import client_for, instance_id
 from tests.support.template import Template, document_content
 

@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.hosts.canned_agent import CannedRun, result_line
 from tests.localfleet.ssm.conftest import DOCUMENT, shell_document
 from tests.localfleet.ssm.ssm_calls import command, error_code, invocations, send

@@ -1,0 +1,5 @@
+import sys
+
+from .fleet_demo import main
+
+sys.exit(main())
