@@ -33,6 +33,7 @@ from ..hosts.registry_server import (
     PROBE_TAG,
     REGISTRY_BIN,
     make_certificates,
+    moto_token,  # noqa: F401 - the agent's tests read the registry's password as this module's
     prepare_registry,
     write_htpasswd,
 )
