@@ -10,7 +10,7 @@ default bus (``SimulatedAccount.event_bus``) that a rule matches is put on the c
 role, of that account's organization (``NewInstanceDelivery.put_from``, which applies the bus's
 policy). The event is forwarded as it is: its ``account``, ``region`` and resource ARN stay the
 source's (EventBridge User Guide, "Sending and receiving events between AWS accounts"). CHOICE: at
-once, as on the default bus (``delivery``).
+once, as on the default bus (``new_instance_delivery``).
 
 Not in the central account and region: the member template's rules there are conditional
 (``OutsideTheCentralStack``), since the central stack's own rules see those events.

@@ -139,7 +139,7 @@ class SimulatedOrganization:
         self, member_template: Template, central: NewInstanceDelivery
     ) -> MemberForwarding:
         """Every member pair's stack forwards its new instances' events to the home pair's stack, as the
-        member template's rules do (``events.forwarding``); the home pair's own rules see its own."""
+        member template's rules do (``member_forwarding``); the home pair's own rules see its own."""
         self.forwarding = MemberForwarding.from_template(member_template, central)
         for (account, region), pair in self.pairs.items():
             if (account, region) != (self.home_account, self.home_region):

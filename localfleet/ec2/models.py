@@ -3,7 +3,7 @@
 The one EC2 stand-in of the tree (moto takes minutes to create 10,000 instances
 and longer to describe them, see localfleet/README.md). It answers what the runner
 asks of EC2 — DescribeInstances with tag, state and id filters — through
-``query_protocol.Ec2Wire``, in-process or over HTTP, and resolves SendCommand tag
+``responses.Ec2Wire``, in-process or over HTTP, and resolves SendCommand tag
 targets for the local fleet.
 """
 

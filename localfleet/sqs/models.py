@@ -25,7 +25,7 @@ What the queue does is what the SQS Developer Guide says a standard queue does:
   is the same every time (tests send duplicates themselves when they want them).
 
 ``SqsService`` answers the runner's own calls (GetQueueUrl, SendMessage, SendMessageBatch,
-GetQueueAttributes) through ``SqsWire (``responses``)`` — the JSON 1.0 protocol boto3 speaks to SQS, each
+GetQueueAttributes) through ``SqsWire`` (``responses``) — the JSON 1.0 protocol boto3 speaks to SQS, each
 request validated against botocore's model — in-process or over HTTP like the other
 services; Lambda's event source mapping (``event_source_mapping``) receives and deletes
 in this process, as Lambda does on AWS's side. Consumers learn when a message becomes

@@ -2,7 +2,7 @@
 
 moto 5.2.5's ``assume_role`` issues credentials for any role ARN, existing or not, whoever
 asks (``moto/sts/models.py``: "Note that the role does not need to exist"). The gate checks
-first what AWS checks (``identities``): the caller's credentials are known and valid in the
+first what AWS checks (``localfleet.iam``): the caller's credentials are known and valid in the
 region called (else ``InvalidClientTokenId``); the role exists in its account and its trust
 policy lets the caller in (else ``AccessDenied``, 403, worded as AWS words it: "User: <caller's
 session ARN> is not authorized to perform: sts:AssumeRole on resource: <role ARN>" — AWS gives

@@ -1,7 +1,7 @@
 """Lambda's event source mapping for a standard SQS queue, on any ``Clock``.
 
 What it does is what the Lambda Developer Guide says (the settings are the template's,
-``delivery.EsmSettings.from_template``):
+read by ``localfleet.composition.new_instance_delivery``):
 
 * **Batching**: once a message is visible the mapping gathers records until the batching
   window ends, the batch size is reached or the payload reaches 6 MB, whichever comes

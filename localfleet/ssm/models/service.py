@@ -2,8 +2,8 @@
 (and each managed node's compliance, ``compliance_store.py``).
 
 Each operation takes a request dict (already validated against the model by
-``protocol.SsmWire``) and returns a result dict; the engine (``engine.py``) does
-the commands' work. The same service is reached over HTTP (``http_emulator``) and
+``responses.SsmWire``) and returns a result dict; the engine (``engine.py``) does
+the commands' work. The same service is reached over HTTP (``server``) and
 in-process (``localfleet.transport``), on a real or a simulated clock.
 
 Knobs for what the documentation says a client must expect:
