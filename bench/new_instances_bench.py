@@ -136,8 +136,8 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
     event_at: dict[str, float] = {}
     start = clock.monotonic()
     # Imported once this process's environment is the runner's (its Logger reads it at import).
-    from ecr_fleet_auth import runner as runner_module  # noqa: PLC0415
-    from ecr_fleet_auth.report import Report  # noqa: PLC0415
+    from ecr_fleet_auth.run import runner as runner_module  # noqa: PLC0415
+    from ecr_fleet_auth.shared.report import Report  # noqa: PLC0415
 
     reports: list[Report] = []
     environment = {**resolved_runner_environment(template, DEPLOY_TIME), **ENVIRONMENT}

@@ -16,12 +16,15 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ecr_fleet_auth import clients, contract, organization_run, publishing, runner, step_events, triggers
-from ecr_fleet_auth.clients import Pair
-from ecr_fleet_auth.events import InvalidEvent, RunRequest
-from ecr_fleet_auth.instance_events import is_instance_event
-from ecr_fleet_auth.observability import logger, metrics, tracer
-from ecr_fleet_auth.settings import RunnerSettings
+from ecr_fleet_auth.aws import clients, publishing
+from ecr_fleet_auth.aws.clients import Pair
+from ecr_fleet_auth.new_instances import triggers
+from ecr_fleet_auth.new_instances.instance_events import is_instance_event
+from ecr_fleet_auth.run import organization_run, runner, step_events
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.events import InvalidEvent, RunRequest
+from ecr_fleet_auth.shared.observability import logger, metrics, tracer
+from ecr_fleet_auth.shared.settings import RunnerSettings
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.troubleshooting import NEXT_STEPS
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from localfleet.deployment.demo import CORRUPT_CONFIG, build_fleet
 from localfleet.deployment.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet

@@ -61,7 +61,7 @@ def test_the_runtime_and_layer_provide_the_sdk_powertools_and_its_extras() -> No
 
 def test_asset_imports_only_the_runtime_the_layer_and_itself() -> None:
     sources = sorted(LAMBDA_SOURCE.rglob("*.py"))
-    assert LAMBDA_SOURCE / "ecr_fleet_auth" / "contract.py" in sources
+    assert LAMBDA_SOURCE / "ecr_fleet_auth" / "shared" / "contract.py" in sources
     for path in sources:
         foreign = _top_level_imports(path) - PROVIDED - OWN - set(sys.stdlib_module_names)
         assert foreign == set(), f"{path.relative_to(LAMBDA_SOURCE)} imports {sorted(foreign)}"
@@ -90,7 +90,7 @@ def runner_in_lambda(
 def test_staged_asset_holds_the_source_and_no_compiled_files(runner_in_lambda: LambdaEnvironment) -> None:
     staged = {p.relative_to(runner_in_lambda.task_root) for p in runner_in_lambda.task_root.rglob("*")}
     assert Path("handler.py") in staged
-    assert Path("ecr_fleet_auth/contract.py") in staged
+    assert Path("ecr_fleet_auth/shared/contract.py") in staged
     assert [p for p in staged if "__pycache__" in p.parts or p.suffix == ".pyc"] == []
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from localfleet.deployment import demo
 
 INSTANCE_ID = "i-0123456789abcdef0"
