@@ -173,7 +173,8 @@ class RunnerFunction(Construct):
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                # The settings the runner reads (ecr_fleet_auth/shared/settings.py), plus what only the stack knows.
+                # The settings the runner reads (ecr_fleet_auth/shared/settings.py), plus what only the
+                # stack knows.
                 **config.runner_environment(
                     registries=registries,
                     document_name=document.document_name,

@@ -8,8 +8,8 @@ put-back waits 30 s): an instance launched after the last run (covered without a
 can pull); one whose agent registers late (covered once it does); one that never registers (reported
 ``unreachable`` / ``not_online_in_time`` once, the stack synthesized with the shortest readiness bound,
 ``newInstanceReadinessSeconds`` = 60 s; the default 900 s bound is proven on the simulated clock in
-tests/runner/new_instances/test_new_instances.py); one tagged after it started (covered through its tag-change event);
-one never tagged (never commanded).
+tests/runner/new_instances/test_new_instances.py); one tagged after it started (covered through its
+tag-change event); one never tagged (never commanded).
 """
 
 from __future__ import annotations
