@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypedDict
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .resource_props import ImportedOnUse
 

@@ -17,7 +17,8 @@ import pytest
 
 from ecr_fleet_auth.run.runner import RunOptions
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.events import InvalidEvent, RunRequest
+from ecr_fleet_auth.shared.events import RunRequest
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.settings import (
     BY_KEY,
     CONTEXT_SETTINGS,

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..shared import contract
-from ..shared.events import InvalidEvent, RunRequest
+from ..shared.events import RunRequest
+from ..shared.invocations import InvalidEvent
 from ..shared.observability import logger
 from ..shared.reasons import Reason
 from ..shared.settings import RunnerSettings

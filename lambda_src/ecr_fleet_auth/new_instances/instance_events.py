@@ -40,7 +40,7 @@ from typing import Any
 from ..aws.clients import Pair
 from ..aws.discovery import TargetTag
 from ..shared import contract
-from ..shared.events import InvalidEvent
+from ..shared.invocations import InvalidEvent
 from ..shared.settings import ACCOUNT_ID_PATTERN
 
 SQS_EVENT_SOURCE = "aws:sqs"
@@ -123,11 +123,6 @@ class InstanceEvents:
 
     def message_ids(self, pair: Pair, instance_id: str) -> list[str]:
         return [a.message_id for a in self.arrivals if a.key == (pair, instance_id) and a.message_id]
-
-
-def is_instance_event(event: object) -> bool:
-    """Whether the handler was given an SQS batch or an EventBridge event (not a run request)."""
-    return isinstance(event, Mapping) and ("Records" in event or "detail-type" in event)
 
 
 def parse(event: object, tag: TargetTag) -> InstanceEvents:

@@ -37,7 +37,8 @@ from ..aws.publishing import condensed, publish
 from ..aws.run_store import RunStore
 from ..shared import contract
 from ..shared.clock import Clock
-from ..shared.events import MESSAGE_PREFIX, InvalidEvent, RunRequest
+from ..shared.events import RunRequest
+from ..shared.invocations import MESSAGE_PREFIX, InvalidEvent
 from ..shared.observability import logger
 from ..shared.report import short
 from ..shared.settings import RunnerSettings

@@ -63,7 +63,8 @@ from ..aws.publishing import publish
 from ..aws.run_command import LIST_PAGE_SIZE, CommandSpec, RunCommand
 from ..shared import contract
 from ..shared.clock import SYSTEM_CLOCK, Clock
-from ..shared.events import InvalidEvent, RunRequest
+from ..shared.events import RunRequest
+from ..shared.invocations import InvalidEvent
 from ..shared.observability import in_this_trace, logger
 from ..shared.partitions import registries_for
 from ..shared.reasons import Reason

@@ -18,6 +18,7 @@ runner at another bucket, whatever its role may reach.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from ..aws.clients import Pair, error_code
 from ..shared import contract
-from ..shared.events import MESSAGE_PREFIX, InvalidEvent
+from ..shared.invocations import MESSAGE_PREFIX, InvalidEvent
 from ..shared.partitions import partition_of
 
 if TYPE_CHECKING:
@@ -46,7 +47,8 @@ BatchIndex = Annotated[int, Field(ge=0, lt=MAX_BATCHES)]
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Built at a step's first validation, not at import (docs/development/layout.md, cold start).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 class PlanStep(_Closed):
@@ -115,18 +117,18 @@ class MergeStep(_Closed):
 
 
 StepEvent = Annotated[PlanStep | ChildStep | MergeStep, Field(discriminator="state_machine_step")]
-_STEP_EVENT: TypeAdapter[PlanStep | ChildStep | MergeStep] = TypeAdapter(StepEvent)
 
 
-def is_step(event: object) -> bool:
-    """Whether ``event`` claims to be a step of the organization's state machine."""
-    return isinstance(event, Mapping) and contract.STEP_FIELD in event
+@cache
+def _step_event() -> TypeAdapter[PlanStep | ChildStep | MergeStep]:
+    """Built at the first step's event, as the models are."""
+    return TypeAdapter(StepEvent)
 
 
 def parse(event: Mapping[str, Any]) -> PlanStep | ChildStep | MergeStep:
     """The step ``event`` is, or ``InvalidEvent`` naming each bad field."""
     try:
-        return _STEP_EVENT.validate_python(_tuples(event))
+        return _step_event().validate_python(_tuples(event))
     except ValidationError as error:
         problems = [
             f"{'.'.join(str(part) for part in detail['loc']) or 'event'}: {detail['msg'].lower()}"

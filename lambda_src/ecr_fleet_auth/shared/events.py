@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from . import contract
+from .invocations import MESSAGE_PREFIX, InvalidEvent
 from .settings import ACCOUNT_ID_PATTERN, MAX_WAIT_SECONDS
 
 # A narrowed run is for a handful of instances (or one new instance); a whole
@@ -54,18 +55,14 @@ ACCEPTED_FORMS: dict[str, str] = {
 }
 
 
-MESSAGE_PREFIX = "invalid event: "
 SEPARATOR = " | "
 # Whatever the event, the rejection stays a readable message.
 MAX_MESSAGE_CHARS = 1500
 
 
-class InvalidEvent(ValueError):
-    """The event was rejected; the message names each bad field and what it accepts."""
-
-
 class RunRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Built at the first event it reads, not at import: a cold start of another path never builds it.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     source: contract.Source = contract.SOURCE_MANUAL
     action: contract.Action | None = None

@@ -11,10 +11,10 @@ import pytest
 
 from ecr_fleet_auth.aws.clients import Pair
 from ecr_fleet_auth.aws.discovery import TargetTag
-from ecr_fleet_auth.new_instances.instance_events import Queue, is_instance_event, parse
+from ecr_fleet_auth.new_instances.instance_events import Queue, parse
 from ecr_fleet_auth.new_instances.triggers import RECHECK_SECONDS, recheck_delay
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.events import InvalidEvent
+from ecr_fleet_auth.shared.invocations import InvalidEvent, is_instance_event
 from tests.runner.conftest import load_event
 
 TAG = TargetTag("ecr-fleet-auth", ("enabled",))

@@ -27,7 +27,7 @@ from ecr_fleet_auth.aws import claims
 from ecr_fleet_auth.aws.clients import Pair
 from ecr_fleet_auth.new_instances.triggers import RECHECK_SECONDS, most_looks
 from ecr_fleet_auth.run import runner
-from ecr_fleet_auth.shared.events import InvalidEvent
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.report import Report
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events import NewInstanceDelivery

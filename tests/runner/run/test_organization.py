@@ -27,7 +27,7 @@ from moto import mock_aws
 
 from ecr_fleet_auth.run import runner
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.events import InvalidEvent
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.observability import metrics
 from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID

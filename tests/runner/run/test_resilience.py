@@ -20,7 +20,7 @@ import pytest
 
 from ecr_fleet_auth.run import execution, planning
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.events import InvalidEvent
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.report import ERROR_MESSAGE_CHARS
 from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun

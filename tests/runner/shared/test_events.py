@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.events import InvalidEvent, RunRequest
+from ecr_fleet_auth.shared.events import RunRequest
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from tests.runner.conftest import World, load_event
 
 
