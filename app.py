@@ -15,7 +15,7 @@ import sys
 
 import aws_cdk as cdk
 
-from ecr_fleet_auth.settings import SettingsError
+from ecr_fleet_auth.shared.settings import SettingsError
 from ecr_fleet_auth_cdk import EcrFleetAuth, add_checks
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.fleet_auth import DEFAULT_ID

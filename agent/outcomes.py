@@ -1,6 +1,6 @@
 """What a run ends with, in the result line's words: outcomes, reason codes, registry states.
 
-The runner reads these (lambda_src/ecr_fleet_auth/contract.py holds the outcomes and states it
+The runner reads these (lambda_src/ecr_fleet_auth/shared/contract.py holds the outcomes and states it
 expects; a test keeps the two equal). AgentError carries a reason code with its message."""
 
 # --- outcomes

@@ -1,6 +1,6 @@
 """The document's parameters, re-validated: the agent trusts nothing it did not check itself.
 
-The patterns are copies of lambda_src/ecr_fleet_auth/contract.py's (the agent imports only the
+The patterns are copies of lambda_src/ecr_fleet_auth/shared/contract.py's (the agent imports only the
 standard library); tests/agent/test_params.py keeps them deciding alike."""
 
 import re

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document.script import run_command_lines
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import INSTANCE_VENV

@@ -136,7 +136,7 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
     event_at: dict[str, float] = {}
     start = clock.monotonic()
     # Imported once this process's environment is the runner's (its Logger reads it at import).
-    from ecr_fleet_auth.report import Report  # noqa: PLC0415
+    from ecr_fleet_auth.shared.report import Report  # noqa: PLC0415
 
     environment = {**resolved_runner_environment(template, DEPLOY_TIME), **ENVIRONMENT}
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as stack:

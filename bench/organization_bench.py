@@ -44,7 +44,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.composition.simulated_organization import SimulatedOrganization
@@ -252,7 +252,7 @@ def _print(  # noqa: PLR0917 - the figures of one run
     if unreached:
         outcome += f" (unreached: {sorted({t['reason'] for t in unreached})})"
     print(f"  outcome            : {outcome}")
-    from ecr_fleet_auth.runner import MAX_CONCURRENT_PAIRS  # noqa: PLC0415 - after the bench's environment
+    from ecr_fleet_auth.run.runner import MAX_CONCURRENT_PAIRS  # noqa: PLC0415 - after the bench's environment
 
     print(
         f"  simulated run time : {simulated:,.0f} s of Lambda's {LAMBDA_TIMEOUT_SECONDS} s "

@@ -43,8 +43,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
 from localfleet.cloudformation.models import StackInstance
 from localfleet.composition.simulated_organization import SimulatedOrganization
@@ -181,7 +181,7 @@ def measure(shape: Shape) -> None:
         for name, value in {**environment, **ENVIRONMENT}.items():
             patch.setenv(name, value)
         # The runner's modules read the environment when imported (its Logger): import them now.
-        from ecr_fleet_auth.fan_out import pairs_per_child  # noqa: PLC0415
+        from ecr_fleet_auth.run.fan_out import pairs_per_child  # noqa: PLC0415
 
         per_child = pairs_per_child(int(environment["WAIT_SECONDS"]))
         print(

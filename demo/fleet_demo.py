@@ -31,9 +31,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ecr_fleet_auth.report import InstanceResult
-from ecr_fleet_auth.results import AgentResult, instance_result, needs_full_output
-from ecr_fleet_auth.run_command import Invocation
+from ecr_fleet_auth.aws.run_command import Invocation
+from ecr_fleet_auth.run.results import AgentResult, instance_result, needs_full_output
+from ecr_fleet_auth.shared.report import InstanceResult
 from localfleet.composition.simulated_organization import ORGANIZATION_ID
 from localfleet.harnesses.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
 from localfleet.harnesses.local_services import ACCOUNT, REGION, REGISTRY, prerequisites

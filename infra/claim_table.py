@@ -1,5 +1,5 @@
 """The claim table (``ClaimTable``) is where runs of instance events claim an instance before they command or
-report it (``ecr_fleet_auth/claims.py``): the two batches that may run at once each look before
+report it (``ecr_fleet_auth/aws/claims.py``): the two batches that may run at once each look before
 either sends, so without it both could command one instance. It is a DynamoDB table billed per
 request (on-demand: nothing while nothing launches, no capacity to provision), one small item
 per instance claimed, deleted by TTL once expired; the runner may only ``PutItem`` there.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy, aws_dynamodb
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .nag import acknowledge
 

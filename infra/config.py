@@ -1,7 +1,7 @@
 """Deployment settings: cdk.json context (or ``-c key=value``) or the construct's props, validated.
 
 Every key, its default, accepted form and meaning are one row of the table in
-``ecr_fleet_auth/settings.py`` (``SETTINGS``); this module only reads the context (the
+``ecr_fleet_auth/shared/settings.py`` (``SETTINGS``); this module only reads the context (the
 repository's app) or the props (``EcrFleetAuth``) through it. Values given with ``-c`` arrive
 as strings, so lists also accept a comma-separated string and numbers and booleans their usual
 spellings. All problems are reported together, each naming the key (the prop) and the accepted
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from aws_cdk import aws_logs
 
-from ecr_fleet_auth import contract, settings
+from ecr_fleet_auth.shared import contract, settings
 
 if TYPE_CHECKING:
     from .props import EcrFleetAuthProps

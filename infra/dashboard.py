@@ -7,7 +7,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack, aws_cloudwatch, aws_logs
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 # Statuses shown on the outcomes graph, in reading order.
 SHOWN_STATUSES = ("succeeded", "failed", "unreachable", "pending", "skipped")

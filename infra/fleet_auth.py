@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aws_cdk import CfnOutput, RemovalPolicy, Stack, Tags, Token, aws_iam, aws_logs
 from constructs import Construct, IConstruct
 
-from ecr_fleet_auth import contract, settings
+from ecr_fleet_auth.shared import contract, settings
 
 from .claim_table import ClaimTable
 from .config import TITLE, DeploymentConfig
@@ -48,7 +48,7 @@ class EcrFleetAuth(Construct):
     the notifications and alarms, the dashboard and the instances' managed policy (and, in organization
     mode, the StackSet of the member accounts). ``props``: ``EcrFleetAuthProps``, each optional.
 
-    Raises ``ecr_fleet_auth.settings.SettingsError`` naming every bad prop and its accepted form,
+    Raises ``ecr_fleet_auth.shared.settings.SettingsError`` naming every bad prop and its accepted form,
     ``TypeError`` for a prop it does not know.
     """
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from aws_cdk import Aws, Stack, aws_iam
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .nag import acknowledge, wildcard_arn_finding
 

@@ -42,7 +42,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from ecr_fleet_auth import contract, settings
+from ecr_fleet_auth.shared import contract, settings
 
 from .config import DeploymentConfig
 from .document.construct import AgentDocument, agent_document_content, content_named
@@ -294,7 +294,7 @@ class MemberStack(Stack):
         )
         # Every content version of the agent document (``<stackName>-Agent-<sha8>``): while a StackSet
         # update runs, or after one failed, a region may still have an earlier version, which the
-        # runner then sends (ecr_fleet_auth/organization.py, MemberDocuments); IAM is global, so
+        # runner then sends (ecr_fleet_auth/aws/organization.py, MemberDocuments); IAM is global, so
         # this role may be newer or older than a region's document.
         versions = self.format_arn(
             service="ssm",

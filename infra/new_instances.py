@@ -2,7 +2,7 @@
 
 * ``InstanceRunning``: any EC2 instance entering ``running`` (launch or start). The event
   carries no tags, so the rule cannot filter on them: the runner checks the tag itself and
-  leaves untagged instances out (``ecr_fleet_auth/readiness.py``).
+  leaves untagged instances out (``ecr_fleet_auth/new_instances/readiness.py``).
 * ``TagGained``: ``Tag Change on Resource`` for an EC2 instance whose target tag changed and
   now holds one of the target values.
 
@@ -50,8 +50,8 @@ from aws_cdk import (
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .notifications import notify_on_alarm
 

@@ -28,8 +28,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk.region_info import RegionInfo
 from constructs import Construct
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import SettingsError
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.settings import SettingsError
 
 from .config import TITLE
 from .nag import acknowledge

@@ -16,7 +16,7 @@ an input the runner refuses (``InvalidEvent``) ends the execution in ``Rejected`
 invoked, and only Lambda's own transient errors (``SERVICE_ERRORS``, AWS's recommended retry) and a
 throttled invocation (``Lambda.TooManyRequestsException``: it never started) are retried, never the
 runner's own error; a step invoked twice is harmless, its objects being written once per execution
-(``ecr_fleet_auth/run_store.py``). The merge, the last step, has no Catch: a merge that still fails
+(``ecr_fleet_auth/aws/run_store.py``). The merge, the last step, has no Catch: a merge that still fails
 fails the execution, which ``ExecutionsFailed`` counts in the ``RunsFailed`` alarm (it notifies).
 The definition avoids what the Amazon States Language interpreter the tests run it on rejects
 (``ItemBatcher``, an integer ``ToleratedFailurePercentage``, ``ResultWriter``, which writes no
@@ -38,8 +38,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from ecr_fleet_auth import contract, settings
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, ORGANIZATION_CHILDREN_AT_ONCE
+from ecr_fleet_auth.shared import contract, settings
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS, ORGANIZATION_CHILDREN_AT_ONCE
 
 from .nag import acknowledge, attribute_finding, wildcard_arn_finding
 
@@ -69,7 +69,7 @@ SERVICE_RETRY = {"interval": Duration.seconds(2), "max_attempts": 6, "backoff_ra
 # Lambda refused to start the runner (TooManyRequestsException: it did not run): wait and try again.
 THROTTLE_ERRORS = ["Lambda.TooManyRequestsException"]
 THROTTLE_RETRY = {"interval": Duration.seconds(30), "max_attempts": 6, "backoff_rate": 2.0}
-# What the runner raises for an event it refuses (ecr_fleet_auth/events.py): the execution's input.
+# What the runner raises for an event it refuses (ecr_fleet_auth/shared/events.py): the execution's input.
 REJECTED_ERROR = "InvalidEvent"
 
 

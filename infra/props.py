@@ -1,9 +1,9 @@
 """The props of ``EcrFleetAuth``, generated from the settings table by ``make props``: do not edit.
 
-Each prop of a setting is its row of ``SETTINGS`` in ``ecr_fleet_auth/settings.py``: its name
-in snake_case, default, accepted form and meaning (the type is ``DeploymentConfig``'s). A prop
-left out takes its default; every value is validated when the construct is created. The props
-after them hand the construct what the app already has.
+Each prop of a setting is its row of ``SETTINGS`` in ``ecr_fleet_auth/shared/settings.py``: its
+name in snake_case, default, accepted form and meaning (the type is ``DeploymentConfig``'s). A
+prop left out takes its default; every value is validated when the construct is created. The
+props after them hand the construct what the app already has.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, TypedDict
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .resource_props import ImportedOnUse
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy, Stack, aws_iam, aws_lambda, aws_logs, aws_sns, aws_ssm
 from constructs import Construct
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 
 from .bundled import PINS, RUNNER_ASSET, bundled
 from .config import DeploymentConfig
@@ -173,7 +173,8 @@ class RunnerFunction(Construct):
             tracing=aws_lambda.Tracing.ACTIVE,
             log_group=self.log_group,
             environment={
-                # The settings the runner reads (ecr_fleet_auth/settings.py), plus what only the stack knows.
+                # The settings the runner reads (ecr_fleet_auth/shared/settings.py), plus what only the
+                # stack knows.
                 **config.runner_environment(
                     registries=registries,
                     document_name=document.document_name,

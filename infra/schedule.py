@@ -16,7 +16,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .nag import acknowledge, attribute_finding
 

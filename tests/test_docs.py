@@ -17,9 +17,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ecr_fleet_auth.events import RunRequest
-from ecr_fleet_auth.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
-from ecr_fleet_auth.troubleshooting import NEXT_STEPS
+from ecr_fleet_auth.shared.events import RunRequest
+from ecr_fleet_auth.shared.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
+from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE
 from tests.support.docs import DOCS, rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT

@@ -45,6 +45,53 @@ def test_no_product_file_shares_its_name_with_another_file() -> None:
         assert not twins, f"{product_file.relative_to(PROJECT_ROOT)} shares its name with {twins}"
 
 
+# The runner's layers, lowest first: a module imports from its own layer and the layers before it.
+RUNNER_LAYERS = ("shared", "aws", "run", "new_instances")
+RUNNER_PACKAGE = PROJECT_ROOT / "lambda_src" / "ecr_fleet_auth"
+
+
+def _runner_modules_imported(path: Path) -> set[str]:
+    """The runner's modules ``path`` imports, relative imports resolved (``ecr_fleet_auth.run.planning``)."""
+    package = path.relative_to(PROJECT_ROOT / "lambda_src").parent.parts
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1]) if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return {module for module in found if module.split(".")[0] == "ecr_fleet_auth"}
+
+
+def test_every_runner_module_sits_in_a_layer() -> None:
+    loose = [path.name for path in RUNNER_PACKAGE.glob("*.py") if path.name != "__init__.py"]
+    assert loose == [], "each module of the runner belongs in one of its layers"
+    folders = {path.name for path in RUNNER_PACKAGE.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == set(RUNNER_LAYERS)
+
+
+def test_each_runner_layer_imports_only_itself_and_the_layers_below() -> None:
+    """shared <- aws <- run <- new_instances, and handler.py above them all (docs/development/layout.md):
+    the contract and settings know no adapter, an adapter no run, a run no instance event."""
+    checked = 0
+    for rank, layer in enumerate(RUNNER_LAYERS):
+        allowed = {"ecr_fleet_auth", *(f"ecr_fleet_auth.{below}" for below in RUNNER_LAYERS[: rank + 1])}
+        for path in sorted((RUNNER_PACKAGE / layer).glob("*.py")):
+            checked += 1
+            for module in _runner_modules_imported(path):
+                owner = ".".join(module.split(".")[:2])
+                assert owner in allowed, f"{path.relative_to(PROJECT_ROOT)} imports {module}: above {layer}"
+    assert checked > 25
+
+
+def test_the_layers_check_reads_relative_imports() -> None:
+    """The check above is only as good as its reading of ``from ..run import runner``."""
+    path = RUNNER_PACKAGE / "new_instances" / "triggers.py"
+    assert "ecr_fleet_auth.run.runner" in _runner_modules_imported(path)
+    assert "ecr_fleet_auth.shared.contract" in _runner_modules_imported(path)
+
+
 def test_the_runner_imports_nothing_from_the_rest_of_the_tree() -> None:
     for path in _files("lambda_src"):
         if path.suffix == ".py":
@@ -89,9 +136,10 @@ def test_the_stack_uses_only_the_runners_contract_and_settings() -> None:
     for path in [*_files("infra"), PROJECT_ROOT / "app.py"]:
         if path.suffix == ".py":
             used = {m for m in _imported_modules(path) if m.startswith("ecr_fleet_auth.")}
-            assert {".".join(m.split(".")[:2]) for m in used} <= {
-                "ecr_fleet_auth.contract",
-                "ecr_fleet_auth.settings",
+            assert {".".join(m.split(".")[:3]) for m in used} <= {
+                "ecr_fleet_auth.shared",  # from ecr_fleet_auth.shared import contract
+                "ecr_fleet_auth.shared.contract",
+                "ecr_fleet_auth.shared.settings",
             }, path
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ecr_fleet_auth.reasons import Reason
-from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
+from ecr_fleet_auth.shared.reasons import Reason
+from ecr_fleet_auth.shared.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS, next_step
 from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE, ENTRYPOINT_SH, run_command_lines
 from tests.support.docs import rendered_page, table_rows
 from tests.support.template import PROJECT_ROOT
@@ -77,13 +77,13 @@ def _literal_reasons(path: Path) -> list[str]:
 
 
 def test_the_runner_gives_reasons_only_from_reason() -> None:
-    modules = sorted(RUNNER_PACKAGE.glob("*.py"))
+    modules = sorted(RUNNER_PACKAGE.rglob("*.py"))
     assert len(modules) > 5
     assert [place for path in modules for place in _literal_reasons(path)] == []
 
 
 def test_status_tables_map_to_reason_members() -> None:
-    from ecr_fleet_auth.results import SSM_STATUS_DETAILS, SSM_STATUSES  # noqa: PLC0415
+    from ecr_fleet_auth.run.results import SSM_STATUS_DETAILS, SSM_STATUSES  # noqa: PLC0415
 
     for status, reason in [*SSM_STATUS_DETAILS.values(), *SSM_STATUSES.values()]:
         assert isinstance(reason, Reason), (status, reason)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecr_fleet_auth.settings import SettingsError
+from ecr_fleet_auth.shared.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS_BUCKET_PARAMETER = "AssetsBucket"

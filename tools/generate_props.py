@@ -4,7 +4,7 @@
 
 Writes ``infra/props.py``: ``EcrFleetAuthProps``, the TypedDict ``EcrFleetAuth(scope, id, **props)``
 takes, a module mypy and editors read (so it is a file, not built at import). Each prop of a
-setting comes from its row in ``ecr_fleet_auth/settings.py`` (``SETTINGS``): its name in
+setting comes from its row in ``ecr_fleet_auth/shared/settings.py`` (``SETTINGS``): its name in
 snake_case, default, accepted form and meaning; its type is ``DeploymentConfig``'s field of the
 same name (a list is taken as any sequence). The props that hand the construct a resource of the
 app (a topic, roles, ...) are not settings; they come from ``infra/resource_props.py``. With
@@ -22,7 +22,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from ecr_fleet_auth import settings
+from ecr_fleet_auth.shared import settings
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.resource_props import RESOURCE_PROPS
 
@@ -88,10 +88,10 @@ def render_props_module() -> str:
     lines = [
         '"""The props of ``EcrFleetAuth``, generated from the settings table by ``make props``: do not edit.',
         "",
-        "Each prop of a setting is its row of ``SETTINGS`` in ``ecr_fleet_auth/settings.py``: its name",
-        "in snake_case, default, accepted form and meaning (the type is ``DeploymentConfig``'s). A prop",
-        "left out takes its default; every value is validated when the construct is created. The props",
-        "after them hand the construct what the app already has.",
+        "Each prop of a setting is its row of ``SETTINGS`` in ``ecr_fleet_auth/shared/settings.py``: its",
+        "name in snake_case, default, accepted form and meaning (the type is ``DeploymentConfig``'s). A",
+        "prop left out takes its default; every value is validated when the construct is created. The",
+        "props after them hand the construct what the app already has.",
         '"""',
         "",
         "from __future__ import annotations",
@@ -99,7 +99,7 @@ def render_props_module() -> str:
         "from collections.abc import Mapping, Sequence",
         "from typing import TYPE_CHECKING, Literal, TypedDict",
         "",
-        "from ecr_fleet_auth import contract",
+        "from ecr_fleet_auth.shared import contract",
         "",
         "from .resource_props import ImportedOnUse",
         "",

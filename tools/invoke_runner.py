@@ -58,7 +58,7 @@ EXIT_NOT_INVOKED = 4
 # How Lambda reports an invocation that ran out of time (FunctionError "Unhandled").
 TIMED_OUT_TYPE = "Sandbox.Timedout"
 TIMED_OUT_MESSAGE = "Task timed out"
-# The runner raises this for an event it rejects (lambda_src/ecr_fleet_auth/events.py).
+# The runner raises this for an event it rejects (lambda_src/ecr_fleet_auth/shared/events.py).
 REJECTED_TYPE = "InvalidEvent"
 # Lambda's TooManyRequestsException says why in Reason; this one means our own reservation.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"

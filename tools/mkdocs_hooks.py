@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from mkdocs.structure.files import File
 
-from ecr_fleet_auth import contract, publishing, settings
-from ecr_fleet_auth.events import ACCEPTED_FORMS, RunRequest
-from ecr_fleet_auth.reasons import Reason
-from ecr_fleet_auth.report import InstanceResult, Report, TargetResult
-from ecr_fleet_auth.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS
+from ecr_fleet_auth.aws import publishing
+from ecr_fleet_auth.shared import contract, settings
+from ecr_fleet_auth.shared.events import ACCEPTED_FORMS, RunRequest
+from ecr_fleet_auth.shared.reasons import Reason
+from ecr_fleet_auth.shared.report import InstanceResult, Report, TargetResult
+from ecr_fleet_auth.shared.troubleshooting import DEFAULT_NEXT_STEP, NEXT_STEPS
 from ecr_fleet_auth_cdk.props import EcrFleetAuthProps
 from ecr_fleet_auth_cdk.resource_props import RESOURCE_PROPS
 

@@ -10,7 +10,7 @@ from typing import Any
 from aws_cdk import Stack, aws_ssm
 from constructs import Construct
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from .script import run_command_lines
 

@@ -29,7 +29,7 @@ import textwrap
 import tokenize
 import zipfile
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from ..bundled import AGENT, bundled
 

@@ -28,9 +28,9 @@ from urllib.parse import quote
 
 import boto3
 
-from ecr_fleet_auth import clients
-from ecr_fleet_auth.clock import Clock as RunnerClock
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.aws import clients
+from ecr_fleet_auth.shared.clock import Clock as RunnerClock
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 
 from ..clocks import SimulatedClock
 from ..composition.simulated_account import REGION, SimulatedAccount
@@ -56,7 +56,7 @@ class InProcessRunner:
         session: boto3.Session | None = None,
     ) -> None:
         """``session``: the runner's clients' session, if not ``account``'s own (an organization's)."""
-        from ecr_fleet_auth import runner  # noqa: PLC0415 - its Logger reads the caller's environment
+        from ecr_fleet_auth.run import runner  # noqa: PLC0415 - its Logger reads the caller's environment
 
         self.account = account
         self.retry_sleeps: list[float] = []  # botocore's back-off, in simulated seconds
@@ -96,7 +96,7 @@ class InProcessRunner:
 def capture_reports(patch: Patcher) -> list[Any]:
     """Every report the runner's runs return from now on (undone with ``patch``): what a run of
     instance events reported, where the batch's answer to SQS holds only its failures."""
-    from ecr_fleet_auth import runner  # noqa: PLC0415 - as in InProcessRunner
+    from ecr_fleet_auth.run import runner  # noqa: PLC0415 - as in InProcessRunner
 
     captured: list[Any] = []
     real = runner.run

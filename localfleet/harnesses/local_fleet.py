@@ -40,7 +40,7 @@ from typing import Any
 
 import boto3
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from ..clocks import RealClock
 from ..composition import NewInstanceDelivery
@@ -301,7 +301,7 @@ class LocalFleet:
         ``registries`` left empty (each pair's own registry). The fleet's template is synthesized
         without organization settings, to keep ``make demo`` short; the names follow the stack's
         rules (tests/infra/test_organization_stack.py checks what the stack writes, and
-        tests/runner/test_organization.py runs the runner with it)."""
+        tests/runner/run/test_organization.py runs the runner with it)."""
         from .in_process_state_machine import RUNS_BUCKET  # noqa: PLC0415 - moto's interpreter: organizations only
 
         return {

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 from ..clocks import Clock
 from ..ssm.models.agent_interface import STOPPED_PREEMPTIVELY_EXIT_CODE, ExecutionResult

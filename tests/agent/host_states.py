@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.agent.on_instance import (

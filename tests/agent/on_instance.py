@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
 from localfleet.hosts.registry_server import PROBE_REPOSITORY, PROBE_TAG

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import HELPER_BIN
 from tests.agent.old_pythons import OLDEST, old_python

@@ -29,7 +29,7 @@ from agent.params import (
     read_params,
 )
 from agent.result import RESULT_LINE_MAX_BYTES, RESULT_SCHEMA
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 

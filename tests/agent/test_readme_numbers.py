@@ -10,7 +10,7 @@ from agent.main import DEFAULT_TIMEOUT
 from agent.reading import MAX_CONFIG_BYTES
 from agent.records import REFRESH_MARGIN
 from agent.stores import HELPER_TIMEOUT
-from ecr_fleet_auth.contract import DOCUMENT_PARAMETERS
+from ecr_fleet_auth.shared.contract import DOCUMENT_PARAMETERS
 
 
 def test_the_readme_states_the_agents_numbers() -> None:

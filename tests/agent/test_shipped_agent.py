@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document.script import AGENT_FILE, shipped_modules
 from tests.agent.old_pythons import OLDEST, old_python
 from tests.conftest import require

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from demo import fleet_demo as demo
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 
 INSTANCE_ID = "i-0123456789abcdef0"
 COMMAND_ID = "11111111-2222-3333-4444-555555555555"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from demo.fleet_demo import CORRUPT_CONFIG, build_fleet
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.troubleshooting import NEXT_STEPS
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from localfleet.harnesses.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.harnesses.local_services import REGISTRY, prerequisites

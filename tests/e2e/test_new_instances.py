@@ -9,8 +9,8 @@ put-back waits 30 s): an instance launched after the last run (covered without a
 can pull); one whose agent registers late (covered once it does); one that never registers (reported
 ``unreachable`` / ``not_online_in_time`` once, the stack synthesized with the shortest readiness bound,
 ``newInstanceReadinessSeconds`` = 60 s; the default 900 s bound is proven on the simulated clock in
-tests/runner/test_new_instances.py); one tagged after it started (covered through its tag-change event);
-one never tagged (never commanded).
+tests/runner/new_instances/test_new_instances.py); one tagged after it started (covered through its
+tag-change event); one never tagged (never commanded).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth.settings import MIN_READINESS_SECONDS
+from ecr_fleet_auth.shared.settings import MIN_READINESS_SECONDS
 from localfleet.harnesses.local_fleet import FleetInstance, LocalFleet
 from localfleet.harnesses.local_services import prerequisites
 from localfleet.hosts.sandbox_instance import User

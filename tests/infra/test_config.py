@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth.settings import CONTEXT_SETTINGS, SettingsError
+from ecr_fleet_auth.shared.settings import CONTEXT_SETTINGS, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from tests.support.docs import rendered_page
 from tests.support.template import default_context, only, resources, synthesize

@@ -17,7 +17,7 @@ import pytest
 from aws_cdk import aws_iam, aws_kms, aws_sns, aws_ssm
 from constructs import Construct
 
-from ecr_fleet_auth.settings import SettingsError
+from ecr_fleet_auth.shared.settings import SettingsError
 from ecr_fleet_auth_cdk import EcrFleetAuth, add_checks
 from tests.support.template import Template, resources
 

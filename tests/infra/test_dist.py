@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ecr_fleet_auth.settings import SettingsError
+from ecr_fleet_auth.shared.settings import SettingsError
 from ecr_fleet_auth_cdk.runner_function import LAMBDA_SOURCE
 from tests.conftest import require
 from tests.support.lint import cfn_lint_findings

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document import script
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES
 from tests.conftest import require

@@ -61,7 +61,7 @@ def test_the_runtime_and_layer_provide_the_sdk_powertools_and_its_extras() -> No
 
 def test_asset_imports_only_the_runtime_the_layer_and_itself() -> None:
     sources = sorted(LAMBDA_SOURCE.rglob("*.py"))
-    assert LAMBDA_SOURCE / "ecr_fleet_auth" / "contract.py" in sources
+    assert LAMBDA_SOURCE / "ecr_fleet_auth" / "shared" / "contract.py" in sources
     for path in sources:
         foreign = _top_level_imports(path) - PROVIDED - OWN - set(sys.stdlib_module_names)
         assert foreign == set(), f"{path.relative_to(LAMBDA_SOURCE)} imports {sorted(foreign)}"
@@ -90,17 +90,24 @@ def runner_in_lambda(
 def test_staged_asset_holds_the_source_and_no_compiled_files(runner_in_lambda: LambdaEnvironment) -> None:
     staged = {p.relative_to(runner_in_lambda.task_root) for p in runner_in_lambda.task_root.rglob("*")}
     assert Path("handler.py") in staged
-    assert Path("ecr_fleet_auth/contract.py") in staged
+    assert Path("ecr_fleet_auth/shared/contract.py") in staged
     assert [p for p in staged if "__pycache__" in p.parts or p.suffix == ".pyc"] == []
 
 
 IMPORT_AND_REPORT = """
-import json, sys
+import importlib, json, pkgutil, sys
 import handler
+at_init = sorted(sys.modules)
+# Then every path's modules, as their first events import them: all of them import here too.
+import ecr_fleet_auth
+for module in pkgutil.walk_packages(ecr_fleet_auth.__path__, "ecr_fleet_auth."):
+    importlib.import_module(module.name)
 from aws_xray_sdk.core import patcher, xray_recorder
 print(json.dumps({
     "path": sys.path,
+    "at_init": at_init,
     "loaded": sorted({name.split(".")[0] for name in sys.modules}),
+    "runner_modules": sorted(name for name in sys.modules if name.startswith("ecr_fleet_auth.")),
     "patched": sorted(patcher._PATCHED_MODULES),
     "sampler": type(xray_recorder.sampler).__module__,
 }))
@@ -114,12 +121,26 @@ def test_handler_imports_on_the_runtime_and_layer_alone(runner_in_lambda: Lambda
     # Nothing but the asset, the layer, the runtime and the standard library could be imported.
     assert [entry for entry in report["path"] if "site-packages" in entry] == []
     assert {"handler", "ecr_fleet_auth", "boto3", "pydantic"} <= set(report["loaded"])
+    assert "ecr_fleet_auth.new_instances.triggers" in report["runner_modules"]
+    assert "ecr_fleet_auth.run.organization_run" in report["runner_modules"]
     # Tracing is on as deployed; only the SDK the runner uses is instrumented, so a cold
     # start imports no other library the X-Ray SDK knows how to patch.
     assert report["patched"] == ["botocore"]
     assert "sqlite3" not in report["loaded"]
     # In Lambda the X-Ray SDK samples locally (Lambda decides sampling), no sampling client.
     assert report["sampler"].endswith(".local.sampler")
+
+
+def test_lambdas_init_imports_no_path_of_the_runner(runner_in_lambda: LambdaEnvironment) -> None:
+    """The handler imports a path's modules at that path's first event (handler.py): Lambda's init,
+    which imports the handler, loads neither a path nor the event models' pydantic
+    (bench/cold_start.py measures what that saves)."""
+    done = runner_in_lambda.run(IMPORT_AND_REPORT)
+    assert done.returncode == 0, done.stderr
+    at_init = json.loads(done.stdout.splitlines()[-1])["at_init"]
+    assert "handler" in at_init and "ecr_fleet_auth.shared.invocations" in at_init
+    paths = ("ecr_fleet_auth.run", "ecr_fleet_auth.new_instances", "ecr_fleet_auth.shared.events", "pydantic")
+    assert [name for name in at_init if name.startswith(paths)] == []
 
 
 INVOKE = """

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from ecr_fleet_auth import claims, contract
-from ecr_fleet_auth.discovery import TargetTag
-from ecr_fleet_auth.events import MAX_REQUESTED_INSTANCES
-from ecr_fleet_auth.instance_events import parse
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, SettingsError
+from ecr_fleet_auth.aws import claims
+from ecr_fleet_auth.aws.discovery import TargetTag
+from ecr_fleet_auth.new_instances.instance_events import parse
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.events import MAX_REQUESTED_INSTANCES
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.new_instances import BATCH_SIZE
 from tests.runner.conftest import load_event

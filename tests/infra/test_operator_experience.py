@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.events import RunRequest
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.events import RunRequest
 from ecr_fleet_auth_cdk.console_events import REGISTRY_NAME, console_events
 from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from tests.support.template import Template, only, resources

@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.partitions import registries_for
-from ecr_fleet_auth.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.partitions import registries_for
+from ecr_fleet_auth.shared.settings import ACCOUNT_ID_PATTERN, RunnerSettings, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES, content_named
@@ -615,7 +615,7 @@ def test_a_single_account_stack_has_none_of_the_state_machine(synthesized_templa
     assert target["Arn"] == {"Fn::GetAtt": ["RunnerFunction51B573FD", "Arn"]}
     assert "AWS/States" not in json.dumps(resources(synthesized_template, "AWS::CloudWatch::Alarm"))
     assert "OrganizationRunStateMachineArn" not in synthesized_template.get("Outputs", {})
-    from ecr_fleet_auth.settings import RUNNER_SETTINGS  # noqa: PLC0415 - the table, beside its use
+    from ecr_fleet_auth.shared.settings import RUNNER_SETTINGS  # noqa: PLC0415 - the table, beside its use
 
     variables = set(runner_environment(synthesized_template))
     assert variables == {setting.env for setting in RUNNER_SETTINGS} | {

@@ -8,7 +8,7 @@ import sys
 import typing
 from collections.abc import Sequence
 
-from ecr_fleet_auth import settings
+from ecr_fleet_auth.shared import settings
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.props import EcrFleetAuthProps
 from ecr_fleet_auth_cdk.resource_props import RESOURCE_PROPS

@@ -1,4 +1,4 @@
-"""The settings table (ecr_fleet_auth/settings.py) against everything that repeats or shows it.
+"""The settings table (ecr_fleet_auth/shared/settings.py) against everything that repeats or shows it.
 
 cdk.json's context, the configuration reference as the site renders it, ``DeploymentConfig``,
 ``RunnerSettings``, the runner's environment in the template, the event model and the console
@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.events import InvalidEvent, RunRequest
-from ecr_fleet_auth.runner import RunOptions
-from ecr_fleet_auth.settings import (
+from ecr_fleet_auth.run.runner import RunOptions
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.events import RunRequest
+from ecr_fleet_auth.shared.invocations import InvalidEvent
+from ecr_fleet_auth.shared.settings import (
     BY_KEY,
     CONTEXT_SETTINGS,
     RUNNER_SETTINGS,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
-from ecr_fleet_auth.settings import RUNNER_SETTINGS, RunnerSettings, SettingsError
+from ecr_fleet_auth.shared import contract
+from ecr_fleet_auth.shared.settings import RUNNER_SETTINGS, RunnerSettings, SettingsError
 from ecr_fleet_auth_cdk.notifications import chat_configuration_name
 from ecr_fleet_auth_cdk.runner_function import POWERTOOLS_LAYER_PARAMETER
 from tests.support.lint import cfn_lint_findings

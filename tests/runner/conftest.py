@@ -27,8 +27,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ecr_fleet_auth.observability import metrics
-from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS
+from ecr_fleet_auth.shared.observability import metrics
+from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
 from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ecr_fleet_auth import contract
+from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document.script import parameter_fallback_lines
 from localfleet.hosts.executors import CannedExecutor, SubprocessExecutor
 from localfleet.ssm import SsmEmulator
