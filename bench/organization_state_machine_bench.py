@@ -33,6 +33,7 @@ import math
 import os
 import resource
 import statistics
+import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -95,15 +96,20 @@ class Worlds:
     build_wall: float = 0.0
     child_traced_mib: float | None = None
     child_rss_mib: list[float] = field(default_factory=list)  # the process's ru_maxrss after each child
+    child_wall: list[float] = field(default_factory=list)  # each child's wall time, its world built
+    _began: float = 0.0
     _current: SimulatedOrganization | None = None
     _kind: str = ""
+    # The current invocation's patches (its runner's clock and clients), undone when it is dropped: on
+    # the bench's own patch, each would keep the one before it (its saved value) and so every world.
+    _patch: pytest.MonkeyPatch | None = None
 
     def __call__(self, event: Any, at: float) -> InProcessRunner:
         self.drop()
-        began = time.perf_counter()
+        began = self._began = time.perf_counter()
         step = event.get(contract.STEP_FIELD)
         org = SimulatedOrganization(
-            SimulatedClock(start=at),
+            SimulatedClock(start=at, settle_hands_over=False),
             stack_set_name=self.environment["STACK_SET_NAME"],
             home_account=ACCOUNT,
             home_region=HOME_REGION,
@@ -131,7 +137,8 @@ class Worlds:
         self.build_wall += time.perf_counter() - began
         if step == "child" and self.shape.trace_memory and self.child_traced_mib is None:
             tracemalloc.start()
-        return InProcessRunner(org.home, self.patch, region=HOME_REGION, session=org.session())
+        self._patch = pytest.MonkeyPatch()
+        return InProcessRunner(org.home, self._patch, region=HOME_REGION, session=org.session())
 
     def drop(self) -> None:
         org = self._current
@@ -139,6 +146,14 @@ class Worlds:
             return
         if self._kind == "child":
             self.child_rss_mib.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            self.child_wall.append(time.perf_counter() - self._began)
+            print(  # progress on stderr (stdout holds the runs' logs until the end)
+                f"  child {len(self.child_wall)}: "
+                f"{org.clock.monotonic() - org.clock.start:,.0f} s simulated, "
+                f"{self.child_wall[-1]:,.0f} s wall, ru_maxrss {self.child_rss_mib[-1]:,.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
             if tracemalloc.is_tracing():
                 self.child_traced_mib = tracemalloc.get_traced_memory()[1] / 2**20
                 tracemalloc.stop()
@@ -150,6 +165,9 @@ class Worlds:
         self.sts_calls.update(org.sts_endpoint.calls)
         self.cloudformation_calls.update(org.cloudformation_endpoint.calls)
         org.close()
+        if self._patch is not None:
+            self._patch.undo()
+            self._patch = None
         self._current = None
 
     def _batch(self, index: int) -> list[tuple[str, str]]:
