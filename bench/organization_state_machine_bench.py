@@ -93,6 +93,9 @@ class Worlds:
     compliance_per_pair: list[int] = field(default_factory=list)
     sts_calls: Counter[str] = field(default_factory=Counter)
     cloudformation_calls: Counter[str] = field(default_factory=Counter)
+    # S3 requests by operation: the runner's (every invocation's session) and the interpreter's (its
+    # ItemReader, on boto3's default session); the benchmark's own reads are on a session of their own.
+    s3_requests: Counter[str] = field(default_factory=Counter)
     build_wall: float = 0.0
     child_traced_mib: float | None = None
     child_rss_mib: list[float] = field(default_factory=list)  # the process's ru_maxrss after each child
@@ -138,7 +141,12 @@ class Worlds:
         if step == "child" and self.shape.trace_memory and self.child_traced_mib is None:
             tracemalloc.start()
         self._patch = pytest.MonkeyPatch()
-        return InProcessRunner(org.home, self._patch, region=HOME_REGION, session=org.session())
+        session = org.session()
+        session.events.register("before-call.s3", self.count_s3)
+        return InProcessRunner(org.home, self._patch, region=HOME_REGION, session=session)
+
+    def count_s3(self, model: Any, **_: Any) -> None:
+        self.s3_requests[model.name] += 1
 
     def drop(self) -> None:
         org = self._current
@@ -221,6 +229,8 @@ def measure(shape: Shape) -> None:
                 patch,
             )
             machine = InProcessStateMachine(central, patch, worlds=worlds, start=START, region=HOME_REGION)
+            assert boto3.DEFAULT_SESSION is not None  # mock_aws made it; the interpreter's clients use it
+            boto3.DEFAULT_SESSION.events.register("before-call.s3", worlds.count_s3)
             worlds.s3, worlds.bucket = machine.s3, machine.bucket
             try:
                 began = time.perf_counter()
@@ -278,6 +288,10 @@ def _print(  # noqa: PLR0917 - the figures of one run
         f"({COMPLIANCE_WRITE}: one per instance with a result, {shape.instances} a pair at most)"
     )
     print(f"  STS, CloudFormation : {dict(worlds.sts_calls)}, {dict(worlds.cloudformation_calls)}")
+    print(
+        f"  Lambda, S3 requests : {len(machine.lambda_tasks.invocations)} invocations; S3 "
+        f"{dict(sorted(worlds.s3_requests.items()))} (the runner's and the Map's ItemReader)"
+    )
     print(
         f"  state transitions   : {figures.transitions:,} states entered "
         f"({', '.join(f'{name} {count}' for name, count in sorted(figures.entered.items()))}); "
