@@ -10,6 +10,11 @@ Map slot frees — the (account, region) pairs of its batch only, each with its 
 5-15 s, ``maxConcurrency`` 10%), built before the invocation and dropped after it, so that two million
 instances never live in memory at once. The plan's world is the StackSet's stack instances (every
 pair; ListStackInstances is all the plan reads), the merge's an empty one (it reads the bucket).
+A child's clock does not hand the turn over when a request looks at the state
+(``SimulatedClock(settle_hands_over=False)``): its threads interleave at their sleeps only, with the
+same simulated times and a thread switch fewer per request (each of its 40,000 compliance writes at
+200 pairs of 200 instances). Each child's patches are undone when its world is dropped, so no world
+outlives its child. Progress (each child's simulated and wall time, ``ru_maxrss``) goes to stderr.
 
 Printed: the execution's total simulated time against one invocation's (the slowest child: one
 invocation of the runner on one child's load, at most ``pairs_per_child`` pairs — what one
@@ -18,7 +23,9 @@ against the budget 3*ceil(N/50)+10), children, state transitions (every ``*State
 children's included: what Step Functions bills, plus one per child execution started), the largest
 state payload the interpreter checked against 256 KiB, the peak of Python allocations during one
 child's invocation (``ru_maxrss`` after the first and the last child, an upper bound: the whole
-process; ``--tracemalloc`` adds the first child's Python allocations, slower), wall time.
+process; ``--tracemalloc`` adds the first child's Python allocations, slower: both measured on a
+sample, the children this run had), Lambda invocations and S3 requests (the runner's and the Map's
+ItemReader's, for the cost per run), wall time.
 
     make bench BENCH="organization --state-machine"                      # 500 accounts x 4 regions x 200
     make bench BENCH="organization --state-machine --accounts 2500"      # 10,000 pairs, 2,000,000 instances
@@ -33,6 +40,7 @@ import math
 import os
 import resource
 import statistics
+import sys
 import time
 import tracemalloc
 from collections import Counter
@@ -92,18 +100,26 @@ class Worlds:
     compliance_per_pair: list[int] = field(default_factory=list)
     sts_calls: Counter[str] = field(default_factory=Counter)
     cloudformation_calls: Counter[str] = field(default_factory=Counter)
+    # S3 requests by operation: the runner's (every invocation's session) and the interpreter's (its
+    # ItemReader, on boto3's default session); the benchmark's own reads are on a session of their own.
+    s3_requests: Counter[str] = field(default_factory=Counter)
     build_wall: float = 0.0
     child_traced_mib: float | None = None
     child_rss_mib: list[float] = field(default_factory=list)  # the process's ru_maxrss after each child
+    child_wall: list[float] = field(default_factory=list)  # each child's wall time, its world built
+    _began: float = 0.0
     _current: SimulatedOrganization | None = None
     _kind: str = ""
+    # The current invocation's patches (its runner's clock and clients), undone when it is dropped: on
+    # the bench's own patch, each would keep the one before it (its saved value) and so every world.
+    _patch: pytest.MonkeyPatch | None = None
 
     def __call__(self, event: Any, at: float) -> InProcessRunner:
         self.drop()
-        began = time.perf_counter()
+        began = self._began = time.perf_counter()
         step = event.get(contract.STEP_FIELD)
         org = SimulatedOrganization(
-            SimulatedClock(start=at),
+            SimulatedClock(start=at, settle_hands_over=False),
             stack_set_name=self.environment["STACK_SET_NAME"],
             home_account=ACCOUNT,
             home_region=HOME_REGION,
@@ -131,7 +147,13 @@ class Worlds:
         self.build_wall += time.perf_counter() - began
         if step == "child" and self.shape.trace_memory and self.child_traced_mib is None:
             tracemalloc.start()
-        return InProcessRunner(org.home, self.patch, region=HOME_REGION, session=org.session())
+        self._patch = pytest.MonkeyPatch()
+        session = org.session()
+        session.events.register("before-call.s3", self.count_s3)
+        return InProcessRunner(org.home, self._patch, region=HOME_REGION, session=session)
+
+    def count_s3(self, model: Any, **_: Any) -> None:
+        self.s3_requests[model.name] += 1
 
     def drop(self) -> None:
         org = self._current
@@ -139,6 +161,14 @@ class Worlds:
             return
         if self._kind == "child":
             self.child_rss_mib.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            self.child_wall.append(time.perf_counter() - self._began)
+            print(  # progress on stderr (stdout holds the runs' logs until the end)
+                f"  child {len(self.child_wall)}: "
+                f"{org.clock.monotonic() - org.clock.start:,.0f} s simulated, "
+                f"{self.child_wall[-1]:,.0f} s wall, ru_maxrss {self.child_rss_mib[-1]:,.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
             if tracemalloc.is_tracing():
                 self.child_traced_mib = tracemalloc.get_traced_memory()[1] / 2**20
                 tracemalloc.stop()
@@ -150,6 +180,9 @@ class Worlds:
         self.sts_calls.update(org.sts_endpoint.calls)
         self.cloudformation_calls.update(org.cloudformation_endpoint.calls)
         org.close()
+        if self._patch is not None:
+            self._patch.undo()
+            self._patch = None
         self._current = None
 
     def _batch(self, index: int) -> list[tuple[str, str]]:
@@ -203,6 +236,8 @@ def measure(shape: Shape) -> None:
                 patch,
             )
             machine = InProcessStateMachine(central, patch, worlds=worlds, start=START, region=HOME_REGION)
+            assert boto3.DEFAULT_SESSION is not None  # mock_aws made it; the interpreter's clients use it
+            boto3.DEFAULT_SESSION.events.register("before-call.s3", worlds.count_s3)
             worlds.s3, worlds.bucket = machine.s3, machine.bucket
             try:
                 began = time.perf_counter()
@@ -260,6 +295,10 @@ def _print(  # noqa: PLR0917 - the figures of one run
         f"({COMPLIANCE_WRITE}: one per instance with a result, {shape.instances} a pair at most)"
     )
     print(f"  STS, CloudFormation : {dict(worlds.sts_calls)}, {dict(worlds.cloudformation_calls)}")
+    print(
+        f"  Lambda, S3 requests : {len(machine.lambda_tasks.invocations)} invocations; S3 "
+        f"{dict(sorted(worlds.s3_requests.items()))} (the runner's and the Map's ItemReader)"
+    )
     print(
         f"  state transitions   : {figures.transitions:,} states entered "
         f"({', '.join(f'{name} {count}' for name, count in sorted(figures.entered.items()))}); "

@@ -180,7 +180,12 @@ class RealClock:
 
 
 class _Turn:
-    """A thread's right to run while threads take turns on a ``SimulatedClock``."""
+    """A thread's right to run while threads take turns on a ``SimulatedClock``: woken alone when
+    handed the turn (one condition per thread on the clock's lock, not one for all: a hand-over
+    wakes one thread, not every thread waiting on the clock)."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.handed = threading.Condition(lock)
 
 
 class _WakeUp(Scheduled):
@@ -204,13 +209,20 @@ class SimulatedClock:
     in parallel, so actions need no locks and the order is the queue's order.
     """
 
-    def __init__(self, start: float = 1000.0, wall_start: datetime = SIMULATED_WALL_START) -> None:
+    def __init__(
+        self,
+        start: float = 1000.0,
+        wall_start: datetime = SIMULATED_WALL_START,
+        *,
+        settle_hands_over: bool = True,
+    ) -> None:
         self.start = self._now = start
+        self.settle_hands_over = settle_hands_over  # ``settle``
         self.wall_start = wall_start
         self.slept: list[float] = []
         self._queue: list[tuple[float, int, Scheduled]] = []
         self._order = itertools.count()
-        self._turns = threading.Condition()
+        self._lock = threading.Lock()  # every turn's condition is on it
         self._holder: _Turn | None = None  # who runs, while work runs concurrently
         self._mine = threading.local()
         self._beside = 0  # concurrent work started and not finished
@@ -292,7 +304,7 @@ class SimulatedClock:
         """``work`` on a thread of its own that starts at its turn: once the caller sleeps."""
         if self._holder is None:
             self._holder = self._turn()  # the caller runs now: it holds the turn
-        turn = _Turn()
+        turn = _Turn(self._lock)
         self._beside += 1
 
         def body() -> None:
@@ -312,7 +324,25 @@ class SimulatedClock:
         threading.Thread(target=body, name="simulated-concurrent-work", daemon=True).start()
 
     def settle(self) -> None:
-        self._run_until(self._now)
+        """Run the actions due by now; with ``settle_hands_over``, other threads' wake-ups due by now too
+        (each runs until it sleeps, then this thread goes on: threads due at one instant interleave at
+        every request). Without it they keep their places in the queue and this thread runs on until it
+        sleeps: the same simulated times, fewer thread switches (one at every request a client makes
+        otherwise), and a coarser interleaving of the threads due at one instant."""
+        if self.settle_hands_over:
+            self._run_until(self._now)
+            return
+        woken: list[tuple[float, int, Scheduled]] = []
+        while self._queue and self._queue[0][0] <= self._now:
+            entry = heapq.heappop(self._queue)
+            if entry[2].cancelled:
+                continue
+            if isinstance(entry[2], _WakeUp):
+                woken.append(entry)
+                continue
+            entry[2].action()
+        for entry in woken:  # their order numbers keep their places
+            heapq.heappush(self._queue, entry)
 
     def close(self) -> None:
         self._queue.clear()
@@ -347,17 +377,18 @@ class SimulatedClock:
     def _turn(self) -> _Turn:
         turn: _Turn | None = getattr(self._mine, "turn", None)
         if turn is None:
-            turn = self._mine.turn = _Turn()
+            turn = self._mine.turn = _Turn(self._lock)
         return turn
 
     def _hand(self, turn: _Turn | None) -> None:
-        with self._turns:
+        with self._lock:
             self._holder = turn
-            self._turns.notify_all()
+            if turn is not None:
+                turn.handed.notify()
 
     def _wait_for(self, turn: _Turn) -> None:
-        with self._turns:
-            self._turns.wait_for(lambda: self._holder is turn)
+        with self._lock:
+            turn.handed.wait_for(lambda: self._holder is turn)
 
     def _leave(self) -> None:
         """A thread whose work is done runs what is due until it can hand the turn to another."""

@@ -63,7 +63,9 @@ class InProcessStateMachine:
         self.figures.install(patch)
         self.lambda_tasks = LambdaTasks({FUNCTION_NAME: self._invoke})
         self.lambda_tasks.attach()  # mock_aws made boto3's default session: the interpreter's clients use it
-        self.s3: Any = cast(Any, boto3.client("s3", region_name=region))  # any region of a test or bench
+        # A session of its own (any region of a test or bench): the default session's S3 requests are
+        # the interpreter's alone (its ItemReader), which a benchmark counts apart from this world's reads.
+        self.s3: Any = cast(Any, boto3.Session().client("s3", region_name=region))
         self.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
         # The runner reads the bucket with its role's permissions: a missing key is 403 without ListBucket.
         self.runs_access = RunsBucketAccess(self.s3, bucket, may_list=runner_may_list(template))

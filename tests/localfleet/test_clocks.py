@@ -183,3 +183,28 @@ def test_a_concurrent_task_that_raises_is_raised_once_the_others_have_ended() ->
     with pytest.raises(ValueError, match="boom"):
         clock.concurrently([fails, sleeps], 2)
     assert ended == ["slept"]
+
+
+def test_a_clock_that_does_not_hand_over_at_settle_keeps_other_threads_due_now_in_their_places() -> None:
+    """``settle_hands_over=False``: a thread that looks at the state (settle) runs on until it sleeps;
+    the others due at the same instant run then, and simulated time is the same as with hand-overs."""
+    for hands_over in (True, False):
+        clock = SimulatedClock(start=0.0, settle_hands_over=hands_over)
+        seen: list[tuple[str, float]] = []
+
+        def task(name: str, clock: SimulatedClock = clock, seen: list[tuple[str, float]] = seen) -> str:
+            for step in range(3):
+                seen.append((f"{name}{step}", clock.monotonic()))
+                clock.settle()
+            clock.sleep(5)
+            seen.append((f"{name} woke", clock.monotonic()))
+            return name
+
+        assert clock.concurrently([lambda: task("a"), lambda: task("b")], 2) == ["a", "b"]
+        assert clock.monotonic() == 5.0
+        assert {moment for name, moment in seen if name.endswith("woke")} == {5.0}
+        steps = [name for name, _ in seen if not name.endswith("woke")]
+        if hands_over:
+            assert steps == ["a0", "b0", "a1", "b1", "a2", "b2"]
+        else:
+            assert steps == ["a0", "a1", "a2", "b0", "b1", "b2"]

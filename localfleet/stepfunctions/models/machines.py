@@ -73,8 +73,13 @@ class StateMachines:
         )
         return str(answer["executionArn"])
 
-    def wait(self, execution_arn: str, timeout: float, poll: float = 0.05) -> dict[str, Any]:
-        """DescribeExecution once the execution ended (real time: the interpreter runs on threads)."""
+    def wait(
+        self, execution_arn: str, timeout: float, poll: float = 0.05, longest_poll: float = 1.0
+    ) -> dict[str, Any]:
+        """DescribeExecution once the execution ended (real time: the interpreter runs on threads).
+
+        The polls grow apart (doubling up to ``longest_poll``): each is a request moto answers in this
+        process, taking the interpreter's share of it while a long execution runs."""
         deadline = time.monotonic() + timeout
         while True:
             described: dict[str, Any] = self.client.describe_execution(executionArn=execution_arn)
@@ -83,6 +88,7 @@ class StateMachines:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{execution_arn} still {described['status']} after {timeout:.0f} s")
             time.sleep(poll)
+            poll = min(longest_poll, poll * 2)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         """The execution's own events (not its Map's children's), every page."""

@@ -11,6 +11,7 @@ session 403 AccessDenied unless the template grants the runner's role s3:ListBuc
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -53,13 +54,14 @@ class RunsBucketAccess:
         self.bucket = bucket
         self.may_list = may_list
         self.denied: list[str] = []  # keys answered 403 for not existing
-        self._sessions: list[boto3.Session] = []
+        # Weakly: a benchmark's children each come with a session of their own, dropped after it.
+        self._sessions: weakref.WeakSet[boto3.Session] = weakref.WeakSet()
 
     def attach(self, sessions: Iterable[boto3.Session]) -> None:
         for session in sessions:
-            if self.may_list or any(session is known for known in self._sessions):
+            if self.may_list or session in self._sessions:
                 continue
-            self._sessions.append(session)
+            self._sessions.add(session)
             answer: Callable[..., Any] = self._answer  # botocore takes a before-call's answer as the call's
             session.events.register("before-call.s3.GetObject", answer)
 
