@@ -180,7 +180,12 @@ class RealClock:
 
 
 class _Turn:
-    """A thread's right to run while threads take turns on a ``SimulatedClock``."""
+    """A thread's right to run while threads take turns on a ``SimulatedClock``; ``ready``: where its
+    thread waits for it (one condition a thread, so handing the turn wakes that thread only, not every
+    thread waiting on the clock)."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Condition()
 
 
 class _WakeUp(Scheduled):
@@ -210,7 +215,6 @@ class SimulatedClock:
         self.slept: list[float] = []
         self._queue: list[tuple[float, int, Scheduled]] = []
         self._order = itertools.count()
-        self._turns = threading.Condition()
         self._holder: _Turn | None = None  # who runs, while work runs concurrently
         self._mine = threading.local()
         self._beside = 0  # concurrent work started and not finished
@@ -351,13 +355,16 @@ class SimulatedClock:
         return turn
 
     def _hand(self, turn: _Turn | None) -> None:
-        with self._turns:
+        if turn is None:
+            self._holder = None
+            return
+        with turn.ready:
             self._holder = turn
-            self._turns.notify_all()
+            turn.ready.notify()
 
     def _wait_for(self, turn: _Turn) -> None:
-        with self._turns:
-            self._turns.wait_for(lambda: self._holder is turn)
+        with turn.ready:
+            turn.ready.wait_for(lambda: self._holder is turn)
 
     def _leave(self) -> None:
         """A thread whose work is done runs what is due until it can hand the turn to another."""
