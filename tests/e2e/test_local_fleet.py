@@ -18,7 +18,7 @@ from localfleet.deployment.demo import CORRUPT_CONFIG, build_fleet
 from localfleet.deployment.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.deployment.local_services import REGISTRY, prerequisites
 from localfleet.lambda_runtime import FunctionError, asset_directory
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import Template
 
 pytestmark = pytest.mark.integration

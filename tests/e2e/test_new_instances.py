@@ -24,7 +24,7 @@ from localfleet.deployment.local_fleet import FleetInstance, LocalFleet
 from localfleet.deployment.local_services import prerequisites
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import synthesize
 
 pytestmark = pytest.mark.integration

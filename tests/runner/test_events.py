@@ -6,7 +6,8 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
-from tests.runner.conftest import World, load_event
+from tests.support.events import load_event
+from tests.support.runner_world import World
 
 
 def test_schedule_event_is_the_contract_one_and_takes_every_default() -> None:

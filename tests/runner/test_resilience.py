@@ -24,9 +24,9 @@ from ecr_fleet_auth.report import ERROR_MESSAGE_CHARS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.documents import execution_timeout_seconds
-from tests.runner.conftest import DOCUMENT, TAG_KEY, World
 from tests.runner.test_runs import by_id, emitted_metrics, lookups, polling, status_and_reason
 from tests.runner.test_send import on_send
+from tests.support.runner_world import DOCUMENT, TAG_KEY, World
 
 
 def commanded_ids(world: World) -> list[str]:
