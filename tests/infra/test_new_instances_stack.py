@@ -19,7 +19,6 @@ from tests.support.events import INSTANCE_EVENT_SAMPLES, load_event
 from tests.support.template import Template, default_context, only, resources, synthesize
 
 
-
 @pytest.fixture(scope="module")
 def other_tag_template() -> Template:
     return synthesize({"targetTagKey": "team", "targetTagValues": "web,batch"})["EcrFleetAuth"]

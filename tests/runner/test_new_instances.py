@@ -16,18 +16,18 @@ import dataclasses
 import itertools
 import json
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
-from ecr_fleet_auth import claims, runner
+from ecr_fleet_auth import claims
 from ecr_fleet_auth.clients import Pair
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.report import Report
 from ecr_fleet_auth.triggers import RECHECK_SECONDS, most_looks
+from localfleet.deployment.run_reports import record_reports
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event, tag_change_event
@@ -60,16 +60,7 @@ def tag_event(instance_id: str, moment: datetime, value: str | None = TAG_VALUE)
 @pytest.fixture
 def reports(monkeypatch: pytest.MonkeyPatch) -> list[Report]:
     """Every run's report (a batch's answer to SQS is only its failures)."""
-    captured: list[Report] = []
-    real: Callable[..., Report] = runner.run
-
-    def spy(*args: Any, **kwargs: Any) -> Report:
-        report = real(*args, **kwargs)
-        captured.append(report)
-        return report
-
-    monkeypatch.setattr(runner, "run", spy)
-    return captured
+    return record_reports(monkeypatch)
 
 
 def statuses(report: Report) -> dict[str, tuple[str, str]]:

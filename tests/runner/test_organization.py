@@ -28,6 +28,7 @@ from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
+from localfleet.deployment.run_reports import record_reports
 from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.events import NewInstanceDelivery
@@ -661,16 +662,7 @@ def new_instances(organization: Organization) -> NewInstanceDelivery:
 
 
 def event_reports(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    captured: list[Any] = []
-    real = runner.run
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        report = real(*args, **kwargs)
-        captured.append(report)
-        return report
-
-    monkeypatch.setattr(runner, "run", spy)
-    return captured
+    return record_reports(monkeypatch)
 
 
 @pytest.mark.parametrize("region", [REGION, OTHER_REGION])
