@@ -27,10 +27,8 @@ from ecr_fleet_auth import contract, runner
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from localfleet.clocks import SimulatedClock
-from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.run_reports import record_reports
 from localfleet.deployment.simulated_account import SimulatedAccount
-from localfleet.deployment.simulated_organization import SimulatedOrganization
 from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
@@ -38,21 +36,19 @@ from tests.support.organization import (
     HOME,
     OTHER_REGION,
     STACK_SET,
+    InOrganization,
     OrganizationStack,
     emf_documents,
     runner_in_organization,
 )
-from tests.support.runner_world import DEPLOY_TIME, DOCUMENT, REGION, TAG_KEY, TAG_VALUE, Mailbox, World
+from tests.support.runner_world import DEPLOY_TIME, DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
 
 
 @dataclass
-class Organization:
-    org: SimulatedOrganization
-    runner: InProcessRunner
-    mail: Mailbox
+class Organization(InOrganization):
     stack: OrganizationStack
 
     @property
@@ -79,13 +75,6 @@ class Organization:
 
     def invoke(self, event: Any) -> dict[str, Any]:
         return self.runner.invoke(event)
-
-    def notifications(self) -> list[dict[str, str]]:
-        return self.mail.notifications()
-
-    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
-        """The SendCommand requests that pair received."""
-        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
 
 
 @pytest.fixture

@@ -67,13 +67,20 @@ def synthesize_organization_stack(outdir: Path) -> dict[str, Template]:
     return {"central": central, "member": member}
 
 
-@dataclass(frozen=True)
+@dataclass
 class InOrganization:
     """The runner in a simulated organization: the organization, the runner (its home pair's), the mail."""
 
     org: SimulatedOrganization
     runner: InProcessRunner
     mail: Mailbox
+
+    def notifications(self) -> list[dict[str, Any]]:
+        return self.mail.notifications()
+
+    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
+        """The SendCommand requests that pair received."""
+        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
 
 
 @contextlib.contextmanager
@@ -106,21 +113,12 @@ RUN = {"action": "refresh", "wait_seconds": 60}
 
 
 @dataclass
-class StateMachineRun:
+class StateMachineRun(InOrganization):
     """The organization's state machine (the stack's), its Lambda tasks reaching the runner in the
     organization (one world, on one clock): ``MEMBERS``' 51 accounts in two regions and the home pair."""
 
-    org: SimulatedOrganization
     machine: InProcessStateMachine
-    runner: InProcessRunner
     session: boto3.Session  # the runner's clients'
-    mail: Mailbox
-
-    def notifications(self) -> list[dict[str, Any]]:
-        return self.mail.notifications()
-
-    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
-        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
 
 
 @contextlib.contextmanager
@@ -143,7 +141,7 @@ def state_machine_run(
             start=org.clock.monotonic(),
         )
         try:
-            yield StateMachineRun(org, machine, runner, runner.session, running.mail)
+            yield StateMachineRun(org, runner, running.mail, machine, runner.session)
         finally:
             machine.close()
 
