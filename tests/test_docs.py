@@ -22,7 +22,7 @@ from ecr_fleet_auth.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
 from ecr_fleet_auth.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE
 from tests.support.docs import DOCS, rendered_page, table_rows
-from tests.support.events import RUN_REQUEST_SAMPLES, load_event
+from tests.support.event_samples import RUN_REQUEST_SAMPLES, load_event
 from tests.support.template import PROJECT_ROOT
 from tools.mkdocs_hooks import PARTS, SIMULATOR_README, event_json_schema, expand
 

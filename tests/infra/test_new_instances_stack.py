@@ -15,7 +15,7 @@ from ecr_fleet_auth.instance_events import parse
 from ecr_fleet_auth.settings import LAMBDA_TIMEOUT_SECONDS, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.new_instances import BATCH_SIZE
-from tests.support.events import INSTANCE_EVENT_SAMPLES, load_event
+from tests.support.event_samples import INSTANCE_EVENT_SAMPLES, load_event
 from tests.support.template import Template, default_context, only, resources, synthesize
 
 

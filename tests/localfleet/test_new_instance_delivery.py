@@ -17,7 +17,7 @@ from localfleet.clocks import RealClock, SimulatedClock
 from localfleet.events import EsmSettings, EventSourceMapping, NewInstanceDelivery, SqsService, SqsWire
 from localfleet.events.eventbridge import matches, state_change_event, tag_change_event
 from localfleet.transport import InProcessTransport, LoopbackServer, ServiceEndpoint
-from tests.support.events import load_event
+from tests.support.event_samples import load_event
 from tests.support.template import Template, only, resources
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"

@@ -12,7 +12,7 @@ from ecr_fleet_auth.observability import metrics
 from localfleet.clocks import SimulatedClock
 from localfleet.deployment.in_process_runner import InProcessRunner
 from localfleet.deployment.simulated_account import SimulatedAccount
-from tests.support.organization import (
+from tests.support.organization_world import (
     OrganizationStack,
     StateMachineRun,
     state_machine_run,
@@ -59,6 +59,6 @@ def world(
 def run(
     monkeypatch: pytest.MonkeyPatch, organization_stack: OrganizationStack, agent_document: dict[str, Any]
 ) -> Iterator[StateMachineRun]:
-    """An organization run through the stack's state machine (tests/support/organization.py)."""
+    """An organization run through the stack's state machine (tests/support/organization_world.py)."""
     with state_machine_run(monkeypatch, organization_stack, agent_document) as running:
         yield running

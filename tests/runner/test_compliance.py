@@ -21,7 +21,7 @@ from ecr_fleet_auth.troubleshooting import next_step
 from localfleet.deployment.simulated_account import ACCOUNT
 from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.support.events import load_event
+from tests.support.event_samples import load_event
 from tests.support.runner_world import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World
 
 COMPLIANCE_TYPE = "Custom:EcrFleetAuth"  # the default stack's (its name is EcrFleetAuth)

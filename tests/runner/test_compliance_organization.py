@@ -12,8 +12,8 @@ import json
 import pytest
 
 from ecr_fleet_auth import contract
-from tests.support.organization import MEMBERS, RUN, emf_documents
-from tests.support.organization import StateMachineRun as Run
+from tests.support.organization_world import MEMBERS, RUN, emf_documents
+from tests.support.organization_world import StateMachineRun as Run
 
 
 def test_the_merged_report_and_metric_hold_every_childs_compliance(

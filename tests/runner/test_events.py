@@ -6,7 +6,7 @@ import pytest
 
 from ecr_fleet_auth import contract
 from ecr_fleet_auth.events import InvalidEvent, RunRequest
-from tests.support.events import load_event
+from tests.support.event_samples import load_event
 from tests.support.runner_world import World
 
 

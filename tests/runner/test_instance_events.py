@@ -15,7 +15,7 @@ from ecr_fleet_auth.discovery import TargetTag
 from ecr_fleet_auth.events import InvalidEvent
 from ecr_fleet_auth.instance_events import Queue, is_instance_event, parse
 from ecr_fleet_auth.triggers import RECHECK_SECONDS, recheck_delay
-from tests.support.events import INSTANCE_EVENT_SAMPLES, RUN_REQUEST_SAMPLES, load_event
+from tests.support.event_samples import INSTANCE_EVENT_SAMPLES, RUN_REQUEST_SAMPLES, load_event
 
 TAG = TargetTag("ecr-fleet-auth", ("enabled",))
 SAMPLE_INSTANCE = "i-0a1b2c3d4e5f60718"

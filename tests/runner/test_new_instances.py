@@ -33,7 +33,7 @@ from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event, tag_change_event
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import runner_function
-from tests.support.events import load_event
+from tests.support.event_samples import load_event
 from tests.support.runner_world import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World
 from tests.support.template import Template, default_context
 

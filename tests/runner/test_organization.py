@@ -32,7 +32,7 @@ from localfleet.deployment.simulated_account import SimulatedAccount
 from localfleet.events import NewInstanceDelivery
 from localfleet.events.eventbridge import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.support.organization import (
+from tests.support.organization_world import (
     HOME,
     OTHER_REGION,
     STACK_SET,

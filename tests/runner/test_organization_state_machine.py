@@ -35,7 +35,7 @@ from ecr_fleet_auth import contract
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.stepfunctions import Unhandled, runner_may_list
 from localfleet.synthesized_stack import resources
-from tests.support.organization import (
+from tests.support.organization_world import (
     HOME,
     MEMBERS,
     OTHER_REGION,
@@ -44,7 +44,7 @@ from tests.support.organization import (
     OrganizationStack,
     emf_documents,
 )
-from tests.support.organization import StateMachineRun as Run
+from tests.support.organization_world import StateMachineRun as Run
 from tests.support.runner_world import REGION
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from ecr_fleet_auth import contract, discovery, execution, run_command, runner
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.support.events import load_event
+from tests.support.event_samples import load_event
 from tests.support.runner_world import REGISTRY, TAG_KEY, TAG_VALUE, World
 
 
