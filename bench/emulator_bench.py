@@ -26,31 +26,25 @@ import pytest
 
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import RealClock
-from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.local_fleet import DOCUMENT_NAME
 from localfleet.hosts.executors import CannedExecutor
+from localfleet.runner_environment import local_runner_environment, use_environment
 from localfleet.synthesized_stack import document_content, synthesize
 
 SIZES = (100, 1_000, 10_000)
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": "eu-west-1",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+# The runner's settings are the default stack's (``runner_environment``); these, its deploy-time values.
+DEPLOY_TIME = {
     "DOCUMENT_NAME": DOCUMENT_NAME,
-    "TARGET_TAG_KEY": "ecr-fleet-auth",
-    "TARGET_TAG_VALUES": "enabled",
-    "ACTION": "refresh",
-    "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    "MAX_CONCURRENCY": "10%",
-    "MAX_ERRORS": "10%",
-    "WAIT_SECONDS": "840",
-    "NOTIFY_POLICY": "never",
+    "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+    "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ecr-fleet-auth",
+    "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaims",
+    "RUNS_BUCKET_NAME": "unused: no state machine in this benchmark",
 }
+# Over the template's: quieter logs, nothing to publish to (no SNS; not measured), no metadata lookups.
+OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING", "NOTIFY_POLICY": "never", "AWS_EC2_METADATA_DISABLED": "true"}
 CANNED_RESULT = json.dumps(
     {
         "schema": 1,
@@ -74,7 +68,7 @@ def run(size: int, document: dict[str, Any]) -> tuple[Counter[str], Counter[str]
             account.launch(tags={"ecr-fleet-auth": "enabled", "Name": f"node-{number}"}, executor=executor)
         os.environ["AWS_ENDPOINT_URL_SSM"] = account.serve("ssm")
         with pytest.MonkeyPatch.context() as patch:
-            runner = InProcessRunner(account, patch, region=ENVIRONMENT["AWS_REGION"], services=("ec2",))
+            runner = InProcessRunner(account, patch, region=REGION, services=("ec2",))
             began = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics
                 report = runner.invoke({"source": "schedule"}, LAMBDA_TIMEOUT_SECONDS)
@@ -90,9 +84,18 @@ def run(size: int, document: dict[str, Any]) -> tuple[Counter[str], Counter[str]
 
 
 def main() -> None:
-    os.environ.update(ENVIRONMENT)
     print("runner over simulated Run Command (real HTTP on loopback), canned agent results, real clock")
-    document = document_content(synthesize()["EcrFleetAuth"])
+    template = synthesize()["EcrFleetAuth"]
+    # No endpoint set for all: each run serves its SSM on loopback (AWS_ENDPOINT_URL_SSM), EC2 in process.
+    environment = local_runner_environment(
+        template, DEPLOY_TIME, region=REGION, services=(), overrides=OVERRIDES
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        use_environment(patch, environment)
+        _report(document_content(template))
+
+
+def _report(document: dict[str, Any]) -> None:
     columns = ("instances", "SSM requests", "EC2 calls", "budget", "wall")
     print(" | ".join(f"{column:>9}" for column in columns) + " | succeeded")
     details = []

@@ -51,6 +51,7 @@ from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedA
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.runner_environment import CREDENTIALS, local_runner_environment, use_environment
 from localfleet.synthesized_stack import (
     Template,
     document_content,
@@ -76,18 +77,11 @@ DEPLOY_TIME = {
     "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
     "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ecr-fleet-auth",
     "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaims",
+    # An organization's stack has its runs bucket; no scheduled run here reads it.
+    "RUNS_BUCKET_NAME": "unused: no scheduled run in this benchmark",
 }
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": REGION,
-    "AWS_DEFAULT_REGION": REGION,
-    # Loopback only, and never dialled: the simulated account answers before anything is sent.
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "NOTIFY_POLICY": "never",  # nothing to publish to here (no SNS); what is published is not measured
-}
+# Over the template's settings: quieter logs, and nothing to publish to here (no SNS; not measured).
+OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING", "NOTIFY_POLICY": "never"}
 
 
 @dataclass
@@ -135,22 +129,16 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
     online_at: dict[str, float] = {}
     event_at: dict[str, float] = {}
     start = clock.monotonic()
-    # Imported once this process's environment is the runner's (its Logger reads it at import).
-    from ecr_fleet_auth.shared.report import Report  # noqa: PLC0415
-
-    environment = {**resolved_runner_environment(template, DEPLOY_TIME), **ENVIRONMENT}
+    environment = local_runner_environment(template, DEPLOY_TIME, region=REGION, overrides=OVERRIDES)
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as stack:
-        for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
-            patch.delenv(name)
-        for name, value in environment.items():
-            patch.setenv(name, value)
+        use_environment(patch, environment)
         world = (
             _member_world(template, member, clock, patch, stack)
             if member
             else _home_world(template, clock, patch)
         )
         account = world.launch_in
-        reports: list[Report] = capture_reports(patch)
+        reports = capture_reports(patch)
 
         def launch(online_after: float | None, agent_seconds: float) -> None:
             (instance_id,) = account.launch(tags=tags, managed=False)  # its running event goes to the bus
@@ -467,7 +455,7 @@ def _with_recursive_loop(template: Template, recursive_loop: str | None) -> Temp
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_arguments(argv)
     context = dict(item.partition("=")[::2] for item in options.context)
-    os.environ.update(ENVIRONMENT)
+    os.environ.update({**CREDENTIALS, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION})
     seeds = (
         f"seed {options.seed}" if options.seeds is None else f"seeds {options.seeds[0]}-{options.seeds[-1]}"
     )

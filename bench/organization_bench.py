@@ -29,7 +29,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import resource
 import statistics
 import sys
@@ -51,7 +50,8 @@ from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.synthesized_stack import Template, document_content, resolved_runner_environment, synthesize
+from localfleet.runner_environment import local_runner_environment, use_environment
+from localfleet.synthesized_stack import Template, document_content, synthesize
 
 HOME_REGION = "eu-west-1"
 # Regions enabled by default (no opt-in), the home region first.
@@ -73,16 +73,24 @@ UNIT = "ou-ab12-cdef3456"
 DOCUMENT = "EcrFleetAuth-AgentDocument-bench"
 OUTPUT_LOG_GROUP = "EcrFleetAuth-RunCommandOutput-bench"
 FUNCTION_MEMORY_MB = 512
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": HOME_REGION,
-    "AWS_DEFAULT_REGION": HOME_REGION,
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    # Loopback only, and never dialled: the organization answers before anything is sent.
-    **{f"AWS_ENDPOINT_URL_{s}": "http://127.0.0.1:9" for s in ("SSM", "EC2", "STS", "CLOUDFORMATION")},
+# The runner's clients reach these through the organization's routing (never dialled).
+SERVICES = ("SSM", "EC2", "STS", "CLOUDFORMATION")
+OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING"}  # over the template's: quieter logs
+DEPLOY_TIME = {
+    "DOCUMENT_NAME": DOCUMENT,
+    "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+    "TOPIC_ARN": "replaced below",
+    "REGISTRIES": "unused: an organization's stack writes the setting as it is",
+    "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
+    "RUNS_BUCKET_NAME": RUNS_BUCKET,
 }
+
+
+def runner_environment(central: Template) -> dict[str, str]:
+    """The runner's environment as the central template gives it, in this benchmark's organization."""
+    return local_runner_environment(
+        central, DEPLOY_TIME, region=HOME_REGION, services=SERVICES, overrides=OVERRIDES
+    )
 
 
 @dataclass(frozen=True)
@@ -145,15 +153,7 @@ def measure(shape: Shape) -> None:
     regions = REGIONS[: shape.regions]
     central, member = synthesize_organization(shape)
     home_document, member_document = document_content(central), document_content(member)
-    deploy_time = {
-        "DOCUMENT_NAME": DOCUMENT,
-        "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
-        "TOPIC_ARN": "replaced below",
-        "REGISTRIES": "unused: an organization's stack writes the setting as it is",
-        "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
-        "RUNS_BUCKET_NAME": RUNS_BUCKET,
-    }
-    environment = resolved_runner_environment(central, deploy_time)
+    environment = runner_environment(central)
     accounts = [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts)]
     home = accounts[0]
     print(
@@ -163,10 +163,7 @@ def measure(shape: Shape) -> None:
         f"{environment['REGISTRIES']!r} (each pair's own)"
     )
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
-            patch.delenv(name)
-        for name, value in {**environment, **ENVIRONMENT}.items():
-            patch.setenv(name, value)
+        use_environment(patch, environment)
         with mock_aws():
             _run(shape, regions, accounts, home, home_document, member_document, environment, patch)
 

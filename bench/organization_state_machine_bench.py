@@ -37,7 +37,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import resource
 import statistics
 import sys
@@ -57,24 +56,24 @@ from localfleet.clocks import SimulatedClock
 from localfleet.cloudformation.models import StackInstance
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
-from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET, InProcessStateMachine
+from localfleet.harnesses.in_process_state_machine import InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.lambda_runtime.models.in_process import ACCOUNT
+from localfleet.runner_environment import use_environment
 from localfleet.stepfunctions import MOTO_CONFIG
-from localfleet.synthesized_stack import document_content, resolved_runner_environment
+from localfleet.synthesized_stack import document_content
 
 from .organization_bench import (
     COMPLIANCE_WRITE,
     DOCUMENT,
-    ENVIRONMENT,
     FIRST_ACCOUNT,
     HOME_REGION,
-    OUTPUT_LOG_GROUP,
     REGIONS,
     UNIT,
     Shape,
     budget,
     pair_calls,
+    runner_environment,
     synthesize_organization,
 )
 
@@ -197,22 +196,11 @@ class Worlds:
 def measure(shape: Shape) -> None:
     regions = REGIONS[: shape.regions]
     central, member = synthesize_organization(shape)
-    deploy_time = {
-        "DOCUMENT_NAME": DOCUMENT,
-        "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
-        "TOPIC_ARN": "replaced below",
-        "REGISTRIES": "unused: an organization's stack writes the setting as it is",
-        "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
-        "RUNS_BUCKET_NAME": RUNS_BUCKET,
-    }
-    environment = resolved_runner_environment(central, deploy_time)
+    environment = runner_environment(central)
     # The home account first (the function's own: the state machine's executions are its).
     accounts = [ACCOUNT] + [f"{FIRST_ACCOUNT + index:012d}" for index in range(shape.accounts - 1)]
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith(("AWS_", "POWERTOOLS_"))]:
-            patch.delenv(name)
-        for name, value in {**environment, **ENVIRONMENT}.items():
-            patch.setenv(name, value)
+        use_environment(patch, environment)
         # The runner's modules read the environment when imported (its Logger): import them now.
         from ecr_fleet_auth.run.fan_out import pairs_per_child  # noqa: PLC0415
 

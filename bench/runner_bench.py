@@ -35,32 +35,26 @@ from botocore.exceptions import WaiterError
 from bench import cold_start
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.runner_environment import local_runner_environment, use_environment
 from localfleet.synthesized_stack import Template, document_content, synthesize
 from localfleet.transport import simulate_botocore_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
-    "AWS_REGION": "eu-west-1",
-    "AWS_DEFAULT_REGION": "eu-west-1",
-    # Loopback only, and never dialled: the emulators answer before anything is sent.
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+# The runner's settings are the default stack's (``runner_environment``); these, its deploy-time values.
+DEPLOY_TIME = {
     "DOCUMENT_NAME": "EcrFleetAuth-Agent",
-    "TARGET_TAG_KEY": "ecr-fleet-auth",
-    "TARGET_TAG_VALUES": "enabled",
-    "REGISTRIES": "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-    "MAX_CONCURRENCY": "10%",
-    "MAX_ERRORS": "10%",
-    "WAIT_SECONDS": "840",
-    "NOTIFY_POLICY": "never",
+    "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+    "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ecr-fleet-auth",
+    "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaims",
+    "RUNS_BUCKET_NAME": "unused: no state machine in this benchmark",
 }
+# Over the template's: quieter logs, and nothing to publish to here (no SNS; not measured).
+OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING", "NOTIFY_POLICY": "never"}
 SIZES = (100, 1_000, 10_000)
 # The baseline makes ~N*(1 + polls) calls; at 10,000 that is minutes of emulation for a known answer.
 BASELINE_SIZES = (100, 1_000)
@@ -84,7 +78,7 @@ class Simulation:
 
     def __init__(self, size: int, document: dict[str, Any]) -> None:
         self.account = SimulatedAccount(SimulatedClock())
-        self.account.register_document(ENVIRONMENT["DOCUMENT_NAME"], document)
+        self.account.register_document(DEPLOY_TIME["DOCUMENT_NAME"], document)
         for number in range(size):
             tags = {"Name": f"node-{number}", "ecr-fleet-auth": "enabled"}
             self.account.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
@@ -99,7 +93,7 @@ def run_handler(size: int, document: dict[str, Any]) -> Measurement:
     simulation = Simulation(size, document)
     start = simulation.clock.monotonic()
     with pytest.MonkeyPatch.context() as patch:
-        runner = InProcessRunner(simulation.account, patch, region=ENVIRONMENT["AWS_REGION"])
+        runner = InProcessRunner(simulation.account, patch, region=REGION)
         began = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # the EMF metrics and logs
             report = runner.invoke({"source": "schedule"}, LAMBDA_TIMEOUT_SECONDS)
@@ -111,7 +105,7 @@ def run_handler(size: int, document: dict[str, Any]) -> Measurement:
 def run_baseline(size: int, document: dict[str, Any]) -> Measurement:
     """One SendCommand per instance, then a per-instance waiter polling every 5 s."""
     simulation = Simulation(size, document)
-    session = simulation.account.session(ENVIRONMENT["AWS_REGION"])
+    session = simulation.account.session(REGION)
     ssm, ec2 = session.client("ssm"), session.client("ec2")
     start = simulation.clock.monotonic()
     with pytest.MonkeyPatch.context() as patch:
@@ -125,9 +119,9 @@ def run_baseline(size: int, document: dict[str, Any]) -> Measurement:
         for instance_id in ids:
             response = ssm.send_command(
                 InstanceIds=[instance_id],
-                DocumentName=ENVIRONMENT["DOCUMENT_NAME"],
+                DocumentName=DEPLOY_TIME["DOCUMENT_NAME"],
                 DocumentVersion="1",
-                Parameters={"Action": ["refresh"], "Registries": [ENVIRONMENT["REGISTRIES"]]},
+                Parameters={"Action": ["refresh"], "Registries": [DEPLOY_TIME["REGISTRIES"]]},
             )
             commands[instance_id] = response["Command"]["CommandId"]
         waiter = ssm.get_waiter("command_executed")
@@ -157,16 +151,18 @@ def _calls(calls: Counter[str]) -> str:
 
 
 def main() -> None:
-    os.environ.update(ENVIRONMENT)
     print("ecr-fleet-auth runner benchmark (simulated EC2 + Run Command, in-process, simulated clock)")
     with tempfile.TemporaryDirectory(prefix="ecr-fleet-auth-bench-cdk.out-") as outdir:
         (template,) = synthesize(outdir=outdir).values()
-        _report(template, Path(outdir))
+        environment = local_runner_environment(template, DEPLOY_TIME, region=REGION, overrides=OVERRIDES)
+        with pytest.MonkeyPatch.context() as patch:
+            use_environment(patch, environment)
+            _report(template, Path(outdir))
 
 
 def _report(template: Template, outdir: Path) -> None:
     document = document_content(template)
-    rate = ENVIRONMENT["MAX_CONCURRENCY"]
+    rate = os.environ["MAX_CONCURRENCY"]
     print(f"fleet: tagged online Linux instances, agent run 5-15 s, MaxConcurrency {rate}")
     print()
     header = (

@@ -32,15 +32,6 @@ os.environ.pop("AWS_SESSION_TOKEN", None)
 share_service_models()
 
 
-def require(condition: bool, what: str) -> None:
-    """Skip locally when a prerequisite is missing; fail under CI, saying what is missing."""
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"prerequisite missing under CI: {what}")
-    pytest.skip(f"prerequisite missing: {what}")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     group_and_order(config, items)
 

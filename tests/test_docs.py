@@ -22,6 +22,7 @@ from ecr_fleet_auth.shared.settings import CONTEXT_SETTINGS, RUNNER_SETTINGS
 from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from ecr_fleet_auth_cdk.document.script import AGENT_PACKAGE
 from tests.support.docs import DOCS, rendered_page, table_rows
+from tests.support.event_samples import RUN_REQUEST_SAMPLES, load_event
 from tests.support.template import PROJECT_ROOT
 from tools.mkdocs_hooks import PARTS, SIMULATOR_README, event_json_schema, expand
 
@@ -116,8 +117,7 @@ def test_the_published_event_schema_is_the_models() -> None:
     """The schema on the contract page takes the events the runner takes and refuses a null."""
     schema = event_json_schema()
     events = [*_documented_events()]
-    for name in ("schedule", "manual_empty", "manual_full", "dry_run"):
-        events.append(json.loads((PROJECT_ROOT / "tests" / "events" / f"{name}.json").read_text()))
+    events += [load_event(name) for name in RUN_REQUEST_SAMPLES]
     for event in events:
         RunRequest.from_event(event)
         jsonschema.validate(event, schema)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,11 +13,9 @@ import pytest
 from agent.docker_model import DockerModel
 from agent.users import Account
 from localfleet.harnesses import single_instance as sb
-from localfleet.hosts import container_clients
 from tests.agent.user_files import NOBODY
-from tests.conftest import require
-
-DEFAULT_USERS = {"alice": True, "bob": True, "carol": False}
+from tests.support.prerequisites import require
+from tests.support.sandboxed_instance import fresh_instance, sandboxed_world
 
 
 @pytest.fixture
@@ -48,25 +45,15 @@ def model() -> DockerModel:
 @pytest.fixture(scope="module")
 def world() -> Iterator[sb.World]:
     """Servers in a private network namespace, shared by one test module (they hold no instance state)."""
-    for present, what in sb.prerequisites():
-        require(present, what)
-    workdir = Path(tempfile.mkdtemp(prefix="ecr-fleet-auth-sandbox-"))
-    sandbox = sb.Sandbox(workdir)
-    try:
-        yield sb.start_world(sandbox, workdir)
-    finally:
-        sandbox.close()
-        sb.remove_tree(workdir)
+    with sandboxed_world() as started:
+        yield started
 
 
 @pytest.fixture
 def instance(world: sb.World) -> sb.World:
     """A fresh instance root for each test: the docker CLI its only container client, users alice and
     bob in the docker group, carol not."""
-    world.sandbox.reset_root()
-    world.set_registry_password(sb.moto_token(sb.ACCOUNT_A))
-    world.prepare_instance(DEFAULT_USERS)
-    return world
+    return fresh_instance(world)
 
 
 @pytest.fixture
@@ -75,11 +62,6 @@ def instance_with(world: sb.World) -> Callable[..., sb.World]:
     docker, podman, skopeo, buildah, podman-docker, nerdctl) and the users given (default as `instance`)."""
 
     def make(*clients: str, users: dict[str, bool] | None = None) -> sb.World:
-        for present, what in container_clients.prerequisites(clients):
-            require(present, what)
-        world.sandbox.reset_root()
-        world.set_registry_password(sb.moto_token(sb.ACCOUNT_A))
-        world.prepare_instance(DEFAULT_USERS if users is None else users, clients)
-        return world
+        return fresh_instance(world, users, clients)
 
     return make

@@ -13,7 +13,7 @@ import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 
 @contextlib.contextmanager

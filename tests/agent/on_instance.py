@@ -47,6 +47,15 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+FRESH = b64(f"AWS:{TOKEN_A}")  # a docker auth entry holding registry A's current token
+GHCR_AUTH = b64("gh-user:gh-token")
+# A config as the issue had it: another registry's login, a credential helper, docker's features.
+ISSUE_FEATURES = (
+    '{"auths":{"ghcr.io":{"auth":"' + GHCR_AUTH + '"}},"credHelpers":{"gcr.io":"gcloud"},'
+    '"features":{"buildkit":true}}'
+)
+
+
 def parameters(
     action: str, registries: str = sb.REGISTRY_A, users: str = "auto", **extra: str
 ) -> dict[str, str]:
@@ -323,15 +332,23 @@ def reader_can_pull_with_authfile(
     return done.returncode == 0
 
 
-def containers_auth(entries: dict[str, str], helpers: dict[str, str] | None = None) -> bytes:
+def auth_json(entries: dict[str, dict[str, str]], helpers: dict[str, str] | None = None) -> bytes:
     """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent with a tab,
-    no final newline), `entries` registry -> token (AWS's user name)."""
-    document: dict[str, object] = {
-        "auths": {r: {"auth": b64(f"AWS:{token}")} for r, token in entries.items()}
-    }
+    no final newline; credHelpers omitted when empty), ``entries`` registry -> its entry."""
+    document: dict[str, object] = {"auths": entries}
     if helpers:
         document["credHelpers"] = helpers
     return json.dumps(document, indent="\t").encode()
+
+
+def containers_auth(entries: dict[str, str], helpers: dict[str, str] | None = None) -> bytes:
+    """``auth_json`` with ``entries`` registry -> token (AWS's user name)."""
+    return auth_json({r: {"auth": b64(f"AWS:{token}")} for r, token in entries.items()}, helpers)
+
+
+def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
+    """The agent's result line, each user's entry by name."""
+    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
 
 
 def inode(world: sb.World, inside: str) -> int:

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 SKOPEO = "/usr/bin/skopeo"
 PODMAN = "/usr/bin/podman"

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 DOCKER = "/usr/local/bin/docker"
 

@@ -21,6 +21,8 @@ from agent.docker_model import auth_digest
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN
 from tests.agent.on_instance import (
+    GHCR_AUTH,
+    ISSUE_FEATURES,
     TOKEN_A,
     b64,
     backup_path,
@@ -36,23 +38,15 @@ from tests.agent.on_instance import (
     package_manager_calls,
     parameters,
     pass_store,
+    users_of,
     write_config,
 )
 
 pytestmark = pytest.mark.integration
 
 R = sb.REGISTRY_A
-GHCR_AUTH = b64("gh-user:gh-token")
-ISSUE_FEATURES = (
-    '{"auths":{"ghcr.io":{"auth":"' + GHCR_AUTH + '"}},"credHelpers":{"gcr.io":"gcloud"},'
-    '"features":{"buildkit":true}}'
-)
 LOGINS = "/var/lib/ecr-fleet-auth/logins.json"
 PASS_FOLDER = ".docker-credential-pass-standin"
-
-
-def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
-    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
 
 
 def outcome(run: sb.AgentRun) -> tuple[object, object]:

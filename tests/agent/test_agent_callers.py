@@ -30,9 +30,10 @@ from tests.agent.on_instance import (
     parameters,
     publish_newer_release,
     user_file,
+    users_of,
     write_config,
 )
-from tests.agent.test_agent_proven_first import EUSC, R, logged_in, users_of
+from tests.agent.test_agent_proven_first import EUSC, R, logged_in
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,11 @@ import pytest
 
 from localfleet.harnesses import single_instance as sb
 from tests.agent.on_instance import (
+    FRESH,
     TOKEN_A,
     FileState,
     assert_token_confined,
+    auth_json,
     b64,
     client_login,
     file_state,
@@ -31,7 +33,6 @@ from tests.agent.on_instance import (
 pytestmark = pytest.mark.integration
 
 R = sb.REGISTRY_A
-FRESH = b64(f"AWS:{TOKEN_A}")
 
 
 def entry_of(run: sb.AgentRun, user: str) -> dict[str, object]:
@@ -39,14 +40,6 @@ def entry_of(run: sb.AgentRun, user: str) -> dict[str, object]:
     registries = entry["registries"]
     assert isinstance(registries, dict)
     return registries[R]  # type: ignore[no-any-return]
-
-
-def auth_json(entries: dict[str, dict[str, str]], helpers: dict[str, str] | None = None) -> bytes:
-    """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent, a tab)."""
-    document: dict[str, object] = {"auths": entries}
-    if helpers:
-        document["credHelpers"] = helpers
-    return json.dumps(document, indent="\t").encode()
 
 
 # ------------------------------ F3: an empty file in the read order

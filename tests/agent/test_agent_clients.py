@@ -17,9 +17,11 @@ import pytest
 
 from localfleet.harnesses import single_instance as sb
 from tests.agent.on_instance import (
+    FRESH,
     TOKEN_A,
     FileState,
     assert_token_confined,
+    auth_json,
     b64,
     client_login,
     file_state,
@@ -29,25 +31,12 @@ from tests.agent.on_instance import (
     start_session,
     uid_of,
     user_file,
+    users_of,
 )
 
 pytestmark = pytest.mark.integration
 
 R = sb.REGISTRY_A
-FRESH = b64(f"AWS:{TOKEN_A}")
-
-
-def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
-    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
-
-
-def auth_json(entries: dict[str, dict[str, str]], helpers: dict[str, str] | None = None) -> bytes:
-    """A containers auth.json as containers/image writes it (modifyJSON: json.MarshalIndent with a tab,
-    no final newline; credHelpers omitted when empty)."""
-    document: dict[str, object] = {"auths": entries}
-    if helpers:
-        document["credHelpers"] = helpers
-    return json.dumps(document, indent="\t").encode()
 
 
 # ---------------------------------------------------------------- podman as docker

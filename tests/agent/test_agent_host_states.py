@@ -19,6 +19,8 @@ import pytest
 from localfleet.harnesses import single_instance as sb
 from localfleet.hosts.overlay_sandbox import DOCKER_CLI, HELPER_BIN, INSTANCE_PATH
 from tests.agent.on_instance import (
+    GHCR_AUTH,
+    ISSUE_FEATURES,
     TOKEN_A,
     assert_token_confined,
     b64,
@@ -36,6 +38,7 @@ from tests.agent.on_instance import (
     parameters,
     pass_calls,
     pass_store,
+    users_of,
     write_config,
 )
 
@@ -43,12 +46,7 @@ pytestmark = pytest.mark.integration
 
 R = sb.REGISTRY_A
 MANAGED = ("root", "alice", "bob")
-GHCR_AUTH = b64("gh-user:gh-token")
 MOTO_ARN = "arn:aws:sts::123456789012:user/moto"
-
-
-def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
-    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
 
 
 def reads(world: sb.World, user: str, inside: str) -> bool:
@@ -57,10 +55,6 @@ def reads(world: sb.World, user: str, inside: str) -> bool:
 
 # ---------------------------------------------------------------- a config docker cannot load
 
-ISSUE_FEATURES = (
-    '{"auths":{"ghcr.io":{"auth":"' + GHCR_AUTH + '"}},"credHelpers":{"gcr.io":"gcloud"},'
-    '"features":{"buildkit":true}}'
-)
 AUTH_WITHOUT_PASSWORD = json.dumps({"auths": {"ghcr.io": {"auth": GHCR_AUTH}, R: {"auth": b64("AWS")}}})
 
 

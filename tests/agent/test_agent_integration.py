@@ -36,7 +36,7 @@ from tests.agent.on_instance import (
     without_helper,
     write_config,
 )
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import pytest
 
 from localfleet.harnesses import single_instance as sb
-from tests.agent.conftest import DEFAULT_USERS
 from tests.agent.host_states import CLIENT_CORPUS, HostState, assert_never_worse
+from tests.support.sandboxed_instance import DEFAULT_USERS
 
 pytestmark = pytest.mark.integration
 

@@ -66,6 +66,22 @@ def offline_host(world: sb.World) -> tuple[int, dict[str, str]]:
     return port, env
 
 
+def fails_offline(instance: sb.World, agent_script: str, env: dict[str, str], release: str) -> sb.AgentRun:
+    """The helper action for alice with ``env`` and the release source ``release``: it must fail with its own
+    reason within seconds, having started no package manager and left alice's files as they were."""
+    before = configs(instance, ("alice",))
+    run = instance.run_document(
+        agent_script, parameters("helper", users="alice", ReleaseBaseUrl=release), env=env
+    )
+    assert (run.result["outcome"], run.result["reason"]) == ("failed", "helper_source_unreachable"), (
+        run.stderr
+    )
+    assert run.seconds < FAST, f"took {run.seconds:.0f} s"
+    assert package_manager_calls(instance) == [], "no package manager started"
+    assert configs(instance, ("alice",)) == before
+    return run
+
+
 def test_helper_without_a_route_to_any_source_fails_in_seconds_and_changes_nothing(
     instance: sb.World, agent_script: str
 ) -> None:
@@ -73,22 +89,12 @@ def test_helper_without_a_route_to_any_source_fails_in_seconds_and_changes_nothi
     each with one short TCP connection, all at once, and gives up on both: its own reason, the
     sources it tried, the next step (releaseBaseUrl); no package manager was started."""
     port, env = offline_host(instance)
-    before = configs(instance, ("alice",))
-    release = f"https://{RELEASE_HOST}:{port}"
 
-    run = instance.run_document(
-        agent_script, parameters("helper", users="alice", ReleaseBaseUrl=release), env=env
-    )
+    run = fails_offline(instance, agent_script, env, f"https://{RELEASE_HOST}:{port}")
 
-    assert (run.result["outcome"], run.result["reason"]) == ("failed", "helper_source_unreachable"), (
-        run.stderr
-    )
     message = str(run.result["message"])
     assert f"deb.debian.org:{port}" in message and f"{RELEASE_HOST}:{port}" in message
     assert "releaseBaseUrl" in message
-    assert run.seconds < FAST, f"took {run.seconds:.0f} s"
-    assert package_manager_calls(instance) == [], "no package manager started"
-    assert configs(instance, ("alice",)) == before
     assert can_pull(instance, ("alice",)) == {"alice": True}
 
 
@@ -100,22 +106,11 @@ def test_a_proxy_that_cannot_be_reached_is_what_the_release_probe_tries(
     fast; the release host itself is never tried directly."""
     port, env = offline_host(instance)
     env["HTTPS_PROXY"] = f"http://{RELEASE_HOST}:{port}"
-    before = configs(instance, ("alice",))
 
-    run = instance.run_document(
-        agent_script,
-        parameters("helper", users="alice", ReleaseBaseUrl="https://reachable-only-by-proxy.test"),
-        env=env,
-    )
+    run = fails_offline(instance, agent_script, env, "https://reachable-only-by-proxy.test")
 
-    assert (run.result["outcome"], run.result["reason"]) == ("failed", "helper_source_unreachable"), (
-        run.stderr
-    )
     assert f"{RELEASE_HOST}:{port}" in str(run.result["message"])
     assert "reachable-only-by-proxy.test" not in str(run.result["message"])
-    assert run.seconds < FAST
-    assert package_manager_calls(instance) == []
-    assert configs(instance, ("alice",)) == before
 
 
 TARPIT = (
@@ -140,19 +135,8 @@ def test_a_proxy_that_takes_connections_and_never_answers_fails_in_seconds(
     time.sleep(1)
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
         env[name] = f"http://127.0.0.1:{port}"
-    before = configs(instance, ("alice",))
 
-    run = instance.run_document(
-        agent_script,
-        parameters("helper", users="alice", ReleaseBaseUrl="https://reachable-only-by-proxy.test"),
-        env=env,
-    )
+    run = fails_offline(instance, agent_script, env, "https://reachable-only-by-proxy.test")
 
-    assert (run.result["outcome"], run.result["reason"]) == ("failed", "helper_source_unreachable"), (
-        run.stderr
-    )
     assert f"127.0.0.1:{port}" in str(run.result["message"])
-    assert run.seconds < FAST, f"took {run.seconds:.0f} s"
-    assert package_manager_calls(instance) == []
-    assert configs(instance, ("alice",)) == before
     assert can_pull(instance, ("alice",)) == {"alice": True}

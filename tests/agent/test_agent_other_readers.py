@@ -32,6 +32,7 @@ from tests.agent.on_instance import (
     kubelet_can_pull,
     kubelet_running,
     parameters,
+    users_of,
     write_config,
 )
 
@@ -41,10 +42,6 @@ R = sb.REGISTRY_A
 OLD_TOKEN = sb.moto_token(sb.ACCOUNT_B)
 KUBELET_FILE = "/var/lib/kubelet/config.json"
 GHCR = {"auth": b64("gh-user:gh-token")}
-
-
-def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
-    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
 
 
 def test_helper_keeps_roots_file_auths_only_for_kubelet_and_renews_it(

@@ -32,6 +32,7 @@ from tests.agent.on_instance import (
     cron_pull,
     parameters,
     publish_newer_release,
+    users_of,
     write_config,
 )
 
@@ -46,10 +47,6 @@ def logged_in(world: sb.World, user: str, *registries: str) -> None:
     """A working `docker login` to each registry in the user's file (what a script did last)."""
     auths = {registry: {"auth": b64(f"AWS:{TOKEN_A}")} for registry in registries}
     write_config(world, user, json.dumps({"auths": auths}, indent=2))
-
-
-def users_of(run: sb.AgentRun) -> dict[str, dict[str, object]]:
-    return {entry["user"]: entry for entry in run.result["users"]}  # type: ignore[union-attr]
 
 
 def test_a_packaged_helper_too_old_for_the_registry_leaves_the_working_token(

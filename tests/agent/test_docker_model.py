@@ -19,7 +19,7 @@ from agent.docker_model import CONFIG_FILE, NEWEST_DOCKER, DockerModel, docker_v
 from agent.go_json import ConfigRejected
 from tests.agent.real_docker import RealDocker, installed_docker_version, real_docker_in
 from tests.agent.user_files import b64
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ecr_fleet_auth_cdk.document.script import ENTRYPOINT_SH
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 
 @pytest.mark.parametrize("shell", ["dash", "bash"])

@@ -14,7 +14,7 @@ import pytest
 
 from agent.host_clients import Client, clients_from_probes, identify, version_tuple
 from localfleet.hosts.container_clients import PODMAN_DOCKER_SHIM, podman_docker_installed
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 REAL = {
     "docker": "/usr/local/bin/docker",

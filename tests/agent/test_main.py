@@ -8,7 +8,7 @@ from pathlib import Path
 from agent.lock import acquire_lock
 from agent.main import run
 from tests.agent.user_files import REGISTRY
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 
 def ssm_environ(**overrides: str) -> dict[str, str]:

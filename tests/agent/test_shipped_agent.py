@@ -17,7 +17,7 @@ import pytest
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document.script import AGENT_FILE, shipped_modules
 from tests.agent.old_pythons import OLDEST, old_python
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 RESULT_KEYS = {"schema", "action", "outcome", "reason", "message", "host", "users"}
 

@@ -14,7 +14,7 @@ import pytest
 from agent.outcomes import AgentError
 from agent.times import format_time
 from agent.tokens import fetch_token, fetch_tokens, is_dualstack, parse_token, token_source, token_sources
-from tests.conftest import require
+from tests.support.prerequisites import require
 
 PRIVATE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 

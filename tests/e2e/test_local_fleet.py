@@ -18,7 +18,7 @@ from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from localfleet.harnesses.local_fleet import OUTPUT_LOG_GROUP, FleetInstance, LocalFleet
 from localfleet.harnesses.local_services import REGISTRY, prerequisites
 from localfleet.lambda_runtime import FunctionError, asset_directory
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import Template
 
 pytestmark = pytest.mark.integration

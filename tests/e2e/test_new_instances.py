@@ -25,7 +25,7 @@ from localfleet.harnesses.local_fleet import FleetInstance, LocalFleet
 from localfleet.harnesses.local_services import prerequisites
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import synthesize
 
 pytestmark = pytest.mark.integration

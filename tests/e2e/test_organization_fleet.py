@@ -23,7 +23,7 @@ from localfleet.hosts.registry_server import moto_token
 from localfleet.hosts.sandbox_instance import User
 from localfleet.lambda_runtime import asset_directory
 from localfleet.synthesized_stack import member_template
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import Template, synthesize
 
 pytestmark = pytest.mark.integration

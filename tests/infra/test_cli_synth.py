@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from localfleet.synthesized_stack import NODE_BIN
-from tests.conftest import require
 from tests.support.lint import cfn_lint_findings
+from tests.support.prerequisites import require
 from tests.support.template import PROJECT_ROOT
 
 CDK = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"

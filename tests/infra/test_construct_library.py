@@ -32,7 +32,7 @@ from packaging.utils import canonicalize_name
 
 from ecr_fleet_auth_cdk.bundled import AGENT, BUNDLED, PINS, RUNNER_ASSET
 from localfleet.synthesized_stack import NODE_BIN
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import PROJECT_ROOT, Template, document_content, resources, runner_function
 
 # What the build reads: the project's metadata, its two packages' folders and what infra/bundled.py names.

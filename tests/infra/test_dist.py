@@ -18,8 +18,8 @@ import yaml
 
 from ecr_fleet_auth.shared.settings import SettingsError
 from ecr_fleet_auth_cdk.runner_function import LAMBDA_SOURCE
-from tests.conftest import require
 from tests.support.lint import cfn_lint_findings
+from tests.support.prerequisites import require
 from tests.support.template import Template, document_content, runner_function
 from tools import dist as dist_tool
 

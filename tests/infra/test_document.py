@@ -18,7 +18,7 @@ import pytest
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth_cdk.document import script
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import Template, document_content, only
 
 VALID_REGISTRIES = [

@@ -16,17 +16,8 @@ from ecr_fleet_auth.shared.events import MAX_REQUESTED_INSTANCES
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS, SettingsError
 from ecr_fleet_auth_cdk.config import DeploymentConfig
 from ecr_fleet_auth_cdk.new_instances import BATCH_SIZE
-from tests.runner.conftest import load_event
+from tests.support.event_samples import INSTANCE_EVENT_SAMPLES, load_event
 from tests.support.template import Template, default_context, only, resources, synthesize
-
-SAMPLES = (
-    "ec2_state_change_running",
-    "ec2_state_change_pending",
-    "tag_change_added",
-    "tag_change_value_changed",
-    "tag_change_removed",
-    "tag_change_multi_key",
-)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +84,7 @@ def test_the_rules_match_running_and_the_target_tag_from_the_settings(
         assert "EventBusName" not in rule  # the default bus, where AWS sends these events
 
 
-@pytest.mark.parametrize("sample", SAMPLES)
+@pytest.mark.parametrize("sample", INSTANCE_EVENT_SAMPLES)
 def test_the_rules_send_exactly_what_the_runner_reads(synthesized_template: Template, sample: str) -> None:
     """AWS's matching (moto's implementation) of the deployed patterns, against the runner's parser."""
     event = load_event(sample)

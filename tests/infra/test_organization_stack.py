@@ -37,9 +37,9 @@ from ecr_fleet_auth_cdk.dashboard import SHOWN_STATUSES
 from ecr_fleet_auth_cdk.document.construct import MAX_CONTENT_BYTES, content_named
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID, TEMPLATE_BODY_LIMIT
 from ecr_fleet_auth_cdk.runner_function import FLEET_READ_ACTIONS
-from tests.conftest import require
 from tests.infra.test_cli_synth import cdk_synth
 from tests.support.lint import cfn_lint_findings
+from tests.support.prerequisites import require
 from tests.support.template import (
     PROJECT_ROOT,
     Template,

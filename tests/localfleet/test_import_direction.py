@@ -12,6 +12,7 @@ SIMULATOR = PROJECT_ROOT / "localfleet"
 LAYERS = {
     "clocks": 0,
     "synthesized_stack": 0,
+    "runner_environment": 1,  # the runner's environment from the synthesized template (tests, benchmarks)
     "transport": 1,
     "ssm": 2,
     "ec2": 2,

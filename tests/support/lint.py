@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import require
+from tests.support.prerequisites import require
 from tests.support.template import PROJECT_ROOT
 
 # The project's cfn-lint settings, the ones make dist ships beside the templates (each rule it

@@ -8,8 +8,9 @@ what starts first, and what the workers of one run share.
   together: a process's first synthesis starts the CDK's node runtime and loads the construct
   library (seconds of CPU), the next ones cost a fraction of that. Every other test is scheduled
   on its own.
-* **First**: the groups that take longest start first, so that the end of the run is the many
-  short tests spread over the workers rather than one long module on one of them. The order is
+* **First**: the groups that take longest start first, and the single tests that are long
+  (``LONG_FIXTURES``) with the groups, so that the end of the run is the many short tests spread over
+  the workers rather than one long module (or test) on one of them. The order is
   fixed (``START_ORDER``, then the collection's).
 * **Shared**: what each worker would otherwise build alike — the default stack's synthesis — is
   built once per run by whichever worker asks first (``once_per_run``) and read by the others.
@@ -46,6 +47,9 @@ from localfleet.synthesized_stack import synthesize
 # in-process synthesizers (several modules), then every other group, then single tests.
 START_ORDER = ("tests/e2e/", "tests/agent/")
 WIDE_SCOPES = frozenset({"module", "class", "package"})
+# Tests each long enough to lengthen the run's end (an organization's state machine, 103 pairs on the
+# simulated clock): they start with the groups, each on its own so the workers share them.
+LONG_FIXTURES = frozenset({"run"})
 SYNTHESIS_GROUP = "cdk-synthesis-in-process"
 GROUPS_FILE_INPUT = "test_groups_file"  # the key in each worker's workerinput
 
@@ -59,6 +63,11 @@ def _shares_a_wide_fixture(item: pytest.Item) -> bool:
         for definitions in info.name2fixturedefs.values()
         for definition in definitions
     )
+
+
+def _uses_a_long_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and not LONG_FIXTURES.isdisjoint(info.names_closure)
 
 
 def _synthesizes_in_process(item: pytest.Item) -> bool:
@@ -90,7 +99,7 @@ def group_and_order(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         group = groups.get(_module_of(item))
         if group is None:
-            return len(START_ORDER) + 2
+            return len(START_ORDER) + (1 if _uses_a_long_fixture(item) else 2)
         if group == SYNTHESIS_GROUP:
             return len(START_ORDER)
         folder_rank = _folder_rank(_module_of(item))

@@ -52,15 +52,29 @@ class FakeSession:
         return self.cloudformation if name == "cloudformation" else self.lambda_
 
 
+RUNNER_OUTPUTS = [{"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"}]
+
+
+def _stack_described(
+    stubber: Stubber,
+    outputs: list[dict[str, str]] = RUNNER_OUTPUTS,
+    *,
+    name: str = "EcrFleetAuth",
+    **expected: str,
+) -> None:
+    """CloudFormation's DescribeStacks answer for the stack ``name`` with ``outputs`` (``expected``: the
+    request's parameters, checked against the model)."""
+    stubber.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": name, "CreationTime": "2026-11-27T00:00:00Z",
+                     "StackStatus": "CREATE_COMPLETE", "Outputs": outputs}]},
+        expected or None,
+    )  # fmt: skip
+
+
 def _stub(session: FakeSession, payload: Any, *, function_error: bool = False) -> tuple[Stubber, Stubber]:
     cloudformation, lambda_ = Stubber(session.cloudformation), Stubber(session.lambda_)
-    cloudformation.add_response(
-        "describe_stacks",
-        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
-                     "StackStatus": "CREATE_COMPLETE",
-                     "Outputs": [{"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"}]}]},
-        {"StackName": "EcrFleetAuth"},
-    )  # fmt: skip
+    _stack_described(cloudformation, StackName="EcrFleetAuth")
     response: dict[str, Any] = {"StatusCode": 200, "Payload": _body(payload)}
     if function_error:
         response["FunctionError"] = "Unhandled"
@@ -169,12 +183,7 @@ def test_a_runner_crash_is_a_failure_not_a_rejection(capsys: pytest.CaptureFixtu
 
 def _stub_throttled(session: FakeSession, reason: str | None) -> None:
     cloudformation, lambda_ = Stubber(session.cloudformation), Stubber(session.lambda_)
-    cloudformation.add_response(
-        "describe_stacks",
-        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
-                     "StackStatus": "CREATE_COMPLETE",
-                     "Outputs": [{"OutputKey": "RunnerFunctionName", "OutputValue": "runner-fn"}]}]},
-    )  # fmt: skip
+    _stack_described(cloudformation)
     modeled = {"Type": "User", **({"Reason": reason} if reason else {})}
     lambda_.add_client_error(
         "invoke", "TooManyRequestsException", "Rate Exceeded.", 429, modeled_fields=modeled
@@ -283,11 +292,7 @@ def test_make_invoke_exits_2_and_shows_the_tools_status(tmp_path: Path) -> None:
 def test_missing_output_names_the_stack() -> None:
     client = boto3.client("cloudformation", region_name="eu-west-1")
     with Stubber(client) as stub:
-        stub.add_response(
-            "describe_stacks",
-            {"Stacks": [{"StackName": "Other", "CreationTime": "2026-11-27T00:00:00Z",
-                         "StackStatus": "CREATE_COMPLETE", "Outputs": []}]},
-        )  # fmt: skip
+        _stack_described(stub, [], name="Other")
         with pytest.raises(invoke_runner.InvokeError, match="stack Other has no output RunnerFunctionName"):
             invoke_runner.runner_function_name(client, "Other")
 
@@ -330,12 +335,7 @@ def _stub_execution(
     cloudformation, stepfunctions, s3 = (
         Stubber(c) for c in (session.cloudformation, session.stepfunctions, session.s3)
     )
-    cloudformation.add_response(
-        "describe_stacks",
-        {"Stacks": [{"StackName": "EcrFleetAuth", "CreationTime": "2026-11-27T00:00:00Z",
-                     "StackStatus": "CREATE_COMPLETE", "Outputs": ORGANIZATION_OUTPUTS}]},
-        {"StackName": "EcrFleetAuth"},
-    )  # fmt: skip
+    _stack_described(cloudformation, ORGANIZATION_OUTPUTS, StackName="EcrFleetAuth")
     started = {"executionArn": EXECUTION, "startDate": "2026-11-27T10:00:00Z"}
     expected_start = {"stateMachineArn": MACHINE, "name": ANY, "input": json.dumps({"action": "check"})}
     stepfunctions.add_response("start_execution", started, expected_start)

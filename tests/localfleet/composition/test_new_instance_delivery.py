@@ -19,14 +19,13 @@ from localfleet.eventbridge.models import matches, state_change_event, tag_chang
 from localfleet.lambda_runtime import EsmSettings, EventSourceMapping
 from localfleet.sqs import SqsService, SqsWire
 from localfleet.transport import InProcessTransport, LoopbackServer, ServiceEndpoint
+from tests.support.event_samples import load_event
 from tests.support.template import Template, only, resources
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
 
 
 def load(name: str) -> dict[str, Any]:
-    from tests.runner.conftest import load_event  # noqa: PLC0415
-
     event: dict[str, Any] = load_event(name)
     return event
 

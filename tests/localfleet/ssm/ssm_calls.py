@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.localfleet.ssm.conftest import DOCUMENT
+from tests.support.ssm_emulator import DOCUMENT
 
 
 def send(ssm: Any, **request: Any) -> str:

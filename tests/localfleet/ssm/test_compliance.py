@@ -16,8 +16,7 @@ from botocore.exceptions import ClientError
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
 from tests.localfleet.ssm.ssm_calls import error_code
-
-from .conftest import instance_id
+from tests.support.ssm_emulator import instance_id
 
 TYPE = "Custom:EcrFleetAuth"
 WHEN = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -7,8 +7,8 @@ from typing import Any
 
 from localfleet.hosts.executors import CannedExecutor, SubprocessExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import DOCUMENT, client_for, instance_id, shell_document
 from tests.localfleet.ssm.ssm_calls import command, invocations, send, wait_for_details
+from tests.support.ssm_emulator import DOCUMENT, client_for, instance_id, shell_document
 
 
 def test_offline_instances_are_delayed_and_gone_ones_undeliverable() -> None:

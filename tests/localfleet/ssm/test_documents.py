@@ -10,8 +10,8 @@ from botocore.exceptions import ClientError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import CHECKED_PARAMETERS, DOCUMENT, instance_id, shell_document
 from tests.localfleet.ssm.ssm_calls import error_code
+from tests.support.ssm_emulator import CHECKED_PARAMETERS, DOCUMENT, instance_id, shell_document
 from tests.support.template import Template, document_content
 
 

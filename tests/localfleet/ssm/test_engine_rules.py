@@ -11,7 +11,7 @@ import pytest
 
 from localfleet.ssm import ExecutionResult, SsmEmulator
 from localfleet.ssm.models.engine import rate_limit, truncate_output
-from tests.localfleet.ssm.conftest import DOCUMENT, client_for, instance_id
+from tests.support.ssm_emulator import DOCUMENT, client_for, instance_id
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import client_for, instance_id
+from tests.support.ssm_emulator import client_for, instance_id
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from ecr_fleet_auth_cdk.document.script import parameter_fallback_lines
 from localfleet.hosts.executors import CannedExecutor, SubprocessExecutor
 from localfleet.ssm import SsmEmulator
 from localfleet.ssm.models.managed_nodes import ManagedInstance
-from tests.localfleet.ssm.conftest import client_for, instance_id
+from tests.support.ssm_emulator import client_for, instance_id
 from tests.support.template import Template, document_content
 
 OLD_AGENT, NEW_AGENT = "3.3.1142.0", "3.3.2746.0"

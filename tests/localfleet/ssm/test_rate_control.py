@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import DOCUMENT, client_for, instance_id, shell_document
 from tests.localfleet.ssm.gated_executor import GatedExecutor
 from tests.localfleet.ssm.ssm_calls import command, error_code, invocations, send, wait_for_details
+from tests.support.ssm_emulator import DOCUMENT, client_for, instance_id, shell_document
 
 
 @pytest.mark.parametrize(("max_concurrency", "expected_peak"), [("2", 2), ("50%", 3)])

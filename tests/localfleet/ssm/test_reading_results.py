@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import instance_id
 from tests.localfleet.ssm.gated_executor import GatedExecutor
 from tests.localfleet.ssm.ssm_calls import command, error_code, invocations, send
+from tests.support.ssm_emulator import instance_id
 
 
 def test_an_invocation_in_progress_shows_no_output_yet(ssm: Any, emulator: SsmEmulator) -> None:

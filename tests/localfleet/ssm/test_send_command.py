@@ -9,8 +9,8 @@ from botocore.exceptions import ClientError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import DOCUMENT, client_for, instance_id, shell_document
 from tests.localfleet.ssm.ssm_calls import command, error_code, invocations, send
+from tests.support.ssm_emulator import DOCUMENT, client_for, instance_id, shell_document
 
 
 def test_command_runs_on_every_instance_and_succeeds(ssm: Any, emulator: SsmEmulator) -> None:

@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 from localfleet.clocks import SimulatedClock
 from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.localfleet.ssm.conftest import DOCUMENT, shell_document
 from tests.localfleet.ssm.ssm_calls import command, error_code, invocations, send
+from tests.support.ssm_emulator import DOCUMENT, shell_document
 
 TAG = {"Key": "tag:team", "Values": ["a"]}
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import SsmEmulator
-from tests.localfleet.ssm.conftest import DOCUMENT, REGION, instance_id
+from tests.support.ssm_emulator import DOCUMENT, REGION, instance_id
 
 
 def post(emulator: SsmEmulator, target: str, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from localfleet.hosts.executors import CannedExecutor
 from localfleet.ssm import RunCommandService, SsmWire
 from localfleet.transport import ServiceEndpoint
 from tests.localfleet.both_ways import WAYS, client
-from tests.localfleet.ssm.conftest import DOCUMENT, instance_id, shell_document
+from tests.support.ssm_emulator import DOCUMENT, instance_id, shell_document
 
 
 @pytest.fixture

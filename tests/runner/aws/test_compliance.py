@@ -21,7 +21,8 @@ from ecr_fleet_auth.shared.troubleshooting import next_step
 from localfleet.composition.simulated_account import ACCOUNT
 from localfleet.eventbridge.models import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
+from tests.support.event_samples import load_event
+from tests.support.runner_world import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World
 
 COMPLIANCE_TYPE = "Custom:EcrFleetAuth"  # the default stack's (its name is EcrFleetAuth)
 OTHER_REGISTRY = "210987654321.dkr.ecr.eu-west-1.amazonaws.com"

@@ -20,8 +20,8 @@ from botocore.exceptions import (
 )
 
 from ecr_fleet_auth.aws import run_command
-from tests.runner.conftest import DOCUMENT, World
 from tests.runner.run.test_runs import lookups, status_and_reason
+from tests.support.runner_world import DOCUMENT, World
 
 URL = "http://127.0.0.1:9"
 

@@ -15,7 +15,7 @@ from ecr_fleet_auth.new_instances.instance_events import Queue, parse
 from ecr_fleet_auth.new_instances.triggers import RECHECK_SECONDS, recheck_delay
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth.shared.invocations import InvalidEvent, is_instance_event
-from tests.runner.conftest import load_event
+from tests.support.event_samples import INSTANCE_EVENT_SAMPLES, RUN_REQUEST_SAMPLES, load_event
 
 TAG = TargetTag("ecr-fleet-auth", ("enabled",))
 SAMPLE_INSTANCE = "i-0a1b2c3d4e5f60718"
@@ -181,7 +181,7 @@ def test_a_tag_event_naming_several_instances_puts_each_back_alone() -> None:
 
 
 def test_run_requests_are_not_instance_events() -> None:
-    for name in ("schedule", "manual_empty", "manual_full", "dry_run"):
+    for name in RUN_REQUEST_SAMPLES:
         assert not is_instance_event(load_event(name))
     assert not is_instance_event(["Records"])
 
@@ -201,14 +201,7 @@ def test_the_rules_patterns_match_what_the_parser_reads() -> None:
         EventPattern.load(json.dumps(contract.instance_running_pattern())),
         EventPattern.load(json.dumps(contract.tag_gained_pattern(TAG.key, TAG.values))),
     ]
-    for sample in (
-        "ec2_state_change_running",
-        "ec2_state_change_pending",
-        "tag_change_added",
-        "tag_change_value_changed",
-        "tag_change_removed",
-        "tag_change_multi_key",
-    ):
+    for sample in INSTANCE_EVENT_SAMPLES:
         event = load_event(sample)
         matched = any(pattern.matches_event(event) for pattern in patterns)
         assert matched == bool(parse(event, TAG).arrivals), sample

@@ -25,7 +25,7 @@ import pytest
 from ecr_fleet_auth.aws import claims
 from ecr_fleet_auth.aws.clients import Pair
 from ecr_fleet_auth.new_instances.triggers import RECHECK_SECONDS, most_looks
-from ecr_fleet_auth.shared.events import InvalidEvent
+from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.report import Report
 from localfleet.composition import NewInstanceDelivery
 from localfleet.composition.simulated_account import ACCOUNT
@@ -33,7 +33,8 @@ from localfleet.eventbridge.models import state_change_event, tag_change_event
 from localfleet.harnesses.in_process_runner import capture_reports
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.synthesized_stack import runner_function
-from tests.runner.conftest import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World, load_event
+from tests.support.event_samples import load_event
+from tests.support.runner_world import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World
 from tests.support.template import Template, default_context
 
 READINESS_SECONDS = default_context()["newInstanceReadinessSeconds"]
@@ -59,8 +60,7 @@ def tag_event(instance_id: str, moment: datetime, value: str | None = TAG_VALUE)
 @pytest.fixture
 def reports(monkeypatch: pytest.MonkeyPatch) -> list[Report]:
     """Every run's report (a batch's answer to SQS is only its failures)."""
-    captured: list[Report] = capture_reports(monkeypatch)
-    return captured
+    return capture_reports(monkeypatch)
 
 
 def statuses(report: Report) -> dict[str, tuple[str, str]]:

@@ -18,7 +18,7 @@ import pytest
 
 from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun
-from tests.runner.conftest import World
+from tests.support.runner_world import World
 
 
 def reported(report: dict[str, Any]) -> dict[str, tuple[str, str, str]]:

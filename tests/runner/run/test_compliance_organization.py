@@ -12,17 +12,8 @@ import json
 import pytest
 
 from ecr_fleet_auth.shared import contract
-from tests.runner.run.test_organization import emf_documents
-from tests.runner.run.test_organization_state_machine import (  # the module's fixtures
-    MEMBERS,
-    RUN,
-    Run,
-    organization_stack,
-    run,
-    synthesize,
-)
-
-__all__ = ["organization_stack", "run", "synthesize"]
+from tests.support.organization_world import MEMBERS, RUN, emf_documents
+from tests.support.organization_world import StateMachineRun as Run
 
 
 def test_the_merged_report_and_metric_hold_every_childs_compliance(

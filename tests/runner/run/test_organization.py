@@ -21,79 +21,44 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from ecr_fleet_auth.run import runner
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth.shared.invocations import InvalidEvent
-from ecr_fleet_auth.shared.observability import metrics
 from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
-from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
 from localfleet.composition import NewInstanceDelivery
 from localfleet.composition.simulated_account import SimulatedAccount
-from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.eventbridge.models import state_change_event
-from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
+from localfleet.harnesses.in_process_runner import capture_reports
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import (
-    DEPLOY_TIME,
-    DOCUMENT,
-    REGION,
-    TAG_KEY,
-    TAG_VALUE,
-    World,
-    use_runner_environment,
+from tests.support.organization_world import (
+    HOME,
+    OTHER_REGION,
+    STACK_SET,
+    InOrganization,
+    OrganizationStack,
+    emf_documents,
+    runner_in_organization,
 )
-from tests.support.template import document_content, resolved_runner_environment, synthesize
+from tests.support.runner_world import DEPLOY_TIME, DOCUMENT, REGION, TAG_KEY, TAG_VALUE, World
 
-HOME = "123456789012"
 A, B, C = "111111111111", "222222222222", "333333333333"
-OTHER_REGION = "us-east-1"
-STACK_SET = "EcrFleetAuth-Members"
-ORGANIZATION_CONTEXT = {
-    "organizationalUnitIds": "ou-ab12-cdef3456",
-    "organizationId": "o-a1b2c3d4e5",
-    "memberRegions": f"{REGION},{OTHER_REGION}",
-}
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
 
 
-@dataclass(frozen=True)
-class OrganizationStack:
-    """The central stack synthesized with organization context, and its member template."""
-
-    environment: dict[str, str]  # the runner's, deploy-time values resolved (DEPLOY_TIME)
-    member_document: dict[str, Any]  # the agent document the StackSet creates in each member pair
-    central: dict[str, Any]  # the central template
-    member: dict[str, Any]  # the member template
+@dataclass
+class Organization(InOrganization):
+    stack: OrganizationStack
 
     @property
-    def member_document_name(self) -> str:
-        return self.environment["MEMBER_DOCUMENT_NAME"]
+    def document(self) -> dict[str, Any]:
+        return self.stack.member_document
 
-
-@pytest.fixture(scope="module")
-def organization_stack(tmp_path_factory: pytest.TempPathFactory) -> OrganizationStack:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    central = synthesize(ORGANIZATION_CONTEXT, outdir=str(outdir))["EcrFleetAuth"]
-    member = json.loads((outdir / "EcrFleetAuth.members" / f"{MEMBER_STACK_ID}.template.json").read_text())
-    return OrganizationStack(
-        resolved_runner_environment(central, DEPLOY_TIME), document_content(member), central, member
-    )
-
-
-@dataclass
-class Organization:
-    org: SimulatedOrganization
-    runner: InProcessRunner
-    document: dict[str, Any]
-    document_name: str
-    queue_url: str
-    sqs: Any
-    stack: OrganizationStack
+    @property
+    def document_name(self) -> str:
+        return self.stack.member_document_name
 
     @property
     def clock(self) -> SimulatedClock:
@@ -112,43 +77,13 @@ class Organization:
     def invoke(self, event: Any) -> dict[str, Any]:
         return self.runner.invoke(event)
 
-    def notifications(self) -> list[dict[str, str]]:
-        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
-
-    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
-        """The SendCommand requests that pair received."""
-        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
-
 
 @pytest.fixture
 def organization(
     monkeypatch: pytest.MonkeyPatch, organization_stack: OrganizationStack, agent_document: dict[str, Any]
 ) -> Iterator[Organization]:
-    use_runner_environment(
-        monkeypatch, organization_stack.environment, services=("SSM", "EC2", "STS", "CLOUDFORMATION")
-    )
-    with mock_aws():
-        org = SimulatedOrganization(SimulatedClock(), stack_set_name=STACK_SET)
-        org.home.register_document(DOCUMENT, agent_document)
-        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
-        monkeypatch.setenv("TOPIC_ARN", topic)
-        runner = InProcessRunner(org.home, monkeypatch, region=REGION, session=org.session())
-        yield Organization(
-            org,
-            runner,
-            organization_stack.member_document,
-            organization_stack.member_document_name,
-            queue_url,
-            sqs,
-            organization_stack,
-        )
-        org.close()
-    metrics.clear_metrics()
+    with runner_in_organization(monkeypatch, organization_stack, agent_document) as running:
+        yield Organization(running.org, running.runner, running.mail, organization_stack)
 
 
 def where(report: dict[str, Any]) -> dict[str, tuple[str, str, str, str]]:
@@ -161,10 +96,6 @@ def where(report: dict[str, Any]) -> dict[str, tuple[str, str, str, str]]:
 
 def targets(report: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str | None]]:
     return {(t["account_id"], t["region"]): (t["status"], t["reason"]) for t in report["targets"]}
-
-
-def emf_documents(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"_aws"')]
 
 
 def dimensions(document: dict[str, Any]) -> list[list[str]]:

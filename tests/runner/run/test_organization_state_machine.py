@@ -23,8 +23,6 @@ from __future__ import annotations
 import copy
 import gzip
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -32,91 +30,22 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto import mock_aws
 
 from ecr_fleet_auth.shared import contract
-from ecr_fleet_auth.shared.observability import metrics
-from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_organization import SimulatedOrganization
-from localfleet.harnesses.in_process_runner import InProcessRunner
-from localfleet.harnesses.in_process_state_machine import InProcessStateMachine
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.stepfunctions import MOTO_CONFIG, Unhandled, runner_may_list
+from localfleet.stepfunctions import Unhandled, runner_may_list
 from localfleet.synthesized_stack import resources
-from tests.runner.conftest import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, use_runner_environment
-from tests.runner.run.test_organization import (
+from tests.support.organization_world import (
+    HOME,
+    MEMBERS,
     OTHER_REGION,
-    STACK_SET,
+    RUN,
+    TAGS,
     OrganizationStack,
     emf_documents,
-    organization_stack,
 )
-from tests.support.template import synthesize
-
-__all__ = ["organization_stack", "synthesize"]  # the module-scoped fixture, and this module synthesizes
-
-HOME = "123456789012"
-TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
-# 51 accounts in two regions and the home pair: 103 pairs. At wait_seconds 60 a child runs one wave of
-# 50 pairs, whole accounts only: three children of 25, 25 and 1 accounts (the home account in the first).
-MEMBERS = [f"{100_000_000_001 + index:012d}" for index in range(51)]
-RUN = {"action": "refresh", "wait_seconds": 60}
-
-
-@dataclass
-class Run:
-    org: SimulatedOrganization
-    machine: InProcessStateMachine
-    runner: InProcessRunner
-    session: boto3.Session  # the runner's clients'
-    sqs: Any
-    queue_url: str
-
-    def notifications(self) -> list[dict[str, Any]]:
-        received = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-        return [json.loads(message["Body"]) for message in received.get("Messages", [])]
-
-    def sent(self, account: str, region: str) -> list[dict[str, Any]]:
-        return self.org.pair(account, region).ssm_endpoint.sent("SendCommand")
-
-
-@pytest.fixture
-def run(
-    monkeypatch: pytest.MonkeyPatch, organization_stack: OrganizationStack, agent_document: dict[str, Any]
-) -> Iterator[Run]:
-    use_runner_environment(
-        monkeypatch, organization_stack.environment, services=("SSM", "EC2", "STS", "CLOUDFORMATION")
-    )
-    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
-        org = SimulatedOrganization(SimulatedClock(), stack_set_name=STACK_SET)
-        org.home.register_document(DOCUMENT, agent_document)
-        org.home.launch(1, tags=TAGS, agent=CannedRun(duration=30))
-        for account in MEMBERS:
-            for region in (REGION, OTHER_REGION):
-                org.deploy_member(
-                    account,
-                    region,
-                    document=(organization_stack.member_document_name, organization_stack.member_document),
-                )
-                org.pair(account, region).launch(1, tags=TAGS, agent=CannedRun(duration=30))
-        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
-        topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
-        monkeypatch.setenv("TOPIC_ARN", topic)
-        session = org.session()
-        runner = InProcessRunner(org.home, monkeypatch, region=REGION, session=session)
-        machine = InProcessStateMachine(
-            organization_stack.central,
-            monkeypatch,
-            worlds=lambda event, at: runner,  # one organization, on one clock
-            start=org.clock.monotonic(),
-        )
-        yield Run(org, machine, runner, session, sqs, queue_url)
-        machine.close()
-        org.close()
-    metrics.clear_metrics()
+from tests.support.organization_world import StateMachineRun as Run
+from tests.support.runner_world import REGION
 
 
 def refuse_report_writes(session: boto3.Session, batch: int) -> list[str]:

@@ -26,8 +26,8 @@ from ecr_fleet_auth.shared.troubleshooting import NEXT_STEPS
 from localfleet.hosts.canned_agent import CannedRun
 from localfleet.ssm.models.documents import execution_timeout_seconds
 from tests.runner.aws.test_send import on_send
-from tests.runner.conftest import DOCUMENT, TAG_KEY, World
 from tests.runner.run.test_runs import by_id, emitted_metrics, lookups, polling, status_and_reason
+from tests.support.runner_world import DOCUMENT, TAG_KEY, World
 
 
 def commanded_ids(world: World) -> list[str]:

@@ -14,7 +14,8 @@ from ecr_fleet_auth.aws import discovery, run_command
 from ecr_fleet_auth.run import execution, runner
 from ecr_fleet_auth.shared import contract
 from localfleet.hosts.canned_agent import CannedRun, result_line
-from tests.runner.conftest import REGISTRY, TAG_KEY, TAG_VALUE, World, load_event
+from tests.support.event_samples import load_event
+from tests.support.runner_world import REGISTRY, TAG_KEY, TAG_VALUE, World
 
 
 def by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

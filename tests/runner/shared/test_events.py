@@ -7,7 +7,8 @@ import pytest
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth.shared.events import RunRequest
 from ecr_fleet_auth.shared.invocations import InvalidEvent
-from tests.runner.conftest import World, load_event
+from tests.support.event_samples import load_event
+from tests.support.runner_world import World
 
 
 def test_schedule_event_is_the_contract_one_and_takes_every_default() -> None:
