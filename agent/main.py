@@ -13,7 +13,7 @@ from .log import log
 from .outcomes import FAILED, INTERNAL_ERROR, LOCKED, NOT_ROOT, OUT_OF_TIME, SKIPPED, AgentError
 from .params import fullmatch, read_params
 from .records import STATE_DIR
-from .result import MESSAGE_MAX_CHARS, Report, result_line
+from .result import Report, result_line, shortened
 
 # The document's step timeout (executionTimeoutSeconds), exported by the document's script; without it
 # (the agent run by hand) the document's default. The agent stops a tenth of it (5 to 30 s) short.
@@ -49,7 +49,7 @@ def run(environ, lock_path=LOCK_FILE, state_dir=STATE_DIR):
         result = ACTION_HANDLERS[params.action](run)
         if time_left() <= 0:  # what was left undone failed at once: say why first
             message = "stopped short of the %d s step timeout; %s" % (timeout, result["message"])
-            result.update(reason=OUT_OF_TIME, message=message[:MESSAGE_MAX_CHARS])
+            result.update(reason=OUT_OF_TIME, message=shortened(message))
             if params.action != "check":
                 result["outcome"] = FAILED
         return result

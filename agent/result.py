@@ -10,6 +10,17 @@ from .writing import SECRET_FILE_MODE
 RESULT_SCHEMA = 1
 RESULT_LINE_MAX_BYTES = 2000
 MESSAGE_MAX_CHARS = 300
+ELLIPSIS = "..."
+
+
+def shortened(message, limit=MESSAGE_MAX_CHARS):
+    """At most limit characters, cut at a word's end and marked, so no word reads as another."""
+    if len(message) <= limit:
+        return message
+    kept = message[: limit - len(ELLIPSIS) + 1]
+    cut = kept.rfind(" ")
+    kept = kept[:cut] if cut > limit // 2 else kept[:-1]
+    return kept.rstrip(" ;,:") + ELLIPSIS
 
 
 class UserReport(object):
@@ -88,7 +99,7 @@ class Report(object):
             "action": self.action,
             "outcome": outcome,
             "reason": reason,
-            "message": message[:MESSAGE_MAX_CHARS],
+            "message": shortened(message),
             "host": self.host,
             "users": [user.as_dict() for user in self.users],
         }

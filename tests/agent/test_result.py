@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.result import Report, result_line
+from agent.result import MESSAGE_MAX_CHARS, Report, result_line
 
 
 def big_result(users: int, registries: int) -> dict[str, object]:
@@ -71,3 +71,25 @@ def test_outcome_follows_changes_and_problems() -> None:
     check = Report("check")
     check.problem("config_corrupt", "alice: bad json")
     assert (check.result()["outcome"], check.result()["reason"]) == ("unchanged", "config_corrupt")
+
+
+@pytest.mark.parametrize("length", [299, 300, 301, 450, 5000])
+def test_a_long_message_is_cut_at_a_word_end_and_marked(length: int) -> None:
+    """A message over the limit ends with "..." after a whole word, never inside one (an acceptance
+    pass read "...helper faile" as a reason of its own); one within the limit is kept whole."""
+    words = "the helper could not be installed: checksum mismatch for docker-credential-ecr-login " * 80
+    message = words[:length]
+    shown = Report("check").result(message=message)["message"]
+    assert len(shown) <= MESSAGE_MAX_CHARS
+    if length <= MESSAGE_MAX_CHARS:
+        assert shown == message
+    else:
+        assert shown.endswith("...")
+        kept = shown[: -len("...")]
+        assert message.startswith(kept)
+        assert message[len(kept)] in " ;,:", (kept[-12:], message[len(kept) : len(kept) + 5])
+
+
+def test_a_message_of_one_long_word_is_still_cut_within_the_limit() -> None:
+    shown = Report("check").result(message="x" * 1000)["message"]
+    assert len(shown) == MESSAGE_MAX_CHARS and shown.endswith("...")
