@@ -101,19 +101,29 @@ def run_step(fleet: LocalFleet, title: str, event: dict[str, object]) -> None:
     print(compliance_summary(fleet, report), flush=True)
 
 
-def compliance_summary(fleet: LocalFleet, report: dict[str, Any], account: str | None = None) -> str:
+def compliance_summary(
+    fleet: LocalFleet, report: dict[str, Any], account: str | None = None, *, one_of_many: bool = False
+) -> str:
     """What Systems Manager's Compliance shows after the run (docs/operating/compliance.md): the type's
-    summary (ListComplianceSummaries) and each instance's items (ListComplianceItems), as the console."""
+    summary (ListComplianceSummaries) and each instance's items (ListComplianceItems), as the console.
+    ``one_of_many``: ``account`` is one of the run's accounts, so the run's count (all of them) is not
+    its own: only what its console shows is printed."""
     written = report.get("compliance")
     if not written:
         return "\nSSM Compliance: nothing written (a dry run writes nothing)"
     ssm = fleet.client_in(account, "ssm") if account else fleet.client("ssm")
     compliance_type = written["type"]
-    lines = [
-        f"\nSSM Compliance, {compliance_type}"
-        + (f" (account {account})" if account else "")
-        + f": this run wrote {written['written']} instance(s)"
-    ]
+    accounts = len(report.get("summary", {}).get("accounts") or {})
+    if one_of_many:
+        what = ": what this account's console shows"
+    elif accounts > 1:
+        what = (
+            f": this run wrote {written['written']} instance(s) in {accounts} accounts;"
+            " this account's console shows"
+        )
+    else:
+        what = f": this run wrote {written['written']} instance(s)"
+    lines = [f"\nSSM Compliance, {compliance_type}" + (f" (account {account})" if account else "") + what]
     summaries = ssm.list_compliance_summaries(
         Filters=[{"Key": "ComplianceType", "Values": [compliance_type], "Type": "EQUAL"}]
     )["ComplianceSummaryItems"]
@@ -286,7 +296,7 @@ def organization_step(fleet: LocalFleet) -> None:
     print(f"\n(took {time.monotonic() - started:.1f}s) can each user pull from their own account's registry?")
     print(accounts_pull_matrix(fleet), flush=True)
     print(compliance_summary(fleet, report), flush=True)
-    print(compliance_summary(fleet, report, MEMBER_ACCOUNT), flush=True)
+    print(compliance_summary(fleet, report, MEMBER_ACCOUNT, one_of_many=True), flush=True)
 
 
 def accounts_pull_matrix(fleet: LocalFleet) -> str:

@@ -157,3 +157,38 @@ def test_help_says_what_the_demo_does_and_starts_nothing(
     with pytest.raises(SystemExit) as bad:
         demo.main(["--fast"])
     assert bad.value.code == 2
+
+
+class ComplianceConsole:
+    """SSM's Compliance calls as an account with nothing to list answers them."""
+
+    def list_compliance_summaries(self, **_: Any) -> dict[str, Any]:
+        return {"ComplianceSummaryItems": []}
+
+    def describe_instance_information(self, **_: Any) -> dict[str, Any]:
+        return {"InstanceInformationList": []}
+
+
+class ConsoleFleet:
+    def client(self, name: str) -> ComplianceConsole:
+        return ComplianceConsole()
+
+    def client_in(self, account: str, name: str) -> ComplianceConsole:
+        return ComplianceConsole()
+
+
+def test_an_organization_runs_compliance_count_is_not_shown_as_one_accounts() -> None:
+    """An acceptance pass read "this run wrote 6 instance(s)" under each of two accounts (4 and 2):
+    the run's count is said once, with its number of accounts; a member account's part shows only
+    what its own console lists."""
+    report = {
+        "compliance": {"type": "Custom:EcrFleetAuth", "written": 6},
+        "summary": {"accounts": {"111111111111": {"total": 2}, "123456789012": {"total": 4}}},
+    }
+    fleet: Any = ConsoleFleet()
+    whole = demo.compliance_summary(fleet, report)
+    member = demo.compliance_summary(fleet, report, "111111111111", one_of_many=True)
+    assert "this run wrote 6 instance(s) in 2 accounts" in whole
+    assert "wrote" not in member and "(account 111111111111)" in member
+    single = {"compliance": {"type": "Custom:EcrFleetAuth", "written": 4}, "summary": {"accounts": {}}}
+    assert demo.compliance_summary(fleet, single).endswith("this run wrote 4 instance(s)")
