@@ -36,8 +36,9 @@ from ecr_fleet_auth.run.results import AgentResult, instance_result, needs_full_
 from ecr_fleet_auth.shared.report import InstanceResult
 from localfleet.composition.simulated_organization import ORGANIZATION_ID
 from localfleet.harnesses.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
-from localfleet.harnesses.local_services import ACCOUNT, REGION, REGISTRY, prerequisites
+from localfleet.harnesses.local_services import REGISTRY, prerequisites
 from localfleet.hosts.sandbox_instance import User
+from localfleet.identity import ACCOUNT, REGION
 from localfleet.lambda_runtime import asset_directory
 from localfleet.synthesized_stack import member_template, synthesize
 from tools.invoke_runner import render

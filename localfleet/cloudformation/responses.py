@@ -3,15 +3,15 @@ from the request's signature."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..transport import Reply, Request, ServiceError
-from ..transport.query_protocol import decode_form, error_reply, result_reply
+from ..transport.query_protocol import QueryWire, result_reply
 from ..transport.routing import Signature, signature
 from .models import StackSets
 
 
-class StackSetsWire:
+class StackSetsWire(QueryWire):
     """CloudFormation's query protocol for ``StackSets``: the region comes from the credential scope,
     the caller's account from ``account_of`` (which raises the ``ServiceError`` AWS gives credentials
     it does not accept there)."""
@@ -21,10 +21,6 @@ class StackSetsWire:
     def __init__(self, stack_sets: StackSets, account_of: Callable[[Signature], str]) -> None:
         self.stack_sets = stack_sets
         self.account_of = account_of
-
-    def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
-        params = decode_form(body)
-        return Request(params["Action"], params, dict(headers))
 
     def answer(self, request: Request) -> Reply:
         try:
@@ -42,6 +38,3 @@ class StackSetsWire:
             return result_reply("cloudformation", "ListStackInstances", result)
         except ServiceError as error:
             return self.error(error)
-
-    def error(self, error: ServiceError) -> Reply:
-        return error_reply(error)

@@ -27,6 +27,7 @@ from ..clocks import Clock
 from ..ec2 import Ec2Inventory, Ec2Wire
 from ..eventbridge.models import state_change_event, tag_change_event
 from ..hosts.canned_agent import CannedAgent, CannedRun, runs_overlap
+from ..identity import ACCOUNT, REGION
 from ..sqs import SqsService, SqsWire
 from ..ssm import RunCommandService, SsmWire
 from ..ssm.models.agent_interface import Executor
@@ -35,9 +36,6 @@ from ..ssm.models.managed_nodes import ManagedInstance
 from ..synthesized_stack import Template, table_definitions
 from ..transport import InProcessTransport, LoopbackServer, ServiceEndpoint
 from ..transport.moto_in_process import MotoJsonWire
-
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's default: the runner's own account, home of the local fleet's other services
 
 
 class SimulatedAccount:

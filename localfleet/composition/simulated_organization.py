@@ -39,6 +39,7 @@ from ..clocks import Clock
 from ..cloudformation import StackInstance, StackSets, StackSetsWire
 from ..ec2 import Ec2Inventory, Ec2Wire
 from ..iam import Identities, Principal
+from ..identity import ACCOUNT, REGION
 from ..ssm import SsmWire
 from ..sts import StsGate
 from ..synthesized_stack import Template
@@ -47,7 +48,7 @@ from ..transport.endpoint import Answering
 from ..transport.routing import RoutedEndpoint, Signature
 from .member_forwarding import MemberForwarding
 from .new_instance_delivery import NewInstanceDelivery
-from .simulated_account import ACCOUNT, REGION, SimulatedAccount
+from .simulated_account import SimulatedAccount
 
 MANAGEMENT_ACCOUNT = "999999999999"
 ORGANIZATION_ID = "o-a1b2c3d4e5"  # every account here is in it (aws:PrincipalOrgID)

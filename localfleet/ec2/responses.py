@@ -12,11 +12,11 @@ import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from ..transport.endpoint import Reply, Request, ServiceError
 from ..transport.paging import page
+from ..transport.query_protocol import decode_form
 from .models import FILTERS, Ec2Instance, Ec2Inventory
 
 XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -40,31 +40,25 @@ class Ec2Wire:
         self.inventory = inventory
 
     def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
-        query = parse_qs(body.decode(errors="replace"), keep_blank_values=True)
-        action = query.get("Action", [""])[0]
-        if not action:
-            raise ServiceError("MissingAction", "The request must contain the parameter Action.")
+        form = decode_form(body)
         params: dict[str, Any] = {}
         filters = []
-        for key, values in query.items():
+        for key, value in form.items():
             matched = _FILTER_NAME.match(key)
             if matched:
                 prefix = f"Filter.{matched.group(1)}.Value."
                 filters.append(
-                    {
-                        "Name": values[0],
-                        "Values": [v[0] for k, v in sorted(query.items()) if k.startswith(prefix)],
-                    }
+                    {"Name": value, "Values": [v for k, v in sorted(form.items()) if k.startswith(prefix)]}
                 )
         if filters:
             params["Filters"] = filters
-        ids = [v[0] for k, v in sorted(query.items()) if k.startswith("InstanceId.")]
+        ids = [v for k, v in sorted(form.items()) if k.startswith("InstanceId.")]
         if ids:
             params["InstanceIds"] = ids
         for name in ("MaxResults", "NextToken"):
-            if name in query:
-                params[name] = query[name][0]
-        return Request(action, params)
+            if name in form:
+                params[name] = form[name]
+        return Request(form["Action"], params)
 
     def answer(self, request: Request) -> Reply:
         try:

@@ -33,7 +33,8 @@ from ecr_fleet_auth.shared.clock import Clock as RunnerClock
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 
 from ..clocks import SimulatedClock
-from ..composition.simulated_account import REGION, SimulatedAccount
+from ..composition.simulated_account import SimulatedAccount
+from ..identity import REGION
 from ..lambda_runtime import InProcessContext
 from ..synthesized_stack import LAMBDA_SOURCE
 from ..transport.botocore_in_process import Patcher, simulate_botocore_time

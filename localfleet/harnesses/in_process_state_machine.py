@@ -21,7 +21,8 @@ from typing import Any, cast
 
 import boto3
 
-from ..lambda_runtime.models.in_process import ACCOUNT, REGION, InProcessContext
+from ..identity import ACCOUNT, REGION
+from ..lambda_runtime.models.in_process import InProcessContext
 from ..stepfunctions import (
     Figures,
     LambdaTasks,

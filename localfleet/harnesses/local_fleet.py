@@ -47,6 +47,7 @@ from ..composition import NewInstanceDelivery
 from ..composition.simulated_account import SimulatedAccount
 from ..composition.simulated_organization import MEMBER_ROLE, SimulatedOrganization
 from ..hosts.sandbox_instance import SandboxInstance, User
+from ..identity import ACCOUNT, REGION
 from ..lambda_runtime import FunctionError, InvokeResult, LambdaEnvironment, XRayDaemon, lambda_environment
 from ..synthesized_stack import (
     LAMBDA_SOURCE,
@@ -55,7 +56,7 @@ from ..synthesized_stack import (
     runner_environment,
     table_definitions,
 )
-from .local_services import ACCOUNT, LOCAL_CREDENTIALS, REGION, REGISTRY, LocalServices
+from .local_services import LOCAL_CREDENTIALS, REGISTRY, LocalServices
 
 DOCUMENT_NAME = "EcrFleetAuth-AgentDocument-local"
 NOT_REGISTERED = "not registered"  # an instance whose SSM agent has not registered (yet)

@@ -42,9 +42,8 @@ from ..hosts.registry_server import (
     write_htpasswd,
 )
 from ..hosts.sandbox_instance import Surroundings
+from ..identity import ACCOUNT, REGION
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"  # moto's default account
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 
 

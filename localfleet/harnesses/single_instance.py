@@ -37,25 +37,26 @@ from ..hosts.registry_server import (
     prepare_registry,
     write_htpasswd,
 )
+from ..identity import ACCOUNT, REGION
 from ..ssm.models.documents import sets_parameter_variables, substitute
 from . import local_services as services
 
 INSTANCE_ID = "i-0123456789abcdef0"
 SANDBOX_CA = "/etc/ecr-fleet-auth-test/ca.crt"
 
-ACCOUNT_A = "123456789012"
+ACCOUNT_A = ACCOUNT
 ACCOUNT_B = "210987654321"
-REGISTRY_A = f"{ACCOUNT_A}.dkr.ecr.eu-west-1.amazonaws.com"
-REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.eu-west-1.amazonaws.com"
+REGISTRY_A = f"{ACCOUNT_A}.dkr.ecr.{REGION}.amazonaws.com"
+REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.{REGION}.amazonaws.com"
 REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
 # REGISTRY_A's dual-stack name (the same registry: the same token opens it).
-REGISTRY_A_DUALSTACK = f"{ACCOUNT_A}.dkr-ecr.eu-west-1.on.aws"
+REGISTRY_A_DUALSTACK = f"{ACCOUNT_A}.dkr-ecr.{REGION}.on.aws"
 # Account A's registry in the EU sovereign cloud: a name Debian's helper (0.6.0) does not know.
 REGISTRY_EUSC = f"{ACCOUNT_A}.dkr.ecr.eusc-de-east-1.amazonaws.eu"
 REGISTRY_NAMES = (*REGISTRIES, REGISTRY_A_DUALSTACK, REGISTRY_EUSC)  # the registry answers to each
 # The ECR API's dual-stack endpoint for REGISTRY_A's region (the AWS CLI with AWS_USE_DUALSTACK_ENDPOINT).
-DUALSTACK_API = "ecr.eu-west-1.api.aws"
+DUALSTACK_API = f"ecr.{REGION}.api.aws"
 MIRROR_HOST = "helper-mirror.test"
 # A non-root login shell's PATH on Debian (/etc/profile): no sbin directories. Root's is INSTANCE_PATH.
 USER_LOGIN_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
@@ -218,7 +219,7 @@ def start_world(sandbox: Sandbox, workdir: Path) -> World:
     ca, cert, key = make_certificates(
         workdir / "tls",
         [*REGISTRY_NAMES, MIRROR_HOST, "localhost", DUALSTACK_API]
-        + [f"api.ecr.{r}.amazonaws.com" for r in ("eu-west-1", "us-east-2")],
+        + [f"api.ecr.{r}.amazonaws.com" for r in (REGION, "us-east-2")],
     )
     world = World(sandbox, ca, cert, key)
     ports = sandbox.free_ports(5)

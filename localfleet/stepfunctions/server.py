@@ -1,6 +1,6 @@
 """Step Functions (and the S3 its Map reads) over HTTP on loopback, for a world on a real clock.
 
-moto's server application, in this process, behind ``LambdaTasks.middleware``: Invoke reaches this
+moto's server application, in this process, behind ``invoke_middleware``: Invoke reaches this
 world's functions, every other request moto (Step Functions with its interpreter switched on, S3,
 ...). moto's interpreter calls AWS at ``http://localhost:$MOTO_PORT`` when no ``mock_aws`` is active
 in the process (``moto/settings.py``, ``moto_server_port``), so the server sets ``MOTO_PORT`` to
@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..transport.http_server import ServingThread
-from .models.lambda_tasks import LambdaTasks
+from .models.lambda_tasks import INVOKE_PATH, LambdaTasks
 from .models.machines import MOTO_CONFIG
 
 MOTO_PORT = "MOTO_PORT"
@@ -30,6 +32,27 @@ class _Quiet(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+def invoke_middleware(
+    lambda_tasks: LambdaTasks, application: Callable[..., Iterable[bytes]]
+) -> Callable[..., Iterable[bytes]]:
+    """A WSGI application answering Invoke from ``lambda_tasks``, every other request going to
+    ``application``."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        if not INVOKE_PATH.match(unquote(path)):
+            return application(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        status, headers, payload = lambda_tasks.answer(method, path, body)
+        start_response(f"{status} {'OK' if status == 200 else 'Error'}", [
+            *headers.items(), ("Content-Length", str(len(payload)))
+        ])  # fmt: skip
+        return [payload]
+
+    return serve
 
 
 class StepFunctionsServer:
@@ -49,7 +72,11 @@ class StepFunctionsServer:
 
         application: Any = DomainDispatcherApplication(create_backend_app)
         server = make_server(
-            "127.0.0.1", 0, self.lambda_tasks.middleware(application), threaded=True, request_handler=_Quiet
+            "127.0.0.1",
+            0,
+            invoke_middleware(self.lambda_tasks, application),
+            threaded=True,
+            request_handler=_Quiet,
         )
         self._serving = ServingThread(server, "stepfunctions")
         self._previous_port = os.environ.get(MOTO_PORT)

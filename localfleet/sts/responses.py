@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from ..iam.models import Identities, Principal, trusts
 from ..transport import Reply, Request, ServiceError
-from ..transport.query_protocol import decode_form, error_reply, result_reply
+from ..transport.query_protocol import QueryWire, result_reply
 from ..transport.routing import signature
 
 _ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::([0-9]{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]{1,64})$")
@@ -30,16 +30,12 @@ _ACCESS_KEY = re.compile(r"<AccessKeyId>([A-Z0-9]+)</AccessKeyId>")
 Issuer = Callable[[Mapping[str, str], bytes], Reply]
 
 
-class StsGate:
+class StsGate(QueryWire):
     service = "sts"
 
     def __init__(self, identities: Identities, issue: Issuer) -> None:
         self.identities = identities
         self.issue = issue
-
-    def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
-        params = decode_form(body)
-        return Request(params["Action"], params, dict(headers))
 
     def answer(self, request: Request) -> Reply:
         try:
@@ -56,9 +52,6 @@ class StsGate:
         except ServiceError as error:
             return self.error(error)
         return self.issue(request.headers, urlencode(request.params).encode())
-
-    def error(self, error: ServiceError) -> Reply:
-        return error_reply(error)
 
     def _caller(self, request: Request) -> Principal:
         signed = signature(request.headers)

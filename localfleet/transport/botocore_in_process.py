@@ -14,8 +14,9 @@ waiters on a ``SimulatedClock``: the real policies still decide how long to wait
 
 from __future__ import annotations
 
+import io
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -57,32 +58,41 @@ class _Handler:
         self.endpoint = endpoint
 
     def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        body = request.body or b""
-        if not isinstance(body, str | bytes | bytearray):
-            body = body.read()
-        data = body.encode() if isinstance(body, str) else bytes(body)
         headers = {
             name: value.decode() if isinstance(value, bytes) else str(value)
             for name, value in request.headers.items()
         }
         try:
-            reply = self.endpoint.handle(headers, data)
+            reply = self.endpoint.handle(headers, request_body(request))
         except TransportFailure as failure:
             raise CONNECTION_ERRORS[failure.name](endpoint_url=request.url) from None
-        answer_headers = HTTPHeaders()
-        for name, value in reply.headers.items():
-            answer_headers[name] = value
-        return AWSResponse(request.url, reply.status, answer_headers, _Raw(reply.body))
+        return botocore_response(request, reply.status, reply.headers, reply.body)
 
 
-class _Raw:
-    """The raw stream botocore reads a response body from."""
+def request_body(request: AWSPreparedRequest) -> bytes:
+    """The bytes of a prepared request's body (botocore gives a str, bytes or a file-like object)."""
+    body = request.body or b""
+    if not isinstance(body, str | bytes | bytearray):
+        body = body.read()
+    return body.encode() if isinstance(body, str) else bytes(body)
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
+
+def botocore_response(
+    request: AWSPreparedRequest, status: int, headers: Mapping[str, str], body: bytes
+) -> AWSResponse:
+    """The answer a ``before-send`` handler gives botocore instead of sending ``request``."""
+    answer_headers = HTTPHeaders()
+    for name, value in headers.items():
+        answer_headers[name] = value
+    return AWSResponse(request.url, status, answer_headers, _Raw(body))
+
+
+class _Raw(io.BytesIO):
+    """The raw stream botocore reads a response body from: ``stream()`` for parsed bodies,
+    ``read()`` for a streaming one (Lambda Invoke's Payload is a StreamingBody)."""
 
     def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
+        yield self.getvalue()
 
 
 class Patcher(Protocol):

@@ -4,7 +4,8 @@
 (``Filters.member.1.Name``); ``result_reply`` writes an operation's result the way botocore's
 query parser reads it (``<OpResponse><OpResult>...</OpResult><ResponseMetadata>``, lists as
 ``<member>`` items), every member checked against the operation's output shape (an unknown
-member is a simulator bug); ``error_reply`` is the protocol's ``<ErrorResponse>``.
+member is a simulator bug); ``error_reply`` is the protocol's ``<ErrorResponse>``. ``QueryWire`` is
+what every query service's wire shares: its ``decode`` and ``error``; the service writes ``answer``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from xml.sax.saxutils import escape
 
 from botocore.model import ListShape, Shape, StructureShape
 
-from .endpoint import Reply, ServiceError
+from .endpoint import Reply, Request, ServiceError
 from .service_models import service_model
 
 CONTENT_TYPE = "text/xml"
@@ -31,6 +32,20 @@ def decode_form(body: bytes) -> dict[str, str]:
     if not params.get("Action"):
         raise ServiceError("MissingAction", "The request must contain the parameter Action.")
     return params
+
+
+class QueryWire:
+    """A query-protocol service's wire: the request decoded from its form (headers kept, for the
+    signature), errors as ``<ErrorResponse>``; a subclass names its ``service`` and ``answer``s."""
+
+    service: str
+
+    def decode(self, headers: Mapping[str, str], body: bytes) -> Request:
+        params = decode_form(body)
+        return Request(params["Action"], params, dict(headers))
+
+    def error(self, error: ServiceError) -> Reply:
+        return error_reply(error)
 
 
 def members(params: Mapping[str, str], prefix: str) -> list[str]:

@@ -11,6 +11,7 @@ SIMULATOR = PROJECT_ROOT / "localfleet"
 # Each part may import its own layer and the ones below, never above; services of one layer not each other.
 LAYERS = {
     "clocks": 0,
+    "identity": 0,  # the home account and region
     "synthesized_stack": 0,
     "runner_environment": 1,  # the runner's environment from the synthesized template (tests, benchmarks)
     "transport": 1,
@@ -27,19 +28,20 @@ LAYERS = {
     "composition": 4,
     "harnesses": 5,
 }
-# The services: each in the same shape (README's "One shape per service").
-SERVICES = (
-    "ssm",
-    "ec2",
-    "sqs",
-    "iam",
-    "sts",
-    "cloudformation",
-    "eventbridge",
-    "stepfunctions",
-    "lambda_runtime",
-)
+# The services, each in the same shape (README's "Layout"): its rooms named from ROOMS, and exactly
+# the ones the README says it has.
 ROOMS = {"models", "responses", "server"}
+SERVICES = {
+    "ssm": {"models", "responses", "server"},
+    "ec2": {"models", "responses"},
+    "sqs": {"models", "responses"},
+    "cloudformation": {"models", "responses"},
+    "sts": {"responses"},  # a gate in front of moto's STS; what it checks is IAM's state
+    "iam": {"models"},
+    "eventbridge": {"models"},
+    "lambda_runtime": {"models"},
+    "stepfunctions": {"models", "server"},  # moto's interpreter, served over HTTP for make demo
+}
 # The only modules that may import the product, each through a public seam: the CDK app (synthesized),
 # the agent's result line, the handler as Lambda starts it in this process (its clock and clients are
 # where a simulated clock and sessions go in), the contract's names and the stack's document name.
@@ -76,15 +78,24 @@ def _imports(path: Path) -> set[str]:
 
 
 def _sources() -> list[Path]:
-    return [p for p in sorted(SIMULATOR.rglob("*.py")) if "servers" not in p.parts]
+    """Every module of the simulator, the server scripts under ``hosts/servers`` included."""
+    return sorted(SIMULATOR.rglob("*.py"))
+
+
+def _layered_sources() -> list[Path]:
+    """The modules the layer check reads. The scripts under ``hosts/servers`` are left out of it only:
+    each runs as a separate program (``python path/to/script.py`` inside a container or a subprocess),
+    never imported as part of the package, so a layer has no meaning for them; they still may import
+    neither the simulator's users nor the product (the two checks below read every module)."""
+    return [p for p in _sources() if "servers" not in p.relative_to(SIMULATOR).parts]
 
 
 def test_every_part_has_a_layer() -> None:
-    assert {_part(path) for path in _sources()} - {"__init__"} == set(LAYERS)
+    assert {_part(path) for path in _layered_sources()} - {"__init__"} == set(LAYERS)
 
 
 def test_imports_go_one_way() -> None:
-    for path in _sources():
+    for path in _layered_sources():
         part = _part(path)
         if part == "__init__":
             continue
@@ -98,15 +109,24 @@ def test_imports_go_one_way() -> None:
 
 def test_every_service_has_the_same_rooms() -> None:
     """One shape per service, as moto has: its state and behaviour in ``models`` (a module, or a
-    package where big), its wire in ``responses``, its own HTTP server in ``server``; nothing else."""
-    for service in SERVICES:
+    package where big), its wire in ``responses``, its own HTTP server in ``server``; nothing else,
+    and each service exactly the rooms the README gives it."""
+    with_a_room = {
+        part
+        for part in LAYERS
+        if any((SIMULATOR / part / name).exists() for name in ("models", "models.py", "responses.py"))
+    }
+    assert with_a_room == set(SERVICES), "every part with a models or responses room is a service"
+    for service, expected in SERVICES.items():
+        assert expected <= ROOMS
         rooms = {
             path.name.removesuffix(".py")
             for path in (SIMULATOR / service).iterdir()
             if path.name not in {"__init__.py", "__pycache__"}
         }
-        assert "models" in rooms or "responses" in rooms, service
-        assert rooms <= ROOMS, f"localfleet/{service} has rooms {sorted(rooms - ROOMS)}"
+        assert rooms == expected, (
+            f"localfleet/{service} has rooms {sorted(rooms)}, the README says {sorted(expected)}"
+        )
 
 
 def test_only_named_modules_use_the_product() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from ...identity import ACCOUNT, REGION
 from ...synthesized_stack import Template, resolved_runner_environment, runner_function
 
 # The stack's layer is Powertools for this architecture and Python (infra/runner.py); the
@@ -32,14 +33,13 @@ from ...synthesized_stack import Template, resolved_runner_environment, runner_f
 # layer is built with every extra; the runner needs these two, and the rest it never imports.
 RUNTIME_PACKAGES = ("boto3",)
 LAYER_PACKAGES = ("aws-lambda-powertools[tracer,parser]",)
-RUNTIME_REGION = "eu-west-1"
 FUNCTION_NAME = "EcrFleetAuth-RunnerFunction"
 # What CloudFormation resolves at deploy time, in the shapes it would have.
 DEPLOY_TIME_PLACEHOLDERS = {
     "DOCUMENT_NAME": "EcrFleetAuth-AgentDocument-ABCDEF123456",
-    "REGISTRIES": f"123456789012.dkr.ecr.{RUNTIME_REGION}.amazonaws.com",
+    "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
     "OUTPUT_LOG_GROUP": "EcrFleetAuth-RunCommandOutput-ABCDEF123456",
-    "TOPIC_ARN": f"arn:aws:sns:{RUNTIME_REGION}:123456789012:EcrFleetAuth-Topic-ABCDEF123456",
+    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:EcrFleetAuth-Topic-ABCDEF123456",
     "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-ABCDEF123456",
     "RUNS_BUCKET_NAME": "ecrfleetauth-organizationrunrunsabcdef-123456",
 }
@@ -292,8 +292,8 @@ def lambda_environment(
         "LAMBDA_RUNTIME_DIR": str(workdir / "runtime"),
         "_HANDLER": handler,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{runtime}",
-        "AWS_REGION": RUNTIME_REGION,
-        "AWS_DEFAULT_REGION": RUNTIME_REGION,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 128)),

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-REGION = "eu-west-1"
-ACCOUNT = "123456789012"
+from ...identity import ACCOUNT, REGION
 
 
 @dataclass

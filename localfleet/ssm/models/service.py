@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...clocks import Clock
+from ...identity import ACCOUNT
 from ...transport.endpoint import ServiceError
 from ...transport.paging import page
 from .agent_interface import Executor
@@ -36,7 +37,6 @@ from .managed_nodes import (
     tags_resolver,
 )
 
-ACCOUNT_ID = "123456789012"
 DEFAULT_PAGE_SIZE = 50  # CHOICE: ListCommands / ListCommandInvocations document no default; 50 is the max
 T = TypeVar("T")
 COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
@@ -204,7 +204,7 @@ class RunCommandService:
         return {
             "Name": document.name,
             "CreatedDate": document.created,
-            "Owner": ACCOUNT_ID,
+            "Owner": ACCOUNT,
             "PlatformTypes": document.platform_types(),
             "DocumentVersion": document.version,
             "DocumentType": "Command",
@@ -249,7 +249,7 @@ class RunCommandService:
             "Name": document.name,
             "Hash": document.hash,
             "HashType": "Sha256",
-            "Owner": ACCOUNT_ID,
+            "Owner": ACCOUNT,
             "CreatedDate": document.created,
             "Status": "Active",
             "DocumentVersion": document.version,
@@ -324,7 +324,7 @@ class RunCommandService:
                 # shutting down, terminated, or another account's): the whole call fails.
                 raise ServiceError(
                     "InvalidInstanceId",
-                    f"Instances [[{', '.join(invalid)}]] not in a valid state for account {ACCOUNT_ID}",
+                    f"Instances [[{', '.join(invalid)}]] not in a valid state for account {ACCOUNT}",
                 )
             return [self.instances[i] for i in instance_ids]
 

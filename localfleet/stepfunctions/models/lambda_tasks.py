@@ -14,8 +14,9 @@ function errors in Python"):
   ``errorType`` Step Functions makes the state's Error (what a Catch matches); an unknown function:
   404 ``ResourceNotFoundException``;
 * in this process, at ``before-send.lambda`` on boto3's default session (``attach``: more specific
-  than moto's catch-all ``before-send``); over HTTP, in front of moto's server application
-  (``middleware``), which answers everything else.
+  than moto's catch-all ``before-send``, through ``transport.botocore_in_process``); over HTTP,
+  ``stepfunctions.server`` puts ``answer`` in front of moto's server application, which answers
+  everything else.
 
 A function is any callable of the event: the runner called in this process, or started in a
 Lambda runtime of its own (``localfleet.lambda_runtime``), which raises ``Unhandled`` with what its
@@ -24,19 +25,19 @@ handler raised.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
-from botocore.compat import HTTPHeaders
+
+from ...transport.botocore_in_process import botocore_response, request_body
 
 Function = Callable[[Any], Any]
 INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
@@ -106,43 +107,10 @@ class LambdaTasks:
             boto3.DEFAULT_SESSION.events.unregister("before-send.lambda", answer)
 
     def _before_send(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        body = request.body or b""
-        if not isinstance(body, str | bytes | bytearray):
-            body = body.read()
-        data = body.encode() if isinstance(body, str) else bytes(body)
-        status, headers, payload = self.answer(request.method or "POST", urlsplit(request.url).path, data)
-        answer_headers = HTTPHeaders()
-        for name, value in headers.items():
-            answer_headers[name] = value
-        return AWSResponse(request.url, status, answer_headers, _Raw(payload))
-
-    # --- over HTTP ------------------------------------------------------------------------------
-    def middleware(self, application: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-        """A WSGI application answering Invoke, every other request going to ``application``."""
-
-        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-            if not INVOKE_PATH.match(unquote(path)):
-                return application(environ, start_response)
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = environ["wsgi.input"].read(length) if length else b""
-            status, headers, payload = self.answer(method, path, body)
-            start_response(f"{status} {'OK' if status == 200 else 'Error'}", [
-                *headers.items(), ("Content-Length", str(len(payload)))
-            ])  # fmt: skip
-            return [payload]
-
-        return serve
+        path = urlsplit(request.url).path
+        return botocore_response(request, *self.answer(request.method or "POST", path, request_body(request)))
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
     return status, headers, json.dumps({"Type": "User", "message": message}).encode()
-
-
-class _Raw(io.BytesIO):
-    """The body botocore reads a response from: ``stream()`` for parsed bodies, ``read()`` for a
-    streaming one (Invoke's Payload is a StreamingBody)."""
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()

@@ -18,9 +18,9 @@ from botocore.session import get_session
 
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth.shared.troubleshooting import next_step
-from localfleet.composition.simulated_account import ACCOUNT
 from localfleet.eventbridge.models import state_change_event
 from localfleet.hosts.canned_agent import CannedRun, result_line
+from localfleet.identity import ACCOUNT
 from tests.support.event_samples import load_event
 from tests.support.runner_world import REGION, REGISTRY, TAG_KEY, TAG_VALUE, World
 

@@ -28,10 +28,10 @@ from ecr_fleet_auth.new_instances.triggers import RECHECK_SECONDS, most_looks
 from ecr_fleet_auth.shared.invocations import InvalidEvent
 from ecr_fleet_auth.shared.report import Report
 from localfleet.composition import NewInstanceDelivery
-from localfleet.composition.simulated_account import ACCOUNT
 from localfleet.eventbridge.models import state_change_event, tag_change_event
 from localfleet.harnesses.in_process_runner import capture_reports
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.identity import ACCOUNT
 from localfleet.synthesized_stack import runner_function
 from tests.support.event_samples import load_event
 from tests.support.runner_world import CLAIM_TABLE, REGION, TAG_KEY, TAG_VALUE, World
