@@ -41,7 +41,14 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     modules = {name: importlib.import_module(BENCHMARKS[name]) for name in names}
-    if options and not inspect.signature(modules[names[-1]].main).parameters:
+    last = modules[names[-1]]
+    if options and not inspect.signature(last.main).parameters:
+        if set(options) <= {"-h", "--help"}:
+            # A benchmark without options still answers --help: what it measures, and that it
+            # takes no options.
+            print(f"usage: python -m bench {names[-1]}\n\n{(last.__doc__ or '').strip()}\n")
+            print(f"{names[-1]} takes no options.")
+            return 0
         parser.error(f"benchmark {names[-1]} takes no options (given: {' '.join(options)})")
     for name in names:
         print(f"\n=== {name} benchmark ===", flush=True)

@@ -7,10 +7,13 @@ Lambda set, tracing included. Importing it inside the development virtualenv mea
 something else: more packages to patch, and an X-Ray SDK that, outside Lambda, builds
 botocore clients for its sampler at import.
 
-The handler imports a path's modules at that path's first event (handler.py), so what Lambda's
-init imports is the target; what each path's first event then adds is measured too and printed
-beside it: the handler invoked once, in a fresh interpreter after its import, with an event of
-that path that is refused (its modules imported, its models built, nothing sent).
+The handler defers each path's modules to that path's first event (handler.py), so two figures
+are printed, each against the floor measured in the same round (interleaved pairs, so that a busy
+moment of the machine weighs on both): Lambda's init alone (the handler's import: the 1.5x goal is
+measured on this), and a cold invocation as a user meets it, init + the first event of each path
+(the handler imported, then invoked once in the same fresh interpreter with an event of that path
+that is refused: its modules imported, its models built, nothing sent). Each ratio is the median of
+the per-pair ratios, with its spread.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ FIRST_EVENT = """
 import json, os, sys, time
 # Lambda sets the trace header per invocation (a sampled one: the tracer records the invocation).
 os.environ["_X_AMZN_TRACE_ID"] = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+began = time.perf_counter()
 import handler
+imported = time.perf_counter() - began
 
 
 class Context:
@@ -64,7 +69,7 @@ try:
 except Exception as error:
     if type(error).__name__ != "InvalidEvent":
         raise
-print(time.perf_counter() - began)
+print(imported + time.perf_counter() - began)
 """
 TARGET_SECONDS = 0.3
 # The handler's own modules may add at most half the floor again (issue: "within 1.5x the floor").
@@ -76,8 +81,8 @@ class ColdImports:
     seconds: list[float]
     floor_seconds: list[float]
     tracing: bool
-    # Per path: its first event's seconds, after the handler's import (see the module's docstring).
-    first_event_seconds: dict[str, list[float]]
+    # Per path: init + its first event, in one fresh interpreter (see the module's docstring).
+    cold_invocation_seconds: dict[str, list[float]]
 
     @property
     def median(self) -> float:
@@ -88,8 +93,18 @@ class ColdImports:
         return statistics.median(self.floor_seconds)
 
     @property
+    def ratios(self) -> list[float]:
+        """Init alone over the floor, pair by pair."""
+        return [init / floor for init, floor in zip(self.seconds, self.floor_seconds, strict=True)]
+
+    @property
     def ratio(self) -> float:
-        return self.median / self.floor
+        return statistics.median(self.ratios)
+
+    def cold_invocation_ratios(self, path: str) -> list[float]:
+        """Init + the path's first event over the floor, pair by pair."""
+        pairs = zip(self.cold_invocation_seconds[path], self.floor_seconds, strict=True)
+        return [cold / floor for cold, floor in pairs]
 
     @property
     def met(self) -> bool:
@@ -101,19 +116,31 @@ class ColdImports:
 
     def summary(self) -> str:
         tracing = "tracing active" if self.tracing else "tracing off"
-        low, high = (round(value * 1000) for value in (min(self.seconds), max(self.seconds)))
-        return (
-            f"cold import of handler as Lambda starts it ({tracing}), "
-            f"{len(self.seconds)} fresh interpreters: median {self.median * 1000:.0f} ms, "
-            f"range {low}-{high} ms (target < {TARGET_SECONDS * 1000:.0f} ms); the floor (boto3 and "
-            f"Powertools alone) {self.floor * 1000:.0f} ms: {self.ratio:.2f}x the floor "
-            f"(target <= {TARGET_RATIO}x); then each path's first event adds (its modules and models, "
-            "median): "
-            + ", ".join(
-                f"{path} {statistics.median(seconds) * 1000:.0f} ms"
-                for path, seconds in self.first_event_seconds.items()
-            )
+        lines = [
+            f"cold start as Lambda starts the handler ({tracing}), {len(self.seconds)} interleaved rounds "
+            "of fresh interpreters; median [min-max]:",
+            f"  {'floor (boto3 + Powertools alone)':<40} {_ms(self.floor_seconds)}",
+            f"  {'init: import handler':<40} {_ms(self.seconds)}  "
+            f"{_ratio(self.ratios)} the floor  (goal <= {TARGET_RATIO}x; < {TARGET_SECONDS * 1000:.0f} ms)",
+        ]
+        for path, seconds in self.cold_invocation_seconds.items():
+            label = f"init + first event: {path}"
+            ratio = _ratio(self.cold_invocation_ratios(path))
+            lines.append(f"  {label:<40} {_ms(seconds)}  {ratio} the floor")
+        lines.append(
+            "  (the init ratio meets its goal because each path's imports wait for its first event; "
+            "a cold invocation pays both)"
         )
+        return "\n".join(lines)
+
+
+def _ms(seconds: list[float]) -> str:
+    low, mid, high = (round(s * 1000) for s in (min(seconds), statistics.median(seconds), max(seconds)))
+    return f"{mid:>4} ms [{low}-{high}]"
+
+
+def _ratio(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
 
 
 def import_seconds(environment: LambdaEnvironment, code: str = IMPORT, *arguments: str) -> float:
@@ -136,15 +163,16 @@ def measure(runs: int, synthesized: tuple[Template, Path] | None = None) -> Cold
         )
         import_seconds(environment)  # reads the files into the page cache, as a warm host has them
         seconds, floor_seconds = [], []
-        first_event_seconds: dict[str, list[float]] = {path: [] for path in FIRST_EVENTS}
+        cold_invocation_seconds: dict[str, list[float]] = {path: [] for path in FIRST_EVENTS}
         for _ in range(runs):  # alternated, so that a busy moment of the machine weighs on both
             seconds.append(import_seconds(environment))
             floor_seconds.append(import_seconds(environment, FLOOR))
             for path, event in FIRST_EVENTS.items():
-                first_event_seconds[path].append(import_seconds(environment, FIRST_EVENT, json.dumps(event)))
+                cold = import_seconds(environment, FIRST_EVENT, json.dumps(event))
+                cold_invocation_seconds[path].append(cold)
     return ColdImports(
         seconds,
         floor_seconds,
         tracing="POWERTOOLS_TRACE_DISABLED" not in environment.variables,
-        first_event_seconds=first_event_seconds,
+        cold_invocation_seconds=cold_invocation_seconds,
     )

@@ -43,15 +43,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
+from bench.fleet import notifications_topic
 from localfleet.clocks import SimulatedClock
 from localfleet.composition import NewInstanceDelivery
 from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
+from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.runner_environment import CREDENTIALS, local_runner_environment, use_environment
+from localfleet.runner_environment import (
+    ACCOUNT_SERVICES,
+    CREDENTIALS,
+    ORGANIZATION_SERVICES,
+    deploy_time,
+    local_runner_environment,
+    use_environment,
+)
 from localfleet.synthesized_stack import (
     Template,
     document_content,
@@ -70,18 +78,9 @@ GOAL_SECONDS = 120
 NEVER_ONLINE = 5
 MEMBER_ACCOUNT = "111111111111"
 ORGANIZATION_CONTEXT = {"organizationalUnitIds": "ou-ab12-cdef3456", "organizationId": "o-a1b2c3d4e5"}
-DOCUMENT = "EcrFleetAuth-Agent"
-DEPLOY_TIME = {
-    "DOCUMENT_NAME": DOCUMENT,
-    "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
-    "OUTPUT_LOG_GROUP": "/ecr-fleet-auth/run-command",
-    "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ecr-fleet-auth",
-    "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaims",
-    # An organization's stack has its runs bucket; no scheduled run here reads it.
-    "RUNS_BUCKET_NAME": "unused: no scheduled run in this benchmark",
-}
-# Over the template's settings: quieter logs, and nothing to publish to here (no SNS; not measured).
-OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING", "NOTIFY_POLICY": "never"}
+DEPLOY_TIME = deploy_time(ACCOUNT, REGION, RUNS_BUCKET)
+DOCUMENT = DEPLOY_TIME["DOCUMENT_NAME"]
+OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING"}  # over the template's settings: quieter logs
 
 
 @dataclass
@@ -129,9 +128,12 @@ def run_burst(  # noqa: PLR0917 - the burst's shape
     online_at: dict[str, float] = {}
     event_at: dict[str, float] = {}
     start = clock.monotonic()
-    environment = local_runner_environment(template, DEPLOY_TIME, region=REGION, overrides=OVERRIDES)
+    environment = local_runner_environment(
+        template, DEPLOY_TIME, region=REGION, services=_services(member), overrides=OVERRIDES
+    )
     with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as stack:
         use_environment(patch, environment)
+        stack.enter_context(notifications_topic(REGION))  # moto on for the burst: SNS, and STS's gate
         world = (
             _member_world(template, member, clock, patch, stack)
             if member
@@ -235,8 +237,7 @@ def _member_world(
 ) -> World:
     """The organization: the central stack in the home pair, a member account whose stack (the member
     template) forwards its instances' events to the central bus; STS is moto's behind the simulator's
-    gate, so ``mock_aws`` is on for the burst."""
-    stack.enter_context(mock_aws())
+    gate (``mock_aws``, on for the burst)."""
     environment = resolved_runner_environment(central, DEPLOY_TIME)
     org = SimulatedOrganization(clock, stack_set_name=environment["STACK_SET_NAME"])
     org.home.register_document(DOCUMENT, document_content(central))
@@ -259,6 +260,12 @@ def _member_world(
         org.cloudformation_endpoint,
     ]
     return World(member_pair, delivery, org.close, lambda: sum(sum(e.calls.values()) for e in endpoints))
+
+
+def _services(member: Template | None) -> tuple[str, ...]:
+    """The services the simulator answers on loopback, as in the tests' worlds (the others: in this
+    process, SNS moto's)."""
+    return ORGANIZATION_SERVICES if member else ACCOUNT_SERVICES
 
 
 def _target_tag(template: Template) -> dict[str, str]:

@@ -30,7 +30,6 @@ import io
 import json
 import math
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -39,18 +38,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
+from bench.fleet import (
+    AGENT_RUNS,
+    agent_run,
+    budget,
+    notifications_topic,
+    pair_calls,
+    print_calls,
+    print_outcome,
+)
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
+from localfleet.composition.simulated_account import ACCOUNT
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
-from localfleet.hosts.canned_agent import CannedRun
-from localfleet.runner_environment import local_runner_environment, use_environment
+from localfleet.harnesses.organization_fleet import populate
+from localfleet.runner_environment import (
+    ORGANIZATION_SERVICES,
+    deploy_time,
+    local_runner_environment,
+    use_environment,
+)
 from localfleet.synthesized_stack import Template, document_content, synthesize
 
 HOME_REGION = "eu-west-1"
@@ -70,26 +82,23 @@ REGIONS = (
 FIRST_ACCOUNT = 100_000_000_000
 ORGANIZATION_ID = "o-a1b2c3d4e5"
 UNIT = "ou-ab12-cdef3456"
-DOCUMENT = "EcrFleetAuth-AgentDocument-bench"
-OUTPUT_LOG_GROUP = "EcrFleetAuth-RunCommandOutput-bench"
 FUNCTION_MEMORY_MB = 512
-# The runner's clients reach these through the organization's routing (never dialled).
-SERVICES = ("SSM", "EC2", "STS", "CLOUDFORMATION")
+LABEL_WIDTH = 19  # the printed figures' names, padded
 OVERRIDES = {"POWERTOOLS_LOG_LEVEL": "WARNING"}  # over the template's: quieter logs
-DEPLOY_TIME = {
-    "DOCUMENT_NAME": DOCUMENT,
-    "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
-    "TOPIC_ARN": "replaced below",
-    "REGISTRIES": "unused: an organization's stack writes the setting as it is",
-    "CLAIM_TABLE_NAME": "unused: no instance events in this benchmark",
-    "RUNS_BUCKET_NAME": RUNS_BUCKET,
-}
+# The deploy-time values of the runner's account (moto's: its SNS topic's, in this process).
+DEPLOY_TIME = deploy_time(ACCOUNT, HOME_REGION, RUNS_BUCKET)
+DOCUMENT = DEPLOY_TIME["DOCUMENT_NAME"]
+
+
+def fleet_tags(environment: dict[str, str]) -> Any:
+    """The n-th instance's tags: a name, and the stack's target tag."""
+    return lambda number: {"Name": f"node-{number}", environment["TARGET_TAG_KEY"]: "enabled"}
 
 
 def runner_environment(central: Template) -> dict[str, str]:
     """The runner's environment as the central template gives it, in this benchmark's organization."""
     return local_runner_environment(
-        central, DEPLOY_TIME, region=HOME_REGION, services=SERVICES, overrides=OVERRIDES
+        central, DEPLOY_TIME, region=HOME_REGION, services=ORGANIZATION_SERVICES, overrides=OVERRIDES
     )
 
 
@@ -109,22 +118,6 @@ class Shape:
     @property
     def total(self) -> int:
         return self.pairs * self.instances
-
-
-def budget(instances: int) -> int:
-    return 3 * math.ceil(instances / 50) + 10
-
-
-# SSM Compliance (issue 22): one PutComplianceItems per instance with a result (the API takes one
-# resource per call), outside the per-pair budget of the run's own calls, and counted apart.
-COMPLIANCE_WRITE = "PutComplianceItems"
-
-
-def pair_calls(pair: Any) -> tuple[int, int]:
-    """A pair's EC2 + SSM calls without its compliance writes, and its compliance writes."""
-    ssm = pair.ssm_endpoint.calls
-    compliance = ssm.get(COMPLIANCE_WRITE, 0)
-    return sum(ssm.values()) - compliance + sum(pair.ec2_endpoint.calls.values()), compliance
 
 
 def _max_rss_mib() -> float:
@@ -158,13 +151,13 @@ def measure(shape: Shape) -> None:
     home = accounts[0]
     print(
         f"shape: {shape.accounts} accounts x {shape.regions} regions x {shape.instances} instances = "
-        f"{shape.pairs} pairs, {shape.total:,} instances; agent run 5-15 s; MaxConcurrency "
+        f"{shape.pairs} pairs, {shape.total:,} instances; {AGENT_RUNS}; MaxConcurrency "
         f"{environment['MAX_CONCURRENCY']}, WAIT_SECONDS {environment['WAIT_SECONDS']}, REGISTRIES "
         f"{environment['REGISTRIES']!r} (each pair's own)"
     )
     with pytest.MonkeyPatch.context() as patch:
         use_environment(patch, environment)
-        with mock_aws():
+        with notifications_topic(HOME_REGION):
             _run(shape, regions, accounts, home, home_document, member_document, environment, patch)
 
 
@@ -178,8 +171,6 @@ def _run(  # noqa: PLR0917 - one benchmark, printed top to bottom
     environment: dict[str, str],
     patch: pytest.MonkeyPatch,
 ) -> None:
-    sns = boto3.client("sns", region_name=HOME_REGION)
-    patch.setenv("TOPIC_ARN", sns.create_topic(Name="ecr-fleet-auth")["TopicArn"])
     began_setup = time.perf_counter()
     org = SimulatedOrganization(
         SimulatedClock(),
@@ -189,19 +180,14 @@ def _run(  # noqa: PLR0917 - one benchmark, printed top to bottom
     )
     try:
         org.home.register_document(DOCUMENT, home_document)
-        for account in accounts:
-            for region in regions:
-                if (account, region) != (home, HOME_REGION):
-                    org.deploy_member(
-                        account,
-                        region,
-                        document=(environment["MEMBER_DOCUMENT_NAME"], member_document),
-                        organizational_unit_id=UNIT,
-                    )
-                pair = org.pair(account, region)
-                for number in range(shape.instances):
-                    tags = {"Name": f"node-{number}", environment["TARGET_TAG_KEY"]: "enabled"}
-                    pair.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
+        populate(
+            org,
+            [(account, region) for account in accounts for region in regions],
+            document=(environment["MEMBER_DOCUMENT_NAME"], member_document),
+            instances=shape.instances,
+            tags=fleet_tags(environment),
+            agent=agent_run,
+        )
         setup_wall = time.perf_counter() - began_setup
         rss_before = _max_rss_mib()
         runner = InProcessRunner(org.home, patch, region=HOME_REGION, session=org.session())
@@ -237,18 +223,12 @@ def _print(  # noqa: PLR0917 - the figures of one run
     calls = sorted(run for run, _ in per_pair.values())
     compliance = sorted(writes for _, writes in per_pair.values())
     summary = report["summary"]
-    reached = sum(1 for t in report.get("targets", []) if t["status"] == "reached")
-    unreached = [t for t in report.get("targets", []) if t["status"] != "reached"]
     limit = budget(shape.instances)
     members = {
         account for account, region in org.pairs if (account, region) != (org.home_account, org.home_region)
     }
     print()
-    outcome = f"{summary['succeeded']:,}/{summary['total']:,} succeeded, {summary['pending']:,} pending, "
-    outcome += f"{summary['failed']:,} failed; pairs reached {reached}/{shape.pairs}"
-    if unreached:
-        outcome += f" (unreached: {sorted({t['reason'] for t in unreached})})"
-    print(f"  outcome            : {outcome}")
+    unreached = print_outcome(LABEL_WIDTH, summary, report.get("targets", []), shape.pairs)
     from ecr_fleet_auth.run.runner import MAX_CONCURRENT_PAIRS  # noqa: PLC0415 - after the bench's environment
 
     print(
@@ -256,14 +236,7 @@ def _print(  # noqa: PLR0917 - the figures of one run
         f"({simulated / LAMBDA_TIMEOUT_SECONDS:.0%}); pairs {MAX_CONCURRENT_PAIRS} at once, "
         f"{math.ceil(shape.pairs / MAX_CONCURRENT_PAIRS)} waves"
     )
-    print(
-        f"  API calls per pair : max {calls[-1]}, median {statistics.median(calls):g}, min {calls[0]} "
-        f"(EC2 + SSM without compliance writes; budget 3*ceil({shape.instances}/50)+10 = {limit})"
-    )
-    print(
-        f"  compliance writes  : max {compliance[-1]}, median {statistics.median(compliance):g} per pair "
-        f"({COMPLIANCE_WRITE}: one per instance with a result, {shape.instances} a pair at most)"
-    )
+    print_calls(LABEL_WIDTH, shape.instances, calls, compliance)
     print(f"  STS                : {dict(org.sts_endpoint.calls)}")
     print(f"  CloudFormation     : {dict(org.cloudformation_endpoint.calls)}")
     memory = f"  peak memory        : ru_maxrss {rss_before:,.0f} MiB before the run (simulator set up), "

@@ -48,7 +48,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from ecr_fleet_auth.shared import contract
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
@@ -57,22 +56,21 @@ from localfleet.cloudformation.models import StackInstance
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import InProcessStateMachine
-from localfleet.hosts.canned_agent import CannedRun
+from localfleet.harnesses.organization_fleet import populate
 from localfleet.lambda_runtime.models.in_process import ACCOUNT
 from localfleet.runner_environment import use_environment
 from localfleet.stepfunctions import MOTO_CONFIG
 from localfleet.synthesized_stack import document_content
 
+from .fleet import AGENT_RUNS, agent_run, budget, notifications_topic, pair_calls, print_calls, print_outcome
 from .organization_bench import (
-    COMPLIANCE_WRITE,
     DOCUMENT,
     FIRST_ACCOUNT,
     HOME_REGION,
     REGIONS,
     UNIT,
     Shape,
-    budget,
-    pair_calls,
+    fleet_tags,
     runner_environment,
     synthesize_organization,
 )
@@ -80,6 +78,7 @@ from .organization_bench import (
 START = 1000.0
 # Step Functions' quota on a state's input or output (Developer Guide, "Step Functions service quotas").
 STATE_PAYLOAD_LIMIT = 256 * 1024
+LABEL_WIDTH = 20  # the printed figures' names, padded
 
 
 @dataclass
@@ -130,18 +129,14 @@ class Worlds:
                     if (account, region) != (ACCOUNT, HOME_REGION):
                         org.stack_set.put(StackInstance(account, region, organizational_unit_id=UNIT))
         elif step == "child":
-            for account, region in self._batch(int(event["batch"])):
-                if (account, region) != (ACCOUNT, HOME_REGION):
-                    org.deploy_member(
-                        account,
-                        region,
-                        document=(self.environment["MEMBER_DOCUMENT_NAME"], self.member_document),
-                        organizational_unit_id=UNIT,
-                    )
-                pair = org.pair(account, region)
-                for number in range(self.shape.instances):
-                    tags = {"Name": f"node-{number}", self.environment["TARGET_TAG_KEY"]: "enabled"}
-                    pair.launch(tags=tags, agent=CannedRun(duration=5 + number % 11))
+            populate(
+                org,
+                self._batch(int(event["batch"])),
+                document=(self.environment["MEMBER_DOCUMENT_NAME"], self.member_document),
+                instances=self.shape.instances,
+                tags=fleet_tags(self.environment),
+                agent=agent_run,
+            )
         self._current, self._kind = org, step
         self.build_wall += time.perf_counter() - began
         if step == "child" and self.shape.trace_memory and self.child_traced_mib is None:
@@ -207,13 +202,11 @@ def measure(shape: Shape) -> None:
         per_child = pairs_per_child(int(environment["WAIT_SECONDS"]))
         print(
             f"shape: {shape.accounts} accounts x {shape.regions} regions x {shape.instances} instances = "
-            f"{shape.pairs:,} pairs, {shape.total:,} instances; agent run 5-15 s; MaxConcurrency "
+            f"{shape.pairs:,} pairs, {shape.total:,} instances; {AGENT_RUNS}; MaxConcurrency "
             f"{environment['MAX_CONCURRENCY']}, WAIT_SECONDS {environment['WAIT_SECONDS']} "
             f"(at most {per_child} pairs a child)"
         )
-        with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
-            sns = boto3.client("sns", region_name=HOME_REGION)
-            patch.setenv("TOPIC_ARN", sns.create_topic(Name="ecr-fleet-auth")["TopicArn"])
+        with notifications_topic(HOME_REGION, moto_config=MOTO_CONFIG):
             worlds = Worlds(
                 shape,
                 regions,
@@ -255,16 +248,10 @@ def _print(  # noqa: PLR0917 - the figures of one run
     calls = sorted(worlds.calls_per_pair) or [0]
     compliance = sorted(worlds.compliance_per_pair) or [0]
     summary = report["summary"]
-    reached = sum(1 for t in report.get("targets", []) if t["status"] == "reached")
-    unreached = sorted({t["reason"] for t in report.get("targets", []) if t["status"] != "reached"})
     limit = budget(shape.instances)
     child_transitions = figures.transitions + timeline.children  # AWS bills each child execution started
     print()
-    outcome = f"{summary['succeeded']:,}/{summary['total']:,} succeeded, {summary['pending']:,} pending, "
-    outcome += f"{summary['failed']:,} failed; pairs reached {reached:,}/{shape.pairs:,}"
-    if unreached:
-        outcome += f" (unreached: {unreached})"
-    print(f"  outcome             : {outcome}")
+    unreached = print_outcome(LABEL_WIDTH, summary, report.get("targets", []), shape.pairs)
     print(
         f"  total simulated time: {total:,.0f} s; one invocation (the slowest child) {one:,.0f} s: "
         f"{total / one if one else 0:.2f}x"
@@ -273,15 +260,7 @@ def _print(  # noqa: PLR0917 - the figures of one run
         f"  children            : {timeline.children} (MaxConcurrency {_max_concurrency(machine)}); "
         f"child durations median {statistics.median(timeline.child_seconds or [0]):,.0f} s"
     )
-    print(
-        f"  API calls per pair  : max {calls[-1]}, median {statistics.median(calls):g}, min {calls[0]} "
-        f"(EC2 + SSM without compliance writes, over {len(calls):,} pairs; "
-        f"budget 3*ceil({shape.instances}/50)+10 = {limit})"
-    )
-    print(
-        f"  compliance writes   : max {compliance[-1]}, median {statistics.median(compliance):g} per pair "
-        f"({COMPLIANCE_WRITE}: one per instance with a result, {shape.instances} a pair at most)"
-    )
+    print_calls(LABEL_WIDTH, shape.instances, calls, compliance)
     print(f"  STS, CloudFormation : {dict(worlds.sts_calls)}, {dict(worlds.cloudformation_calls)}")
     print(
         f"  Lambda, S3 requests : {len(machine.lambda_tasks.invocations)} invocations; S3 "

@@ -21,6 +21,32 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 NOT_INHERITED = ("AWS_", "POWERTOOLS_")
 
 
+# What CloudFormation fills in at deploy time, as every local world names it (``deploy_time``).
+DOCUMENT_NAME = "EcrFleetAuth-Agent"
+OUTPUT_LOG_GROUP = "/ecr-fleet-auth/run-command"
+CLAIM_TABLE_NAME = "EcrFleetAuth-NewInstanceClaims"
+TOPIC_NAME = "ecr-fleet-auth"  # the world creates it (moto's SNS in this process), so TOPIC_ARN is its ARN
+# The services the simulator answers for the runner, by kind of world (``local_runner_environment``'s
+# ``services``); the others (SNS, ...) are moto's in this process.
+ACCOUNT_SERVICES = ("SSM", "EC2")
+ORGANIZATION_SERVICES = (*ACCOUNT_SERVICES, "STS", "CLOUDFORMATION")  # reached through its routing
+
+
+def deploy_time(account: str, region: str, runs_bucket: str) -> dict[str, str]:
+    """The deploy-time values of a world whose runner lives in ``account`` and ``region`` (an
+    organization's home pair): the stack's document, the account's own registry (an organization's
+    stack writes REGISTRIES as it is, so there it is not used), the Run Command output's log group,
+    the notifications topic, the new-instance claim table, the state machine's ``runs_bucket``."""
+    return {
+        "DOCUMENT_NAME": DOCUMENT_NAME,
+        "REGISTRIES": f"{account}.dkr.ecr.{region}.amazonaws.com",
+        "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
+        "TOPIC_ARN": f"arn:aws:sns:{region}:{account}:{TOPIC_NAME}",
+        "CLAIM_TABLE_NAME": CLAIM_TABLE_NAME,
+        "RUNS_BUCKET_NAME": runs_bucket,
+    }
+
+
 class Patcher(Protocol):
     def setenv(self, name: str, value: str) -> None: ...
 

@@ -12,6 +12,7 @@ from ecr_fleet_auth.shared.observability import metrics
 from localfleet.clocks import SimulatedClock
 from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
+from localfleet.runner_environment import ACCOUNT_SERVICES
 from tests.support.organization_world import (
     OrganizationStack,
     StateMachineRun,
@@ -44,7 +45,7 @@ def organization_stack(tmp_path_factory: pytest.TempPathFactory) -> Organization
 def world(
     monkeypatch: pytest.MonkeyPatch, agent_document: dict[str, Any], synthesized_template: Template
 ) -> Iterator[World]:
-    use_runner_environment(monkeypatch, synthesized_template, services=("SSM", "EC2"))
+    use_runner_environment(monkeypatch, synthesized_template, services=ACCOUNT_SERVICES)
     account = SimulatedAccount(SimulatedClock())
     account.register_document(DOCUMENT, agent_document)
     runner = InProcessRunner(account, monkeypatch, region=REGION)

@@ -20,7 +20,9 @@ from localfleet.clocks import SimulatedClock
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import InProcessStateMachine
+from localfleet.harnesses.organization_fleet import populate
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.runner_environment import ORGANIZATION_SERVICES
 from localfleet.stepfunctions import MOTO_CONFIG
 from localfleet.synthesized_stack import Template, document_content, runner_environment, synthesize
 from tests.support.runner_world import DOCUMENT, REGION, TAG_KEY, TAG_VALUE, Mailbox, use_runner_environment
@@ -34,8 +36,6 @@ ORGANIZATION_CONTEXT = {
     "memberRegions": f"{REGION},{OTHER_REGION}",
 }
 TAGS = {"Name": "web", TAG_KEY: TAG_VALUE}
-# The runner's clients reach these through the organization's routing (never dialled).
-ORGANIZATION_SERVICES = ("SSM", "EC2", "STS", "CLOUDFORMATION")
 
 
 @dataclass(frozen=True)
@@ -129,11 +129,15 @@ def state_machine_run(
     with runner_in_organization(monkeypatch, stack, agent_document, moto_config=MOTO_CONFIG) as running:
         org, runner = running.org, running.runner
         document = (stack.member_document_name, stack.member_document)
-        org.home.launch(1, tags=TAGS, agent=CannedRun(duration=30))
-        for account in MEMBERS:
-            for region in (REGION, OTHER_REGION):
-                org.deploy_member(account, region, document=document)
-                org.pair(account, region).launch(1, tags=TAGS, agent=CannedRun(duration=30))
+        members = [(account, region) for account in MEMBERS for region in (REGION, OTHER_REGION)]
+        populate(
+            org,
+            [(org.home_account, org.home_region), *members],
+            document=document,
+            instances=1,
+            tags=lambda _: TAGS,
+            agent=lambda _: CannedRun(duration=30),
+        )
         machine = InProcessStateMachine(
             stack.central,
             monkeypatch,

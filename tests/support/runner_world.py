@@ -27,31 +27,24 @@ import pytest
 
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_account import SimulatedAccount
+from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
-from localfleet.runner_environment import local_runner_environment, use_environment
+from localfleet.runner_environment import TOPIC_NAME, deploy_time, local_runner_environment, use_environment
 from localfleet.ssm.models.engine import Command, CommandEngine
 from localfleet.ssm.models.managed_nodes import ManagedInstance
 from localfleet.synthesized_stack import Template
 from localfleet.transport import ServiceEndpoint
 
-REGION = "eu-west-1"
-REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-DOCUMENT = "EcrFleetAuth-Agent"
 TAG_KEY, TAG_VALUE = "ecr-fleet-auth", "enabled"
-OUTPUT_LOG_GROUP = "/ecr-fleet-auth/run-command"
-CLAIM_TABLE = "EcrFleetAuth-NewInstanceClaims"
-# What CloudFormation fills in at deploy time, as this world names it (TOPIC_ARN: World sets it).
-DEPLOY_TIME = {
-    "DOCUMENT_NAME": DOCUMENT,
-    "REGISTRIES": REGISTRY,
-    "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
-    "TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:replaced-by-the-world",
-    "CLAIM_TABLE_NAME": CLAIM_TABLE,
-    "RUNS_BUCKET_NAME": RUNS_BUCKET,
-}
+# What CloudFormation fills in at deploy time, as this world names it (the simulator's account and
+# region; TOPIC_ARN: the topic the World's Mailbox creates, TOPIC_NAME).
+DEPLOY_TIME = deploy_time(ACCOUNT, REGION, RUNS_BUCKET)
+REGISTRY = DEPLOY_TIME["REGISTRIES"]
+DOCUMENT = DEPLOY_TIME["DOCUMENT_NAME"]
+OUTPUT_LOG_GROUP = DEPLOY_TIME["OUTPUT_LOG_GROUP"]
+CLAIM_TABLE = DEPLOY_TIME["CLAIM_TABLE_NAME"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class Mailbox:
     @classmethod
     def subscribed(cls, region: str = REGION) -> Mailbox:
         sns, sqs = boto3.client("sns", region_name=region), boto3.client("sqs", region_name=region)
-        topic = sns.create_topic(Name="ecr-fleet-auth")["TopicArn"]
+        topic = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
         queue_url = sqs.create_queue(QueueName="mail")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"])
