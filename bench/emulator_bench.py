@@ -28,10 +28,11 @@ import pytest
 from bench.fleet import budget, notifications_topic, without_compliance
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import RealClock
-from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.executors import CannedExecutor
+from localfleet.identity import ACCOUNT, REGION
 from localfleet.runner_environment import deploy_time, local_runner_environment, use_environment
 from localfleet.synthesized_stack import document_content, synthesize
 

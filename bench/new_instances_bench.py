@@ -47,11 +47,12 @@ import pytest
 from bench.fleet import notifications_topic
 from localfleet.clocks import SimulatedClock
 from localfleet.composition import NewInstanceDelivery
-from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner, capture_reports
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.identity import ACCOUNT, REGION
 from localfleet.runner_environment import (
     ACCOUNT_SERVICES,
     CREDENTIALS,

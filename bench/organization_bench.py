@@ -52,11 +52,11 @@ from bench.fleet import (
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from ecr_fleet_auth_cdk.member_stack import MEMBER_STACK_ID
 from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_account import ACCOUNT
 from localfleet.composition.simulated_organization import SimulatedOrganization
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.harnesses.organization_fleet import populate
+from localfleet.identity import ACCOUNT
 from localfleet.runner_environment import (
     ORGANIZATION_SERVICES,
     deploy_time,

@@ -46,9 +46,10 @@ from bench.fleet import (
 )
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
+from localfleet.identity import ACCOUNT, REGION
 from localfleet.runner_environment import (
     ACCOUNT_SERVICES,
     deploy_time,

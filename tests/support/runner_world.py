@@ -27,10 +27,11 @@ import pytest
 
 from ecr_fleet_auth.shared.settings import LAMBDA_TIMEOUT_SECONDS
 from localfleet.clocks import SimulatedClock
-from localfleet.composition.simulated_account import ACCOUNT, REGION, SimulatedAccount
+from localfleet.composition.simulated_account import SimulatedAccount
 from localfleet.harnesses.in_process_runner import InProcessRunner
 from localfleet.harnesses.in_process_state_machine import RUNS_BUCKET
 from localfleet.hosts.canned_agent import CannedRun
+from localfleet.identity import ACCOUNT, REGION
 from localfleet.runner_environment import TOPIC_NAME, deploy_time, local_runner_environment, use_environment
 from localfleet.ssm.models.engine import Command, CommandEngine
 from localfleet.ssm.models.managed_nodes import ManagedInstance
