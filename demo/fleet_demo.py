@@ -119,7 +119,7 @@ def compliance_summary(
         what = ": what this account's console shows"
     elif accounts > 1:
         what = (
-            f": this run wrote {written['written']} instance(s) in {accounts} accounts;"
+            f": this run, over {accounts} accounts, wrote {written['written']} instance(s);"
             " this account's console shows"
         )
     else:

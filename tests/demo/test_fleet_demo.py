@@ -188,7 +188,7 @@ def test_an_organization_runs_compliance_count_is_not_shown_as_one_accounts() ->
     fleet: Any = ConsoleFleet()
     whole = demo.compliance_summary(fleet, report)
     member = demo.compliance_summary(fleet, report, "111111111111", one_of_many=True)
-    assert "this run wrote 6 instance(s) in 2 accounts" in whole
+    assert "this run, over 2 accounts, wrote 6 instance(s)" in whole
     assert "wrote" not in member and "(account 111111111111)" in member
     single = {"compliance": {"type": "Custom:EcrFleetAuth", "written": 4}, "summary": {"accounts": {}}}
     assert demo.compliance_summary(fleet, single).endswith("this run wrote 4 instance(s)")
