@@ -9,3 +9,9 @@ from __future__ import annotations
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+
+
+def registry_name(account: str, region: str = REGION) -> str:
+    """The account's private ECR registry in ``region`` (the aws partition's DNS suffix, as every
+    simulated region is one of its)."""
+    return f"{account}.dkr.ecr.{region}.amazonaws.com"

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from .identity import registry_name
 from .synthesized_stack import Template, resolved_runner_environment
 
 # Loopback, a port nothing listens on: a request that escaped the simulator fails at once, never leaves.
@@ -39,7 +40,7 @@ def deploy_time(account: str, region: str, runs_bucket: str) -> dict[str, str]:
     the notifications topic, the new-instance claim table, the state machine's ``runs_bucket``."""
     return {
         "DOCUMENT_NAME": DOCUMENT_NAME,
-        "REGISTRIES": f"{account}.dkr.ecr.{region}.amazonaws.com",
+        "REGISTRIES": registry_name(account, region),
         "OUTPUT_LOG_GROUP": OUTPUT_LOG_GROUP,
         "TOPIC_ARN": f"arn:aws:sns:{region}:{account}:{TOPIC_NAME}",
         "CLAIM_TABLE_NAME": CLAIM_TABLE_NAME,

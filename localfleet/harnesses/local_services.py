@@ -42,14 +42,9 @@ from ..hosts.registry_server import (
     write_htpasswd,
 )
 from ..hosts.sandbox_instance import Surroundings
-from ..identity import ACCOUNT, REGION
+from ..identity import ACCOUNT, REGION, registry_name
 
-REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
-
-
-def registry_name(account: str) -> str:
-    """The account's private registry in the fleet's region."""
-    return f"{account}.dkr.ecr.{REGION}.amazonaws.com"
+REGISTRY = registry_name(ACCOUNT)
 
 
 def registry_address(index: int) -> str:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from localfleet.composition.simulated_organization import SimulatedOrganization
-from localfleet.hosts.canned_agent import CannedRun
+from ..composition.simulated_organization import SimulatedOrganization
+from ..hosts.canned_agent import CannedRun
 
 
 def populate(

@@ -37,7 +37,7 @@ from ..hosts.registry_server import (
     prepare_registry,
     write_htpasswd,
 )
-from ..identity import ACCOUNT, REGION
+from ..identity import ACCOUNT, REGION, registry_name
 from ..ssm.models.documents import sets_parameter_variables, substitute
 from . import local_services as services
 
@@ -46,9 +46,9 @@ SANDBOX_CA = "/etc/ecr-fleet-auth-test/ca.crt"
 
 ACCOUNT_A = ACCOUNT
 ACCOUNT_B = "210987654321"
-REGISTRY_A = f"{ACCOUNT_A}.dkr.ecr.{REGION}.amazonaws.com"
-REGISTRY_B = f"{ACCOUNT_B}.dkr.ecr.{REGION}.amazonaws.com"
-REGISTRY_C = f"{ACCOUNT_A}.dkr.ecr.us-east-2.amazonaws.com"
+REGISTRY_A = registry_name(ACCOUNT_A)
+REGISTRY_B = registry_name(ACCOUNT_B)
+REGISTRY_C = registry_name(ACCOUNT_A, "us-east-2")
 REGISTRIES = (REGISTRY_A, REGISTRY_B, REGISTRY_C)
 # REGISTRY_A's dual-stack name (the same registry: the same token opens it).
 REGISTRY_A_DUALSTACK = f"{ACCOUNT_A}.dkr-ecr.{REGION}.on.aws"

@@ -18,10 +18,10 @@ import pytest
 
 from localfleet.composition.simulated_organization import ORGANIZATION_ID
 from localfleet.harnesses.local_fleet import ORGANIZATIONAL_UNIT_ID, LocalFleet
-from localfleet.harnesses.local_services import prerequisites, registry_name
+from localfleet.harnesses.local_services import prerequisites
 from localfleet.hosts.registry_server import moto_token
 from localfleet.hosts.sandbox_instance import User
-from localfleet.identity import ACCOUNT, REGION
+from localfleet.identity import ACCOUNT, REGION, registry_name
 from localfleet.lambda_runtime import asset_directory
 from localfleet.synthesized_stack import member_template
 from tests.support.prerequisites import require

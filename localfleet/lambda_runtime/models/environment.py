@@ -25,7 +25,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ...identity import ACCOUNT, REGION
+from ...identity import ACCOUNT, REGION, registry_name
 from ...synthesized_stack import Template, resolved_runner_environment, runner_function
 
 # The stack's layer is Powertools for this architecture and Python (infra/runner.py); the
@@ -37,7 +37,7 @@ FUNCTION_NAME = "EcrFleetAuth-RunnerFunction"
 # What CloudFormation resolves at deploy time, in the shapes it would have.
 DEPLOY_TIME_PLACEHOLDERS = {
     "DOCUMENT_NAME": "EcrFleetAuth-AgentDocument-ABCDEF123456",
-    "REGISTRIES": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+    "REGISTRIES": registry_name(ACCOUNT),
     "OUTPUT_LOG_GROUP": "EcrFleetAuth-RunCommandOutput-ABCDEF123456",
     "TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:EcrFleetAuth-Topic-ABCDEF123456",
     "CLAIM_TABLE_NAME": "EcrFleetAuth-NewInstanceClaimsTable-ABCDEF123456",
